@@ -1,0 +1,17 @@
+//! kiln: a local, hypervisor-first VM image builder that reads Packer templates.
+//!
+//! The data flow (see ../shared/DESIGN.md): a template is loaded with source
+//! spans, variables are resolved, every section is decoded into typed
+//! configuration (all errors collected), and builds are planned and run.
+
+pub mod cli;
+pub mod iso;
+pub mod template;
+pub mod ui;
+
+/// The version kiln reports, and the Packer version it answers
+/// `{{packer_version}}` and `min_packer_version` with.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Packer release whose template behaviour kiln follows.
+pub const PACKER_COMPAT_VERSION: &str = "1.6.6";

@@ -1,0 +1,1 @@
+//! The Go-template subset Packer's JSON templates use (placeholder).

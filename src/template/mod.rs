@@ -1,0 +1,4 @@
+//! Packer JSON templates: loading with source spans, the model, variables,
+//! and the Go-template function engine (`interp`).
+
+pub mod interp;

@@ -1,0 +1,325 @@
+//! The human-facing reporter: one line per step with its duration, progress
+//! bars on a terminal, periodic plain lines otherwise, and secrets masked in
+//! everything it prints.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Progress, Reporter};
+
+/// How output should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Human output; progress bars when stderr is a terminal.
+    Human,
+    /// Packer's `timestamp,target,type,data...` lines on stdout.
+    MachineReadable,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    pub mode: OutputMode,
+    pub color: bool,
+    pub timestamps: bool,
+}
+
+/// Replaces every occurrence of a sensitive value with `<sensitive>`.
+#[derive(Debug, Clone, Default)]
+pub struct SecretMask {
+    secrets: Vec<String>,
+}
+
+impl SecretMask {
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "<sensitive>");
+            }
+        }
+        out
+    }
+}
+
+pub struct ConsoleReporter {
+    options: ConsoleOptions,
+    mask: SecretMask,
+    is_terminal: bool,
+    out: Mutex<()>,
+}
+
+impl ConsoleReporter {
+    pub fn new(options: ConsoleOptions, mask: SecretMask) -> Self {
+        let is_terminal = std::io::stderr().is_terminal();
+        Self {
+            options,
+            mask,
+            is_terminal,
+            out: Mutex::new(()),
+        }
+    }
+
+    fn line(&self, build: &str, kind: &str, text: &str) {
+        let text = self.mask.mask(text);
+        let _guard = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.options.mode {
+            OutputMode::MachineReadable => {
+                let secs = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                // Packer escapes commas as %!(PACKER_COMMA) and newlines as \n.
+                let data = text.replace(',', "%!(PACKER_COMMA)").replace('\n', "\\n");
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{secs},{build},{kind},{data}");
+            }
+            OutputMode::Human => {
+                let mut stderr = std::io::stderr().lock();
+                let stamp = if self.options.timestamps {
+                    format!("{} ", humantime_now())
+                } else {
+                    String::new()
+                };
+                let prefix = if build.is_empty() {
+                    String::new()
+                } else if self.options.color {
+                    format!("\x1b[1m{build}:\x1b[0m ")
+                } else {
+                    format!("{build}: ")
+                };
+                let _ = writeln!(stderr, "{stamp}{prefix}{text}");
+            }
+        }
+    }
+}
+
+fn humantime_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02}")
+}
+
+/// Formats a duration the way step lines show it: `850ms`, `12.3s`, `2m05s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        let secs = d.as_secs();
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+impl Reporter for ConsoleReporter {
+    fn step_started(&self, build: &str, step: &str) {
+        self.line(build, "ui", &format!("==> {step}"));
+    }
+
+    fn step_finished(&self, build: &str, step: &str, elapsed: Duration, ok: bool) {
+        let outcome = if ok { "done" } else { "FAILED" };
+        self.line(
+            build,
+            "ui",
+            &format!("    {step}: {outcome} in {}", format_duration(elapsed)),
+        );
+    }
+
+    fn warn(&self, build: &str, message: &str) {
+        let text = if self.options.color && self.options.mode == OutputMode::Human {
+            format!("\x1b[33mwarning:\x1b[0m {message}")
+        } else {
+            format!("warning: {message}")
+        };
+        self.line(build, "ui", &text);
+    }
+
+    fn info(&self, build: &str, message: &str) {
+        self.line(build, "ui", message);
+    }
+
+    fn progress(&self, build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress> {
+        let label = self.mask.mask(label);
+        if self.is_terminal && self.options.mode == OutputMode::Human {
+            let bar = match total {
+                Some(t) => ProgressBar::new(t),
+                None => ProgressBar::new_spinner(),
+            };
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            let template = if total.is_some() {
+                "{prefix}{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+            } else {
+                "{prefix}{msg} {spinner} {bytes} {binary_bytes_per_sec}"
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            if !build.is_empty() {
+                bar.set_prefix(format!("{build}: "));
+            }
+            bar.set_message(label);
+            Box::new(TerminalProgress { bar })
+        } else {
+            Box::new(PlainProgress {
+                build: build.to_owned(),
+                label,
+                state: Arc::new(Mutex::new(PlainState {
+                    total,
+                    position: 0,
+                    started: Instant::now(),
+                    last_report: Instant::now(),
+                })),
+                machine: self.options.mode == OutputMode::MachineReadable,
+            })
+        }
+    }
+}
+
+struct TerminalProgress {
+    bar: ProgressBar,
+}
+
+impl Progress for TerminalProgress {
+    fn set_position(&self, position: u64) {
+        self.bar.set_position(position);
+    }
+    fn set_total(&self, total: u64) {
+        self.bar.set_length(total);
+    }
+    fn finish(&self, message: &str) {
+        let label = self.bar.message();
+        self.bar.finish_and_clear();
+        eprintln!("{}{label}: {message}", self.bar.prefix());
+    }
+}
+
+struct PlainState {
+    total: Option<u64>,
+    position: u64,
+    started: Instant,
+    last_report: Instant,
+}
+
+/// Without a terminal, a progress line every 10 seconds keeps CI logs alive
+/// without flooding them.
+struct PlainProgress {
+    build: String,
+    label: String,
+    state: Arc<Mutex<PlainState>>,
+    machine: bool,
+}
+
+const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+impl PlainProgress {
+    fn print(&self, text: &str) {
+        if self.machine {
+            return;
+        }
+        if self.build.is_empty() {
+            eprintln!("{text}");
+        } else {
+            eprintln!("{}: {text}", self.build);
+        }
+    }
+}
+
+fn describe(position: u64, total: Option<u64>, elapsed: Duration) -> String {
+    let rate = position as f64 / elapsed.as_secs_f64().max(0.001);
+    match total {
+        Some(t) if t > 0 => format!(
+            "{} of {} ({:.0}%), {}/s",
+            format_bytes(position),
+            format_bytes(t),
+            position as f64 * 100.0 / t as f64,
+            format_bytes(rate as u64)
+        ),
+        _ => format!("{}, {}/s", format_bytes(position), format_bytes(rate as u64)),
+    }
+}
+
+/// `1.5 GiB`, `300 KiB`, `12 B`.
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Progress for PlainProgress {
+    fn set_position(&self, position: u64) {
+        let line = {
+            let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.position = position;
+            if s.last_report.elapsed() < PLAIN_PROGRESS_INTERVAL {
+                return;
+            }
+            s.last_report = Instant::now();
+            describe(s.position, s.total, s.started.elapsed())
+        };
+        self.print(&format!("{}: {line}", self.label));
+    }
+    fn set_total(&self, total: u64) {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.total = Some(total);
+    }
+    fn finish(&self, message: &str) {
+        let line = {
+            let s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            describe(s.position, s.total, s.started.elapsed())
+        };
+        self.print(&format!("{}: {message} ({line})", self.label));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_secret_longest_first() {
+        let mask = SecretMask::new(["hunter2".to_owned(), "hunter2-extra".to_owned(), String::new()]);
+        assert_eq!(
+            mask.mask("pw=hunter2-extra and hunter2"),
+            "pw=<sensitive> and <sensitive>"
+        );
+        assert_eq!(mask.mask("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(format_bytes(12), "12 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

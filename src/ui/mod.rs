@@ -1,0 +1,149 @@
+//! How kiln talks to the person (or CI log) watching it.
+//!
+//! The core never prints: it reports through [`Reporter`]. `ui::console`
+//! renders those events for a terminal or a plain log; tests use
+//! [`RecordingReporter`] to assert on what a user would have seen.
+
+pub mod console;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A long-running piece of work with a known or unknown size (a download,
+/// a hash of a cached file, a disk copy).
+pub trait Progress: Send + Sync {
+    /// Absolute position, in the unit the progress was started with (bytes).
+    fn set_position(&self, position: u64);
+    /// The total became known (or changed) after the start.
+    fn set_total(&self, total: u64);
+    /// Work ended; `message` is a short outcome such as "verified".
+    fn finish(&self, message: &str);
+}
+
+/// Events the core emits. Every method has a cheap default so a reporter
+/// only implements what it renders.
+pub trait Reporter: Send + Sync {
+    /// A step of a build begins (`build` is the build name, or "" outside builds).
+    fn step_started(&self, build: &str, step: &str);
+    /// A step ended after `elapsed`; `ok` is false when it failed.
+    fn step_finished(&self, build: &str, step: &str, elapsed: Duration, ok: bool);
+    /// Something the user should know that does not stop the work.
+    fn warn(&self, build: &str, message: &str);
+    /// An ordinary status line.
+    fn info(&self, build: &str, message: &str);
+    /// A line of output from a guest, a provisioner or a child process.
+    fn output_line(&self, build: &str, line: &str) {
+        self.info(build, line);
+    }
+    /// Start a progress display for `label` of `total` bytes (None when unknown).
+    fn progress(&self, build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress>;
+}
+
+/// One recorded event, for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    StepStarted { build: String, step: String },
+    StepFinished { build: String, step: String, ok: bool },
+    Warn { build: String, message: String },
+    Info { build: String, message: String },
+    ProgressStarted { label: String, total: Option<u64> },
+    ProgressFinished { label: String, message: String, position: u64 },
+}
+
+/// A reporter that keeps every event in memory.
+#[derive(Debug, Default)]
+pub struct RecordingReporter {
+    events: std::sync::Arc<Mutex<Vec<Event>>>,
+}
+
+impl RecordingReporter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A snapshot of the events so far.
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.events).clone()
+    }
+
+    /// The warning messages so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Warn { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn push(&self, event: Event) {
+        lock(&self.events).push(event);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked mid-push; the
+    // events recorded so far are still the best record we have.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct RecordingProgress {
+    label: String,
+    position: std::sync::atomic::AtomicU64,
+    events: std::sync::Arc<Mutex<Vec<Event>>>,
+}
+
+impl Progress for RecordingProgress {
+    fn set_position(&self, position: u64) {
+        self.position
+            .store(position, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn set_total(&self, _total: u64) {}
+    fn finish(&self, message: &str) {
+        lock(&self.events).push(Event::ProgressFinished {
+            label: self.label.clone(),
+            message: message.to_owned(),
+            position: self.position.load(std::sync::atomic::Ordering::Relaxed),
+        });
+    }
+}
+
+impl Reporter for RecordingReporter {
+    fn step_started(&self, build: &str, step: &str) {
+        self.push(Event::StepStarted {
+            build: build.to_owned(),
+            step: step.to_owned(),
+        });
+    }
+    fn step_finished(&self, build: &str, step: &str, _elapsed: Duration, ok: bool) {
+        self.push(Event::StepFinished {
+            build: build.to_owned(),
+            step: step.to_owned(),
+            ok,
+        });
+    }
+    fn warn(&self, build: &str, message: &str) {
+        self.push(Event::Warn {
+            build: build.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+    fn info(&self, build: &str, message: &str) {
+        self.push(Event::Info {
+            build: build.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+    fn progress(&self, _build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress> {
+        self.push(Event::ProgressStarted {
+            label: label.to_owned(),
+            total,
+        });
+        Box::new(RecordingProgress {
+            label: label.to_owned(),
+            position: std::sync::atomic::AtomicU64::new(0),
+            events: self.events.clone(),
+        })
+    }
+}
