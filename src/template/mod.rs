@@ -2,3 +2,6 @@
 //! and the Go-template function engine (`interp`).
 
 pub mod interp;
+pub mod json;
+pub mod source;
+pub mod diagnostic;
