@@ -5,3 +5,4 @@ pub mod interp;
 pub mod json;
 pub mod source;
 pub mod diagnostic;
+pub mod model;
