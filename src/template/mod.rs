@@ -6,3 +6,4 @@ pub mod json;
 pub mod source;
 pub mod diagnostic;
 pub mod model;
+pub mod variables;
