@@ -5,6 +5,7 @@
 //! configuration (all errors collected), and builds are planned and run.
 
 pub mod cli;
+pub mod config;
 pub mod iso;
 pub mod template;
 pub mod ui;

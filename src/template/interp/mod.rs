@@ -53,3 +53,9 @@ impl Interp {
         Vec::new()
     }
 }
+
+pub const FUNCTION_NAMES: &[&str] = &["user", "env", "timestamp", "isotime", "uuid", "pwd", "template_dir", "build_name", "build_type", "packer_version", "lower", "upper", "split", "replace", "replace_all", "clean_resource_name", "build"];
+
+pub fn is_function(name: &str) -> bool {
+    FUNCTION_NAMES.contains(&name)
+}

@@ -1,0 +1,657 @@
+//! Reading one plugin's JSON object into typed values, the way Packer's
+//! weak decoding does ("cpus": "2" is a number), with every string
+//! interpolated first, every problem collected with its span, and unknown
+//! keys reported with a suggestion.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::template::diagnostic::{Diagnostics, Location, did_you_mean};
+use crate::template::interp::{self, Context, Interp};
+use crate::template::json::{Member, Node, Span, Value};
+use crate::template::model::Template;
+use crate::template::variables::ResolvedVariables;
+
+/// What decoding needs from outside the object: the template, the
+/// resolved variables, and the build being configured.
+pub struct DecodeContext<'a> {
+    pub template: &'a Template,
+    pub vars: &'a ResolvedVariables,
+    pub build_name: Option<&'a str>,
+    pub build_type: Option<&'a str>,
+    pub pwd: &'a Path,
+    pub init_time: SystemTime,
+}
+
+impl DecodeContext<'_> {
+    fn interp_context<'b>(&'b self, data: &'b BTreeMap<String, String>) -> Context<'b> {
+        Context {
+            user_vars: &self.vars.values,
+            env: None,
+            build_name: self.build_name,
+            build_type: self.build_type,
+            template_dir: &self.template.dir,
+            pwd: self.pwd,
+            init_time: self.init_time,
+            data,
+            build_values: None,
+            packer_version: crate::PACKER_COMPAT_VERSION,
+        }
+    }
+}
+
+/// A template string kept for a later step, which fills in build-time
+/// values such as `{{ .HTTPIP }}`. Already checked for syntax, known
+/// functions and allowed fields.
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    pub template: Interp,
+    /// Where it is in the template, for errors when it is rendered.
+    pub span: Span,
+}
+
+impl Deferred {
+    pub fn source(&self) -> &str {
+        self.template.source()
+    }
+}
+
+/// The fields one object is decoded from.
+pub struct Fields<'a> {
+    ctx: &'a DecodeContext<'a>,
+    path: String,
+    members: &'a [Member],
+    used: Vec<bool>,
+    /// Every key asked for, so unknown keys get a suggestion.
+    known: Vec<&'static str>,
+    diags: &'a mut Diagnostics,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(ctx: &'a DecodeContext<'a>, path: impl Into<String>, object: &'a Node, diags: &'a mut Diagnostics) -> Self {
+        let members = object.as_object().unwrap_or(&[]);
+        Self {
+            ctx,
+            path: path.into(),
+            used: vec![false; members.len()],
+            members,
+            known: Vec::new(),
+            diags,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn context(&self) -> &'a DecodeContext<'a> {
+        self.ctx
+    }
+
+    fn loc(&self, span: Span) -> Option<Location> {
+        self.ctx.template.location(span)
+    }
+
+    /// Reports an error at a key's value.
+    pub fn error_at(&mut self, span: Span, message: impl Into<String>) -> &mut crate::template::diagnostic::Diagnostic {
+        let loc = self.loc(span);
+        self.diags.error(self.path.clone(), message, loc)
+    }
+
+    /// Reports an error about the object as a whole (a missing key).
+    pub fn error(&mut self, message: impl Into<String>) -> &mut crate::template::diagnostic::Diagnostic {
+        let span = self.object_span();
+        self.error_at(span, message)
+    }
+
+    pub fn warn_at(&mut self, span: Span, message: impl Into<String>) {
+        let loc = self.loc(span);
+        self.diags.warning(self.path.clone(), message, loc);
+    }
+
+    fn object_span(&self) -> Span {
+        match (self.members.first(), self.members.last()) {
+            (Some(first), Some(last)) => Span::new(first.key_span.start, last.value.span.end),
+            _ => Span::default(),
+        }
+    }
+
+    /// The raw node for `key` (the last one when repeated), marking it used.
+    pub fn raw(&mut self, key: &'static str) -> Option<&'a Node> {
+        self.known.push(key);
+        let mut found = None;
+        for (i, m) in self.members.iter().enumerate() {
+            if m.key == key {
+                self.used[i] = true;
+                found = Some(i);
+            }
+        }
+        let i = found?;
+        if self.members[..i].iter().any(|m| m.key == key) {
+            let span = self.members[i].key_span;
+            self.warn_at(span, format!("`{key}` is given twice; the last one is used, as in Packer"));
+        }
+        Some(&self.members[i].value)
+    }
+
+    /// Span of a key's value, if present (for cross-field errors).
+    pub fn span_of(&self, key: &str) -> Option<Span> {
+        self.members.iter().rev().find(|m| m.key == key).map(|m| m.value.span)
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.members.iter().any(|m| m.key == key)
+    }
+
+    /// Marks keys this decoder consumes elsewhere (`type`, `name`).
+    pub fn skip(&mut self, keys: &[&'static str]) {
+        for key in keys {
+            let _ = self.raw(key);
+        }
+    }
+
+    /// An old spelling: accepted with a warning naming the new one.
+    /// Returns the old key's value when the new key is not also given.
+    pub fn renamed(&mut self, old: &'static str, new: &'static str) -> Option<&'a Node> {
+        let node = self.raw(old)?;
+        let key_span = self.members.iter().rev().find(|m| m.key == old).map_or(node.span, |m| m.key_span);
+        if self.has(new) {
+            self.warn_at(key_span, format!("`{old}` is the old name of `{new}`, which is also set; `{old}` is ignored"));
+            return None;
+        }
+        self.warn_at(
+            key_span,
+            format!("`{old}` is deprecated: use `{new}` (`kiln fix` rewrites the template)"),
+        );
+        Some(node)
+    }
+
+    /// A removed key that has no equivalent: accepted with a warning.
+    pub fn obsolete(&mut self, key: &'static str, why: &str) {
+        if let Some(node) = self.raw(key) {
+            let span = node.span;
+            self.warn_at(span, format!("`{key}` is obsolete and ignored: {why}"));
+        }
+    }
+
+    /// Reports every key nobody asked for.
+    pub fn finish(self) {
+        for (i, m) in self.members.iter().enumerate() {
+            if self.used[i] || m.key.starts_with('_') {
+                continue;
+            }
+            let hint = did_you_mean(&m.key, self.known.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| "remove it, or prefix it with `_` to keep it as a comment".to_owned());
+            let loc = self.ctx.template.location(m.key_span);
+            self.diags
+                .error(self.path.clone(), format!("unknown key `{}`", m.key), loc)
+                .hint = Some(hint);
+        }
+    }
+
+    // ---- strings -------------------------------------------------------
+
+    /// Interpolates a string value now (user variables, functions).
+    pub fn render_node(&mut self, key: &str, node: &Node) -> Option<String> {
+        let text = node.as_str()?;
+        let empty = BTreeMap::new();
+        let ctx = self.ctx.interp_context(&empty);
+        match interp::parse(text).and_then(|t| t.render(&ctx)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let span = self.string_offset_span(node, e.offset);
+                let mut message = format!("{key}: {e}");
+                if let Some(field) = build_time_field(text) {
+                    message = format!(
+                        "{key}: `{{{{ .{field} }}}}` is only known while a build runs, and `{key}` is interpolated before that"
+                    );
+                }
+                self.error_at(span, message);
+                None
+            }
+        }
+    }
+
+    /// A span pointing at byte `offset` of a string value's decoded text.
+    pub fn string_offset_span(&self, node: &Node, offset: usize) -> Span {
+        let raw = self.ctx.template.file.text().get(node.span.start..node.span.end).unwrap_or("");
+        let at = node.span.start + raw_offset(raw, offset);
+        Span::new(at, at + 1)
+    }
+
+    /// Scalars are accepted as text, as Packer's weak decoding does.
+    fn scalar_text(&mut self, key: &'static str, node: &Node, expected: &str) -> Option<String> {
+        match &node.value {
+            Value::String(_) => self.render_node(key, node),
+            Value::Number(n) => Some(n.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Null => None,
+            _ => {
+                self.error_at(node.span, format!("{key}: expected {expected}, found {}", node.kind()));
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, key: &'static str) -> Option<String> {
+        let node = self.raw(key)?;
+        self.string_from(key, node)
+    }
+
+    pub fn string_from(&mut self, key: &'static str, node: &Node) -> Option<String> {
+        self.scalar_text(key, node, "a string")
+    }
+
+    /// A string that must be present and not empty.
+    pub fn required_string(&mut self, key: &'static str) -> Option<String> {
+        match self.string(key) {
+            Some(s) if !s.is_empty() => Some(s),
+            Some(_) => {
+                let span = self.span_of(key).unwrap_or_default();
+                self.error_at(span, format!("{key} must not be empty"));
+                None
+            }
+            None if self.has(key) => None,
+            None => {
+                self.error(format!("{key} is required"));
+                None
+            }
+        }
+    }
+
+    /// A string one of `allowed`.
+    pub fn one_of(&mut self, key: &'static str, allowed: &[&str]) -> Option<String> {
+        let value = self.string(key)?;
+        if value.is_empty() {
+            return None;
+        }
+        if allowed.contains(&value.as_str()) {
+            return Some(value);
+        }
+        let span = self.span_of(key).unwrap_or_default();
+        let hint = did_you_mean(&value, allowed.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+        let d = self.error_at(span, format!("{key}: `{value}` is not one of {}", allowed.join(", ")));
+        d.hint = hint;
+        None
+    }
+
+    /// A string kept as a template for a later step; `fields` are the
+    /// `{{ .Field }}` names that step provides.
+    pub fn deferred(&mut self, key: &'static str, fields: &[&str]) -> Option<Deferred> {
+        let node = self.raw(key)?;
+        self.deferred_from(key, node, fields)
+    }
+
+    pub fn deferred_from(&mut self, key: &str, node: &Node, fields: &[&str]) -> Option<Deferred> {
+        let Some(text) = node.as_str() else {
+            self.error_at(node.span, format!("{key}: expected a string, found {}", node.kind()));
+            return None;
+        };
+        let parsed = match interp::parse(text) {
+            Ok(p) => p,
+            Err(e) => {
+                let span = self.string_offset_span(node, e.offset);
+                self.error_at(span, format!("{key}: {e}"));
+                return None;
+            }
+        };
+        let mut ok = true;
+        for (name, offset) in parsed.functions() {
+            if !interp::is_function(&name) {
+                let span = self.string_offset_span(node, offset);
+                let hint = did_you_mean(&name, interp::FUNCTION_NAMES.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                let d = self.error_at(span, format!("{key}: unknown function `{name}`"));
+                d.hint = hint;
+                ok = false;
+            }
+        }
+        for (field, offset) in parsed.data_fields() {
+            if !fields.contains(&field.as_str()) {
+                let span = self.string_offset_span(node, offset);
+                let hint = if fields.is_empty() {
+                    format!("`{key}` has no build-time values")
+                } else {
+                    format!(
+                        "`{key}` can use {}",
+                        fields.iter().map(|f| format!("{{{{ .{f} }}}}")).collect::<Vec<_>>().join(", ")
+                    )
+                };
+                self.error_at(span, format!("{key}: `.{field}` is not available here")).hint = Some(hint);
+                ok = false;
+            }
+        }
+        ok.then(|| Deferred {
+            template: parsed,
+            span: node.span,
+        })
+    }
+
+    /// A list of deferred strings (`boot_command`).
+    pub fn deferred_list(&mut self, key: &'static str, fields: &[&str]) -> Option<Vec<Deferred>> {
+        let node = self.raw(key)?;
+        let items = self.list_items(key, node)?;
+        Some(items.iter().filter_map(|item| self.deferred_from(key, item, fields)).collect())
+    }
+
+    fn list_items(&mut self, key: &str, node: &'a Node) -> Option<Vec<&'a Node>> {
+        match &node.value {
+            Value::Array(items) => Some(items.iter().collect()),
+            // Weak decoding turns one value into a list of one.
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(vec![node]),
+            Value::Null => None,
+            Value::Object(_) => {
+                self.error_at(node.span, format!("{key}: expected a list of strings, found an object"));
+                None
+            }
+        }
+    }
+
+    pub fn string_list(&mut self, key: &'static str) -> Option<Vec<String>> {
+        let node = self.raw(key)?;
+        let items = self.list_items(key, node)?;
+        Some(items.iter().filter_map(|item| self.scalar_text(key, item, "a string")).collect())
+    }
+
+    /// `[["-m", "512"], ...]`: a list of argument lists, kept deferred when
+    /// `fields` is given (qemuargs, vboxmanage).
+    pub fn deferred_list_of_lists(&mut self, key: &'static str, fields: &[&str]) -> Option<Vec<Vec<Deferred>>> {
+        let node = self.raw(key)?;
+        let Some(rows) = node.as_array() else {
+            self.error_at(node.span, format!("{key}: expected a list of argument lists, e.g. [[\"-m\", \"512M\"]], found {}", node.kind()));
+            return None;
+        };
+        let mut out = Vec::new();
+        for row in rows {
+            let Some(args) = row.as_array() else {
+                self.error_at(row.span, format!("{key}: each entry is a list of strings, found {}", row.kind()));
+                continue;
+            };
+            out.push(args.iter().filter_map(|a| self.deferred_from(key, a, fields)).collect());
+        }
+        Some(out)
+    }
+
+    /// An object of string values, interpolated now.
+    pub fn string_map(&mut self, key: &'static str) -> Option<BTreeMap<String, String>> {
+        let node = self.raw(key)?;
+        let Some(members) = node.as_object() else {
+            self.error_at(node.span, format!("{key}: expected an object of name: value, found {}", node.kind()));
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for m in members {
+            if let Some(v) = self.scalar_text(key, &m.value, "a string") {
+                out.insert(m.key.clone(), v);
+            }
+        }
+        Some(out)
+    }
+
+    // ---- numbers, booleans, durations, sizes ---------------------------
+
+    pub fn bool(&mut self, key: &'static str) -> Option<bool> {
+        let node = self.raw(key)?;
+        let text = self.scalar_text(key, node, "true or false")?;
+        if text.is_empty() {
+            return None;
+        }
+        match parse_go_bool(&text) {
+            Some(b) => Some(b),
+            None => {
+                self.error_at(node.span, format!("{key}: expected true or false, found `{text}`"));
+                None
+            }
+        }
+    }
+
+    pub fn u64(&mut self, key: &'static str) -> Option<u64> {
+        let node = self.raw(key)?;
+        let text = self.scalar_text(key, node, "a number")?;
+        if text.is_empty() {
+            return None;
+        }
+        match parse_go_uint(&text) {
+            Some(n) => Some(n),
+            None => {
+                self.error_at(node.span, format!("{key}: expected a whole number, found `{text}`"));
+                None
+            }
+        }
+    }
+
+    /// A number in a range, e.g. a port.
+    pub fn u64_in(&mut self, key: &'static str, min: u64, max: u64) -> Option<u64> {
+        let n = self.u64(key)?;
+        if (min..=max).contains(&n) {
+            Some(n)
+        } else {
+            let span = self.span_of(key).unwrap_or_default();
+            self.error_at(span, format!("{key}: {n} is out of range ({min} to {max})"));
+            None
+        }
+    }
+
+    pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
+        let node = self.raw(key)?;
+        self.duration_from(key, node)
+    }
+
+    pub fn duration_from(&mut self, key: &str, node: &Node) -> Option<Duration> {
+        let text = match &node.value {
+            Value::String(_) => self.render_node(key, node)?,
+            Value::Number(n) if n == "0" => return Some(Duration::ZERO),
+            _ => {
+                self.error_at(node.span, format!("{key}: expected a duration such as \"30s\" or \"1m30s\", found {}", node.kind()))
+                    .hint = Some("durations are strings with a unit: \"500ms\", \"10s\", \"5m\", \"1h30m\"".into());
+                return None;
+            }
+        };
+        if text.is_empty() {
+            return None;
+        }
+        match parse_go_duration(&text) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.error_at(node.span, format!("{key}: `{text}` is not a duration: {why}"))
+                    .hint = Some("durations are written as in Go: \"500ms\", \"10s\", \"5m\", \"1h30m\"".into());
+                None
+            }
+        }
+    }
+
+    /// A size in MiB: a bare number is MiB; suffixes K, M, G, T (with an
+    /// optional `iB`/`B`) as Packer's qemu builder reads `disk_size`.
+    pub fn size_mib(&mut self, key: &'static str) -> Option<u64> {
+        let node = self.raw(key)?;
+        let text = self.scalar_text(key, node, "a size such as \"10G\" or 10240")?;
+        if text.is_empty() {
+            return None;
+        }
+        match parse_size_mib(&text) {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.error_at(node.span, format!("{key}: `{text}` is not a size"))
+                    .hint = Some("write a number of MiB (10240) or a number with a unit (\"10G\", \"512M\")".into());
+                None
+            }
+        }
+    }
+}
+
+/// Packer's build-time fields that users put in prepare-time keys by mistake.
+fn build_time_field(text: &str) -> Option<&'static str> {
+    ["HTTPIP", "HTTPPort", "Name", "Path", "Vars", "Host", "Port", "User", "Password", "SSHPublicKey", "SSHPrivateKey", "WinRMPassword"]
+        .into_iter()
+        .find(|f| text.contains(&format!(".{f}")))
+}
+
+/// Maps a byte offset in a string's decoded text to the offset in its JSON
+/// literal (which starts with the opening quote and may contain escapes).
+pub fn raw_offset(literal: &str, decoded: usize) -> usize {
+    let bytes = literal.as_bytes();
+    let mut raw = 1; // the opening quote
+    let mut out = 0;
+    while out < decoded && raw < bytes.len() {
+        if bytes[raw] == b'\\' {
+            let (consumed, produced) = match bytes.get(raw + 1) {
+                Some(b'u') => unicode_escape_len(&literal[raw..]),
+                _ => (2, 1),
+            };
+            raw += consumed;
+            out += produced;
+        } else {
+            let ch_len = literal[raw..].chars().next().map_or(1, char::len_utf8);
+            raw += ch_len;
+            out += ch_len;
+        }
+    }
+    raw.min(literal.len().saturating_sub(1))
+}
+
+/// Raw and decoded byte lengths of a `\\uXXXX` escape (or a surrogate pair).
+fn unicode_escape_len(escape: &str) -> (usize, usize) {
+    let hex = |at: usize| escape.get(at..at + 4).and_then(|h| u32::from_str_radix(h, 16).ok());
+    match hex(2) {
+        Some(0xD800..0xDC00) if escape.get(6..8) == Some("\\u") => match hex(8) {
+            Some(0xDC00..0xE000) => (12, 4),
+            _ => (6, 3),
+        },
+        Some(c) => (6, char::from_u32(c).map_or(3, char::len_utf8)),
+        None => (2, 1),
+    }
+}
+
+/// Go's strconv.ParseBool.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// An unsigned integer as Go's ParseUint with base 0 reads it (0x, 0o, 0b, _).
+pub fn parse_go_uint(s: &str) -> Option<u64> {
+    let s = s.trim().strip_prefix('+').unwrap_or(s.trim());
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if let Some(b) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
+        (b, 2)
+    } else if let Some(o) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
+        (o, 8)
+    } else {
+        (s, 10)
+    };
+    let digits: String = digits.chars().filter(|&c| c != '_').collect();
+    if digits.is_empty() {
+        return None;
+    }
+    u64::from_str_radix(&digits, radix).ok()
+}
+
+/// Go's time.ParseDuration: "300ms", "1.5h", "2h45m", "1m30s". Negative
+/// durations are refused (no Packer setting means anything by them).
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.starts_with('-') {
+        return Err("it is negative".into());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err("it is empty".into());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("expected a number at `{rest}`"));
+        }
+        let number: f64 = rest[..num_len].parse().map_err(|_| format!("`{}` is not a number", &rest[..num_len]))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(format!("`{number}` has no unit (ns, us, ms, s, m, h)")),
+            other => return Err(format!("unknown unit `{other}` (use ns, us, ms, s, m or h)")),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| "it is too long".into())
+}
+
+/// Sizes in MiB: "10240" (MiB), "10G", "512M", "1T", "1048576K", "10GiB", "10GB".
+pub fn parse_size_mib(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let number: u64 = s[..split].parse().ok()?;
+    let unit = s[split..].trim().to_ascii_lowercase();
+    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(&unit);
+    match unit {
+        "" | "m" => Some(number),
+        "k" => Some(number.div_ceil(1024)),
+        "g" => number.checked_mul(1024),
+        "t" => number.checked_mul(1024 * 1024),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_go_duration("2h45m10s"), Ok(Duration::from_secs(9910)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_go_duration("10").is_err_and(|e| e.contains("no unit")));
+        assert!(parse_go_duration("10x").is_err_and(|e| e.contains("unknown unit")));
+        assert!(parse_go_duration("-1s").is_err());
+        assert!(parse_go_duration("s").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size_mib("10240"), Some(10240));
+        assert_eq!(parse_size_mib("10G"), Some(10240));
+        assert_eq!(parse_size_mib("10GB"), Some(10240));
+        assert_eq!(parse_size_mib("10GiB"), Some(10240));
+        assert_eq!(parse_size_mib("512M"), Some(512));
+        assert_eq!(parse_size_mib("1T"), Some(1_048_576));
+        assert_eq!(parse_size_mib("2048K"), Some(2));
+        assert_eq!(parse_size_mib("ten"), None);
+        assert_eq!(parse_size_mib("10Q"), None);
+    }
+
+    #[test]
+    fn go_numbers_and_bools() {
+        assert_eq!(parse_go_uint("0x10"), Some(16));
+        assert_eq!(parse_go_uint("1_000"), Some(1000));
+        assert_eq!(parse_go_uint("-1"), None);
+        assert_eq!(parse_go_bool("T"), Some(true));
+        assert_eq!(parse_go_bool("yes"), None);
+    }
+
+    #[test]
+    fn raw_offsets_skip_escapes() {
+        // decoded: a\nb{{  — the `{` is at decoded offset 3, raw offset 5.
+        let literal = r#""a\nb{{x}}""#;
+        assert_eq!(&literal[raw_offset(literal, 3)..][..1], "{");
+        assert_eq!(raw_offset(r#""\u00e9x""#, 2), 7);
+    }
+}
