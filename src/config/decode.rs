@@ -35,11 +35,20 @@ impl DecodeContext<'_> {
             pwd: self.pwd,
             init_time: self.init_time,
             data,
-            build_values: None,
+            build_values: Some(&BUILD_VALUE_PLACEHOLDERS),
             packer_version: crate::PACKER_COMPAT_VERSION,
         }
     }
 }
+
+/// Before a build runs, `{{ build `Host` }}` renders to itself, so the step
+/// that knows the value can render the string again (as Packer does).
+static BUILD_VALUE_PLACEHOLDERS: std::sync::LazyLock<BTreeMap<String, String>> = std::sync::LazyLock::new(|| {
+    super::provisioner::BUILD_VALUES
+        .iter()
+        .map(|k| ((*k).to_owned(), format!("{{{{ build `{k}` }}}}")))
+        .collect()
+});
 
 /// A template string kept for a later step, which fills in build-time
 /// values such as `{{ .HTTPIP }}`. Already checked for syntax, known
@@ -178,7 +187,8 @@ impl<'a> Fields<'a> {
     /// Reports every key nobody asked for.
     pub fn finish(self) {
         for (i, m) in self.members.iter().enumerate() {
-            if self.used[i] || m.key.starts_with('_') {
+            // `_comment` keys are comments; `packer_*` keys are Packer's own.
+            if self.used[i] || m.key.starts_with('_') || m.key.starts_with("packer_") {
                 continue;
             }
             let hint = did_you_mean(&m.key, self.known.iter().copied())
@@ -335,11 +345,21 @@ impl<'a> Fields<'a> {
         Some(items.iter().filter_map(|item| self.deferred_from(key, item, fields)).collect())
     }
 
-    fn list_items(&mut self, key: &str, node: &'a Node) -> Option<Vec<&'a Node>> {
+    fn list_items(&mut self, key: &str, node: &Node) -> Option<Vec<Node>> {
         match &node.value {
-            Value::Array(items) => Some(items.iter().collect()),
+            Value::Array(items) => Some(items.clone()),
+            // Packer's decoder splits a string on commas into a list.
+            Value::String(s) if s.is_empty() => Some(Vec::new()),
+            Value::String(s) => Some(
+                s.split(',')
+                    .map(|part| Node {
+                        value: Value::String(part.to_owned()),
+                        span: node.span,
+                    })
+                    .collect(),
+            ),
             // Weak decoding turns one value into a list of one.
-            Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(vec![node]),
+            Value::Number(_) | Value::Bool(_) => Some(vec![node.clone()]),
             Value::Null => None,
             Value::Object(_) => {
                 self.error_at(node.span, format!("{key}: expected a list of strings, found an object"));

@@ -1,4 +1,395 @@
 //! Typed configuration for every builder, provisioner and post-processor
-//! kiln implements, with Packer's defaults and validation.
+//! kiln implements, with Packer's defaults and validation. `prepare` turns
+//! a loaded template plus resolved variables into the builds to run,
+//! collecting every error; it has no side effects.
 
+pub mod common;
 pub mod decode;
+pub mod googlecompute;
+pub mod post_processor;
+pub mod provisioner;
+pub mod qemu;
+pub mod virtualbox;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::template::diagnostic::{Diagnostics, did_you_mean};
+use crate::template::json::{Member, Node, Span, Value};
+use crate::template::model::{Section, Template};
+use crate::template::variables::ResolvedVariables;
+use decode::{DecodeContext, Fields};
+use post_processor::{POST_PROCESSOR_TYPES, PostProcessor, PostProcessorKind};
+use provisioner::{PROVISIONER_TYPES, Provisioner, ProvisionerKind};
+
+pub const BUILDER_TYPES: &[&str] = &["qemu", "virtualbox-iso", "googlecompute"];
+
+#[derive(Debug, Clone)]
+pub enum BuilderConfig {
+    Qemu(Box<qemu::QemuConfig>),
+    VirtualBoxIso(Box<virtualbox::VirtualBoxIsoConfig>),
+    GoogleCompute(Box<googlecompute::GoogleComputeConfig>),
+}
+
+/// One build: a builder and what runs after it.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub name: String,
+    pub type_name: String,
+    pub builder: BuilderConfig,
+    pub provisioners: Vec<Provisioner>,
+    pub error_cleanup_provisioner: Option<Provisioner>,
+    pub post_processors: Vec<Vec<PostProcessor>>,
+}
+
+/// `-only` / `-except` patterns (`*` matches any run of characters).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub except: Vec<String>,
+}
+
+impl Selection {
+    pub fn includes(&self, name: &str) -> bool {
+        if !self.only.is_empty() {
+            return self.only.iter().any(|p| glob_match(p, name));
+        }
+        !self.except.iter().any(|p| glob_match(p, name))
+    }
+}
+
+/// Matches `*` wildcards, as Packer's -only/-except do.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == name;
+    };
+    let Some(mut remaining) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('*').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return remaining.ends_with(part);
+        }
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// A build left out, said once so nothing is silently ignored.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub name: String,
+    pub type_name: String,
+    pub supported: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub builds: Vec<Build>,
+    pub skipped: Vec<Skipped>,
+}
+
+pub struct PrepareInput<'a> {
+    pub template: &'a Template,
+    pub vars: &'a ResolvedVariables,
+    pub selection: &'a Selection,
+    pub pwd: &'a Path,
+    pub init_time: SystemTime,
+}
+
+pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
+    let t = input.template;
+    let mut out = Prepared::default();
+    let names: Vec<&str> = t.build_names().collect();
+
+    for (flag, patterns) in [("-only", &input.selection.only), ("-except", &input.selection.except)] {
+        for p in patterns.iter() {
+            if !names.iter().any(|n| glob_match(p, n)) {
+                diags
+                    .error(flag, format!("`{p}` matches no build"), None)
+                    .hint = Some(format!("the builds are: {}", names.join(", ")));
+            }
+        }
+    }
+    check_min_version(t, diags);
+
+    for section in &t.builders {
+        if !input.selection.includes(&section.name) {
+            out.skipped.push(Skipped {
+                name: section.name.clone(),
+                type_name: section.type_name.clone(),
+                supported: BUILDER_TYPES.contains(&section.type_name.as_str()),
+            });
+            continue;
+        }
+        let ctx = DecodeContext {
+            template: t,
+            vars: input.vars,
+            build_name: Some(&section.name),
+            build_type: Some(&section.type_name),
+            pwd: input.pwd,
+            init_time: input.init_time,
+        };
+        let builder = decode_builder(&ctx, section, diags);
+        let provisioners = t
+            .provisioners
+            .iter()
+            .filter_map(|p| provisioner_for_build(&ctx, p, &names, diags))
+            .collect();
+        let error_cleanup_provisioner = t
+            .error_cleanup_provisioner
+            .as_ref()
+            .and_then(|p| provisioner_for_build(&ctx, p, &names, diags));
+        let post_processors = t
+            .post_processors
+            .iter()
+            .map(|chain| {
+                chain
+                    .iter()
+                    .filter_map(|pp| post_processor_for_build(&ctx, pp, &names, diags))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|chain| !chain.is_empty())
+            .collect();
+        if let Some(builder) = builder {
+            out.builds.push(Build {
+                name: section.name.clone(),
+                type_name: section.type_name.clone(),
+                builder,
+                provisioners,
+                error_cleanup_provisioner,
+                post_processors,
+            });
+        }
+    }
+    if out.builds.is_empty() && !diags.has_errors() {
+        diags.error("", "no builds to run: -only/-except left out every build", None);
+    }
+    out
+}
+
+fn unsupported_type(kind: &str, name: &str, supported: &[&str]) -> (String, String) {
+    let hint = match did_you_mean(name, supported.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "kiln supports the {kind} types {}; leave this one out with -except or -only",
+            supported.join(", ")
+        ),
+    };
+    (format!("{kind} type `{name}` is not supported by kiln"), hint)
+}
+
+fn decode_builder(ctx: &DecodeContext<'_>, section: &Section, diags: &mut Diagnostics) -> Option<BuilderConfig> {
+    if !BUILDER_TYPES.contains(&section.type_name.as_str()) {
+        let (msg, hint) = unsupported_type("builder", &section.type_name, BUILDER_TYPES);
+        diags.error(section.path.clone(), msg, ctx.template.location(section.type_span)).hint = Some(hint);
+        return None;
+    }
+    let mut f = Fields::new(ctx, section.path.clone(), &section.body, diags);
+    f.skip(&["type", "name"]);
+    let config = match section.type_name.as_str() {
+        "qemu" => qemu::QemuConfig::decode(&mut f).map(|c| BuilderConfig::Qemu(Box::new(c))),
+        "virtualbox-iso" => virtualbox::VirtualBoxIsoConfig::decode(&mut f).map(|c| BuilderConfig::VirtualBoxIso(Box::new(c))),
+        _ => googlecompute::GoogleComputeConfig::decode(&mut f).map(|c| BuilderConfig::GoogleCompute(Box::new(c))),
+    };
+    f.finish();
+    config
+}
+
+/// Reads `only`/`except` of a provisioner or post-processor, checking the names.
+fn applies_to(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> bool {
+    let build = ctx.build_name.unwrap_or("");
+    let mut list = |key: &str| -> Option<Vec<String>> {
+        let node = section.body.get(key)?;
+        let items: Vec<String> = match &node.value {
+            Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+            Value::String(s) => s.split(',').map(str::to_owned).collect(),
+            _ => {
+                diags.error(
+                    section.path.clone(),
+                    format!("{key}: expected a list of build names, found {}", node.kind()),
+                    ctx.template.location(node.span),
+                );
+                return None;
+            }
+        };
+        for name in &items {
+            if !names.contains(&name.as_str()) {
+                let d = diags.error(
+                    section.path.clone(),
+                    format!("{key}: `{name}` is not the name of a build"),
+                    ctx.template.location(node.span),
+                );
+                d.hint = Some(match did_you_mean(name, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("the builds are: {}", names.join(", ")),
+                });
+            }
+        }
+        Some(items)
+    };
+    let only = list("only");
+    let except = list("except");
+    if only.is_some() && except.is_some() {
+        diags.error(section.path.clone(), "only and except cannot both be set", ctx.template.location(section.type_span));
+    }
+    match (only, except) {
+        (Some(only), _) => only.iter().any(|n| n == build),
+        (None, Some(except)) => !except.iter().any(|n| n == build),
+        (None, None) => true,
+    }
+}
+
+/// The provisioner's object with the build's `override` merged over it.
+fn with_override(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> Node {
+    let Some(over) = section.body.get("override") else {
+        return section.body.clone();
+    };
+    let Some(builds) = over.as_object() else {
+        diags.error(
+            section.path.clone(),
+            format!("override: expected an object of build name: settings, found {}", over.kind()),
+            ctx.template.location(over.span),
+        );
+        return section.body.clone();
+    };
+    let mut merged: Vec<Member> = section.body.as_object().map(<[Member]>::to_vec).unwrap_or_default();
+    for b in builds {
+        if !names.contains(&b.key.as_str()) {
+            diags.error(
+                section.path.clone(),
+                format!("override: `{}` is not the name of a build", b.key),
+                ctx.template.location(b.key_span),
+            ).hint = did_you_mean(&b.key, names.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+            continue;
+        }
+        if Some(b.key.as_str()) != ctx.build_name {
+            continue;
+        }
+        let Some(settings) = b.value.as_object() else {
+            diags.error(
+                section.path.clone(),
+                format!("override.{}: expected an object, found {}", b.key, b.value.kind()),
+                ctx.template.location(b.value.span),
+            );
+            continue;
+        };
+        for m in settings {
+            merged.retain(|x| x.key != m.key);
+            merged.push(m.clone());
+        }
+    }
+    Node {
+        value: Value::Object(merged),
+        span: section.body.span,
+    }
+}
+
+fn duration_key(f: &mut Fields<'_>, key: &'static str) -> Option<Duration> {
+    f.duration(key)
+}
+
+fn provisioner_for_build(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> Option<Provisioner> {
+    if !PROVISIONER_TYPES.contains(&section.type_name.as_str()) {
+        let (msg, hint) = unsupported_type("provisioner", &section.type_name, PROVISIONER_TYPES);
+        diags.error(section.path.clone(), msg, ctx.template.location(section.type_span)).hint = Some(hint);
+        return None;
+    }
+    let applies = applies_to(ctx, section, names, diags);
+    let body = with_override(ctx, section, names, diags);
+    let mut f = Fields::new(ctx, section.path.clone(), &body, diags);
+    let pause_before = duration_key(&mut f, "pause_before").unwrap_or_default();
+    let timeout = duration_key(&mut f, "timeout").filter(|d| !d.is_zero());
+    let max_retries = f.u64("max_retries").unwrap_or(0) as u32;
+    let kind = ProvisionerKind::decode(&section.type_name, &mut f);
+    f.finish();
+    if !applies {
+        return None;
+    }
+    Some(Provisioner {
+        path: section.path.clone(),
+        type_name: section.type_name.clone(),
+        pause_before,
+        timeout,
+        max_retries,
+        kind: kind?,
+    })
+}
+
+fn post_processor_for_build(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> Option<PostProcessor> {
+    if !POST_PROCESSOR_TYPES.contains(&section.type_name.as_str()) {
+        let (msg, hint) = unsupported_type("post-processor", &section.type_name, POST_PROCESSOR_TYPES);
+        diags.error(section.path.clone(), msg, ctx.template.location(section.type_span)).hint = Some(hint);
+        return None;
+    }
+    let applies = applies_to(ctx, section, names, diags);
+    // Packer decodes this key strictly: it must be a JSON boolean.
+    let keep_input_artifact = match section.body.get("keep_input_artifact") {
+        None => None,
+        Some(Node { value: Value::Bool(b), .. }) => Some(*b),
+        Some(other) => {
+            diags.error(
+                section.path.clone(),
+                format!("keep_input_artifact: expected true or false, found {}", other.kind()),
+                ctx.template.location(other.span),
+            );
+            None
+        }
+    };
+    let mut f = Fields::new(ctx, section.path.clone(), &section.body, diags);
+    let kind = PostProcessorKind::decode(&section.type_name, &mut f);
+    f.finish();
+    if !applies {
+        return None;
+    }
+    Some(PostProcessor {
+        path: section.path.clone(),
+        type_name: section.type_name.clone(),
+        keep_input_artifact,
+        kind: kind?,
+    })
+}
+
+/// `min_packer_version` is checked against the Packer release kiln follows.
+fn check_min_version(t: &Template, diags: &mut Diagnostics) {
+    let Some((wanted, span)) = &t.min_packer_version else {
+        return;
+    };
+    let parse = |s: &str| -> Option<Vec<u64>> {
+        s.trim().trim_start_matches('v').split('-').next()?.split('.').map(|p| p.parse().ok()).collect()
+    };
+    let Some(w) = parse(wanted) else {
+        diags.error("min_packer_version", format!("`{wanted}` is not a version number"), t.location(*span));
+        return;
+    };
+    let ours = parse(crate::PACKER_COMPAT_VERSION).unwrap_or_default();
+    if w > ours {
+        diags.warning(
+            "min_packer_version",
+            format!(
+                "the template asks for Packer {wanted} or newer; kiln follows Packer {} templates, so features added later may be missing",
+                crate::PACKER_COMPAT_VERSION
+            ),
+            t.location(Span::new(span.start, span.end)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_packer() {
+        assert!(glob_match("qemu", "qemu"));
+        assert!(glob_match("q*", "qemu"));
+        assert!(glob_match("*-iso", "virtualbox-iso"));
+        assert!(glob_match("v*box*iso", "virtualbox-iso"));
+        assert!(!glob_match("q*", "virtualbox-iso"));
+        assert!(!glob_match("qemu", "qemu2"));
+    }
+}

@@ -125,6 +125,16 @@ impl Diagnostics {
         message: String,
         location: Option<Location>,
     ) -> &mut Diagnostic {
+        // A provisioner is checked once per build: say each problem once.
+        let same_place = |d: &Diagnostic| {
+            d.severity == severity
+                && d.path == path
+                && d.message == message
+                && d.location.as_ref().map(|l| l.span) == location.as_ref().map(|l| l.span)
+        };
+        if let Some(i) = self.items.iter().position(same_place) {
+            return &mut self.items[i];
+        }
         self.items.push(Diagnostic {
             severity,
             path,

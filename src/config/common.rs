@@ -1,0 +1,354 @@
+//! Configuration blocks shared by several builders, decoded once: the ISO,
+//! the HTTP server, the boot command, the communicator and shutdown.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::decode::{Deferred, Fields};
+
+/// Template fields `boot_command` can use.
+pub const BOOT_COMMAND_FIELDS: &[&str] = &["HTTPIP", "HTTPPort", "Name", "SSHPublicKey", "SSHPrivateKey"];
+
+#[derive(Debug, Clone)]
+pub struct IsoConfig {
+    /// Mirrors in the order they are tried.
+    pub urls: Vec<String>,
+    /// As written (`sha256:…`, `file:…`, `none`, bare hex).
+    pub checksum: String,
+    pub target_path: Option<PathBuf>,
+    pub target_extension: String,
+}
+
+impl IsoConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Option<Self> {
+        let url = f.string("iso_url").filter(|s| !s.is_empty());
+        let urls = f.string_list("iso_urls").unwrap_or_default();
+        let mut checksum = f.string("iso_checksum").unwrap_or_default();
+        // Packer < 1.6 split the checksum over three keys.
+        let old_type = f.renamed("iso_checksum_type", "iso_checksum").and_then(|n| n.as_str().map(str::to_owned));
+        let old_url = f.renamed("iso_checksum_url", "iso_checksum").and_then(|n| n.as_str().map(str::to_owned));
+        if checksum.is_empty() {
+            match (old_type.as_deref(), old_url) {
+                (_, Some(url)) if !url.is_empty() => checksum = format!("file:{url}"),
+                (Some("none"), _) => checksum = "none".into(),
+                _ => {}
+            }
+        } else if let Some(t) = old_type.as_deref().filter(|t| !t.is_empty() && *t != "none" && !checksum.contains(':')) {
+            checksum = format!("{t}:{checksum}");
+        }
+        let target_path = f.string("iso_target_path").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let target_extension = f.string("iso_target_extension").filter(|s| !s.is_empty()).unwrap_or_else(|| "iso".into());
+        f.obsolete("iso_skip_cache", "kiln always verifies cached ISOs");
+
+        let urls = match (url, urls.is_empty()) {
+            (Some(u), true) => vec![u],
+            (None, false) => urls,
+            (Some(_), false) => {
+                let span = f.span_of("iso_urls").unwrap_or_default();
+                f.error_at(span, "set either iso_url or iso_urls, not both");
+                return None;
+            }
+            (None, true) => {
+                f.error("iso_url (or iso_urls) is required").hint =
+                    Some("\"iso_url\": \"https://…/installer.iso\"".into());
+                return None;
+            }
+        };
+        if checksum.is_empty() {
+            f.error("iso_checksum is required").hint = Some(
+                "give the ISO's digest (\"sha256:…\"), a checksum file (\"file:https://…/SHA256SUMS\"), or \"none\" to skip verification".into(),
+            );
+            return None;
+        }
+        Some(Self {
+            urls,
+            checksum,
+            target_path,
+            target_extension,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub directory: Option<PathBuf>,
+    pub content: BTreeMap<String, String>,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// kiln binds loopback by default: guests reach it at 10.0.2.2 through
+    /// user networking / NAT, and answer files with passwords stay off the LAN.
+    pub bind_address: String,
+}
+
+impl HttpConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Self {
+        let directory = f.string("http_directory").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let content = f.string_map("http_content").unwrap_or_default();
+        let port_min = f.u64_in("http_port_min", 1, 65535).unwrap_or(8000) as u16;
+        let port_max = f.u64_in("http_port_max", 1, 65535).unwrap_or(9000) as u16;
+        let bind_address = f.string("http_bind_address").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        if port_min > port_max {
+            let span = f.span_of("http_port_min").unwrap_or_default();
+            f.error_at(span, format!("http_port_min ({port_min}) is greater than http_port_max ({port_max})"));
+        }
+        if directory.is_some() && !content.is_empty() {
+            let span = f.span_of("http_content").unwrap_or_default();
+            f.error_at(span, "set either http_directory or http_content, not both");
+        }
+        if bind_address.parse::<std::net::IpAddr>().is_err() {
+            let span = f.span_of("http_bind_address").unwrap_or_default();
+            f.error_at(span, format!("http_bind_address: `{bind_address}` is not an IP address"));
+        }
+        Self {
+            directory,
+            content,
+            port_min,
+            port_max,
+            bind_address,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    pub command: Vec<Deferred>,
+    pub wait: Duration,
+    /// Pause between key events; None = the hypervisor's default.
+    pub key_interval: Option<Duration>,
+    pub group_interval: Option<Duration>,
+}
+
+impl BootConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Self {
+        let command = f.deferred_list("boot_command", BOOT_COMMAND_FIELDS).unwrap_or_default();
+        // As in Packer: unset or zero waits 10s, a negative value not at all.
+        let negative = f.span_of("boot_wait").is_some_and(|_| {
+            f.raw("boot_wait").and_then(|n| n.as_str()).is_some_and(|s| s.trim_start().starts_with('-'))
+        });
+        let wait = if negative {
+            Duration::ZERO
+        } else {
+            f.duration("boot_wait").filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10))
+        };
+        let key_interval = f.duration("boot_key_interval");
+        let group_interval = f.duration("boot_keygroup_interval");
+        Self {
+            command,
+            wait,
+            key_interval,
+            group_interval,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTransfer {
+    Scp,
+    Sftp,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    pub username: String,
+    pub password: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub handshake_attempts: u32,
+    pub pty: bool,
+    pub agent_auth: bool,
+    pub disable_agent_forwarding: bool,
+    pub file_transfer: FileTransfer,
+    pub keep_alive_interval: Duration,
+    pub read_write_timeout: Option<Duration>,
+    pub pause_before_connecting: Duration,
+    pub clear_authorized_keys: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Communicator {
+    Ssh(SshConfig),
+    None,
+}
+
+impl Communicator {
+    pub fn ssh(&self) -> Option<&SshConfig> {
+        match self {
+            Self::Ssh(s) => Some(s),
+            Self::None => None,
+        }
+    }
+
+    /// `username_required`: false for builders that make their own user (googlecompute).
+    pub fn decode(f: &mut Fields<'_>, default_username: Option<&str>) -> Option<Self> {
+        let kind = f.string("communicator").filter(|s| !s.is_empty()).unwrap_or_else(|| "ssh".into());
+        let host = f.string("ssh_host").filter(|s| !s.is_empty());
+        let port = f.u64_in("ssh_port", 1, 65535).unwrap_or(22) as u16;
+        let username = f.string("ssh_username").filter(|s| !s.is_empty());
+        let password = f.string("ssh_password").filter(|s| !s.is_empty());
+        let key_new = f.string("ssh_private_key_file").filter(|s| !s.is_empty());
+        let key_old = f.renamed("ssh_key_path", "ssh_private_key_file").and_then(|n| f.string_from("ssh_key_path", n));
+        let private_key_file = key_new.or(key_old).map(PathBuf::from);
+        let timeout_new = f.duration("ssh_timeout");
+        let timeout_old = f.renamed("ssh_wait_timeout", "ssh_timeout").and_then(|n| f.duration_from("ssh_wait_timeout", n));
+        let timeout = timeout_new.or(timeout_old).unwrap_or(Duration::from_secs(300));
+        let handshake_attempts = f.u64("ssh_handshake_attempts").unwrap_or(10) as u32;
+        let pty = f.bool("ssh_pty").unwrap_or(false);
+        let agent_auth = f.bool("ssh_agent_auth").unwrap_or(false);
+        let daf_new = f.bool("ssh_disable_agent_forwarding");
+        let daf_old = f
+            .renamed("ssh_disable_agent", "ssh_disable_agent_forwarding")
+            .and_then(|n| n.as_str().and_then(super::decode::parse_go_bool).or(match n.value {
+                crate::template::json::Value::Bool(b) => Some(b),
+                _ => None,
+            }));
+        let disable_agent_forwarding = daf_new.or(daf_old).unwrap_or(false);
+        let file_transfer = match f.one_of("ssh_file_transfer_method", &["scp", "sftp"]).as_deref() {
+            Some("sftp") => FileTransfer::Sftp,
+            _ => FileTransfer::Scp,
+        };
+        let keep_alive_interval = f.duration("ssh_keep_alive_interval").unwrap_or(Duration::from_secs(5));
+        let read_write_timeout = f.duration("ssh_read_write_timeout").filter(|d| !d.is_zero());
+        let pause_before_connecting = f.duration("pause_before_connecting").unwrap_or_default();
+        let clear_authorized_keys = f.bool("ssh_clear_authorized_keys").unwrap_or(false);
+        for key in UNSUPPORTED_SSH_KEYS {
+            if let Some(span) = f.raw(key).map(|n| n.span) {
+                f.error_at(span, format!("`{key}` is not supported by kiln yet"))
+                    .hint = Some("remove it; kiln connects directly to the forwarded port".into());
+            }
+        }
+        for key in WINRM_KEYS {
+            if let Some(span) = f.raw(key).map(|n| n.span).filter(|_| kind != "winrm") {
+                f.error_at(span, format!("`{key}` needs \"communicator\": \"winrm\""));
+            }
+        }
+        match kind.as_str() {
+            "ssh" => {}
+            "none" => return Some(Self::None),
+            "winrm" => {
+                let span = f.span_of("communicator").unwrap_or_default();
+                f.error_at(span, "the winrm communicator is not supported by kiln yet; use \"ssh\" or \"none\"");
+                return None;
+            }
+            other => {
+                let span = f.span_of("communicator").unwrap_or_default();
+                f.error_at(span, format!("communicator: `{other}` is not one of ssh, winrm, none"));
+                return None;
+            }
+        }
+        let username = match username.or(default_username.map(str::to_owned)) {
+            Some(u) => u,
+            None => {
+                f.error("ssh_username is required with the ssh communicator").hint =
+                    Some("set \"ssh_username\", or \"communicator\": \"none\" to skip SSH".into());
+                return None;
+            }
+        };
+        if let (Some(key), Some(span)) = (&private_key_file, f.span_of("ssh_private_key_file").or(f.span_of("ssh_key_path"))) {
+            let path = if key.is_relative() { f.context().pwd.join(key) } else { key.clone() };
+            if !path.is_file() {
+                f.error_at(span, format!("ssh_private_key_file: {} does not exist", key.display()));
+            }
+        }
+        Some(Self::Ssh(SshConfig {
+            host,
+            port,
+            username,
+            password,
+            private_key_file,
+            timeout,
+            handshake_attempts: handshake_attempts.max(1),
+            pty,
+            agent_auth,
+            disable_agent_forwarding,
+            file_transfer,
+            keep_alive_interval,
+            read_write_timeout,
+            pause_before_connecting,
+            clear_authorized_keys,
+        }))
+    }
+}
+
+const UNSUPPORTED_SSH_KEYS: &[&str] = &[
+    "ssh_bastion_host",
+    "ssh_bastion_port",
+    "ssh_bastion_agent_auth",
+    "ssh_bastion_username",
+    "ssh_bastion_password",
+    "ssh_bastion_interactive",
+    "ssh_bastion_private_key_file",
+    "ssh_bastion_certificate_file",
+    "ssh_proxy_host",
+    "ssh_proxy_port",
+    "ssh_proxy_username",
+    "ssh_proxy_password",
+    "ssh_local_tunnels",
+    "ssh_remote_tunnels",
+    "ssh_certificate_file",
+    "ssh_ciphers",
+    "ssh_key_exchange_algorithms",
+    "ssh_keypair_name",
+    "temporary_key_pair_name",
+    "temporary_key_pair_type",
+    "temporary_key_pair_bits",
+    "ssh_interface",
+    "ssh_ip_version",
+];
+
+const WINRM_KEYS: &[&str] = &[
+    "winrm_username",
+    "winrm_password",
+    "winrm_host",
+    "winrm_port",
+    "winrm_timeout",
+    "winrm_use_ssl",
+    "winrm_insecure",
+    "winrm_use_ntlm",
+    "winrm_no_proxy",
+];
+
+#[derive(Debug, Clone)]
+pub struct ShutdownConfig {
+    pub command: Option<String>,
+    pub timeout: Duration,
+}
+
+impl ShutdownConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Self {
+        Self {
+            command: f.string("shutdown_command").filter(|s| !s.is_empty()),
+            timeout: f.duration("shutdown_timeout").unwrap_or(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// Floppy and CD extras some installers read their answer file from.
+#[derive(Debug, Clone, Default)]
+pub struct MediaConfig {
+    pub floppy_files: Vec<String>,
+    pub floppy_dirs: Vec<String>,
+    pub floppy_label: Option<String>,
+    pub cd_files: Vec<String>,
+    pub cd_label: Option<String>,
+}
+
+impl MediaConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Self {
+        Self {
+            floppy_files: f.string_list("floppy_files").unwrap_or_default(),
+            floppy_dirs: f.string_list("floppy_dirs").unwrap_or_default(),
+            floppy_label: f.string("floppy_label").filter(|s| !s.is_empty()),
+            cd_files: f.string_list("cd_files").unwrap_or_default(),
+            cd_label: f.string("cd_label").filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// `output_directory`, defaulting to `output-<build name>` as in Packer.
+pub fn output_directory(f: &mut Fields<'_>) -> PathBuf {
+    let default = format!("output-{}", f.context().build_name.unwrap_or("build"));
+    PathBuf::from(f.string("output_directory").filter(|s| !s.is_empty()).unwrap_or(default))
+}

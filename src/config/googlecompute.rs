@@ -1,0 +1,196 @@
+//! The `googlecompute` builder's configuration (validated now; the upload
+//! itself comes with the cloud issues).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::common::Communicator;
+use super::decode::Fields;
+
+#[derive(Debug, Clone)]
+pub struct GoogleComputeConfig {
+    pub project_id: String,
+    pub zone: String,
+    pub region: String,
+    pub source_image: Option<String>,
+    pub source_image_family: Option<String>,
+    pub source_image_project_id: Vec<String>,
+    pub image_name: String,
+    pub image_family: Option<String>,
+    pub image_description: String,
+    pub image_labels: BTreeMap<String, String>,
+    pub image_licenses: Vec<String>,
+    pub image_storage_locations: Vec<String>,
+    pub instance_name: Option<String>,
+    pub machine_type: String,
+    pub disk_size_gb: u64,
+    pub disk_type: String,
+    pub disk_name: Option<String>,
+    pub network: String,
+    pub network_project_id: Option<String>,
+    pub subnetwork: Option<String>,
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub metadata_files: BTreeMap<String, String>,
+    pub account_file: Option<String>,
+    pub service_account_email: Option<String>,
+    pub scopes: Vec<String>,
+    pub preemptible: bool,
+    pub on_host_maintenance: String,
+    pub use_internal_ip: bool,
+    pub omit_external_ip: bool,
+    pub address: Option<String>,
+    pub use_os_login: bool,
+    pub use_iap: bool,
+    pub startup_script_file: Option<String>,
+    pub state_timeout: Duration,
+    pub communicator: Communicator,
+}
+
+/// GCE resource names: a lowercase letter, then letters, digits and dashes, at most 63.
+fn is_gce_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+const DEFAULT_SCOPES: &[&str] = &[
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/compute",
+    "https://www.googleapis.com/auth/devstorage.full_control",
+];
+
+impl GoogleComputeConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Option<Self> {
+        let project_id = f.required_string("project_id");
+        let zone = f.required_string("zone");
+        let region = f.string("region").filter(|s| !s.is_empty());
+        let source_image = f.string("source_image").filter(|s| !s.is_empty());
+        let source_image_family = f.string("source_image_family").filter(|s| !s.is_empty());
+        let source_image_project_id = f.string_list("source_image_project_id").unwrap_or_default();
+        let image_name = f.string("image_name").filter(|s| !s.is_empty());
+        let image_family = f.string("image_family").filter(|s| !s.is_empty());
+        let image_description = f.string("image_description").unwrap_or_else(|| "Created by kiln".into());
+        let image_labels = f.string_map("image_labels").unwrap_or_default();
+        let image_licenses = f.string_list("image_licenses").unwrap_or_default();
+        let image_storage_locations = f.string_list("image_storage_locations").unwrap_or_default();
+        let _ = f.raw("image_encryption_key");
+        let instance_name = f.string("instance_name").filter(|s| !s.is_empty());
+        let machine_type = f.string("machine_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "n1-standard-1".into());
+        let disk_size_gb = f.u64("disk_size").filter(|&n| n > 0).unwrap_or(20);
+        let disk_type = f.string("disk_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "pd-standard".into());
+        let disk_name = f.string("disk_name").filter(|s| !s.is_empty());
+        let network = f.string("network").filter(|s| !s.is_empty());
+        let network_project_id = f.string("network_project_id").filter(|s| !s.is_empty());
+        let subnetwork = f.string("subnetwork").filter(|s| !s.is_empty());
+        let tags = f.string_list("tags").unwrap_or_default();
+        let labels = f.string_map("labels").unwrap_or_default();
+        let metadata = f.string_map("metadata").unwrap_or_default();
+        let metadata_files = f.string_map("metadata_files").unwrap_or_default();
+        let account_file = f.string("account_file").filter(|s| !s.is_empty());
+        let service_account_email = f.string("service_account_email").filter(|s| !s.is_empty());
+        let scopes = f
+            .string_list("scopes")
+            .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+        let preemptible = f.bool("preemptible").unwrap_or(false);
+        let on_host_maintenance = f.one_of("on_host_maintenance", &["MIGRATE", "TERMINATE"]);
+        let use_internal_ip = f.bool("use_internal_ip").unwrap_or(false);
+        let omit_external_ip = f.bool("omit_external_ip").unwrap_or(false);
+        let address = f.string("address").filter(|s| !s.is_empty());
+        let use_os_login = f.bool("use_os_login").unwrap_or(false);
+        let use_iap = f.bool("use_iap").unwrap_or(false);
+        for key in [
+            "iap_localhost_port",
+            "iap_hashbang",
+            "iap_ext",
+            "iap_tunnel_launch_wait",
+            "accelerator_type",
+            "accelerator_count",
+            "disable_default_service_account",
+            "enable_secure_boot",
+            "enable_vtpm",
+            "enable_integrity_monitoring",
+            "min_cpu_platform",
+            "skip_create_image",
+            "wait_to_add_ssh_keys",
+            "wrap_startup_script",
+            "impersonate_service_account",
+            "vault_gcp_oauth_engine",
+        ] {
+            let _ = f.raw(key);
+        }
+        let startup_script_file = f.string("startup_script_file").filter(|s| !s.is_empty());
+        let state_timeout = f.duration("state_timeout").unwrap_or(Duration::from_secs(300));
+        let communicator = Communicator::decode(f, None);
+
+        if source_image.is_none() && source_image_family.is_none() {
+            f.error("source_image or source_image_family is required").hint =
+                Some("e.g. \"source_image_family\": \"debian-12\"".into());
+        }
+        for (key, value) in [("image_name", &image_name), ("image_family", &image_family)] {
+            if let Some(v) = value.as_ref().filter(|v| !is_gce_name(v)) {
+                let span = f.span_of(key).unwrap_or_default();
+                f.error_at(span, format!("{key}: `{v}` is not a valid GCE name (lowercase letters, digits and dashes, starting with a letter, at most 63)"))
+                    .hint = Some("the clean_resource_name function makes a valid name: {{ timestamp | clean_resource_name }}".into());
+            }
+        }
+        if preemptible && on_host_maintenance.as_deref() == Some("MIGRATE") {
+            let span = f.span_of("on_host_maintenance").unwrap_or_default();
+            f.error_at(span, "on_host_maintenance MIGRATE is not allowed with preemptible instances");
+        }
+        if omit_external_ip && !use_internal_ip {
+            let span = f.span_of("omit_external_ip").unwrap_or_default();
+            f.error_at(span, "omit_external_ip needs use_internal_ip: true");
+        }
+        if omit_external_ip && address.is_some() {
+            let span = f.span_of("address").unwrap_or_default();
+            f.error_at(span, "address cannot be used with omit_external_ip");
+        }
+        let stamp = f.context().init_time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let zone = zone?;
+        let region = region.unwrap_or_else(|| zone.get(..zone.len().saturating_sub(2)).unwrap_or(&zone).to_owned());
+        Some(Self {
+            project_id: project_id?,
+            zone,
+            region,
+            source_image,
+            source_image_family,
+            source_image_project_id,
+            image_name: image_name.unwrap_or_else(|| format!("packer-{stamp}")),
+            image_family,
+            image_description,
+            image_labels,
+            image_licenses,
+            image_storage_locations,
+            instance_name,
+            machine_type,
+            disk_size_gb,
+            disk_type,
+            disk_name,
+            network: network.unwrap_or_else(|| "default".into()),
+            network_project_id,
+            subnetwork,
+            tags,
+            labels,
+            metadata,
+            metadata_files,
+            account_file,
+            service_account_email,
+            scopes,
+            on_host_maintenance: on_host_maintenance.unwrap_or_else(|| if preemptible { "TERMINATE".into() } else { "MIGRATE".into() }),
+            preemptible,
+            use_internal_ip,
+            omit_external_ip,
+            address,
+            use_os_login,
+            use_iap,
+            startup_script_file,
+            state_timeout,
+            communicator: communicator?,
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! Provisioners: `shell` (over the communicator), `file`, `shell-local`,
+//! and the keys every provisioner has (`only`, `except`, `override`,
+//! `pause_before`, `timeout`, `max_retries`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::decode::{Deferred, Fields};
+
+/// Values a build knows once its machine is up, usable through
+/// `{{ build `Host` }}` and, in execute_command, as `{{ .Host }}`.
+pub const BUILD_VALUES: &[&str] = &[
+    "ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID", "PackerHTTPAddr", "PackerHTTPIP", "PackerHTTPPort", "SSHPublicKey",
+    "SSHPrivateKey", "WinRMPassword",
+];
+
+fn with_build_values(extra: &[&'static str]) -> Vec<&'static str> {
+    extra.iter().chain(BUILD_VALUES).copied().collect()
+}
+
+#[derive(Debug, Clone)]
+pub enum ShellSource {
+    Inline(Vec<String>),
+    Scripts(Vec<PathBuf>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    pub source: ShellSource,
+    pub environment_vars: Vec<(String, String)>,
+    pub env_var_format: Option<String>,
+    pub use_env_var_file: bool,
+    pub execute_command: Deferred,
+    pub inline_shebang: String,
+    pub remote_folder: String,
+    pub remote_file: Option<String>,
+    pub remote_path: Option<String>,
+    pub valid_exit_codes: Vec<i64>,
+    pub expect_disconnect: bool,
+    pub start_retry_timeout: Duration,
+    pub pause_after: Duration,
+    pub skip_clean: bool,
+    pub binary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    pub sources: Vec<String>,
+    pub destination: String,
+    pub direction: Direction,
+    pub generated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellLocalConfig {
+    pub source: ShellSource,
+    pub execute_command: Vec<Deferred>,
+    pub environment_vars: Vec<(String, String)>,
+    pub env_var_format: Option<String>,
+    pub inline_shebang: String,
+    pub only_on: Vec<String>,
+    pub tempfile_extension: Option<String>,
+    pub use_linux_pathing: bool,
+    pub valid_exit_codes: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProvisionerKind {
+    Shell(ShellConfig),
+    File(FileConfig),
+    ShellLocal(ShellLocalConfig),
+}
+
+/// A provisioner as it runs for one build (its `override` applied).
+#[derive(Debug, Clone)]
+pub struct Provisioner {
+    pub path: String,
+    pub type_name: String,
+    pub pause_before: Duration,
+    pub timeout: Option<Duration>,
+    pub max_retries: u32,
+    pub kind: ProvisionerKind,
+}
+
+pub const PROVISIONER_TYPES: &[&str] = &["shell", "file", "shell-local"];
+
+/// The keys every provisioner has; decoded by the planner, not the plugin.
+pub const COMMON_KEYS: &[&str] = &["type", "only", "except", "override", "pause_before", "timeout", "max_retries"];
+
+impl ProvisionerKind {
+    /// Decodes the plugin's own keys (the common ones are skipped).
+    pub fn decode(type_name: &str, f: &mut Fields<'_>) -> Option<Self> {
+        f.skip(&["type", "only", "except", "override", "pause_before", "timeout", "max_retries"]);
+        match type_name {
+            "shell" => decode_shell(f).map(Self::Shell),
+            "file" => decode_file(f).map(Self::File),
+            "shell-local" => decode_shell_local(f).map(Self::ShellLocal),
+            _ => None,
+        }
+    }
+}
+
+/// Script paths are relative to the working directory, as in Packer; a
+/// path found only beside the template is taken from there.
+pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    let ctx = f.context();
+    if p.is_absolute() {
+        return p.to_owned();
+    }
+    let from_cwd = ctx.pwd.join(p);
+    if from_cwd.exists() {
+        return from_cwd;
+    }
+    let beside_template = ctx.template.dir.join(p);
+    if beside_template.exists() { beside_template } else { from_cwd }
+}
+
+/// `inline` / `script` / `scripts`: exactly one, scripts must exist.
+fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource> {
+    let command = if allow_command {
+        f.renamed("command", "inline").and_then(|n| f.string_from("command", n))
+    } else {
+        None
+    };
+    let inline = f.string_list("inline").filter(|l| !l.is_empty()).or(command.map(|c| vec![c]));
+    let script = f.string("script").filter(|s| !s.is_empty());
+    let scripts = f.string_list("scripts").filter(|l| !l.is_empty());
+    let given = [inline.is_some(), script.is_some(), scripts.is_some()].iter().filter(|b| **b).count();
+    if given == 0 {
+        f.error("one of inline, script or scripts is required").hint =
+            Some("e.g. \"inline\": [\"echo hello\"] or \"script\": \"scripts/setup.sh\"".into());
+        return None;
+    }
+    if given > 1 {
+        f.error("only one of inline, script or scripts may be given");
+        return None;
+    }
+    if let Some(lines) = inline {
+        return Some(ShellSource::Inline(lines));
+    }
+    let key = if script.is_some() { "script" } else { "scripts" };
+    let names: Vec<String> = script.map(|s| vec![s]).or(scripts).unwrap_or_default();
+    let mut paths = Vec::new();
+    for name in names {
+        let path = resolve_local_path(f, &name);
+        if !path.is_file() {
+            let span = f.span_of(key).unwrap_or_default();
+            f.error_at(span, format!("{key}: `{name}` does not exist (looked in {})", path.display()))
+                .hint = Some("script paths are relative to the directory kiln runs in".into());
+        }
+        paths.push(path);
+    }
+    Some(ShellSource::Scripts(paths))
+}
+
+fn env_vars(f: &mut Fields<'_>) -> Vec<(String, String)> {
+    let list = f.string_list("environment_vars").unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in list {
+        match entry.split_once('=') {
+            Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
+            _ => {
+                let span = f.span_of("environment_vars").unwrap_or_default();
+                f.error_at(span, format!("environment_vars: `{entry}` is not of the form KEY=value"));
+            }
+        }
+    }
+    out
+}
+
+fn exit_codes(f: &mut Fields<'_>) -> Vec<i64> {
+    let Some(list) = f.string_list("valid_exit_codes") else {
+        return vec![0];
+    };
+    let mut out = Vec::new();
+    for code in list {
+        match code.trim().parse() {
+            Ok(n) => out.push(n),
+            Err(_) => {
+                let span = f.span_of("valid_exit_codes").unwrap_or_default();
+                f.error_at(span, format!("valid_exit_codes: `{code}` is not a number"));
+            }
+        }
+    }
+    out
+}
+
+fn decode_shell(f: &mut Fields<'_>) -> Option<ShellConfig> {
+    let source = decode_source(f, false);
+    let environment_vars = env_vars(f);
+    let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
+    let use_env_var_file = f.bool("use_env_var_file").unwrap_or(false);
+    let fields = with_build_values(&["Vars", "Path", "EnvVarFile"]);
+    let execute_command = f.deferred("execute_command", &fields).or_else(|| {
+        let default = if use_env_var_file {
+            "chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}"
+        } else {
+            "chmod +x {{.Path}}; {{.Vars}} {{.Path}}"
+        };
+        crate::template::interp::parse(default).ok().map(|template| Deferred {
+            template,
+            span: Default::default(),
+        })
+    });
+    let inline_shebang = f.string("inline_shebang").filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh -e".into());
+    let remote_folder = f.string("remote_folder").filter(|s| !s.is_empty()).unwrap_or_else(|| "/tmp".into());
+    let remote_file = f.string("remote_file").filter(|s| !s.is_empty());
+    let remote_path = f.string("remote_path").filter(|s| !s.is_empty());
+    let valid_exit_codes = exit_codes(f);
+    let expect_disconnect = f.bool("expect_disconnect").unwrap_or(false);
+    let start_retry_timeout = f.duration("start_retry_timeout").unwrap_or(Duration::from_secs(300));
+    let pause_after = f.duration("pause_after").unwrap_or_default();
+    let skip_clean = f.bool("skip_clean").unwrap_or(false);
+    let binary = f.bool("binary").unwrap_or(false);
+    Some(ShellConfig {
+        source: source?,
+        environment_vars,
+        env_var_format,
+        use_env_var_file,
+        execute_command: execute_command?,
+        inline_shebang,
+        remote_folder,
+        remote_file,
+        remote_path,
+        valid_exit_codes,
+        expect_disconnect,
+        start_retry_timeout,
+        pause_after,
+        skip_clean,
+        binary,
+    })
+}
+
+fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
+    let source = f.string("source").filter(|s| !s.is_empty());
+    let mut sources = f.string_list("sources").unwrap_or_default();
+    let destination = f.required_string("destination");
+    let direction = match f.one_of("direction", &["upload", "download"]).as_deref() {
+        Some("download") => Direction::Download,
+        _ => Direction::Upload,
+    };
+    let generated = f.bool("generated").unwrap_or(false);
+    if let Some(s) = source {
+        sources.insert(0, s);
+    }
+    if sources.is_empty() {
+        f.error("source (or sources) is required");
+        return None;
+    }
+    if sources.len() > 1 && destination.as_deref().is_some_and(|d| !d.ends_with('/')) {
+        let span = f.span_of("destination").unwrap_or_default();
+        f.error_at(span, "with several sources, destination must be a directory ending in `/`");
+    }
+    if direction == Direction::Upload && !generated {
+        for s in &sources {
+            let path = resolve_local_path(f, s);
+            if !path.exists() {
+                let key = if f.has("sources") { "sources" } else { "source" };
+                let span = f.span_of(key).unwrap_or_default();
+                f.error_at(span, format!("{key}: `{s}` does not exist (looked in {})", path.display()))
+                    .hint = Some("set \"generated\": true if an earlier step creates it".into());
+            }
+        }
+    }
+    Some(FileConfig {
+        sources,
+        destination: destination?,
+        direction,
+        generated,
+    })
+}
+
+pub(crate) fn decode_shell_local(f: &mut Fields<'_>) -> Option<ShellLocalConfig> {
+    let source = decode_source(f, true);
+    let fields = with_build_values(&["Vars", "Script", "Command"]);
+    let execute_command = match f.raw("execute_command") {
+        Some(node) => {
+            let items: Vec<_> = match node.as_array() {
+                Some(items) => items.iter().collect(),
+                None => vec![node],
+            };
+            items.iter().filter_map(|n| f.deferred_from("execute_command", n, &fields)).collect()
+        }
+        None => ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
+            .iter()
+            .filter_map(|s| crate::template::interp::parse(s).ok())
+            .map(|template| Deferred {
+                template,
+                span: Default::default(),
+            })
+            .collect(),
+    };
+    let environment_vars = env_vars(f);
+    let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
+    let inline_shebang = f.string("inline_shebang").filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh -e".into());
+    let only_on = f.string_list("only_on").unwrap_or_default();
+    for os in &only_on {
+        if !["darwin", "freebsd", "linux", "openbsd", "solaris", "windows"].contains(&os.as_str()) {
+            let span = f.span_of("only_on").unwrap_or_default();
+            f.error_at(span, format!("only_on: `{os}` is not an OS name (darwin, freebsd, linux, openbsd, solaris, windows)"));
+        }
+    }
+    let tempfile_extension = f.string("tempfile_extension").filter(|s| !s.is_empty());
+    let use_linux_pathing = f.bool("use_linux_pathing").unwrap_or(false);
+    let valid_exit_codes = exit_codes(f);
+    Some(ShellLocalConfig {
+        source: source?,
+        execute_command,
+        environment_vars,
+        env_var_format,
+        inline_shebang,
+        only_on,
+        tempfile_extension,
+        use_linux_pathing,
+        valid_exit_codes,
+    })
+}

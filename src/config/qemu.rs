@@ -1,0 +1,273 @@
+//! The `qemu` builder's configuration (Packer's qemu builder options).
+
+use std::path::PathBuf;
+
+use super::common::{BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory};
+use super::decode::{Deferred, Fields};
+
+/// Template fields `qemuargs` can use, as Packer provides them.
+pub const QEMUARGS_FIELDS: &[&str] = &["HTTPIP", "HTTPPort", "HTTPDir", "OutputDir", "Name", "SSHHostPort"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accelerator {
+    /// Probe for a working accelerator, falling back to TCG.
+    Auto,
+    Kvm,
+    Tcg,
+    Hvf,
+    Whpx,
+    Xen,
+    Hax,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    Qcow2,
+    Raw,
+}
+
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// The installer ISO, or with `disk_image: true` the disk image to start from.
+    pub iso: IsoConfig,
+    pub http: HttpConfig,
+    pub boot: BootConfig,
+    pub communicator: Communicator,
+    pub shutdown: ShutdownConfig,
+    pub media: MediaConfig,
+    pub output_directory: PathBuf,
+    pub vm_name: String,
+    pub accelerator: Accelerator,
+    pub qemu_binary: String,
+    pub machine_type: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub disk_size_mib: u64,
+    pub disk_additional_size_mib: Vec<u64>,
+    pub format: DiskFormat,
+    pub disk_interface: String,
+    pub disk_cache: String,
+    pub disk_discard: String,
+    pub disk_detect_zeroes: String,
+    pub disk_compression: bool,
+    pub disk_image: bool,
+    pub use_backing_file: bool,
+    pub skip_compaction: bool,
+    pub skip_resize_disk: bool,
+    pub net_device: String,
+    pub net_bridge: Option<String>,
+    pub cdrom_interface: Option<String>,
+    pub headless: bool,
+    pub use_default_display: bool,
+    pub display: Option<String>,
+    pub firmware: Option<PathBuf>,
+    pub host_port_min: u16,
+    pub host_port_max: u16,
+    pub skip_nat_mapping: bool,
+    pub vnc_bind_address: String,
+    pub vnc_port_min: u16,
+    pub vnc_port_max: u16,
+    pub vnc_use_password: bool,
+    pub qemuargs: Vec<Vec<Deferred>>,
+    pub qemu_img_args: QemuImgArgs,
+    /// kiln always drives QEMU through QMP; these only move the socket.
+    pub qmp_enable: bool,
+    pub qmp_socket_path: Option<PathBuf>,
+    /// kiln types keys through QMP, so VNC is never needed for the boot command.
+    pub disable_vnc: bool,
+}
+
+/// Extra arguments for the `qemu-img` subcommands kiln runs.
+#[derive(Debug, Clone, Default)]
+pub struct QemuImgArgs {
+    pub convert: Vec<String>,
+    pub create: Vec<String>,
+    pub resize: Vec<String>,
+}
+
+impl QemuImgArgs {
+    fn decode(f: &mut Fields<'_>) -> Self {
+        let Some(node) = f.raw("qemu_img_args") else {
+            return Self::default();
+        };
+        let mut out = Self::default();
+        let Some(members) = node.as_object() else {
+            f.error_at(node.span, format!("qemu_img_args: expected an object with convert, create, resize, found {}", node.kind()));
+            return out;
+        };
+        for m in members {
+            let target = match m.key.as_str() {
+                "convert" => &mut out.convert,
+                "create" => &mut out.create,
+                "resize" => &mut out.resize,
+                other => {
+                    f.error_at(m.key_span, format!("qemu_img_args: unknown key `{other}` (expected convert, create or resize)"));
+                    continue;
+                }
+            };
+            match m.value.as_array() {
+                Some(items) => target.extend(items.iter().filter_map(|i| f.string_from("qemu_img_args", i))),
+                None => {
+                    f.error_at(m.value.span, format!("qemu_img_args.{}: expected a list of strings", m.key));
+                }
+            }
+        }
+        out
+    }
+}
+
+const DISK_INTERFACES: &[&str] = &["virtio", "ide", "scsi", "virtio-scsi"];
+const NET_DEVICES: &[&str] = &[
+    "virtio-net", "virtio-net-pci", "virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "ne2k_isa", "pcnet", "vmxnet3", "usb-net", "i82550", "i82551",
+    "i82557a", "i82557b", "i82557c", "i82558a", "i82558b", "i82559a", "i82559b", "i82559c", "i82559er", "i82562", "i82801",
+];
+
+impl QemuConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Option<Self> {
+        let disk_image = f.bool("disk_image").unwrap_or(false);
+        let iso = IsoConfig::decode(f);
+        let http = HttpConfig::decode(f);
+        let boot = BootConfig::decode(f);
+        let communicator = Communicator::decode(f, None);
+        let shutdown = ShutdownConfig::decode(f);
+        let media = MediaConfig::decode(f);
+        let output_directory = output_directory(f);
+        let build_name = f.context().build_name.unwrap_or("qemu").to_owned();
+        let vm_name = f.string("vm_name").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("packer-{build_name}"));
+
+        let accelerator = match f.one_of("accelerator", &["auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"]).as_deref() {
+            Some("kvm") => Accelerator::Kvm,
+            Some("tcg") => Accelerator::Tcg,
+            Some("hvf") => Accelerator::Hvf,
+            Some("whpx") => Accelerator::Whpx,
+            Some("xen") => Accelerator::Xen,
+            Some("hax") => Accelerator::Hax,
+            Some("none") => Accelerator::None,
+            _ => Accelerator::Auto,
+        };
+        let qemu_binary = f.string("qemu_binary").filter(|s| !s.is_empty()).unwrap_or_else(|| "qemu-system-x86_64".into());
+        let machine_type = f.string("machine_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "pc".into());
+        let cpus = f.u64_in("cpus", 1, 1024).unwrap_or(1) as u32;
+        // Packer treats anything under 10 MiB as unset.
+        let memory_mib = f.u64("memory").filter(|&m| m >= 10).unwrap_or(512);
+        let disk_size_mib = f.size_mib("disk_size").unwrap_or(40960);
+        let disk_additional_size_mib = f
+            .string_list("disk_additional_size")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| super::decode::parse_size_mib(s))
+            .collect();
+        let format = match f.one_of("format", &["qcow2", "raw"]).as_deref() {
+            Some("raw") => DiskFormat::Raw,
+            _ => DiskFormat::Qcow2,
+        };
+        let disk_interface = f.one_of("disk_interface", DISK_INTERFACES).unwrap_or_else(|| "virtio".into());
+        let disk_cache = f
+            .one_of("disk_cache", &["writethrough", "writeback", "none", "unsafe", "directsync"])
+            .unwrap_or_else(|| "writeback".into());
+        let disk_discard = f.one_of("disk_discard", &["unmap", "ignore"]).unwrap_or_else(|| "ignore".into());
+        let disk_detect_zeroes = f.one_of("disk_detect_zeroes", &["unmap", "on", "off"]).unwrap_or_else(|| "off".into());
+        let disk_compression = f.bool("disk_compression").unwrap_or(false);
+        let use_backing_file = f.bool("use_backing_file").unwrap_or(false);
+        let skip_compaction = f.bool("skip_compaction").unwrap_or(false);
+        let skip_resize_disk = f.bool("skip_resize_disk").unwrap_or(false);
+        let net_device = f.one_of("net_device", NET_DEVICES).unwrap_or_else(|| "virtio-net".into());
+        let net_bridge = f.string("net_bridge").filter(|s| !s.is_empty());
+        let cdrom_interface = f.one_of("cdrom_interface", &["ide", "scsi", "virtio", "virtio-scsi"]);
+        let headless = f.bool("headless").unwrap_or(false);
+        let use_default_display = f.bool("use_default_display").unwrap_or(false);
+        let display = f.string("display").filter(|s| !s.is_empty());
+        let firmware = f.string("firmware").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let ssh_min_old = f.renamed("ssh_host_port_min", "host_port_min").and_then(|n| f.string_from("ssh_host_port_min", n));
+        let ssh_max_old = f.renamed("ssh_host_port_max", "host_port_max").and_then(|n| f.string_from("ssh_host_port_max", n));
+        let host_port_min = f
+            .u64_in("host_port_min", 1, 65535)
+            .or_else(|| ssh_min_old.and_then(|s| s.parse().ok()))
+            .unwrap_or(2222) as u16;
+        let host_port_max = f
+            .u64_in("host_port_max", 1, 65535)
+            .or_else(|| ssh_max_old.and_then(|s| s.parse().ok()))
+            .unwrap_or(4444) as u16;
+        let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(false);
+        let vnc_bind_address = f.string("vnc_bind_address").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        let vnc_port_min = f.u64_in("vnc_port_min", 1, 65535).unwrap_or(5900) as u16;
+        let vnc_port_max = f.u64_in("vnc_port_max", 1, 65535).unwrap_or(6000) as u16;
+        let vnc_use_password = f.bool("vnc_use_password").unwrap_or(false);
+        let qemuargs = f.deferred_list_of_lists("qemuargs", QEMUARGS_FIELDS).unwrap_or_default();
+        let qemu_img_args = QemuImgArgs::decode(f);
+        let qmp_enable = f.bool("qmp_enable").unwrap_or(false);
+        let qmp_socket_path = f.string("qmp_socket_path").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let disable_vnc = f.bool("disable_vnc").unwrap_or(false);
+        f.obsolete("run_once", "it has no effect in Packer either");
+        f.obsolete("iso_skip_cache", "kiln uses local files in place and verifies cached downloads");
+
+        if host_port_min > host_port_max {
+            let span = f.span_of("host_port_min").unwrap_or_default();
+            f.error_at(span, format!("host_port_min ({host_port_min}) is greater than host_port_max ({host_port_max})"));
+        }
+        if vnc_port_min > vnc_port_max {
+            let span = f.span_of("vnc_port_min").unwrap_or_default();
+            f.error_at(span, format!("vnc_port_min ({vnc_port_min}) is greater than vnc_port_max ({vnc_port_max})"));
+        }
+        if use_backing_file && !(disk_image && format == DiskFormat::Qcow2) {
+            let span = f.span_of("use_backing_file").unwrap_or_default();
+            f.error_at(span, "use_backing_file needs disk_image: true and format: qcow2");
+        }
+        if disk_compression && format != DiskFormat::Qcow2 {
+            let span = f.span_of("disk_compression").unwrap_or_default();
+            f.error_at(span, "disk_compression needs format: qcow2");
+        }
+        if vm_name.contains('/') {
+            let span = f.span_of("vm_name").unwrap_or_default();
+            f.error_at(span, format!("vm_name `{vm_name}` must be a file name, not a path"));
+        }
+
+        Some(Self {
+            iso: iso?,
+            http,
+            boot,
+            communicator: communicator?,
+            shutdown,
+            media,
+            output_directory,
+            vm_name,
+            accelerator,
+            qemu_binary,
+            machine_type,
+            cpus,
+            memory_mib,
+            disk_size_mib,
+            disk_additional_size_mib,
+            format,
+            disk_interface,
+            disk_cache,
+            disk_discard,
+            disk_detect_zeroes,
+            disk_compression,
+            disk_image,
+            use_backing_file,
+            skip_compaction,
+            skip_resize_disk,
+            net_device,
+            net_bridge,
+            cdrom_interface,
+            headless,
+            use_default_display,
+            display,
+            firmware,
+            host_port_min,
+            host_port_max,
+            skip_nat_mapping,
+            vnc_bind_address,
+            vnc_port_min,
+            vnc_port_max,
+            vnc_use_password,
+            qemuargs,
+            qemu_img_args,
+            qmp_enable,
+            qmp_socket_path,
+            disable_vnc,
+        })
+    }
+}
