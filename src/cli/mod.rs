@@ -1,7 +1,47 @@
-//! Command-line front end: clap definitions and dispatch, no logic.
+//! Command-line front end: clap definitions and dispatch, no build logic.
+//! Errors are printed here, once, and mapped to the exit status.
+
+pub mod args;
+mod commands;
+pub mod packer_flags;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
+use args::{Cli, Command};
+use crate::ui::console::{ConsoleOptions, OutputMode};
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let argv = packer_flags::normalize(std::env::args_os());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and --version are successes; everything else is exit 1.
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
+    let options = console_options(&cli.ui);
+    let ok = match cli.command {
+        Command::Validate(a) => commands::validate(&a, &options),
+        Command::Inspect(a) => commands::inspect(&a, &options),
+        Command::Fix(a) => commands::fix(&a),
+        Command::Build(a) => commands::build(&a, &options),
+        Command::Version => {
+            println!("kiln {} (reads Packer {} templates)", crate::VERSION, crate::PACKER_COMPAT_VERSION);
+            true
+        }
+    };
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn console_options(ui: &args::UiArgs) -> ConsoleOptions {
+    use std::io::IsTerminal;
+    let color = ui.color.unwrap_or_else(|| std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    ConsoleOptions {
+        mode: if ui.machine_readable { OutputMode::MachineReadable } else { OutputMode::Human },
+        color,
+        timestamps: ui.timestamp_ui,
+    }
 }

@@ -5,5 +5,6 @@ pub mod interp;
 pub mod json;
 pub mod source;
 pub mod diagnostic;
+pub mod fix;
 pub mod model;
 pub mod variables;

@@ -1,0 +1,129 @@
+//! The command line as clap reads it; the one source of truth for --help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build VM images from Packer templates, locally",
+    long_about = "kiln builds virtual machine images from Packer JSON templates: it fetches and verifies the \
+installer ISO, boots it in QEMU or VirtualBox, types the boot command, serves answer files, provisions over SSH \
+and writes the artifacts.\n\nPacker's single-dash flags work too: kiln build -var-file=vars.json -only=qemu t.json",
+    after_help = "Exit status: 0 on success, 1 on any error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub ui: UiArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UiArgs {
+    /// Print Packer's machine-readable lines (timestamp,target,type,data) on stdout.
+    #[arg(long, global = true)]
+    pub machine_readable: bool,
+    /// Prefix every line with the time.
+    #[arg(long, global = true)]
+    pub timestamp_ui: bool,
+    /// Colour output (-color=false turns it off).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub color: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the builds of a template.
+    Build(BuildArgs),
+    /// Check a template and its variables without running anything.
+    Validate(ValidateArgs),
+    /// Show a template's variables, builders, provisioners and post-processors.
+    Inspect(InspectArgs),
+    /// Print the template with deprecated keys rewritten to their modern form.
+    Fix(FixArgs),
+    /// Print kiln's version.
+    Version,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct VariableArgs {
+    /// Set a variable: -var 'name=value' (repeatable; later ones win).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variables from a JSON file (repeatable; later files win, -var wins over files).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectionArgs {
+    /// Run only these builds (comma-separated names, `*` wildcards).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+    /// Run every build except these (comma-separated names, `*` wildcards).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", conflicts_with = "only")]
+    pub except: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OnError {
+    /// Kill the VM and remove what the build created.
+    #[default]
+    Cleanup,
+    /// Kill the VM but keep everything for inspection.
+    Abort,
+    /// Ask what to do (on a terminal).
+    Ask,
+    /// Run the template's error-cleanup-provisioner, then clean up.
+    RunCleanupProvisioner,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub variables: VariableArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Replace existing output directories and artifacts.
+    #[arg(long)]
+    pub force: bool,
+    /// What to do when a build fails.
+    #[arg(long, value_enum, default_value_t = OnError::Cleanup)]
+    pub on_error: OnError,
+    /// How many builds run at once (0 = all).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub parallel_builds: usize,
+    /// Pause before each step.
+    #[arg(long)]
+    pub debug: bool,
+    /// Never open a network connection: ISOs must already be in the cache.
+    #[arg(long)]
+    pub offline: bool,
+    /// The template (Packer JSON).
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub variables: VariableArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Only check the JSON syntax and the template's structure.
+    #[arg(long)]
+    pub syntax_only: bool,
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    pub template: PathBuf,
+}

@@ -1,0 +1,294 @@
+//! The commands: each loads what it needs through the core and prints the
+//! outcome. Returns false when the command failed (exit status 1).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::args::{BuildArgs, FixArgs, InspectArgs, SelectionArgs, ValidateArgs, VariableArgs};
+use crate::config::{self, Prepared, Selection};
+use crate::template::diagnostic::Diagnostics;
+use crate::template::model::{self, LoadError, Template};
+use crate::template::variables::{self, Environment, ResolvedVariables, VariableInputs};
+use crate::ui::console::{ConsoleOptions, SecretMask};
+
+/// A template checked all the way: loaded, variables resolved, builds prepared.
+struct Checked {
+    template: Template,
+    vars: ResolvedVariables,
+    prepared: Prepared,
+    diags: Diagnostics,
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Loads and checks a template, printing every diagnostic. None on errors.
+fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Option<Checked> {
+    let mut diags = Diagnostics::new();
+    let template = match model::load(path, &mut diags) {
+        Ok(t) => t,
+        Err(e) => {
+            print_load_error(&e, &diags);
+            return None;
+        }
+    };
+    let pwd = current_dir();
+    let init_time = SystemTime::now();
+    let environment = Environment {
+        env: &env_lookup,
+        init_time,
+        pwd: &pwd,
+    };
+    let inputs = VariableInputs {
+        var_files: variables.var_files.clone(),
+        vars: variables.vars.clone(),
+    };
+    let vars = variables::resolve(&template, &inputs, &environment, &mut diags);
+    let mask = SecretMask::new(vars.secrets.clone());
+    let prepared = if diags.has_errors() {
+        Prepared::default()
+    } else {
+        let selection = Selection {
+            only: selection.only.clone(),
+            except: selection.except.clone(),
+        };
+        config::prepare(
+            &config::PrepareInput {
+                template: &template,
+                vars: &vars,
+                selection: &selection,
+                pwd: &pwd,
+                init_time,
+            },
+            &mut diags,
+        )
+    };
+    print_diagnostics(&diags, &mask, path);
+    for s in prepared.skipped.iter().filter(|s| !s.supported) {
+        eprintln!(
+            "note: build `{}` ({}) is left out by -only/-except; kiln does not implement that builder type",
+            s.name, s.type_name
+        );
+    }
+    if diags.has_errors() {
+        return None;
+    }
+    Some(Checked {
+        template,
+        vars,
+        prepared,
+        diags,
+    })
+}
+
+fn print_diagnostics(diags: &Diagnostics, mask: &SecretMask, path: &Path) {
+    if diags.is_empty() {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{}", mask.mask(&diags.render()));
+    let n = diags.error_count();
+    if n > 0 {
+        let plural = if n == 1 { "error" } else { "errors" };
+        let _ = writeln!(err, "\n{n} {plural} in {}", path.display());
+    }
+}
+
+fn print_load_error(e: &LoadError, warnings: &Diagnostics) {
+    let mut err = std::io::stderr().lock();
+    if !warnings.is_empty() {
+        let _ = write!(err, "{}", warnings.render());
+    }
+    match e {
+        LoadError::Invalid(d) => {
+            let _ = write!(err, "{}", d.render());
+            let n = d.error_count();
+            let plural = if n == 1 { "error" } else { "errors" };
+            let _ = writeln!(err, "\n{n} {plural} in the template");
+        }
+        LoadError::Read { path, source } => {
+            let _ = writeln!(err, "error: cannot read template {}: {source}", path.display());
+            if source.kind() == std::io::ErrorKind::NotFound {
+                let _ = writeln!(err, "  = hint: check the path; kiln takes the template file as its last argument");
+            }
+        }
+        LoadError::NotUtf8 { .. } => {
+            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "  = hint: save the template as UTF-8");
+        }
+    }
+}
+
+pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
+    if args.syntax_only {
+        let mut diags = Diagnostics::new();
+        return match model::load(&args.template, &mut diags) {
+            Ok(_) => {
+                print_diagnostics(&diags, &SecretMask::default(), &args.template);
+                println!("Syntax-only check passed. Everything looks okay.");
+                true
+            }
+            Err(e) => {
+                print_load_error(&e, &diags);
+                false
+            }
+        };
+    }
+    match check(&args.template, &args.variables, &args.selection) {
+        Some(c) => {
+            let n = c.prepared.builds.len();
+            let _ = (&c.template, &c.vars, &c.diags);
+            println!(
+                "Template validated successfully ({n} build{}).",
+                if n == 1 { "" } else { "s" }
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
+    let mut diags = Diagnostics::new();
+    let t = match model::load(&args.template, &mut diags) {
+        Ok(t) => t,
+        Err(e) => {
+            print_load_error(&e, &diags);
+            return false;
+        }
+    };
+    let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
+    let mut out = String::new();
+    if options.mode == crate::ui::console::OutputMode::MachineReadable {
+        for v in &t.variables {
+            let value = match &v.default {
+                _ if sensitive(&v.name) => "<sensitive>".to_owned(),
+                Some(d) => d.clone(),
+                None => String::new(),
+            };
+            out.push_str(&format!(",,template-variable,{},{},{}\n", v.name, value.replace(',', "%!(PACKER_COMMA)"), u8::from(v.is_required())));
+        }
+        for b in &t.builders {
+            out.push_str(&format!(",,template-builder,{},{}\n", b.name, b.type_name));
+        }
+        for p in &t.provisioners {
+            out.push_str(&format!(",,template-provisioner,{}\n", p.type_name));
+        }
+        for chain in &t.post_processors {
+            let names: Vec<&str> = chain.iter().map(|s| s.type_name.as_str()).collect();
+            out.push_str(&format!(",,template-post-processor,{}\n", names.join("%!(PACKER_COMMA)")));
+        }
+        print!("{out}");
+        return true;
+    }
+    if let Some(d) = &t.description {
+        out.push_str(&format!("Description:\n\n  {d}\n\n"));
+    }
+    let optional: Vec<_> = t.variables.iter().filter(|v| !v.is_required()).collect();
+    let required: Vec<_> = t.variables.iter().filter(|v| v.is_required()).collect();
+    out.push_str("Optional variables and their defaults:\n\n");
+    if optional.is_empty() {
+        out.push_str("  <none>\n");
+    }
+    let width = optional.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    for v in &optional {
+        let value = if sensitive(&v.name) { "<sensitive>" } else { v.default.as_deref().unwrap_or("") };
+        out.push_str(&format!("  {:width$} = {value}\n", v.name));
+    }
+    out.push_str("\nRequired variables:\n\n");
+    if required.is_empty() {
+        out.push_str("  <none>\n");
+    }
+    for v in &required {
+        out.push_str(&format!("  {}\n", v.name));
+    }
+    out.push_str("\nBuilders:\n\n");
+    for b in &t.builders {
+        if b.name == b.type_name {
+            out.push_str(&format!("  {}\n", b.name));
+        } else {
+            out.push_str(&format!("  {:20} ({})\n", b.name, b.type_name));
+        }
+    }
+    out.push_str("\nProvisioners:\n\n");
+    if t.provisioners.is_empty() {
+        out.push_str("  <none>\n");
+    }
+    for p in &t.provisioners {
+        out.push_str(&format!("  {}\n", p.type_name));
+    }
+    out.push_str("\nPost-processors:\n\n");
+    if t.post_processors.is_empty() {
+        out.push_str("  <none>\n");
+    }
+    for chain in &t.post_processors {
+        let names: Vec<&str> = chain.iter().map(|s| s.type_name.as_str()).collect();
+        out.push_str(&format!("  {}\n", names.join(" -> ")));
+    }
+    out.push_str(
+        "\nNote: build names and values that use variables or functions such as\n`timestamp` are shown as written; they are evaluated when a build starts.\n",
+    );
+    print!("{out}");
+    if !diags.is_empty() {
+        eprint!("{}", diags.render());
+    }
+    true
+}
+
+pub fn fix(args: &FixArgs) -> bool {
+    let text = match std::fs::read_to_string(&args.template) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read template {}: {e}", args.template.display());
+            return false;
+        }
+    };
+    let mut diags = Diagnostics::new();
+    let dir = args.template.parent().map(Path::to_path_buf).unwrap_or_default();
+    let source = crate::template::source::SourceFile::new(&args.template, text);
+    let root = match crate::template::json::parse(source.text()) {
+        Ok(r) => r,
+        Err(_) => {
+            // Let the loader explain the syntax error with line and column.
+            if let Err(e) = model::parse(source, dir, &mut diags) {
+                print_load_error(&e, &diags);
+            }
+            return false;
+        }
+    };
+    let mut value = root.to_serde();
+    let changes = crate::template::fix::fix(&mut value);
+    match serde_json::to_string_pretty(&value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => {
+            eprintln!("error: cannot print the fixed template: {e}");
+            return false;
+        }
+    }
+    for c in &changes {
+        eprintln!("fixed: {c}");
+    }
+    if changes.is_empty() {
+        eprintln!("nothing to fix");
+    }
+    true
+}
+
+pub fn build(args: &BuildArgs, _options: &ConsoleOptions) -> bool {
+    let Some(checked) = check(&args.template, &args.variables, &args.selection) else {
+        return false;
+    };
+    let names: Vec<&str> = checked.prepared.builds.iter().map(|b| b.name.as_str()).collect();
+    eprintln!(
+        "error: the template is valid, but running builds ({}) is not implemented yet in this version of kiln",
+        names.join(", ")
+    );
+    eprintln!("  = hint: `kiln validate` and `kiln inspect` work; the QEMU builder comes next");
+    false
+}

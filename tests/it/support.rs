@@ -1,0 +1,37 @@
+//! Running the kiln binary and normalising its output for snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn kiln_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Runs kiln with `args` in `dir`, with a clean, predictable environment.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(kiln_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KILN_CACHE_DIR")
+        .env_remove("PACKER_CACHE_DIR")
+        .env("NO_COLOR", "1")
+        .env("KILN_TEST_SECRET", "from-the-environment")
+        .output()
+        .expect("kiln runs")
+}
+
+/// Exit status, stdout and stderr as one text, for snapshots.
+pub fn transcript(output: &Output, dir: &Path) -> String {
+    let code = output.status.code().map_or("signal".to_owned(), |c| c.to_string());
+    let dir_text = dir.display().to_string();
+    let clean = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&dir_text, "[DIR]");
+    format!(
+        "exit: {code}\n--- stdout\n{}--- stderr\n{}",
+        clean(&output.stdout),
+        clean(&output.stderr)
+    )
+}

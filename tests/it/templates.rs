@@ -1,0 +1,19 @@
+//! Every case in tests/fixtures/templates: a `.args` file holds one kiln
+//! command line (run in that directory); its transcript is the snapshot.
+
+use crate::support::{fixtures, run_in, transcript};
+
+#[test]
+fn template_fixtures() {
+    let dir = fixtures().join("templates");
+    insta::glob!("../fixtures/templates", "*.args", |path| {
+        let text = std::fs::read_to_string(path).expect("args file");
+        let args: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let output = run_in(&dir, &args);
+        // Never a panic, whatever the input.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(matches!(output.status.code(), Some(0 | 1)), "exit status {:?}", output.status);
+        insta::assert_snapshot!(transcript(&output, &dir));
+    });
+}
