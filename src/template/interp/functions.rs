@@ -294,9 +294,11 @@ fn present<'d>(v: Option<&str>, what: &'static str) -> Result<Value<'d>, K> {
 }
 
 fn case_mapped<'d>(s: &str, map: fn(&str) -> String) -> Result<Value<'d>, K> {
-    // Case mapping can triple a character's length (e.g. `ΐ`).
-    check_len(s.len() as u128 * 3)?;
-    Ok(Value::Str(map(s)))
+    // Case mapping grows a string at most threefold (e.g. `ΐ`), so the
+    // result is built first and checked after.
+    let mapped = map(s);
+    check_len(mapped.len() as u128)?;
+    Ok(Value::Str(mapped))
 }
 
 /// `split s sep n`: the nth piece of Go's `strings.Split(s, sep)`.
