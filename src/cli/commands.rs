@@ -34,7 +34,7 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
     let template = match model::load(path, &mut diags) {
         Ok(t) => t,
         Err(e) => {
-            print_load_error(&e, &diags);
+            print_load_error(&e, &diags, path);
             return None;
         }
     };
@@ -49,9 +49,12 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
         var_files: variables.var_files.clone(),
         vars: variables.vars.clone(),
     };
+    let errors_before = diags.error_count();
     let vars = variables::resolve(&template, &inputs, &environment, &mut diags);
     let mask = SecretMask::new(vars.secrets.clone());
-    let prepared = if diags.has_errors() {
+    // Without every variable's value, checking the sections would only
+    // repeat the variables' errors.
+    let prepared = if diags.error_count() > errors_before {
         Prepared::default()
     } else {
         let selection = Selection {
@@ -100,7 +103,7 @@ fn print_diagnostics(diags: &Diagnostics, mask: &SecretMask, path: &Path) {
     }
 }
 
-fn print_load_error(e: &LoadError, warnings: &Diagnostics) {
+fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path) {
     let mut err = std::io::stderr().lock();
     if !warnings.is_empty() {
         let _ = write!(err, "{}", warnings.render());
@@ -110,7 +113,7 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics) {
             let _ = write!(err, "{}", d.render());
             let n = d.error_count();
             let plural = if n == 1 { "error" } else { "errors" };
-            let _ = writeln!(err, "\n{n} {plural} in the template");
+            let _ = writeln!(err, "\n{n} {plural} in {}", path.display());
         }
         LoadError::Read { path, source } => {
             let _ = writeln!(err, "error: cannot read template {}: {source}", path.display());
@@ -129,13 +132,17 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
     if args.syntax_only {
         let mut diags = Diagnostics::new();
         return match model::load(&args.template, &mut diags) {
+            Ok(_) if diags.has_errors() => {
+                print_diagnostics(&diags, &SecretMask::default(), &args.template);
+                false
+            }
             Ok(_) => {
                 print_diagnostics(&diags, &SecretMask::default(), &args.template);
                 println!("Syntax-only check passed. Everything looks okay.");
                 true
             }
             Err(e) => {
-                print_load_error(&e, &diags);
+                print_load_error(&e, &diags, &args.template);
                 false
             }
         };
@@ -159,30 +166,35 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     let t = match model::load(&args.template, &mut diags) {
         Ok(t) => t,
         Err(e) => {
-            print_load_error(&e, &diags);
+            print_load_error(&e, &diags, &args.template);
             return false;
         }
     };
+    if diags.has_errors() {
+        print_diagnostics(&diags, &SecretMask::default(), &args.template);
+        return false;
+    }
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
     let mut out = String::new();
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         for v in &t.variables {
             let value = match &v.default {
                 _ if sensitive(&v.name) => "<sensitive>".to_owned(),
                 Some(d) => d.clone(),
                 None => String::new(),
             };
-            out.push_str(&format!(",,template-variable,{},{},{}\n", v.name, value.replace(',', "%!(PACKER_COMMA)"), u8::from(v.is_required())));
+            out.push_str(&format!("{now},,template-variable,{},{},{}\n", v.name, value.replace(',', "%!(PACKER_COMMA)"), u8::from(v.is_required())));
         }
         for b in &t.builders {
-            out.push_str(&format!(",,template-builder,{},{}\n", b.name, b.type_name));
+            out.push_str(&format!("{now},,template-builder,{},{}\n", b.name, b.type_name));
         }
         for p in &t.provisioners {
-            out.push_str(&format!(",,template-provisioner,{}\n", p.type_name));
+            out.push_str(&format!("{now},,template-provisioner,{}\n", p.type_name));
         }
         for chain in &t.post_processors {
             let names: Vec<&str> = chain.iter().map(|s| s.type_name.as_str()).collect();
-            out.push_str(&format!(",,template-post-processor,{}\n", names.join("%!(PACKER_COMMA)")));
+            out.push_str(&format!("{now},,template-post-processor,{}\n", names.join("%!(PACKER_COMMA)")));
         }
         print!("{out}");
         return true;
@@ -257,7 +269,7 @@ pub fn fix(args: &FixArgs) -> bool {
         Err(_) => {
             // Let the loader explain the syntax error with line and column.
             if let Err(e) = model::parse(source, dir, &mut diags) {
-                print_load_error(&e, &diags);
+                print_load_error(&e, &diags, &args.template);
             }
             return false;
         }

@@ -26,7 +26,13 @@ impl IsoConfig {
         let urls = f.string_list("iso_urls").unwrap_or_default();
         let mut checksum = f.string("iso_checksum").unwrap_or_default();
         // Packer < 1.6 split the checksum over three keys.
-        let old_type = f.renamed("iso_checksum_type", "iso_checksum").and_then(|n| n.as_str().map(str::to_owned));
+        let old_type = f.raw("iso_checksum_type").and_then(|n| n.as_str().map(str::to_owned));
+        if let Some(span) = f.span_of("iso_checksum_type") {
+            f.warn_at(
+                span,
+                "`iso_checksum_type` is deprecated: put the type in iso_checksum (\"sha256:…\"); `kiln fix` rewrites the template",
+            );
+        }
         let old_url = f.renamed("iso_checksum_url", "iso_checksum").and_then(|n| n.as_str().map(str::to_owned));
         if checksum.is_empty() {
             match (old_type.as_deref(), old_url) {
@@ -36,6 +42,11 @@ impl IsoConfig {
             }
         } else if let Some(t) = old_type.as_deref().filter(|t| !t.is_empty() && *t != "none" && !checksum.contains(':')) {
             checksum = format!("{t}:{checksum}");
+        }
+        if let Some(md5) = f.renamed("iso_md5", "iso_checksum").and_then(|n| f.string_from("iso_md5", n))
+            && checksum.is_empty()
+        {
+            checksum = format!("md5:{md5}");
         }
         let target_path = f.string("iso_target_path").filter(|s| !s.is_empty()).map(PathBuf::from);
         let target_extension = f.string("iso_target_extension").filter(|s| !s.is_empty()).unwrap_or_else(|| "iso".into());
@@ -49,12 +60,17 @@ impl IsoConfig {
                 f.error_at(span, "set either iso_url or iso_urls, not both");
                 return None;
             }
+            // Present but wrong: that error is already reported.
+            (None, true) if f.has("iso_url") || f.has("iso_urls") => return None,
             (None, true) => {
                 f.error("iso_url (or iso_urls) is required").hint =
                     Some("\"iso_url\": \"https://…/installer.iso\"".into());
                 return None;
             }
         };
+        if checksum.is_empty() && f.has("iso_checksum") {
+            return None;
+        }
         if checksum.is_empty() {
             f.error("iso_checksum is required").hint = Some(
                 "give the ISO's digest (\"sha256:…\"), a checksum file (\"file:https://…/SHA256SUMS\"), or \"none\" to skip verification".into(),
@@ -240,6 +256,7 @@ impl Communicator {
         }
         let username = match username.or(default_username.map(str::to_owned)) {
             Some(u) => u,
+            None if f.has("ssh_username") => return None,
             None => {
                 f.error("ssh_username is required with the ssh communicator").hint =
                     Some("set \"ssh_username\", or \"communicator\": \"none\" to skip SSH".into());

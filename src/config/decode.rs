@@ -307,16 +307,8 @@ impl<'a> Fields<'a> {
                 return None;
             }
         };
+        // Unknown functions are already refused by the parser.
         let mut ok = true;
-        for (name, offset) in parsed.functions() {
-            if !interp::is_function(&name) {
-                let span = self.string_offset_span(node, offset);
-                let hint = did_you_mean(&name, interp::FUNCTION_NAMES.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-                let d = self.error_at(span, format!("{key}: unknown function `{name}`"));
-                d.hint = hint;
-                ok = false;
-            }
-        }
         for (field, offset) in parsed.data_fields() {
             if !fields.contains(&field.as_str()) {
                 let span = self.string_offset_span(node, offset);

@@ -114,6 +114,9 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+const COMMENT_HINT: &str =
+    "JSON has no comments; Packer templates use keys starting with `_` (\"_comment\": \"...\") instead";
+
 /// Deeper nesting than this is refused rather than risking the stack.
 const MAX_DEPTH: usize = 128;
 
@@ -189,12 +192,7 @@ impl Parser<'_> {
                     "JSON strings use double quotes (\"), not single quotes",
                 ));
             }
-            Some(b'/') => {
-                return Err(self.error_at(
-                    self.pos,
-                    "JSON has no comments; Packer templates use keys starting with `_` (\"_comment\": \"...\") instead",
-                ));
-            }
+            Some(b'/') => return Err(self.error_at(self.pos, COMMENT_HINT)),
             _ => {
                 return Err(self.error_at(
                     self.pos,
@@ -247,6 +245,7 @@ impl Parser<'_> {
                         "this object is never closed: expected `}`",
                     ));
                 }
+                Some(b'/') => return Err(self.error_at(self.pos, COMMENT_HINT)),
                 _ => {
                     return Err(self.error_at(
                         self.pos,

@@ -95,8 +95,9 @@ pub enum LoadError {
     Invalid(Diagnostics),
 }
 
-/// Reads and structurally checks a template file. Warnings are appended to
-/// `diags`; errors make the result `Err` (with every error found).
+/// Reads and structurally checks a template file. Structural errors and
+/// warnings are appended to `diags`; only a file that cannot be read or is
+/// not a JSON object makes the result `Err`.
 pub fn load(path: &Path, diags: &mut Diagnostics) -> Result<Template, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
@@ -261,9 +262,9 @@ pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<
         }
     }
 
-    if errors.has_errors() {
-        return Err(LoadError::Invalid(errors));
-    }
+    // Structural errors are reported with everything else found later: the
+    // sections that were read are still checked.
+    diags.extend(errors);
     Ok(t)
 }
 
@@ -470,8 +471,9 @@ mod tests {
     }
 
     fn errors_of(text: &str) -> String {
-        match load_str(text).0 {
-            Err(LoadError::Invalid(d)) => d.render(),
+        match load_str(text) {
+            (Err(LoadError::Invalid(d)), _) => d.render(),
+            (Ok(_), d) if d.has_errors() => d.render(),
             other => panic!("expected errors, got {other:?}"),
         }
     }

@@ -14,6 +14,12 @@ fn template_fixtures() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(matches!(output.status.code(), Some(0 | 1)), "exit status {:?}", output.status);
-        insta::assert_snapshot!(transcript(&output, &dir));
+        insta::with_settings!({filters => vec![
+            (r"(?m)^\d{10},", "[TIMESTAMP],"),
+            (r"\b\d{10}\b", "[UNIX-TIME]"),
+            (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[UUID]"),
+        ]}, {
+            insta::assert_snapshot!(transcript(&output, &dir));
+        });
     });
 }
