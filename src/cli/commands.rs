@@ -116,9 +116,16 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path) {
             let _ = writeln!(err, "\n{n} {plural} in {}", path.display());
         }
         LoadError::Read { path, source } => {
-            let _ = writeln!(err, "error: cannot read template {}: {source}", path.display());
+            let _ = writeln!(
+                err,
+                "error: cannot read template {}: {source}",
+                path.display()
+            );
             if source.kind() == std::io::ErrorKind::NotFound {
-                let _ = writeln!(err, "  = hint: check the path; kiln takes the template file as its last argument");
+                let _ = writeln!(
+                    err,
+                    "  = hint: check the path; kiln takes the template file as its last argument"
+                );
             }
         }
         LoadError::NotUtf8 { .. } => {
@@ -177,24 +184,38 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
     let mut out = String::new();
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         for v in &t.variables {
             let value = match &v.default {
                 _ if sensitive(&v.name) => "<sensitive>".to_owned(),
                 Some(d) => d.clone(),
                 None => String::new(),
             };
-            out.push_str(&format!("{now},,template-variable,{},{},{}\n", v.name, value.replace(',', "%!(PACKER_COMMA)"), u8::from(v.is_required())));
+            out.push_str(&format!(
+                "{now},,template-variable,{},{},{}\n",
+                v.name,
+                value.replace(',', "%!(PACKER_COMMA)"),
+                u8::from(v.is_required())
+            ));
         }
         for b in &t.builders {
-            out.push_str(&format!("{now},,template-builder,{},{}\n", b.name, b.type_name));
+            out.push_str(&format!(
+                "{now},,template-builder,{},{}\n",
+                b.name, b.type_name
+            ));
         }
         for p in &t.provisioners {
             out.push_str(&format!("{now},,template-provisioner,{}\n", p.type_name));
         }
         for chain in &t.post_processors {
             let names: Vec<&str> = chain.iter().map(|s| s.type_name.as_str()).collect();
-            out.push_str(&format!("{now},,template-post-processor,{}\n", names.join("%!(PACKER_COMMA)")));
+            out.push_str(&format!(
+                "{now},,template-post-processor,{}\n",
+                names.join("%!(PACKER_COMMA)")
+            ));
         }
         print!("{out}");
         return true;
@@ -210,7 +231,11 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     }
     let width = optional.iter().map(|v| v.name.len()).max().unwrap_or(0);
     for v in &optional {
-        let value = if sensitive(&v.name) { "<sensitive>" } else { v.default.as_deref().unwrap_or("") };
+        let value = if sensitive(&v.name) {
+            "<sensitive>"
+        } else {
+            v.default.as_deref().unwrap_or("")
+        };
         out.push_str(&format!("  {:width$} = {value}\n", v.name));
     }
     out.push_str("\nRequired variables:\n\n");
@@ -257,12 +282,19 @@ pub fn fix(args: &FixArgs) -> bool {
     let text = match std::fs::read_to_string(&args.template) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read template {}: {e}", args.template.display());
+            eprintln!(
+                "error: cannot read template {}: {e}",
+                args.template.display()
+            );
             return false;
         }
     };
     let mut diags = Diagnostics::new();
-    let dir = args.template.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = args
+        .template
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let source = crate::template::source::SourceFile::new(&args.template, text);
     let root = match crate::template::json::parse(source.text()) {
         Ok(r) => r,
@@ -296,7 +328,12 @@ pub fn build(args: &BuildArgs, _options: &ConsoleOptions) -> bool {
     let Some(checked) = check(&args.template, &args.variables, &args.selection) else {
         return false;
     };
-    let names: Vec<&str> = checked.prepared.builds.iter().map(|b| b.name.as_str()).collect();
+    let names: Vec<&str> = checked
+        .prepared
+        .builds
+        .iter()
+        .map(|b| b.name.as_str())
+        .collect();
     eprintln!(
         "error: the template is valid, but running builds ({}) is not implemented yet in this version of kiln",
         names.join(", ")

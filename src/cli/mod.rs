@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
 use crate::ui::console::{ConsoleOptions, OutputMode};
+use args::{Cli, Command};
 
 pub fn main() -> ExitCode {
     let argv = packer_flags::normalize(std::env::args_os());
@@ -19,7 +19,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Help and --version are successes; everything else is exit 1.
-            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let options = console_options(&cli.ui);
@@ -29,18 +33,32 @@ pub fn main() -> ExitCode {
         Command::Fix(a) => commands::fix(&a),
         Command::Build(a) => commands::build(&a, &options),
         Command::Version => {
-            println!("kiln {} (reads Packer {} templates)", crate::VERSION, crate::PACKER_COMPAT_VERSION);
+            println!(
+                "kiln {} (reads Packer {} templates)",
+                crate::VERSION,
+                crate::PACKER_COMPAT_VERSION
+            );
             true
         }
     };
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn console_options(ui: &args::UiArgs) -> ConsoleOptions {
     use std::io::IsTerminal;
-    let color = ui.color.unwrap_or_else(|| std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    let color = ui.color.unwrap_or_else(|| {
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    });
     ConsoleOptions {
-        mode: if ui.machine_readable { OutputMode::MachineReadable } else { OutputMode::Human },
+        mode: if ui.machine_readable {
+            OutputMode::MachineReadable
+        } else {
+            OutputMode::Human
+        },
         color,
         timestamps: ui.timestamp_ui,
     }

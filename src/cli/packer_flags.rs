@@ -2,7 +2,16 @@
 //! kiln accepts that by rewriting them to clap's `--long` form first.
 
 /// Flags whose value may come as the next argument (`-var 'k=v'`).
-const TAKES_VALUE: &[&str] = &["var", "var-file", "only", "except", "on-error", "parallel-builds", "checksum", "older-than"];
+const TAKES_VALUE: &[&str] = &[
+    "var",
+    "var-file",
+    "only",
+    "except",
+    "on-error",
+    "parallel-builds",
+    "checksum",
+    "older-than",
+];
 
 pub fn normalize(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut out = Vec::new();
@@ -26,14 +35,18 @@ pub fn normalize(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std:
         let is_single_dash_long = text.len() > 2
             && text.starts_with('-')
             && !text.starts_with("--")
-            && text[1..].chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+            && text[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic());
         if is_single_dash_long {
             let name = text[1..].split('=').next().unwrap_or("");
             next_is_value = !text.contains('=') && TAKES_VALUE.contains(&name);
             out.push(format!("-{text}").into());
         } else {
             let name = text.trim_start_matches('-').split('=').next().unwrap_or("");
-            next_is_value = text.starts_with("--") && !text.contains('=') && TAKES_VALUE.contains(&name);
+            next_is_value =
+                text.starts_with("--") && !text.contains('=') && TAKES_VALUE.contains(&name);
             out.push(arg);
         }
     }
@@ -54,8 +67,26 @@ mod tests {
     #[test]
     fn rewrites_packer_spelling() {
         assert_eq!(
-            norm(&["kiln", "build", "-var-file=v.json", "-var", "-x=1", "-only=a,b", "-force", "t.json"]),
-            ["kiln", "build", "--var-file=v.json", "--var", "-x=1", "--only=a,b", "--force", "t.json"]
+            norm(&[
+                "kiln",
+                "build",
+                "-var-file=v.json",
+                "-var",
+                "-x=1",
+                "-only=a,b",
+                "-force",
+                "t.json"
+            ]),
+            [
+                "kiln",
+                "build",
+                "--var-file=v.json",
+                "--var",
+                "-x=1",
+                "--only=a,b",
+                "--force",
+                "t.json"
+            ]
         );
     }
 

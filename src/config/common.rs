@@ -8,7 +8,13 @@ use std::time::Duration;
 use super::decode::{Deferred, Fields};
 
 /// Template fields `boot_command` can use.
-pub const BOOT_COMMAND_FIELDS: &[&str] = &["HTTPIP", "HTTPPort", "Name", "SSHPublicKey", "SSHPrivateKey"];
+pub const BOOT_COMMAND_FIELDS: &[&str] = &[
+    "HTTPIP",
+    "HTTPPort",
+    "Name",
+    "SSHPublicKey",
+    "SSHPrivateKey",
+];
 
 #[derive(Debug, Clone)]
 pub struct IsoConfig {
@@ -26,30 +32,45 @@ impl IsoConfig {
         let urls = f.string_list("iso_urls").unwrap_or_default();
         let mut checksum = f.string("iso_checksum").unwrap_or_default();
         // Packer < 1.6 split the checksum over three keys.
-        let old_type = f.raw("iso_checksum_type").and_then(|n| n.as_str().map(str::to_owned));
+        let old_type = f
+            .raw("iso_checksum_type")
+            .and_then(|n| n.as_str().map(str::to_owned));
         if let Some(span) = f.span_of("iso_checksum_type") {
             f.warn_at(
                 span,
                 "`iso_checksum_type` is deprecated: put the type in iso_checksum (\"sha256:…\"); `kiln fix` rewrites the template",
             );
         }
-        let old_url = f.renamed("iso_checksum_url", "iso_checksum").and_then(|n| n.as_str().map(str::to_owned));
+        let old_url = f
+            .renamed("iso_checksum_url", "iso_checksum")
+            .and_then(|n| n.as_str().map(str::to_owned));
         if checksum.is_empty() {
             match (old_type.as_deref(), old_url) {
                 (_, Some(url)) if !url.is_empty() => checksum = format!("file:{url}"),
                 (Some("none"), _) => checksum = "none".into(),
                 _ => {}
             }
-        } else if let Some(t) = old_type.as_deref().filter(|t| !t.is_empty() && *t != "none" && !checksum.contains(':')) {
+        } else if let Some(t) = old_type
+            .as_deref()
+            .filter(|t| !t.is_empty() && *t != "none" && !checksum.contains(':'))
+        {
             checksum = format!("{t}:{checksum}");
         }
-        if let Some(md5) = f.renamed("iso_md5", "iso_checksum").and_then(|n| f.string_from("iso_md5", n))
+        if let Some(md5) = f
+            .renamed("iso_md5", "iso_checksum")
+            .and_then(|n| f.string_from("iso_md5", n))
             && checksum.is_empty()
         {
             checksum = format!("md5:{md5}");
         }
-        let target_path = f.string("iso_target_path").filter(|s| !s.is_empty()).map(PathBuf::from);
-        let target_extension = f.string("iso_target_extension").filter(|s| !s.is_empty()).unwrap_or_else(|| "iso".into());
+        let target_path = f
+            .string("iso_target_path")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        let target_extension = f
+            .string("iso_target_extension")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "iso".into());
         f.obsolete("iso_skip_cache", "kiln always verifies cached ISOs");
 
         let urls = match (url, urls.is_empty()) {
@@ -99,14 +120,23 @@ pub struct HttpConfig {
 
 impl HttpConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
-        let directory = f.string("http_directory").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let directory = f
+            .string("http_directory")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         let content = f.string_map("http_content").unwrap_or_default();
         let port_min = f.u64_in("http_port_min", 1, 65535).unwrap_or(8000) as u16;
         let port_max = f.u64_in("http_port_max", 1, 65535).unwrap_or(9000) as u16;
-        let bind_address = f.string("http_bind_address").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        let bind_address = f
+            .string("http_bind_address")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".into());
         if port_min > port_max {
             let span = f.span_of("http_port_min").unwrap_or_default();
-            f.error_at(span, format!("http_port_min ({port_min}) is greater than http_port_max ({port_max})"));
+            f.error_at(
+                span,
+                format!("http_port_min ({port_min}) is greater than http_port_max ({port_max})"),
+            );
         }
         if directory.is_some() && !content.is_empty() {
             let span = f.span_of("http_content").unwrap_or_default();
@@ -114,7 +144,10 @@ impl HttpConfig {
         }
         if bind_address.parse::<std::net::IpAddr>().is_err() {
             let span = f.span_of("http_bind_address").unwrap_or_default();
-            f.error_at(span, format!("http_bind_address: `{bind_address}` is not an IP address"));
+            f.error_at(
+                span,
+                format!("http_bind_address: `{bind_address}` is not an IP address"),
+            );
         }
         Self {
             directory,
@@ -137,15 +170,21 @@ pub struct BootConfig {
 
 impl BootConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
-        let command = f.deferred_list("boot_command", BOOT_COMMAND_FIELDS).unwrap_or_default();
+        let command = f
+            .deferred_list("boot_command", BOOT_COMMAND_FIELDS)
+            .unwrap_or_default();
         // As in Packer: unset or zero waits 10s, a negative value not at all.
         let negative = f.span_of("boot_wait").is_some_and(|_| {
-            f.raw("boot_wait").and_then(|n| n.as_str()).is_some_and(|s| s.trim_start().starts_with('-'))
+            f.raw("boot_wait")
+                .and_then(|n| n.as_str())
+                .is_some_and(|s| s.trim_start().starts_with('-'))
         });
         let wait = if negative {
             Duration::ZERO
         } else {
-            f.duration("boot_wait").filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10))
+            f.duration("boot_wait")
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(10))
         };
         let key_interval = f.duration("boot_key_interval");
         let group_interval = f.duration("boot_keygroup_interval");
@@ -199,34 +238,54 @@ impl Communicator {
 
     /// `username_required`: false for builders that make their own user (googlecompute).
     pub fn decode(f: &mut Fields<'_>, default_username: Option<&str>) -> Option<Self> {
-        let kind = f.string("communicator").filter(|s| !s.is_empty()).unwrap_or_else(|| "ssh".into());
+        let kind = f
+            .string("communicator")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "ssh".into());
         let host = f.string("ssh_host").filter(|s| !s.is_empty());
         let port = f.u64_in("ssh_port", 1, 65535).unwrap_or(22) as u16;
         let username = f.string("ssh_username").filter(|s| !s.is_empty());
         let password = f.string("ssh_password").filter(|s| !s.is_empty());
         let key_new = f.string("ssh_private_key_file").filter(|s| !s.is_empty());
-        let key_old = f.renamed("ssh_key_path", "ssh_private_key_file").and_then(|n| f.string_from("ssh_key_path", n));
+        let key_old = f
+            .renamed("ssh_key_path", "ssh_private_key_file")
+            .and_then(|n| f.string_from("ssh_key_path", n));
         let private_key_file = key_new.or(key_old).map(PathBuf::from);
         let timeout_new = f.duration("ssh_timeout");
-        let timeout_old = f.renamed("ssh_wait_timeout", "ssh_timeout").and_then(|n| f.duration_from("ssh_wait_timeout", n));
-        let timeout = timeout_new.or(timeout_old).unwrap_or(Duration::from_secs(300));
+        let timeout_old = f
+            .renamed("ssh_wait_timeout", "ssh_timeout")
+            .and_then(|n| f.duration_from("ssh_wait_timeout", n));
+        let timeout = timeout_new
+            .or(timeout_old)
+            .unwrap_or(Duration::from_secs(300));
         let handshake_attempts = f.u64("ssh_handshake_attempts").unwrap_or(10) as u32;
         let pty = f.bool("ssh_pty").unwrap_or(false);
         let agent_auth = f.bool("ssh_agent_auth").unwrap_or(false);
         let daf_new = f.bool("ssh_disable_agent_forwarding");
         let daf_old = f
             .renamed("ssh_disable_agent", "ssh_disable_agent_forwarding")
-            .and_then(|n| n.as_str().and_then(super::decode::parse_go_bool).or(match n.value {
-                crate::template::json::Value::Bool(b) => Some(b),
-                _ => None,
-            }));
+            .and_then(|n| {
+                n.as_str()
+                    .and_then(super::decode::parse_go_bool)
+                    .or(match n.value {
+                        crate::template::json::Value::Bool(b) => Some(b),
+                        _ => None,
+                    })
+            });
         let disable_agent_forwarding = daf_new.or(daf_old).unwrap_or(false);
-        let file_transfer = match f.one_of("ssh_file_transfer_method", &["scp", "sftp"]).as_deref() {
+        let file_transfer = match f
+            .one_of("ssh_file_transfer_method", &["scp", "sftp"])
+            .as_deref()
+        {
             Some("sftp") => FileTransfer::Sftp,
             _ => FileTransfer::Scp,
         };
-        let keep_alive_interval = f.duration("ssh_keep_alive_interval").unwrap_or(Duration::from_secs(5));
-        let read_write_timeout = f.duration("ssh_read_write_timeout").filter(|d| !d.is_zero());
+        let keep_alive_interval = f
+            .duration("ssh_keep_alive_interval")
+            .unwrap_or(Duration::from_secs(5));
+        let read_write_timeout = f
+            .duration("ssh_read_write_timeout")
+            .filter(|d| !d.is_zero());
         let pause_before_connecting = f.duration("pause_before_connecting").unwrap_or_default();
         let clear_authorized_keys = f.bool("ssh_clear_authorized_keys").unwrap_or(false);
         for key in UNSUPPORTED_SSH_KEYS {
@@ -245,12 +304,18 @@ impl Communicator {
             "none" => return Some(Self::None),
             "winrm" => {
                 let span = f.span_of("communicator").unwrap_or_default();
-                f.error_at(span, "the winrm communicator is not supported by kiln yet; use \"ssh\" or \"none\"");
+                f.error_at(
+                    span,
+                    "the winrm communicator is not supported by kiln yet; use \"ssh\" or \"none\"",
+                );
                 return None;
             }
             other => {
                 let span = f.span_of("communicator").unwrap_or_default();
-                f.error_at(span, format!("communicator: `{other}` is not one of ssh, winrm, none"));
+                f.error_at(
+                    span,
+                    format!("communicator: `{other}` is not one of ssh, winrm, none"),
+                );
                 return None;
             }
         }
@@ -258,15 +323,27 @@ impl Communicator {
             Some(u) => u,
             None if f.has("ssh_username") => return None,
             None => {
-                f.error("ssh_username is required with the ssh communicator").hint =
+                f.error("ssh_username is required with the ssh communicator")
+                    .hint =
                     Some("set \"ssh_username\", or \"communicator\": \"none\" to skip SSH".into());
                 return None;
             }
         };
-        if let (Some(key), Some(span)) = (&private_key_file, f.span_of("ssh_private_key_file").or(f.span_of("ssh_key_path"))) {
-            let path = if key.is_relative() { f.context().pwd.join(key) } else { key.clone() };
+        if let (Some(key), Some(span)) = (
+            &private_key_file,
+            f.span_of("ssh_private_key_file")
+                .or(f.span_of("ssh_key_path")),
+        ) {
+            let path = if key.is_relative() {
+                f.context().pwd.join(key)
+            } else {
+                key.clone()
+            };
             if !path.is_file() {
-                f.error_at(span, format!("ssh_private_key_file: {} does not exist", key.display()));
+                f.error_at(
+                    span,
+                    format!("ssh_private_key_file: {} does not exist", key.display()),
+                );
             }
         }
         Some(Self::Ssh(SshConfig {
@@ -337,7 +414,9 @@ impl ShutdownConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
         Self {
             command: f.string("shutdown_command").filter(|s| !s.is_empty()),
-            timeout: f.duration("shutdown_timeout").unwrap_or(Duration::from_secs(300)),
+            timeout: f
+                .duration("shutdown_timeout")
+                .unwrap_or(Duration::from_secs(300)),
         }
     }
 }
@@ -367,5 +446,9 @@ impl MediaConfig {
 /// `output_directory`, defaulting to `output-<build name>` as in Packer.
 pub fn output_directory(f: &mut Fields<'_>) -> PathBuf {
     let default = format!("output-{}", f.context().build_name.unwrap_or("build"));
-    PathBuf::from(f.string("output_directory").filter(|s| !s.is_empty()).unwrap_or(default))
+    PathBuf::from(
+        f.string("output_directory")
+            .filter(|s| !s.is_empty())
+            .unwrap_or(default),
+    )
 }

@@ -43,12 +43,13 @@ impl DecodeContext<'_> {
 
 /// Before a build runs, `{{ build `Host` }}` renders to itself, so the step
 /// that knows the value can render the string again (as Packer does).
-static BUILD_VALUE_PLACEHOLDERS: std::sync::LazyLock<BTreeMap<String, String>> = std::sync::LazyLock::new(|| {
-    super::provisioner::BUILD_VALUES
-        .iter()
-        .map(|k| ((*k).to_owned(), format!("{{{{ build `{k}` }}}}")))
-        .collect()
-});
+static BUILD_VALUE_PLACEHOLDERS: std::sync::LazyLock<BTreeMap<String, String>> =
+    std::sync::LazyLock::new(|| {
+        super::provisioner::BUILD_VALUES
+            .iter()
+            .map(|k| ((*k).to_owned(), format!("{{{{ build `{k}` }}}}")))
+            .collect()
+    });
 
 /// A template string kept for a later step, which fills in build-time
 /// values such as `{{ .HTTPIP }}`. Already checked for syntax, known
@@ -78,7 +79,12 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(ctx: &'a DecodeContext<'a>, path: impl Into<String>, object: &'a Node, diags: &'a mut Diagnostics) -> Self {
+    pub fn new(
+        ctx: &'a DecodeContext<'a>,
+        path: impl Into<String>,
+        object: &'a Node,
+        diags: &'a mut Diagnostics,
+    ) -> Self {
         let members = object.as_object().unwrap_or(&[]);
         Self {
             ctx,
@@ -103,13 +109,20 @@ impl<'a> Fields<'a> {
     }
 
     /// Reports an error at a key's value.
-    pub fn error_at(&mut self, span: Span, message: impl Into<String>) -> &mut crate::template::diagnostic::Diagnostic {
+    pub fn error_at(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+    ) -> &mut crate::template::diagnostic::Diagnostic {
         let loc = self.loc(span);
         self.diags.error(self.path.clone(), message, loc)
     }
 
     /// Reports an error about the object as a whole (a missing key).
-    pub fn error(&mut self, message: impl Into<String>) -> &mut crate::template::diagnostic::Diagnostic {
+    pub fn error(
+        &mut self,
+        message: impl Into<String>,
+    ) -> &mut crate::template::diagnostic::Diagnostic {
         let span = self.object_span();
         self.error_at(span, message)
     }
@@ -139,14 +152,21 @@ impl<'a> Fields<'a> {
         let i = found?;
         if self.members[..i].iter().any(|m| m.key == key) {
             let span = self.members[i].key_span;
-            self.warn_at(span, format!("`{key}` is given twice; the last one is used, as in Packer"));
+            self.warn_at(
+                span,
+                format!("`{key}` is given twice; the last one is used, as in Packer"),
+            );
         }
         Some(&self.members[i].value)
     }
 
     /// Span of a key's value, if present (for cross-field errors).
     pub fn span_of(&self, key: &str) -> Option<Span> {
-        self.members.iter().rev().find(|m| m.key == key).map(|m| m.value.span)
+        self.members
+            .iter()
+            .rev()
+            .find(|m| m.key == key)
+            .map(|m| m.value.span)
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -164,9 +184,19 @@ impl<'a> Fields<'a> {
     /// Returns the old key's value when the new key is not also given.
     pub fn renamed(&mut self, old: &'static str, new: &'static str) -> Option<&'a Node> {
         let node = self.raw(old)?;
-        let key_span = self.members.iter().rev().find(|m| m.key == old).map_or(node.span, |m| m.key_span);
+        let key_span = self
+            .members
+            .iter()
+            .rev()
+            .find(|m| m.key == old)
+            .map_or(node.span, |m| m.key_span);
         if self.has(new) {
-            self.warn_at(key_span, format!("`{old}` is the old name of `{new}`, which is also set; `{old}` is ignored"));
+            self.warn_at(
+                key_span,
+                format!(
+                    "`{old}` is the old name of `{new}`, which is also set; `{old}` is ignored"
+                ),
+            );
             return None;
         }
         self.warn_at(
@@ -193,7 +223,9 @@ impl<'a> Fields<'a> {
             }
             let hint = did_you_mean(&m.key, self.known.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| "remove it, or prefix it with `_` to keep it as a comment".to_owned());
+                .unwrap_or_else(|| {
+                    "remove it, or prefix it with `_` to keep it as a comment".to_owned()
+                });
             let loc = self.ctx.template.location(m.key_span);
             self.diags
                 .error(self.path.clone(), format!("unknown key `{}`", m.key), loc)
@@ -226,7 +258,13 @@ impl<'a> Fields<'a> {
 
     /// A span pointing at byte `offset` of a string value's decoded text.
     pub fn string_offset_span(&self, node: &Node, offset: usize) -> Span {
-        let raw = self.ctx.template.file.text().get(node.span.start..node.span.end).unwrap_or("");
+        let raw = self
+            .ctx
+            .template
+            .file
+            .text()
+            .get(node.span.start..node.span.end)
+            .unwrap_or("");
         let at = node.span.start + raw_offset(raw, offset);
         Span::new(at, at + 1)
     }
@@ -239,7 +277,10 @@ impl<'a> Fields<'a> {
             Value::Bool(b) => Some(b.to_string()),
             Value::Null => None,
             _ => {
-                self.error_at(node.span, format!("{key}: expected {expected}, found {}", node.kind()));
+                self.error_at(
+                    node.span,
+                    format!("{key}: expected {expected}, found {}", node.kind()),
+                );
                 None
             }
         }
@@ -281,8 +322,12 @@ impl<'a> Fields<'a> {
             return Some(value);
         }
         let span = self.span_of(key).unwrap_or_default();
-        let hint = did_you_mean(&value, allowed.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-        let d = self.error_at(span, format!("{key}: `{value}` is not one of {}", allowed.join(", ")));
+        let hint =
+            did_you_mean(&value, allowed.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+        let d = self.error_at(
+            span,
+            format!("{key}: `{value}` is not one of {}", allowed.join(", ")),
+        );
         d.hint = hint;
         None
     }
@@ -296,7 +341,10 @@ impl<'a> Fields<'a> {
 
     pub fn deferred_from(&mut self, key: &str, node: &Node, fields: &[&str]) -> Option<Deferred> {
         let Some(text) = node.as_str() else {
-            self.error_at(node.span, format!("{key}: expected a string, found {}", node.kind()));
+            self.error_at(
+                node.span,
+                format!("{key}: expected a string, found {}", node.kind()),
+            );
             return None;
         };
         let parsed = match interp::parse(text) {
@@ -317,14 +365,19 @@ impl<'a> Fields<'a> {
                 } else {
                     format!(
                         "`{key}` can use {}",
-                        fields.iter().map(|f| format!("{{{{ .{f} }}}}")).collect::<Vec<_>>().join(", ")
+                        fields
+                            .iter()
+                            .map(|f| format!("{{{{ .{f} }}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 };
-                self.error_at(span, format!("{key}: `.{field}` is not available here")).hint = Some(hint);
+                self.error_at(span, format!("{key}: `.{field}` is not available here"))
+                    .hint = Some(hint);
                 ok = false;
             }
         }
-        ok.then(|| Deferred {
+        ok.then_some(Deferred {
             template: parsed,
             span: node.span,
         })
@@ -334,7 +387,12 @@ impl<'a> Fields<'a> {
     pub fn deferred_list(&mut self, key: &'static str, fields: &[&str]) -> Option<Vec<Deferred>> {
         let node = self.raw(key)?;
         let items = self.list_items(key, node)?;
-        Some(items.iter().filter_map(|item| self.deferred_from(key, item, fields)).collect())
+        Some(
+            items
+                .iter()
+                .filter_map(|item| self.deferred_from(key, item, fields))
+                .collect(),
+        )
     }
 
     fn list_items(&mut self, key: &str, node: &Node) -> Option<Vec<Node>> {
@@ -354,7 +412,10 @@ impl<'a> Fields<'a> {
             Value::Number(_) | Value::Bool(_) => Some(vec![node.clone()]),
             Value::Null => None,
             Value::Object(_) => {
-                self.error_at(node.span, format!("{key}: expected a list of strings, found an object"));
+                self.error_at(
+                    node.span,
+                    format!("{key}: expected a list of strings, found an object"),
+                );
                 None
             }
         }
@@ -363,24 +424,49 @@ impl<'a> Fields<'a> {
     pub fn string_list(&mut self, key: &'static str) -> Option<Vec<String>> {
         let node = self.raw(key)?;
         let items = self.list_items(key, node)?;
-        Some(items.iter().filter_map(|item| self.scalar_text(key, item, "a string")).collect())
+        Some(
+            items
+                .iter()
+                .filter_map(|item| self.scalar_text(key, item, "a string"))
+                .collect(),
+        )
     }
 
     /// `[["-m", "512"], ...]`: a list of argument lists, kept deferred when
     /// `fields` is given (qemuargs, vboxmanage).
-    pub fn deferred_list_of_lists(&mut self, key: &'static str, fields: &[&str]) -> Option<Vec<Vec<Deferred>>> {
+    pub fn deferred_list_of_lists(
+        &mut self,
+        key: &'static str,
+        fields: &[&str],
+    ) -> Option<Vec<Vec<Deferred>>> {
         let node = self.raw(key)?;
         let Some(rows) = node.as_array() else {
-            self.error_at(node.span, format!("{key}: expected a list of argument lists, e.g. [[\"-m\", \"512M\"]], found {}", node.kind()));
+            self.error_at(
+                node.span,
+                format!(
+                    "{key}: expected a list of argument lists, e.g. [[\"-m\", \"512M\"]], found {}",
+                    node.kind()
+                ),
+            );
             return None;
         };
         let mut out = Vec::new();
         for row in rows {
             let Some(args) = row.as_array() else {
-                self.error_at(row.span, format!("{key}: each entry is a list of strings, found {}", row.kind()));
+                self.error_at(
+                    row.span,
+                    format!(
+                        "{key}: each entry is a list of strings, found {}",
+                        row.kind()
+                    ),
+                );
                 continue;
             };
-            out.push(args.iter().filter_map(|a| self.deferred_from(key, a, fields)).collect());
+            out.push(
+                args.iter()
+                    .filter_map(|a| self.deferred_from(key, a, fields))
+                    .collect(),
+            );
         }
         Some(out)
     }
@@ -389,7 +475,13 @@ impl<'a> Fields<'a> {
     pub fn string_map(&mut self, key: &'static str) -> Option<BTreeMap<String, String>> {
         let node = self.raw(key)?;
         let Some(members) = node.as_object() else {
-            self.error_at(node.span, format!("{key}: expected an object of name: value, found {}", node.kind()));
+            self.error_at(
+                node.span,
+                format!(
+                    "{key}: expected an object of name: value, found {}",
+                    node.kind()
+                ),
+            );
             return None;
         };
         let mut out = BTreeMap::new();
@@ -412,7 +504,10 @@ impl<'a> Fields<'a> {
         match parse_go_bool(&text) {
             Some(b) => Some(b),
             None => {
-                self.error_at(node.span, format!("{key}: expected true or false, found `{text}`"));
+                self.error_at(
+                    node.span,
+                    format!("{key}: expected true or false, found `{text}`"),
+                );
                 None
             }
         }
@@ -427,7 +522,10 @@ impl<'a> Fields<'a> {
         match parse_go_uint(&text) {
             Some(n) => Some(n),
             None => {
-                self.error_at(node.span, format!("{key}: expected a whole number, found `{text}`"));
+                self.error_at(
+                    node.span,
+                    format!("{key}: expected a whole number, found `{text}`"),
+                );
                 None
             }
         }
@@ -455,8 +553,17 @@ impl<'a> Fields<'a> {
             Value::String(_) => self.render_node(key, node)?,
             Value::Number(n) if n == "0" => return Some(Duration::ZERO),
             _ => {
-                self.error_at(node.span, format!("{key}: expected a duration such as \"30s\" or \"1m30s\", found {}", node.kind()))
-                    .hint = Some("durations are strings with a unit: \"500ms\", \"10s\", \"5m\", \"1h30m\"".into());
+                self.error_at(
+                    node.span,
+                    format!(
+                        "{key}: expected a duration such as \"30s\" or \"1m30s\", found {}",
+                        node.kind()
+                    ),
+                )
+                .hint = Some(
+                    "durations are strings with a unit: \"500ms\", \"10s\", \"5m\", \"1h30m\""
+                        .into(),
+                );
                 return None;
             }
         };
@@ -466,8 +573,13 @@ impl<'a> Fields<'a> {
         match parse_go_duration(&text) {
             Ok(d) => Some(d),
             Err(why) => {
-                self.error_at(node.span, format!("{key}: `{text}` is not a duration: {why}"))
-                    .hint = Some("durations are written as in Go: \"500ms\", \"10s\", \"5m\", \"1h30m\"".into());
+                self.error_at(
+                    node.span,
+                    format!("{key}: `{text}` is not a duration: {why}"),
+                )
+                .hint = Some(
+                    "durations are written as in Go: \"500ms\", \"10s\", \"5m\", \"1h30m\"".into(),
+                );
                 None
             }
         }
@@ -485,7 +597,10 @@ impl<'a> Fields<'a> {
             Some(n) if n > 0 => Some(n),
             _ => {
                 self.error_at(node.span, format!("{key}: `{text}` is not a size"))
-                    .hint = Some("write a number of MiB (10240) or a number with a unit (\"10G\", \"512M\")".into());
+                    .hint = Some(
+                    "write a number of MiB (10240) or a number with a unit (\"10G\", \"512M\")"
+                        .into(),
+                );
                 None
             }
         }
@@ -494,9 +609,22 @@ impl<'a> Fields<'a> {
 
 /// Packer's build-time fields that users put in prepare-time keys by mistake.
 fn build_time_field(text: &str) -> Option<&'static str> {
-    ["HTTPIP", "HTTPPort", "Name", "Path", "Vars", "Host", "Port", "User", "Password", "SSHPublicKey", "SSHPrivateKey", "WinRMPassword"]
-        .into_iter()
-        .find(|f| text.contains(&format!(".{f}")))
+    [
+        "HTTPIP",
+        "HTTPPort",
+        "Name",
+        "Path",
+        "Vars",
+        "Host",
+        "Port",
+        "User",
+        "Password",
+        "SSHPublicKey",
+        "SSHPrivateKey",
+        "WinRMPassword",
+    ]
+    .into_iter()
+    .find(|f| text.contains(&format!(".{f}")))
 }
 
 /// Maps a byte offset in a string's decoded text to the offset in its JSON
@@ -524,7 +652,11 @@ pub fn raw_offset(literal: &str, decoded: usize) -> usize {
 
 /// Raw and decoded byte lengths of a `\\uXXXX` escape (or a surrogate pair).
 fn unicode_escape_len(escape: &str) -> (usize, usize) {
-    let hex = |at: usize| escape.get(at..at + 4).and_then(|h| u32::from_str_radix(h, 16).ok());
+    let hex = |at: usize| {
+        escape
+            .get(at..at + 4)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
     match hex(2) {
         Some(0xD800..0xDC00) if escape.get(6..8) == Some("\\u") => match hex(8) {
             Some(0xDC00..0xE000) => (12, 4),
@@ -578,13 +710,19 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(format!("expected a number at `{rest}`"));
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| format!("`{}` is not a number", &rest[..num_len]))?;
+        let number: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("`{}` is not a number", &rest[..num_len]))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let scale = match unit {
             "ns" => 1e-9,
@@ -594,7 +732,11 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => return Err(format!("`{number}` has no unit (ns, us, ms, s, m, h)")),
-            other => return Err(format!("unknown unit `{other}` (use ns, us, ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` (use ns, us, ms, s, m or h)"
+                ));
+            }
         };
         total += number * scale;
         rest = &rest[unit_len..];
@@ -608,7 +750,10 @@ pub fn parse_size_mib(s: &str) -> Option<u64> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let number: u64 = s[..split].parse().ok()?;
     let unit = s[split..].trim().to_ascii_lowercase();
-    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(&unit);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
     match unit {
         "" | "m" => Some(number),
         "k" => Some(number.div_ceil(1024)),

@@ -54,7 +54,9 @@ fn is_gce_name(s: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 63
         && bytes[0].is_ascii_lowercase()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[bytes.len() - 1] != b'-'
 }
 
@@ -74,15 +76,23 @@ impl GoogleComputeConfig {
         let source_image_project_id = f.string_list("source_image_project_id").unwrap_or_default();
         let image_name = f.string("image_name").filter(|s| !s.is_empty());
         let image_family = f.string("image_family").filter(|s| !s.is_empty());
-        let image_description = f.string("image_description").unwrap_or_else(|| "Created by kiln".into());
+        let image_description = f
+            .string("image_description")
+            .unwrap_or_else(|| "Created by kiln".into());
         let image_labels = f.string_map("image_labels").unwrap_or_default();
         let image_licenses = f.string_list("image_licenses").unwrap_or_default();
         let image_storage_locations = f.string_list("image_storage_locations").unwrap_or_default();
         let _ = f.raw("image_encryption_key");
         let instance_name = f.string("instance_name").filter(|s| !s.is_empty());
-        let machine_type = f.string("machine_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "n1-standard-1".into());
+        let machine_type = f
+            .string("machine_type")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "n1-standard-1".into());
         let disk_size_gb = f.u64("disk_size").filter(|&n| n > 0).unwrap_or(20);
-        let disk_type = f.string("disk_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "pd-standard".into());
+        let disk_type = f
+            .string("disk_type")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "pd-standard".into());
         let disk_name = f.string("disk_name").filter(|s| !s.is_empty());
         let network = f.string("network").filter(|s| !s.is_empty());
         let network_project_id = f.string("network_project_id").filter(|s| !s.is_empty());
@@ -124,12 +134,14 @@ impl GoogleComputeConfig {
             let _ = f.raw(key);
         }
         let startup_script_file = f.string("startup_script_file").filter(|s| !s.is_empty());
-        let state_timeout = f.duration("state_timeout").unwrap_or(Duration::from_secs(300));
+        let state_timeout = f
+            .duration("state_timeout")
+            .unwrap_or(Duration::from_secs(300));
         let communicator = Communicator::decode(f, None);
 
         if source_image.is_none() && source_image_family.is_none() {
-            f.error("source_image or source_image_family is required").hint =
-                Some("e.g. \"source_image_family\": \"debian-12\"".into());
+            f.error("source_image or source_image_family is required")
+                .hint = Some("e.g. \"source_image_family\": \"debian-12\"".into());
         }
         for (key, value) in [("image_name", &image_name), ("image_family", &image_family)] {
             if let Some(v) = value.as_ref().filter(|v| !is_gce_name(v)) {
@@ -140,7 +152,10 @@ impl GoogleComputeConfig {
         }
         if preemptible && on_host_maintenance.as_deref() == Some("MIGRATE") {
             let span = f.span_of("on_host_maintenance").unwrap_or_default();
-            f.error_at(span, "on_host_maintenance MIGRATE is not allowed with preemptible instances");
+            f.error_at(
+                span,
+                "on_host_maintenance MIGRATE is not allowed with preemptible instances",
+            );
         }
         if omit_external_ip && !use_internal_ip {
             let span = f.span_of("omit_external_ip").unwrap_or_default();
@@ -150,9 +165,18 @@ impl GoogleComputeConfig {
             let span = f.span_of("address").unwrap_or_default();
             f.error_at(span, "address cannot be used with omit_external_ip");
         }
-        let stamp = f.context().init_time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let stamp = f
+            .context()
+            .init_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let zone = zone?;
-        let region = region.unwrap_or_else(|| zone.get(..zone.len().saturating_sub(2)).unwrap_or(&zone).to_owned());
+        let region = region.unwrap_or_else(|| {
+            zone.get(..zone.len().saturating_sub(2))
+                .unwrap_or(&zone)
+                .to_owned()
+        });
         Some(Self {
             project_id: project_id?,
             zone,
@@ -181,7 +205,13 @@ impl GoogleComputeConfig {
             account_file,
             service_account_email,
             scopes,
-            on_host_maintenance: on_host_maintenance.unwrap_or_else(|| if preemptible { "TERMINATE".into() } else { "MIGRATE".into() }),
+            on_host_maintenance: on_host_maintenance.unwrap_or_else(|| {
+                if preemptible {
+                    "TERMINATE".into()
+                } else {
+                    "MIGRATE".into()
+                }
+            }),
             preemptible,
             use_internal_ip,
             omit_external_ip,

@@ -106,7 +106,10 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
     let mut out = Prepared::default();
     let names: Vec<&str> = t.build_names().collect();
 
-    for (flag, patterns) in [("-only", &input.selection.only), ("-except", &input.selection.except)] {
+    for (flag, patterns) in [
+        ("-only", &input.selection.only),
+        ("-except", &input.selection.except),
+    ] {
         for p in patterns.iter() {
             if !names.iter().any(|n| glob_match(p, n)) {
                 diags
@@ -167,7 +170,11 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         }
     }
     if out.builds.is_empty() && !diags.has_errors() {
-        diags.error("", "no builds to run: -only/-except left out every build", None);
+        diags.error(
+            "",
+            "no builds to run: -only/-except left out every build",
+            None,
+        );
     }
     out
 }
@@ -180,38 +187,64 @@ fn unsupported_type(kind: &str, name: &str, supported: &[&str]) -> (String, Stri
             supported.join(", ")
         ),
     };
-    (format!("{kind} type `{name}` is not supported by kiln"), hint)
+    (
+        format!("{kind} type `{name}` is not supported by kiln"),
+        hint,
+    )
 }
 
-fn decode_builder(ctx: &DecodeContext<'_>, section: &Section, diags: &mut Diagnostics) -> Option<BuilderConfig> {
+fn decode_builder(
+    ctx: &DecodeContext<'_>,
+    section: &Section,
+    diags: &mut Diagnostics,
+) -> Option<BuilderConfig> {
     if !BUILDER_TYPES.contains(&section.type_name.as_str()) {
         let (msg, hint) = unsupported_type("builder", &section.type_name, BUILDER_TYPES);
-        diags.error(section.path.clone(), msg, ctx.template.location(section.type_span)).hint = Some(hint);
+        diags
+            .error(
+                section.path.clone(),
+                msg,
+                ctx.template.location(section.type_span),
+            )
+            .hint = Some(hint);
         return None;
     }
     let mut f = Fields::new(ctx, section.path.clone(), &section.body, diags);
     f.skip(&["type", "name"]);
     let config = match section.type_name.as_str() {
         "qemu" => qemu::QemuConfig::decode(&mut f).map(|c| BuilderConfig::Qemu(Box::new(c))),
-        "virtualbox-iso" => virtualbox::VirtualBoxIsoConfig::decode(&mut f).map(|c| BuilderConfig::VirtualBoxIso(Box::new(c))),
-        _ => googlecompute::GoogleComputeConfig::decode(&mut f).map(|c| BuilderConfig::GoogleCompute(Box::new(c))),
+        "virtualbox-iso" => virtualbox::VirtualBoxIsoConfig::decode(&mut f)
+            .map(|c| BuilderConfig::VirtualBoxIso(Box::new(c))),
+        _ => googlecompute::GoogleComputeConfig::decode(&mut f)
+            .map(|c| BuilderConfig::GoogleCompute(Box::new(c))),
     };
     f.finish();
     config
 }
 
 /// Reads `only`/`except` of a provisioner or post-processor, checking the names.
-fn applies_to(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> bool {
+fn applies_to(
+    ctx: &DecodeContext<'_>,
+    section: &Section,
+    names: &[&str],
+    diags: &mut Diagnostics,
+) -> bool {
     let build = ctx.build_name.unwrap_or("");
     let mut list = |key: &str| -> Option<Vec<String>> {
         let node = section.body.get(key)?;
         let items: Vec<String> = match &node.value {
-            Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
             Value::String(s) => s.split(',').map(str::to_owned).collect(),
             _ => {
                 diags.error(
                     section.path.clone(),
-                    format!("{key}: expected a list of build names, found {}", node.kind()),
+                    format!(
+                        "{key}: expected a list of build names, found {}",
+                        node.kind()
+                    ),
                     ctx.template.location(node.span),
                 );
                 return None;
@@ -235,7 +268,11 @@ fn applies_to(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags:
     let only = list("only");
     let except = list("except");
     if only.is_some() && except.is_some() {
-        diags.error(section.path.clone(), "only and except cannot both be set", ctx.template.location(section.type_span));
+        diags.error(
+            section.path.clone(),
+            "only and except cannot both be set",
+            ctx.template.location(section.type_span),
+        );
     }
     match (only, except) {
         (Some(only), _) => only.iter().any(|n| n == build),
@@ -245,26 +282,41 @@ fn applies_to(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags:
 }
 
 /// The provisioner's object with the build's `override` merged over it.
-fn with_override(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> Node {
+fn with_override(
+    ctx: &DecodeContext<'_>,
+    section: &Section,
+    names: &[&str],
+    diags: &mut Diagnostics,
+) -> Node {
     let Some(over) = section.body.get("override") else {
         return section.body.clone();
     };
     let Some(builds) = over.as_object() else {
         diags.error(
             section.path.clone(),
-            format!("override: expected an object of build name: settings, found {}", over.kind()),
+            format!(
+                "override: expected an object of build name: settings, found {}",
+                over.kind()
+            ),
             ctx.template.location(over.span),
         );
         return section.body.clone();
     };
-    let mut merged: Vec<Member> = section.body.as_object().map(<[Member]>::to_vec).unwrap_or_default();
+    let mut merged: Vec<Member> = section
+        .body
+        .as_object()
+        .map(<[Member]>::to_vec)
+        .unwrap_or_default();
     for b in builds {
         if !names.contains(&b.key.as_str()) {
-            diags.error(
-                section.path.clone(),
-                format!("override: `{}` is not the name of a build", b.key),
-                ctx.template.location(b.key_span),
-            ).hint = did_you_mean(&b.key, names.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+            diags
+                .error(
+                    section.path.clone(),
+                    format!("override: `{}` is not the name of a build", b.key),
+                    ctx.template.location(b.key_span),
+                )
+                .hint =
+                did_you_mean(&b.key, names.iter().copied()).map(|s| format!("did you mean `{s}`?"));
             continue;
         }
         if Some(b.key.as_str()) != ctx.build_name {
@@ -273,7 +325,11 @@ fn with_override(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], dia
         let Some(settings) = b.value.as_object() else {
             diags.error(
                 section.path.clone(),
-                format!("override.{}: expected an object, found {}", b.key, b.value.kind()),
+                format!(
+                    "override.{}: expected an object, found {}",
+                    b.key,
+                    b.value.kind()
+                ),
                 ctx.template.location(b.value.span),
             );
             continue;
@@ -293,10 +349,21 @@ fn duration_key(f: &mut Fields<'_>, key: &'static str) -> Option<Duration> {
     f.duration(key)
 }
 
-fn provisioner_for_build(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> Option<Provisioner> {
+fn provisioner_for_build(
+    ctx: &DecodeContext<'_>,
+    section: &Section,
+    names: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<Provisioner> {
     if !PROVISIONER_TYPES.contains(&section.type_name.as_str()) {
         let (msg, hint) = unsupported_type("provisioner", &section.type_name, PROVISIONER_TYPES);
-        diags.error(section.path.clone(), msg, ctx.template.location(section.type_span)).hint = Some(hint);
+        diags
+            .error(
+                section.path.clone(),
+                msg,
+                ctx.template.location(section.type_span),
+            )
+            .hint = Some(hint);
         return None;
     }
     let applies = applies_to(ctx, section, names, diags);
@@ -320,21 +387,39 @@ fn provisioner_for_build(ctx: &DecodeContext<'_>, section: &Section, names: &[&s
     })
 }
 
-fn post_processor_for_build(ctx: &DecodeContext<'_>, section: &Section, names: &[&str], diags: &mut Diagnostics) -> Option<PostProcessor> {
+fn post_processor_for_build(
+    ctx: &DecodeContext<'_>,
+    section: &Section,
+    names: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<PostProcessor> {
     if !POST_PROCESSOR_TYPES.contains(&section.type_name.as_str()) {
-        let (msg, hint) = unsupported_type("post-processor", &section.type_name, POST_PROCESSOR_TYPES);
-        diags.error(section.path.clone(), msg, ctx.template.location(section.type_span)).hint = Some(hint);
+        let (msg, hint) =
+            unsupported_type("post-processor", &section.type_name, POST_PROCESSOR_TYPES);
+        diags
+            .error(
+                section.path.clone(),
+                msg,
+                ctx.template.location(section.type_span),
+            )
+            .hint = Some(hint);
         return None;
     }
     let applies = applies_to(ctx, section, names, diags);
     // Packer decodes this key strictly: it must be a JSON boolean.
     let keep_input_artifact = match section.body.get("keep_input_artifact") {
         None => None,
-        Some(Node { value: Value::Bool(b), .. }) => Some(*b),
+        Some(Node {
+            value: Value::Bool(b),
+            ..
+        }) => Some(*b),
         Some(other) => {
             diags.error(
                 section.path.clone(),
-                format!("keep_input_artifact: expected true or false, found {}", other.kind()),
+                format!(
+                    "keep_input_artifact: expected true or false, found {}",
+                    other.kind()
+                ),
                 ctx.template.location(other.span),
             );
             None
@@ -360,10 +445,20 @@ fn check_min_version(t: &Template, diags: &mut Diagnostics) {
         return;
     };
     let parse = |s: &str| -> Option<Vec<u64>> {
-        s.trim().trim_start_matches('v').split('-').next()?.split('.').map(|p| p.parse().ok()).collect()
+        s.trim()
+            .trim_start_matches('v')
+            .split('-')
+            .next()?
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect()
     };
     let Some(w) = parse(wanted) else {
-        diags.error("min_packer_version", format!("`{wanted}` is not a version number"), t.location(*span));
+        diags.error(
+            "min_packer_version",
+            format!("`{wanted}` is not a version number"),
+            t.location(*span),
+        );
         return;
     };
     let ours = parse(crate::PACKER_COMPAT_VERSION).unwrap_or_default();

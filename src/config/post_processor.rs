@@ -7,10 +7,22 @@ use std::path::PathBuf;
 use super::decode::{Deferred, Fields};
 use super::provisioner::{ShellLocalConfig, decode_shell_local, resolve_local_path};
 
-pub const POST_PROCESSOR_TYPES: &[&str] = &["vagrant", "checksum", "manifest", "compress", "shell-local"];
+pub const POST_PROCESSOR_TYPES: &[&str] =
+    &["vagrant", "checksum", "manifest", "compress", "shell-local"];
 
 pub const VAGRANT_PROVIDERS: &[&str] = &[
-    "aws", "virtualbox", "vmware", "digitalocean", "google", "scaleway", "parallels", "hyperv", "libvirt", "lxc", "azure", "docker",
+    "aws",
+    "virtualbox",
+    "vmware",
+    "digitalocean",
+    "google",
+    "scaleway",
+    "parallels",
+    "hyperv",
+    "libvirt",
+    "lxc",
+    "azure",
+    "docker",
 ];
 
 pub const CHECKSUM_TYPES: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
@@ -64,10 +76,12 @@ pub struct PostProcessor {
 }
 
 fn deferred_default(text: &str) -> Option<Deferred> {
-    crate::template::interp::parse(text).ok().map(|template| Deferred {
-        template,
-        span: Default::default(),
-    })
+    crate::template::interp::parse(text)
+        .ok()
+        .map(|template| Deferred {
+            template,
+            span: Default::default(),
+        })
 }
 
 fn level(f: &mut Fields<'_>) -> Option<u32> {
@@ -96,10 +110,16 @@ impl PostProcessorKind {
                     }
                 }
                 let generated = f.bool("vagrantfile_template_generated").unwrap_or(false);
-                let template = f.string("vagrantfile_template").filter(|s| !s.is_empty()).map(|p| resolve_local_path(f, &p));
+                let template = f
+                    .string("vagrantfile_template")
+                    .filter(|s| !s.is_empty())
+                    .map(|p| resolve_local_path(f, &p));
                 if let Some(t) = template.as_ref().filter(|t| !generated && !t.is_file()) {
                     let span = f.span_of("vagrantfile_template").unwrap_or_default();
-                    f.error_at(span, format!("vagrantfile_template: {} does not exist", t.display()));
+                    f.error_at(
+                        span,
+                        format!("vagrantfile_template: {} does not exist", t.display()),
+                    );
                 }
                 let provider_override = f.one_of("provider_override", VAGRANT_PROVIDERS);
                 if let Some(span) = f.raw("override").map(|n| n.span) {
@@ -115,24 +135,42 @@ impl PostProcessorKind {
                 }))
             }
             "checksum" => {
-                let types = f.string_list("checksum_types").unwrap_or_else(|| vec!["md5".into()]);
+                let types = f
+                    .string_list("checksum_types")
+                    .unwrap_or_else(|| vec!["md5".into()]);
                 for t in &types {
                     if !CHECKSUM_TYPES.contains(&t.as_str()) {
                         let span = f.span_of("checksum_types").unwrap_or_default();
-                        f.error_at(span, format!("checksum_types: `{t}` is not one of {}", CHECKSUM_TYPES.join(", ")));
+                        f.error_at(
+                            span,
+                            format!(
+                                "checksum_types: `{t}` is not one of {}",
+                                CHECKSUM_TYPES.join(", ")
+                            ),
+                        );
                     }
                 }
                 let output = f
                     .deferred("output", &["BuildName", "BuilderType", "ChecksumType"])
-                    .or_else(|| deferred_default("packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum"));
+                    .or_else(|| {
+                        deferred_default(
+                            "packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum",
+                        )
+                    });
                 Some(Self::Checksum(ChecksumConfig {
                     checksum_types: types,
                     output: output?,
                 }))
             }
             "manifest" => {
-                let old = f.renamed("filename", "output").and_then(|n| f.string_from("filename", n));
-                let output = f.string("output").filter(|s| !s.is_empty()).or(old).unwrap_or_else(|| "packer-manifest.json".into());
+                let old = f
+                    .renamed("filename", "output")
+                    .and_then(|n| f.string_from("filename", n));
+                let output = f
+                    .string("output")
+                    .filter(|s| !s.is_empty())
+                    .or(old)
+                    .unwrap_or_else(|| "packer-manifest.json".into());
                 Some(Self::Manifest(ManifestConfig {
                     output,
                     strip_path: f.bool("strip_path").unwrap_or(false),

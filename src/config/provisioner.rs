@@ -10,8 +10,19 @@ use super::decode::{Deferred, Fields};
 /// Values a build knows once its machine is up, usable through
 /// `{{ build `Host` }}` and, in execute_command, as `{{ .Host }}`.
 pub const BUILD_VALUES: &[&str] = &[
-    "ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID", "PackerHTTPAddr", "PackerHTTPIP", "PackerHTTPPort", "SSHPublicKey",
-    "SSHPrivateKey", "WinRMPassword",
+    "ID",
+    "Host",
+    "Port",
+    "User",
+    "Password",
+    "ConnType",
+    "PackerRunUUID",
+    "PackerHTTPAddr",
+    "PackerHTTPIP",
+    "PackerHTTPPort",
+    "SSHPublicKey",
+    "SSHPrivateKey",
+    "WinRMPassword",
 ];
 
 fn with_build_values(extra: &[&'static str]) -> Vec<&'static str> {
@@ -91,12 +102,28 @@ pub struct Provisioner {
 pub const PROVISIONER_TYPES: &[&str] = &["shell", "file", "shell-local"];
 
 /// The keys every provisioner has; decoded by the planner, not the plugin.
-pub const COMMON_KEYS: &[&str] = &["type", "only", "except", "override", "pause_before", "timeout", "max_retries"];
+pub const COMMON_KEYS: &[&str] = &[
+    "type",
+    "only",
+    "except",
+    "override",
+    "pause_before",
+    "timeout",
+    "max_retries",
+];
 
 impl ProvisionerKind {
     /// Decodes the plugin's own keys (the common ones are skipped).
     pub fn decode(type_name: &str, f: &mut Fields<'_>) -> Option<Self> {
-        f.skip(&["type", "only", "except", "override", "pause_before", "timeout", "max_retries"]);
+        f.skip(&[
+            "type",
+            "only",
+            "except",
+            "override",
+            "pause_before",
+            "timeout",
+            "max_retries",
+        ]);
         match type_name {
             "shell" => decode_shell(f).map(Self::Shell),
             "file" => decode_file(f).map(Self::File),
@@ -119,20 +146,31 @@ pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
         return from_cwd;
     }
     let beside_template = ctx.template.dir.join(p);
-    if beside_template.exists() { beside_template } else { from_cwd }
+    if beside_template.exists() {
+        beside_template
+    } else {
+        from_cwd
+    }
 }
 
 /// `inline` / `script` / `scripts`: exactly one, scripts must exist.
 fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource> {
     let command = if allow_command {
-        f.renamed("command", "inline").and_then(|n| f.string_from("command", n))
+        f.renamed("command", "inline")
+            .and_then(|n| f.string_from("command", n))
     } else {
         None
     };
-    let inline = f.string_list("inline").filter(|l| !l.is_empty()).or(command.map(|c| vec![c]));
+    let inline = f
+        .string_list("inline")
+        .filter(|l| !l.is_empty())
+        .or(command.map(|c| vec![c]));
     let script = f.string("script").filter(|s| !s.is_empty());
     let scripts = f.string_list("scripts").filter(|l| !l.is_empty());
-    let given = [inline.is_some(), script.is_some(), scripts.is_some()].iter().filter(|b| **b).count();
+    let given = [inline.is_some(), script.is_some(), scripts.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if given == 0 {
         f.error("one of inline, script or scripts is required").hint =
             Some("e.g. \"inline\": [\"echo hello\"] or \"script\": \"scripts/setup.sh\"".into());
@@ -145,15 +183,25 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
     if let Some(lines) = inline {
         return Some(ShellSource::Inline(lines));
     }
-    let key = if script.is_some() { "script" } else { "scripts" };
+    let key = if script.is_some() {
+        "script"
+    } else {
+        "scripts"
+    };
     let names: Vec<String> = script.map(|s| vec![s]).or(scripts).unwrap_or_default();
     let mut paths = Vec::new();
     for name in names {
         let path = resolve_local_path(f, &name);
         if !path.is_file() {
             let span = f.span_of(key).unwrap_or_default();
-            f.error_at(span, format!("{key}: `{name}` does not exist (looked in {})", path.display()))
-                .hint = Some("script paths are relative to the directory kiln runs in".into());
+            f.error_at(
+                span,
+                format!(
+                    "{key}: `{name}` does not exist (looked in {})",
+                    path.display()
+                ),
+            )
+            .hint = Some("script paths are relative to the directory kiln runs in".into());
         }
         paths.push(path);
     }
@@ -168,7 +216,10 @@ fn env_vars(f: &mut Fields<'_>) -> Vec<(String, String)> {
             Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
             _ => {
                 let span = f.span_of("environment_vars").unwrap_or_default();
-                f.error_at(span, format!("environment_vars: `{entry}` is not of the form KEY=value"));
+                f.error_at(
+                    span,
+                    format!("environment_vars: `{entry}` is not of the form KEY=value"),
+                );
             }
         }
     }
@@ -204,18 +255,28 @@ fn decode_shell(f: &mut Fields<'_>) -> Option<ShellConfig> {
         } else {
             "chmod +x {{.Path}}; {{.Vars}} {{.Path}}"
         };
-        crate::template::interp::parse(default).ok().map(|template| Deferred {
-            template,
-            span: Default::default(),
-        })
+        crate::template::interp::parse(default)
+            .ok()
+            .map(|template| Deferred {
+                template,
+                span: Default::default(),
+            })
     });
-    let inline_shebang = f.string("inline_shebang").filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh -e".into());
-    let remote_folder = f.string("remote_folder").filter(|s| !s.is_empty()).unwrap_or_else(|| "/tmp".into());
+    let inline_shebang = f
+        .string("inline_shebang")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh -e".into());
+    let remote_folder = f
+        .string("remote_folder")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/tmp".into());
     let remote_file = f.string("remote_file").filter(|s| !s.is_empty());
     let remote_path = f.string("remote_path").filter(|s| !s.is_empty());
     let valid_exit_codes = exit_codes(f);
     let expect_disconnect = f.bool("expect_disconnect").unwrap_or(false);
-    let start_retry_timeout = f.duration("start_retry_timeout").unwrap_or(Duration::from_secs(300));
+    let start_retry_timeout = f
+        .duration("start_retry_timeout")
+        .unwrap_or(Duration::from_secs(300));
     let pause_after = f.duration("pause_after").unwrap_or_default();
     let skip_clean = f.bool("skip_clean").unwrap_or(false);
     let binary = f.bool("binary").unwrap_or(false);
@@ -256,16 +317,26 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
     }
     if sources.len() > 1 && destination.as_deref().is_some_and(|d| !d.ends_with('/')) {
         let span = f.span_of("destination").unwrap_or_default();
-        f.error_at(span, "with several sources, destination must be a directory ending in `/`");
+        f.error_at(
+            span,
+            "with several sources, destination must be a directory ending in `/`",
+        );
     }
     if direction == Direction::Upload && !generated {
         for s in &sources {
             let path = resolve_local_path(f, s);
             if !path.exists() {
-                let key = if f.has("sources") { "sources" } else { "source" };
+                let key = if f.has("sources") {
+                    "sources"
+                } else {
+                    "source"
+                };
                 let span = f.span_of(key).unwrap_or_default();
-                f.error_at(span, format!("{key}: `{s}` does not exist (looked in {})", path.display()))
-                    .hint = Some("set \"generated\": true if an earlier step creates it".into());
+                f.error_at(
+                    span,
+                    format!("{key}: `{s}` does not exist (looked in {})", path.display()),
+                )
+                .hint = Some("set \"generated\": true if an earlier step creates it".into());
             }
         }
     }
@@ -286,7 +357,10 @@ pub(crate) fn decode_shell_local(f: &mut Fields<'_>) -> Option<ShellLocalConfig>
                 Some(items) => items.iter().collect(),
                 None => vec![node],
             };
-            items.iter().filter_map(|n| f.deferred_from("execute_command", n, &fields)).collect()
+            items
+                .iter()
+                .filter_map(|n| f.deferred_from("execute_command", n, &fields))
+                .collect()
         }
         None => ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
             .iter()
@@ -299,10 +373,17 @@ pub(crate) fn decode_shell_local(f: &mut Fields<'_>) -> Option<ShellLocalConfig>
     };
     let environment_vars = env_vars(f);
     let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
-    let inline_shebang = f.string("inline_shebang").filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh -e".into());
+    let inline_shebang = f
+        .string("inline_shebang")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh -e".into());
     let only_on = f.string_list("only_on").unwrap_or_default();
     for os in &only_on {
-        if !["darwin", "freebsd", "linux", "openbsd", "solaris", "windows"].contains(&os.as_str()) {
+        if ![
+            "darwin", "freebsd", "linux", "openbsd", "solaris", "windows",
+        ]
+        .contains(&os.as_str())
+        {
             let span = f.span_of("only_on").unwrap_or_default();
             f.error_at(span, format!("only_on: `{os}` is not an OS name (darwin, freebsd, linux, openbsd, solaris, windows)"));
         }

@@ -2,11 +2,20 @@
 
 use std::path::PathBuf;
 
-use super::common::{BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory};
+use super::common::{
+    BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory,
+};
 use super::decode::{Deferred, Fields};
 
 /// Template fields `qemuargs` can use, as Packer provides them.
-pub const QEMUARGS_FIELDS: &[&str] = &["HTTPIP", "HTTPPort", "HTTPDir", "OutputDir", "Name", "SSHHostPort"];
+pub const QEMUARGS_FIELDS: &[&str] = &[
+    "HTTPIP",
+    "HTTPPort",
+    "HTTPDir",
+    "OutputDir",
+    "Name",
+    "SSHHostPort",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accelerator {
@@ -93,7 +102,13 @@ impl QemuImgArgs {
         };
         let mut out = Self::default();
         let Some(members) = node.as_object() else {
-            f.error_at(node.span, format!("qemu_img_args: expected an object with convert, create, resize, found {}", node.kind()));
+            f.error_at(
+                node.span,
+                format!(
+                    "qemu_img_args: expected an object with convert, create, resize, found {}",
+                    node.kind()
+                ),
+            );
             return out;
         };
         for m in members {
@@ -107,9 +122,16 @@ impl QemuImgArgs {
                 }
             };
             match m.value.as_array() {
-                Some(items) => target.extend(items.iter().filter_map(|i| f.string_from("qemu_img_args", i))),
+                Some(items) => target.extend(
+                    items
+                        .iter()
+                        .filter_map(|i| f.string_from("qemu_img_args", i)),
+                ),
                 None => {
-                    f.error_at(m.value.span, format!("qemu_img_args.{}: expected a list of strings", m.key));
+                    f.error_at(
+                        m.value.span,
+                        format!("qemu_img_args.{}: expected a list of strings", m.key),
+                    );
                 }
             }
         }
@@ -119,8 +141,30 @@ impl QemuImgArgs {
 
 const DISK_INTERFACES: &[&str] = &["virtio", "ide", "scsi", "virtio-scsi"];
 const NET_DEVICES: &[&str] = &[
-    "virtio-net", "virtio-net-pci", "virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "ne2k_isa", "pcnet", "vmxnet3", "usb-net", "i82550", "i82551",
-    "i82557a", "i82557b", "i82557c", "i82558a", "i82558b", "i82559a", "i82559b", "i82559c", "i82559er", "i82562", "i82801",
+    "virtio-net",
+    "virtio-net-pci",
+    "virtio",
+    "e1000",
+    "e1000e",
+    "rtl8139",
+    "ne2k_pci",
+    "ne2k_isa",
+    "pcnet",
+    "vmxnet3",
+    "usb-net",
+    "i82550",
+    "i82551",
+    "i82557a",
+    "i82557b",
+    "i82557c",
+    "i82558a",
+    "i82558b",
+    "i82559a",
+    "i82559b",
+    "i82559c",
+    "i82559er",
+    "i82562",
+    "i82801",
 ];
 
 impl QemuConfig {
@@ -134,9 +178,18 @@ impl QemuConfig {
         let media = MediaConfig::decode(f);
         let output_directory = output_directory(f);
         let build_name = f.context().build_name.unwrap_or("qemu").to_owned();
-        let vm_name = f.string("vm_name").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("packer-{build_name}"));
+        let vm_name = f
+            .string("vm_name")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("packer-{build_name}"));
 
-        let accelerator = match f.one_of("accelerator", &["auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"]).as_deref() {
+        let accelerator = match f
+            .one_of(
+                "accelerator",
+                &["auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"],
+            )
+            .as_deref()
+        {
             Some("kvm") => Accelerator::Kvm,
             Some("tcg") => Accelerator::Tcg,
             Some("hvf") => Accelerator::Hvf,
@@ -146,8 +199,14 @@ impl QemuConfig {
             Some("none") => Accelerator::None,
             _ => Accelerator::Auto,
         };
-        let qemu_binary = f.string("qemu_binary").filter(|s| !s.is_empty()).unwrap_or_else(|| "qemu-system-x86_64".into());
-        let machine_type = f.string("machine_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "pc".into());
+        let qemu_binary = f
+            .string("qemu_binary")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "qemu-system-x86_64".into());
+        let machine_type = f
+            .string("machine_type")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "pc".into());
         let cpus = f.u64_in("cpus", 1, 1024).unwrap_or(1) as u32;
         // Packer treats anything under 10 MiB as unset.
         let memory_mib = f.u64("memory").filter(|&m| m >= 10).unwrap_or(512);
@@ -162,25 +221,44 @@ impl QemuConfig {
             Some("raw") => DiskFormat::Raw,
             _ => DiskFormat::Qcow2,
         };
-        let disk_interface = f.one_of("disk_interface", DISK_INTERFACES).unwrap_or_else(|| "virtio".into());
+        let disk_interface = f
+            .one_of("disk_interface", DISK_INTERFACES)
+            .unwrap_or_else(|| "virtio".into());
         let disk_cache = f
-            .one_of("disk_cache", &["writethrough", "writeback", "none", "unsafe", "directsync"])
+            .one_of(
+                "disk_cache",
+                &["writethrough", "writeback", "none", "unsafe", "directsync"],
+            )
             .unwrap_or_else(|| "writeback".into());
-        let disk_discard = f.one_of("disk_discard", &["unmap", "ignore"]).unwrap_or_else(|| "ignore".into());
-        let disk_detect_zeroes = f.one_of("disk_detect_zeroes", &["unmap", "on", "off"]).unwrap_or_else(|| "off".into());
+        let disk_discard = f
+            .one_of("disk_discard", &["unmap", "ignore"])
+            .unwrap_or_else(|| "ignore".into());
+        let disk_detect_zeroes = f
+            .one_of("disk_detect_zeroes", &["unmap", "on", "off"])
+            .unwrap_or_else(|| "off".into());
         let disk_compression = f.bool("disk_compression").unwrap_or(false);
         let use_backing_file = f.bool("use_backing_file").unwrap_or(false);
         let skip_compaction = f.bool("skip_compaction").unwrap_or(false);
         let skip_resize_disk = f.bool("skip_resize_disk").unwrap_or(false);
-        let net_device = f.one_of("net_device", NET_DEVICES).unwrap_or_else(|| "virtio-net".into());
+        let net_device = f
+            .one_of("net_device", NET_DEVICES)
+            .unwrap_or_else(|| "virtio-net".into());
         let net_bridge = f.string("net_bridge").filter(|s| !s.is_empty());
-        let cdrom_interface = f.one_of("cdrom_interface", &["ide", "scsi", "virtio", "virtio-scsi"]);
+        let cdrom_interface =
+            f.one_of("cdrom_interface", &["ide", "scsi", "virtio", "virtio-scsi"]);
         let headless = f.bool("headless").unwrap_or(false);
         let use_default_display = f.bool("use_default_display").unwrap_or(false);
         let display = f.string("display").filter(|s| !s.is_empty());
-        let firmware = f.string("firmware").filter(|s| !s.is_empty()).map(PathBuf::from);
-        let ssh_min_old = f.renamed("ssh_host_port_min", "host_port_min").and_then(|n| f.string_from("ssh_host_port_min", n));
-        let ssh_max_old = f.renamed("ssh_host_port_max", "host_port_max").and_then(|n| f.string_from("ssh_host_port_max", n));
+        let firmware = f
+            .string("firmware")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        let ssh_min_old = f
+            .renamed("ssh_host_port_min", "host_port_min")
+            .and_then(|n| f.string_from("ssh_host_port_min", n));
+        let ssh_max_old = f
+            .renamed("ssh_host_port_max", "host_port_max")
+            .and_then(|n| f.string_from("ssh_host_port_max", n));
         let host_port_min = f
             .u64_in("host_port_min", 1, 65535)
             .or_else(|| ssh_min_old.and_then(|s| s.parse().ok()))
@@ -190,17 +268,28 @@ impl QemuConfig {
             .or_else(|| ssh_max_old.and_then(|s| s.parse().ok()))
             .unwrap_or(4444) as u16;
         let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(false);
-        let vnc_bind_address = f.string("vnc_bind_address").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        let vnc_bind_address = f
+            .string("vnc_bind_address")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".into());
         let vnc_port_min = f.u64_in("vnc_port_min", 1, 65535).unwrap_or(5900) as u16;
         let vnc_port_max = f.u64_in("vnc_port_max", 1, 65535).unwrap_or(6000) as u16;
         let vnc_use_password = f.bool("vnc_use_password").unwrap_or(false);
-        let qemuargs = f.deferred_list_of_lists("qemuargs", QEMUARGS_FIELDS).unwrap_or_default();
+        let qemuargs = f
+            .deferred_list_of_lists("qemuargs", QEMUARGS_FIELDS)
+            .unwrap_or_default();
         let qemu_img_args = QemuImgArgs::decode(f);
         let qmp_enable = f.bool("qmp_enable").unwrap_or(false);
-        let qmp_socket_path = f.string("qmp_socket_path").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let qmp_socket_path = f
+            .string("qmp_socket_path")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         let disable_vnc = f.bool("disable_vnc").unwrap_or(false);
         f.obsolete("run_once", "it has no effect in Packer either");
-        f.obsolete("iso_skip_cache", "kiln uses local files in place and verifies cached downloads");
+        f.obsolete(
+            "iso_skip_cache",
+            "kiln uses local files in place and verifies cached downloads",
+        );
 
         if host_port_min > host_port_max {
             let span = f.span_of("host_port_min").unwrap_or_default();
@@ -208,11 +297,19 @@ impl QemuConfig {
         }
         if vnc_port_min > vnc_port_max {
             let span = f.span_of("vnc_port_min").unwrap_or_default();
-            f.error_at(span, format!("vnc_port_min ({vnc_port_min}) is greater than vnc_port_max ({vnc_port_max})"));
+            f.error_at(
+                span,
+                format!(
+                    "vnc_port_min ({vnc_port_min}) is greater than vnc_port_max ({vnc_port_max})"
+                ),
+            );
         }
         if use_backing_file && !(disk_image && format == DiskFormat::Qcow2) {
             let span = f.span_of("use_backing_file").unwrap_or_default();
-            f.error_at(span, "use_backing_file needs disk_image: true and format: qcow2");
+            f.error_at(
+                span,
+                "use_backing_file needs disk_image: true and format: qcow2",
+            );
         }
         if disk_compression && format != DiskFormat::Qcow2 {
             let span = f.span_of("disk_compression").unwrap_or_default();
@@ -220,7 +317,10 @@ impl QemuConfig {
         }
         if vm_name.contains('/') {
             let span = f.span_of("vm_name").unwrap_or_default();
-            f.error_at(span, format!("vm_name `{vm_name}` must be a file name, not a path"));
+            f.error_at(
+                span,
+                format!("vm_name `{vm_name}` must be a file name, not a path"),
+            );
         }
 
         Some(Self {

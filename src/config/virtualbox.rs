@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::common::{BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory};
+use super::common::{
+    BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory,
+};
 use super::decode::{Deferred, Fields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,42 +83,90 @@ impl VirtualBoxIsoConfig {
         let boot = BootConfig::decode(f);
         let communicator = Communicator::decode(f, None);
         let shutdown = ShutdownConfig::decode(f);
-        let post_shutdown_delay = f.duration("post_shutdown_delay").unwrap_or(Duration::from_secs(2));
+        let post_shutdown_delay = f
+            .duration("post_shutdown_delay")
+            .unwrap_or(Duration::from_secs(2));
         let disable_shutdown = f.bool("disable_shutdown").unwrap_or(false);
         let acpi_shutdown = f.bool("acpi_shutdown").unwrap_or(false);
         let media = MediaConfig::decode(f);
         let output_directory = output_directory(f);
         let ctx = f.context();
         let build_name = ctx.build_name.unwrap_or("virtualbox-iso");
-        let stamp = ctx.init_time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let vm_name = f.string("vm_name").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("packer-{build_name}-{stamp}"));
-        let output_filename = f.string("output_filename").filter(|s| !s.is_empty()).unwrap_or_else(|| vm_name.clone());
-        let guest_os_type = f.string("guest_os_type").filter(|s| !s.is_empty()).unwrap_or_else(|| "Other".into());
+        let stamp = ctx
+            .init_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let vm_name = f
+            .string("vm_name")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("packer-{build_name}-{stamp}"));
+        let output_filename = f
+            .string("output_filename")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vm_name.clone());
+        let guest_os_type = f
+            .string("guest_os_type")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "Other".into());
         let cpus = f.u64("cpus").filter(|&n| n > 0).unwrap_or(1) as u32;
         let memory_mib = f.u64("memory").filter(|&n| n > 0).unwrap_or(512);
         let disk_size_mib = f.u64("disk_size").filter(|&n| n > 0).unwrap_or(40000);
         let hard_drive_interface = f
-            .one_of("hard_drive_interface", &["ide", "sata", "scsi", "pcie", "nvme", "virtio"])
+            .one_of(
+                "hard_drive_interface",
+                &["ide", "sata", "scsi", "pcie", "nvme", "virtio"],
+            )
             .unwrap_or_else(|| "ide".into());
         let hard_drive_discard = f.bool("hard_drive_discard").unwrap_or(false);
         let hard_drive_nonrotational = f.bool("hard_drive_nonrotational").unwrap_or(false);
         let sata_port_count = f.u64_in("sata_port_count", 1, 30).unwrap_or(1) as u32;
         let nvme_port_count = f.u64_in("nvme_port_count", 1, 255).unwrap_or(1) as u32;
-        let iso_interface = f.one_of("iso_interface", &["ide", "sata", "virtio"]).unwrap_or_else(|| "ide".into());
-        let nic_type = f.one_of("nic_type", &["Am79C970A", "Am79C973", "Am79C960", "82540EM", "82543GC", "82545EM", "virtio"]);
-        let chipset = f.one_of("chipset", &["piix3", "ich9"]).unwrap_or_else(|| "piix3".into());
-        let firmware = f.one_of("firmware", &["bios", "efi"]).unwrap_or_else(|| "bios".into());
+        let iso_interface = f
+            .one_of("iso_interface", &["ide", "sata", "virtio"])
+            .unwrap_or_else(|| "ide".into());
+        let nic_type = f.one_of(
+            "nic_type",
+            &[
+                "Am79C970A",
+                "Am79C973",
+                "Am79C960",
+                "82540EM",
+                "82543GC",
+                "82545EM",
+                "virtio",
+            ],
+        );
+        let chipset = f
+            .one_of("chipset", &["piix3", "ich9"])
+            .unwrap_or_else(|| "piix3".into());
+        let firmware = f
+            .one_of("firmware", &["bios", "efi"])
+            .unwrap_or_else(|| "bios".into());
         let gfx_controller = f.one_of("gfx_controller", &["vboxvga", "vboxsvga", "vmsvga", "none"]);
         let gfx_vram_size = f.u64_in("gfx_vram_size", 1, 256);
         let headless = f.bool("headless").unwrap_or(false);
-        let sound = f.string("sound").filter(|s| !s.is_empty()).unwrap_or_else(|| "none".into());
+        let sound = f
+            .string("sound")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into());
         let usb = f.bool("usb").unwrap_or(false);
-        let vboxmanage = f.deferred_list_of_lists("vboxmanage", &["Name"]).unwrap_or_default();
-        let vboxmanage_post = f.deferred_list_of_lists("vboxmanage_post", &["Name"]).unwrap_or_default();
-        let old_attach = f.renamed("guest_additions_attach", "guest_additions_mode").map(|n| {
-            matches!(n.value, crate::template::json::Value::Bool(true)) || n.as_str() == Some("true")
-        });
-        let guest_additions_mode = match f.one_of("guest_additions_mode", &["upload", "attach", "disable"]).as_deref() {
+        let vboxmanage = f
+            .deferred_list_of_lists("vboxmanage", &["Name"])
+            .unwrap_or_default();
+        let vboxmanage_post = f
+            .deferred_list_of_lists("vboxmanage_post", &["Name"])
+            .unwrap_or_default();
+        let old_attach = f
+            .renamed("guest_additions_attach", "guest_additions_mode")
+            .map(|n| {
+                matches!(n.value, crate::template::json::Value::Bool(true))
+                    || n.as_str() == Some("true")
+            });
+        let guest_additions_mode = match f
+            .one_of("guest_additions_mode", &["upload", "attach", "disable"])
+            .as_deref()
+        {
             Some("attach") => GuestAdditionsMode::Attach,
             Some("disable") => GuestAdditionsMode::Disable,
             Some(_) => GuestAdditionsMode::Upload,
@@ -126,7 +176,10 @@ impl VirtualBoxIsoConfig {
         let guest_additions_interface = f.one_of("guest_additions_interface", &["ide", "sata"]);
         let guest_additions_path = f.deferred("guest_additions_path", &["Version"]);
         let guest_additions_url = f.deferred("guest_additions_url", &["Version"]);
-        let guest_additions_sha256 = f.string("guest_additions_sha256").filter(|s| !s.is_empty()).map(|s| s.to_lowercase());
+        let guest_additions_sha256 = f
+            .string("guest_additions_sha256")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_lowercase());
         let virtualbox_version_file = match f.string("virtualbox_version_file") {
             Some(s) if s.is_empty() => None,
             Some(s) => Some(s),
@@ -140,15 +193,31 @@ impl VirtualBoxIsoConfig {
             _ => ExportFormat::Ovf,
         };
         let export_opts = f.string_list("export_opts").unwrap_or_default();
-        let min_old = f.renamed("ssh_host_port_min", "host_port_min").and_then(|n| f.string_from("ssh_host_port_min", n));
-        let max_old = f.renamed("ssh_host_port_max", "host_port_max").and_then(|n| f.string_from("ssh_host_port_max", n));
-        let host_port_min = f.u64_in("host_port_min", 1, 65535).or_else(|| min_old.and_then(|s| s.parse().ok())).unwrap_or(2222) as u16;
-        let host_port_max = f.u64_in("host_port_max", 1, 65535).or_else(|| max_old.and_then(|s| s.parse().ok())).unwrap_or(4444) as u16;
-        let skip_old = f.renamed("ssh_skip_nat_mapping", "skip_nat_mapping").is_some_and(|n| {
-            matches!(n.value, crate::template::json::Value::Bool(true)) || n.as_str() == Some("true")
-        });
+        let min_old = f
+            .renamed("ssh_host_port_min", "host_port_min")
+            .and_then(|n| f.string_from("ssh_host_port_min", n));
+        let max_old = f
+            .renamed("ssh_host_port_max", "host_port_max")
+            .and_then(|n| f.string_from("ssh_host_port_max", n));
+        let host_port_min = f
+            .u64_in("host_port_min", 1, 65535)
+            .or_else(|| min_old.and_then(|s| s.parse().ok()))
+            .unwrap_or(2222) as u16;
+        let host_port_max = f
+            .u64_in("host_port_max", 1, 65535)
+            .or_else(|| max_old.and_then(|s| s.parse().ok()))
+            .unwrap_or(4444) as u16;
+        let skip_old = f
+            .renamed("ssh_skip_nat_mapping", "skip_nat_mapping")
+            .is_some_and(|n| {
+                matches!(n.value, crate::template::json::Value::Bool(true))
+                    || n.as_str() == Some("true")
+            });
         let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(skip_old);
-        let vrdp_bind_address = f.string("vrdp_bind_address").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        let vrdp_bind_address = f
+            .string("vrdp_bind_address")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".into());
         let vrdp_port_min = f.u64_in("vrdp_port_min", 1, 65535).unwrap_or(5900) as u16;
         let vrdp_port_max = f.u64_in("vrdp_port_max", 1, 65535).unwrap_or(6000) as u16;
 
@@ -163,7 +232,10 @@ impl VirtualBoxIsoConfig {
             }
             if f.has("virtualbox_version_file") && virtualbox_version_file.is_some() {
                 let span = f.span_of("virtualbox_version_file").unwrap_or_default();
-                f.error_at(span, "virtualbox_version_file needs a communicator; set it to \"\"");
+                f.error_at(
+                    span,
+                    "virtualbox_version_file needs a communicator; set it to \"\"",
+                );
             }
         }
         if shutdown.command.is_none() && !disable_shutdown && !acpi_shutdown {

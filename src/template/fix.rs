@@ -21,11 +21,13 @@ pub fn fix(template: &mut Value) -> Vec<Change> {
     }
     if let Some(Value::Array(provisioners)) = root.get_mut("provisioners") {
         for (i, p) in provisioners.iter_mut().enumerate() {
-            if let Some(Value::Object(over)) = p.get_mut("override") {
-                if let Some(v) = over.remove("virtualbox") {
-                    over.insert("virtualbox-iso".into(), v);
-                    changes.push(format!("provisioners[{i}]: override.virtualbox → override.virtualbox-iso"));
-                }
+            if let Some(Value::Object(over)) = p.get_mut("override")
+                && let Some(v) = over.remove("virtualbox")
+            {
+                over.insert("virtualbox-iso".into(), v);
+                changes.push(format!(
+                    "provisioners[{i}]: override.virtualbox → override.virtualbox-iso"
+                ));
             }
         }
     }
@@ -39,7 +41,13 @@ pub fn fix(template: &mut Value) -> Vec<Change> {
                 if let Some(obj) = step.as_object_mut()
                     && obj.get("type").and_then(Value::as_str) == Some("manifest")
                 {
-                    rename(obj, "filename", "output", &format!("post-processors[{i}]"), &mut changes);
+                    rename(
+                        obj,
+                        "filename",
+                        "output",
+                        &format!("post-processors[{i}]"),
+                        &mut changes,
+                    );
                 }
             }
         }
@@ -47,7 +55,13 @@ pub fn fix(template: &mut Value) -> Vec<Change> {
     changes
 }
 
-fn rename(obj: &mut Map<String, Value>, old: &str, new: &str, path: &str, changes: &mut Vec<Change>) {
+fn rename(
+    obj: &mut Map<String, Value>,
+    old: &str,
+    new: &str,
+    path: &str,
+    changes: &mut Vec<Change>,
+) {
     if let Some(v) = obj.remove(old) {
         if obj.contains_key(new) {
             changes.push(format!("{path}: removed `{old}` (`{new}` is set)"));
@@ -67,7 +81,11 @@ fn fix_builder(b: &mut Map<String, Value>, path: &str, changes: &mut Vec<Change>
         b.insert("type".into(), Value::String("virtualbox-iso".into()));
         changes.push(format!("{path}: type virtualbox → virtualbox-iso"));
     }
-    let type_name = b.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+    let type_name = b
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
 
     if let Some(md5) = b.remove("iso_md5") {
         if let Some(s) = md5.as_str() {
@@ -79,7 +97,10 @@ fn fix_builder(b: &mut Map<String, Value>, path: &str, changes: &mut Vec<Change>
     let old_url = b.remove("iso_checksum_url");
     if old_type.is_some() || old_url.is_some() {
         let t = old_type.as_ref().and_then(Value::as_str).unwrap_or("");
-        let merged = match (old_url.as_ref().and_then(Value::as_str), b.get("iso_checksum").and_then(Value::as_str)) {
+        let merged = match (
+            old_url.as_ref().and_then(Value::as_str),
+            b.get("iso_checksum").and_then(Value::as_str),
+        ) {
             (Some(url), _) if !url.is_empty() => Some(format!("file:{url}")),
             (_, _) if t == "none" => Some("none".to_owned()),
             (_, Some(sum)) if !t.is_empty() && !sum.contains(':') => Some(format!("{t}:{sum}")),
@@ -88,7 +109,9 @@ fn fix_builder(b: &mut Map<String, Value>, path: &str, changes: &mut Vec<Change>
         if let Some(m) = merged {
             b.insert("iso_checksum".into(), Value::String(m));
         }
-        changes.push(format!("{path}: `iso_checksum_type`/`iso_checksum_url` merged into `iso_checksum`"));
+        changes.push(format!(
+            "{path}: `iso_checksum_type`/`iso_checksum_url` merged into `iso_checksum`"
+        ));
     }
     rename(b, "ssh_key_path", "ssh_private_key_file", path, changes);
     rename(b, "ssh_wait_timeout", "ssh_timeout", path, changes);
@@ -96,7 +119,9 @@ fn fix_builder(b: &mut Map<String, Value>, path: &str, changes: &mut Vec<Change>
         if !b.contains_key("ssh_disable_agent_forwarding") {
             b.insert("ssh_disable_agent_forwarding".into(), v);
         }
-        changes.push(format!("{path}: `ssh_disable_agent` → `ssh_disable_agent_forwarding`"));
+        changes.push(format!(
+            "{path}: `ssh_disable_agent` → `ssh_disable_agent_forwarding`"
+        ));
     }
     if type_name == "qemu" || type_name.starts_with("virtualbox") {
         rename(b, "ssh_host_port_min", "host_port_min", path, changes);
@@ -105,11 +130,17 @@ fn fix_builder(b: &mut Map<String, Value>, path: &str, changes: &mut Vec<Change>
     if type_name.starts_with("virtualbox") {
         rename(b, "ssh_skip_nat_mapping", "skip_nat_mapping", path, changes);
         if let Some(v) = b.remove("guest_additions_attach") {
-            let mode = if v.as_bool() == Some(true) || v.as_str() == Some("true") { "attach" } else { "upload" };
+            let mode = if v.as_bool() == Some(true) || v.as_str() == Some("true") {
+                "attach"
+            } else {
+                "upload"
+            };
             if !b.contains_key("guest_additions_mode") {
                 b.insert("guest_additions_mode".into(), Value::String(mode.into()));
             }
-            changes.push(format!("{path}: `guest_additions_attach` → `guest_additions_mode` \"{mode}\""));
+            changes.push(format!(
+                "{path}: `guest_additions_attach` → `guest_additions_mode` \"{mode}\""
+            ));
         }
     }
     if type_name == "qemu"
@@ -123,7 +154,9 @@ fn fix_builder(b: &mut Map<String, Value>, path: &str, changes: &mut Vec<Change>
         if let Value::String(s) = value
             && (s.contains("clean_image_name") || s.contains("clean_ami_name"))
         {
-            *s = s.replace("clean_image_name", "clean_resource_name").replace("clean_ami_name", "clean_resource_name");
+            *s = s
+                .replace("clean_image_name", "clean_resource_name")
+                .replace("clean_ami_name", "clean_resource_name");
             changes.push(format!("{path}: clean_image_name → clean_resource_name"));
         }
     }

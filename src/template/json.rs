@@ -114,8 +114,7 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-const COMMENT_HINT: &str =
-    "JSON has no comments; Packer templates use keys starting with `_` (\"_comment\": \"...\") instead";
+const COMMENT_HINT: &str = "JSON has no comments; Packer templates use keys starting with `_` (\"_comment\": \"...\") instead";
 
 /// Deeper nesting than this is refused rather than risking the stack.
 const MAX_DEPTH: usize = 128;
@@ -209,10 +208,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error_at(
-                self.pos,
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(self.error_at(self.pos, format!("nesting deeper than {MAX_DEPTH} levels")));
         }
         Ok(())
     }
@@ -234,16 +230,12 @@ impl Parser<'_> {
             match self.bytes.get(self.pos) {
                 Some(b'"') => {}
                 Some(b'}') => {
-                    return Err(self.error_at(
-                        self.pos,
-                        "trailing comma: remove the `,` before `}`",
-                    ));
+                    return Err(
+                        self.error_at(self.pos, "trailing comma: remove the `,` before `}`")
+                    );
                 }
                 None => {
-                    return Err(self.error_at(
-                        open,
-                        "this object is never closed: expected `}`",
-                    ));
+                    return Err(self.error_at(open, "this object is never closed: expected `}`"));
                 }
                 Some(b'/') => return Err(self.error_at(self.pos, COMMENT_HINT)),
                 _ => {
@@ -262,7 +254,10 @@ impl Parser<'_> {
             if self.bytes.get(self.pos) != Some(&b':') {
                 return Err(self.error_at(
                     self.pos,
-                    format!("expected `:` after the key \"{key}\", found {}", self.describe_here()),
+                    format!(
+                        "expected `:` after the key \"{key}\", found {}",
+                        self.describe_here()
+                    ),
                 ));
             }
             self.pos += 1;
@@ -315,10 +310,9 @@ impl Parser<'_> {
             self.skip_whitespace();
             match self.bytes.get(self.pos) {
                 Some(b']') => {
-                    return Err(self.error_at(
-                        self.pos,
-                        "trailing comma: remove the `,` before `]`",
-                    ));
+                    return Err(
+                        self.error_at(self.pos, "trailing comma: remove the `,` before `]`")
+                    );
                 }
                 None => {
                     return Err(self.error_at(open, "this array is never closed: expected `]`"));
@@ -434,7 +428,9 @@ impl Parser<'_> {
                         "control characters must be escaped inside strings (\\t, \\n, \\u0000)",
                     ));
                 }
-                None => return Err(self.error_at(open, "this string is never closed: expected `\"`")),
+                None => {
+                    return Err(self.error_at(open, "this string is never closed: expected `\"`"));
+                }
             }
         }
     }
@@ -524,7 +520,10 @@ mod tests {
         let a = node.get("a").expect("a");
         assert_eq!(&text[a.span.start..a.span.end], r#"[1, "x", true, null]"#);
         let members = node.as_object().expect("object");
-        assert_eq!(&text[members[1].key_span.start..members[1].key_span.end], "\"b\"");
+        assert_eq!(
+            &text[members[1].key_span.start..members[1].key_span.end],
+            "\"b\""
+        );
         let c = node.get("b").and_then(|b| b.get("c")).expect("c");
         assert_eq!(c.value, Value::Number("-2.5e3".into()));
     }
@@ -541,7 +540,10 @@ mod tests {
     fn keeps_duplicates_and_get_returns_last() {
         let node = parse(r#"{"a": 1, "a": 2}"#).expect("valid");
         assert_eq!(node.as_object().map(<[Member]>::len), Some(2));
-        assert_eq!(node.get("a").map(|n| n.value.clone()), Some(Value::Number("2".into())));
+        assert_eq!(
+            node.get("a").map(|n| n.value.clone()),
+            Some(Value::Number("2".into()))
+        );
     }
 
     #[test]

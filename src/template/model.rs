@@ -115,7 +115,11 @@ pub fn load(path: &Path, diags: &mut Diagnostics) -> Result<Template, LoadError>
 }
 
 /// Structurally checks a template already in memory.
-pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<Template, LoadError> {
+pub fn parse(
+    file: SourceFile,
+    dir: PathBuf,
+    diags: &mut Diagnostics,
+) -> Result<Template, LoadError> {
     let file = Arc::new(file);
     let loc = |span: Span| {
         Some(Location {
@@ -165,7 +169,10 @@ pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<
         if members[i + 1..].iter().any(|later| later.key == m.key) {
             diags.warning(
                 "",
-                format!("`{}` is given twice; the last one is used, as in Packer", m.key),
+                format!(
+                    "`{}` is given twice; the last one is used, as in Packer",
+                    m.key
+                ),
                 loc(m.key_span),
             );
             continue;
@@ -186,7 +193,10 @@ pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<
                             None => {
                                 errors.error(
                                     "sensitive-variables",
-                                    format!("expected a variable name (string), found {}", item.kind()),
+                                    format!(
+                                        "expected a variable name (string), found {}",
+                                        item.kind()
+                                    ),
                                     loc(item.span),
                                 );
                             }
@@ -206,12 +216,21 @@ pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<
                 t.provisioners = read_sections(v, "provisioners", false, &mut errors, &loc);
             }
             "error-cleanup-provisioner" => {
-                t.error_cleanup_provisioner =
-                    read_section(v, "error-cleanup-provisioner".to_owned(), false, &mut errors, &loc);
+                t.error_cleanup_provisioner = read_section(
+                    v,
+                    "error-cleanup-provisioner".to_owned(),
+                    false,
+                    &mut errors,
+                    &loc,
+                );
             }
             "post-processors" => t.post_processors = read_post_processors(v, &mut errors, &loc),
             other => {
-                let d = errors.error("", format!("unknown top-level key `{other}`"), loc(m.key_span));
+                let d = errors.error(
+                    "",
+                    format!("unknown top-level key `{other}`"),
+                    loc(m.key_span),
+                );
                 d.hint = Some(match did_you_mean(other, ROOT_KEYS.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!(
@@ -225,7 +244,11 @@ pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<
 
     if t.builders.is_empty() && root.get("builders").is_none() {
         errors
-            .error("", "the template has no `builders`: at least one is required", loc(root.span))
+            .error(
+                "",
+                "the template has no `builders`: at least one is required",
+                loc(root.span),
+            )
             .hint = Some("add \"builders\": [ { \"type\": \"qemu\", ... } ]".into());
     } else if t.builders.is_empty() && !errors.has_errors() {
         errors.error(
@@ -242,7 +265,10 @@ pub fn parse(file: SourceFile, dir: PathBuf, diags: &mut Diagnostics) -> Result<
             errors
                 .error(
                     b.path.clone(),
-                    format!("the build name `{}` is already used by {}", b.name, first.path),
+                    format!(
+                        "the build name `{}` is already used by {}",
+                        b.name, first.path
+                    ),
                     loc(name_span),
                 )
                 .hint = Some("give each builder a distinct \"name\"".into());
@@ -274,7 +300,11 @@ fn expect_string(v: &Node, key: &str, errors: &mut Diagnostics, loc: &Loc<'_>) -
     match v.as_str() {
         Some(s) => Some(s.to_owned()),
         None => {
-            errors.error(key, format!("expected a string, found {}", v.kind()), loc(v.span));
+            errors.error(
+                key,
+                format!("expected a string, found {}", v.kind()),
+                loc(v.span),
+            );
             None
         }
     }
@@ -306,10 +336,16 @@ fn read_variables(
                 errors
                     .error(
                         format!("variables.{}", m.key),
-                        format!("a variable's default must be a string or null, found {}", m.value.kind()),
+                        format!(
+                            "a variable's default must be a string or null, found {}",
+                            m.value.kind()
+                        ),
                         loc(m.value.span),
                     )
-                    .hint = Some("JSON templates only have string variables; HCL2 templates have typed ones".into());
+                    .hint = Some(
+                    "JSON templates only have string variables; HCL2 templates have typed ones"
+                        .into(),
+                );
                 continue;
             }
         };
@@ -342,7 +378,11 @@ fn read_sections(
     loc: &Loc<'_>,
 ) -> Vec<Section> {
     let Some(items) = v.as_array() else {
-        errors.error(key, format!("expected an array of objects, found {}", v.kind()), loc(v.span));
+        errors.error(
+            key,
+            format!("expected an array of objects, found {}", v.kind()),
+            loc(v.span),
+        );
         return Vec::new();
     };
     items
@@ -360,7 +400,11 @@ fn read_section(
     loc: &Loc<'_>,
 ) -> Option<Section> {
     if item.as_object().is_none() {
-        errors.error(path, format!("expected an object, found {}", item.kind()), loc(item.span));
+        errors.error(
+            path,
+            format!("expected an object, found {}", item.kind()),
+            loc(item.span),
+        );
         return None;
     }
     let Some(type_node) = item.get("type") else {
@@ -378,7 +422,8 @@ fn read_section(
         return None;
     };
     let name = match item.get("name") {
-        None => (is_builder).then(|| type_name.to_owned()).unwrap_or_default(),
+        None if is_builder => type_name.to_owned(),
+        None => String::new(),
         Some(n) => match n.as_str() {
             Some("") if is_builder => {
                 errors.error(format!("{path}.name"), "must not be empty", loc(n.span));
@@ -429,14 +474,21 @@ fn read_post_processors(v: &Node, errors: &mut Diagnostics, loc: &Loc<'_>) -> Ve
                 .enumerate()
                 .filter_map(|(j, step)| post_processor(step, format!("{path}[{j}]"), errors, loc))
                 .collect(),
-            _ => post_processor(item, path, errors, loc).into_iter().collect(),
+            _ => post_processor(item, path, errors, loc)
+                .into_iter()
+                .collect(),
         };
         chains.push(chain);
     }
     chains
 }
 
-fn post_processor(step: &Node, path: String, errors: &mut Diagnostics, loc: &Loc<'_>) -> Option<Section> {
+fn post_processor(
+    step: &Node,
+    path: String,
+    errors: &mut Diagnostics,
+    loc: &Loc<'_>,
+) -> Option<Section> {
     match &step.value {
         Value::String(type_name) => Some(Section {
             path: format!("{path} ({type_name})"),
@@ -452,7 +504,10 @@ fn post_processor(step: &Node, path: String, errors: &mut Diagnostics, loc: &Loc
         _ => {
             errors.error(
                 path,
-                format!("expected a post-processor type name or object, found {}", step.kind()),
+                format!(
+                    "expected a post-processor type name or object, found {}",
+                    step.kind()
+                ),
                 loc(step.span),
             );
             None
@@ -466,7 +521,11 @@ mod tests {
 
     fn load_str(text: &str) -> (Result<Template, LoadError>, Diagnostics) {
         let mut diags = Diagnostics::new();
-        let r = parse(SourceFile::new("t.json", text.to_owned()), PathBuf::from("/tmp"), &mut diags);
+        let r = parse(
+            SourceFile::new("t.json", text.to_owned()),
+            PathBuf::from("/tmp"),
+            &mut diags,
+        );
         (r, diags)
     }
 
@@ -494,13 +553,28 @@ mod tests {
         assert_eq!(t.build_names().collect::<Vec<_>>(), ["qemu", "second"]);
         assert_eq!(t.builders[1].path, "builders[1] (second: qemu)");
         let defaults: Vec<_> = t.variables.iter().map(|v| v.default.clone()).collect();
-        assert_eq!(defaults, [None, Some("x".into()), Some("3".into()), Some("true".into())]);
+        assert_eq!(
+            defaults,
+            [
+                None,
+                Some("x".into()),
+                Some("3".into()),
+                Some("true".into())
+            ]
+        );
         let chains: Vec<Vec<&str>> = t
             .post_processors
             .iter()
             .map(|c| c.iter().map(|s| s.type_name.as_str()).collect())
             .collect();
-        assert_eq!(chains, [vec!["checksum"], vec!["manifest"], vec!["compress", "vagrant"]]);
+        assert_eq!(
+            chains,
+            [
+                vec!["checksum"],
+                vec!["manifest"],
+                vec!["compress", "vagrant"]
+            ]
+        );
     }
 
     #[test]
@@ -517,7 +591,10 @@ mod tests {
         assert!(text.contains("did you mean `builders`?"), "{text}");
         assert!(text.contains("must be a string or null"), "{text}");
         assert!(text.contains("`y` is not declared"), "{text}");
-        assert!(text.contains("the build name `qemu` is already used by builders[0] (qemu)"), "{text}");
+        assert!(
+            text.contains("the build name `qemu` is already used by builders[0] (qemu)"),
+            "{text}"
+        );
         assert!(text.contains("builders[2]: `type` is required"), "{text}");
     }
 
@@ -537,9 +614,8 @@ mod tests {
 
     #[test]
     fn duplicate_root_keys_warn_and_last_wins() {
-        let (t, warnings) = load_str(
-            r#"{"description": "a", "description": "b", "builders": [{"type": "qemu"}]}"#,
-        );
+        let (t, warnings) =
+            load_str(r#"{"description": "a", "description": "b", "builders": [{"type": "qemu"}]}"#);
         assert_eq!(t.expect("valid").description.as_deref(), Some("b"));
         assert_eq!(warnings.warnings().count(), 1);
     }

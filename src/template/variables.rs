@@ -96,7 +96,11 @@ pub fn resolve(
     for raw in &inputs.vars {
         let Some((key, value)) = raw.split_once('=') else {
             diags
-                .error("-var", format!("`{raw}` is not of the form key=value"), None)
+                .error(
+                    "-var",
+                    format!("`{raw}` is not of the form key=value"),
+                    None,
+                )
                 .hint = Some("write -var 'name=value'".into());
             continue;
         };
@@ -106,9 +110,8 @@ pub fn resolve(
                 format!("`{key}` is not declared in the template's `variables`"),
                 None,
             );
-            d.hint = suggest(key).or_else(|| {
-                Some(format!("declare it: \"variables\": {{ \"{key}\": \"\" }}"))
-            });
+            d.hint = suggest(key)
+                .or_else(|| Some(format!("declare it: \"variables\": {{ \"{key}\": \"\" }}")));
             continue;
         }
         values.insert(key.to_owned(), value.to_owned());
@@ -216,7 +219,11 @@ fn render_values(
                 "variables",
                 format!(
                     "these variables refer to each other in a cycle: {}",
-                    cyclic.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    cyclic
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 None,
             )
@@ -228,7 +235,10 @@ type VarFileMember = (String, String, Span);
 
 /// A var file is a JSON object of name: value. Scalars are taken as
 /// strings (Packer decodes weakly); anything else is an error.
-fn read_var_file(path: &Path, diags: &mut Diagnostics) -> Option<(Arc<SourceFile>, Vec<VarFileMember>)> {
+fn read_var_file(
+    path: &Path,
+    diags: &mut Diagnostics,
+) -> Option<(Arc<SourceFile>, Vec<VarFileMember>)> {
     let label = format!("var-file {}", path.display());
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -249,14 +259,21 @@ fn read_var_file(path: &Path, diags: &mut Diagnostics) -> Option<(Arc<SourceFile
     let root = match json::parse(file.text()) {
         Ok(r) => r,
         Err(e) => {
-            diags.error(label, format!("invalid JSON: {}", e.message), loc(Span::new(e.offset, e.offset + 1)));
+            diags.error(
+                label,
+                format!("invalid JSON: {}", e.message),
+                loc(Span::new(e.offset, e.offset + 1)),
+            );
             return None;
         }
     };
     let Some(members) = root.as_object() else {
         diags.error(
             label,
-            format!("a var file is a JSON object of name: value, found {}", root.kind()),
+            format!(
+                "a var file is a JSON object of name: value, found {}",
+                root.kind()
+            ),
             loc(root.span),
         );
         return None;
@@ -288,7 +305,11 @@ mod tests {
 
     fn template(text: &str) -> Template {
         let mut d = Diagnostics::new();
-        match model::parse(SourceFile::new("t.json", text.to_owned()), PathBuf::from("/tmp"), &mut d) {
+        match model::parse(
+            SourceFile::new("t.json", text.to_owned()),
+            PathBuf::from("/tmp"),
+            &mut d,
+        ) {
             Ok(t) => t,
             Err(e) => panic!("{e}"),
         }
@@ -316,7 +337,9 @@ mod tests {
         let f2 = dir.join("b.json");
         std::fs::write(&f1, r#"{"a": "file1", "b": "file1", "c": "file1"}"#).expect("write");
         std::fs::write(&f2, r#"{"b": "file2", "c": "file2"}"#).expect("write");
-        let t = template(r#"{"variables": {"a": "d", "b": "d", "c": "d", "z": "d"}, "builders": [{"type": "qemu"}]}"#);
+        let t = template(
+            r#"{"variables": {"a": "d", "b": "d", "c": "d", "z": "d"}, "builders": [{"type": "qemu"}]}"#,
+        );
         let (r, diags) = resolve_with(
             &t,
             &VariableInputs {
@@ -335,11 +358,16 @@ mod tests {
 
     #[test]
     fn every_missing_required_variable_is_reported() {
-        let t = template(r#"{"variables": {"project_id": null, "zone": null, "m": "x"}, "builders": [{"type": "qemu"}]}"#);
+        let t = template(
+            r#"{"variables": {"project_id": null, "zone": null, "m": "x"}, "builders": [{"type": "qemu"}]}"#,
+        );
         let (_, diags) = resolve_with(&t, &VariableInputs::default());
         let text = diags.render();
         assert_eq!(diags.error_count(), 2, "{text}");
-        assert!(text.contains("required variable `project_id` is not set"), "{text}");
+        assert!(
+            text.contains("required variable `project_id` is not set"),
+            "{text}"
+        );
         assert!(text.contains("-var 'zone=...'"), "{text}");
     }
 
@@ -369,7 +397,11 @@ mod tests {
     }
 
     fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kiln-vars-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "kiln-vars-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         std::fs::create_dir_all(&dir).expect("tempdir");
         dir
     }

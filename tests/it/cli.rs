@@ -17,14 +17,27 @@ fn version_names_the_packer_release_followed() {
     let out = run_in(&fixtures(), &["version"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("kiln ") && text.contains("1.6.6"), "{text}");
+    assert!(
+        text.starts_with("kiln ") && text.contains("1.6.6"),
+        "{text}"
+    );
 }
 
 #[test]
 fn build_help_shows_packer_flags() {
     let out = run_in(&fixtures(), &["build", "-help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--var", "--var-file", "--only", "--except", "--force", "--on-error", "--parallel-builds", "--debug", "--offline"] {
+    for flag in [
+        "--var",
+        "--var-file",
+        "--only",
+        "--except",
+        "--force",
+        "--on-error",
+        "--parallel-builds",
+        "--debug",
+        "--offline",
+    ] {
         assert!(text.contains(flag), "{flag} missing:\n{text}");
     }
 }

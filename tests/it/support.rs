@@ -26,7 +26,10 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
 
 /// Exit status, stdout and stderr as one text, for snapshots.
 pub fn transcript(output: &Output, dir: &Path) -> String {
-    let code = output.status.code().map_or("signal".to_owned(), |c| c.to_string());
+    let code = output
+        .status
+        .code()
+        .map_or("signal".to_owned(), |c| c.to_string());
     let dir_text = dir.display().to_string();
     let clean = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&dir_text, "[DIR]");
     format!(

@@ -8,12 +8,20 @@ fn template_fixtures() {
     let dir = fixtures().join("templates");
     insta::glob!("../fixtures/templates", "*.args", |path| {
         let text = std::fs::read_to_string(path).expect("args file");
-        let args: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let args: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
         let output = run_in(&dir, &args);
         // Never a panic, whatever the input.
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(matches!(output.status.code(), Some(0 | 1)), "exit status {:?}", output.status);
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "exit status {:?}",
+            output.status
+        );
         insta::with_settings!({filters => vec![
             (r"(?m)^\d{10},", "[TIMESTAMP],"),
             (r"\b\d{10}\b", "[UNIX-TIME]"),
