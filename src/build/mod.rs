@@ -1,0 +1,5 @@
+//! Running builds: the step runner with guaranteed cleanup, `-on-error`
+//! policies and cancellation on signals.
+
+pub mod runner;
+pub mod signals;
