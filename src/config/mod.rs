@@ -477,6 +477,118 @@ fn check_min_version(t: &Template, diags: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::source::SourceFile;
+    use crate::template::variables::{self, Environment, VariableInputs};
+    use std::path::PathBuf;
+
+    fn prepare_text(text: &str, selection: Selection) -> (Prepared, Diagnostics) {
+        let mut diags = Diagnostics::new();
+        let template = crate::template::model::parse(
+            SourceFile::new("t.json", text.to_owned()),
+            PathBuf::from("/tmp"),
+            &mut diags,
+        )
+        .expect("loads");
+        let env = |_: &str| None;
+        let environment = Environment {
+            env: &env,
+            init_time: SystemTime::UNIX_EPOCH,
+            pwd: Path::new("/tmp"),
+        };
+        let vars = variables::resolve(
+            &template,
+            &VariableInputs::default(),
+            &environment,
+            &mut diags,
+        );
+        let prepared = prepare(
+            &PrepareInput {
+                template: &template,
+                vars: &vars,
+                selection: &selection,
+                pwd: Path::new("/tmp"),
+                init_time: SystemTime::UNIX_EPOCH,
+            },
+            &mut diags,
+        );
+        (prepared, diags)
+    }
+
+    const TWO_BUILDS: &str = r#"{
+        "variables": {"mem": "1024"},
+        "builders": [
+            {"type": "qemu", "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root", "memory": "{{user `mem`}}"},
+            {"type": "qemu", "name": "b", "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root", "floppy_files": "x,y"}
+        ],
+        "provisioners": [
+            {"type": "shell", "inline": ["echo {{build_name}}"], "override": {"b": {"inline": ["echo overridden"]}}},
+            {"type": "shell-local", "inline": ["true"], "only": ["b"]}
+        ]
+    }"#;
+
+    fn qemu(build: &Build) -> &qemu::QemuConfig {
+        match &build.builder {
+            BuilderConfig::Qemu(q) => q,
+            other => panic!("not qemu: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn qemu_defaults_follow_packer_and_kiln() {
+        let (p, diags) = prepare_text(TWO_BUILDS, Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let q = qemu(&p.builds[0]);
+        assert_eq!(q.memory_mib, 1024);
+        assert_eq!(q.cpus, 1);
+        assert_eq!(q.disk_size_mib, 40960);
+        assert_eq!(q.boot.wait, Duration::from_secs(10));
+        assert_eq!(q.shutdown.timeout, Duration::from_secs(300));
+        assert_eq!(q.http.bind_address, "127.0.0.1");
+        assert_eq!((q.http.port_min, q.http.port_max), (8000, 9000));
+        assert_eq!((q.host_port_min, q.host_port_max), (2222, 4444));
+        assert_eq!(q.output_directory, PathBuf::from("output-qemu"));
+        assert_eq!(q.vm_name, "packer-qemu");
+        assert_eq!(q.accelerator, qemu::Accelerator::Auto);
+        assert_eq!(
+            q.communicator.ssh().map(|s| s.timeout),
+            Some(Duration::from_secs(300))
+        );
+        // A string for a list is split on commas, as Packer's decoder does.
+        assert_eq!(qemu(&p.builds[1]).media.floppy_files, ["x", "y"]);
+    }
+
+    #[test]
+    fn overrides_and_only_apply_per_build() {
+        let (p, _) = prepare_text(TWO_BUILDS, Selection::default());
+        let inline = |b: &Build| match &b.provisioners[0].kind {
+            provisioner::ProvisionerKind::Shell(s) => match &s.source {
+                provisioner::ShellSource::Inline(l) => l.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(inline(&p.builds[0]), ["echo qemu"]);
+        assert_eq!(inline(&p.builds[1]), ["echo overridden"]);
+        assert_eq!(p.builds[0].provisioners.len(), 1);
+        assert_eq!(p.builds[1].provisioners.len(), 2);
+    }
+
+    #[test]
+    fn selection_leaves_builds_out() {
+        let (p, diags) = prepare_text(
+            TWO_BUILDS,
+            Selection {
+                only: vec![],
+                except: vec!["q*".into()],
+            },
+        );
+        assert!(!diags.has_errors());
+        assert_eq!(
+            p.builds.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(p.skipped.len(), 1);
+    }
 
     #[test]
     fn globs_match_like_packer() {
