@@ -481,7 +481,7 @@ mod tests {
     use crate::template::variables::{self, Environment, VariableInputs};
     use std::path::PathBuf;
 
-    fn prepare_text(text: &str, selection: Selection) -> (Prepared, Diagnostics) {
+    fn prepare_text(text: &str, selection: &Selection) -> (Prepared, Diagnostics) {
         let mut diags = Diagnostics::new();
         let template = crate::template::model::parse(
             SourceFile::new("t.json", text.to_owned()),
@@ -505,7 +505,7 @@ mod tests {
             &PrepareInput {
                 template: &template,
                 vars: &vars,
-                selection: &selection,
+                selection,
                 pwd: Path::new("/tmp"),
                 init_time: SystemTime::UNIX_EPOCH,
             },
@@ -535,7 +535,7 @@ mod tests {
 
     #[test]
     fn qemu_defaults_follow_packer_and_kiln() {
-        let (p, diags) = prepare_text(TWO_BUILDS, Selection::default());
+        let (p, diags) = prepare_text(TWO_BUILDS, &Selection::default());
         assert!(!diags.has_errors(), "{}", diags.render());
         let q = qemu(&p.builds[0]);
         assert_eq!(q.memory_mib, 1024);
@@ -559,7 +559,7 @@ mod tests {
 
     #[test]
     fn overrides_and_only_apply_per_build() {
-        let (p, _) = prepare_text(TWO_BUILDS, Selection::default());
+        let (p, _) = prepare_text(TWO_BUILDS, &Selection::default());
         let inline = |b: &Build| match &b.provisioners[0].kind {
             provisioner::ProvisionerKind::Shell(s) => match &s.source {
                 provisioner::ShellSource::Inline(l) => l.clone(),
@@ -577,7 +577,7 @@ mod tests {
     fn selection_leaves_builds_out() {
         let (p, diags) = prepare_text(
             TWO_BUILDS,
-            Selection {
+            &Selection {
                 only: vec![],
                 except: vec!["q*".into()],
             },
