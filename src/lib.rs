@@ -8,6 +8,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod iso;
+pub mod provision;
 pub mod template;
 pub mod ui;
 

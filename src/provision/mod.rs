@@ -1,0 +1,241 @@
+//! Provisioners at run time: `shell` and `file` over the communicator,
+//! `shell-local` on the host. Output is streamed line by line through the
+//! reporter; a failure names the script and its exit status.
+
+mod file;
+pub mod remote;
+mod shell;
+mod shell_local;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::provisioner::{Provisioner, ProvisionerKind};
+use crate::template::interp::{self, Context};
+use crate::ui::Reporter;
+use remote::Remote;
+
+/// What a provisioner knows about the build it runs in.
+#[derive(Clone)]
+pub struct ProvisionEnv {
+    pub build_name: String,
+    pub build_type: String,
+    /// `PACKER_HTTP_ADDR` etc. when the build serves files.
+    pub http: Option<(String, u16)>,
+    /// `{{ build `Host` }}` values and `{{ .Host }}` in execute_command.
+    pub build_values: BTreeMap<String, String>,
+    pub user_vars: BTreeMap<String, String>,
+    pub template_dir: PathBuf,
+    pub pwd: PathBuf,
+    pub init_time: SystemTime,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: CancellationToken,
+}
+
+impl ProvisionEnv {
+    /// Renders a string again now that build values are known (strings were
+    /// interpolated at validation with `{{ build `X` }}` left in place).
+    pub fn render_late(&self, text: &str) -> Result<String, ProvisionError> {
+        self.render_with(text, &BTreeMap::new())
+    }
+
+    pub fn render_with(
+        &self,
+        text: &str,
+        data: &BTreeMap<String, String>,
+    ) -> Result<String, ProvisionError> {
+        if !text.contains("{{") {
+            return Ok(text.to_owned());
+        }
+        let mut all = self.build_values.clone();
+        all.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let ctx = Context {
+            user_vars: &self.user_vars,
+            env: None,
+            build_name: Some(&self.build_name),
+            build_type: Some(&self.build_type),
+            template_dir: &self.template_dir,
+            pwd: &self.pwd,
+            init_time: self.init_time,
+            data: &all,
+            build_values: Some(&self.build_values),
+            packer_version: crate::PACKER_COMPAT_VERSION,
+        };
+        interp::parse(text)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| ProvisionError::Render {
+                text: text.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The environment every script gets, as Packer sets it: the build's
+    /// name and type, the HTTP server's address, then the user's variables.
+    pub fn script_env(&self, user: &[(String, String)]) -> Vec<(String, String)> {
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        vars.insert("PACKER_BUILD_NAME".into(), self.build_name.clone());
+        vars.insert("PACKER_BUILDER_TYPE".into(), self.build_type.clone());
+        if let Some((ip, port)) = &self.http {
+            vars.insert("PACKER_HTTP_ADDR".into(), format!("{ip}:{port}"));
+            vars.insert("PACKER_HTTP_IP".into(), ip.clone());
+            vars.insert("PACKER_HTTP_PORT".into(), port.to_string());
+        }
+        for (k, v) in user {
+            vars.insert(k.clone(), v.clone());
+        }
+        vars.into_iter().collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot render `{text}`: {message}")]
+    Render { text: String, message: String },
+    #[error("{what} exited with status {code}; allowed exit codes: {allowed:?}")]
+    ExitStatus {
+        what: String,
+        code: i32,
+        allowed: Vec<i64>,
+    },
+    #[error("{what} was killed by a signal")]
+    Signal { what: String },
+    #[error(
+        "the connection dropped while {what} ran; if it reboots or shuts the machine down, set \"expect_disconnect\": true"
+    )]
+    Disconnected { what: String },
+    #[error("{what}: {message}")]
+    Remote {
+        what: String,
+        message: String,
+        #[source]
+        source: Option<remote::RemoteError>,
+    },
+    #[error("cannot read {path}")]
+    ReadLocal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {what} on the host")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("this provisioner needs a communicator, but the build has \"communicator\": \"none\"")]
+    NoCommunicator,
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("interrupted")]
+    Cancelled,
+}
+
+/// Runs one provisioner with its `pause_before`, `timeout` and `max_retries`.
+pub async fn run(
+    p: &Provisioner,
+    env: &ProvisionEnv,
+    remote: Option<&dyn Remote>,
+) -> Result<(), ProvisionError> {
+    if !p.pause_before.is_zero() {
+        env.reporter.info(
+            &env.build_name,
+            &format!(
+                "Pausing {:?} before the next provisioner...",
+                p.pause_before
+            ),
+        );
+        sleep_or_cancel(p.pause_before, &env.cancel).await?;
+    }
+    let mut attempt = 0;
+    loop {
+        let once = run_once(p, env, remote);
+        let result = match p.timeout {
+            Some(limit) => tokio::time::timeout(limit, once)
+                .await
+                .unwrap_or(Err(ProvisionError::Timeout(limit))),
+            None => once.await,
+        };
+        match result {
+            Err(e)
+                if attempt < p.max_retries
+                    && !matches!(e, ProvisionError::Cancelled)
+                    && !env.cancel.is_cancelled() =>
+            {
+                attempt += 1;
+                env.reporter.warn(
+                    &env.build_name,
+                    &format!(
+                        "{} failed: {e}; retrying ({attempt} of {})",
+                        p.type_name, p.max_retries
+                    ),
+                );
+                // Packer backs off between attempts; a short fixed pause keeps tests fast.
+                sleep_or_cancel(Duration::from_secs(2), &env.cancel).await?;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once(
+    p: &Provisioner,
+    env: &ProvisionEnv,
+    remote: Option<&dyn Remote>,
+) -> Result<(), ProvisionError> {
+    match &p.kind {
+        ProvisionerKind::Shell(c) => {
+            shell::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
+        }
+        ProvisionerKind::File(c) => {
+            file::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
+        }
+        ProvisionerKind::ShellLocal(c) => shell_local::run(c, env, None).await,
+    }
+}
+
+pub(crate) async fn sleep_or_cancel(
+    d: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), ProvisionError> {
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        () = cancel.cancelled() => Err(ProvisionError::Cancelled),
+    }
+}
+
+/// `KEY='value' ` with single quotes escaped the way Packer does.
+pub fn flatten_env(vars: &[(String, String)], format: Option<&str>) -> String {
+    let mut out = String::new();
+    for (k, v) in vars {
+        let escaped = v.replace('\'', "'\"'\"'");
+        match format {
+            Some(f) => out.push_str(&f.replacen("%s", k, 1).replacen("%s", &escaped, 1)),
+            None => out.push_str(&format!("{k}='{escaped}' ")),
+        }
+    }
+    out
+}
+
+pub use shell_local::run as run_shell_local;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_is_flattened_with_quotes_escaped() {
+        let vars = vec![
+            ("A".to_owned(), "it's".to_owned()),
+            ("B".to_owned(), "x y".to_owned()),
+        ];
+        assert_eq!(flatten_env(&vars, None), "A='it'\"'\"'s' B='x y' ");
+        assert_eq!(
+            flatten_env(&vars, Some("export %s='%s'\n")),
+            "export A='it'\"'\"'s'\nexport B='x y'\n"
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! `shell-local`: runs commands on the host, as a provisioner and as a
+//! post-processor (which adds the artifact's files to the environment).
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{ProvisionEnv, ProvisionError, flatten_env};
+use crate::config::provisioner::{ShellLocalConfig, ShellSource};
+
+/// Runs the configured inline lines or scripts locally. `extra_env` is
+/// added to the variables (the post-processor passes the artifact's paths).
+pub async fn run(
+    c: &ShellLocalConfig,
+    env: &ProvisionEnv,
+    extra_env: Option<&[(String, String)]>,
+) -> Result<(), ProvisionError> {
+    if !c.only_on.is_empty() && !c.only_on.iter().any(|os| os == std::env::consts::OS) {
+        env.reporter.info(
+            &env.build_name,
+            &format!(
+                "Skipping shell-local: only_on {:?} does not include {}",
+                c.only_on,
+                std::env::consts::OS
+            ),
+        );
+        return Ok(());
+    }
+    let mut user: Vec<(String, String)> = c
+        .environment_vars
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), env.render_late(v)?)))
+        .collect::<Result<_, ProvisionError>>()?;
+    user.extend(extra_env.unwrap_or_default().iter().cloned());
+    let vars = env.script_env(&user);
+
+    // Inline lines become one temporary script, as in Packer.
+    let mut temp = None;
+    let scripts: Vec<std::path::PathBuf> = match &c.source {
+        ShellSource::Inline(lines) => {
+            let mut text = format!("#!{}\n", c.inline_shebang);
+            for line in lines {
+                text.push_str(&env.render_late(line)?);
+                text.push('\n');
+            }
+            let ext = c
+                .tempfile_extension
+                .as_deref()
+                .map(|e| format!(".{}", e.trim_start_matches('.')))
+                .unwrap_or_default();
+            let file = tempfile::Builder::new()
+                .prefix("kiln-shell-local-")
+                .suffix(&ext)
+                .tempfile()
+                .map_err(|source| ProvisionError::Spawn {
+                    what: "a temporary script".into(),
+                    source,
+                })?;
+            // Close our handle before running it: an open writer makes exec
+            // fail with "text file busy".
+            let file = file.into_temp_path();
+            let written = std::fs::write(&file, text).and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700))
+            });
+            written.map_err(|source| ProvisionError::Spawn {
+                what: "a temporary script".into(),
+                source,
+            })?;
+            let path = file.to_path_buf();
+            temp = Some(file);
+            vec![path]
+        }
+        ShellSource::Scripts(paths) => paths.clone(),
+    };
+
+    for script in &scripts {
+        let script_text = script.display().to_string();
+        let mut data = BTreeMap::new();
+        data.insert(
+            "Vars".to_owned(),
+            flatten_env(&vars, c.env_var_format.as_deref())
+                .trim_end()
+                .to_owned(),
+        );
+        data.insert("Script".to_owned(), script_text.clone());
+        data.insert("Command".to_owned(), script_text.clone());
+        let argv: Vec<String> = c
+            .execute_command
+            .iter()
+            .map(|d| env.render_with(d.source(), &data))
+            .collect::<Result<_, _>>()?;
+        let Some((program, args)) = argv.split_first() else {
+            return Err(ProvisionError::Render {
+                text: String::new(),
+                message: "execute_command is empty".into(),
+            });
+        };
+        env.reporter.info(
+            &env.build_name,
+            &format!("Running local command: {}", argv.join(" ")),
+        );
+        let code = run_streamed(program, args, env).await?;
+        if !c.valid_exit_codes.contains(&i64::from(code)) {
+            return Err(ProvisionError::ExitStatus {
+                what: format!("local command `{}`", argv.join(" ")),
+                code,
+                allowed: c.valid_exit_codes.clone(),
+            });
+        }
+    }
+    drop(temp);
+    Ok(())
+}
+
+/// Spawns a host process, streams its output lines, kills it on cancel.
+async fn run_streamed(
+    program: &str,
+    args: &[String],
+    env: &ProvisionEnv,
+) -> Result<i32, ProvisionError> {
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ProvisionError::Spawn {
+            what: program.to_owned(),
+            source,
+        })?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let stream = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        let reporter = env.reporter.clone();
+        let build = env.build_name.clone();
+        tokio::spawn(async move {
+            let Some(pipe) = pipe else { return };
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                reporter.output_line(&build, &line);
+            }
+        })
+    };
+    let out = stream(stdout.map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>));
+    let err = stream(stderr.map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>));
+    let status = tokio::select! {
+        s = child.wait() => s.map_err(|source| ProvisionError::Spawn { what: program.to_owned(), source })?,
+        () = env.cancel.cancelled() => {
+            let _ = child.kill().await;
+            return Err(ProvisionError::Cancelled);
+        }
+    };
+    let _ = out.await;
+    let _ = err.await;
+    status.code().ok_or_else(|| ProvisionError::Signal {
+        what: format!("local command {program}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::decode::Deferred;
+    use crate::ui::{Event, RecordingReporter};
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    use tokio_util::sync::CancellationToken;
+
+    fn deferred(s: &str) -> Deferred {
+        Deferred {
+            template: crate::template::interp::parse(s).expect("parses"),
+            span: Default::default(),
+        }
+    }
+
+    fn env(reporter: Arc<RecordingReporter>) -> ProvisionEnv {
+        ProvisionEnv {
+            build_name: "b".into(),
+            build_type: "qemu".into(),
+            http: Some(("10.0.2.2".into(), 8123)),
+            build_values: BTreeMap::new(),
+            user_vars: BTreeMap::new(),
+            template_dir: std::env::temp_dir(),
+            pwd: std::env::temp_dir(),
+            init_time: SystemTime::now(),
+            reporter,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn config(lines: &[&str], codes: Vec<i64>) -> ShellLocalConfig {
+        ShellLocalConfig {
+            source: ShellSource::Inline(lines.iter().map(|s| (*s).to_owned()).collect()),
+            execute_command: ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
+                .iter()
+                .map(|s| deferred(s))
+                .collect(),
+            environment_vars: vec![("GREETING".into(), "it's {{ build_name }}".into())],
+            env_var_format: None,
+            inline_shebang: "/bin/sh -e".into(),
+            only_on: vec![],
+            tempfile_extension: None,
+            use_linux_pathing: false,
+            valid_exit_codes: codes,
+        }
+    }
+
+    fn lines(r: &RecordingReporter) -> Vec<String> {
+        r.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Info { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn runs_inline_lines_with_packer_environment() {
+        let reporter = Arc::new(RecordingReporter::new());
+        let c = config(
+            &[
+                "echo \"$GREETING via $PACKER_BUILD_NAME at $PACKER_HTTP_ADDR\"",
+                "echo second",
+            ],
+            vec![0],
+        );
+        run(&c, &env(reporter.clone()), None).await.expect("runs");
+        let out = lines(&reporter);
+        assert!(
+            out.contains(&"it's b via b at 10.0.2.2:8123".to_owned()),
+            "{out:?}"
+        );
+        assert!(out.contains(&"second".to_owned()), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_names_its_status() {
+        let reporter = Arc::new(RecordingReporter::new());
+        let c = config(&["echo before", "exit 3"], vec![0]);
+        let e = run(&c, &env(reporter.clone()), None)
+            .await
+            .expect_err("fails");
+        assert!(
+            matches!(e, ProvisionError::ExitStatus { code: 3, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("exited with status 3"), "{e}");
+        // -e in the shebang stops the script at the first failure.
+        let c = config(&["false", "echo never"], vec![0]);
+        let e = run(&c, &env(reporter.clone()), None)
+            .await
+            .expect_err("fails");
+        assert!(!lines(&reporter).contains(&"never".to_owned()), "{e}");
+        // Allowed non-zero codes pass.
+        run(&config(&["exit 3"], vec![0, 3]), &env(reporter), None)
+            .await
+            .expect("3 allowed");
+    }
+
+    #[tokio::test]
+    async fn cancellation_kills_the_command() {
+        let reporter = Arc::new(RecordingReporter::new());
+        let e = env(reporter);
+        let cancel = e.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            cancel.cancel();
+        });
+        let started = std::time::Instant::now();
+        let r = run(&config(&["sleep 30"], vec![0]), &e, None).await;
+        assert!(matches!(r, Err(ProvisionError::Cancelled)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
