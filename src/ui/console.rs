@@ -72,7 +72,10 @@ impl ConsoleReporter {
 
     fn line(&self, build: &str, kind: &str, text: &str) {
         let text = self.mask.mask(text);
-        let _guard = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.options.mode {
             OutputMode::MachineReadable => {
                 let secs = SystemTime::now()
@@ -249,7 +252,11 @@ fn describe(position: u64, total: Option<u64>, elapsed: Duration) -> String {
             position as f64 * 100.0 / t as f64,
             format_bytes(rate as u64)
         ),
-        _ => format!("{}, {}/s", format_bytes(position), format_bytes(rate as u64)),
+        _ => format!(
+            "{}, {}/s",
+            format_bytes(position),
+            format_bytes(rate as u64)
+        ),
     }
 }
 
@@ -272,7 +279,10 @@ pub fn format_bytes(n: u64) -> String {
 impl Progress for PlainProgress {
     fn set_position(&self, position: u64) {
         let line = {
-            let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             s.position = position;
             if s.last_report.elapsed() < PLAIN_PROGRESS_INTERVAL {
                 return;
@@ -283,12 +293,18 @@ impl Progress for PlainProgress {
         self.print(&format!("{}: {line}", self.label));
     }
     fn set_total(&self, total: u64) {
-        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.total = Some(total);
     }
     fn finish(&self, message: &str) {
         let line = {
-            let s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             describe(s.position, s.total, s.started.elapsed())
         };
         self.print(&format!("{}: {message} ({line})", self.label));
@@ -301,7 +317,11 @@ mod tests {
 
     #[test]
     fn masks_every_secret_longest_first() {
-        let mask = SecretMask::new(["hunter2".to_owned(), "hunter2-extra".to_owned(), String::new()]);
+        let mask = SecretMask::new([
+            "hunter2".to_owned(),
+            "hunter2-extra".to_owned(),
+            String::new(),
+        ]);
         assert_eq!(
             mask.mask("pw=hunter2-extra and hunter2"),
             "pw=<sensitive> and <sensitive>"

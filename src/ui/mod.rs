@@ -42,12 +42,32 @@ pub trait Reporter: Send + Sync {
 /// One recorded event, for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    StepStarted { build: String, step: String },
-    StepFinished { build: String, step: String, ok: bool },
-    Warn { build: String, message: String },
-    Info { build: String, message: String },
-    ProgressStarted { label: String, total: Option<u64> },
-    ProgressFinished { label: String, message: String, position: u64 },
+    StepStarted {
+        build: String,
+        step: String,
+    },
+    StepFinished {
+        build: String,
+        step: String,
+        ok: bool,
+    },
+    Warn {
+        build: String,
+        message: String,
+    },
+    Info {
+        build: String,
+        message: String,
+    },
+    ProgressStarted {
+        label: String,
+        total: Option<u64>,
+    },
+    ProgressFinished {
+        label: String,
+        message: String,
+        position: u64,
+    },
 }
 
 /// A reporter that keeps every event in memory.
