@@ -1,5 +1,7 @@
 //! Command-line front end: clap definitions and dispatch, no logic.
 
+pub mod cache;
+
 use std::process::ExitCode;
 
 pub fn main() -> ExitCode {

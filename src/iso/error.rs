@@ -114,6 +114,17 @@ pub enum IsoError {
     #[error("{path}: file name must end in .{extension} to be added to the cache")]
     BadName { path: PathBuf, extension: String },
 
+    #[error(
+        "{count} cached ISO(s) failed verification and were moved to {dir}\n\
+         hint: fetch them again, or `kiln cache prune --quarantine` to delete them"
+    )]
+    Quarantined { count: usize, dir: PathBuf },
+
+    #[error(
+        "--checksum none cannot be used to add a file; omit --checksum to store it under its sha256"
+    )]
+    NoneNotAllowed,
+
     #[error("a background task failed: {0}")]
     Task(String),
 }
