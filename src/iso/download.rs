@@ -34,12 +34,6 @@ pub(crate) struct Downloaded {
     pub resumed: bool,
 }
 
-enum Msg {
-    Data(bytes::Bytes),
-    /// The body ended cleanly: sync the file.
-    Done,
-}
-
 pub(crate) fn build_client(opts: &FetchOptions) -> Result<reqwest::Client, IsoError> {
     super::install_crypto_provider();
     reqwest::Client::builder()
@@ -152,9 +146,13 @@ async fn download_once(
     let progress = reporter.progress(build, &format!("downloading {url}"), total);
     progress.set_position(start);
 
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let part_owned = part.to_path_buf();
-    let writer = tokio::task::spawn_blocking(move || write_part(&part_owned, start, algo, rx));
+    // Hashing and writing each get a thread, so the download runs at the
+    // pace of the slowest of network, hash and disk, not of their sum.
+    let (tx_hash, rx_hash) = mpsc::channel::<bytes::Bytes>(CHANNEL_CHUNKS);
+    let (tx_write, rx_write) = mpsc::channel::<bytes::Bytes>(CHANNEL_CHUNKS);
+    let (p1, p2) = (part.to_path_buf(), part.to_path_buf());
+    let hasher = tokio::task::spawn_blocking(move || hash_part(&p1, start, algo, rx_hash));
+    let writer = tokio::task::spawn_blocking(move || write_part(&p2, start, rx_write));
 
     let mut received = start;
     let mut failure = None;
@@ -168,27 +166,26 @@ async fn download_once(
                 failure = Some(network(url, "connection lost mid-download", e));
                 break;
             }
-            Ok(Ok(None)) => {
-                // A send error means the writer failed; its error is below.
-                let _ = tx.send(Msg::Done).await;
-                break;
-            }
+            Ok(Ok(None)) => break,
             Ok(Ok(Some(chunk))) => {
                 received += chunk.len() as u64;
-                if tx.send(Msg::Data(chunk)).await.is_err() {
+                // A send error means a thread failed; its error is below.
+                if tx_hash.send(chunk.clone()).await.is_err() || tx_write.send(chunk).await.is_err()
+                {
                     break;
                 }
                 progress.set_position(received);
             }
         }
     }
-    drop(tx);
-    // Whatever arrived is on disk before we return, so a retry or a later
+    drop((tx_hash, tx_write));
+    // Whatever arrived is written before we return, so a retry or a later
     // run resumes exactly after it.
     let written = writer.await.map_err(|e| IsoError::Task(e.to_string()))?;
-    let (hasher, size) = match written {
-        Ok(w) => w,
-        Err(e) => {
+    let hashed = hasher.await.map_err(|e| IsoError::Task(e.to_string()))?;
+    let (hasher, size) = match (hashed, written) {
+        (Ok(h), Ok(size)) => (h, size),
+        (Err(e), _) | (_, Err(e)) => {
             progress.finish("failed");
             return Err(e);
         }
@@ -215,27 +212,21 @@ async fn download_once(
     })
 }
 
-/// The writer thread: re-hashes the `start` bytes an earlier run left (once),
-/// then appends and hashes every chunk as it arrives.
-fn write_part(
+/// The hashing thread: re-hashes the `start` bytes an earlier run left
+/// (once), then every chunk as it arrives.
+fn hash_part(
     path: &Path,
     start: u64,
     algo: HashAlgo,
-    mut rx: mpsc::Receiver<Msg>,
-) -> Result<(Hasher, u64), IsoError> {
-    let err = |what| move |e| IsoError::io(path, what, e);
-    let mut file = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(err("cannot open partial download"))?;
+    mut rx: mpsc::Receiver<bytes::Bytes>,
+) -> Result<Hasher, IsoError> {
     let mut hasher = algo.hasher();
     if start > 0 {
+        let file =
+            File::open(path).map_err(|e| IsoError::io(path, "cannot open partial download", e))?;
+        let mut reader = file.take(start);
         let mut buf = vec![0u8; 256 * 1024];
         let mut left = start;
-        let mut reader = (&file).take(start);
         while left > 0 {
             let n = match reader.read(&mut buf) {
                 Ok(0) => {
@@ -253,27 +244,39 @@ fn write_part(
             left -= n as u64;
         }
     }
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+    }
+    Ok(hasher)
+}
+
+/// The writing thread: keeps the first `start` bytes of the part and
+/// appends every chunk. No fsync: durability across a crash is handled by
+/// stamps being tied to the boot (see `cache.rs`) and by re-hashing parts.
+fn write_part(
+    path: &Path,
+    start: u64,
+    mut rx: mpsc::Receiver<bytes::Bytes>,
+) -> Result<u64, IsoError> {
+    let err = |what| move |e| IsoError::io(path, what, e);
+    let mut file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(err("cannot open partial download"))?;
     file.set_len(start)
         .map_err(err("cannot truncate partial download"))?;
     file.seek(SeekFrom::Start(start))
         .map_err(err("cannot seek partial download"))?;
     let mut out = BufWriter::with_capacity(WRITE_BUF, file);
     let mut size = start;
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            Msg::Data(chunk) => {
-                hasher.update(&chunk);
-                out.write_all(&chunk).map_err(err("cannot write"))?;
-                size += chunk.len() as u64;
-            }
-            Msg::Done => {
-                out.flush().map_err(err("cannot write"))?;
-                out.get_ref().sync_all().map_err(err("cannot sync"))?;
-            }
-        }
+    while let Some(chunk) = rx.blocking_recv() {
+        out.write_all(&chunk).map_err(err("cannot write"))?;
+        size += chunk.len() as u64;
     }
     out.flush().map_err(err("cannot write"))?;
-    Ok((hasher, size))
+    Ok(size)
 }
 
 /// Fetches a small text file (a checksum list).
