@@ -17,8 +17,10 @@ use super::error::IsoError;
 use crate::ui::Reporter;
 
 /// Chunks in flight between the network task and the writer: enough to
-/// ride out a slow write, small enough to keep memory flat (~a few MiB).
-const CHANNEL_CHUNKS: usize = 64;
+/// Chunks in flight to each of the hash and write threads: enough to ride
+/// out a hiccup, few enough to keep peak RSS well under 64 MiB (hyper's
+/// chunks can be hundreds of KiB on loopback).
+const CHANNEL_CHUNKS: usize = 16;
 /// Batches the network's small chunks into few `write` calls.
 const WRITE_BUF: usize = 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
