@@ -16,7 +16,6 @@ use super::checksum::{Digest, HashAlgo, Hasher};
 use super::error::IsoError;
 use crate::ui::Reporter;
 
-/// Chunks in flight between the network task and the writer: enough to
 /// Chunks in flight to each of the hash and write threads: enough to ride
 /// out a hiccup, few enough to keep peak RSS well under 64 MiB (hyper's
 /// chunks can be hundreds of KiB on loopback).
