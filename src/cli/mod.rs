@@ -5,6 +5,8 @@ pub mod args;
 mod commands;
 pub mod packer_flags;
 
+pub mod cache;
+
 use std::process::ExitCode;
 
 use clap::Parser;
