@@ -44,6 +44,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print the template with deprecated keys rewritten to their modern form.
     Fix(FixArgs),
+    /// Manage the ISO cache (location: KILN_CACHE_DIR, else PACKER_CACHE_DIR,
+    /// else ./iso-cache if it exists, else ~/.cache/kiln).
+    #[command(subcommand)]
+    Cache(CacheArgs),
     /// Print kiln's version.
     Version,
 }
@@ -130,5 +134,25 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct FixArgs {
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheArgs {
+    #[command(flatten)]
+    Store(super::cache::CacheCommand),
+    /// Fetch and verify every ISO a template needs (warms a CI or offline cache).
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub variables: VariableArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Never open a network connection (check that everything is cached).
+    #[arg(long)]
+    pub offline: bool,
     pub template: PathBuf,
 }

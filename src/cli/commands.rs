@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::args::{BuildArgs, FixArgs, InspectArgs, SelectionArgs, ValidateArgs, VariableArgs};
+use super::args::{
+    BuildArgs, CacheArgs, FetchArgs, FixArgs, InspectArgs, SelectionArgs, ValidateArgs,
+    VariableArgs,
+};
 use crate::config::{self, Prepared, Selection};
 use crate::template::diagnostic::Diagnostics;
 use crate::template::model::{self, LoadError, Template};
@@ -324,10 +327,137 @@ pub fn fix(args: &FixArgs) -> bool {
     true
 }
 
-pub fn build(args: &BuildArgs, _options: &ConsoleOptions) -> bool {
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start kiln's runtime: {e}");
+            None
+        }
+    }
+}
+
+fn reporter(
+    options: &ConsoleOptions,
+    secrets: &[String],
+) -> std::sync::Arc<dyn crate::ui::Reporter> {
+    std::sync::Arc::new(crate::ui::console::ConsoleReporter::new(
+        options.clone(),
+        SecretMask::new(secrets.iter().cloned()),
+    ))
+}
+
+pub fn cache(args: CacheArgs, options: &ConsoleOptions) -> bool {
+    let Some(rt) = runtime() else { return false };
+    match args {
+        CacheArgs::Store(cmd) => {
+            let reporter = reporter(options, &[]);
+            match rt.block_on(super::cache::run(cmd, reporter.as_ref())) {
+                Ok(()) => true,
+                Err(e) => {
+                    print_error_chain(&e);
+                    false
+                }
+            }
+        }
+        CacheArgs::Fetch(a) => fetch(&a, options, &rt),
+    }
+}
+
+/// `error: …` then each cause on its own line.
+fn print_error_chain(e: &dyn std::error::Error) {
+    eprintln!("error: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        eprintln!("  caused by: {c}");
+        cause = c.source();
+    }
+}
+
+/// The ISOs of the prepared builds, each once.
+fn iso_sources(
+    c: &Checked,
+) -> Result<Vec<(String, crate::iso::IsoSource)>, crate::iso::ChecksumSpecError> {
+    let pwd = current_dir();
+    let mut out: Vec<(String, crate::iso::IsoSource)> = Vec::new();
+    for b in &c.prepared.builds {
+        let iso = match &b.builder {
+            config::BuilderConfig::Qemu(q) => &q.iso,
+            config::BuilderConfig::VirtualBoxIso(v) => &v.iso,
+            config::BuilderConfig::GoogleCompute(_) => continue,
+        };
+        let source = iso.source(&c.template.dir, &pwd)?;
+        let same = |s: &crate::iso::IsoSource| {
+            s.urls == source.urls && s.checksum.to_string() == source.checksum.to_string()
+        };
+        if !out.iter().any(|(_, s)| same(s)) {
+            out.push((b.name.clone(), source));
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches every ISO; false (after printing why) when one cannot be had.
+fn fetch_isos(
+    c: &Checked,
+    offline: bool,
+    reporter: &dyn crate::ui::Reporter,
+    rt: &tokio::runtime::Runtime,
+) -> bool {
+    let cache = match crate::iso::IsoCache::locate() {
+        Ok(cache) => cache,
+        Err(e) => {
+            print_error_chain(&e);
+            return false;
+        }
+    };
+    let sources = match iso_sources(c) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    let mut ok = true;
+    for (build, source) in sources {
+        let options = crate::iso::FetchOptions {
+            offline,
+            build_name: build.clone(),
+            ..crate::iso::FetchOptions::default()
+        };
+        match rt.block_on(cache.get_or_fetch(&source, &options, reporter)) {
+            Ok(fetched) => {
+                reporter.info(&build, &format!("ISO ready: {}", fetched.path.display()));
+            }
+            Err(e) => {
+                print_error_chain(&e);
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+fn fetch(args: &FetchArgs, options: &ConsoleOptions, rt: &tokio::runtime::Runtime) -> bool {
     let Some(checked) = check(&args.template, &args.variables, &args.selection) else {
         return false;
     };
+    let reporter = reporter(options, &checked.vars.secrets);
+    fetch_isos(&checked, args.offline, reporter.as_ref(), rt)
+}
+
+pub fn build(args: &BuildArgs, options: &ConsoleOptions) -> bool {
+    let Some(checked) = check(&args.template, &args.variables, &args.selection) else {
+        return false;
+    };
+    let Some(rt) = runtime() else { return false };
+    let reporter = reporter(options, &checked.vars.secrets);
+    if !fetch_isos(&checked, args.offline, reporter.as_ref(), &rt) {
+        return false;
+    }
     let names: Vec<&str> = checked
         .prepared
         .builds
@@ -335,9 +465,11 @@ pub fn build(args: &BuildArgs, _options: &ConsoleOptions) -> bool {
         .map(|b| b.name.as_str())
         .collect();
     eprintln!(
-        "error: the template is valid, but running builds ({}) is not implemented yet in this version of kiln",
+        "error: the ISOs are ready, but running builds ({}) is not implemented yet in this version of kiln",
         names.join(", ")
     );
-    eprintln!("  = hint: `kiln validate` and `kiln inspect` work; the QEMU builder comes next");
+    eprintln!(
+        "  = hint: `kiln validate`, `kiln inspect` and `kiln cache fetch` work; the QEMU builder comes next"
+    );
     false
 }

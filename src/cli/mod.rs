@@ -28,12 +28,14 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    crate::iso::install_crypto_provider();
     let options = console_options(&cli.ui);
     let ok = match cli.command {
         Command::Validate(a) => commands::validate(&a, &options),
         Command::Inspect(a) => commands::inspect(&a, &options),
         Command::Fix(a) => commands::fix(&a),
         Command::Build(a) => commands::build(&a, &options),
+        Command::Cache(a) => commands::cache(a, &options),
         Command::Version => {
             println!(
                 "kiln {} (reads Packer {} templates)",

@@ -2,7 +2,7 @@
 //! the HTTP server, the boot command, the communicator and shutdown.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::decode::{Deferred, Fields};
@@ -98,12 +98,60 @@ impl IsoConfig {
             );
             return None;
         }
+        match crate::iso::ChecksumSpec::parse(&checksum) {
+            Ok(crate::iso::ChecksumSpec::None) => {
+                let span = f.span_of("iso_checksum").unwrap_or_default();
+                f.warn_at(span, "iso_checksum is \"none\": the ISO will not be verified, and a changed or corrupt download would be used as it is");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let span = f.span_of("iso_checksum").unwrap_or_default();
+                f.error_at(span, e.to_string());
+                return None;
+            }
+        }
         Some(Self {
             urls,
             checksum,
             target_path,
             target_extension,
         })
+    }
+
+    /// What the ISO cache needs. Relative local paths (and `file:` checksum
+    /// lists) are taken from the working directory, as in Packer, or from
+    /// beside the template when only there.
+    pub fn source(
+        &self,
+        template_dir: &Path,
+        pwd: &Path,
+    ) -> Result<crate::iso::IsoSource, crate::iso::ChecksumSpecError> {
+        let local = |s: &str| -> String {
+            if s.contains("://") || Path::new(s).is_absolute() {
+                return s.to_owned();
+            }
+            let from_cwd = pwd.join(s);
+            if from_cwd.exists() {
+                return from_cwd.display().to_string();
+            }
+            let beside = template_dir.join(s);
+            if beside.exists() {
+                beside.display().to_string()
+            } else {
+                from_cwd.display().to_string()
+            }
+        };
+        let checksum = match self.checksum.strip_prefix("file:") {
+            Some(rest) => format!("file:{}", local(rest)),
+            None => self.checksum.clone(),
+        };
+        let mut source = crate::iso::IsoSource::new(
+            self.urls.iter().map(|u| local(u)).collect(),
+            crate::iso::ChecksumSpec::parse(&checksum)?,
+        );
+        source.target_path = self.target_path.clone();
+        source.target_extension = self.target_extension.clone();
+        Ok(source)
     }
 }
 

@@ -13,11 +13,17 @@ pub fn fixtures() -> PathBuf {
 
 /// Runs kiln with `args` in `dir`, with a clean, predictable environment.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    run_with_env(dir, args, &[])
+}
+
+/// [`run_in`] with extra environment variables.
+pub fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     Command::new(kiln_bin())
         .args(args)
         .current_dir(dir)
         .env_remove("KILN_CACHE_DIR")
         .env_remove("PACKER_CACHE_DIR")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .env("NO_COLOR", "1")
         .env("KILN_TEST_SECRET", "from-the-environment")
         .output()

@@ -1,0 +1,106 @@
+//! `kiln cache …` and the ISO step of `kiln build`, through the binary.
+
+use std::path::Path;
+
+use crate::support::run_with_env;
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn template(dir: &Path, url: &str, checksum: &str) -> std::path::PathBuf {
+    let path = dir.join("t.json");
+    let text = format!(
+        r#"{{"builders": [{{"type": "qemu", "iso_url": "{url}", "iso_checksum": "{checksum}", "ssh_username": "root"}}]}}"#
+    );
+    std::fs::write(&path, text).expect("write template");
+    path
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn offline_fetch_names_the_missing_iso_then_works_once_added() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let iso = b"not really an installer, but bytes all the same".repeat(100);
+    let digest = sha256_hex(&iso);
+    let usb = work.path().join("usb-stick.iso");
+    std::fs::write(&usb, &iso).expect("write iso");
+    // A URL that cannot be reached: offline mode must not even try it.
+    template(
+        work.path(),
+        "http://127.0.0.1:9/installer.iso",
+        &format!("sha256:{digest}"),
+    );
+    let env = [("KILN_CACHE_DIR", cache.path())];
+
+    let out = run_with_env(
+        work.path(),
+        &["cache", "fetch", "--offline", "t.json"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("http://127.0.0.1:9/installer.iso"), "{t}");
+    assert!(t.contains("kiln cache add"), "{t}");
+
+    let checksum = format!("sha256:{digest}");
+    let out = run_with_env(
+        work.path(),
+        &["cache", "add", "usb-stick.iso", "--checksum", &checksum],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = run_with_env(
+        work.path(),
+        &["cache", "fetch", "--offline", "t.json"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&digest), "{}", text(&out));
+
+    let out = run_with_env(work.path(), &["cache", "list"], &env);
+    assert!(text(&out).contains(&digest), "{}", text(&out));
+}
+
+#[test]
+fn build_refuses_a_local_iso_with_the_wrong_checksum() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("local.iso"), b"contents").expect("write");
+    let wrong = "0".repeat(64);
+    template(work.path(), "local.iso", &format!("sha256:{wrong}"));
+    let out = run_with_env(
+        work.path(),
+        &["build", "t.json"],
+        &[("KILN_CACHE_DIR", cache.path())],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains(&wrong) && t.contains(&sha256_hex(b"contents")),
+        "expected and actual digests: {t}"
+    );
+}
+
+#[test]
+fn a_bad_checksum_is_a_validation_error_with_position() {
+    let work = tempfile::tempdir().expect("tempdir");
+    template(work.path(), "local.iso", "sha256:abc");
+    let out = run_with_env(work.path(), &["validate", "t.json"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(t.contains("t.json:1:") && t.contains("3 hex digits"), "{t}");
+}
