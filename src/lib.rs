@@ -7,6 +7,7 @@
 pub mod bootcmd;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod iso;
 pub mod template;
 pub mod ui;
