@@ -118,9 +118,13 @@ async fn from_directory(root: &Path, segments: &[String]) -> Option<Found> {
     candidate.extend(segments);
     let mut resolved = inside(root, &candidate).await?;
     let mut meta = tokio::fs::metadata(&resolved).await.ok()?;
+    // The type follows the name asked for, as a client expects, not the
+    // name a symlink points at.
+    let mut name = joined(segments);
     if meta.is_dir() {
         resolved = inside(root, &resolved.join("index.html")).await?;
         meta = tokio::fs::metadata(&resolved).await.ok()?;
+        name = "index.html".to_owned();
     }
     if !meta.is_file() {
         return None;
@@ -128,7 +132,6 @@ async fn from_directory(root: &Path, segments: &[String]) -> Option<Found> {
     let file = tokio::fs::File::open(&resolved).await.ok()?;
     // The length of what was opened, not of what the name pointed at before.
     let len = file.metadata().await.ok()?.len();
-    let name = resolved.to_string_lossy().into_owned();
     Some(Found::File(file, len, content_type(&name).to_owned()))
 }
 

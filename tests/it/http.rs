@@ -223,6 +223,7 @@ async fn symlinks_are_followed_only_inside_the_directory() {
     link(outside.path(), "to-dir-outside");
     link(Path::new("/etc/passwd"), "passwd");
     link(&dir.path().join("preseed.cfg"), "alias.cfg");
+    link(&dir.path().join("site/index.html"), "page.txt");
     let (server, _) = serve(config(Some(dir.path()), &[])).await;
     let address = server.address();
     for path in ["/to-file-outside.cfg", "/to-dir-outside/secret", "/passwd"] {
@@ -232,6 +233,13 @@ async fn symlinks_are_followed_only_inside_the_directory() {
     let alias = request(address, "GET", "/alias.cfg").await;
     assert_eq!(alias.status, 200);
     assert_eq!(alias.text(), "d-i passwd/root-password x\n");
+    // The type is the requested name's, not the target's.
+    let data = request(address, "GET", "/page.txt").await;
+    assert_eq!(data.status, 200);
+    assert_eq!(
+        data.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
 }
 
 #[tokio::test]
