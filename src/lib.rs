@@ -5,8 +5,10 @@
 //! configuration (all errors collected), and builds are planned and run.
 
 pub mod build;
+pub mod bootcmd;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod iso;
 pub mod provision;
 pub mod template;

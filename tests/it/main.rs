@@ -2,5 +2,6 @@
 
 mod cache;
 mod cli;
+mod http;
 mod support;
 mod templates;
