@@ -4,8 +4,8 @@
 //! spans, variables are resolved, every section is decoded into typed
 //! configuration (all errors collected), and builds are planned and run.
 
-pub mod build;
 pub mod bootcmd;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod http;

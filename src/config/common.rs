@@ -221,6 +221,7 @@ impl BootConfig {
         let command = f
             .deferred_list("boot_command", BOOT_COMMAND_FIELDS)
             .unwrap_or_default();
+        check_boot_command(f);
         // As in Packer: unset or zero waits 10s, a negative value not at all.
         let negative = f.span_of("boot_wait").is_some_and(|_| {
             f.raw("boot_wait")
@@ -241,6 +242,35 @@ impl BootConfig {
             wait,
             key_interval,
             group_interval,
+        }
+    }
+}
+
+/// Checks the key language of each `boot_command` entry (template actions
+/// are skipped: they are filled in when the build runs).
+fn check_boot_command(f: &mut Fields<'_>) {
+    let Some(node) = f.raw("boot_command") else {
+        return;
+    };
+    let items: Vec<_> = match node.as_array() {
+        Some(items) => items.to_vec(),
+        None => vec![node.clone()],
+    };
+    for item in &items {
+        let Some(text) = item.as_str() else { continue };
+        let report = crate::bootcmd::validate(text);
+        for e in report.errors {
+            let span = f.string_offset_span(item, e.offset);
+            f.error_at(span, format!("boot_command: {}", e.message))
+                .hint = e.hint;
+        }
+        for w in report.warnings {
+            let span = f.string_offset_span(item, w.offset);
+            let message = match &w.hint {
+                Some(h) => format!("boot_command: {} ({h})", w.message),
+                None => format!("boot_command: {}", w.message),
+            };
+            f.warn_at(span, message);
         }
     }
 }
