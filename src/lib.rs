@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod hypervisor;
 pub mod iso;
 pub mod template;
 pub mod ui;
