@@ -7,12 +7,18 @@
 pub mod command;
 pub mod img;
 pub mod port;
+pub mod probe;
+pub mod process;
+pub mod qmp;
 
 pub use command::{
     CdromDrive, DiskDrive, DiskInterface, Display, Firmware, NetDevice, QemuCommand, SshForward,
 };
 pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
 pub use port::{PortError, find_free_port};
+pub use probe::{ProbeError, ProbeResult, probe_accelerator};
+pub use process::{ProcessError, QemuProcess};
+pub use qmp::{InputEvent, KeyValue, Qmp, QmpError, QmpEvent, StatusInfo};
 
 use std::ffi::{OsStr, OsString};
 
