@@ -213,7 +213,7 @@ pub async fn run_probe_guest(
     match status {
         Some(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
         Some(s) => {
-            let tail = qemu.stderr_tail();
+            let tail = qemu.final_stderr_tail();
             let last = tail.last().map(String::as_str).unwrap_or("no error output");
             let how = match (s.code(), s.signal()) {
                 (Some(c), _) => format!("status {c}"),

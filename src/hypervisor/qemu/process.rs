@@ -77,6 +77,8 @@ pub struct QemuProcess {
     pid: u32,
     command: String,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Disconnects when the stderr reader has seen EOF.
+    stderr_done: Option<mpsc::Receiver<()>>,
     status: Option<ExitStatus>,
 }
 
@@ -122,19 +124,26 @@ impl QemuProcess {
             source,
         })?;
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut stderr_done = None;
         if let Some(stderr) = child.stderr.take() {
             let tail = stderr_tail.clone();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
             // The thread ends at EOF, when QEMU exits; if it cannot be
             // started, stderr is merely not kept.
-            let _ = std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name("qemu-stderr".into())
-                .spawn(move || keep_tail(stderr, &tail));
+                .spawn(move || {
+                    keep_tail(stderr, &tail);
+                    drop(done_tx);
+                });
+            stderr_done = started.ok().map(|_| done_rx);
         }
         Ok(Self {
             pid: child.id(),
             child,
             command,
             stderr_tail,
+            stderr_done,
             status: None,
         })
     }
@@ -209,8 +218,18 @@ impl QemuProcess {
             if let Some(status) = self.try_wait()? {
                 return Err(self.exited(status, "its QMP socket was ready"));
             }
-            if let Some(qmp) = Qmp::try_connect(socket).await? {
-                return Ok(qmp);
+            match Qmp::try_connect(socket).await {
+                Ok(Some(qmp)) => return Ok(qmp),
+                Ok(None) => {}
+                // QEMU opens the socket before it checks its disks, so a
+                // QEMU that is exiting can accept and then drop us: its own
+                // error says more than "connection reset".
+                Err(e) => {
+                    return Err(match self.wait_exit(Duration::from_secs(1)).await? {
+                        Some(status) => self.exited(status, "its QMP socket was ready"),
+                        None => e.into(),
+                    });
+                }
             }
             if Instant::now() >= deadline {
                 return Err(ProcessError::QmpTimeout {
@@ -224,13 +243,20 @@ impl QemuProcess {
 
     /// The error for QEMU having exited while kiln waited for `waiting_for`.
     pub fn exited(&self, status: ExitStatus, waiting_for: &'static str) -> ProcessError {
-        // The stderr thread may still be reading QEMU's last words.
-        std::thread::sleep(Duration::from_millis(20));
         ProcessError::Exited {
             status,
             waiting_for,
-            stderr: self.stderr_tail(),
+            stderr: self.final_stderr_tail(),
         }
+    }
+
+    /// The last lines of stderr once QEMU has exited, waiting (briefly) for
+    /// the reader to reach EOF so QEMU's last words are not missed.
+    pub fn final_stderr_tail(&self) -> Vec<String> {
+        if let Some(done) = &self.stderr_done {
+            let _ = done.recv_timeout(Duration::from_secs(1));
+        }
+        self.stderr_tail()
     }
 
     fn signal_group(&self, signal: Signal) -> Result<(), ProcessError> {
