@@ -12,7 +12,8 @@ pub mod process;
 pub mod qmp;
 
 pub use command::{
-    CdromDrive, DiskDrive, DiskInterface, Display, Firmware, NetDevice, QemuCommand, SshForward,
+    Accel, CdromDrive, CommandError, DiskDrive, DiskInterface, Display, Firmware, NetBackend,
+    NetDevice, QemuCommand, SshForward,
 };
 pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
 pub use port::{PortError, find_free_port};
