@@ -9,6 +9,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod hypervisor;
 pub mod iso;
 pub mod provision;
 pub mod template;

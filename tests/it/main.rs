@@ -3,5 +3,6 @@
 mod cache;
 mod cli;
 mod http;
+mod qemu;
 mod support;
 mod templates;
