@@ -5,6 +5,7 @@
 //! configuration (all errors collected), and builds are planned and run.
 
 pub mod cli;
+pub mod communicator;
 pub mod config;
 pub mod iso;
 pub mod template;
