@@ -7,6 +7,7 @@
 pub mod bootcmd;
 pub mod build;
 pub mod cli;
+pub mod communicator;
 pub mod config;
 pub mod http;
 pub mod hypervisor;

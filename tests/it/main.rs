@@ -4,5 +4,6 @@ mod cache;
 mod cli;
 mod http;
 mod qemu;
+mod ssh;
 mod support;
 mod templates;

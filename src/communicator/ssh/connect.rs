@@ -1,0 +1,262 @@
+//! Waiting for the guest's SSH server: connect, handshake and authenticate
+//! in a loop until it works, the time is up, or the build is cancelled.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{SshError, SshSession, SshTarget, WaitOptions};
+use crate::config::common::FileTransfer;
+use crate::ui::Reporter;
+
+/// Accepts any host key (the guest is a VM this build just made) and
+/// remembers its fingerprint so it can be reported.
+pub(crate) struct HostKeyRecorder {
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for HostKeyRecorder {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let text = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256))
+            }
+            PublicKeyOrCertificate::Certificate(cert) => format!(
+                "certificate {} {}",
+                cert.algorithm(),
+                cert.public_key().fingerprint(HashAlg::Sha256)
+            ),
+        };
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
+        Ok(true)
+    }
+}
+
+/// Why one attempt did not produce a session.
+enum AttemptFailure {
+    /// Nobody answered yet, or the guest dropped us while starting up:
+    /// retried until the timeout, never counted.
+    NotReady(String),
+    /// The server answered but the handshake failed: counted against
+    /// `handshake_attempts`.
+    Handshake(String),
+    /// The server refused our credentials: counted too.
+    Auth {
+        tried: Vec<&'static str>,
+        offered: String,
+    },
+}
+
+/// Waits until `target` accepts an SSH login, reporting one status line
+/// while it waits. Connection refusals and resets are retried quietly every
+/// `poll_interval`; failed handshakes and rejected credentials count
+/// against `handshake_attempts`.
+pub async fn wait_for_ssh(
+    target: &SshTarget,
+    opts: &WaitOptions,
+    reporter: Arc<dyn Reporter>,
+    build: &str,
+    cancel: &CancellationToken,
+) -> Result<SshSession, SshError> {
+    let addr = target.addr();
+    // A key that cannot be read is the user's mistake: fail before waiting.
+    let key = match target.auth.private_key_file() {
+        Some(path) => Some(Arc::new(russh::keys::load_secret_key(path, None).map_err(
+            |source| SshError::PrivateKey {
+                path: path.clone(),
+                source,
+            },
+        )?)),
+        None => None,
+    };
+    let config = Arc::new(client::Config {
+        keepalive_interval: (!opts.keep_alive_interval.is_zero())
+            .then_some(opts.keep_alive_interval),
+        nodelay: true,
+        ..client::Config::default()
+    });
+    let max_handshakes = opts.handshake_attempts.max(1);
+
+    reporter.info(build, "Waiting for SSH to become available...");
+    let started = Instant::now();
+    let deadline = started + opts.timeout;
+    let mut handshake_failures = 0;
+    let mut last_failure = "no connection attempt finished".to_owned();
+
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(SshError::Timeout {
+                addr,
+                waited: opts.timeout,
+                last_failure,
+            });
+        }
+        let attempt_limit = remaining.min(opts.attempt_timeout);
+        let attempt =
+            tokio::time::timeout(attempt_limit, attempt(target, key.as_ref(), config.clone()));
+        let outcome = tokio::select! {
+            () = cancel.cancelled() => return Err(SshError::Cancelled { addr }),
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(Ok((handle, host_key))) => {
+                reporter.info(build, &format!("Host key of {addr}: {host_key}"));
+                reporter.info(build, "Connected to SSH!");
+                return Ok(SshSession {
+                    handle,
+                    addr,
+                    username: target.username.clone(),
+                    host_key,
+                    file_transfer: FileTransfer::Scp,
+                    pty: false,
+                    reporter,
+                    build: build.to_owned(),
+                });
+            }
+            Err(_elapsed) => {
+                last_failure = format!(
+                    "no SSH handshake within {}",
+                    super::error::human_duration(attempt_limit)
+                );
+            }
+            Ok(Err(AttemptFailure::NotReady(why))) => last_failure = why,
+            Ok(Err(AttemptFailure::Handshake(why))) => {
+                handshake_failures += 1;
+                if handshake_failures >= max_handshakes {
+                    return Err(SshError::Handshake {
+                        addr,
+                        attempts: handshake_failures,
+                        last_failure: why,
+                    });
+                }
+                last_failure = why;
+            }
+            Ok(Err(AttemptFailure::Auth { tried, offered })) => {
+                handshake_failures += 1;
+                if handshake_failures >= max_handshakes {
+                    return Err(SshError::AuthFailed {
+                        addr,
+                        user: target.username.clone(),
+                        attempts: handshake_failures,
+                        tried: tried.join(", "),
+                        offered,
+                    });
+                }
+                last_failure = format!(
+                    "authentication as `{}` rejected (tried {})",
+                    target.username,
+                    tried.join(", ")
+                );
+            }
+        }
+        let pause = opts
+            .poll_interval
+            .min(deadline.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            () = cancel.cancelled() => return Err(SshError::Cancelled { addr }),
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// One connect + handshake + authentication.
+async fn attempt(
+    target: &SshTarget,
+    key: Option<&Arc<PrivateKey>>,
+    config: Arc<client::Config>,
+) -> Result<(Handle<HostKeyRecorder>, String), AttemptFailure> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| AttemptFailure::NotReady(format!("connect: {e}")))?;
+    let seen = Arc::new(Mutex::new(None));
+    let handler = HostKeyRecorder { seen: seen.clone() };
+    let mut handle = client::connect_stream(config, tcp, handler)
+        .await
+        .map_err(classify)?;
+    let host_key = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| "unknown".to_owned());
+
+    let mut tried = Vec::new();
+    let mut offered = None;
+    if let Some(key) = key {
+        tried.push("publickey");
+        let hash = if key.algorithm().is_rsa() {
+            // Servers without the server-sig-algs extension still take
+            // rsa-sha2-256 more often than the SHA-1 `ssh-rsa`.
+            handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(classify)?
+                .unwrap_or(Some(HashAlg::Sha256))
+        } else {
+            None
+        };
+        let result = handle
+            .authenticate_publickey(
+                target.username.as_str(),
+                PrivateKeyWithHashAlg::new(key.clone(), hash),
+            )
+            .await
+            .map_err(classify)?;
+        match result {
+            client::AuthResult::Success => return Ok((handle, host_key)),
+            client::AuthResult::Failure {
+                remaining_methods, ..
+            } => offered = Some(remaining_methods),
+        }
+    }
+    if let Some(password) = target.auth.password() {
+        tried.push("password");
+        let result = handle
+            .authenticate_password(target.username.as_str(), password)
+            .await
+            .map_err(classify)?;
+        match result {
+            client::AuthResult::Success => return Ok((handle, host_key)),
+            client::AuthResult::Failure {
+                remaining_methods, ..
+            } => offered = Some(remaining_methods),
+        }
+    }
+    let offered = offered
+        .map(|methods| {
+            let names: Vec<&str> = methods.iter().map(<&str>::from).collect();
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
+        })
+        .unwrap_or_else(|| "unknown methods".to_owned());
+    Err(AttemptFailure::Auth { tried, offered })
+}
+
+/// A guest that is still booting closes connections, resets them, or hangs
+/// up during the banner; anything else after TCP connected is a real
+/// handshake failure.
+fn classify(error: russh::Error) -> AttemptFailure {
+    use russh::Error as E;
+    match error {
+        E::IO(e) => AttemptFailure::NotReady(format!("handshake: {e}")),
+        E::Disconnect | E::HUP | E::ConnectionTimeout | E::SendError => {
+            AttemptFailure::NotReady(format!("handshake: {error}"))
+        }
+        other => AttemptFailure::Handshake(other.to_string()),
+    }
+}

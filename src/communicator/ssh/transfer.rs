@@ -1,0 +1,156 @@
+//! Uploads and downloads, over SCP or SFTP as the template chose, with
+//! Packer's rule for directories: a source ending in `/` copies what is in
+//! it, without the slash the directory itself is copied.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use tokio::io::AsyncRead;
+
+use super::scp::{Entry, file_name, local_error, walk};
+use super::{SshError, SshSession};
+use crate::config::common::FileTransfer;
+
+/// Whether a directory source means "its contents" (`dir/`).
+fn copies_contents(path: &[u8]) -> bool {
+    path.ends_with(b"/")
+}
+
+impl SshSession {
+    /// Writes `size` bytes from `source` to the file `remote_path` with
+    /// permission bits `mode`. The guest's umask applies to new files
+    /// under SCP, as with scp itself.
+    pub async fn upload(
+        &self,
+        source: &mut (impl AsyncRead + Unpin + Send),
+        size: u64,
+        remote_path: &str,
+        mode: u32,
+    ) -> Result<(), SshError> {
+        let label = format!("Uploading {remote_path}");
+        let progress = self.reporter.progress(&self.build, &label, Some(size));
+        let local = Path::new("<upload source>");
+        let result = match self.file_transfer {
+            FileTransfer::Scp => {
+                self.scp_upload(source, size, remote_path, mode, local, Some(&*progress))
+                    .await
+            }
+            FileTransfer::Sftp => {
+                let sftp = self.sftp().await?;
+                let result = self
+                    .sftp_upload(
+                        &sftp,
+                        source,
+                        size,
+                        remote_path,
+                        mode,
+                        local,
+                        Some(&*progress),
+                    )
+                    .await;
+                let _ = sftp.close().await;
+                result
+            }
+        };
+        progress.finish(if result.is_ok() { "uploaded" } else { "failed" });
+        result
+    }
+
+    /// Uploads the local file `local_path` with its permission bits. A
+    /// `remote_path` ending in `/` is a directory: the file keeps its name.
+    pub async fn upload_file(&self, local_path: &Path, remote_path: &str) -> Result<(), SshError> {
+        let mut file = tokio::fs::File::open(local_path)
+            .await
+            .map_err(|e| local_error("open", local_path, e))?;
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| local_error("read", local_path, e))?;
+        let remote = if remote_path.ends_with('/') {
+            format!("{remote_path}{}", file_name(local_path)?)
+        } else {
+            remote_path.to_owned()
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        self.upload(&mut file, meta.len(), &remote, mode).await
+    }
+
+    /// Uploads a local directory. `dir/` puts its contents into
+    /// `remote_dir`; `dir` puts the directory itself there, as
+    /// `remote_dir/dir`. `remote_dir` is created when missing.
+    pub async fn upload_dir(&self, local_dir: &Path, remote_dir: &str) -> Result<(), SshError> {
+        let meta = std::fs::metadata(local_dir).map_err(|e| local_error("read", local_dir, e))?;
+        if !meta.is_dir() {
+            return Err(local_error(
+                "upload as a directory",
+                local_dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        let mut entries = Vec::new();
+        if copies_contents(local_dir.as_os_str().as_bytes()) {
+            walk(local_dir, &mut entries)?;
+        } else {
+            entries.push(Entry::Enter {
+                name: file_name(local_dir)?,
+                mode: meta.permissions().mode() & 0o7777,
+            });
+            walk(local_dir, &mut entries)?;
+            entries.push(Entry::Leave);
+        }
+        match self.file_transfer {
+            FileTransfer::Scp => self.scp_upload_tree(&entries, remote_dir).await,
+            FileTransfer::Sftp => self.sftp_upload_tree(&entries, remote_dir).await,
+        }
+    }
+
+    /// Copies the remote file `remote_path` to `local_path`.
+    pub async fn download(&self, remote_path: &str, local_path: &Path) -> Result<(), SshError> {
+        let mut file = tokio::fs::File::create(local_path)
+            .await
+            .map_err(|e| local_error("create", local_path, e))?;
+        match self.file_transfer {
+            FileTransfer::Scp => self.scp_download(remote_path, &mut file, local_path).await,
+            FileTransfer::Sftp => {
+                let sftp = self.sftp().await?;
+                let result = self
+                    .sftp_download(&sftp, remote_path, &mut file, local_path)
+                    .await;
+                let _ = sftp.close().await;
+                result
+            }
+        }
+    }
+
+    /// Downloads a remote directory, with the same trailing-slash rule as
+    /// [`upload_dir`](Self::upload_dir): `dir/` fills `local_dir` with its
+    /// contents, `dir` creates `local_dir/dir`.
+    pub async fn download_dir(&self, remote_dir: &str, local_dir: &Path) -> Result<(), SshError> {
+        let target = if copies_contents(remote_dir.as_bytes()) {
+            local_dir.to_path_buf()
+        } else {
+            let name = remote_dir.rsplit('/').next().unwrap_or(remote_dir);
+            if name.is_empty() || name == "." || name == ".." {
+                local_dir.to_path_buf()
+            } else {
+                local_dir.join(name)
+            }
+        };
+        match self.file_transfer {
+            FileTransfer::Scp => self.scp_download_tree(remote_dir, &target).await,
+            FileTransfer::Sftp => self.sftp_download_tree(remote_dir, &target).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slash_means_contents() {
+        assert!(copies_contents(b"files/"));
+        assert!(!copies_contents(b"files"));
+    }
+}
