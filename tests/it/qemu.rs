@@ -41,7 +41,8 @@ impl Guest {
         let mut cmd = QemuCommand::new(QEMU, Accel::Tcg);
         cmd.name = Some("kiln-test".into());
         cmd.memory_mib = 16;
-        // IDE: SeaBIOS here does not boot a bare sector from virtio-blk.
+        // IDE: SeaBIOS cannot read a one-sector virtio-blk disk ("could not
+        // read the boot disk"); real, larger disks boot from virtio fine.
         cmd.disks = vec![DiskDrive {
             interface: DiskInterface::Ide,
             ..DiskDrive::new(&disk, ImageFormat::Raw)
