@@ -6,6 +6,7 @@
 
 pub mod bootcmd;
 pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod communicator;
 pub mod config;

@@ -455,21 +455,40 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions) -> bool {
     };
     let Some(rt) = runtime() else { return false };
     let reporter = reporter(options, &checked.vars.secrets);
-    if !fetch_isos(&checked, args.offline, reporter.as_ref(), &rt) {
-        return false;
+    let run_options = crate::builder::RunOptions {
+        force: args.force,
+        on_error: match args.on_error {
+            super::args::OnError::Cleanup => crate::build::runner::OnError::Cleanup,
+            super::args::OnError::Abort => crate::build::runner::OnError::Abort,
+            super::args::OnError::Ask => crate::build::runner::OnError::Ask,
+            super::args::OnError::RunCleanupProvisioner => {
+                crate::build::runner::OnError::RunCleanupProvisioner
+            }
+        },
+        debug: args.debug,
+        offline: args.offline,
+        template_dir: checked.template.dir.clone(),
+        pwd: current_dir(),
+        user_vars: checked.vars.values.clone(),
+        init_time: SystemTime::now(),
+        run_uuid: uuid::Uuid::new_v4().to_string(),
+    };
+    for b in &checked.prepared.builds {
+        if !b.post_processors.is_empty() {
+            reporter.warn(&b.name, "post-processors are not implemented yet in this version of kiln: they will not run");
+        }
     }
-    let names: Vec<&str> = checked
-        .prepared
-        .builds
-        .iter()
-        .map(|b| b.name.as_str())
-        .collect();
-    eprintln!(
-        "error: the ISOs are ready, but running builds ({}) is not implemented yet in this version of kiln",
-        names.join(", ")
+    let started = std::time::Instant::now();
+    let results = rt.block_on(crate::build::run_all(
+        &checked.prepared.builds,
+        &run_options,
+        args.parallel_builds,
+        reporter.clone(),
+    ));
+    let mask = SecretMask::new(checked.vars.secrets.iter().cloned());
+    eprint!(
+        "{}",
+        mask.mask(&crate::build::summary(&results, started.elapsed()))
     );
-    eprintln!(
-        "  = hint: `kiln validate`, `kiln inspect` and `kiln cache fetch` work; the QEMU builder comes next"
-    );
-    false
+    results.iter().all(|r| r.artifact.is_ok())
 }

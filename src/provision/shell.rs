@@ -63,7 +63,7 @@ fn remote_path(c: &ShellConfig) -> String {
     let file = c
         .remote_file
         .clone()
-        .unwrap_or_else(|| format!("script_{}.sh", std::process::id() % 10_000));
+        .unwrap_or_else(|| format!("script_{}.sh", uuid::Uuid::new_v4().as_u128() % 10_000));
     format!("{}/{file}", c.remote_folder.trim_end_matches('/'))
 }
 

@@ -1,0 +1,99 @@
+//! Steps every ISO builder shares, over the part of the state they share.
+
+mod step_fetch_iso;
+mod step_http_server;
+mod step_provision;
+mod step_wait_ssh;
+
+pub use step_fetch_iso::StepFetchIso;
+pub use step_http_server::StepHttpServer;
+pub use step_provision::StepProvision;
+pub use step_wait_ssh::StepWaitSsh;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::communicator::ssh::SshSession;
+use crate::config::common::{Communicator, HttpConfig, IsoConfig};
+use crate::config::provisioner::Provisioner;
+use crate::http::HttpServer;
+
+use super::RunOptions;
+
+/// The state the shared steps read and write.
+pub struct CommonState {
+    pub build_name: String,
+    pub build_type: String,
+    pub options: RunOptions,
+    pub iso: IsoConfig,
+    pub http_config: HttpConfig,
+    pub communicator: Communicator,
+    pub provisioners: Vec<Provisioner>,
+    pub error_cleanup_provisioner: Option<Provisioner>,
+    /// Filled by the steps, in order.
+    pub iso_path: Option<PathBuf>,
+    pub http: Option<HttpServer>,
+    /// The address the guest reaches the host's HTTP server at.
+    pub http_ip: String,
+    pub ssh_host_port: Option<u16>,
+    pub ssh: Option<Arc<SshSession>>,
+    /// The guest's serial console log, for errors.
+    pub serial_log: Option<PathBuf>,
+}
+
+impl CommonState {
+    pub fn http_port(&self) -> Option<u16> {
+        self.http.as_ref().map(HttpServer::port)
+    }
+}
+
+/// What the shared steps need from a builder's state.
+pub trait HasCommon: Send {
+    fn common(&mut self) -> &mut CommonState;
+    /// Whether the VM stopped by itself (a failed installer, a power-off),
+    /// with a description, so waiting for SSH can stop at once.
+    fn guest_stopped(&mut self) -> Option<String>;
+}
+
+/// The last lines of the serial console, for errors about the guest.
+pub fn serial_tail(path: Option<&PathBuf>, lines: usize) -> String {
+    let Some(text) = path.and_then(|p| std::fs::read(p).ok()) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].join("\n")
+}
+
+/// Renders a template string kept for this moment (`boot_command`,
+/// `qemuargs`) with the build-time values in `data`.
+pub fn render_deferred(
+    common: &CommonState,
+    key: &str,
+    deferred: &crate::config::decode::Deferred,
+    data: &std::collections::BTreeMap<String, String>,
+) -> Result<String, crate::build::runner::StepError> {
+    let ctx = crate::template::interp::Context {
+        user_vars: &common.options.user_vars,
+        env: None,
+        build_name: Some(&common.build_name),
+        build_type: Some(&common.build_type),
+        template_dir: &common.options.template_dir,
+        pwd: &common.options.pwd,
+        init_time: common.options.init_time,
+        data,
+        build_values: None,
+        packer_version: crate::PACKER_COMPAT_VERSION,
+    };
+    deferred.template.render(&ctx).map_err(|e| {
+        crate::build::runner::StepError::with_source(
+            format!("{key}: cannot render `{}`", deferred.source()),
+            e,
+        )
+    })
+}

@@ -1,0 +1,78 @@
+//! Serves `http_directory` / `http_content` to the guest while it installs.
+
+use std::net::IpAddr;
+
+use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::http::{HttpServer, HttpServerConfig};
+
+use super::HasCommon;
+
+pub struct StepHttpServer;
+
+impl<S: HasCommon> Step<S> for StepHttpServer {
+    fn name(&self) -> &'static str {
+        "Starting the HTTP server"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut S, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let common = state.common();
+            let http = &common.http_config;
+            if http.directory.is_none() && http.content.is_empty() {
+                ctx.reporter.info(
+                    &ctx.build,
+                    "No http_directory or http_content: no HTTP server needed",
+                );
+                return Ok(());
+            }
+            let bind_address: IpAddr = http.bind_address.parse().map_err(|_| {
+                StepError::new(format!(
+                    "http_bind_address `{}` is not an IP address",
+                    http.bind_address
+                ))
+            })?;
+            let directory = http.directory.as_ref().map(|d| {
+                let from_cwd = common.options.pwd.join(d);
+                if d.is_absolute() || from_cwd.exists() {
+                    from_cwd
+                } else {
+                    common.options.template_dir.join(d)
+                }
+            });
+            let config = HttpServerConfig {
+                directory,
+                content: http.content.clone(),
+                bind_address,
+                port_min: http.port_min,
+                port_max: http.port_max,
+            };
+            let server = HttpServer::start(config, ctx.reporter.clone(), ctx.build.clone())
+                .await
+                .map_err(|e| StepError::with_source("cannot start the HTTP server", e))?;
+            ctx.reporter.info(
+                &ctx.build,
+                &format!(
+                    "HTTP server listening on {} (the guest reaches it at {}:{})",
+                    server.address(),
+                    common.http_ip,
+                    server.port()
+                ),
+            );
+            common.http = Some(server);
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut S,
+        _ctx: &'a StepContext,
+        _outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            if let Some(server) = state.common().http.take() {
+                server.shutdown().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Runs the template's provisioners over the connection, in order; on a
+//! failure with `-on-error=run-cleanup-provisioner`, the template's
+//! error-cleanup-provisioner runs before the VM is stopped.
+
+use std::collections::BTreeMap;
+
+use crate::build::runner::{
+    CleanupFuture, OnError, Outcome, Step, StepContext, StepError, StepFuture,
+};
+use crate::provision::{self, ProvisionEnv, remote::Remote};
+
+use super::super::ssh_remote::SshRemote;
+use super::{CommonState, HasCommon};
+
+pub struct StepProvision;
+
+fn provision_env(common: &CommonState, ctx: &StepContext) -> ProvisionEnv {
+    let mut build_values = BTreeMap::new();
+    build_values.insert("ID".to_owned(), common.build_name.clone());
+    build_values.insert("PackerRunUUID".to_owned(), common.options.run_uuid.clone());
+    build_values.insert(
+        "ConnType".to_owned(),
+        if common.ssh.is_some() { "ssh" } else { "none" }.to_owned(),
+    );
+    if let Some(ssh) = common.communicator.ssh() {
+        build_values.insert(
+            "Host".to_owned(),
+            ssh.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned()),
+        );
+        build_values.insert(
+            "Port".to_owned(),
+            common.ssh_host_port.unwrap_or(ssh.port).to_string(),
+        );
+        build_values.insert("User".to_owned(), ssh.username.clone());
+        build_values.insert(
+            "Password".to_owned(),
+            ssh.password.clone().unwrap_or_default(),
+        );
+    }
+    let http = common.http_port().map(|p| (common.http_ip.clone(), p));
+    if let Some((ip, port)) = &http {
+        build_values.insert("PackerHTTPIP".to_owned(), ip.clone());
+        build_values.insert("PackerHTTPPort".to_owned(), port.to_string());
+        build_values.insert("PackerHTTPAddr".to_owned(), format!("{ip}:{port}"));
+    }
+    ProvisionEnv {
+        build_name: common.build_name.clone(),
+        build_type: common.build_type.clone(),
+        http,
+        build_values,
+        user_vars: common.options.user_vars.clone(),
+        template_dir: common.options.template_dir.clone(),
+        pwd: common.options.pwd.clone(),
+        init_time: common.options.init_time,
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.clone(),
+    }
+}
+
+impl<S: HasCommon> Step<S> for StepProvision {
+    fn name(&self) -> &'static str {
+        "Provisioning"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut S, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let common = state.common();
+            let env = provision_env(common, ctx);
+            let remote = common.ssh.clone().map(SshRemote);
+            for p in &common.provisioners {
+                ctx.reporter
+                    .info(&ctx.build, &format!("Running provisioner {}", p.path));
+                provision::run(p, &env, remote.as_ref().map(|r| r as &dyn Remote))
+                    .await
+                    .map_err(|e| StepError::with_source(format!("{} failed: {e}", p.path), e))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut S,
+        ctx: &'a StepContext,
+        outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            if outcome != Outcome::Failed || ctx.on_error != OnError::RunCleanupProvisioner {
+                return;
+            }
+            let common = state.common();
+            let Some(p) = common.error_cleanup_provisioner.clone() else {
+                ctx.reporter.warn(&ctx.build, "-on-error=run-cleanup-provisioner, but the template has no error-cleanup-provisioner");
+                return;
+            };
+            ctx.reporter
+                .info(&ctx.build, "Running the error-cleanup-provisioner");
+            let env = provision_env(common, ctx);
+            let remote = common.ssh.clone().map(SshRemote);
+            if let Err(e) =
+                provision::run(&p, &env, remote.as_ref().map(|r| r as &dyn Remote)).await
+            {
+                ctx.reporter.warn(
+                    &ctx.build,
+                    &format!("the error-cleanup-provisioner failed: {e}"),
+                );
+            }
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! Waits for the guest's SSH server, giving up early if the VM stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::communicator::ssh::{SshTarget, WaitOptions, wait_for_ssh};
+
+use super::{HasCommon, serial_tail};
+
+pub struct StepWaitSsh;
+
+impl<S: HasCommon> Step<S> for StepWaitSsh {
+    fn name(&self) -> &'static str {
+        "Waiting for SSH"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut S, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let common = state.common();
+            let Some(ssh) = common.communicator.ssh().cloned() else {
+                ctx.reporter
+                    .info(&ctx.build, "communicator is none: not connecting");
+                return Ok(());
+            };
+            let port = common.ssh_host_port.unwrap_or(ssh.port);
+            let target = SshTarget::from_config(&ssh, port)
+                .map_err(|e| StepError::with_source("cannot connect over SSH", e))?;
+            let options = WaitOptions::from_config(&ssh);
+            let serial = common.serial_log.clone();
+            let reporter = ctx.reporter.clone();
+            let build = ctx.build.clone();
+            let cancel = ctx.cancel.clone();
+            let wait = wait_for_ssh(&target, &options, reporter, &build, &cancel);
+            tokio::pin!(wait);
+            let session = loop {
+                tokio::select! {
+                    r = &mut wait => break r,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if let Some(why) = state.guest_stopped() {
+                            let tail = serial_tail(serial.as_ref(), 15);
+                            return Err(StepError::new(format!(
+                                "the VM stopped before SSH became available ({why}); last lines of its serial console:\n{tail}"
+                            )));
+                        }
+                    }
+                }
+            };
+            let mut session = match session {
+                Ok(s) => s,
+                Err(e) => {
+                    let tail = serial_tail(serial.as_ref(), 15);
+                    let message = if tail.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e}\nlast lines of the VM's serial console:\n{tail}")
+                    };
+                    return Err(StepError::with_source(message, e));
+                }
+            };
+            session.set_file_transfer(ssh.file_transfer);
+            session.set_pty(ssh.pty);
+            state.common().ssh = Some(Arc::new(session));
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut S,
+        _ctx: &'a StepContext,
+        _outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            if let Some(session) = state.common().ssh.take()
+                && let Ok(session) = Arc::try_unwrap(session)
+            {
+                session.close().await;
+            }
+        })
+    }
+}

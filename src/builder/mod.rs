@@ -1,0 +1,63 @@
+//! Builders: each is a list of steps over its own typed state, composed
+//! from the shared parts (ISO cache, HTTP server, SSH, provisioners) in
+//! `common` and one hypervisor driver.
+
+pub mod common;
+pub mod qemu;
+mod ssh_remote;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::build::artifact::Artifact;
+use crate::build::runner::{OnError, StepError, StepTiming};
+use crate::config::{Build, BuilderConfig};
+use crate::ui::Reporter;
+
+/// What every build needs from the command line and the template.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub force: bool,
+    pub on_error: OnError,
+    pub debug: bool,
+    pub offline: bool,
+    pub template_dir: PathBuf,
+    pub pwd: PathBuf,
+    pub user_vars: BTreeMap<String, String>,
+    pub init_time: SystemTime,
+    /// Packer's run UUID: one per `kiln build`, in manifests and `{{build}}`.
+    pub run_uuid: String,
+}
+
+/// How one build ended.
+pub struct BuildResult {
+    pub name: String,
+    pub artifact: Result<Artifact, StepError>,
+    pub steps: Vec<StepTiming>,
+    pub cancelled: bool,
+}
+
+/// Runs one build's builder.
+pub async fn run(
+    build: &Build,
+    options: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    cancel: CancellationToken,
+) -> BuildResult {
+    match &build.builder {
+        BuilderConfig::Qemu(config) => qemu::run(build, config, options, reporter, cancel).await,
+        BuilderConfig::VirtualBoxIso(_) | BuilderConfig::GoogleCompute(_) => BuildResult {
+            name: build.name.clone(),
+            artifact: Err(StepError::new(format!(
+                "the {} builder is not implemented yet in this version of kiln (the qemu builder is)",
+                build.type_name
+            ))),
+            steps: Vec::new(),
+            cancelled: false,
+        },
+    }
+}

@@ -1,0 +1,82 @@
+//! Creates the VM's disk with qemu-img (or starts from `disk_image`).
+
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::hypervisor::qemu::{Backing, ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
+
+use super::{QemuState, fail};
+
+pub struct StepCreateDisk;
+
+impl Step<QemuState> for StepCreateDisk {
+    fn name(&self) -> &'static str {
+        "Creating the disk"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let config = state.config.clone();
+            let format = state.image_format();
+            let disk = state.disk_path.clone();
+            let iso = state
+                .common
+                .iso_path
+                .clone()
+                .ok_or_else(|| StepError::new("no ISO was fetched"))?;
+            let img = QemuImgCli::default();
+            let extra = config.qemu_img_args.create.clone();
+            let task = tokio::task::spawn_blocking(
+                move || -> Result<Vec<std::path::PathBuf>, StepError> {
+                    if config.disk_image && config.use_backing_file {
+                        let backing = Backing {
+                            path: &iso,
+                            format: ImageFormat::Qcow2,
+                        };
+                        img.create(&disk, format, config.disk_size_mib, Some(backing), &extra)
+                            .map_err(|e| fail("cannot create the disk", e))?;
+                    } else if config.disk_image {
+                        img.convert(
+                            &iso,
+                            &disk,
+                            format,
+                            &ConvertOptions::default(),
+                            &config.qemu_img_args.convert,
+                        )
+                        .map_err(|e| fail("cannot copy disk_image", e))?;
+                        if !config.skip_resize_disk {
+                            img.resize(
+                                &disk,
+                                format,
+                                config.disk_size_mib,
+                                &config.qemu_img_args.resize,
+                            )
+                            .map_err(|e| fail("cannot resize the disk", e))?;
+                        }
+                    } else {
+                        img.create(&disk, format, config.disk_size_mib, None, &extra)
+                            .map_err(|e| fail("cannot create the disk", e))?;
+                    }
+                    let mut extra_disks = Vec::new();
+                    for (i, size) in config.disk_additional_size_mib.iter().enumerate() {
+                        let path = disk.with_file_name(format!("{}-{}", config.vm_name, i + 1));
+                        img.create(&path, format, *size, None, &extra)
+                            .map_err(|e| fail("cannot create an additional disk", e))?;
+                        extra_disks.push(path);
+                    }
+                    Ok(extra_disks)
+                },
+            );
+            let extra_disks = task.await.map_err(|e| fail("the disk task failed", e))??;
+            ctx.reporter.info(
+                &ctx.build,
+                &format!(
+                    "Created {} ({} MiB, {})",
+                    state.disk_path.display(),
+                    state.config.disk_size_mib,
+                    format.as_str()
+                ),
+            );
+            state.additional_disks = extra_disks;
+            Ok(())
+        })
+    }
+}

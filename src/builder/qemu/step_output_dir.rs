@@ -1,0 +1,64 @@
+//! Creates `output_directory`; refuses an existing one unless `-force`.
+//! After a failure it is removed (kept under `-on-error=abort`).
+
+use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+
+use super::{QemuState, fail};
+
+pub struct StepOutputDir;
+
+impl Step<QemuState> for StepOutputDir {
+    fn name(&self) -> &'static str {
+        "Creating the output directory"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let dir = state.output_dir.clone();
+            if dir.exists() {
+                if !state.common.options.force {
+                    return Err(StepError::new(format!(
+                        "the output directory {} already exists; remove it or run with -force to replace it",
+                        dir.display()
+                    )));
+                }
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("-force: removing the existing {}", dir.display()),
+                );
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| fail(format!("cannot remove {}", dir.display()), e))?;
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| fail(format!("cannot create {}", dir.display()), e))?;
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut QemuState,
+        ctx: &'a StepContext,
+        outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            if outcome.is_success() {
+                return;
+            }
+            let dir = &state.output_dir;
+            if ctx.remove_artifacts(outcome) {
+                if let Err(e) = std::fs::remove_dir_all(dir) {
+                    ctx.reporter.warn(
+                        &ctx.build,
+                        &format!("could not remove {}: {e}", dir.display()),
+                    );
+                }
+            } else {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("-on-error=abort: keeping {} for inspection", dir.display()),
+                );
+            }
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! Chooses the accelerator (probing KVM for real), builds the qemu-system
+//! command line, starts QEMU as an owned process and connects to QMP.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::builder::common::render_deferred;
+use crate::hypervisor::qemu::{
+    CdromDrive, DiskDrive, DiskInterface, Display, Firmware, NetBackend, NetDevice, QemuCommand,
+    QemuProcess, SshForward, probe_accelerator,
+};
+
+use super::{QemuState, fail};
+
+pub struct StepRunVm;
+
+const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+/// The typed command line for this build.
+fn command(
+    state: &QemuState,
+    ctx: &StepContext,
+    accel: crate::hypervisor::qemu::Accel,
+) -> Result<QemuCommand, StepError> {
+    let c = &state.config;
+    let mut cmd = QemuCommand::new(c.qemu_binary.clone(), accel);
+    cmd.name = Some(c.vm_name.clone());
+    cmd.machine_type = c.machine_type.clone();
+    cmd.cpus = c.cpus;
+    cmd.memory_mib = c.memory_mib;
+    if let Some(fw) = &c.firmware {
+        cmd.firmware = Firmware::Bios(fw.clone());
+    }
+    cmd.boot = Some(if c.disk_image { "c" } else { "once=d" }.to_owned());
+    let interface = DiskInterface::parse(&c.disk_interface).unwrap_or(DiskInterface::Virtio);
+    for path in std::iter::once(&state.disk_path).chain(&state.additional_disks) {
+        let mut disk = DiskDrive::new(path.clone(), state.image_format());
+        disk.interface = interface;
+        disk.cache = c.disk_cache.clone();
+        disk.discard = c.disk_discard.clone();
+        disk.detect_zeroes = c.disk_detect_zeroes.clone();
+        cmd.disks.push(disk);
+    }
+    if !c.disk_image
+        && let Some(iso) = &state.common.iso_path
+    {
+        cmd.cdroms.push(CdromDrive {
+            path: iso.clone(),
+            interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),
+        });
+    }
+    let ssh_forward = state
+        .common
+        .ssh_host_port
+        .zip(state.common.communicator.ssh())
+        .map(|(host_port, ssh)| SshForward {
+            host_port,
+            guest_port: ssh.port,
+        });
+    cmd.net = Some(NetDevice {
+        model: c.net_device.clone(),
+        backend: match &c.net_bridge {
+            Some(bridge) => NetBackend::Bridge(bridge.clone()),
+            None => NetBackend::User { ssh_forward },
+        },
+    });
+    cmd.display = if c.headless {
+        Display::Headless
+    } else if c.use_default_display || c.display.as_deref() == Some("none") {
+        Display::QemuDefault
+    } else if let Some(d) = &c.display {
+        Display::Named(d.clone())
+    } else if has_display() {
+        Display::Named("gtk".into())
+    } else {
+        ctx.reporter.warn(
+            &ctx.build,
+            "headless is false but there is no display (DISPLAY is not set): running headless",
+        );
+        Display::Headless
+    };
+    cmd.qmp_socket = state
+        .runtime_dir
+        .as_ref()
+        .map(|d| d.path().join("qmp.sock"));
+    cmd.serial_log = state.common.serial_log.clone();
+
+    let mut data = BTreeMap::new();
+    data.insert("HTTPIP".to_owned(), state.common.http_ip.clone());
+    data.insert(
+        "HTTPPort".to_owned(),
+        state
+            .common
+            .http_port()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    );
+    data.insert(
+        "HTTPDir".to_owned(),
+        c.http
+            .directory
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    );
+    data.insert(
+        "OutputDir".to_owned(),
+        state.output_dir.display().to_string(),
+    );
+    data.insert("Name".to_owned(), c.vm_name.clone());
+    data.insert(
+        "SSHHostPort".to_owned(),
+        state.common.ssh_host_port.unwrap_or(0).to_string(),
+    );
+    for row in &c.qemuargs {
+        let rendered = row
+            .iter()
+            .map(|d| render_deferred(&state.common, "qemuargs", d, &data))
+            .collect::<Result<Vec<_>, _>>()?;
+        cmd.qemuargs.push(rendered);
+    }
+    Ok(cmd)
+}
+
+impl Step<QemuState> for StepRunVm {
+    fn name(&self) -> &'static str {
+        "Starting the VM"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let probe = probe_accelerator(state.config.accelerator, &state.config.qemu_binary)
+                .await
+                .map_err(|e| fail("cannot use the requested accelerator", e))?;
+            if probe.fell_back {
+                ctx.reporter.warn(&ctx.build, &probe.reason);
+            } else {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("Accelerator: {} ({})", probe.chosen, probe.reason),
+                );
+            }
+            state.accel = Some(probe.chosen);
+            let runtime = tempfile::Builder::new()
+                .prefix("kiln-")
+                .tempdir()
+                .map_err(|e| fail("cannot create a runtime directory", e))?;
+            state.runtime_dir = Some(runtime);
+            state.common.serial_log = Some(state.output_dir.join("serial.log"));
+
+            let cmd = command(state, ctx, probe.chosen)?;
+            let mut vm = QemuProcess::spawn(&cmd).map_err(|e| fail("cannot start QEMU", e))?;
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("QEMU started (pid {}): {}", vm.pid(), vm.command_line()),
+            );
+            let socket = cmd.qmp_socket.clone().unwrap_or_default();
+            let qmp = vm.connect_qmp(&socket, QMP_CONNECT_TIMEOUT).await;
+            state.vm = Some(vm);
+            state.qmp = Some(qmp.map_err(|e| fail("QEMU did not start", e))?);
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut QemuState,
+        ctx: &'a StepContext,
+        _outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            state.qmp = None;
+            if let Some(mut vm) = state.vm.take() {
+                match vm.try_wait() {
+                    Ok(Some(_)) => {}
+                    _ => {
+                        ctx.reporter.info(&ctx.build, "Stopping the VM");
+                        if let Err(e) = vm.kill().await {
+                            ctx.reporter
+                                .warn(&ctx.build, &format!("could not stop QEMU: {e}"));
+                        }
+                    }
+                }
+            }
+            state.runtime_dir = None;
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! Waits `boot_wait`, then types `boot_command` through QMP.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::bootcmd::{self, Action};
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::builder::common::render_deferred;
+
+use super::{QemuState, fail};
+
+pub struct StepTypeBootCommand;
+
+/// Packer's default pause between key events.
+const DEFAULT_KEY_INTERVAL: Duration = Duration::from_millis(100);
+
+fn key_interval(configured: Option<Duration>) -> Duration {
+    configured
+        .or_else(|| {
+            std::env::var("PACKER_KEY_INTERVAL")
+                .ok()
+                .and_then(|v| crate::config::decode::parse_go_duration(&v).ok())
+        })
+        .unwrap_or(DEFAULT_KEY_INTERVAL)
+}
+
+impl Step<QemuState> for StepTypeBootCommand {
+    fn name(&self) -> &'static str {
+        "Typing the boot command"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.config.boot.command.is_empty() {
+                return Ok(());
+            }
+            let wait = state.config.boot.wait;
+            if !wait.is_zero() {
+                ctx.reporter
+                    .info(&ctx.build, &format!("Waiting {wait:?} for the VM to boot"));
+                tokio::time::sleep(wait).await;
+            }
+            let mut data = BTreeMap::new();
+            data.insert("HTTPIP".to_owned(), state.common.http_ip.clone());
+            data.insert(
+                "HTTPPort".to_owned(),
+                state
+                    .common
+                    .http_port()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+            );
+            data.insert("Name".to_owned(), state.config.vm_name.clone());
+            data.insert("SSHPublicKey".to_owned(), String::new());
+            data.insert("SSHPrivateKey".to_owned(), String::new());
+            let mut text = String::new();
+            for d in &state.config.boot.command {
+                text.push_str(&render_deferred(&state.common, "boot_command", d, &data)?);
+            }
+            let actions = bootcmd::parse(&text)
+                .map_err(|e| fail(format!("boot_command: cannot type `{text}`"), e))?;
+            let interval = key_interval(state.config.boot.key_interval);
+            let qmp = state
+                .qmp
+                .as_mut()
+                .ok_or_else(|| StepError::new("no QMP connection to type with"))?;
+            let keys = actions
+                .iter()
+                .filter(|a| !matches!(a, Action::Wait(_)))
+                .count();
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("Typing the boot command ({keys} key events)"),
+            );
+            let started = Instant::now();
+            for action in &actions {
+                match action {
+                    Action::Wait(d) => tokio::time::sleep(*d).await,
+                    other => {
+                        let Some(command) = bootcmd::qmp::command(other) else {
+                            continue;
+                        };
+                        let name = command["execute"].as_str().unwrap_or_default().to_owned();
+                        let arguments = command.get("arguments").cloned();
+                        qmp.execute(&name, arguments)
+                            .await
+                            .map_err(|e| fail("QEMU refused a key", e))?;
+                        tokio::time::sleep(interval).await;
+                    }
+                }
+            }
+            let took = started.elapsed().as_secs_f64();
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("Typed {keys} key events in {took:.1}s"),
+            );
+            Ok(())
+        })
+    }
+}
