@@ -7,3 +7,4 @@ mod qemu;
 mod ssh;
 mod support;
 mod templates;
+mod vm;

@@ -1,0 +1,292 @@
+//! Real builds under QEMU (TCG) with the tiny installer ISO built from
+//! Debian packages. One VM at a time: the machine has two cores.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::support::kiln_bin;
+
+/// VM tests take turns.
+fn vm_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The tiny installer ISO and its sha256, built once (and cached across runs).
+fn tiny_iso() -> &'static (PathBuf, String) {
+    static ISO: OnceLock<(PathBuf, String)> = OnceLock::new();
+    ISO.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/build-tiny-installer"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/build-tiny-installer runs");
+        assert!(out.status.success(), "building the tiny installer failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let path = PathBuf::from(lines.next().expect("ISO path"));
+        let sum = lines.next().expect("sha256").trim().to_owned();
+        (path, sum)
+    })
+}
+
+struct Workdir {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+/// A copy of examples/tiny in a temporary directory, its own ISO cache.
+fn tiny_example() -> Workdir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = repo().join("examples/tiny");
+    for sub in ["", "files", "scripts"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(src.join(sub)).expect("read example") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_file() {
+                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).expect("copy");
+            }
+        }
+    }
+    Workdir {
+        dir,
+        cache: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+fn kiln(work: &Workdir, args: &[&str]) -> Command {
+    let (iso, sum) = tiny_iso();
+    let mut cmd = Command::new(kiln_bin());
+    cmd.current_dir(work.dir.path())
+        .env("KILN_CACHE_DIR", work.cache.path())
+        .env("NO_COLOR", "1")
+        .args(args)
+        .arg(format!("-var=iso_url={}", iso.display()))
+        .arg(format!("-var=iso_checksum=sha256:{sum}"))
+        .arg("-var=accelerator=tcg");
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// PIDs of QEMU processes whose command line mentions `needle`.
+fn qemu_processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("qemu-system") && cmdline.contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The installed image, built once by the first test that needs it and
+/// reused (as `disk_image`) by the tests of later steps.
+fn built_image() -> &'static PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let work = tiny_example();
+        let out = kiln(&work, &["build"]).arg("tiny.json").output().expect("kiln runs");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        let image = work.dir.path().join("output-tiny/tiny.qcow2");
+        assert!(image.is_file(), "{t}");
+        // Keep the image past this work directory.
+        let keep = std::env::temp_dir().join(format!("kiln-test-image-{}.qcow2", std::process::id()));
+        std::fs::copy(&image, &keep).expect("keep image");
+        keep
+    })
+}
+
+/// A template that boots an existing image (no ISO) and runs `inline`.
+fn disk_image_template(dir: &Path, image: &Path, vm_name: &str, inline: &[&str], extra: &str) -> PathBuf {
+    let inline = serde_json::to_string(inline).expect("json");
+    let sum = sha256_of(image);
+    let text = format!(
+        r#"{{
+  "builders": [{{
+    "type": "qemu", "vm_name": "{vm_name}", "disk_image": true, "use_backing_file": true,
+    "iso_url": "{image}", "iso_checksum": "sha256:{sum}",
+    "accelerator": "tcg", "memory": 256, "disk_size": "1G", "headless": true,
+    "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "3m",
+    "shutdown_command": "poweroff" {extra}
+  }}],
+  "provisioners": [{{"type": "shell", "inline": {inline}}}]
+}}"#,
+        image = image.display()
+    );
+    let path = dir.join("image.json");
+    std::fs::write(&path, text).expect("write template");
+    path
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    let data = std::fs::read(path).expect("read");
+    sha2::Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn tiny_installer_build_produces_an_image_that_boots_alone() {
+    let _vm = vm_lock();
+    let started = Instant::now();
+    let image = built_image();
+    eprintln!("tiny build: {:?}", started.elapsed());
+
+    // Boot the produced image by itself (no ISO attached) and look for the
+    // provisioners' marker files over SSH.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = disk_image_template(
+        dir.path(),
+        image,
+        "verify-image",
+        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
+        "",
+    );
+    let out = Command::new(kiln_bin())
+        .current_dir(dir.path())
+        .env("KILN_CACHE_DIR", dir.path().join("cache"))
+        .args(["build"])
+        .arg(&template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("provisioned by kiln"), "{t}");
+    assert!(t.contains("hello from qemu"), "{t}");
+    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
+    let started_line = t.lines().find(|l| l.contains("QEMU started")).unwrap_or("");
+    assert!(!started_line.contains("media=cdrom"), "the image must boot without the ISO: {started_line}");
+    assert!(qemu_processes_with("verify-image").is_empty());
+}
+
+#[test]
+fn existing_output_directory_needs_force() {
+    let work = tiny_example();
+    let out_dir = work.dir.path().join("output-tiny");
+    std::fs::create_dir_all(&out_dir).expect("mkdir");
+    std::fs::write(out_dir.join("precious"), b"keep me").expect("write");
+    let out = kiln(&work, &["build"]).arg("tiny.json").output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("already exists") && t.contains("-force"), "{t}");
+    assert!(out_dir.join("precious").is_file(), "an existing directory must be left alone");
+}
+
+#[test]
+fn a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
+    let _vm = vm_lock();
+    let work = tiny_example();
+    // No boot command: the installer waits at its boot prompt forever.
+    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
+    let template = template
+        .replace(r#""ssh_timeout": "5m""#, r#""ssh_timeout": "8s""#)
+        .replace(
+            r#""boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],"#,
+            "",
+        );
+    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    let out = kiln(&work, &["build"]).arg("tiny.json").output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("serial console"), "{t}");
+    assert!(t.contains("boot:"), "the serial tail shows the prompt it is stuck at: {t}");
+    assert!(!work.dir.path().join("output-tiny").exists(), "cleanup removes the output directory");
+    assert!(qemu_processes_with("tiny.qcow2").iter().all(|_| false) || qemu_processes_with(&work.dir.path().display().to_string()).is_empty());
+}
+
+#[test]
+fn a_wrong_password_names_the_user_and_methods() {
+    let _vm = vm_lock();
+    let image = built_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = disk_image_template(dir.path(), image, "wrong-password", &["true"], r#", "ssh_handshake_attempts": 2"#)
+        .to_string_lossy()
+        .into_owned();
+    let text_of = std::fs::read_to_string(&template).expect("read").replace("kiln-tiny", "not-the-password");
+    std::fs::write(&template, text_of).expect("write");
+    let out = Command::new(kiln_bin())
+        .current_dir(dir.path())
+        .env("KILN_CACHE_DIR", dir.path().join("cache"))
+        .args(["build", &template])
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("root") && t.contains("password"), "{t}");
+    assert!(qemu_processes_with("wrong-password").is_empty());
+}
+
+#[test]
+fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
+    let _vm = vm_lock();
+    let image = built_image();
+    for (flag, kept) in [("-on-error=cleanup", false), ("-on-error=abort", true)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let template = disk_image_template(dir.path(), image, "failing-provisioner", &["echo about to fail", "exit 1"], "");
+        let out = Command::new(kiln_bin())
+            .current_dir(dir.path())
+            .env("KILN_CACHE_DIR", dir.path().join("cache"))
+            .args(["build", flag])
+            .arg(&template)
+            .output()
+            .expect("kiln runs");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(t.contains("about to fail"), "streamed output: {t}");
+        assert!(t.contains("exited with status 1"), "{t}");
+        assert_eq!(dir.path().join("output-qemu").exists(), kept, "{flag}: {t}");
+        assert!(qemu_processes_with("failing-provisioner").is_empty(), "{flag}: the VM must be killed");
+    }
+}
+
+/// Starts a build, waits for `marker` in its output, sends SIGINT.
+fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Duration) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kiln runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(marker) {
+            break;
+        }
+    }
+    assert!(seen.contains(marker), "{marker} never appeared:\n{seen}");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = i32::try_from(child.id()).expect("pid");
+    let sent = Instant::now();
+    // SAFETY-free: the kill(1) command delivers the signal.
+    Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
+    let out = child.wait_with_output().expect("kiln exits");
+    assert!(qemu_processes_with(name).is_empty(), "no qemu may survive an interrupted build:\n{seen}");
+    (out, sent.elapsed())
+}
+
+#[test]
+fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
+    let _vm = vm_lock();
+    let image = built_image();
+    for (marker, vm_name) in [("Waiting for SSH", "sigint-boot"), ("sleeping now", "sigint-provision")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let template = disk_image_template(dir.path(), image, vm_name, &["echo sleeping now", "sleep 120"], "");
+        let mut cmd = Command::new(kiln_bin());
+        cmd.current_dir(dir.path()).env("KILN_CACHE_DIR", dir.path().join("cache")).arg("build").arg(&template);
+        let (out, took) = interrupt_when(cmd, marker, vm_name);
+        assert_ne!(out.status.code(), Some(0), "{marker}");
+        assert!(took < Duration::from_secs(20), "cleanup after Ctrl-C took {took:?}");
+        assert!(!dir.path().join("output-qemu").exists(), "{marker}: the output directory is removed");
+    }
+}
