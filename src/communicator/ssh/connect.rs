@@ -181,6 +181,9 @@ async fn attempt(
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| AttemptFailure::NotReady(format!("connect: {e}")))?;
+    // SCP and exec are lock-step request/answer: Nagle would add a delay
+    // to every round trip. (russh sets this only when it connects itself.)
+    let _ = tcp.set_nodelay(true);
     let seen = Arc::new(Mutex::new(None));
     let handler = HostKeyRecorder { seen: seen.clone() };
     let mut handle = client::connect_stream(config, tcp, handler)

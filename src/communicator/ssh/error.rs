@@ -64,8 +64,9 @@ pub enum SshError {
     Channel {
         addr: String,
         action: String,
+        // Boxed: russh's error is large and this enum travels in every Result.
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
 
     #[error("SSH on {addr}: the server refused to run `{command}`")]

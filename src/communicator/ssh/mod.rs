@@ -232,7 +232,7 @@ impl SshSession {
             SshError::Channel {
                 addr: self.addr.clone(),
                 action: action.into(),
-                source,
+                source: Box::new(source),
             }
         }
     }

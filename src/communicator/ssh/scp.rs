@@ -68,6 +68,7 @@ pub(crate) struct ScpChannel<'a> {
     read_pos: usize,
     stderr: Vec<u8>,
     exit: Option<ExitStatus>,
+    eof: bool,
     closed: bool,
 }
 
@@ -96,6 +97,7 @@ impl<'a> ScpChannel<'a> {
             read_pos: 0,
             stderr: Vec::new(),
             exit: None,
+            eof: false,
             closed: false,
         })
     }
@@ -109,37 +111,51 @@ impl<'a> ScpChannel<'a> {
         }
     }
 
-    /// Waits for more stdout; false when the remote side is done.
+    /// Waits for more stdout; false when the remote side sent EOF.
     async fn fill(&mut self) -> bool {
-        while !self.closed {
-            match self.channel.wait().await {
-                Some(ChannelMsg::Data { data }) => {
-                    if self.read_pos == self.buffered.len() {
-                        self.buffered.clear();
-                        self.read_pos = 0;
-                    }
-                    self.buffered.extend_from_slice(&data);
-                    return true;
-                }
-                Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr.extend_from_slice(&data),
-                Some(ChannelMsg::ExitStatus { exit_status }) => {
-                    self.exit = Some(ExitStatus::Code(exit_status));
-                }
-                Some(ChannelMsg::ExitSignal { signal_name: s, .. }) => {
-                    self.exit = Some(ExitStatus::Signal {
-                        name: signal_name(&s),
-                        core_dumped: false,
-                        message: String::new(),
-                    });
-                }
-                Some(ChannelMsg::Failure) => {
-                    self.closed = true;
-                    self.exit = Some(ExitStatus::Disconnected);
-                }
-                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => self.closed = true,
-                Some(_) => {}
+        while !self.eof {
+            if self.next_message().await && self.read_pos < self.buffered.len() {
+                return true;
             }
         }
+        false
+    }
+
+    /// Handles one channel message; true when it was stdout data.
+    async fn next_message(&mut self) -> bool {
+        match self.channel.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                if self.read_pos == self.buffered.len() {
+                    self.buffered.clear();
+                    self.read_pos = 0;
+                }
+                self.buffered.extend_from_slice(&data);
+                return true;
+            }
+            Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr.extend_from_slice(&data),
+            Some(ChannelMsg::ExitStatus { exit_status }) => {
+                self.exit = Some(ExitStatus::Code(exit_status));
+            }
+            Some(ChannelMsg::ExitSignal { signal_name: s, .. }) => {
+                self.exit = Some(ExitStatus::Signal {
+                    name: signal_name(&s),
+                    core_dumped: false,
+                    message: String::new(),
+                });
+            }
+            Some(ChannelMsg::Failure) => {
+                self.eof = true;
+                self.closed = true;
+                self.exit = Some(ExitStatus::Disconnected);
+            }
+            Some(ChannelMsg::Eof) => self.eof = true,
+            Some(ChannelMsg::Close) | None => {
+                self.eof = true;
+                self.closed = true;
+            }
+            Some(_) => {}
+        }
+
         false
     }
 
@@ -178,9 +194,9 @@ impl<'a> ScpChannel<'a> {
         if self.read_pos == self.buffered.len() && !self.fill().await {
             return Err(self.ended_early());
         }
-        let b = self.buffered[self.read_pos];
+        let b = self.buffered.get(self.read_pos).copied();
         self.read_pos += 1;
-        Ok(b)
+        b.ok_or_else(|| self.ended_early())
     }
 
     pub(crate) async fn read_line(&mut self) -> Result<String, SshError> {
@@ -277,6 +293,27 @@ impl<'a> ScpChannel<'a> {
         Ok(())
     }
 
+    /// Ends the exchange: on success wait for remote scp's verdict, on
+    /// failure close the channel so it does not linger on the server.
+    pub(crate) async fn conclude(self, result: Result<(), SshError>) -> Result<(), SshError> {
+        match result {
+            Ok(()) => self.finish().await,
+            Err(e) => {
+                self.abandon().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the channel unless the server already did. No waiting for
+    /// its answer: russh forgets a channel once we close it.
+    async fn abandon(self) {
+        if !self.closed {
+            let _ = self.channel.eof().await;
+            let _ = self.channel.close().await;
+        }
+    }
+
     /// Closes our side and waits for remote scp to exit; a non-zero
     /// status is an error even when every record was acknowledged.
     pub(crate) async fn finish(mut self) -> Result<(), SshError> {
@@ -284,8 +321,9 @@ impl<'a> ScpChannel<'a> {
             .eof()
             .await
             .map_err(|e| self.session.channel_error("close remote scp's input", e))?;
-        while self.fill().await {
-            self.read_pos = self.buffered.len();
+        // Read to the channel's close: the exit status may follow EOF.
+        while !self.closed {
+            self.next_message().await;
         }
         match self.exit {
             Some(ExitStatus::Code(0)) | None => Ok(()),
@@ -397,16 +435,22 @@ impl SshSession {
         progress: Option<&dyn Progress>,
     ) -> Result<(), SshError> {
         let (dir, name) = split_remote(remote_path);
-        let command = format!("scp -vt {}", shell_quote(&dir));
+        // -d: the target must be a directory; without it a missing directory
+        // silently becomes the file name.
+        let command = format!("scp -vdt {}", shell_quote(&dir));
         let mut scp = ScpChannel::start(self, &command, remote_path, Direction::Upload).await?;
-        scp.read_ack().await?;
-        scp.send(file_record(mode, size, &name).as_bytes()).await?;
-        scp.read_ack().await?;
-        scp.send_contents(source, size, local_name, progress)
-            .await?;
-        scp.send(&[0]).await?;
-        scp.read_ack().await?;
-        scp.finish().await
+        let result = async {
+            scp.read_ack().await?;
+            scp.send(file_record(mode, size, &name).as_bytes()).await?;
+            scp.read_ack().await?;
+            scp.send_contents(source, size, local_name, progress)
+                .await?;
+            scp.send(&[0]).await?;
+            scp.read_ack().await?;
+            Ok::<(), SshError>(())
+        }
+        .await;
+        scp.conclude(result).await
     }
 
     /// Uploads `entries` into `remote_dir`, creating it first.
@@ -418,35 +462,39 @@ impl SshSession {
         let quoted = shell_quote(remote_dir);
         let command = format!("mkdir -p {quoted} && scp -rvt {quoted}");
         let mut scp = ScpChannel::start(self, &command, remote_dir, Direction::Upload).await?;
-        scp.read_ack().await?;
-        for entry in entries {
-            match entry {
-                Entry::Enter { name, mode } => {
-                    scp.send(dir_record(*mode, name).as_bytes()).await?;
-                    scp.read_ack().await?;
-                }
-                Entry::Leave => {
-                    scp.send(b"E\n").await?;
-                    scp.read_ack().await?;
-                }
-                Entry::File {
-                    path,
-                    name,
-                    mode,
-                    size,
-                } => {
-                    let mut file = tokio::fs::File::open(path)
-                        .await
-                        .map_err(|e| local_error("open", path, e))?;
-                    scp.send(file_record(*mode, *size, name).as_bytes()).await?;
-                    scp.read_ack().await?;
-                    scp.send_contents(&mut file, *size, path, None).await?;
-                    scp.send(&[0]).await?;
-                    scp.read_ack().await?;
+        let result = async {
+            scp.read_ack().await?;
+            for entry in entries {
+                match entry {
+                    Entry::Enter { name, mode } => {
+                        scp.send(dir_record(*mode, name).as_bytes()).await?;
+                        scp.read_ack().await?;
+                    }
+                    Entry::Leave => {
+                        scp.send(b"E\n").await?;
+                        scp.read_ack().await?;
+                    }
+                    Entry::File {
+                        path,
+                        name,
+                        mode,
+                        size,
+                    } => {
+                        let mut file = tokio::fs::File::open(path)
+                            .await
+                            .map_err(|e| local_error("open", path, e))?;
+                        scp.send(file_record(*mode, *size, name).as_bytes()).await?;
+                        scp.read_ack().await?;
+                        scp.send_contents(&mut file, *size, path, None).await?;
+                        scp.send(&[0]).await?;
+                        scp.read_ack().await?;
+                    }
                 }
             }
+            Ok::<(), SshError>(())
         }
-        scp.finish().await
+        .await;
+        scp.conclude(result).await
     }
 
     pub(crate) async fn scp_download(
@@ -457,35 +505,39 @@ impl SshSession {
     ) -> Result<(), SshError> {
         let command = format!("scp -vf {}", shell_quote(remote_path));
         let mut scp = ScpChannel::start(self, &command, remote_path, Direction::Download).await?;
-        scp.send(&[0]).await?;
-        loop {
-            match scp.read_byte().await? {
-                b'C' => {
-                    let line = scp.read_line().await?;
-                    let record = parse_record(&line).map_err(|m| scp.error(m))?;
-                    scp.send(&[0]).await?;
-                    scp.receive_contents(sink, record.size, local_name, None)
-                        .await?;
-                    scp.read_ack().await?;
-                    scp.send(&[0]).await?;
-                    break;
+        let result = async {
+            scp.send(&[0]).await?;
+            loop {
+                match scp.read_byte().await? {
+                    b'C' => {
+                        let line = scp.read_line().await?;
+                        let record = parse_record(&line).map_err(|m| scp.error(m))?;
+                        scp.send(&[0]).await?;
+                        scp.receive_contents(sink, record.size, local_name, None)
+                            .await?;
+                        scp.read_ack().await?;
+                        scp.send(&[0]).await?;
+                        break;
+                    }
+                    b'T' => {
+                        scp.read_line().await?;
+                        scp.send(&[0]).await?;
+                    }
+                    b'D' => return Err(scp.error("it is a directory; use a directory download")),
+                    1 | 2 => {
+                        let message = scp.read_line().await?;
+                        return Err(scp.error(message.trim_start_matches("scp: ").to_owned()));
+                    }
+                    other => return Err(scp.error(format!("unexpected record byte {other:#04x}"))),
                 }
-                b'T' => {
-                    scp.read_line().await?;
-                    scp.send(&[0]).await?;
-                }
-                b'D' => return Err(scp.error("it is a directory; use a directory download")),
-                1 | 2 => {
-                    let message = scp.read_line().await?;
-                    return Err(scp.error(message.trim_start_matches("scp: ").to_owned()));
-                }
-                other => return Err(scp.error(format!("unexpected record byte {other:#04x}"))),
             }
+            sink.flush()
+                .await
+                .map_err(|e| local_error("write", local_name, e))?;
+            Ok::<(), SshError>(())
         }
-        sink.flush()
-            .await
-            .map_err(|e| local_error("write", local_name, e))?;
-        scp.finish().await
+        .await;
+        scp.conclude(result).await
     }
 
     /// Downloads the tree at `remote_dir`; its top directory lands at
@@ -498,72 +550,76 @@ impl SshSession {
         use std::os::unix::fs::PermissionsExt;
         let command = format!("scp -rvf {}", shell_quote(remote_dir));
         let mut scp = ScpChannel::start(self, &command, remote_dir, Direction::Download).await?;
-        scp.send(&[0]).await?;
-        // The stack of local directories; empty until the top `D` record.
-        let mut stack: Vec<PathBuf> = Vec::new();
-        loop {
-            let kind = scp.read_byte().await?;
-            match kind {
-                b'D' => {
-                    let line = scp.read_line().await?;
-                    let record = parse_record(&line).map_err(|m| scp.error(m))?;
-                    let dir = match stack.last() {
-                        Some(parent) => parent.join(&record.name),
-                        None => local_top.to_path_buf(),
-                    };
-                    tokio::fs::create_dir_all(&dir)
-                        .await
-                        .map_err(|e| local_error("create directory", &dir, e))?;
-                    let perms = std::fs::Permissions::from_mode(record.mode | 0o700);
-                    tokio::fs::set_permissions(&dir, perms)
-                        .await
-                        .map_err(|e| local_error("set permissions of", &dir, e))?;
-                    stack.push(dir);
-                    scp.send(&[0]).await?;
-                }
-                b'E' => {
-                    scp.read_line().await?;
-                    scp.send(&[0]).await?;
-                    stack.pop();
-                    if stack.is_empty() {
-                        break;
+        let result = async {
+            scp.send(&[0]).await?;
+            // The stack of local directories; empty until the top `D` record.
+            let mut stack: Vec<PathBuf> = Vec::new();
+            loop {
+                let kind = scp.read_byte().await?;
+                match kind {
+                    b'D' => {
+                        let line = scp.read_line().await?;
+                        let record = parse_record(&line).map_err(|m| scp.error(m))?;
+                        let dir = match stack.last() {
+                            Some(parent) => parent.join(&record.name),
+                            None => local_top.to_path_buf(),
+                        };
+                        tokio::fs::create_dir_all(&dir)
+                            .await
+                            .map_err(|e| local_error("create directory", &dir, e))?;
+                        let perms = std::fs::Permissions::from_mode(record.mode | 0o700);
+                        tokio::fs::set_permissions(&dir, perms)
+                            .await
+                            .map_err(|e| local_error("set permissions of", &dir, e))?;
+                        stack.push(dir);
+                        scp.send(&[0]).await?;
                     }
+                    b'E' => {
+                        scp.read_line().await?;
+                        scp.send(&[0]).await?;
+                        stack.pop();
+                        if stack.is_empty() {
+                            break;
+                        }
+                    }
+                    b'C' => {
+                        let line = scp.read_line().await?;
+                        let record = parse_record(&line).map_err(|m| scp.error(m))?;
+                        let Some(parent) = stack.last() else {
+                            return Err(scp.error("it is a file, not a directory"));
+                        };
+                        let path = parent.join(&record.name);
+                        let mut file = tokio::fs::File::create(&path)
+                            .await
+                            .map_err(|e| local_error("create", &path, e))?;
+                        scp.send(&[0]).await?;
+                        scp.receive_contents(&mut file, record.size, &path, None)
+                            .await?;
+                        file.flush()
+                            .await
+                            .map_err(|e| local_error("write", &path, e))?;
+                        let perms = std::fs::Permissions::from_mode(record.mode);
+                        tokio::fs::set_permissions(&path, perms)
+                            .await
+                            .map_err(|e| local_error("set permissions of", &path, e))?;
+                        scp.read_ack().await?;
+                        scp.send(&[0]).await?;
+                    }
+                    b'T' => {
+                        scp.read_line().await?;
+                        scp.send(&[0]).await?;
+                    }
+                    1 | 2 => {
+                        let message = scp.read_line().await?;
+                        return Err(scp.error(message.trim_start_matches("scp: ").to_owned()));
+                    }
+                    other => return Err(scp.error(format!("unexpected record byte {other:#04x}"))),
                 }
-                b'C' => {
-                    let line = scp.read_line().await?;
-                    let record = parse_record(&line).map_err(|m| scp.error(m))?;
-                    let Some(parent) = stack.last() else {
-                        return Err(scp.error("it is a file, not a directory"));
-                    };
-                    let path = parent.join(&record.name);
-                    let mut file = tokio::fs::File::create(&path)
-                        .await
-                        .map_err(|e| local_error("create", &path, e))?;
-                    scp.send(&[0]).await?;
-                    scp.receive_contents(&mut file, record.size, &path, None)
-                        .await?;
-                    file.flush()
-                        .await
-                        .map_err(|e| local_error("write", &path, e))?;
-                    let perms = std::fs::Permissions::from_mode(record.mode);
-                    tokio::fs::set_permissions(&path, perms)
-                        .await
-                        .map_err(|e| local_error("set permissions of", &path, e))?;
-                    scp.read_ack().await?;
-                    scp.send(&[0]).await?;
-                }
-                b'T' => {
-                    scp.read_line().await?;
-                    scp.send(&[0]).await?;
-                }
-                1 | 2 => {
-                    let message = scp.read_line().await?;
-                    return Err(scp.error(message.trim_start_matches("scp: ").to_owned()));
-                }
-                other => return Err(scp.error(format!("unexpected record byte {other:#04x}"))),
             }
+            Ok::<(), SshError>(())
         }
-        scp.finish().await
+        .await;
+        scp.conclude(result).await
     }
 }
 

@@ -114,3 +114,491 @@ async fn exec_streams_lines_and_reports_exit_codes_and_signals() {
     assert_eq!(status.to_string(), "killed by signal TERM");
     session.close().await;
 }
+
+#[tokio::test]
+async fn password_and_key_auth_work_against_openssh_and_dropbear() {
+    for kind in [Kind::OpenSsh, Kind::Dropbear] {
+        let Some((fixture, _server)) = servers::start("password_and_key_auth", kind.options())
+        else {
+            return;
+        };
+        let by_key = connect(&key_target(&fixture)).await;
+        assert_eq!(stdout_of(&by_key, "echo key").await, "key\n", "{kind:?}");
+        assert!(
+            by_key.host_key().contains("SHA256:"),
+            "{}",
+            by_key.host_key()
+        );
+        let by_password = connect(&password_target(fixture.port, PASSWORD)).await;
+        assert_eq!(
+            stdout_of(&by_password, "whoami").await,
+            "root\n",
+            "{kind:?}"
+        );
+        // Key first, then the password, when both are given.
+        let both = SshTarget {
+            auth: SshAuth::Both {
+                private_key_file: fixture.client_key.clone(),
+                password: "not-the-password".into(),
+            },
+            ..key_target(&fixture)
+        };
+        assert_eq!(
+            stdout_of(&connect(&both).await, "echo both").await,
+            "both\n"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rsa_keys_use_sha2_signatures() {
+    let Some((fixture, _server)) = servers::start("rsa_keys", Kind::OpenSsh.options()) else {
+        return;
+    };
+    let rsa = fixture.dir.path().join("rsa_key");
+    servers::keygen(&rsa, "rsa");
+    let public = std::fs::read_to_string(rsa.with_extension("pub")).expect("rsa pub");
+    std::fs::write(fixture.dir.path().join("authorized_keys"), public).expect("authorized_keys");
+    let target = SshTarget {
+        auth: SshAuth::PrivateKeyFile(rsa),
+        ..key_target(&fixture)
+    };
+    assert_eq!(
+        stdout_of(&connect(&target).await, "echo rsa").await,
+        "rsa\n"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_fails_after_the_handshake_attempts_naming_user_and_methods() {
+    let Some((fixture, _server)) = servers::start("wrong_password", Kind::OpenSsh.options()) else {
+        return;
+    };
+    let opts = WaitOptions {
+        handshake_attempts: 2,
+        ..quick()
+    };
+    let started = Instant::now();
+    let error = wait_for_ssh(
+        &password_target(fixture.port, "wrong"),
+        &opts,
+        Arc::new(RecordingReporter::new()),
+        "test",
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("a wrong password cannot log in");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(error, SshError::AuthFailed { attempts: 2, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    for needle in [
+        "`root`",
+        "tried password",
+        "publickey",
+        &format!(":{}", fixture.port),
+    ] {
+        assert!(text.contains(needle), "`{needle}` not in: {text}");
+    }
+}
+
+#[tokio::test]
+async fn waiting_succeeds_soon_after_a_late_server_starts_answering() {
+    let Some(fixture) = servers::fixture("late_server", Kind::OpenSsh.options()) else {
+        return;
+    };
+    let reporter = Arc::new(RecordingReporter::new());
+    let target = key_target(&fixture);
+    let waiting = {
+        let reporter = reporter.clone();
+        tokio::spawn(async move {
+            let session = wait_for_ssh(
+                &target,
+                &quick(),
+                reporter,
+                "test",
+                &CancellationToken::new(),
+            )
+            .await?;
+            let status = session.exec("true", |_, _| {}).await?;
+            Ok::<_, SshError>((Instant::now(), status))
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _server = fixture.start();
+    let port = fixture.port;
+    let answering =
+        tokio::task::spawn_blocking(move || servers::wait_listening(port, Duration::from_secs(10)))
+            .await
+            .expect("probe")
+            .expect("the server listens");
+    let (first_command_done, status) = waiting
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", fixture.log()));
+    assert!(status.success());
+    let lag = first_command_done.saturating_duration_since(answering);
+    eprintln!("MEASURE server answering -> first command done: {lag:?}");
+    assert!(lag < Duration::from_secs(1), "{lag:?}");
+    let started = Instant::now();
+    let again = connect(&key_target(&fixture)).await;
+    eprintln!(
+        "MEASURE connect to a running server: {:?}",
+        started.elapsed()
+    );
+    again.close().await;
+    // One status line however many attempts were refused.
+    let waiting_lines = reporter
+        .events()
+        .iter()
+        .filter(
+            |e| matches!(e, Event::Info { message, .. } if message.starts_with("Waiting for SSH")),
+        )
+        .count();
+    assert_eq!(waiting_lines, 1);
+}
+
+#[tokio::test]
+async fn waiting_times_out_when_nothing_listens_and_says_why() {
+    let port = servers::free_port();
+    let opts = WaitOptions {
+        timeout: Duration::from_millis(1500),
+        ..WaitOptions::default()
+    };
+    let started = Instant::now();
+    let error = wait_for_ssh(
+        &password_target(port, "x"),
+        &opts,
+        Arc::new(RecordingReporter::new()),
+        "test",
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("nothing listens");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = error.to_string();
+    assert!(matches!(error, SshError::Timeout { .. }), "{error:?}");
+    assert!(text.contains("after 1.5s"), "{text}");
+    assert!(text.contains("refused"), "{text}");
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_wait() {
+    let port = servers::free_port();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.cancel();
+    });
+    let error = wait_for_ssh(
+        &password_target(port, "x"),
+        &quick(),
+        Arc::new(RecordingReporter::new()),
+        "test",
+        &cancel,
+    )
+    .await
+    .expect_err("cancelled");
+    assert!(matches!(error, SshError::Cancelled { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_missing_private_key_fails_before_waiting() {
+    let target = SshTarget {
+        host: "127.0.0.1".into(),
+        port: servers::free_port(),
+        username: "root".into(),
+        auth: SshAuth::PrivateKeyFile("/nonexistent/kiln-key".into()),
+    };
+    let error = wait_for_ssh(
+        &target,
+        &quick(),
+        Arc::new(RecordingReporter::new()),
+        "test",
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("no key");
+    assert!(matches!(error, SshError::PrivateKey { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("/nonexistent/kiln-key"),
+        "{error}"
+    );
+}
+
+/// A small local tree: `tree/a.txt`, `tree/sub/b.sh` (0755), `tree/sub/deeper/c`.
+fn make_tree(root: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = root.join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).expect("mkdir");
+    std::fs::write(tree.join("a.txt"), "alpha\n").expect("write");
+    std::fs::write(tree.join("sub/b.sh"), "#!/bin/sh\necho b\n").expect("write");
+    std::fs::set_permissions(
+        tree.join("sub/b.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::fs::write(tree.join("sub/deeper/c"), "").expect("write");
+    tree
+}
+
+/// Uploads, directory uploads in both trailing-slash forms, and downloads,
+/// with the transfer method `method`.
+async fn transfers_round_trip(session: &SshSession, work: &Path, remote: &str) {
+    let tree = make_tree(work);
+    stdout_of(session, &format!("rm -rf {remote} && mkdir -p {remote}")).await;
+
+    // A single file, from a path and from a reader.
+    session
+        .upload_file(&tree.join("sub/b.sh"), &format!("{remote}/b.sh"))
+        .await
+        .expect("upload_file");
+    assert_eq!(
+        stdout_of(session, &format!("sh {remote}/b.sh")).await,
+        "b\n"
+    );
+    assert_eq!(
+        stdout_of(session, &format!("stat -c %a {remote}/b.sh")).await,
+        "755\n"
+    );
+    let mut reader: &[u8] = b"from a reader\n";
+    session
+        .upload(&mut reader, 14, &format!("{remote}/r.txt"), 0o600)
+        .await
+        .expect("upload");
+    assert_eq!(
+        stdout_of(
+            session,
+            &format!("cat {remote}/r.txt; stat -c %a {remote}/r.txt")
+        )
+        .await,
+        "from a reader\n600\n"
+    );
+    session
+        .upload_file(&tree.join("a.txt"), &format!("{remote}/into/"))
+        .await
+        .expect_err("the remote directory does not exist");
+    stdout_of(session, &format!("mkdir {remote}/into")).await;
+    session
+        .upload_file(&tree.join("a.txt"), &format!("{remote}/into/"))
+        .await
+        .expect("upload into a directory");
+    assert_eq!(
+        stdout_of(session, &format!("cat {remote}/into/a.txt")).await,
+        "alpha\n"
+    );
+
+    // `tree` copies the directory itself, `tree/` its contents.
+    session
+        .upload_dir(&tree, &format!("{remote}/itself"))
+        .await
+        .expect("upload_dir tree");
+    let contents_src = std::path::PathBuf::from(format!("{}/", tree.display()));
+    session
+        .upload_dir(&contents_src, &format!("{remote}/contents"))
+        .await
+        .expect("upload_dir tree/");
+    let listing = stdout_of(
+        session,
+        &format!("cd {remote} && find itself contents | sort"),
+    )
+    .await;
+    assert_eq!(
+        listing,
+        "contents\ncontents/a.txt\ncontents/sub\ncontents/sub/b.sh\ncontents/sub/deeper\n\
+         contents/sub/deeper/c\nitself\nitself/tree\nitself/tree/a.txt\nitself/tree/sub\n\
+         itself/tree/sub/b.sh\nitself/tree/sub/deeper\nitself/tree/sub/deeper/c\n"
+    );
+
+    // Downloads.
+    let local = work.join("downloaded.sh");
+    session
+        .download(&format!("{remote}/contents/sub/b.sh"), &local)
+        .await
+        .expect("download");
+    assert_eq!(
+        std::fs::read_to_string(&local).expect("read"),
+        "#!/bin/sh\necho b\n"
+    );
+
+    let back = work.join("back");
+    session
+        .download_dir(&format!("{remote}/itself/tree"), &back)
+        .await
+        .expect("download_dir tree");
+    session
+        .download_dir(&format!("{remote}/contents/"), &back.join("flat"))
+        .await
+        .expect("download_dir contents/");
+    assert_eq!(
+        std::fs::read_to_string(back.join("tree/sub/b.sh")).expect("tree/sub/b.sh"),
+        "#!/bin/sh\necho b\n"
+    );
+    assert!(back.join("tree/sub/deeper/c").is_file());
+    assert_eq!(
+        std::fs::read_to_string(back.join("flat/a.txt")).expect("flat/a.txt"),
+        "alpha\n"
+    );
+    assert!(back.join("flat/sub/deeper/c").is_file());
+    let missing = session
+        .download(&format!("{remote}/no-such-file"), &work.join("x"))
+        .await
+        .expect_err("missing remote file");
+    assert!(missing.to_string().contains("no-such-file"), "{missing}");
+}
+
+#[tokio::test]
+async fn scp_uploads_and_downloads_files_and_directories() {
+    for kind in [Kind::OpenSsh, Kind::Dropbear] {
+        let Some((fixture, _server)) = servers::start("scp_transfers", kind.options()) else {
+            return;
+        };
+        let session = connect(&key_target(&fixture)).await;
+        let work = tempfile::tempdir().expect("tmp");
+        let remote = fixture.dir.path().join("remote");
+        transfers_round_trip(&session, work.path(), &remote.display().to_string()).await;
+    }
+}
+
+#[tokio::test]
+async fn sftp_uploads_and_downloads_files_and_directories() {
+    let Some((fixture, _server)) = servers::start("sftp_transfers", Kind::OpenSsh.options()) else {
+        return;
+    };
+    let mut session = connect(&key_target(&fixture)).await;
+    session.set_file_transfer(FileTransfer::Sftp);
+    let work = tempfile::tempdir().expect("tmp");
+    let remote = fixture.dir.path().join("remote");
+    transfers_round_trip(&session, work.path(), &remote.display().to_string()).await;
+}
+
+#[tokio::test]
+async fn sftp_against_a_guest_without_sftp_server_fails_clearly_and_scp_works() {
+    let options = servers::Options {
+        without_sftp_server: true,
+        ..Kind::Dropbear.options()
+    };
+    let Some((fixture, _server)) = servers::start("no_sftp_server", options) else {
+        return;
+    };
+    let mut session = connect(&key_target(&fixture)).await;
+    let remote = format!("{}/up.txt", fixture.dir.path().display());
+    session.set_file_transfer(FileTransfer::Sftp);
+    let started = Instant::now();
+    let error = session
+        .upload(&mut &b"hi\n"[..], 3, &remote, 0o644)
+        .await
+        .expect_err("no sftp server");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(error, SshError::SftpUnavailable { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("\"ssh_file_transfer_method\": \"scp\""),
+        "{error}"
+    );
+
+    session.set_file_transfer(FileTransfer::Scp);
+    session
+        .upload(&mut &b"hi\n"[..], 3, &remote, 0o644)
+        .await
+        .expect("scp works without an sftp server");
+    assert_eq!(stdout_of(&session, &format!("cat {remote}")).await, "hi\n");
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_20_mib_file_round_trips_with_the_same_sha256() {
+    use sha2::{Digest, Sha256};
+    let Some((fixture, _server)) = servers::start("large_file", Kind::OpenSsh.options()) else {
+        return;
+    };
+    let mut session = connect(&key_target(&fixture)).await;
+    let work = tempfile::tempdir().expect("tmp");
+    let data = pseudo_random(20 * 1024 * 1024);
+    let local = work.path().join("big.bin");
+    std::fs::write(&local, &data).expect("write");
+    let expected = Sha256::digest(&data);
+    for method in [FileTransfer::Scp, FileTransfer::Sftp] {
+        session.set_file_transfer(method);
+        let remote = format!("{}/big-{method:?}.bin", fixture.dir.path().display());
+        let started = Instant::now();
+        session.upload_file(&local, &remote).await.expect("upload");
+        let up = started.elapsed();
+        let back = work.path().join(format!("back-{method:?}.bin"));
+        let started = Instant::now();
+        session.download(&remote, &back).await.expect("download");
+        let down = started.elapsed();
+        let mib = data.len() as f64 / (1024.0 * 1024.0);
+        eprintln!(
+            "MEASURE {method:?} 20 MiB: upload {up:?} ({:.0} MiB/s), download {down:?} ({:.0} MiB/s)",
+            mib / up.as_secs_f64(),
+            mib / down.as_secs_f64()
+        );
+        let remote_sum = stdout_of(&session, &format!("sha256sum {remote}")).await;
+        let local_sum: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            remote_sum.starts_with(&local_sum),
+            "{remote_sum} vs {local_sum}"
+        );
+        let round_tripped = std::fs::read(&back).expect("read back");
+        assert_eq!(Sha256::digest(&round_tripped), expected, "{method:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_command_is_reported_as_a_disconnect() {
+    let Some((fixture, _server)) = servers::start("disconnect", Kind::OpenSsh.options()) else {
+        return;
+    };
+    let session = connect(&key_target(&fixture)).await;
+    // The shell's parent is the session's sshd: killing it drops the
+    // connection without an exit status, like a guest rebooting.
+    let (status, lines) = run(
+        &session,
+        "echo before; sleep 0.2; kill -9 $PPID; sleep 5; echo after",
+    )
+    .await;
+    assert_eq!(status, ExitStatus::Disconnected, "{lines:?}");
+    assert_eq!(lines, [(Stream::Stdout, "before".to_owned())]);
+    // Whatever comes next says the connection is gone.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let error = session
+        .exec("true", |_, _| {})
+        .await
+        .expect_err("connection is gone");
+    assert!(
+        matches!(error, SshError::ConnectionLost { .. }),
+        "{error:?}"
+    );
+}

@@ -52,7 +52,6 @@ pub struct Fixture {
 
 pub struct Server {
     child: Child,
-    pub port: u16,
 }
 
 impl Drop for Server {
@@ -261,14 +260,19 @@ impl Fixture {
             .process_group(0)
             .spawn()
             .expect("start the test SSH server");
-        Server {
-            child,
-            port: self.port,
-        }
+        Server { child }
     }
 
     /// What the server printed, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+// A failing test shows what the server said.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test SSH server log:\n{}", self.log());
+        }
     }
 }
