@@ -11,7 +11,8 @@ use crate::support::kiln_bin;
 /// VM tests take turns.
 fn vm_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn repo() -> PathBuf {
@@ -49,7 +50,8 @@ fn tiny_example() -> Workdir {
         for entry in std::fs::read_dir(src.join(sub)).expect("read example") {
             let entry = entry.expect("entry");
             if entry.file_type().expect("type").is_file() {
-                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).expect("copy");
+                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name()))
+                    .expect("copy");
             }
         }
     }
@@ -73,15 +75,23 @@ fn kiln(work: &Workdir, args: &[&str]) -> Command {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// PIDs of QEMU processes whose command line mentions `needle`.
 fn qemu_processes_with(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains("qemu-system") && cmdline.contains(needle) {
             pids.push(pid);
@@ -96,20 +106,30 @@ fn built_image() -> &'static PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let work = tiny_example();
-        let out = kiln(&work, &["build"]).arg("tiny.json").output().expect("kiln runs");
+        let out = kiln(&work, &["build"])
+            .arg("tiny.json")
+            .output()
+            .expect("kiln runs");
         let t = text(&out);
         assert_eq!(out.status.code(), Some(0), "{t}");
         let image = work.dir.path().join("output-tiny/tiny.qcow2");
         assert!(image.is_file(), "{t}");
         // Keep the image past this work directory.
-        let keep = std::env::temp_dir().join(format!("kiln-test-image-{}.qcow2", std::process::id()));
+        let keep =
+            std::env::temp_dir().join(format!("kiln-test-image-{}.qcow2", std::process::id()));
         std::fs::copy(&image, &keep).expect("keep image");
         keep
     })
 }
 
 /// A template that boots an existing image (no ISO) and runs `inline`.
-fn disk_image_template(dir: &Path, image: &Path, vm_name: &str, inline: &[&str], extra: &str) -> PathBuf {
+fn disk_image_template(
+    dir: &Path,
+    image: &Path,
+    vm_name: &str,
+    inline: &[&str],
+    extra: &str,
+) -> PathBuf {
     let inline = serde_json::to_string(inline).expect("json");
     let sum = sha256_of(image);
     let text = format!(
@@ -133,7 +153,10 @@ fn disk_image_template(dir: &Path, image: &Path, vm_name: &str, inline: &[&str],
 fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
     let data = std::fs::read(path).expect("read");
-    sha2::Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -166,7 +189,10 @@ fn tiny_installer_build_produces_an_image_that_boots_alone() {
     assert!(t.contains("hello from qemu"), "{t}");
     assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
     let started_line = t.lines().find(|l| l.contains("QEMU started")).unwrap_or("");
-    assert!(!started_line.contains("media=cdrom"), "the image must boot without the ISO: {started_line}");
+    assert!(
+        !started_line.contains("media=cdrom"),
+        "the image must boot without the ISO: {started_line}"
+    );
     assert!(qemu_processes_with("verify-image").is_empty());
 }
 
@@ -176,11 +202,17 @@ fn existing_output_directory_needs_force() {
     let out_dir = work.dir.path().join("output-tiny");
     std::fs::create_dir_all(&out_dir).expect("mkdir");
     std::fs::write(out_dir.join("precious"), b"keep me").expect("write");
-    let out = kiln(&work, &["build"]).arg("tiny.json").output().expect("kiln runs");
+    let out = kiln(&work, &["build"])
+        .arg("tiny.json")
+        .output()
+        .expect("kiln runs");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("already exists") && t.contains("-force"), "{t}");
-    assert!(out_dir.join("precious").is_file(), "an existing directory must be left alone");
+    assert!(
+        out_dir.join("precious").is_file(),
+        "an existing directory must be left alone"
+    );
 }
 
 #[test]
@@ -196,13 +228,25 @@ fn a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
             "",
         );
     std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
-    let out = kiln(&work, &["build"]).arg("tiny.json").output().expect("kiln runs");
+    let out = kiln(&work, &["build"])
+        .arg("tiny.json")
+        .output()
+        .expect("kiln runs");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("serial console"), "{t}");
-    assert!(t.contains("boot:"), "the serial tail shows the prompt it is stuck at: {t}");
-    assert!(!work.dir.path().join("output-tiny").exists(), "cleanup removes the output directory");
-    assert!(qemu_processes_with("tiny.qcow2").iter().all(|_| false) || qemu_processes_with(&work.dir.path().display().to_string()).is_empty());
+    assert!(
+        t.contains("boot:"),
+        "the serial tail shows the prompt it is stuck at: {t}"
+    );
+    assert!(
+        !work.dir.path().join("output-tiny").exists(),
+        "cleanup removes the output directory"
+    );
+    assert!(
+        qemu_processes_with("tiny.qcow2").iter().all(|_| false)
+            || qemu_processes_with(&work.dir.path().display().to_string()).is_empty()
+    );
 }
 
 #[test]
@@ -210,10 +254,18 @@ fn a_wrong_password_names_the_user_and_methods() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
-    let template = disk_image_template(dir.path(), image, "wrong-password", &["true"], r#", "ssh_handshake_attempts": 2"#)
-        .to_string_lossy()
-        .into_owned();
-    let text_of = std::fs::read_to_string(&template).expect("read").replace("kiln-tiny", "not-the-password");
+    let template = disk_image_template(
+        dir.path(),
+        image,
+        "wrong-password",
+        &["true"],
+        r#", "ssh_handshake_attempts": 2"#,
+    )
+    .to_string_lossy()
+    .into_owned();
+    let text_of = std::fs::read_to_string(&template)
+        .expect("read")
+        .replace("kiln-tiny", "not-the-password");
     std::fs::write(&template, text_of).expect("write");
     let out = Command::new(kiln_bin())
         .current_dir(dir.path())
@@ -233,7 +285,13 @@ fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
     let image = built_image();
     for (flag, kept) in [("-on-error=cleanup", false), ("-on-error=abort", true)] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let template = disk_image_template(dir.path(), image, "failing-provisioner", &["echo about to fail", "exit 1"], "");
+        let template = disk_image_template(
+            dir.path(),
+            image,
+            "failing-provisioner",
+            &["echo about to fail", "exit 1"],
+            "",
+        );
         let out = Command::new(kiln_bin())
             .current_dir(dir.path())
             .env("KILN_CACHE_DIR", dir.path().join("cache"))
@@ -246,14 +304,21 @@ fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
         assert!(t.contains("about to fail"), "streamed output: {t}");
         assert!(t.contains("exited with status 1"), "{t}");
         assert_eq!(dir.path().join("output-qemu").exists(), kept, "{flag}: {t}");
-        assert!(qemu_processes_with("failing-provisioner").is_empty(), "{flag}: the VM must be killed");
+        assert!(
+            qemu_processes_with("failing-provisioner").is_empty(),
+            "{flag}: the VM must be killed"
+        );
     }
 }
 
 /// Starts a build, waits for `marker` in its output, sends SIGINT.
 fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Duration) {
     use std::io::{BufRead, BufReader};
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kiln runs");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
     let stderr = child.stderr.take().expect("stderr");
     let mut seen = String::new();
     for line in BufReader::new(stderr).lines() {
@@ -269,9 +334,15 @@ fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Durati
     let pid = i32::try_from(child.id()).expect("pid");
     let sent = Instant::now();
     // SAFETY-free: the kill(1) command delivers the signal.
-    Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
     let out = child.wait_with_output().expect("kiln exits");
-    assert!(qemu_processes_with(name).is_empty(), "no qemu may survive an interrupted build:\n{seen}");
+    assert!(
+        qemu_processes_with(name).is_empty(),
+        "no qemu may survive an interrupted build:\n{seen}"
+    );
     (out, sent.elapsed())
 }
 
@@ -279,14 +350,32 @@ fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Durati
 fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
     let _vm = vm_lock();
     let image = built_image();
-    for (marker, vm_name) in [("Waiting for SSH", "sigint-boot"), ("sleeping now", "sigint-provision")] {
+    for (marker, vm_name) in [
+        ("Waiting for SSH", "sigint-boot"),
+        ("sleeping now", "sigint-provision"),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let template = disk_image_template(dir.path(), image, vm_name, &["echo sleeping now", "sleep 120"], "");
+        let template = disk_image_template(
+            dir.path(),
+            image,
+            vm_name,
+            &["echo sleeping now", "sleep 120"],
+            "",
+        );
         let mut cmd = Command::new(kiln_bin());
-        cmd.current_dir(dir.path()).env("KILN_CACHE_DIR", dir.path().join("cache")).arg("build").arg(&template);
+        cmd.current_dir(dir.path())
+            .env("KILN_CACHE_DIR", dir.path().join("cache"))
+            .arg("build")
+            .arg(&template);
         let (out, took) = interrupt_when(cmd, marker, vm_name);
         assert_ne!(out.status.code(), Some(0), "{marker}");
-        assert!(took < Duration::from_secs(20), "cleanup after Ctrl-C took {took:?}");
-        assert!(!dir.path().join("output-qemu").exists(), "{marker}: the output directory is removed");
+        assert!(
+            took < Duration::from_secs(20),
+            "cleanup after Ctrl-C took {took:?}"
+        );
+        assert!(
+            !dir.path().join("output-qemu").exists(),
+            "{marker}: the output directory is removed"
+        );
     }
 }
