@@ -60,7 +60,7 @@ pub async fn run(
     );
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
-        Box::new(step_output_dir::StepOutputDir),
+        Box::new(step_output_dir::StepOutputDir::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),
         Box::new(step_forward_ssh::StepForwardSsh),

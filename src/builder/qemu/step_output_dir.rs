@@ -5,7 +5,12 @@ use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError,
 
 use super::{QemuState, fail};
 
-pub struct StepOutputDir;
+/// Remembers whether it made the directory: a directory that was there
+/// before (and refused) is never removed by the cleanup.
+#[derive(Default)]
+pub struct StepOutputDir {
+    created: bool,
+}
 
 impl Step<QemuState> for StepOutputDir {
     fn name(&self) -> &'static str {
@@ -31,6 +36,7 @@ impl Step<QemuState> for StepOutputDir {
             }
             std::fs::create_dir_all(&dir)
                 .map_err(|e| fail(format!("cannot create {}", dir.display()), e))?;
+            self.created = true;
             Ok(())
         })
     }
@@ -42,7 +48,7 @@ impl Step<QemuState> for StepOutputDir {
         outcome: Outcome,
     ) -> CleanupFuture<'a> {
         Box::pin(async move {
-            if outcome.is_success() {
+            if outcome.is_success() || !self.created {
                 return;
             }
             let dir = &state.output_dir;
