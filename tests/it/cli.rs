@@ -55,3 +55,39 @@ fn bad_flag_values_exit_1_without_panicking() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn every_shipped_example_validates() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).expect("examples/") {
+        let dir = entry.expect("entry").path();
+        for file in std::fs::read_dir(&dir).expect("example dir") {
+            let path = file.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            if !name.ends_with(".json") || name == "variables.json" {
+                continue;
+            }
+            let mut args = vec!["validate".to_owned()];
+            if dir.join("variables.json").is_file() {
+                args.push("-var-file=variables.json".into());
+            }
+            if name == "tiny.json" {
+                // Its ISO is built by scripts/build-tiny-installer; any path will do here.
+                args.extend(["-var=iso_url=tiny.iso".into(), format!("-var=iso_checksum=sha256:{}", "0".repeat(64))]);
+            }
+            args.push(name.clone());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run_in(&dir, &args);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} examples found");
+}
