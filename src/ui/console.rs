@@ -156,6 +156,30 @@ impl Reporter for ConsoleReporter {
         self.line(build, "ui", message);
     }
 
+    fn progress_items(
+        &self,
+        build: &str,
+        label: &str,
+        total: u64,
+        unit: &str,
+    ) -> Box<dyn Progress> {
+        if !(self.is_terminal && self.options.mode == OutputMode::Human) {
+            // Without a terminal the start and end lines say enough.
+            return Box::new(QuietProgress);
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        let template = format!("{{prefix}}{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit}");
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        if !build.is_empty() {
+            bar.set_prefix(format!("{build}: "));
+        }
+        bar.set_message(self.mask.mask(label));
+        Box::new(TerminalProgress { bar })
+    }
+
     fn progress(&self, build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress> {
         let label = self.mask.mask(label);
         if self.is_terminal && self.options.mode == OutputMode::Human {
@@ -191,6 +215,14 @@ impl Reporter for ConsoleReporter {
             })
         }
     }
+}
+
+struct QuietProgress;
+
+impl Progress for QuietProgress {
+    fn set_position(&self, _position: u64) {}
+    fn set_total(&self, _total: u64) {}
+    fn finish(&self, _message: &str) {}
 }
 
 struct TerminalProgress {

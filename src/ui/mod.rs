@@ -37,6 +37,16 @@ pub trait Reporter: Send + Sync {
     }
     /// Start a progress display for `label` of `total` bytes (None when unknown).
     fn progress(&self, build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress>;
+    /// Start a progress display counting `total` things (key events, files).
+    fn progress_items(
+        &self,
+        build: &str,
+        label: &str,
+        total: u64,
+        _unit: &str,
+    ) -> Box<dyn Progress> {
+        self.progress(build, label, Some(total))
+    }
 }
 
 /// One recorded event, for tests.

@@ -72,8 +72,14 @@ impl Step<QemuState> for StepTypeBootCommand {
                 &ctx.build,
                 &format!("Typing the boot command ({keys} key events)"),
             );
+            let progress = ctx.reporter.progress_items(
+                &ctx.build,
+                "Typing the boot command",
+                actions.len() as u64,
+                "key events",
+            );
             let started = Instant::now();
-            for action in &actions {
+            for (done, action) in actions.iter().enumerate() {
                 match action {
                     Action::Wait(d) => tokio::time::sleep(*d).await,
                     other => {
@@ -88,8 +94,10 @@ impl Step<QemuState> for StepTypeBootCommand {
                         tokio::time::sleep(interval).await;
                     }
                 }
+                progress.set_position(done as u64 + 1);
             }
             let took = started.elapsed().as_secs_f64();
+            progress.finish(&format!("typed in {took:.1}s"));
             ctx.reporter.info(
                 &ctx.build,
                 &format!("Typed {keys} key events in {took:.1}s"),
