@@ -530,3 +530,44 @@ pub fn output_directory(f: &mut Fields<'_>) -> PathBuf {
             .unwrap_or(default),
     )
 }
+
+/// The host side of the SSH forward (`host_port_min`/`max`,
+/// `skip_nat_mapping`), with Packer's old `ssh_host_port_*` spellings.
+#[derive(Debug, Clone, Copy)]
+pub struct HostPortConfig {
+    pub min: u16,
+    pub max: u16,
+    pub skip_nat_mapping: bool,
+}
+
+impl HostPortConfig {
+    pub fn decode(f: &mut Fields<'_>) -> Self {
+        let old_min = f
+            .renamed("ssh_host_port_min", "host_port_min")
+            .and_then(|n| f.string_from("ssh_host_port_min", n));
+        let old_max = f
+            .renamed("ssh_host_port_max", "host_port_max")
+            .and_then(|n| f.string_from("ssh_host_port_max", n));
+        let min = f
+            .u64_in("host_port_min", 1, 65535)
+            .or_else(|| old_min.and_then(|s| s.parse().ok()))
+            .unwrap_or(2222) as u16;
+        let max = f
+            .u64_in("host_port_max", 1, 65535)
+            .or_else(|| old_max.and_then(|s| s.parse().ok()))
+            .unwrap_or(4444) as u16;
+        let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(false);
+        if min > max {
+            let span = f.span_of("host_port_min").unwrap_or_default();
+            f.error_at(
+                span,
+                format!("host_port_min ({min}) is greater than host_port_max ({max})"),
+            );
+        }
+        Self {
+            min,
+            max,
+            skip_nat_mapping,
+        }
+    }
+}

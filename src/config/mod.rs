@@ -179,6 +179,23 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
     out
 }
 
+/// Reports a plugin type kiln does not implement; true when it is supported.
+fn is_supported(
+    kind: &str,
+    supported: &[&str],
+    ctx: &DecodeContext<'_>,
+    section: &Section,
+    diags: &mut Diagnostics,
+) -> bool {
+    if supported.contains(&section.type_name.as_str()) {
+        return true;
+    }
+    let (msg, hint) = unsupported_type(kind, &section.type_name, supported);
+    let location = ctx.template.location(section.type_span);
+    diags.error(section.path.clone(), msg, location).hint = Some(hint);
+    false
+}
+
 fn unsupported_type(kind: &str, name: &str, supported: &[&str]) -> (String, String) {
     let hint = match did_you_mean(name, supported.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
@@ -198,15 +215,7 @@ fn decode_builder(
     section: &Section,
     diags: &mut Diagnostics,
 ) -> Option<BuilderConfig> {
-    if !BUILDER_TYPES.contains(&section.type_name.as_str()) {
-        let (msg, hint) = unsupported_type("builder", &section.type_name, BUILDER_TYPES);
-        diags
-            .error(
-                section.path.clone(),
-                msg,
-                ctx.template.location(section.type_span),
-            )
-            .hint = Some(hint);
+    if !is_supported("builder", BUILDER_TYPES, ctx, section, diags) {
         return None;
     }
     let mut f = Fields::new(ctx, section.path.clone(), &section.body, diags);
@@ -355,15 +364,7 @@ fn provisioner_for_build(
     names: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<Provisioner> {
-    if !PROVISIONER_TYPES.contains(&section.type_name.as_str()) {
-        let (msg, hint) = unsupported_type("provisioner", &section.type_name, PROVISIONER_TYPES);
-        diags
-            .error(
-                section.path.clone(),
-                msg,
-                ctx.template.location(section.type_span),
-            )
-            .hint = Some(hint);
+    if !is_supported("provisioner", PROVISIONER_TYPES, ctx, section, diags) {
         return None;
     }
     let applies = applies_to(ctx, section, names, diags);
@@ -393,16 +394,7 @@ fn post_processor_for_build(
     names: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<PostProcessor> {
-    if !POST_PROCESSOR_TYPES.contains(&section.type_name.as_str()) {
-        let (msg, hint) =
-            unsupported_type("post-processor", &section.type_name, POST_PROCESSOR_TYPES);
-        diags
-            .error(
-                section.path.clone(),
-                msg,
-                ctx.template.location(section.type_span),
-            )
-            .hint = Some(hint);
+    if !is_supported("post-processor", POST_PROCESSOR_TYPES, ctx, section, diags) {
         return None;
     }
     let applies = applies_to(ctx, section, names, diags);

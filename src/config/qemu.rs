@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::common::{
-    BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory,
+    BootConfig, Communicator, HostPortConfig, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig,
+    output_directory,
 };
 use super::decode::{Deferred, Fields};
 
@@ -253,21 +254,9 @@ impl QemuConfig {
             .string("firmware")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        let ssh_min_old = f
-            .renamed("ssh_host_port_min", "host_port_min")
-            .and_then(|n| f.string_from("ssh_host_port_min", n));
-        let ssh_max_old = f
-            .renamed("ssh_host_port_max", "host_port_max")
-            .and_then(|n| f.string_from("ssh_host_port_max", n));
-        let host_port_min = f
-            .u64_in("host_port_min", 1, 65535)
-            .or_else(|| ssh_min_old.and_then(|s| s.parse().ok()))
-            .unwrap_or(2222) as u16;
-        let host_port_max = f
-            .u64_in("host_port_max", 1, 65535)
-            .or_else(|| ssh_max_old.and_then(|s| s.parse().ok()))
-            .unwrap_or(4444) as u16;
-        let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(false);
+        let host_ports = HostPortConfig::decode(f);
+        let (host_port_min, host_port_max) = (host_ports.min, host_ports.max);
+        let skip_nat_mapping = host_ports.skip_nat_mapping;
         let vnc_bind_address = f
             .string("vnc_bind_address")
             .filter(|s| !s.is_empty())
@@ -291,10 +280,6 @@ impl QemuConfig {
             "kiln uses local files in place and verifies cached downloads",
         );
 
-        if host_port_min > host_port_max {
-            let span = f.span_of("host_port_min").unwrap_or_default();
-            f.error_at(span, format!("host_port_min ({host_port_min}) is greater than host_port_max ({host_port_max})"));
-        }
         if vnc_port_min > vnc_port_max {
             let span = f.span_of("vnc_port_min").unwrap_or_default();
             f.error_at(

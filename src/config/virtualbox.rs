@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::common::{
-    BootConfig, Communicator, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig, output_directory,
+    BootConfig, Communicator, HostPortConfig, HttpConfig, IsoConfig, MediaConfig, ShutdownConfig,
+    output_directory,
 };
 use super::decode::{Deferred, Fields};
 
@@ -193,27 +194,15 @@ impl VirtualBoxIsoConfig {
             _ => ExportFormat::Ovf,
         };
         let export_opts = f.string_list("export_opts").unwrap_or_default();
-        let min_old = f
-            .renamed("ssh_host_port_min", "host_port_min")
-            .and_then(|n| f.string_from("ssh_host_port_min", n));
-        let max_old = f
-            .renamed("ssh_host_port_max", "host_port_max")
-            .and_then(|n| f.string_from("ssh_host_port_max", n));
-        let host_port_min = f
-            .u64_in("host_port_min", 1, 65535)
-            .or_else(|| min_old.and_then(|s| s.parse().ok()))
-            .unwrap_or(2222) as u16;
-        let host_port_max = f
-            .u64_in("host_port_max", 1, 65535)
-            .or_else(|| max_old.and_then(|s| s.parse().ok()))
-            .unwrap_or(4444) as u16;
+        let host_ports = HostPortConfig::decode(f);
+        let (host_port_min, host_port_max) = (host_ports.min, host_ports.max);
         let skip_old = f
             .renamed("ssh_skip_nat_mapping", "skip_nat_mapping")
             .is_some_and(|n| {
                 matches!(n.value, crate::template::json::Value::Bool(true))
                     || n.as_str() == Some("true")
             });
-        let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(skip_old);
+        let skip_nat_mapping = host_ports.skip_nat_mapping || skip_old;
         let vrdp_bind_address = f
             .string("vrdp_bind_address")
             .filter(|s| !s.is_empty())
@@ -221,10 +210,6 @@ impl VirtualBoxIsoConfig {
         let vrdp_port_min = f.u64_in("vrdp_port_min", 1, 65535).unwrap_or(5900) as u16;
         let vrdp_port_max = f.u64_in("vrdp_port_max", 1, 65535).unwrap_or(6000) as u16;
 
-        if host_port_min > host_port_max {
-            let span = f.span_of("host_port_min").unwrap_or_default();
-            f.error_at(span, format!("host_port_min ({host_port_min}) is greater than host_port_max ({host_port_max})"));
-        }
         if matches!(communicator, Some(Communicator::None)) {
             if guest_additions_mode == GuestAdditionsMode::Upload && f.has("guest_additions_mode") {
                 let span = f.span_of("guest_additions_mode").unwrap_or_default();

@@ -45,6 +45,15 @@ impl CommonState {
     pub fn http_port(&self) -> Option<u16> {
         self.http.as_ref().map(HttpServer::port)
     }
+
+    /// `{{ .HTTPIP }}` and `{{ .HTTPPort }}` for templates rendered at build time.
+    pub fn http_data(&self) -> std::collections::BTreeMap<String, String> {
+        let port = self.http_port().map(|p| p.to_string()).unwrap_or_default();
+        [("HTTPIP", self.http_ip.clone()), ("HTTPPort", port)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+    }
 }
 
 /// What the shared steps need from a builder's state.

@@ -1,7 +1,6 @@
 //! Chooses the accelerator (probing KVM for real), builds the qemu-system
 //! command line, starts QEMU as an owned process and connects to QMP.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
@@ -90,16 +89,7 @@ fn command(
         .map(|d| d.path().join("qmp.sock"));
     cmd.serial_log = state.common.serial_log.clone();
 
-    let mut data = BTreeMap::new();
-    data.insert("HTTPIP".to_owned(), state.common.http_ip.clone());
-    data.insert(
-        "HTTPPort".to_owned(),
-        state
-            .common
-            .http_port()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-    );
+    let mut data = state.common.http_data();
     data.insert(
         "HTTPDir".to_owned(),
         c.http

@@ -1,6 +1,5 @@
 //! Waits `boot_wait`, then types `boot_command` through QMP.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::bootcmd::{self, Action};
@@ -40,16 +39,7 @@ impl Step<QemuState> for StepTypeBootCommand {
                     .info(&ctx.build, &format!("Waiting {wait:?} for the VM to boot"));
                 tokio::time::sleep(wait).await;
             }
-            let mut data = BTreeMap::new();
-            data.insert("HTTPIP".to_owned(), state.common.http_ip.clone());
-            data.insert(
-                "HTTPPort".to_owned(),
-                state
-                    .common
-                    .http_port()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
-            );
+            let mut data = state.common.http_data();
             data.insert("Name".to_owned(), state.config.vm_name.clone());
             data.insert("SSHPublicKey".to_owned(), String::new());
             data.insert("SSHPrivateKey".to_owned(), String::new());
