@@ -29,6 +29,14 @@ fn child_fetch() {
         return;
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Die on SIGINT like an unhandled Ctrl-C even when the test runner was
+    // started with SIGINT ignored (a background job of a script inherits
+    // that, and so would this child).
+    rt.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
     let src = IsoSource::new(vec![url], ChecksumSpec::parse(&sum).expect("checksum"));
     let _ = rt.block_on(IsoCache::at(cache).get_or_fetch(
         &src,
