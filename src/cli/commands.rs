@@ -20,7 +20,6 @@ struct Checked {
     template: Template,
     vars: ResolvedVariables,
     prepared: Prepared,
-    diags: Diagnostics,
 }
 
 fn env_lookup(name: &str) -> Option<String> {
@@ -89,7 +88,6 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
         template,
         vars,
         prepared,
-        diags,
     })
 }
 
@@ -160,7 +158,6 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
     match check(&args.template, &args.variables, &args.selection) {
         Some(c) => {
             let n = c.prepared.builds.len();
-            let _ = (&c.template, &c.vars, &c.diags);
             println!(
                 "Template validated successfully ({n} build{}).",
                 if n == 1 { "" } else { "s" }
