@@ -49,6 +49,13 @@ pub fn export_ova(
     let names = PackageNames::new(spec)?;
     let out_name = output_name(out)?;
     let staging = staging_dir(out, &out_name)?;
+    reporter.info(
+        build,
+        &format!(
+            "converting {} to a streamOptimized VMDK",
+            source_disk.display()
+        ),
+    );
     let vmdk = convert_disk(img, source_disk, staging.path(), &names.disk, out, cancel)?;
     let disk = disk_ref(&vmdk, &names.disk, spec)?;
     let ovf = write_ovf(spec, &disk);
@@ -99,6 +106,13 @@ pub fn export_ovf(
     let names = PackageNames::new(spec)?;
     let out_name = output_name(out_dir)?;
     let staging = staging_dir(out_dir, &out_name)?;
+    reporter.info(
+        build,
+        &format!(
+            "converting {} to a streamOptimized VMDK",
+            source_disk.display()
+        ),
+    );
     let vmdk = convert_disk(
         img,
         source_disk,
