@@ -55,6 +55,7 @@ for round in 1 2; do
     BARE=$SECS
     run "kiln export_ova (#$round)" "$BENCH" "$WORK/src.qcow2" "$WORK/out.ova"
     KILN=$SECS
+    sed 's/^/  /' "$WORK/err"
     printf '  -> kiln / qemu-img = %.3f\n' "$(echo "$KILN / $BARE" | bc -l)"
 done
 printf 'sizes: vmdk %s bytes, ova %s bytes\n' \

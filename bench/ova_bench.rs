@@ -2,10 +2,14 @@
 //! script can time it against the bare qemu-img convert it wraps.
 //!
 //! usage: ova_bench SOURCE_DISK OUT.ova
+//!
+//! Prints to stderr how long the pack took after qemu-img finished: the
+//! copy-and-hash into the tar, then the fsync before the rename.
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use kiln::artifact::ovf::{OsType, OvfSpec, export_ova};
 use kiln::hypervisor::qemu::{QemuImg, QemuImgCli};
@@ -13,12 +17,35 @@ use kiln::ui::{Progress, Reporter};
 use tokio_util::sync::CancellationToken;
 
 struct Quiet;
-struct NoProgress;
 
-impl Progress for NoProgress {
-    fn set_position(&self, _: u64) {}
+/// Times the pack: from its start to the last byte copied, then to the end.
+struct PackTimer {
+    started: Instant,
+    total: u64,
+    copied: Mutex<Option<Instant>>,
+}
+
+impl Progress for PackTimer {
+    fn set_position(&self, position: u64) {
+        if position >= self.total {
+            let mut copied = self.copied.lock().unwrap_or_else(|e| e.into_inner());
+            copied.get_or_insert_with(Instant::now);
+        }
+    }
     fn set_total(&self, _: u64) {}
-    fn finish(&self, _: &str) {}
+    fn finish(&self, _: &str) {
+        let end = Instant::now();
+        let copied = self
+            .copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(end);
+        eprintln!(
+            "pack: copy+hash {:.2} s, manifest+fsync {:.2} s",
+            (copied - self.started).as_secs_f64(),
+            (end - copied).as_secs_f64()
+        );
+    }
 }
 
 impl Reporter for Quiet {
@@ -28,8 +55,12 @@ impl Reporter for Quiet {
         eprintln!("warning: {m}");
     }
     fn info(&self, _: &str, _: &str) {}
-    fn progress(&self, _: &str, _: &str, _: Option<u64>) -> Box<dyn Progress> {
-        Box::new(NoProgress)
+    fn progress(&self, _: &str, _: &str, total: Option<u64>) -> Box<dyn Progress> {
+        Box::new(PackTimer {
+            started: Instant::now(),
+            total: total.unwrap_or(0),
+            copied: Mutex::new(None),
+        })
     }
 }
 
