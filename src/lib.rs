@@ -4,6 +4,7 @@
 //! spans, variables are resolved, every section is decoded into typed
 //! configuration (all errors collected), and builds are planned and run.
 
+pub mod artifact;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;

@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod http;
+mod ova;
 mod qemu;
 mod ssh;
 mod support;

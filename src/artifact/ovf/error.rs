@@ -1,0 +1,53 @@
+//! What can go wrong while exporting an OVF package; every variant names
+//! the file or command involved.
+
+use std::path::PathBuf;
+
+use crate::hypervisor::qemu::QemuImgError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OvaError {
+    #[error("`{name}` cannot name a file in an OVF package: {reason}")]
+    BadFileName { name: String, reason: &'static str },
+    #[error("the output path {} has no file name", path.display())]
+    BadOutput { path: PathBuf },
+    #[error("could not create a staging directory in {}", dir.display())]
+    Staging {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not convert {} to a streamOptimized VMDK", source_disk.display())]
+    Convert {
+        source_disk: PathBuf,
+        #[source]
+        source: QemuImgError,
+    },
+    #[error("could not read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} changed while it was packed ({expected} bytes expected, {actual} read)", path.display())]
+    SizeChanged {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("could not move the finished package from {} to {}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the export to {} was cancelled", out.display())]
+    Cancelled { out: PathBuf },
+}
