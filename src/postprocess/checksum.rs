@@ -210,9 +210,9 @@ pub(super) async fn run(
 }
 
 /// Progress of one file within the whole artifact.
-struct Offset {
-    base: u64,
-    inner: Arc<dyn crate::ui::Progress>,
+pub(super) struct Offset {
+    pub(super) base: u64,
+    pub(super) inner: Arc<dyn crate::ui::Progress>,
 }
 
 impl crate::ui::Progress for Offset {

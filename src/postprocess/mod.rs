@@ -34,7 +34,7 @@ use crate::template::interp::{Context, InterpError};
 use crate::ui::Reporter;
 
 pub use checksum::checksum_line;
-pub use compress::Format as CompressFormat;
+pub use compress::{Codec, Entry, Format, pack};
 pub use manifest::{Manifest, ManifestBuild, ManifestFile};
 
 /// What post-processors know about the build and run they belong to.
