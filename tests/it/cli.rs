@@ -64,7 +64,11 @@ fn every_shipped_example_validates() {
         let dir = entry.expect("entry").path();
         for file in std::fs::read_dir(&dir).expect("example dir") {
             let path = file.expect("entry").path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
             if !name.ends_with(".json") || name == "variables.json" {
                 continue;
             }
@@ -74,7 +78,10 @@ fn every_shipped_example_validates() {
             }
             if name == "tiny.json" {
                 // Its ISO is built by scripts/build-tiny-installer; any path will do here.
-                args.extend(["-var=iso_url=tiny.iso".into(), format!("-var=iso_checksum=sha256:{}", "0".repeat(64))]);
+                args.extend([
+                    "-var=iso_url=tiny.iso".into(),
+                    format!("-var=iso_checksum=sha256:{}", "0".repeat(64)),
+                ]);
             }
             args.push(name.clone());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();

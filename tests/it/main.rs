@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod http;
+mod postprocess;
 mod qemu;
 mod ssh;
 mod support;
