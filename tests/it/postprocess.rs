@@ -295,7 +295,7 @@ async fn keep_input_artifact_follows_packer() {
         .await
         .expect_err("two files into .gz");
     assert!(
-        format!("{:?}", err).contains("can only compress 1 file"),
+        format!("{err:?}").contains("can only compress 1 file"),
         "{err:?}"
     );
     assert!(two.files.iter().all(|f| f.exists()));
