@@ -193,6 +193,13 @@ pub fn pack(
     if cancel.is_cancelled() {
         return Err(PostProcessError::Cancelled);
     }
+    // Temporary files are created 0600; the result is an ordinary file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).map_err(
+            PostProcessError::io("cannot set permissions on", tmp.path()),
+        )?;
+    }
     tmp.persist(output).map_err(|e| PostProcessError::Io {
         what: "cannot rename the finished file to",
         path: output.to_owned(),

@@ -242,6 +242,18 @@ async fn compress_then_checksum_deletes_only_what_packer_deletes() {
     assert!(input.files.iter().all(|f| !f.exists()));
     assert!(!dir.path().join("output-vm").exists());
     let tarball = dir.path().join("vm.tar.gz");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tarball)
+            .expect("archive")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "an ordinary file, not a private temporary"
+        );
+    }
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].files, vec![tarball.clone()]);
     assert_eq!(out[1].files, vec![dir.path().join("vm.sha256")]);
