@@ -216,7 +216,7 @@ pub async fn run_chains(
                 Err(e) => {
                     // The failed step's input and the builder's artifact stay.
                     keep_original = true;
-                    if index > 0 {
+                    if index > 0 && !same_artifact(&prior, &artifact) {
                         results.push(prior.clone());
                     }
                     errors.push(e);

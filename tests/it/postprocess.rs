@@ -313,6 +313,20 @@ async fn keep_input_artifact_follows_packer() {
     assert!(two.files.iter().all(|f| f.exists()));
     assert!(!dir.path().join("two.gz").exists());
 
+    // After a pass-through step (manifest forces keep) the next step's
+    // input is still the builder's artifact, so it is kept, and listed once.
+    let four = artifact(dir.path(), &[("w", b"4")]);
+    let chain = chains(
+        dir.path(),
+        r#"[[{"type": "manifest", "output": "m.json"}, {"type": "compress", "output": "w.gz"}]]"#,
+    );
+    let out = run_chains(&chain, four.clone(), &ctx(dir.path()))
+        .await
+        .expect("chain runs");
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].files, four.files);
+    assert!(four.files[0].exists());
+
     // A not-kept intermediate is deleted: compress → compress.
     let three = artifact(dir.path(), &[("z", b"3")]);
     let chain = chains(
