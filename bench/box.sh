@@ -9,6 +9,12 @@
 #   bench/box.sh               (builds the box_bench example in release mode)
 #   SIZE_MIB=512 bench/box.sh  for a quicker run;  LEVEL=6 is the default
 #   DISK=some.qcow2 bench/box.sh  to pack an existing image
+#
+# Last run (2 shared cores, load average ~2.5 from other jobs, release,
+# 2 GiB qcow2 = 1.79 GiB of /usr data, level 6):
+#   kiln 28.6 s wall / 29.2 s CPU, 722.5 MiB, peak RSS 14.7 MiB
+#   tar -czf 70.3 s / 69.7 s CPU, 717.4 MiB; pigz 40.9 s / 59.6 s CPU, 716.7 MiB
+#   -> 2.46x tar -czf, 1.43x pigz, +0.7% / +0.8% size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
