@@ -14,6 +14,7 @@ pub mod config;
 pub mod http;
 pub mod hypervisor;
 pub mod iso;
+pub mod postprocess;
 pub mod provision;
 pub mod template;
 pub mod ui;

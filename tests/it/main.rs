@@ -4,6 +4,7 @@ mod cache;
 mod cli;
 mod http;
 mod ova;
+mod postprocess;
 mod qemu;
 mod ssh;
 mod support;

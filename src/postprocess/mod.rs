@@ -1,0 +1,394 @@
+//! Post-processors at run time: each chain of the template starts from the
+//! builder's artifact and hands every step the previous step's artifact,
+//! deleting inputs that are not kept, exactly as Packer's core does.
+//!
+//! Keep rules (Packer's `build.go`): every post-processor returns a default
+//! "keep my input" and whether that default is forced. `keep_input_artifact`
+//! overrides the default unless the default is a forced `true`
+//! (checksum, manifest and shell-local force it; vagrant forces it only for
+//! cloud providers). A step's input is deleted after the step succeeds
+//! unless kept; the builder's artifact is deleted once every chain has run
+//! unless the first step of some chain keeps it or there are no chains.
+//! One difference from Packer, on purpose: when any step fails, the
+//! builder's artifact and the failed step's input are never deleted, so a
+//! failure never costs the user the image they just built.
+
+mod checksum;
+mod compress;
+mod manifest;
+pub mod pgzip;
+mod shell_local;
+mod vagrant;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::build::artifact::Artifact;
+use crate::config::decode::Deferred;
+use crate::config::post_processor::{PostProcessor, PostProcessorKind};
+use crate::template::interp::{Context, InterpError};
+use crate::ui::Reporter;
+
+pub use checksum::checksum_line;
+pub use compress::{Codec, Entry, Format, pack};
+pub use manifest::{Manifest, ManifestBuild, ManifestFile};
+
+/// What post-processors know about the build and run they belong to.
+#[derive(Clone)]
+pub struct PostProcessContext {
+    pub build_name: String,
+    pub build_type: String,
+    pub user_vars: BTreeMap<String, String>,
+    pub template_dir: PathBuf,
+    /// Relative outputs are resolved against this directory, as Packer
+    /// resolves them against its working directory.
+    pub pwd: PathBuf,
+    pub init_time: SystemTime,
+    /// `packer_run_uuid` in the manifest.
+    pub run_uuid: String,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: CancellationToken,
+}
+
+impl PostProcessContext {
+    /// Renders an output template with this place's fields (`.BuildName`,
+    /// `.Provider`, …) and resolves a relative result against `pwd`.
+    fn render_path(
+        &self,
+        key: &str,
+        deferred: &Deferred,
+        data: &BTreeMap<String, String>,
+    ) -> Result<PathBuf, PostProcessError> {
+        let text = self.render(key, deferred.source(), deferred, data)?;
+        Ok(self.resolve(Path::new(&text)))
+    }
+
+    fn render(
+        &self,
+        key: &str,
+        source: &str,
+        deferred: &Deferred,
+        data: &BTreeMap<String, String>,
+    ) -> Result<String, PostProcessError> {
+        deferred
+            .template
+            .render(&self.interp_context(data))
+            .map_err(|e| PostProcessError::Render {
+                key: key.to_owned(),
+                text: source.to_owned(),
+                source: e,
+            })
+    }
+
+    fn interp_context<'a>(&'a self, data: &'a BTreeMap<String, String>) -> Context<'a> {
+        Context {
+            user_vars: &self.user_vars,
+            env: None,
+            build_name: Some(&self.build_name),
+            build_type: Some(&self.build_type),
+            template_dir: &self.template_dir,
+            pwd: &self.pwd,
+            init_time: self.init_time,
+            data,
+            build_values: None,
+            packer_version: crate::PACKER_COMPAT_VERSION,
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.pwd.join(path)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostProcessError {
+    #[error("post-processor {path} ({type_name})")]
+    Step {
+        path: String,
+        type_name: String,
+        #[source]
+        source: Box<PostProcessError>,
+    },
+    #[error("{key}: cannot render `{text}`")]
+    Render {
+        key: String,
+        text: String,
+        #[source]
+        source: InterpError,
+    },
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("shell-local failed")]
+    ShellLocal(#[source] crate::provision::ProvisionError),
+    #[error("manifest {}: existing file is not a Packer manifest", path.display())]
+    ManifestParse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl PostProcessError {
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| Self::Io { what, path, source }
+    }
+
+    /// True when the error (or its cause) is a cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Self::Cancelled => true,
+            Self::Step { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
+    }
+}
+
+/// What one post-processor returned: its artifact and Packer's
+/// `(keep, mustKeep)` pair for its input.
+struct StepOutput {
+    artifact: Artifact,
+    keep_default: bool,
+    force_keep: bool,
+}
+
+/// Packer's rule: the user's `keep_input_artifact` wins unless the
+/// post-processor's default is a forced `true`.
+pub fn effective_keep(user: Option<bool>, keep_default: bool, force_keep: bool) -> bool {
+    match user {
+        Some(false) if keep_default && force_keep => true,
+        Some(user) => user,
+        None => keep_default,
+    }
+}
+
+/// Runs every chain on the builder's artifact and returns the artifacts
+/// left at the end, the builder's first when it is kept (Packer's order).
+/// Every chain runs even when one fails; the first failure is returned and
+/// the others are reported as warnings.
+pub async fn run_chains(
+    chains: &[Vec<PostProcessor>],
+    artifact: Artifact,
+    ctx: &PostProcessContext,
+) -> Result<Vec<Artifact>, PostProcessError> {
+    let mut keep_original = chains.iter().all(Vec::is_empty);
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for chain in chains {
+        if ctx.cancel.is_cancelled() {
+            errors.push(PostProcessError::Cancelled);
+            break;
+        }
+        let mut prior = artifact.clone();
+        let mut failed = false;
+        for (index, pp) in chain.iter().enumerate() {
+            let label = format!("post-processor {} ({})", pp.path, pp.type_name);
+            ctx.reporter.step_started(&ctx.build_name, &label);
+            let started = std::time::Instant::now();
+            let out = run_one(pp, &prior, ctx)
+                .await
+                .map_err(|e| PostProcessError::Step {
+                    path: pp.path.clone(),
+                    type_name: pp.type_name.clone(),
+                    source: Box::new(e),
+                });
+            ctx.reporter
+                .step_finished(&ctx.build_name, &label, started.elapsed(), out.is_ok());
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    // The failed step's input and the builder's artifact stay.
+                    keep_original = true;
+                    if index > 0 && !same_artifact(&prior, &artifact) {
+                        results.push(prior.clone());
+                    }
+                    errors.push(e);
+                    failed = true;
+                    break;
+                }
+            };
+            let keep = effective_keep(pp.keep_input_artifact, out.keep_default, out.force_keep);
+            let passthrough = same_artifact(&out.artifact, &prior);
+            // After a pass-through first step (manifest, shell-local) the
+            // input is still the builder's artifact: the same rule applies.
+            if index == 0 || same_artifact(&prior, &artifact) {
+                keep_original |= keep || passthrough;
+            } else if keep {
+                if !passthrough {
+                    results.push(prior.clone());
+                }
+            } else if !passthrough {
+                destroy(&prior, ctx);
+            }
+            prior = out.artifact;
+        }
+        if !failed && !chain.is_empty() && !(same_artifact(&prior, &artifact)) {
+            results.push(prior);
+        }
+    }
+    if keep_original {
+        results.insert(0, artifact);
+    } else {
+        destroy(&artifact, ctx);
+    }
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        None => Ok(results),
+        Some(first) => {
+            for other in errors {
+                ctx.reporter
+                    .warn(&ctx.build_name, &error_chain(&other).replace('\n', ": "));
+            }
+            Err(first)
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push('\n');
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Manifest and shell-local hand their input on unchanged: it must be
+/// neither deleted nor listed twice.
+fn same_artifact(a: &Artifact, b: &Artifact) -> bool {
+    a.builder_id == b.builder_id && a.files == b.files && a.id == b.id
+}
+
+async fn run_one(
+    pp: &PostProcessor,
+    input: &Artifact,
+    ctx: &PostProcessContext,
+) -> Result<StepOutput, PostProcessError> {
+    match &pp.kind {
+        PostProcessorKind::Checksum(c) => checksum::run(c, input, ctx).await,
+        PostProcessorKind::Manifest(c) => manifest::run(c, input, ctx).await,
+        PostProcessorKind::Compress(c) => compress::run(c, input, ctx).await,
+        PostProcessorKind::Vagrant(c) => vagrant::run(c, input, ctx).await,
+        PostProcessorKind::ShellLocal(c) => shell_local::run(c, input, ctx).await,
+    }
+}
+
+/// Deletes an artifact that is not kept: its files, then their directory
+/// when that is left empty (the builder's output directory). Failures are
+/// warnings, as in Packer: the build itself succeeded.
+fn destroy(artifact: &Artifact, ctx: &PostProcessContext) {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for file in &artifact.files {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => ctx.reporter.warn(
+                &ctx.build_name,
+                &format!("cannot delete input artifact file {}: {e}", file.display()),
+            ),
+        }
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+            && !dirs.iter().any(|d| d == parent)
+        {
+            dirs.push(parent.to_owned());
+        }
+    }
+    for dir in dirs {
+        if dir != ctx.pwd {
+            // Only succeeds when empty: never removes anything else.
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    ctx.reporter.info(
+        &ctx.build_name,
+        &format!("Deleted input artifact {}", artifact.id),
+    );
+}
+
+/// Runs blocking work (hashing, packing) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PostProcessError> + Send + 'static,
+) -> Result<T, PostProcessError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        PostProcessError::Unsupported(format!("a post-processor task ended abnormally: {e}"))
+    })?
+}
+
+/// A reader that reports progress and stops when the build is cancelled.
+struct WatchedReader<R> {
+    inner: R,
+    cancel: CancellationToken,
+    progress: Arc<dyn crate::ui::Progress>,
+    position: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for WatchedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(cancelled_io());
+        }
+        let n = self.inner.read(buf)?;
+        self.position += n as u64;
+        self.progress.set_position(self.position);
+        Ok(n)
+    }
+}
+
+/// The io::Error a cancelled read or write returns (not `Interrupted`,
+/// which `read_exact`/`write_all` retry).
+fn cancelled_io() -> std::io::Error {
+    std::io::Error::other("interrupted")
+}
+
+/// Maps an I/O failure to `Cancelled` when the build was cancelled.
+fn io_or_cancel(
+    cancel: &CancellationToken,
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> PostProcessError {
+    let cancelled = cancel.clone();
+    let path = path.to_owned();
+    move |source| {
+        if cancelled.is_cancelled() {
+            PostProcessError::Cancelled
+        } else {
+            PostProcessError::Io { what, path, source }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_follows_packer() {
+        // No user setting: the post-processor's default.
+        assert!(!effective_keep(None, false, false));
+        assert!(effective_keep(None, true, true));
+        // The user overrides an unforced default either way.
+        assert!(effective_keep(Some(true), false, false));
+        assert!(!effective_keep(Some(false), true, false));
+        // A forced keep ignores keep_input_artifact: false.
+        assert!(effective_keep(Some(false), true, true));
+    }
+}

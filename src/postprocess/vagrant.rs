@@ -1,0 +1,323 @@
+//! `vagrant`: a Vagrant box (a `.tar.gz` with `metadata.json`, a
+//! `Vagrantfile` and the provider's disk files) from a builder's artifact.
+//!
+//! - libvirt, from a qcow2 (`transcend.qemu`): `box.img`, `metadata.json`
+//!   with the disk's virtual size in GiB (rounded up, read from the qcow2
+//!   header), a Vagrantfile setting the libvirt driver and, when the
+//!   artifact knows them, cpus and memory.
+//! - virtualbox, from an OVF and its disks (`mitchellh.virtualbox`, or any
+//!   artifact with a `.ovf`): the OVF as `box.ovf` (Vagrant looks for that
+//!   name), the disks under their own names (the OVF refers to them), and
+//!   `config.vm.base_mac` from the OVF's first NIC. An OVF manifest (`.mf`)
+//!   is left out: it names the OVF's old file name, so it would no longer
+//!   verify.
+//!
+//! The box is streamed straight from the artifact's files into a parallel
+//! gzip ([`super::pgzip`]) under a temporary name beside the output and
+//! renamed when complete; a failure or interruption leaves nothing.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::compress::{self, Codec, Entry, Format};
+use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
+use crate::build::artifact::Artifact;
+use crate::config::post_processor::VagrantConfig;
+
+pub const BUILDER_ID: &str = "mitchellh.post-processor.vagrant";
+
+/// Providers whose boxes only point at a cloud image: Packer always keeps
+/// their input, or the box would be useless.
+const CLOUD_PROVIDERS: &[&str] = &["aws", "azure", "digitalocean", "google", "scaleway"];
+
+const GIB: u64 = 1 << 30;
+
+/// The provider for an artifact, as Packer maps builder ids to providers.
+pub fn provider_for(input: &Artifact, over: Option<&str>) -> Result<String, PostProcessError> {
+    if let Some(p) = over {
+        return Ok(p.to_owned());
+    }
+    let has_ext = |ext: &str| {
+        input
+            .files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)))
+    };
+    match input.builder_id {
+        "transcend.qemu" => Ok("libvirt".into()),
+        "mitchellh.virtualbox" => Ok("virtualbox".into()),
+        _ if has_ext("ovf") || has_ext("ova") => Ok("virtualbox".into()),
+        _ if has_ext("qcow2") => Ok("libvirt".into()),
+        other => Err(PostProcessError::Unsupported(format!(
+            "vagrant: no Vagrant provider for artifacts of `{other}`; set provider_override"
+        ))),
+    }
+}
+
+/// What a box holds besides `metadata.json`, plus its Vagrantfile part.
+struct BoxPlan {
+    entries: Vec<Entry>,
+    metadata: serde_json::Value,
+    vagrantfile: String,
+}
+
+fn libvirt_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
+    let disk = input
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case("qcow2")))
+        .or_else(|| input.files.iter().find(|f| qcow2_virtual_size(f).is_ok()))
+        .ok_or_else(|| {
+            PostProcessError::Unsupported(
+                "vagrant (libvirt): the artifact has no qcow2 disk; set \"format\": \"qcow2\" in the builder"
+                    .into(),
+            )
+        })?;
+    let bytes = qcow2_virtual_size(disk)?;
+    let gib = bytes.div_ceil(GIB).max(1);
+    let driver = match input.metadata.get("accelerator").map(String::as_str) {
+        Some("tcg") | Some("none") => "qemu",
+        _ => "kvm",
+    };
+    let mut settings = format!("    libvirt.driver = \"{driver}\"\n");
+    if let Some(cpus) = number(input, "cpus") {
+        settings.push_str(&format!("    libvirt.cpus = {cpus}\n"));
+    }
+    if let Some(mem) = number(input, "memory_mib") {
+        settings.push_str(&format!("    libvirt.memory = {mem}\n"));
+    }
+    Ok(BoxPlan {
+        entries: vec![Entry::File {
+            name: "box.img".into(),
+            path: disk.clone(),
+        }],
+        metadata: serde_json::json!({
+            "provider": "libvirt",
+            "format": "qcow2",
+            "virtual_size": gib,
+        }),
+        vagrantfile: format!(
+            "Vagrant.configure(\"2\") do |config|\n  config.vm.provider :libvirt do |libvirt|\n{settings}  end\nend\n"
+        ),
+    })
+}
+
+/// A metadata value, only when it is a plain number (it goes into Ruby).
+fn number(input: &Artifact, key: &str) -> Option<u64> {
+    input.metadata.get(key).and_then(|v| v.trim().parse().ok())
+}
+
+/// The virtual size in the qcow2 header (big-endian u64 at byte 24).
+pub fn qcow2_virtual_size(path: &Path) -> Result<u64, PostProcessError> {
+    let mut header = [0u8; 32];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .map_err(PostProcessError::io(
+            "cannot read the qcow2 header of",
+            path,
+        ))?;
+    if &header[..4] != b"QFI\xfb" {
+        return Err(PostProcessError::Unsupported(format!(
+            "vagrant (libvirt): {} is not a qcow2 image",
+            path.display()
+        )));
+    }
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&header[24..32]);
+    Ok(u64::from_be_bytes(size))
+}
+
+fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
+    let is = |f: &Path, ext: &str| f.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
+    if input.files.iter().any(|f| is(f, "ova")) {
+        return Err(PostProcessError::Unsupported(
+            "vagrant (virtualbox): OVA artifacts are not supported yet; export as OVF (\"format\": \"ovf\")"
+                .into(),
+        ));
+    }
+    let ovfs: Vec<&PathBuf> = input.files.iter().filter(|f| is(f, "ovf")).collect();
+    let [ovf] = ovfs.as_slice() else {
+        return Err(PostProcessError::Unsupported(format!(
+            "vagrant (virtualbox): the artifact needs exactly one .ovf file, it has {}",
+            ovfs.len()
+        )));
+    };
+    let text = std::fs::read_to_string(ovf).map_err(PostProcessError::io("cannot read", ovf))?;
+    let mut entries = vec![Entry::File {
+        name: "box.ovf".into(),
+        path: (*ovf).clone(),
+    }];
+    for f in input.files.iter().filter(|f| !is(f, "ovf") && !is(f, "mf")) {
+        entries.push(Entry::File {
+            name: base_name(f),
+            path: f.clone(),
+        });
+    }
+    let mac = base_mac(&text)
+        .map(|m| format!("  config.vm.base_mac = \"{m}\"\n"))
+        .unwrap_or_default();
+    Ok(BoxPlan {
+        entries,
+        metadata: serde_json::json!({ "provider": "virtualbox" }),
+        vagrantfile: format!("Vagrant.configure(\"2\") do |config|\n{mac}end\n"),
+    })
+}
+
+/// The first `MACAddress="…"` in an OVF (VirtualBox's own section), as
+/// Packer reads it: twelve hex digits.
+pub fn base_mac(ovf: &str) -> Option<String> {
+    let key = "MACAddress=\"";
+    let mut rest = ovf;
+    while let Some(at) = rest.find(key) {
+        let value = &rest[at + key.len()..];
+        let end = value.find('"')?;
+        let mac: String = value[..end].chars().filter(|c| *c != ':').collect();
+        if mac.len() == 12 && mac.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some(mac.to_ascii_uppercase());
+        }
+        rest = &value[end..];
+    }
+    None
+}
+
+fn base_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Packer's box Vagrantfile: the provider's part, then the template's.
+fn box_vagrantfile(provider_part: &str, custom: &str) -> String {
+    format!(
+        "# The contents below were provided by the kiln Vagrant post-processor\n{provider_part}\n# The contents below (if any) are custom contents provided by the\n# template during image build.\n{custom}\n"
+    )
+}
+
+pub(super) async fn run(
+    c: &VagrantConfig,
+    input: &Artifact,
+    ctx: &PostProcessContext,
+) -> Result<StepOutput, PostProcessError> {
+    let provider = provider_for(input, c.provider_override.as_deref())?;
+    let mut data = BTreeMap::new();
+    data.insert("BuildName".to_owned(), ctx.build_name.clone());
+    data.insert("Provider".to_owned(), provider.clone());
+    data.insert("ArtifactId".to_owned(), input.id.clone());
+    let output = ctx.render_path("output", &c.output, &data)?;
+    let plan = match provider.as_str() {
+        "libvirt" => libvirt_plan(input)?,
+        "virtualbox" => virtualbox_plan(input)?,
+        other => {
+            return Err(PostProcessError::Unsupported(format!(
+                "vagrant: kiln cannot make `{other}` boxes yet (libvirt and virtualbox only)"
+            )));
+        }
+    };
+    let custom = match &c.vagrantfile_template {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(PostProcessError::io("cannot read", path))?;
+            let source = path.display().to_string();
+            let template =
+                crate::template::interp::parse(&text).map_err(|e| PostProcessError::Render {
+                    key: "vagrantfile_template".into(),
+                    text: source.clone(),
+                    source: e,
+                })?;
+            template
+                .render(&ctx.interp_context(&data))
+                .map_err(|e| PostProcessError::Render {
+                    key: "vagrantfile_template".into(),
+                    text: source,
+                    source: e,
+                })?
+        }
+        None => String::new(),
+    };
+    let mut entries = plan.entries;
+    for extra in &c.include {
+        entries.push(Entry::File {
+            name: base_name(extra),
+            path: extra.clone(),
+        });
+    }
+    let metadata = serde_json::to_vec_pretty(&plan.metadata)
+        .map_err(|e| PostProcessError::Unsupported(format!("metadata.json: {e}")))?;
+    entries.push(Entry::Bytes {
+        name: "metadata.json".into(),
+        data: metadata,
+    });
+    entries.push(Entry::Bytes {
+        name: "Vagrantfile".into(),
+        data: box_vagrantfile(&plan.vagrantfile, &custom).into_bytes(),
+    });
+    ctx.reporter.info(
+        &ctx.build_name,
+        &format!("Creating a {provider} Vagrant box at {}", output.display()),
+    );
+    let level = c.compression_level.unwrap_or(compress::DEFAULT_LEVEL);
+    let progress: Arc<dyn crate::ui::Progress> = Arc::from(ctx.reporter.progress(
+        &ctx.build_name,
+        "box",
+        Some(compress::total_size(&entries)),
+    ));
+    let cancel = ctx.cancel.clone();
+    let out = output.clone();
+    let bar = progress.clone();
+    let mtime = ctx.init_time;
+    let format = Format {
+        tar: true,
+        codec: Codec::Gzip,
+    };
+    blocking(move || compress::pack(&entries, &out, format, level, mtime, &cancel, &bar)).await?;
+    progress.finish("packed");
+    let cloud = CLOUD_PROVIDERS.contains(&provider.as_str());
+    let mut metadata = BTreeMap::new();
+    metadata.insert("provider".to_owned(), provider.clone());
+    Ok(StepOutput {
+        artifact: Artifact {
+            builder_id: BUILDER_ID,
+            build_name: input.build_name.clone(),
+            build_type: input.build_type.clone(),
+            files: vec![output],
+            id: provider,
+            metadata,
+        },
+        keep_default: cloud,
+        force_keep: cloud,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_mac_is_read_from_the_ovf() {
+        let ovf = r#"<Network><Adapter slot="0" enabled="true" MACAddress="080027AbCdEf" type="82540EM"/>"#;
+        assert_eq!(base_mac(ovf).as_deref(), Some("080027ABCDEF"));
+        assert_eq!(base_mac("<Envelope/>"), None);
+    }
+
+    #[test]
+    fn provider_follows_the_builder() {
+        let a = |id: &'static str, file: &str| Artifact {
+            builder_id: id,
+            build_name: "b".into(),
+            build_type: "t".into(),
+            files: vec![PathBuf::from(file)],
+            id: String::new(),
+            metadata: BTreeMap::new(),
+        };
+        let p = |a: &Artifact| provider_for(a, None).ok();
+        assert_eq!(p(&a("transcend.qemu", "x")).as_deref(), Some("libvirt"));
+        assert_eq!(
+            p(&a("mitchellh.virtualbox", "x")).as_deref(),
+            Some("virtualbox")
+        );
+        assert_eq!(p(&a("other", "vm.ovf")).as_deref(), Some("virtualbox"));
+        assert_eq!(p(&a("other", "x.raw")), None);
+    }
+}
