@@ -7,4 +7,5 @@ mod qemu;
 mod ssh;
 mod support;
 mod templates;
+mod virtualbox;
 mod vm;
