@@ -46,6 +46,12 @@ pub enum VBoxError {
     },
     #[error("VirtualBox has no VM named {name:?}: {stderr}")]
     UnknownVm { name: String, stderr: String },
+    #[error(
+        "VirtualBox is installed but not set up: `VBoxManage --version` says {output:?}; \
+         load its kernel module (vboxdrv), for example by reinstalling VirtualBox or running \
+         `/sbin/vboxconfig`"
+    )]
+    NotSetUp { output: String },
     #[error("could not understand the output of `{command}`: {output:?}")]
     BadOutput { command: String, output: String },
 }
@@ -249,8 +255,15 @@ pub trait VBoxManage: Send + Sync {
         self.run(command.args())
     }
 
+    /// The version; like Packer, an error when VBoxManage warns that the
+    /// vboxdrv kernel module is missing, since no VM would start.
     fn version(&self) -> Result<VBoxVersion, VBoxError> {
         let out = self.run(&["--version".into()])?;
+        if out.contains("vboxdrv") {
+            return Err(VBoxError::NotSetUp {
+                output: out.trim().to_owned(),
+            });
+        }
         parse_version(&out).ok_or(VBoxError::BadOutput {
             command: "VBoxManage --version".into(),
             output: out,
@@ -397,13 +410,44 @@ mod tests {
             (7, 0, 20, Some(163906))
         );
         assert_eq!(v.number(), "7.0.20");
-        let v = parse_version(
-            "WARNING: The vboxdrv kernel module is not loaded.\n6.1.38_Ubuntur153438\n",
-        )
-        .expect("parses");
+        let v =
+            parse_version("WARNING: running as root is not recommended.\n6.1.38_Ubuntur153438\n")
+                .expect("parses");
         assert_eq!((v.number(), v.revision), ("6.1.38".into(), Some(153438)));
         assert_eq!(parse_version("7.1.4\n").expect("parses").revision, None);
         assert!(parse_version("no version here").is_none());
+    }
+
+    /// A VBoxManage that prints `stdout` whatever it is asked.
+    struct Canned(&'static str);
+
+    impl VBoxManage for Canned {
+        fn run(&self, _: &[OsString]) -> Result<String, VBoxError> {
+            Ok(self.0.to_owned())
+        }
+    }
+
+    #[test]
+    fn missing_kernel_module_is_an_error() {
+        let warned = Canned(
+            "WARNING: The vboxdrv kernel module is not loaded. Either there is no module\n\
+             available for the current kernel or it failed to load.\n7.0.20r163906\n",
+        );
+        let err = warned.version().expect_err("not set up");
+        assert!(matches!(err, VBoxError::NotSetUp { .. }), "{err:?}");
+        assert!(err.to_string().contains("vboxconfig"), "{err}");
+        assert_eq!(
+            Canned("7.0.20r163906\n").version().expect("ok").number(),
+            "7.0.20"
+        );
+    }
+
+    #[test]
+    fn state_from_showvminfo() {
+        let vm = Canned("name=\"x\"\nVMState=\"paused\"\n");
+        assert_eq!(vm.vm_state("x").expect("state"), VmState::Paused);
+        let err = Canned("name=\"x\"\n").vm_state("x").expect_err("no state");
+        assert!(matches!(err, VBoxError::BadOutput { .. }), "{err:?}");
     }
 
     #[test]
