@@ -448,3 +448,26 @@ pub fn controlvm(home: &Path, rest: &[String]) -> Result<(), Fail> {
         other => Err(Fail::syntax(&format!("Invalid parameter '{other}'"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::scancode_events;
+
+    #[test]
+    fn set1_codes_become_qemu_key_numbers() {
+        // Shift down, 'a', shift up; then right ctrl (E0 1D) and up arrow (E0 48).
+        let events = scancode_events(&[0x2a, 0x1e, 0x9e, 0xaa, 0xe0, 0x1d, 0xe0, 0x9d, 0xe0, 0x48]);
+        assert_eq!(
+            events,
+            [
+                (0x2a, true),
+                (0x1e, true),
+                (0x1e, false),
+                (0x2a, false),
+                (0x9d, true),
+                (0x9d, false),
+                (0xc8, true),
+            ]
+        );
+    }
+}

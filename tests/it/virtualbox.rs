@@ -414,3 +414,62 @@ fn boot_command_typed_as_scancodes_starts_the_tiny_installer() {
     assert!(!vm_dir.exists());
     assert!(iso.exists());
 }
+
+#[test]
+fn sata_disk_and_dvd_as_kiln_builds_them() {
+    let vbox = FakeVbox::new();
+    let name = "sata";
+    let iso = vbox.path("boot.iso");
+    std::fs::write(&iso, vec![0u8; 4096]).expect("iso");
+    let disk = DiskSpec {
+        bus: StorageBus::Sata,
+        iso_bus: StorageBus::Sata,
+        sata_port_count: 2,
+        nonrotational: true,
+        discard: true,
+        ..disk_spec(vbox.path("sata.vdi"))
+    };
+    let vm = VmSpec {
+        firmware: "efi".into(),
+        chipset: "ich9".into(),
+        nic_type: Some("virtio".into()),
+        gfx_controller: Some("vmsvga".into()),
+        gfx_vram_mib: Some(16),
+        usb: true,
+        ..vm_spec(name)
+    };
+    let boot_iso = IsoAttachment::boot_iso(disk.iso_bus);
+    let mut commands = vm.create_commands();
+    commands.extend(disk.create_commands(name));
+    commands.push(boot_iso.attach(name, &iso));
+    vbox.run_all(&commands);
+
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["firmware"], "EFI");
+    assert_eq!(info["chipset"], "ich9");
+    assert_eq!(info["nictype1"], "virtio");
+    assert_eq!(info["graphicscontroller"], "vmsvga");
+    assert_eq!(info["storagecontrollername1"], "SATA Controller");
+    assert_eq!(info["storagecontrollerportcount1"], "2");
+    assert_eq!(info["SATA Controller-0-0"], disk.path.to_string_lossy());
+    assert_eq!(info["SATA Controller-nonrotational-0-0"], "on");
+    assert_eq!(info["SATA Controller-1-0"], iso.to_string_lossy());
+
+    vbox.run_all(&[boot_iso.detach(name)]);
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["SATA Controller-1-0"], "none");
+
+    // A port the controller does not have is refused, as VirtualBox does.
+    let beyond = IsoAttachment {
+        port: 5,
+        ..boot_iso.clone()
+    };
+    let err = vbox
+        .cli
+        .run_command(&beyond.attach(name, &iso))
+        .expect_err("no port 5");
+    assert!(
+        err.stderr().is_some_and(|s| s.contains("out of range")),
+        "{err}"
+    );
+}
