@@ -46,7 +46,7 @@ fn alive(pid: u32, vm: &Vm) -> bool {
         .rsplit_once(')')
         .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let sock = qmp_socket(vm).to_string_lossy().into_owned();
+    let sock = qemu_opt(&qmp_socket(vm));
     !zombie && String::from_utf8_lossy(&cmdline).contains(&sock)
 }
 
@@ -56,6 +56,11 @@ pub fn refresh_state(vm: &mut Vm) {
         vm.pid = None;
         vm.state_change_time = machine::timestamp_now();
     }
+}
+
+/// A path inside a qemu option value: commas doubled.
+fn qemu_opt(path: &Path) -> String {
+    path.to_string_lossy().replace(',', ",,")
 }
 
 fn nic_model(nictype: &str) -> &'static str {
@@ -104,7 +109,7 @@ fn qemu_args(vm: &Vm, media: &[machine::Medium]) -> Result<Vec<String>, Fail> {
         "-pidfile",
         &format!("{dir}/qemu.pid"),
         "-qmp",
-        &format!("unix:{},server=on,wait=off", qmp_socket(vm).display()),
+        &format!("unix:{},server=on,wait=off", qemu_opt(&qmp_socket(vm))),
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -125,11 +130,11 @@ fn qemu_args(vm: &Vm, media: &[machine::Medium]) -> Result<Vec<String>, Fail> {
             "-drive".into(),
             format!("if=pflash,format=raw,readonly=on,file={code}"),
             "-drive".into(),
-            format!("if=pflash,format=raw,file={}", nvram.display()),
+            format!("if=pflash,format=raw,file={}", qemu_opt(&nvram)),
         ]);
     }
     match (&vm.uart1, &vm.uartmode1_file) {
-        (Some(_), Some(file)) => a.extend(["-serial".into(), format!("file:{}", file.display())]),
+        (Some(_), Some(file)) => a.extend(["-serial".into(), format!("file:{}", qemu_opt(file))]),
         (Some(_), None) => a.extend(["-serial".into(), "null".into()]),
         (None, _) => {}
     }
@@ -210,7 +215,7 @@ fn storage_args(vm: &Vm, media: &[machine::Medium], a: &mut Vec<String>) -> Resu
             };
             if let Some(path) = &at.medium {
                 let qcow2 = media.iter().any(|m| &m.path == path && m.qcow2);
-                let mut drive = format!("if=none,id=d{k}x{n},file={}", path.display());
+                let mut drive = format!("if=none,id=d{k}x{n},file={}", qemu_opt(path));
                 if qcow2 {
                     drive.push_str(",format=qcow2");
                 } else if !hdd {
