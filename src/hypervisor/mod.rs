@@ -4,3 +4,4 @@
 //! (ISO, HTTP, boot command, SSH) never import from here, builders compose them.
 
 pub mod qemu;
+pub mod virtualbox;

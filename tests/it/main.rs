@@ -9,4 +9,5 @@ mod qemu;
 mod ssh;
 mod support;
 mod templates;
+mod virtualbox;
 mod vm;

@@ -1,0 +1,572 @@
+//! The VBoxManage commands of a `virtualbox-iso` build, built in order from
+//! typed descriptions (golden-tested in `tests.rs`).
+//!
+//! The order and spelling follow Packer's VirtualBox builder, so a template
+//! gives the VM Packer would have made: create and configure the VM, create
+//! and attach the disk, attach the ISO, NAT and the SSH forward, the user's
+//! `vboxmanage` rows, start, type the boot command; after provisioning:
+//! shut down, detach the ISO, `vboxmanage_post`, drop the forward, export,
+//! unregister.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::bootcmd::Action;
+use crate::bootcmd::scancode::{self, VboxStep};
+use crate::config::decode::Deferred;
+use crate::config::virtualbox::{ExportFormat, VirtualBoxIsoConfig};
+
+use super::driver::VBOXMANAGE;
+
+/// The name Packer gives the SSH forwarding rule; kept so that templates'
+/// `vboxmanage_post` rows that delete it still work.
+pub const SSH_RULE_NAME: &str = "packercomm";
+
+/// One `VBoxManage` invocation's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VBoxCommand(Vec<OsString>);
+
+impl VBoxCommand {
+    fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Self(args.into_iter().map(Into::into).collect())
+    }
+
+    /// A command given verbatim (a rendered `vboxmanage` row).
+    pub fn verbatim(args: Vec<String>) -> Self {
+        Self::new(args)
+    }
+
+    pub fn args(&self) -> &[OsString] {
+        &self.0
+    }
+
+    fn push(&mut self, arg: impl Into<OsString>) -> &mut Self {
+        self.0.push(arg.into());
+        self
+    }
+}
+
+/// `VBoxManage ARGS…` shell-quoted, for logs and golden tests.
+impl std::fmt::Display for VBoxCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::hypervisor::qemu::display_command(
+            VBOXMANAGE.as_ref(),
+            &self.0,
+        ))
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// The VM itself: what `createvm` and the `modifyvm` calls after it set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    pub name: String,
+    /// `guest_os_type`, a VirtualBox OS type id (`Debian_64`, `Other`).
+    pub os_type: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub usb: bool,
+    /// `sound`: `none`, or an audio driver (`pulse`, `alsa`, `dsound`, …).
+    pub audio: String,
+    /// `piix3` or `ich9`.
+    pub chipset: String,
+    /// `bios` or `efi`.
+    pub firmware: String,
+    /// `nic_type` of the first NIC; VirtualBox's default when absent.
+    pub nic_type: Option<String>,
+    pub gfx_controller: Option<String>,
+    pub gfx_vram_mib: Option<u64>,
+}
+
+impl VmSpec {
+    pub fn from_config(c: &VirtualBoxIsoConfig) -> Self {
+        Self {
+            name: c.vm_name.clone(),
+            os_type: c.guest_os_type.clone(),
+            cpus: c.cpus,
+            memory_mib: c.memory_mib,
+            usb: c.usb,
+            audio: c.sound.clone(),
+            chipset: c.chipset.clone(),
+            firmware: c.firmware.clone(),
+            nic_type: c.nic_type.clone(),
+            gfx_controller: c.gfx_controller.clone(),
+            gfx_vram_mib: c.gfx_vram_size,
+        }
+    }
+
+    /// `createvm` then one `modifyvm` per setting (as Packer does: an error
+    /// then names the one setting VirtualBox refused). Boot order: disk,
+    /// then DVD, so the installed system boots once the installer is done.
+    pub fn create_commands(&self) -> Vec<VBoxCommand> {
+        let n = self.name.as_str();
+        let mut out = vec![
+            VBoxCommand::new([
+                "createvm",
+                "--name",
+                n,
+                "--ostype",
+                &self.os_type,
+                "--register",
+            ]),
+            VBoxCommand::new([
+                "modifyvm", n, "--boot1", "disk", "--boot2", "dvd", "--boot3", "none", "--boot4",
+                "none",
+            ]),
+            VBoxCommand::new(["modifyvm", n, "--cpus", &self.cpus.to_string()]),
+            VBoxCommand::new(["modifyvm", n, "--memory", &self.memory_mib.to_string()]),
+            VBoxCommand::new(["modifyvm", n, "--usb", on_off(self.usb)]),
+        ];
+        if self.audio.eq_ignore_ascii_case("none") {
+            out.push(VBoxCommand::new(["modifyvm", n, "--audio", "none"]));
+        } else {
+            out.push(VBoxCommand::new([
+                "modifyvm",
+                n,
+                "--audio",
+                &self.audio,
+                "--audioin",
+                "on",
+                "--audioout",
+                "on",
+            ]));
+        }
+        out.push(VBoxCommand::new([
+            "modifyvm",
+            n,
+            "--chipset",
+            &self.chipset,
+        ]));
+        out.push(VBoxCommand::new([
+            "modifyvm",
+            n,
+            "--firmware",
+            &self.firmware,
+        ]));
+        if let Some(nic) = &self.nic_type {
+            out.push(VBoxCommand::new(["modifyvm", n, "--nictype1", nic]));
+        }
+        if self.gfx_controller.is_some() || self.gfx_vram_mib.is_some() {
+            let mut c = VBoxCommand::new(["modifyvm", n]);
+            if let Some(g) = &self.gfx_controller {
+                c.push("--graphicscontroller").push(g);
+            }
+            if let Some(v) = self.gfx_vram_mib {
+                c.push("--vram").push(v.to_string());
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+/// A storage controller kind (`hard_drive_interface`, `iso_interface`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBus {
+    Ide,
+    Sata,
+    /// LsiLogic SCSI.
+    Scsi,
+    /// NVMe (`pcie`; kiln also accepts `nvme`).
+    Pcie,
+    /// virtio-scsi.
+    Virtio,
+}
+
+impl StorageBus {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ide" => Self::Ide,
+            "sata" => Self::Sata,
+            "scsi" => Self::Scsi,
+            "pcie" | "nvme" => Self::Pcie,
+            "virtio" => Self::Virtio,
+            _ => return None,
+        })
+    }
+
+    /// The controller's name in the VM, as Packer names it.
+    pub fn controller_name(self) -> &'static str {
+        match self {
+            Self::Ide => "IDE Controller",
+            Self::Sata => "SATA Controller",
+            Self::Scsi => "SCSI Controller",
+            Self::Pcie => "NVMe Controller",
+            Self::Virtio => "VirtIO Controller",
+        }
+    }
+
+    /// `storagectl VM --name … --add …`; `port_count` for the buses that take one.
+    pub fn storagectl(self, vm: &str, port_count: u32) -> VBoxCommand {
+        let name = self.controller_name();
+        let mut c = VBoxCommand::new(["storagectl", vm, "--name", name, "--add"]);
+        match self {
+            Self::Ide => {
+                c.push("ide");
+            }
+            Self::Sata => {
+                c.push("sata")
+                    .push("--portcount")
+                    .push(port_count.to_string());
+            }
+            Self::Scsi => {
+                c.push("scsi").push("--controller").push("LSILogic");
+            }
+            Self::Pcie => {
+                c.push("pcie")
+                    .push("--controller")
+                    .push("NVMe")
+                    .push("--portcount")
+                    .push(port_count.to_string());
+            }
+            Self::Virtio => {
+                c.push("virtio")
+                    .push("--controller")
+                    .push("VirtIO")
+                    .push("--portcount")
+                    .push(port_count.to_string());
+            }
+        }
+        c
+    }
+}
+
+/// The hard disk: created as a VDI in the output directory and attached at
+/// port 0, device 0 of its controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub path: PathBuf,
+    pub size_mib: u64,
+    pub bus: StorageBus,
+    /// Where the boot ISO goes: a SATA controller is added for either.
+    pub iso_bus: StorageBus,
+    pub sata_port_count: u32,
+    pub nvme_port_count: u32,
+    pub nonrotational: bool,
+    pub discard: bool,
+}
+
+impl DiskSpec {
+    /// `OUTPUT_DIR/VM_NAME.vdi`, as Packer names it.
+    pub fn from_config(c: &VirtualBoxIsoConfig) -> Self {
+        Self {
+            path: c.output_directory.join(format!("{}.vdi", c.vm_name)),
+            size_mib: c.disk_size_mib,
+            bus: StorageBus::parse(&c.hard_drive_interface).unwrap_or(StorageBus::Ide),
+            iso_bus: StorageBus::parse(&c.iso_interface).unwrap_or(StorageBus::Ide),
+            sata_port_count: c.sata_port_count,
+            nvme_port_count: c.nvme_port_count,
+            nonrotational: c.hard_drive_nonrotational,
+            discard: c.hard_drive_discard,
+        }
+    }
+
+    /// `createmedium`, the controllers, `storageattach`. The IDE controller
+    /// is always added: the DVD drive (and guest additions) live there
+    /// unless `iso_interface` says otherwise.
+    pub fn create_commands(&self, vm: &str) -> Vec<VBoxCommand> {
+        let mut out = vec![
+            VBoxCommand::new([
+                OsString::from("createmedium"),
+                "disk".into(),
+                "--filename".into(),
+                self.path.clone().into(),
+                "--size".into(),
+                self.size_mib.to_string().into(),
+                "--format".into(),
+                "VDI".into(),
+                "--variant".into(),
+                "Standard".into(),
+            ]),
+            StorageBus::Ide.storagectl(vm, 0),
+        ];
+        if self.bus == StorageBus::Sata || self.iso_bus == StorageBus::Sata {
+            out.push(StorageBus::Sata.storagectl(vm, self.sata_port_count));
+        }
+        match self.bus {
+            StorageBus::Ide | StorageBus::Sata => {}
+            StorageBus::Pcie => out.push(StorageBus::Pcie.storagectl(vm, self.nvme_port_count)),
+            StorageBus::Scsi => out.push(StorageBus::Scsi.storagectl(vm, 0)),
+            StorageBus::Virtio => out.push(StorageBus::Virtio.storagectl(vm, 1)),
+        }
+        let mut attach = VBoxCommand::new([
+            "storageattach",
+            vm,
+            "--storagectl",
+            self.bus.controller_name(),
+            "--port",
+            "0",
+            "--device",
+            "0",
+            "--type",
+            "hdd",
+            "--medium",
+        ]);
+        attach
+            .push(&self.path)
+            .push("--nonrotational")
+            .push(on_off(self.nonrotational))
+            .push("--discard")
+            .push(on_off(self.discard));
+        out.push(attach);
+        out
+    }
+}
+
+/// Where a DVD image is attached. Packer's slots: the boot ISO on IDE 0:1
+/// (SATA 1:0), guest additions on IDE 1:0 (SATA 2:0), `cd_files` on IDE
+/// 1:1 (SATA 3:0), so none collide with the disk at 0:0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsoAttachment {
+    pub bus: StorageBus,
+    pub port: u32,
+    pub device: u32,
+}
+
+impl IsoAttachment {
+    pub fn boot_iso(bus: StorageBus) -> Self {
+        match bus {
+            StorageBus::Sata => Self {
+                bus,
+                port: 1,
+                device: 0,
+            },
+            _ => Self {
+                bus: StorageBus::Ide,
+                port: 0,
+                device: 1,
+            },
+        }
+    }
+
+    pub fn guest_additions(bus: StorageBus) -> Self {
+        match bus {
+            StorageBus::Sata => Self {
+                bus,
+                port: 2,
+                device: 0,
+            },
+            _ => Self {
+                bus: StorageBus::Ide,
+                port: 1,
+                device: 0,
+            },
+        }
+    }
+
+    pub fn cd_files(bus: StorageBus) -> Self {
+        match bus {
+            StorageBus::Sata => Self {
+                bus,
+                port: 3,
+                device: 0,
+            },
+            _ => Self {
+                bus: StorageBus::Ide,
+                port: 1,
+                device: 1,
+            },
+        }
+    }
+
+    fn storageattach(&self, vm: &str, medium: OsString) -> VBoxCommand {
+        let mut c = VBoxCommand::new([
+            "storageattach",
+            vm,
+            "--storagectl",
+            self.bus.controller_name(),
+        ]);
+        c.push("--port")
+            .push(self.port.to_string())
+            .push("--device")
+            .push(self.device.to_string())
+            .push("--type")
+            .push("dvddrive")
+            .push("--medium")
+            .push(medium);
+        c
+    }
+
+    /// Inserts `iso` (the step resolves symlinks first, as Packer does).
+    pub fn attach(&self, vm: &str, iso: &Path) -> VBoxCommand {
+        self.storageattach(vm, iso.into())
+    }
+
+    /// Empties the drive again (before export, unless `bundle_iso`).
+    pub fn detach(&self, vm: &str) -> VBoxCommand {
+        self.storageattach(vm, "none".into())
+    }
+}
+
+/// `--natpf1` rule on loopback only: nothing but this host reaches the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatRule {
+    pub name: String,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+impl NatRule {
+    pub fn ssh(host_port: u16, guest_port: u16) -> Self {
+        Self {
+            name: SSH_RULE_NAME.into(),
+            host_port,
+            guest_port,
+        }
+    }
+
+    /// `NAME,tcp,127.0.0.1,HOST,,GUEST` as `modifyvm --natpf1` and
+    /// `showvminfo` (`Forwarding(0)=`) spell it.
+    pub fn spec(&self) -> String {
+        format!(
+            "{},tcp,127.0.0.1,{},,{}",
+            self.name, self.host_port, self.guest_port
+        )
+    }
+
+    /// `modifyvm --nic1 nat`, then the rule (Packer's order: the NIC must
+    /// be NAT for the rule to exist).
+    pub fn add_commands(&self, vm: &str) -> Vec<VBoxCommand> {
+        vec![
+            VBoxCommand::new(["modifyvm", vm, "--nic1", "nat"]),
+            VBoxCommand::new(["modifyvm".into(), vm.into(), "--natpf1".into(), self.spec()]),
+        ]
+    }
+
+    /// Removes the rule: before export, so the exported VM carries no
+    /// forward, and to retry when "A NAT rule of this name already exists".
+    pub fn delete_command(&self, vm: &str) -> VBoxCommand {
+        VBoxCommand::new(["modifyvm", vm, "--natpf1", "delete", &self.name])
+    }
+}
+
+/// `startvm VM --type headless|gui`.
+pub fn startvm(vm: &str, headless: bool) -> VBoxCommand {
+    VBoxCommand::new([
+        "startvm",
+        vm,
+        "--type",
+        if headless { "headless" } else { "gui" },
+    ])
+}
+
+/// `controlvm VM keyboardputscancode XX XX …`.
+pub fn keyboard_put_scancode(vm: &str, hex_codes: &[String]) -> VBoxCommand {
+    let mut c = VBoxCommand::new(["controlvm", vm, "keyboardputscancode"]);
+    for code in hex_codes {
+        c.push(code);
+    }
+    c
+}
+
+/// What typing the boot command does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootCommandStep {
+    Run(VBoxCommand),
+    Wait(Duration),
+}
+
+/// The boot command's actions as `keyboardputscancode` calls of at most
+/// `max_codes` codes each, with the waits between them.
+pub fn boot_command_steps(vm: &str, actions: &[Action], max_codes: usize) -> Vec<BootCommandStep> {
+    scancode::vbox_steps(actions, max_codes)
+        .into_iter()
+        .map(|s| match s {
+            VboxStep::PutScancodes(codes) => {
+                BootCommandStep::Run(keyboard_put_scancode(vm, &codes))
+            }
+            VboxStep::Wait(d) => BootCommandStep::Wait(d),
+        })
+        .collect()
+}
+
+/// `controlvm VM poweroff`: pulls the plug.
+pub fn poweroff(vm: &str) -> VBoxCommand {
+    VBoxCommand::new(["controlvm", vm, "poweroff"])
+}
+
+/// `controlvm VM acpipowerbutton`: asks the guest to shut down (`acpi_shutdown`).
+pub fn acpi_power_button(vm: &str) -> VBoxCommand {
+    VBoxCommand::new(["controlvm", vm, "acpipowerbutton"])
+}
+
+/// `showvminfo VM --machinereadable` (what [`super::VBoxManage::vm_state`] runs).
+pub fn showvminfo(vm: &str) -> VBoxCommand {
+    VBoxCommand::new(["showvminfo", vm, "--machinereadable"])
+}
+
+/// `unregistervm VM --delete`: the VM and the disks attached to it.
+pub fn unregister_delete(vm: &str) -> VBoxCommand {
+    VBoxCommand::new(["unregistervm", vm, "--delete"])
+}
+
+/// `export VM --output OUTPUT_DIR/NAME.ovf|ova [--manifest] [export_opts…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSpec {
+    pub output: PathBuf,
+    /// `--manifest`: a `.mf` with the files' digests.
+    pub manifest: bool,
+    /// `export_opts`, appended as given.
+    pub options: Vec<String>,
+}
+
+impl ExportSpec {
+    pub fn from_config(c: &VirtualBoxIsoConfig) -> Self {
+        let ext = match c.format {
+            ExportFormat::Ovf => "ovf",
+            ExportFormat::Ova => "ova",
+        };
+        Self {
+            output: c
+                .output_directory
+                .join(format!("{}.{ext}", c.output_filename)),
+            // Packer users ask for it through export_opts; not added twice.
+            manifest: false,
+            options: c.export_opts.clone(),
+        }
+    }
+
+    pub fn command(&self, vm: &str) -> VBoxCommand {
+        let mut c = VBoxCommand::new(["export", vm, "--output"]);
+        c.push(&self.output);
+        if self.manifest && !self.options.iter().any(|o| o == "--manifest") {
+            c.push("--manifest");
+        }
+        for o in &self.options {
+            c.push(o);
+        }
+        c
+    }
+}
+
+/// Renders `vboxmanage` / `vboxmanage_post` rows with `{{ .Name }}` = the
+/// VM's name, through the builder's renderer (which knows user variables
+/// and the build's context).
+pub fn render_vboxmanage_rows<E>(
+    rows: &[Vec<Deferred>],
+    vm: &str,
+    mut render: impl FnMut(&Deferred, &BTreeMap<String, String>) -> Result<String, E>,
+) -> Result<Vec<VBoxCommand>, E> {
+    let data = BTreeMap::from([("Name".to_owned(), vm.to_owned())]);
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .map(|part| render(part, &data))
+                .collect::<Result<Vec<_>, E>>()
+                .map(VBoxCommand::verbatim)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,249 @@
+//! Golden tests: the exact VBoxManage argv of whole builds, from templates.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::*;
+use crate::config::{BuilderConfig, PrepareInput, Selection, prepare};
+use crate::template::diagnostic::Diagnostics;
+use crate::template::interp::Context;
+use crate::template::source::SourceFile;
+use crate::template::variables::{self, Environment, VariableInputs};
+
+fn config(text: &str) -> VirtualBoxIsoConfig {
+    let mut diags = Diagnostics::new();
+    let template = crate::template::model::parse(
+        SourceFile::new("t.json", text.to_owned()),
+        PathBuf::from("/tmp"),
+        &mut diags,
+    )
+    .expect("loads");
+    let env = |_: &str| None;
+    let environment = Environment {
+        env: &env,
+        init_time: SystemTime::UNIX_EPOCH,
+        pwd: Path::new("/tmp"),
+    };
+    let vars = variables::resolve(
+        &template,
+        &VariableInputs::default(),
+        &environment,
+        &mut diags,
+    );
+    let mut prepared = prepare(
+        &PrepareInput {
+            template: &template,
+            vars: &vars,
+            selection: &Selection::default(),
+            pwd: Path::new("/tmp"),
+            init_time: SystemTime::UNIX_EPOCH,
+        },
+        &mut diags,
+    );
+    assert!(!diags.has_errors(), "{diags:?}");
+    match prepared.builds.remove(0).builder {
+        BuilderConfig::VirtualBoxIso(c) => *c,
+        other => panic!("not virtualbox-iso: {other:?}"),
+    }
+}
+
+fn render(d: &Deferred, data: &BTreeMap<String, String>) -> Result<String, String> {
+    let ctx = Context {
+        data,
+        ..Context::minimal()
+    };
+    d.template.render(&ctx).map_err(|e| e.to_string())
+}
+
+/// Every VBoxManage call of a build, in the order the builder makes them,
+/// one per line; waits as comments. SSH and provisioning happen between
+/// the boot command and the state check and call no VBoxManage.
+fn build_sequence(c: &VirtualBoxIsoConfig, iso: &Path, host_port: u16) -> String {
+    let vm = VmSpec::from_config(c);
+    let disk = DiskSpec::from_config(c);
+    let boot_iso = IsoAttachment::boot_iso(disk.iso_bus);
+    let nat = NatRule::ssh(host_port, 22);
+    let data = BTreeMap::from([
+        ("HTTPIP".to_owned(), "10.0.2.2".to_owned()),
+        ("HTTPPort".to_owned(), "8080".to_owned()),
+    ]);
+    let boot_text: String = c
+        .boot
+        .command
+        .iter()
+        .map(|d| render(d, &data).expect("renders"))
+        .collect();
+    let actions = crate::bootcmd::parse(&boot_text).expect("boot command parses");
+    let n = vm.name.as_str();
+
+    let mut lines: Vec<String> = Vec::new();
+    let mut add = |cmds: Vec<VBoxCommand>| lines.extend(cmds.iter().map(ToString::to_string));
+    add(vm.create_commands());
+    add(disk.create_commands(n));
+    add(vec![boot_iso.attach(n, iso)]);
+    add(nat.add_commands(n));
+    add(render_vboxmanage_rows(&c.vboxmanage, n, render).expect("renders"));
+    add(vec![startvm(n, c.headless)]);
+    for step in boot_command_steps(n, &actions, crate::bootcmd::scancode::MAX_CODES_PER_CALL) {
+        match step {
+            BootCommandStep::Run(cmd) => lines.push(cmd.to_string()),
+            BootCommandStep::Wait(d) => lines.push(format!("# wait {d:?}")),
+        }
+    }
+    lines.push(showvminfo(n).to_string());
+    lines.push(boot_iso.detach(n).to_string());
+    lines.extend(
+        render_vboxmanage_rows(&c.vboxmanage_post, n, render)
+            .expect("renders")
+            .iter()
+            .map(ToString::to_string),
+    );
+    lines.push(nat.delete_command(n).to_string());
+    lines.push(ExportSpec::from_config(c).command(n).to_string());
+    lines.push(unregister_delete(n).to_string());
+    lines.join("\n")
+}
+
+#[test]
+fn default_build() {
+    let c = config(
+        r#"{"builders": [{
+            "type": "virtualbox-iso",
+            "iso_url": "/isos/tiny.iso", "iso_checksum": "none",
+            "ssh_username": "root", "ssh_password": "toor",
+            "shutdown_command": "poweroff",
+            "headless": true,
+            "boot_command": ["<esc><wait>in <enter>"],
+            "vboxmanage": [["modifyvm", "{{.Name}}", "--uart1", "0x3F8", "4"]],
+            "vboxmanage_post": [["modifyvm", "{{ .Name }}", "--memory", "256"]]
+        }]}"#,
+    );
+    let expected = "\
+VBoxManage createvm --name packer-virtualbox-iso-0 --ostype Other --register
+VBoxManage modifyvm packer-virtualbox-iso-0 --boot1 disk --boot2 dvd --boot3 none --boot4 none
+VBoxManage modifyvm packer-virtualbox-iso-0 --cpus 1
+VBoxManage modifyvm packer-virtualbox-iso-0 --memory 512
+VBoxManage modifyvm packer-virtualbox-iso-0 --usb off
+VBoxManage modifyvm packer-virtualbox-iso-0 --audio none
+VBoxManage modifyvm packer-virtualbox-iso-0 --chipset piix3
+VBoxManage modifyvm packer-virtualbox-iso-0 --firmware bios
+VBoxManage createmedium disk --filename output-virtualbox-iso/packer-virtualbox-iso-0.vdi --size 40000 --format VDI --variant Standard
+VBoxManage storagectl packer-virtualbox-iso-0 --name 'IDE Controller' --add ide
+VBoxManage storageattach packer-virtualbox-iso-0 --storagectl 'IDE Controller' --port 0 --device 0 --type hdd --medium output-virtualbox-iso/packer-virtualbox-iso-0.vdi --nonrotational off --discard off
+VBoxManage storageattach packer-virtualbox-iso-0 --storagectl 'IDE Controller' --port 0 --device 1 --type dvddrive --medium /isos/tiny.iso
+VBoxManage modifyvm packer-virtualbox-iso-0 --nic1 nat
+VBoxManage modifyvm packer-virtualbox-iso-0 --natpf1 packercomm,tcp,127.0.0.1,3022,,22
+VBoxManage modifyvm packer-virtualbox-iso-0 --uart1 0x3F8 4
+VBoxManage startvm packer-virtualbox-iso-0 --type headless
+VBoxManage controlvm packer-virtualbox-iso-0 keyboardputscancode 01 81
+# wait 1s
+VBoxManage controlvm packer-virtualbox-iso-0 keyboardputscancode 17 97 31 b1 39 b9 1c 9c
+VBoxManage showvminfo packer-virtualbox-iso-0 --machinereadable
+VBoxManage storageattach packer-virtualbox-iso-0 --storagectl 'IDE Controller' --port 0 --device 1 --type dvddrive --medium none
+VBoxManage modifyvm packer-virtualbox-iso-0 --memory 256
+VBoxManage modifyvm packer-virtualbox-iso-0 --natpf1 delete packercomm
+VBoxManage export packer-virtualbox-iso-0 --output output-virtualbox-iso/packer-virtualbox-iso-0.ovf
+VBoxManage unregistervm packer-virtualbox-iso-0 --delete";
+    assert_eq!(
+        build_sequence(&c, Path::new("/isos/tiny.iso"), 3022),
+        expected
+    );
+}
+
+#[test]
+fn sata_efi_ova_build() {
+    let c = config(
+        r#"{"builders": [{
+            "type": "virtualbox-iso",
+            "vm_name": "tiny", "guest_os_type": "Debian_64",
+            "iso_url": "/isos/tiny.iso", "iso_checksum": "none",
+            "ssh_username": "root", "ssh_password": "toor",
+            "shutdown_command": "poweroff",
+            "output_directory": "/out",
+            "cpus": 2, "memory": 1024, "disk_size": 2048,
+            "hard_drive_interface": "sata", "iso_interface": "sata",
+            "sata_port_count": 4,
+            "hard_drive_nonrotational": true, "hard_drive_discard": true,
+            "firmware": "efi", "chipset": "ich9", "nic_type": "virtio",
+            "gfx_controller": "vmsvga", "gfx_vram_size": 16,
+            "usb": true, "sound": "pulse",
+            "format": "ova",
+            "export_opts": ["--manifest", "--vsys", "0", "--description", "tiny box"],
+            "boot_command": ["x<enter>"]
+        }]}"#,
+    );
+    let expected = "\
+VBoxManage createvm --name tiny --ostype Debian_64 --register
+VBoxManage modifyvm tiny --boot1 disk --boot2 dvd --boot3 none --boot4 none
+VBoxManage modifyvm tiny --cpus 2
+VBoxManage modifyvm tiny --memory 1024
+VBoxManage modifyvm tiny --usb on
+VBoxManage modifyvm tiny --audio pulse --audioin on --audioout on
+VBoxManage modifyvm tiny --chipset ich9
+VBoxManage modifyvm tiny --firmware efi
+VBoxManage modifyvm tiny --nictype1 virtio
+VBoxManage modifyvm tiny --graphicscontroller vmsvga --vram 16
+VBoxManage createmedium disk --filename /out/tiny.vdi --size 2048 --format VDI --variant Standard
+VBoxManage storagectl tiny --name 'IDE Controller' --add ide
+VBoxManage storagectl tiny --name 'SATA Controller' --add sata --portcount 4
+VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 0 --device 0 --type hdd --medium /out/tiny.vdi --nonrotational on --discard on
+VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 1 --device 0 --type dvddrive --medium /isos/tiny.iso
+VBoxManage modifyvm tiny --nic1 nat
+VBoxManage modifyvm tiny --natpf1 packercomm,tcp,127.0.0.1,2222,,22
+VBoxManage startvm tiny --type gui
+VBoxManage controlvm tiny keyboardputscancode 2d ad 1c 9c
+VBoxManage showvminfo tiny --machinereadable
+VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 1 --device 0 --type dvddrive --medium none
+VBoxManage modifyvm tiny --natpf1 delete packercomm
+VBoxManage export tiny --output /out/tiny.ova --manifest --vsys 0 --description 'tiny box'
+VBoxManage unregistervm tiny --delete";
+    assert_eq!(
+        build_sequence(&c, Path::new("/isos/tiny.iso"), 2222),
+        expected
+    );
+}
+
+#[test]
+fn other_controllers() {
+    assert_eq!(
+        StorageBus::Scsi.storagectl("v", 0).to_string(),
+        "VBoxManage storagectl v --name 'SCSI Controller' --add scsi --controller LSILogic"
+    );
+    assert_eq!(
+        StorageBus::Pcie.storagectl("v", 2).to_string(),
+        "VBoxManage storagectl v --name 'NVMe Controller' --add pcie --controller NVMe --portcount 2"
+    );
+    assert_eq!(
+        IsoAttachment::guest_additions(StorageBus::Ide)
+            .attach("v", Path::new("/ga.iso"))
+            .to_string(),
+        "VBoxManage storageattach v --storagectl 'IDE Controller' --port 1 --device 0 --type dvddrive --medium /ga.iso"
+    );
+    assert_eq!(
+        acpi_power_button("v").to_string(),
+        "VBoxManage controlvm v acpipowerbutton"
+    );
+    assert_eq!(poweroff("v").to_string(), "VBoxManage controlvm v poweroff");
+}
+
+#[test]
+fn long_boot_commands_are_split_without_splitting_a_key() {
+    let actions = crate::bootcmd::parse("aaaa").expect("parses");
+    let steps = boot_command_steps("v", &actions, 3);
+    let lines: Vec<String> = steps
+        .iter()
+        .map(|s| match s {
+            BootCommandStep::Run(c) => c.to_string(),
+            BootCommandStep::Wait(d) => format!("# wait {d:?}"),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "VBoxManage controlvm v keyboardputscancode 1e 9e",
+            "VBoxManage controlvm v keyboardputscancode 1e 9e",
+            "VBoxManage controlvm v keyboardputscancode 1e 9e",
+            "VBoxManage controlvm v keyboardputscancode 1e 9e",
+        ]
+    );
+}

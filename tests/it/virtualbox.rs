@@ -1,0 +1,475 @@
+//! The VirtualBox driver against the simulated VBoxManage
+//! (`tests/fake-vboxmanage`), which keeps its registry in a temporary
+//! directory and runs VMs as TCG QEMU processes; one test boots the tiny
+//! installer through it and types the boot line as scancodes.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kiln::hypervisor::virtualbox::command::{
+    self, BootCommandStep, DiskSpec, IsoAttachment, NatRule, StorageBus, VBoxCommand, VmSpec,
+};
+use kiln::hypervisor::virtualbox::{VBoxError, VBoxManage, VBoxManageCli, VmState};
+
+/// A private VirtualBox: a `bin/VBoxManage` wrapper that runs the simulator
+/// with `FAKE_VBOX_HOME` pointing into this directory.
+struct FakeVbox {
+    dir: tempfile::TempDir,
+    cli: VBoxManageCli,
+}
+
+impl FakeVbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin dir");
+        let wrapper = bin.join("VBoxManage");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nFAKE_VBOX_HOME='{}' exec '{}' \"$@\"\n",
+                dir.path().join("home").display(),
+                env!("CARGO_BIN_EXE_fake-vboxmanage")
+            ),
+        )
+        .expect("writes the wrapper");
+        make_executable(&wrapper);
+        let path = bin.clone().into_os_string();
+        let cli = VBoxManageCli::locate_with(&|k| (k == "PATH").then(|| path.clone()))
+            .expect("finds VBoxManage on PATH");
+        Self { dir, cli }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Every recorded invocation's argv.
+    fn calls(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.path("home/calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("argv JSON"))
+            .collect()
+    }
+
+    fn run_all(&self, commands: &[VBoxCommand]) {
+        for c in commands {
+            self.cli
+                .run_command(c)
+                .unwrap_or_else(|e| panic!("{c}: {e}"));
+        }
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn argv(c: &VBoxCommand) -> Vec<String> {
+    c.args()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn vm_spec(name: &str) -> VmSpec {
+    VmSpec {
+        name: name.into(),
+        os_type: "Debian_64".into(),
+        cpus: 1,
+        memory_mib: 256,
+        usb: false,
+        audio: "none".into(),
+        chipset: "piix3".into(),
+        firmware: "bios".into(),
+        nic_type: None,
+        gfx_controller: None,
+        gfx_vram_mib: None,
+    }
+}
+
+fn disk_spec(path: PathBuf) -> DiskSpec {
+    DiskSpec {
+        path,
+        size_mib: 64,
+        bus: StorageBus::Ide,
+        iso_bus: StorageBus::Ide,
+        sata_port_count: 1,
+        nvme_port_count: 1,
+        nonrotational: false,
+        discard: false,
+    }
+}
+
+#[test]
+fn version_of_the_simulator() {
+    let vbox = FakeVbox::new();
+    let v = vbox.cli.version().expect("version");
+    assert_eq!(v.number(), "7.0.20");
+    assert_eq!(v.revision, Some(163906));
+    assert_eq!(vbox.calls(), vec![vec!["--version".to_owned()]]);
+}
+
+#[test]
+fn create_register_showvminfo_round_trip() {
+    let vbox = FakeVbox::new();
+    let name = "kiln test vm";
+    let disk = vbox.path("out/disk.vdi");
+    std::fs::create_dir_all(vbox.path("out")).expect("out dir");
+    let iso = vbox.path("boot.iso");
+    std::fs::write(&iso, vec![0u8; 4096]).expect("iso");
+
+    let mut commands = vm_spec(name).create_commands();
+    commands.extend(disk_spec(disk.clone()).create_commands(name));
+    commands.push(IsoAttachment::boot_iso(StorageBus::Ide).attach(name, &iso));
+    commands.extend(NatRule::ssh(2222, 22).add_commands(name));
+    vbox.run_all(&commands);
+
+    assert!(disk.is_file(), "createmedium makes the disk file");
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["name"], name);
+    assert_eq!(info["ostype"], "Debian (64-bit)");
+    assert_eq!(info["memory"], "256");
+    assert_eq!(info["cpus"], "1");
+    assert_eq!(info["boot1"], "disk");
+    assert_eq!(info["boot2"], "dvd");
+    assert_eq!(info["nic1"], "nat");
+    assert_eq!(info["Forwarding(0)"], "packercomm,tcp,127.0.0.1,2222,,22");
+    assert_eq!(info["IDE Controller-0-0"], disk.to_string_lossy());
+    assert_eq!(info["IDE Controller-0-1"], iso.to_string_lossy());
+    assert!(info["macaddress1"].starts_with("080027"), "{info:?}");
+    assert!(info.contains_key("VMStateChangeTime"));
+    assert_eq!(vbox.cli.vm_state(name).expect("state"), VmState::PowerOff);
+
+    let vms = vbox.cli.list_vms().expect("list");
+    assert_eq!(vms.len(), 1);
+    assert_eq!(vms[0].name, name);
+    assert_eq!(vms[0].uuid, info["UUID"]);
+
+    // Every call is logged, in order, exactly as kiln built it.
+    let logged = vbox.calls();
+    let built: Vec<Vec<String>> = commands.iter().map(argv).collect();
+    assert_eq!(logged[..built.len()], built[..]);
+
+    // The rule can be replaced, as the SSH step does on a retry.
+    let nat = NatRule::ssh(2222, 22);
+    let again = vbox
+        .cli
+        .run_command(&nat.add_commands(name)[1])
+        .expect_err("duplicate rule");
+    assert!(
+        again
+            .stderr()
+            .is_some_and(|s| s.contains("A NAT rule of this name already exists")),
+        "{again}"
+    );
+    vbox.run_all(&[nat.delete_command(name)]);
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert!(!info.contains_key("Forwarding(0)"));
+
+    vbox.run_all(&[command::unregister_delete(name)]);
+    assert!(vbox.cli.list_vms().expect("list").is_empty());
+    assert!(!disk.exists(), "--delete removes the attached disk");
+    assert!(iso.exists(), "but not the ISO");
+}
+
+#[test]
+fn failures_carry_vboxmanages_stderr() {
+    let vbox = FakeVbox::new();
+    let create = &vm_spec("twice").create_commands()[0];
+    vbox.run_all(std::slice::from_ref(create));
+    let err = vbox.cli.run_command(create).expect_err("exists already");
+    let VBoxError::Failed { status, stderr, .. } = &err else {
+        panic!("not Failed: {err:?}");
+    };
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.starts_with("VBoxManage: error: Machine settings file"),
+        "{stderr}"
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("createvm --name twice"), "{shown}");
+    assert!(shown.contains("already exists"), "{shown}");
+
+    let bad = vbox
+        .cli
+        .run(&[
+            OsString::from("modifyvm"),
+            "twice".into(),
+            "--memory".into(),
+            "lots".into(),
+        ])
+        .expect_err("not a number");
+    assert!(bad.to_string().contains("Invalid number 'lots'"), "{bad}");
+}
+
+#[test]
+fn unknown_vm_is_its_own_error() {
+    let vbox = FakeVbox::new();
+    let err = vbox.cli.vm_state("nope").expect_err("no such VM");
+    let VBoxError::UnknownVm { name, stderr } = &err else {
+        panic!("not UnknownVm: {err:?}");
+    };
+    assert_eq!(name, "nope");
+    assert!(
+        stderr.contains("Could not find a registered machine named 'nope'"),
+        "{stderr}"
+    );
+    let err = vbox
+        .cli
+        .run_command(&command::poweroff("nope"))
+        .expect_err("no such VM");
+    assert!(err.stderr().is_some_and(|s| s.contains("'nope'")), "{err}");
+}
+
+#[test]
+fn missing_vboxmanage_says_how_to_install_virtualbox() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let path = empty.path().as_os_str().to_owned();
+    let err = VBoxManageCli::locate_with(&|k| (k == "PATH").then(|| path.clone()))
+        .expect_err("not installed");
+    assert!(matches!(err, VBoxError::NotInstalled { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("VBoxManage was not found"), "{text}");
+    assert!(text.contains("install VirtualBox"), "{text}");
+    assert!(
+        text.contains("kiln drives VirtualBox through its VBoxManage"),
+        "{text}"
+    );
+}
+
+#[test]
+fn vbox_install_path_comes_before_path() {
+    let vbox = FakeVbox::new();
+    let other = tempfile::tempdir().expect("tempdir");
+    let decoy = other.path().join("VBoxManage");
+    std::fs::write(&decoy, "#!/bin/sh\nexit 3\n").expect("decoy");
+    make_executable(&decoy);
+    let install = vbox.path("bin").into_os_string();
+    let path = other.path().as_os_str().to_owned();
+    let cli = VBoxManageCli::locate_with(&|k| match k {
+        "VBOX_INSTALL_PATH" => Some(install.clone()),
+        "PATH" => Some(path.clone()),
+        _ => None,
+    })
+    .expect("found");
+    assert_eq!(cli.program(), vbox.path("bin/VBoxManage"));
+}
+
+// --- a real guest -----------------------------------------------------------
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The tiny installer ISO (built once, cached in iso-cache/).
+fn tiny_iso() -> PathBuf {
+    let out = Command::new(repo().join("scripts/build-tiny-installer"))
+        .output()
+        .expect("scripts/build-tiny-installer runs");
+    assert!(
+        out.status.success(),
+        "building the tiny installer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().next().expect("ISO path line"))
+}
+
+fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Kills the VM's qemu if a failed assertion left it running.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.filter(|&p| alive(p))
+            && let Some(pid) = rustix::process::Pid::from_raw(pid as i32)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+#[test]
+fn boot_command_typed_as_scancodes_starts_the_tiny_installer() {
+    let iso = tiny_iso();
+    let vbox = FakeVbox::new();
+    let name = "tiny";
+    let serial = vbox.path("serial.log");
+    std::fs::create_dir_all(vbox.path("out")).expect("out dir");
+
+    let mut commands = vm_spec(name).create_commands();
+    commands.extend(disk_spec(vbox.path("out/tiny.vdi")).create_commands(name));
+    commands.push(IsoAttachment::boot_iso(StorageBus::Ide).attach(name, &iso));
+    let port = kiln::hypervisor::qemu::find_free_port(2200, 2900).expect("a free port");
+    commands.extend(NatRule::ssh(port, 22).add_commands(name));
+    // What a template's `vboxmanage` rows do to get a serial log.
+    commands.push(VBoxCommand::verbatim(vec![
+        "modifyvm".into(),
+        name.into(),
+        "--uart1".into(),
+        "0x3F8".into(),
+        "4".into(),
+        "--uartmode1".into(),
+        "file".into(),
+        serial.to_string_lossy().into_owned(),
+    ]));
+    commands.push(command::startvm(name, true));
+    vbox.run_all(&commands);
+
+    let vm_dir = vbox.path("home/VirtualBox VMs/tiny");
+    let pid: u32 = std::fs::read_to_string(vm_dir.join("qemu.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    let _guard = KillOnDrop(Some(pid));
+    assert!(alive(pid), "qemu runs after startvm returned");
+    assert_eq!(vbox.cli.vm_state(name).expect("state"), VmState::Running);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains(&format!("hostfwd=tcp:127.0.0.1:{port}-:22")),
+        "the NAT rule becomes a loopback hostfwd"
+    );
+
+    let text = wait_for_text(&serial, "boot:", Duration::from_secs(30));
+    assert!(text.contains("boot:"), "no isolinux prompt: {text}");
+
+    let actions = kiln::bootcmd::parse("install url=http://10.0.2.2:9/none.cfg<enter>")
+        .expect("boot command");
+    let steps = command::boot_command_steps(name, &actions, 64);
+    assert!(steps.len() > 1, "the line is split into several calls");
+    for step in &steps {
+        match step {
+            BootCommandStep::Run(c) => vbox.run_all(std::slice::from_ref(c)),
+            BootCommandStep::Wait(d) => std::thread::sleep(*d),
+        }
+    }
+    let text = wait_for_text(&serial, "tiny-installer:", Duration::from_secs(60));
+    assert!(
+        text.contains("boot: install url=http://10.0.2.2:9/none.cfg"),
+        "the typed line is echoed at the prompt: {text}"
+    );
+    assert!(
+        text.contains("tiny-installer:"),
+        "installer did not start: {text}"
+    );
+
+    vbox.run_all(&[command::poweroff(name)]);
+    assert_eq!(vbox.cli.vm_state(name).expect("state"), VmState::PowerOff);
+    assert!(!alive(pid), "poweroff ends qemu");
+    let err = vbox
+        .cli
+        .run_command(&command::poweroff(name))
+        .expect_err("not running");
+    assert!(
+        err.stderr()
+            .is_some_and(|s| s.contains("is not currently running")),
+        "{err}"
+    );
+
+    // Export as Packer would (an OVA with a manifest), then clean up.
+    let ova = vbox.path("out/tiny.ova");
+    let export = command::ExportSpec {
+        output: ova.clone(),
+        manifest: true,
+        options: vec![],
+    };
+    vbox.run_all(&[
+        IsoAttachment::boot_iso(StorageBus::Ide).detach(name),
+        export.command(name),
+    ]);
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&ova)
+        .output()
+        .expect("tar runs");
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "tiny.ovf\ntiny.mf\ntiny-disk001.vmdk\n"
+    );
+    vbox.run_all(&[command::unregister_delete(name)]);
+    assert!(!vm_dir.exists());
+    assert!(iso.exists());
+}
+
+#[test]
+fn sata_disk_and_dvd_as_kiln_builds_them() {
+    let vbox = FakeVbox::new();
+    let name = "sata";
+    let iso = vbox.path("boot.iso");
+    std::fs::write(&iso, vec![0u8; 4096]).expect("iso");
+    let disk = DiskSpec {
+        bus: StorageBus::Sata,
+        iso_bus: StorageBus::Sata,
+        sata_port_count: 2,
+        nonrotational: true,
+        discard: true,
+        ..disk_spec(vbox.path("sata.vdi"))
+    };
+    let vm = VmSpec {
+        firmware: "efi".into(),
+        chipset: "ich9".into(),
+        nic_type: Some("virtio".into()),
+        gfx_controller: Some("vmsvga".into()),
+        gfx_vram_mib: Some(16),
+        usb: true,
+        ..vm_spec(name)
+    };
+    let boot_iso = IsoAttachment::boot_iso(disk.iso_bus);
+    let mut commands = vm.create_commands();
+    commands.extend(disk.create_commands(name));
+    commands.push(boot_iso.attach(name, &iso));
+    vbox.run_all(&commands);
+
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["firmware"], "EFI");
+    assert_eq!(info["chipset"], "ich9");
+    assert_eq!(info["nictype1"], "virtio");
+    assert_eq!(info["graphicscontroller"], "vmsvga");
+    assert_eq!(info["storagecontrollername1"], "SATA Controller");
+    assert_eq!(info["storagecontrollerportcount1"], "2");
+    assert_eq!(info["SATA Controller-0-0"], disk.path.to_string_lossy());
+    assert_eq!(info["SATA Controller-nonrotational-0-0"], "on");
+    assert_eq!(info["SATA Controller-1-0"], iso.to_string_lossy());
+
+    vbox.run_all(&[boot_iso.detach(name)]);
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["SATA Controller-1-0"], "none");
+
+    // A port the controller does not have is refused, as VirtualBox does.
+    let beyond = IsoAttachment {
+        port: 5,
+        ..boot_iso.clone()
+    };
+    let err = vbox
+        .cli
+        .run_command(&beyond.attach(name, &iso))
+        .expect_err("no port 5");
+    assert!(
+        err.stderr().is_some_and(|s| s.contains("out of range")),
+        "{err}"
+    );
+}
