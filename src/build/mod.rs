@@ -42,7 +42,9 @@ pub async fn run_all(
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let result = crate::builder::run(&build, &options, reporter, cancel).await;
+            let mut result =
+                crate::builder::run(&build, &options, reporter.clone(), cancel.clone()).await;
+            post_process(&build, &options, reporter, cancel, &mut result).await;
             (index, result)
         });
     }
@@ -60,11 +62,58 @@ pub async fn run_all(
             r.unwrap_or_else(|| BuildResult {
                 name: b.name.clone(),
                 artifact: Err(runner::StepError::new("the build task ended abnormally")),
+                final_artifacts: Vec::new(),
                 steps: Vec::new(),
                 cancelled: false,
             })
         })
         .collect()
+}
+
+/// Runs the build's post-processor chains on its artifact; a failure fails
+/// the build (the files made so far are kept and listed).
+async fn post_process(
+    build: &Build,
+    options: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    cancel: CancellationToken,
+    result: &mut BuildResult,
+) {
+    let Ok(artifact) = &result.artifact else {
+        return;
+    };
+    if build.post_processors.is_empty() {
+        return;
+    }
+    let ctx = crate::postprocess::PostProcessContext {
+        build_name: build.name.clone(),
+        build_type: build.type_name.clone(),
+        user_vars: options.user_vars.clone(),
+        template_dir: options.template_dir.clone(),
+        pwd: options.pwd.clone(),
+        init_time: options.init_time,
+        run_uuid: options.run_uuid.clone(),
+        reporter: reporter.clone(),
+        cancel,
+    };
+    reporter.step_started(&build.name, "Post-processing");
+    let started = std::time::Instant::now();
+    let outcome =
+        crate::postprocess::run_chains(&build.post_processors, artifact.clone(), &ctx).await;
+    let elapsed = started.elapsed();
+    reporter.step_finished(&build.name, "Post-processing", elapsed, outcome.is_ok());
+    result.steps.push(runner::StepTiming {
+        name: "Post-processing",
+        elapsed,
+        ok: outcome.is_ok(),
+    });
+    match outcome {
+        Ok(artifacts) => result.final_artifacts = artifacts,
+        Err(e) => {
+            result.cancelled = e.is_cancelled();
+            result.artifact = Err(runner::StepError::with_source("post-processing failed", e));
+        }
+    }
 }
 
 /// The final summary: each build's artifacts or error, and its steps' durations.
@@ -78,15 +127,17 @@ pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
     ));
     for r in results {
         match &r.artifact {
-            Ok(a) => {
-                out.push_str(&format!(
-                    "--> {}: {} file(s), {}\n",
-                    r.name,
-                    a.files.len(),
-                    format_bytes(a.size())
-                ));
-                for f in &a.files {
-                    out.push_str(&format!("    {}\n", f.display()));
+            Ok(_) => {
+                for a in &r.final_artifacts {
+                    out.push_str(&format!(
+                        "--> {}: {} file(s), {}\n",
+                        r.name,
+                        a.files.len(),
+                        format_bytes(a.size())
+                    ));
+                    for f in &a.files {
+                        out.push_str(&format!("    {}\n", f.display()));
+                    }
                 }
             }
             Err(e) => {

@@ -37,6 +37,9 @@ pub struct RunOptions {
 pub struct BuildResult {
     pub name: String,
     pub artifact: Result<Artifact, StepError>,
+    /// What is left after the post-processor chains (the builder's
+    /// artifact when there are none).
+    pub final_artifacts: Vec<Artifact>,
     pub steps: Vec<StepTiming>,
     pub cancelled: bool,
 }
@@ -56,6 +59,7 @@ pub async fn run(
                 "the {} builder is not implemented yet in this version of kiln (the qemu builder is)",
                 build.type_name
             ))),
+            final_artifacts: Vec::new(),
             steps: Vec::new(),
             cancelled: false,
         },

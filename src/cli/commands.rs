@@ -470,11 +470,6 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions) -> bool {
         init_time: SystemTime::now(),
         run_uuid: uuid::Uuid::new_v4().to_string(),
     };
-    for b in &checked.prepared.builds {
-        if !b.post_processors.is_empty() {
-            reporter.warn(&b.name, "post-processors are not implemented yet in this version of kiln: they will not run");
-        }
-    }
     let started = std::time::Instant::now();
     let results = rt.block_on(crate::build::run_all(
         &checked.prepared.builds,

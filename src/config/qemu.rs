@@ -32,6 +32,12 @@ pub enum Accelerator {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Ova,
+    Ovf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
     Qcow2,
     Raw,
@@ -56,6 +62,8 @@ pub struct QemuConfig {
     pub disk_size_mib: u64,
     pub disk_additional_size_mib: Vec<u64>,
     pub format: DiskFormat,
+    /// `format: "ova"` / `"ovf"`: export the finished disk as OVF 1.0.
+    pub export: Option<ExportFormat>,
     pub disk_interface: String,
     pub disk_cache: String,
     pub disk_discard: String,
@@ -218,7 +226,14 @@ impl QemuConfig {
             .iter()
             .filter_map(|s| super::decode::parse_size_mib(s))
             .collect();
-        let format = match f.one_of("format", &["qcow2", "raw"]).as_deref() {
+        // ova/ovf: the VM runs on a qcow2 disk that is exported at the end.
+        let requested = f.one_of("format", &["qcow2", "raw", "ova", "ovf"]);
+        let export = match requested.as_deref() {
+            Some("ova") => Some(ExportFormat::Ova),
+            Some("ovf") => Some(ExportFormat::Ovf),
+            _ => None,
+        };
+        let format = match requested.as_deref() {
             Some("raw") => DiskFormat::Raw,
             _ => DiskFormat::Qcow2,
         };
@@ -325,6 +340,7 @@ impl QemuConfig {
             disk_size_mib,
             disk_additional_size_mib,
             format,
+            export,
             disk_interface,
             disk_cache,
             disk_discard,

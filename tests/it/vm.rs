@@ -112,8 +112,26 @@ fn built_image() -> &'static PathBuf {
             .expect("kiln runs");
         let t = text(&out);
         assert_eq!(out.status.code(), Some(0), "{t}");
-        let image = work.dir.path().join("output-tiny/tiny.qcow2");
+        let out_dir = work.dir.path().join("output-tiny");
+        let image = out_dir.join("tiny.qcow2");
         assert!(image.is_file(), "{t}");
+        // The post-processor chains ran: a libvirt box, its checksum, a manifest.
+        assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
+        let sums = Command::new("sha256sum")
+            .args(["-c", "tiny-qemu.sha256"])
+            .current_dir(&out_dir)
+            .output()
+            .expect("sha256sum runs");
+        assert!(
+            sums.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sums.stdout)
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out_dir.join("manifest.json")).expect("manifest"),
+        )
+        .expect("manifest is JSON");
+        assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
         // Keep the image past this work directory.
         let keep =
             std::env::temp_dir().join(format!("kiln-test-image-{}.qcow2", std::process::id()));

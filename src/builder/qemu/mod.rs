@@ -6,6 +6,7 @@
 mod state;
 mod step_convert_disk;
 mod step_create_disk;
+mod step_export;
 mod step_forward_ssh;
 mod step_output_dir;
 mod step_run_vm;
@@ -70,6 +71,7 @@ pub async fn run(
         Box::new(StepProvision),
         Box::new(step_shutdown::StepShutdown),
         Box::new(step_convert_disk::StepConvertDisk),
+        Box::new(step_export::StepExport),
     ];
     let ctx = StepContext {
         build: build.name.clone(),
@@ -87,6 +89,7 @@ pub async fn run(
     };
     BuildResult {
         name: build.name.clone(),
+        final_artifacts: artifact.iter().cloned().collect(),
         artifact,
         steps: report.steps,
         cancelled: report.outcome == Outcome::Cancelled,
@@ -113,7 +116,12 @@ fn artifact(build: &Build, state: &QemuState) -> Artifact {
         "output_directory".to_owned(),
         state.output_dir.display().to_string(),
     );
-    let mut files = vec![state.disk_path.clone()];
+    let mut files = if state.exported.is_empty() {
+        vec![state.disk_path.clone()]
+    } else {
+        metadata.insert("format".to_owned(), "ovf".to_owned());
+        state.exported.clone()
+    };
     files.extend(state.additional_disks.iter().cloned());
     Artifact {
         builder_id: BUILDER_ID,

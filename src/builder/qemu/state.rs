@@ -17,6 +17,8 @@ pub struct QemuState {
     pub accel: Option<Accel>,
     pub vm: Option<QemuProcess>,
     pub qmp: Option<Qmp>,
+    /// The OVF/OVA files, when `format` asked for them.
+    pub exported: Vec<PathBuf>,
 }
 
 impl QemuState {
@@ -33,6 +35,7 @@ impl QemuState {
             accel: None,
             vm: None,
             qmp: None,
+            exported: Vec::new(),
         }
     }
 
