@@ -397,3 +397,43 @@ fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
         );
     }
 }
+
+#[test]
+fn format_ova_exports_an_ovf_package_as_the_artifact() {
+    let _vm = vm_lock();
+    let image = built_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = disk_image_template(
+        dir.path(),
+        image,
+        "ova-export",
+        &["true"],
+        r#", "format": "ova""#,
+    );
+    let out = Command::new(kiln_bin())
+        .current_dir(dir.path())
+        .env("KILN_CACHE_DIR", dir.path().join("cache"))
+        .arg("build")
+        .arg(&template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let ova = dir.path().join("output-qemu/ova-export.ova");
+    assert!(ova.is_file(), "{t}");
+    assert!(
+        !dir.path().join("output-qemu/ova-export").exists(),
+        "the working disk is replaced by the package"
+    );
+    let list = Command::new("tar")
+        .arg("-tf")
+        .arg(&ova)
+        .output()
+        .expect("tar runs");
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        names.lines().next().is_some_and(|n| n.ends_with(".ovf")),
+        "{names}"
+    );
+    assert!(names.contains(".vmdk") && names.contains(".mf"), "{names}");
+}
