@@ -466,45 +466,38 @@ fn check_min_version(t: &Template, diags: &mut Diagnostics) {
     }
 }
 
+/// Loads, resolves (defaults only, no environment) and prepares a template
+/// given as text: for tests and tools that check a template in memory.
+pub fn prepare_text(text: &str, selection: &Selection) -> (Prepared, Diagnostics) {
+    let mut diags = Diagnostics::new();
+    let file = crate::template::source::SourceFile::new("template.json", text.to_owned());
+    let dir = std::path::PathBuf::from("/tmp");
+    let Ok(template) = crate::template::model::parse(file, dir, &mut diags) else {
+        return (Prepared::default(), diags);
+    };
+    let env = |_: &str| None;
+    let environment = crate::template::variables::Environment {
+        env: &env,
+        init_time: SystemTime::UNIX_EPOCH,
+        pwd: Path::new("/tmp"),
+    };
+    let inputs = crate::template::variables::VariableInputs::default();
+    let vars = crate::template::variables::resolve(&template, &inputs, &environment, &mut diags);
+    let input = PrepareInput {
+        template: &template,
+        vars: &vars,
+        selection,
+        pwd: Path::new("/tmp"),
+        init_time: SystemTime::UNIX_EPOCH,
+    };
+    let prepared = prepare(&input, &mut diags);
+    (prepared, diags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::source::SourceFile;
-    use crate::template::variables::{self, Environment, VariableInputs};
     use std::path::PathBuf;
-
-    fn prepare_text(text: &str, selection: &Selection) -> (Prepared, Diagnostics) {
-        let mut diags = Diagnostics::new();
-        let template = crate::template::model::parse(
-            SourceFile::new("t.json", text.to_owned()),
-            PathBuf::from("/tmp"),
-            &mut diags,
-        )
-        .expect("loads");
-        let env = |_: &str| None;
-        let environment = Environment {
-            env: &env,
-            init_time: SystemTime::UNIX_EPOCH,
-            pwd: Path::new("/tmp"),
-        };
-        let vars = variables::resolve(
-            &template,
-            &VariableInputs::default(),
-            &environment,
-            &mut diags,
-        );
-        let prepared = prepare(
-            &PrepareInput {
-                template: &template,
-                vars: &vars,
-                selection,
-                pwd: Path::new("/tmp"),
-                init_time: SystemTime::UNIX_EPOCH,
-            },
-            &mut diags,
-        );
-        (prepared, diags)
-    }
 
     const TWO_BUILDS: &str = r#"{
         "variables": {"mem": "1024"},

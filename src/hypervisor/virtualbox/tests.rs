@@ -1,45 +1,13 @@
 //! Golden tests: the exact VBoxManage argv of whole builds, from templates.
 
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
 
 use super::*;
-use crate::config::{BuilderConfig, PrepareInput, Selection, prepare};
-use crate::template::diagnostic::Diagnostics;
+use crate::config::{BuilderConfig, Selection};
 use crate::template::interp::Context;
-use crate::template::source::SourceFile;
-use crate::template::variables::{self, Environment, VariableInputs};
 
 fn config(text: &str) -> VirtualBoxIsoConfig {
-    let mut diags = Diagnostics::new();
-    let template = crate::template::model::parse(
-        SourceFile::new("t.json", text.to_owned()),
-        PathBuf::from("/tmp"),
-        &mut diags,
-    )
-    .expect("loads");
-    let env = |_: &str| None;
-    let environment = Environment {
-        env: &env,
-        init_time: SystemTime::UNIX_EPOCH,
-        pwd: Path::new("/tmp"),
-    };
-    let vars = variables::resolve(
-        &template,
-        &VariableInputs::default(),
-        &environment,
-        &mut diags,
-    );
-    let mut prepared = prepare(
-        &PrepareInput {
-            template: &template,
-            vars: &vars,
-            selection: &Selection::default(),
-            pwd: Path::new("/tmp"),
-            init_time: SystemTime::UNIX_EPOCH,
-        },
-        &mut diags,
-    );
+    let (mut prepared, diags) = crate::config::prepare_text(text, &Selection::default());
     assert!(!diags.has_errors(), "{diags:?}");
     match prepared.builds.remove(0).builder {
         BuilderConfig::VirtualBoxIso(c) => *c,
