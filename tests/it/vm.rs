@@ -74,6 +74,17 @@ fn kiln(work: &Workdir, args: &[&str]) -> Command {
     cmd
 }
 
+/// `kiln build [flags] TEMPLATE` in `dir`, with its own ISO cache.
+fn build_in(dir: &Path, flags: &[&str], template: &Path) -> Command {
+    let mut cmd = Command::new(kiln_bin());
+    cmd.current_dir(dir)
+        .env("KILN_CACHE_DIR", dir.join("cache"))
+        .arg("build")
+        .args(flags)
+        .arg(template);
+    cmd
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -194,11 +205,7 @@ fn tiny_installer_build_produces_an_image_that_boots_alone() {
         &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
         "",
     );
-    let out = Command::new(kiln_bin())
-        .current_dir(dir.path())
-        .env("KILN_CACHE_DIR", dir.path().join("cache"))
-        .args(["build"])
-        .arg(&template)
+    let out = build_in(dir.path(), &[], &template)
         .output()
         .expect("kiln runs");
     let t = text(&out);
@@ -285,10 +292,7 @@ fn a_wrong_password_names_the_user_and_methods() {
         .expect("read")
         .replace("kiln-tiny", "not-the-password");
     std::fs::write(&template, text_of).expect("write");
-    let out = Command::new(kiln_bin())
-        .current_dir(dir.path())
-        .env("KILN_CACHE_DIR", dir.path().join("cache"))
-        .args(["build", &template])
+    let out = build_in(dir.path(), &[], Path::new(&template))
         .output()
         .expect("kiln runs");
     let t = text(&out);
@@ -310,11 +314,7 @@ fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
             &["echo about to fail", "exit 1"],
             "",
         );
-        let out = Command::new(kiln_bin())
-            .current_dir(dir.path())
-            .env("KILN_CACHE_DIR", dir.path().join("cache"))
-            .args(["build", flag])
-            .arg(&template)
+        let out = build_in(dir.path(), &[flag], &template)
             .output()
             .expect("kiln runs");
         let t = text(&out);
@@ -380,11 +380,7 @@ fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
             &["echo sleeping now", "sleep 120"],
             "",
         );
-        let mut cmd = Command::new(kiln_bin());
-        cmd.current_dir(dir.path())
-            .env("KILN_CACHE_DIR", dir.path().join("cache"))
-            .arg("build")
-            .arg(&template);
+        let cmd = build_in(dir.path(), &[], &template);
         let (out, took) = interrupt_when(cmd, marker, vm_name);
         assert_ne!(out.status.code(), Some(0), "{marker}");
         assert!(
@@ -410,11 +406,7 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
         &["true"],
         r#", "format": "ova""#,
     );
-    let out = Command::new(kiln_bin())
-        .current_dir(dir.path())
-        .env("KILN_CACHE_DIR", dir.path().join("cache"))
-        .arg("build")
-        .arg(&template)
+    let out = build_in(dir.path(), &[], &template)
         .output()
         .expect("kiln runs");
     let t = text(&out);
