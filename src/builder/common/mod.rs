@@ -2,11 +2,13 @@
 
 mod step_fetch_iso;
 mod step_http_server;
+mod step_output_dir;
 mod step_provision;
 mod step_wait_ssh;
 
 pub use step_fetch_iso::StepFetchIso;
 pub use step_http_server::StepHttpServer;
+pub use step_output_dir::StepOutputDir;
 pub use step_provision::StepProvision;
 pub use step_wait_ssh::StepWaitSsh;
 
@@ -29,6 +31,8 @@ pub struct CommonState {
     pub http_config: HttpConfig,
     pub communicator: Communicator,
     pub provisioners: Vec<Provisioner>,
+    /// `output_directory`: created by the build, removed after a failure.
+    pub output_dir: PathBuf,
     pub error_cleanup_provisioner: Option<Provisioner>,
     /// Filled by the steps, in order.
     pub iso_path: Option<PathBuf>,

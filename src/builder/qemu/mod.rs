@@ -8,7 +8,6 @@ mod step_convert_disk;
 mod step_create_disk;
 mod step_export;
 mod step_forward_ssh;
-mod step_output_dir;
 mod step_run_vm;
 mod step_shutdown;
 mod step_type_boot_command;
@@ -18,7 +17,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::common::{CommonState, StepFetchIso, StepHttpServer, StepProvision, StepWaitSsh};
+use super::common::{
+    CommonState, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision, StepWaitSsh,
+};
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
 use crate::build::runner::{Outcome, Step, StepContext, StepError, run_steps};
@@ -50,6 +51,7 @@ pub async fn run(
             http_config: config.http.clone(),
             communicator: config.communicator.clone(),
             provisioners: build.provisioners.clone(),
+            output_dir: config.output_directory.clone(),
             error_cleanup_provisioner: build.error_cleanup_provisioner.clone(),
             iso_path: None,
             http: None,
@@ -61,7 +63,7 @@ pub async fn run(
     );
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
-        Box::new(step_output_dir::StepOutputDir::default()),
+        Box::new(StepOutputDir::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),
         Box::new(step_forward_ssh::StepForwardSsh),

@@ -3,7 +3,12 @@
 
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
-use super::{QemuState, fail};
+use super::HasCommon;
+use crate::build::runner::StepError as Fail;
+
+fn fail(message: String, e: std::io::Error) -> Fail {
+    Fail::with_source(message, e)
+}
 
 /// Remembers whether it made the directory: a directory that was there
 /// before (and refused) is never removed by the cleanup.
@@ -12,16 +17,16 @@ pub struct StepOutputDir {
     created: bool,
 }
 
-impl Step<QemuState> for StepOutputDir {
+impl<S: HasCommon> Step<S> for StepOutputDir {
     fn name(&self) -> &'static str {
         "Creating the output directory"
     }
 
-    fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run<'a>(&'a mut self, state: &'a mut S, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let dir = state.output_dir.clone();
+            let dir = state.common().output_dir.clone();
             if dir.exists() {
-                if !state.common.options.force {
+                if !state.common().options.force {
                     return Err(StepError::new(format!(
                         "the output directory {} already exists; remove it or run with -force to replace it",
                         dir.display()
@@ -43,7 +48,7 @@ impl Step<QemuState> for StepOutputDir {
 
     fn cleanup<'a>(
         &'a mut self,
-        state: &'a mut QemuState,
+        state: &'a mut S,
         ctx: &'a StepContext,
         outcome: Outcome,
     ) -> CleanupFuture<'a> {
@@ -51,7 +56,7 @@ impl Step<QemuState> for StepOutputDir {
             if outcome.is_success() || !self.created {
                 return;
             }
-            let dir = &state.output_dir;
+            let dir = &state.common().output_dir;
             if ctx.remove_artifacts(outcome) {
                 if let Err(e) = std::fs::remove_dir_all(dir) {
                     ctx.reporter.warn(
