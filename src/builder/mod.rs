@@ -5,6 +5,7 @@
 pub mod common;
 pub mod qemu;
 mod ssh_remote;
+pub mod virtualbox;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,7 +54,10 @@ pub async fn run(
 ) -> BuildResult {
     match &build.builder {
         BuilderConfig::Qemu(config) => qemu::run(build, config, options, reporter, cancel).await,
-        BuilderConfig::VirtualBoxIso(_) | BuilderConfig::GoogleCompute(_) => BuildResult {
+        BuilderConfig::VirtualBoxIso(config) => {
+            virtualbox::run(build, config, options, reporter, cancel).await
+        }
+        BuilderConfig::GoogleCompute(_) => BuildResult {
             name: build.name.clone(),
             artifact: Err(StepError::new(format!(
                 "the {} builder is not implemented yet in this version of kiln (the qemu builder is)",

@@ -429,3 +429,61 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
     );
     assert!(names.contains(".vmdk") && names.contains(".mf"), "{names}");
 }
+
+#[test]
+fn virtualbox_iso_build_runs_against_the_simulated_vboxmanage() {
+    let _vm = vm_lock();
+    let (iso, sum) = tiny_iso();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let wrapper = bin.join("VBoxManage");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nFAKE_VBOX_HOME='{}' exec '{}' \"$@\"\n",
+            dir.path().join("vbox-home").display(),
+            env!("CARGO_BIN_EXE_fake-vboxmanage")
+        ),
+    )
+    .expect("wrapper");
+    let _ = Command::new("chmod").arg("+x").arg(&wrapper).status();
+    let template = format!(
+        r#"{{
+  "builders": [{{
+    "type": "virtualbox-iso", "vm_name": "kiln-vbox-test", "guest_os_type": "Linux_64",
+    "iso_url": "{iso}", "iso_checksum": "sha256:{sum}",
+    "memory": 256, "disk_size": 1024, "headless": true, "format": "ovf",
+    "guest_additions_mode": "disable", "virtualbox_version_file": "",
+    "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish=reboot\n"}},
+    "boot_wait": "2s",
+    "boot_command": ["install url=http://{{{{ .HTTPIP }}}}:{{{{ .HTTPPort }}}}/install.cfg<enter>"],
+    "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "4m",
+    "shutdown_command": "poweroff"
+  }}],
+  "provisioners": [{{"type": "shell", "inline": ["echo provisioned in the simulated VirtualBox"]}}],
+  "post-processors": [{{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}}]
+}}"#,
+        iso = iso.display()
+    );
+    std::fs::write(dir.path().join("vbox.json"), template).expect("template");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = build_in(dir.path(), &[], Path::new("vbox.json"));
+    let out = cmd.env("PATH", path).output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
+    let ovf = dir.path().join("output-virtualbox-iso/kiln-vbox-test.ovf");
+    assert!(ovf.is_file(), "{t}");
+    assert!(dir.path().join("vbox.box").is_file(), "{t}");
+    let calls = std::fs::read_to_string(dir.path().join("vbox-home/calls.log")).expect("calls");
+    assert!(
+        calls.contains("unregistervm"),
+        "the VM is unregistered afterwards:\n{calls}"
+    );
+    assert!(qemu_processes_with("kiln-vbox-test").is_empty());
+}

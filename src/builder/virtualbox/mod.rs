@@ -1,0 +1,148 @@
+//! The `virtualbox-iso` builder: Packer's steps through `VBoxManage`,
+//! sharing the ISO, HTTP, SSH and provisioning steps with the qemu builder.
+//!
+//! fetch ISO → output directory → create VM → disk → ISO → HTTP server →
+//! NAT forward → vboxmanage → start → boot command → SSH → provision →
+//! shut down → detach ISO, vboxmanage_post → export; the VM is unregistered
+//! and deleted afterwards unless `keep_registered`.
+
+mod steps;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::common::{
+    CommonState, HasCommon, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision, StepWaitSsh,
+};
+use super::{BuildResult, RunOptions};
+use crate::build::artifact::Artifact;
+use crate::build::runner::{Outcome, Step, StepContext, StepError, run_steps};
+use crate::config::Build;
+use crate::config::virtualbox::VirtualBoxIsoConfig;
+use crate::hypervisor::virtualbox::{VBoxManage, VmState};
+use crate::ui::Reporter;
+
+/// Packer's id for this builder; the vagrant post-processor picks virtualbox by it.
+pub const BUILDER_ID: &str = "mitchellh.virtualbox";
+
+/// Where a VirtualBox NAT guest reaches the host.
+pub const NAT_HOST_IP: &str = "10.0.2.2";
+
+pub struct VBoxState {
+    pub config: VirtualBoxIsoConfig,
+    pub common: CommonState,
+    pub vbox: Option<Arc<dyn VBoxManage>>,
+    pub registered: bool,
+    pub exported: Vec<std::path::PathBuf>,
+}
+
+impl VBoxState {
+    pub fn vbox(&self) -> Result<Arc<dyn VBoxManage>, StepError> {
+        self.vbox
+            .clone()
+            .ok_or_else(|| StepError::new("VBoxManage was not found"))
+    }
+}
+
+impl HasCommon for VBoxState {
+    fn common(&mut self) -> &mut CommonState {
+        &mut self.common
+    }
+
+    fn guest_stopped(&mut self) -> Option<String> {
+        let vbox = self.vbox.as_ref()?;
+        match vbox.vm_state(&self.config.vm_name) {
+            Ok(VmState::Running | VmState::Starting) => None,
+            Ok(state) => Some(format!("the VM is {state:?}")),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+}
+
+pub async fn run(
+    build: &Build,
+    config: &VirtualBoxIsoConfig,
+    options: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    cancel: CancellationToken,
+) -> BuildResult {
+    let mut config = config.clone();
+    // VirtualBox resolves relative paths against its own directory, not ours.
+    config.output_directory = options.pwd.join(&config.output_directory);
+    let mut state = VBoxState {
+        common: CommonState {
+            build_name: build.name.clone(),
+            build_type: build.type_name.clone(),
+            options: options.clone(),
+            iso: config.iso.clone(),
+            http_config: config.http.clone(),
+            communicator: config.communicator.clone(),
+            provisioners: build.provisioners.clone(),
+            output_dir: config.output_directory.clone(),
+            error_cleanup_provisioner: build.error_cleanup_provisioner.clone(),
+            iso_path: None,
+            http: None,
+            http_ip: NAT_HOST_IP.to_owned(),
+            ssh_host_port: None,
+            ssh: None,
+            serial_log: None,
+        },
+        config,
+        vbox: None,
+        registered: false,
+        exported: Vec::new(),
+    };
+    let mut steps: Vec<Box<dyn Step<VBoxState>>> = vec![
+        Box::new(steps::StepFindVBoxManage),
+        Box::new(StepFetchIso),
+        Box::new(StepOutputDir::default()),
+        Box::new(steps::StepCreateVm),
+        Box::new(steps::StepCreateDisk),
+        Box::new(steps::StepAttachIso),
+        Box::new(StepHttpServer),
+        Box::new(steps::StepForwardSsh),
+        Box::new(steps::StepVBoxManageRows { post: false }),
+        Box::new(steps::StepRunVm),
+        Box::new(steps::StepTypeBootCommand),
+        Box::new(StepWaitSsh),
+        Box::new(StepProvision),
+        Box::new(steps::StepShutdown),
+        Box::new(steps::StepDetachIso),
+        Box::new(steps::StepVBoxManageRows { post: true }),
+        Box::new(steps::StepExport),
+    ];
+    let ctx = StepContext {
+        build: build.name.clone(),
+        reporter,
+        cancel,
+        on_error: options.on_error,
+        debug: options.debug,
+    };
+    let report = run_steps(&mut steps, &mut state, &ctx).await;
+    let artifact = match (report.outcome, report.error) {
+        (Outcome::Succeeded, _) => Ok(Artifact {
+            builder_id: BUILDER_ID,
+            build_name: build.name.clone(),
+            build_type: build.type_name.clone(),
+            files: state.exported.clone(),
+            id: state.config.vm_name.clone(),
+            metadata: [
+                ("cpus".to_owned(), state.config.cpus.to_string()),
+                ("memory_mib".to_owned(), state.config.memory_mib.to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        }),
+        (_, Some(e)) => Err(e),
+        (Outcome::Cancelled, None) => Err(StepError::new("interrupted")),
+        (Outcome::Failed, None) => Err(StepError::new("failed")),
+    };
+    BuildResult {
+        name: build.name.clone(),
+        final_artifacts: artifact.iter().cloned().collect(),
+        artifact,
+        steps: report.steps,
+        cancelled: report.outcome == Outcome::Cancelled,
+    }
+}

@@ -1,0 +1,442 @@
+//! The virtualbox-iso builder's own steps. VBoxManage is a blocking
+//! program, so every call runs on the blocking pool.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::VBoxState;
+use crate::bootcmd;
+use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::builder::common::{render_deferred, serial_tail};
+use crate::hypervisor::qemu::find_free_port;
+use crate::hypervisor::virtualbox::command::{
+    acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete,
+};
+use crate::hypervisor::virtualbox::{
+    BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, StorageBus, VBoxCommand,
+    VBoxManage, VBoxManageCli, VmSpec, VmState, render_vboxmanage_rows,
+};
+
+/// Runs `commands` in order; the first failure stops, with its stderr.
+async fn run_all(vbox: Arc<dyn VBoxManage>, commands: Vec<VBoxCommand>) -> Result<(), StepError> {
+    tokio::task::spawn_blocking(move || {
+        for c in &commands {
+            vbox.run_command(c)
+                .map_err(|e| StepError::with_source(format!("VBoxManage failed: {e}"), e))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?
+}
+
+async fn vm_state(vbox: Arc<dyn VBoxManage>, vm: String) -> Option<VmState> {
+    tokio::task::spawn_blocking(move || vbox.vm_state(&vm).ok())
+        .await
+        .ok()
+        .flatten()
+}
+
+pub struct StepFindVBoxManage;
+
+impl Step<VBoxState> for StepFindVBoxManage {
+    fn name(&self) -> &'static str {
+        "Finding VBoxManage"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let cli =
+                VBoxManageCli::locate().map_err(|e| StepError::with_source(e.to_string(), e))?;
+            let version = tokio::task::spawn_blocking(move || cli.version().map(|v| (cli, v)))
+                .await
+                .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?;
+            let (cli, version) = version.map_err(|e| StepError::with_source(e.to_string(), e))?;
+            ctx.reporter
+                .info(&ctx.build, &format!("VirtualBox {}", version.raw));
+            state.vbox = Some(Arc::new(cli));
+            Ok(())
+        })
+    }
+}
+
+pub struct StepCreateVm;
+
+impl Step<VBoxState> for StepCreateVm {
+    fn name(&self) -> &'static str {
+        "Creating the VM"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let commands = VmSpec::from_config(&state.config).create_commands();
+            let (first, rest) = commands.split_at(1.min(commands.len()));
+            run_all(state.vbox()?, first.to_vec()).await?;
+            state.registered = true;
+            run_all(state.vbox()?, rest.to_vec()).await
+        })
+    }
+
+    /// Unregisters and deletes the VM (its disk with it) unless
+    /// `keep_registered`, after a power-off if it still runs.
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut VBoxState,
+        ctx: &'a StepContext,
+        outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            let (Some(vbox), true) = (state.vbox.clone(), state.registered) else {
+                return;
+            };
+            let vm = state.config.vm_name.clone();
+            if vm_state(vbox.clone(), vm.clone())
+                .await
+                .is_some_and(|s| s.is_running())
+            {
+                let _ = run_all(vbox.clone(), vec![poweroff(&vm)]).await;
+            }
+            if state.config.keep_registered && outcome.is_success() {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("keep_registered: leaving {vm} registered"),
+                );
+                return;
+            }
+            if !ctx.remove_artifacts(outcome) {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("-on-error=abort: leaving {vm} registered for inspection"),
+                );
+                return;
+            }
+            // The session lock lingers briefly after a power-off (Packer retries too).
+            for attempt in 0..5 {
+                match run_all(vbox.clone(), vec![unregister_delete(&vm)]).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 4 => {
+                        ctx.reporter
+                            .warn(&ctx.build, &format!("could not unregister {vm}: {e}"));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        })
+    }
+}
+
+pub struct StepCreateDisk;
+
+impl Step<VBoxState> for StepCreateDisk {
+    fn name(&self) -> &'static str {
+        "Creating the disk"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let commands =
+                DiskSpec::from_config(&state.config).create_commands(&state.config.vm_name);
+            run_all(state.vbox()?, commands).await
+        })
+    }
+}
+
+fn boot_iso(state: &VBoxState) -> IsoAttachment {
+    IsoAttachment::boot_iso(
+        StorageBus::parse(&state.config.iso_interface).unwrap_or(StorageBus::Ide),
+    )
+}
+
+pub struct StepAttachIso;
+
+impl Step<VBoxState> for StepAttachIso {
+    fn name(&self) -> &'static str {
+        "Attaching the ISO"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let iso = state
+                .common
+                .iso_path
+                .clone()
+                .ok_or_else(|| StepError::new("no ISO was fetched"))?;
+            let iso = std::fs::canonicalize(&iso).unwrap_or(iso);
+            let command = boot_iso(state).attach(&state.config.vm_name, &iso);
+            run_all(state.vbox()?, vec![command]).await
+        })
+    }
+}
+
+pub struct StepDetachIso;
+
+impl Step<VBoxState> for StepDetachIso {
+    fn name(&self) -> &'static str {
+        "Detaching the ISO"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let command = boot_iso(state).detach(&state.config.vm_name);
+            run_all(state.vbox()?, vec![command]).await
+        })
+    }
+}
+
+pub struct StepForwardSsh;
+
+impl Step<VBoxState> for StepForwardSsh {
+    fn name(&self) -> &'static str {
+        "Forwarding the SSH port"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let Some(ssh) = state.common.communicator.ssh().cloned() else {
+                return Ok(());
+            };
+            if state.config.skip_nat_mapping {
+                return Ok(());
+            }
+            let port = find_free_port(state.config.host_port_min, state.config.host_port_max)
+                .map_err(|e| StepError::with_source("cannot find a free port for SSH", e))?;
+            let commands = NatRule::ssh(port, ssh.port).add_commands(&state.config.vm_name);
+            run_all(state.vbox()?, commands).await?;
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("Forwarding 127.0.0.1:{port} to the guest's SSH port"),
+            );
+            state.common.ssh_host_port = Some(port);
+            Ok(())
+        })
+    }
+}
+
+/// `vboxmanage` (before start) or `vboxmanage_post` (after shutdown).
+pub struct StepVBoxManageRows {
+    pub post: bool,
+}
+
+impl Step<VBoxState> for StepVBoxManageRows {
+    fn name(&self) -> &'static str {
+        if self.post {
+            "Running vboxmanage_post"
+        } else {
+            "Running vboxmanage"
+        }
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let (rows, key) = if self.post {
+                (&state.config.vboxmanage_post, "vboxmanage_post")
+            } else {
+                (&state.config.vboxmanage, "vboxmanage")
+            };
+            let common = &state.common;
+            let commands = render_vboxmanage_rows(rows, &state.config.vm_name, |d, data| {
+                render_deferred(common, key, d, data)
+            })?;
+            run_all(state.vbox()?, commands).await
+        })
+    }
+}
+
+pub struct StepRunVm;
+
+impl Step<VBoxState> for StepRunVm {
+    fn name(&self) -> &'static str {
+        "Starting the VM"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let command = startvm(&state.config.vm_name, state.config.headless);
+            run_all(state.vbox()?, vec![command]).await
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a mut self,
+        state: &'a mut VBoxState,
+        ctx: &'a StepContext,
+        _outcome: Outcome,
+    ) -> CleanupFuture<'a> {
+        Box::pin(async move {
+            let Some(vbox) = state.vbox.clone() else {
+                return;
+            };
+            let vm = state.config.vm_name.clone();
+            if vm_state(vbox.clone(), vm.clone())
+                .await
+                .is_some_and(|s| s.is_running())
+            {
+                ctx.reporter.info(&ctx.build, "Stopping the VM");
+                if let Err(e) = run_all(vbox, vec![poweroff(&vm)]).await {
+                    ctx.reporter
+                        .warn(&ctx.build, &format!("could not power off {vm}: {e}"));
+                }
+            }
+        })
+    }
+}
+
+pub struct StepTypeBootCommand;
+
+impl Step<VBoxState> for StepTypeBootCommand {
+    fn name(&self) -> &'static str {
+        "Typing the boot command"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.config.boot.command.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(state.config.boot.wait).await;
+            let mut data = state.common.http_data();
+            data.insert("Name".to_owned(), state.config.vm_name.clone());
+            data.insert("SSHPublicKey".to_owned(), String::new());
+            data.insert("SSHPrivateKey".to_owned(), String::new());
+            let mut text = String::new();
+            for d in &state.config.boot.command {
+                text.push_str(&render_deferred(&state.common, "boot_command", d, &data)?);
+            }
+            let actions = bootcmd::parse(&text).map_err(|e| {
+                StepError::with_source(format!("boot_command: cannot type `{text}`"), e)
+            })?;
+            let group_interval = state
+                .config
+                .boot
+                .group_interval
+                .unwrap_or(Duration::from_millis(100));
+            let started = Instant::now();
+            let vbox = state.vbox()?;
+            let steps = boot_command_steps(
+                &state.config.vm_name,
+                &actions,
+                bootcmd::scancode::MAX_CODES_PER_CALL,
+            );
+            let total = steps.len();
+            for step in steps {
+                match step {
+                    BootCommandStep::Wait(d) => tokio::time::sleep(d).await,
+                    BootCommandStep::Run(command) => {
+                        run_all(vbox.clone(), vec![command]).await?;
+                        tokio::time::sleep(group_interval).await;
+                    }
+                }
+            }
+            ctx.reporter.info(
+                &ctx.build,
+                &format!(
+                    "Typed the boot command ({total} VBoxManage steps) in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            Ok(())
+        })
+    }
+}
+
+pub struct StepShutdown;
+
+impl Step<VBoxState> for StepShutdown {
+    fn name(&self) -> &'static str {
+        "Shutting down the VM"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let vbox = state.vbox()?;
+            let vm = state.config.vm_name.clone();
+            match (&state.config.shutdown.command, state.common.ssh.clone()) {
+                (Some(command), Some(ssh)) if !state.config.disable_shutdown => {
+                    ctx.reporter.info(
+                        &ctx.build,
+                        &format!("Running the shutdown command: {command}"),
+                    );
+                    let reporter = ctx.reporter.clone();
+                    let build = ctx.build.clone();
+                    if let Err(e) = ssh
+                        .exec(command, |_, line| reporter.output_line(&build, line))
+                        .await
+                    {
+                        ctx.reporter
+                            .info(&ctx.build, &format!("shutdown command: {e}"));
+                    }
+                }
+                _ if state.config.disable_shutdown => {
+                    ctx.reporter.info(
+                        &ctx.build,
+                        "disable_shutdown: waiting for the guest to stop by itself",
+                    );
+                }
+                _ => {
+                    ctx.reporter
+                        .info(&ctx.build, "Pressing the VM's ACPI power button");
+                    run_all(vbox.clone(), vec![acpi_power_button(&vm)]).await?;
+                }
+            }
+            state.common.ssh = None;
+            let deadline = Instant::now() + state.config.shutdown.timeout;
+            loop {
+                if !vm_state(vbox.clone(), vm.clone())
+                    .await
+                    .is_some_and(|s| s.is_running())
+                {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(StepError::new(format!(
+                        "the guest did not stop within shutdown_timeout ({:?}); it will be powered off. {}",
+                        state.config.shutdown.timeout,
+                        serial_tail(state.common.serial_log.as_ref(), 10)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tokio::time::sleep(state.config.post_shutdown_delay).await;
+            ctx.reporter.info(&ctx.build, "The VM has stopped");
+            Ok(())
+        })
+    }
+}
+
+pub struct StepExport;
+
+impl Step<VBoxState> for StepExport {
+    fn name(&self) -> &'static str {
+        "Exporting the VM"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.config.skip_export {
+                ctx.reporter.info(&ctx.build, "skip_export: not exporting");
+                return Ok(());
+            }
+            let spec = ExportSpec::from_config(&state.config);
+            run_all(state.vbox()?, vec![spec.command(&state.config.vm_name)]).await?;
+            let dir = &state.common.output_dir;
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| StepError::with_source(format!("cannot list {}", dir.display()), e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| {
+                        ["ova", "ovf", "vmdk", "mf"].contains(&x.to_string_lossy().as_ref())
+                    })
+                })
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(StepError::new(format!(
+                    "VBoxManage export wrote nothing to {}",
+                    dir.display()
+                )));
+            }
+            state.exported = files;
+            Ok(())
+        })
+    }
+}
