@@ -454,14 +454,14 @@ fn virtualbox_iso_build_runs_against_the_simulated_vboxmanage() {
     "type": "virtualbox-iso", "vm_name": "kiln-vbox-test", "guest_os_type": "Linux_64",
     "iso_url": "{iso}", "iso_checksum": "sha256:{sum}",
     "memory": 256, "disk_size": 1024, "headless": true, "format": "ovf",
-    "guest_additions_mode": "disable", "virtualbox_version_file": "",
+    "guest_additions_mode": "disable",
     "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish=reboot\n"}},
     "boot_wait": "2s",
     "boot_command": ["install url=http://{{{{ .HTTPIP }}}}:{{{{ .HTTPPort }}}}/install.cfg<enter>"],
     "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "4m",
     "shutdown_command": "poweroff"
   }}],
-  "provisioners": [{{"type": "shell", "inline": ["echo provisioned in the simulated VirtualBox"]}}],
+  "provisioners": [{{"type": "shell", "inline": ["echo provisioned in the simulated VirtualBox", "echo version $(cat .vbox_version)"]}}],
   "post-processors": [{{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}}]
 }}"#,
         iso = iso.display()
@@ -477,6 +477,10 @@ fn virtualbox_iso_build_runs_against_the_simulated_vboxmanage() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
+    assert!(
+        t.contains("version 7."),
+        "the version file was uploaded: {t}"
+    );
     let ovf = dir.path().join("output-virtualbox-iso/kiln-vbox-test.ovf");
     assert!(ovf.is_file(), "{t}");
     assert!(dir.path().join("vbox.box").is_file(), "{t}");

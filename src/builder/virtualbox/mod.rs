@@ -2,7 +2,8 @@
 //! sharing the ISO, HTTP, SSH and provisioning steps with the qemu builder.
 //!
 //! fetch ISO → output directory → create VM → disk → ISO → HTTP server →
-//! NAT forward → vboxmanage → start → boot command → SSH → provision →
+//! NAT forward → vboxmanage → start → boot command → SSH → version file →
+//! provision →
 //! shut down → detach ISO, vboxmanage_post → export; the VM is unregistered
 //! and deleted afterwards unless `keep_registered`.
 
@@ -106,6 +107,7 @@ pub async fn run(
         Box::new(steps::StepRunVm),
         Box::new(steps::StepTypeBootCommand),
         Box::new(StepWaitSsh),
+        Box::new(steps::StepUploadVersion),
         Box::new(StepProvision),
         Box::new(steps::StepShutdown),
         Box::new(steps::StepDetachIso),

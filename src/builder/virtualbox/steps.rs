@@ -440,3 +440,47 @@ impl Step<VBoxState> for StepExport {
         })
     }
 }
+
+/// Uploads `virtualbox_version_file` (default `.vbox_version`) so scripts
+/// in the guest know the VirtualBox version; guest additions are not
+/// handled yet, and the build says so rather than skipping them silently.
+pub struct StepUploadVersion;
+
+impl Step<VBoxState> for StepUploadVersion {
+    fn name(&self) -> &'static str {
+        "Uploading the VirtualBox version"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            use crate::config::virtualbox::GuestAdditionsMode;
+            if state.config.guest_additions_mode != GuestAdditionsMode::Disable {
+                ctx.reporter.warn(
+                    &ctx.build,
+                    "guest additions are not installed by this version of kiln (guest_additions_mode is not \"disable\"): skipped",
+                );
+            }
+            let (Some(path), Some(ssh)) = (
+                state.config.virtualbox_version_file.clone(),
+                state.common.ssh.clone(),
+            ) else {
+                return Ok(());
+            };
+            let vbox = state.vbox()?;
+            let version = tokio::task::spawn_blocking(move || vbox.version())
+                .await
+                .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?
+                .map_err(|e| StepError::with_source(e.to_string(), e))?;
+            let text = version.number();
+            let mut reader = text.as_bytes();
+            ssh.upload(&mut reader, text.len() as u64, &path, 0o644)
+                .await
+                .map_err(|e| StepError::with_source(format!("cannot upload {path}"), e))?;
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("Uploaded the VirtualBox version ({text}) to {path}"),
+            );
+            Ok(())
+        })
+    }
+}
