@@ -69,3 +69,38 @@ pub async fn run(
         },
     }
 }
+
+/// Runs a builder's steps over its state and turns the outcome into a
+/// [`BuildResult`], making the artifact with `artifact` on success.
+pub(crate) async fn run_builder<S: Send>(
+    build: &Build,
+    options: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    cancel: CancellationToken,
+    steps: &mut [Box<dyn crate::build::runner::Step<S>>],
+    state: &mut S,
+    artifact: impl FnOnce(&S) -> Artifact,
+) -> BuildResult {
+    use crate::build::runner::{Outcome, StepContext, run_steps};
+    let ctx = StepContext {
+        build: build.name.clone(),
+        reporter,
+        cancel,
+        on_error: options.on_error,
+        debug: options.debug,
+    };
+    let report = run_steps(steps, state, &ctx).await;
+    let result = match (report.outcome, report.error) {
+        (Outcome::Succeeded, _) => Ok(artifact(state)),
+        (_, Some(e)) => Err(e),
+        (Outcome::Cancelled, None) => Err(StepError::new("interrupted")),
+        (Outcome::Failed, None) => Err(StepError::new("failed")),
+    };
+    BuildResult {
+        name: build.name.clone(),
+        final_artifacts: result.iter().cloned().collect(),
+        artifact: result,
+        steps: report.steps,
+        cancelled: report.outcome == Outcome::Cancelled,
+    }
+}

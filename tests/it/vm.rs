@@ -305,7 +305,12 @@ fn a_wrong_password_names_the_user_and_methods() {
 fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
     let _vm = vm_lock();
     let image = built_image();
-    for (flag, kept) in [("-on-error=cleanup", false), ("-on-error=abort", true)] {
+    let modes = [
+        ("-on-error=cleanup", false),
+        ("-on-error=abort", true),
+        ("-on-error=run-cleanup-provisioner", false),
+    ];
+    for (flag, kept) in modes {
         let dir = tempfile::tempdir().expect("tempdir");
         let template = disk_image_template(
             dir.path(),
@@ -314,6 +319,14 @@ fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
             &["echo about to fail", "exit 1"],
             "",
         );
+        // The error-cleanup-provisioner runs over the same connection,
+        // only with -on-error=run-cleanup-provisioner.
+        let with_cleanup = std::fs::read_to_string(&template).expect("read").replacen(
+            '{',
+            r#"{"error-cleanup-provisioner": {"type": "shell", "inline": ["echo error cleanup ran"]},"#,
+            1,
+        );
+        std::fs::write(&template, with_cleanup).expect("write");
         let out = build_in(dir.path(), &[flag], &template)
             .output()
             .expect("kiln runs");
@@ -321,6 +334,11 @@ fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
         assert_eq!(out.status.code(), Some(1), "{t}");
         assert!(t.contains("about to fail"), "streamed output: {t}");
         assert!(t.contains("exited with status 1"), "{t}");
+        assert_eq!(
+            t.contains("error cleanup ran"),
+            flag.ends_with("run-cleanup-provisioner"),
+            "{flag}: {t}"
+        );
         assert_eq!(dir.path().join("output-qemu").exists(), kept, "{flag}: {t}");
         assert!(
             qemu_processes_with("failing-provisioner").is_empty(),

@@ -46,6 +46,35 @@ pub struct CommonState {
 }
 
 impl CommonState {
+    /// The shared state of a fresh build, before any step has run.
+    pub fn new(
+        build: &crate::config::Build,
+        options: &RunOptions,
+        iso: &IsoConfig,
+        http_config: &HttpConfig,
+        communicator: &Communicator,
+        output_dir: PathBuf,
+        http_ip: &str,
+    ) -> Self {
+        Self {
+            build_name: build.name.clone(),
+            build_type: build.type_name.clone(),
+            options: options.clone(),
+            iso: iso.clone(),
+            http_config: http_config.clone(),
+            communicator: communicator.clone(),
+            provisioners: build.provisioners.clone(),
+            output_dir,
+            error_cleanup_provisioner: build.error_cleanup_provisioner.clone(),
+            iso_path: None,
+            http: None,
+            http_ip: http_ip.to_owned(),
+            ssh_host_port: None,
+            ssh: None,
+            serial_log: None,
+        }
+    }
+
     pub fn http_port(&self) -> Option<u16> {
         self.http.as_ref().map(HttpServer::port)
     }

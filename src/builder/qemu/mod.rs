@@ -22,7 +22,7 @@ use super::common::{
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
-use crate::build::runner::{Outcome, Step, StepContext, StepError, run_steps};
+use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::qemu::QemuConfig;
 use crate::ui::Reporter;
@@ -43,23 +43,15 @@ pub async fn run(
 ) -> BuildResult {
     let mut state = QemuState::new(
         config.clone(),
-        CommonState {
-            build_name: build.name.clone(),
-            build_type: build.type_name.clone(),
-            options: options.clone(),
-            iso: config.iso.clone(),
-            http_config: config.http.clone(),
-            communicator: config.communicator.clone(),
-            provisioners: build.provisioners.clone(),
-            output_dir: config.output_directory.clone(),
-            error_cleanup_provisioner: build.error_cleanup_provisioner.clone(),
-            iso_path: None,
-            http: None,
-            http_ip: USER_NET_HOST_IP.to_owned(),
-            ssh_host_port: None,
-            ssh: None,
-            serial_log: None,
-        },
+        CommonState::new(
+            build,
+            options,
+            &config.iso,
+            &config.http,
+            &config.communicator,
+            config.output_directory.clone(),
+            USER_NET_HOST_IP,
+        ),
     );
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
@@ -75,27 +67,16 @@ pub async fn run(
         Box::new(step_convert_disk::StepConvertDisk),
         Box::new(step_export::StepExport),
     ];
-    let ctx = StepContext {
-        build: build.name.clone(),
-        reporter: reporter.clone(),
+    super::run_builder(
+        build,
+        options,
+        reporter,
         cancel,
-        on_error: options.on_error,
-        debug: options.debug,
-    };
-    let report = run_steps(&mut steps, &mut state, &ctx).await;
-    let artifact = match (report.outcome, report.error) {
-        (Outcome::Succeeded, _) => Ok(artifact(build, &state)),
-        (_, Some(e)) => Err(e),
-        (Outcome::Cancelled, None) => Err(StepError::new("interrupted")),
-        (Outcome::Failed, None) => Err(StepError::new("failed")),
-    };
-    BuildResult {
-        name: build.name.clone(),
-        final_artifacts: artifact.iter().cloned().collect(),
-        artifact,
-        steps: report.steps,
-        cancelled: report.outcome == Outcome::Cancelled,
-    }
+        &mut steps,
+        &mut state,
+        |state| artifact(build, state),
+    )
+    .await
 }
 
 fn artifact(build: &Build, state: &QemuState) -> Artifact {

@@ -18,7 +18,7 @@ use super::common::{
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
-use crate::build::runner::{Outcome, Step, StepContext, StepError, run_steps};
+use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
 use crate::hypervisor::virtualbox::{VBoxManage, VmState};
@@ -72,23 +72,15 @@ pub async fn run(
     // VirtualBox resolves relative paths against its own directory, not ours.
     config.output_directory = options.pwd.join(&config.output_directory);
     let mut state = VBoxState {
-        common: CommonState {
-            build_name: build.name.clone(),
-            build_type: build.type_name.clone(),
-            options: options.clone(),
-            iso: config.iso.clone(),
-            http_config: config.http.clone(),
-            communicator: config.communicator.clone(),
-            provisioners: build.provisioners.clone(),
-            output_dir: config.output_directory.clone(),
-            error_cleanup_provisioner: build.error_cleanup_provisioner.clone(),
-            iso_path: None,
-            http: None,
-            http_ip: NAT_HOST_IP.to_owned(),
-            ssh_host_port: None,
-            ssh: None,
-            serial_log: None,
-        },
+        common: CommonState::new(
+            build,
+            options,
+            &config.iso,
+            &config.http,
+            &config.communicator,
+            config.output_directory.clone(),
+            NAT_HOST_IP,
+        ),
         config,
         vbox: None,
         registered: false,
@@ -114,16 +106,14 @@ pub async fn run(
         Box::new(steps::StepVBoxManageRows { post: true }),
         Box::new(steps::StepExport),
     ];
-    let ctx = StepContext {
-        build: build.name.clone(),
+    super::run_builder(
+        build,
+        options,
         reporter,
         cancel,
-        on_error: options.on_error,
-        debug: options.debug,
-    };
-    let report = run_steps(&mut steps, &mut state, &ctx).await;
-    let artifact = match (report.outcome, report.error) {
-        (Outcome::Succeeded, _) => Ok(Artifact {
+        &mut steps,
+        &mut state,
+        |state| Artifact {
             builder_id: BUILDER_ID,
             build_name: build.name.clone(),
             build_type: build.type_name.clone(),
@@ -135,16 +125,7 @@ pub async fn run(
             ]
             .into_iter()
             .collect(),
-        }),
-        (_, Some(e)) => Err(e),
-        (Outcome::Cancelled, None) => Err(StepError::new("interrupted")),
-        (Outcome::Failed, None) => Err(StepError::new("failed")),
-    };
-    BuildResult {
-        name: build.name.clone(),
-        final_artifacts: artifact.iter().cloned().collect(),
-        artifact,
-        steps: report.steps,
-        cancelled: report.outcome == Outcome::Cancelled,
-    }
+        },
+    )
+    .await
 }
