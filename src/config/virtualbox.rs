@@ -180,7 +180,19 @@ impl VirtualBoxIsoConfig {
         let guest_additions_sha256 = f
             .string("guest_additions_sha256")
             .filter(|s| !s.is_empty())
-            .map(|s| s.to_lowercase());
+            .map(|s| {
+                let s = s.to_lowercase();
+                s.strip_prefix("sha256:").map(str::to_owned).unwrap_or(s)
+            });
+        if let Some(sum) = &guest_additions_sha256
+            && (sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let span = f.span_of("guest_additions_sha256").unwrap_or_default();
+            f.error_at(
+                span,
+                format!("guest_additions_sha256 must be 64 hex digits (a SHA-256), not {sum:?}"),
+            );
+        }
         let virtualbox_version_file = match f.string("virtualbox_version_file") {
             Some(s) if s.is_empty() => None,
             Some(s) => Some(s),

@@ -110,6 +110,34 @@ fn list(home: &Path, rest: &[String]) -> Result<(), Fail> {
                 );
             }
         }
+        Some("systemproperties") => {
+            // A few of the real lines, in the real layout. The guest
+            // additions ISO is reported only when the simulated install has
+            // one (`$FAKE_VBOX_HOME/additions/VBoxGuestAdditions.iso`), as
+            // VirtualBox leaves the value empty when its ISO is missing.
+            let additions = home.join("additions/VBoxGuestAdditions.iso");
+            let additions = if additions.is_file() {
+                additions.display().to_string()
+            } else {
+                String::new()
+            };
+            let lines = [
+                ("API version:", "7_0".to_owned()),
+                ("Minimum guest RAM size:", "4 Megabytes".to_owned()),
+                ("Maximum guest RAM size:", "2097152 Megabytes".to_owned()),
+                ("Maximum guest CPU count:", "64".to_owned()),
+                (
+                    "Default machine folder:",
+                    home.join("VirtualBox VMs").display().to_string(),
+                ),
+                ("Default hard disk format:", "VDI".to_owned()),
+                ("Default Guest Additions ISO:", additions),
+                ("Default frontend:", String::new()),
+            ];
+            for (key, value) in lines {
+                println!("{key:<33}{value}");
+            }
+        }
         Some(other) => return Err(Fail::syntax(&format!("Unknown subcommand '{other}'"))),
         None => return Err(Fail::syntax("Missing subcommand for \"list\"")),
     }

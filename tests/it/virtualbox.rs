@@ -98,6 +98,7 @@ fn disk_spec(path: PathBuf) -> DiskSpec {
         size_mib: 64,
         bus: StorageBus::Ide,
         iso_bus: StorageBus::Ide,
+        additions_bus: None,
         sata_port_count: 1,
         nvme_port_count: 1,
         nonrotational: false,

@@ -6,7 +6,7 @@ mod step_output_dir;
 mod step_provision;
 mod step_wait_ssh;
 
-pub use step_fetch_iso::StepFetchIso;
+pub use step_fetch_iso::{StepFetchIso, fetch_image};
 pub use step_http_server::StepHttpServer;
 pub use step_output_dir::StepOutputDir;
 pub use step_provision::StepProvision;

@@ -1,9 +1,12 @@
 //! Gets the ISO through the content-addressed cache (or uses a local file in place).
 
+use std::path::PathBuf;
+
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::config::common::IsoConfig;
 use crate::iso::{FetchOptions, IsoCache};
 
-use super::HasCommon;
+use super::{CommonState, HasCommon};
 
 pub struct StepFetchIso;
 
@@ -15,25 +18,40 @@ impl<S: HasCommon> Step<S> for StepFetchIso {
     fn run<'a>(&'a mut self, state: &'a mut S, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let common = state.common();
-            let source = common
-                .iso
-                .source(&common.options.template_dir, &common.options.pwd)
-                .map_err(|e| StepError::with_source("iso_checksum is not valid", e))?;
-            let cache = IsoCache::locate()
-                .map_err(|e| StepError::with_source("cannot open the ISO cache", e))?;
-            let options = FetchOptions {
-                offline: common.options.offline,
-                build_name: ctx.build.clone(),
-                ..FetchOptions::default()
-            };
-            let fetched = cache
-                .get_or_fetch(&source, &options, ctx.reporter.as_ref())
-                .await
-                .map_err(|e| StepError::with_source("cannot get the ISO", e))?;
-            ctx.reporter
-                .info(&ctx.build, &format!("Using ISO {}", fetched.path.display()));
-            common.iso_path = Some(fetched.path);
+            let iso = common.iso.clone();
+            let path = fetch_image(common, &iso, "the ISO", ctx).await?;
+            common.iso_path = Some(path);
             Ok(())
         })
     }
+}
+
+/// Fetches `image` (mirrors and checksum as in `iso_url`/`iso_checksum`)
+/// into the cache, or verifies a local file in place, honouring
+/// `-offline`; `what` names it in errors and progress ("the ISO").
+pub async fn fetch_image(
+    common: &CommonState,
+    image: &IsoConfig,
+    what: &str,
+    ctx: &StepContext,
+) -> Result<PathBuf, StepError> {
+    let source = image
+        .source(&common.options.template_dir, &common.options.pwd)
+        .map_err(|e| StepError::with_source(format!("the checksum of {what} is not valid"), e))?;
+    let cache =
+        IsoCache::locate().map_err(|e| StepError::with_source("cannot open the ISO cache", e))?;
+    let options = FetchOptions {
+        offline: common.options.offline,
+        build_name: ctx.build.clone(),
+        ..FetchOptions::default()
+    };
+    let fetched = cache
+        .get_or_fetch(&source, &options, ctx.reporter.as_ref())
+        .await
+        .map_err(|e| StepError::with_source(format!("cannot get {what}"), e))?;
+    ctx.reporter.info(
+        &ctx.build,
+        &format!("Using {what} {}", fetched.path.display()),
+    );
+    Ok(fetched.path)
 }

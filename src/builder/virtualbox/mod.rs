@@ -1,12 +1,13 @@
 //! The `virtualbox-iso` builder: Packer's steps through `VBoxManage`,
 //! sharing the ISO, HTTP, SSH and provisioning steps with the qemu builder.
 //!
-//! fetch ISO → output directory → create VM → disk → ISO → HTTP server →
-//! NAT forward → vboxmanage → start → boot command → SSH → version file →
-//! provision →
-//! shut down → detach ISO, vboxmanage_post → export; the VM is unregistered
-//! and deleted afterwards unless `keep_registered`.
+//! fetch ISO → fetch guest additions → output directory → create VM →
+//! disk → ISOs → HTTP server → NAT forward → vboxmanage → start → boot
+//! command → SSH → version file → guest additions upload → provision →
+//! shut down → detach ISOs → vboxmanage_post → export; the VM is
+//! unregistered and deleted afterwards unless `keep_registered`.
 
+mod guest_additions;
 mod steps;
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::build::artifact::Artifact;
 use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
-use crate::hypervisor::virtualbox::{VBoxManage, VmState};
+use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
 use crate::ui::Reporter;
 
 /// Packer's id for this builder; the vagrant post-processor picks virtualbox by it.
@@ -34,6 +35,9 @@ pub struct VBoxState {
     pub config: VirtualBoxIsoConfig,
     pub common: CommonState,
     pub vbox: Option<Arc<dyn VBoxManage>>,
+    pub version: Option<VBoxVersion>,
+    /// The guest additions ISO on this host, once fetched.
+    pub guest_additions: Option<std::path::PathBuf>,
     pub registered: bool,
     pub exported: Vec<std::path::PathBuf>,
 }
@@ -83,12 +87,15 @@ pub async fn run(
         ),
         config,
         vbox: None,
+        version: None,
+        guest_additions: None,
         registered: false,
         exported: Vec::new(),
     };
     let mut steps: Vec<Box<dyn Step<VBoxState>>> = vec![
         Box::new(steps::StepFindVBoxManage),
         Box::new(StepFetchIso),
+        Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
@@ -100,6 +107,7 @@ pub async fn run(
         Box::new(steps::StepTypeBootCommand),
         Box::new(StepWaitSsh),
         Box::new(steps::StepUploadVersion),
+        Box::new(guest_additions::StepUploadGuestAdditions),
         Box::new(StepProvision),
         Box::new(steps::StepShutdown),
         Box::new(steps::StepDetachIso),

@@ -13,8 +13,8 @@ use crate::hypervisor::virtualbox::command::{
     acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete,
 };
 use crate::hypervisor::virtualbox::{
-    BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, StorageBus, VBoxCommand,
-    VBoxManage, VBoxManageCli, VmSpec, VmState, render_vboxmanage_rows,
+    BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, VBoxCommand, VBoxManage,
+    VBoxManageCli, VmSpec, VmState, render_vboxmanage_rows,
 };
 
 /// Runs `commands` in order; the first failure stops, with its stderr.
@@ -55,6 +55,7 @@ impl Step<VBoxState> for StepFindVBoxManage {
             ctx.reporter
                 .info(&ctx.build, &format!("VirtualBox {}", version.raw));
             state.vbox = Some(Arc::new(cli));
+            state.version = Some(version);
             Ok(())
         })
     }
@@ -141,29 +142,42 @@ impl Step<VBoxState> for StepCreateDisk {
     }
 }
 
-fn boot_iso(state: &VBoxState) -> IsoAttachment {
-    IsoAttachment::boot_iso(
-        StorageBus::parse(&state.config.iso_interface).unwrap_or(StorageBus::Ide),
-    )
+/// The DVD slots a build fills, each with its image: the boot ISO, and
+/// the guest additions when `guest_additions_mode` is "attach".
+fn dvd_slots(state: &VBoxState) -> Vec<(IsoAttachment, Option<std::path::PathBuf>)> {
+    let disk = DiskSpec::from_config(&state.config);
+    let mut slots = vec![(
+        IsoAttachment::boot_iso(disk.iso_bus),
+        state.common.iso_path.clone(),
+    )];
+    if let Some(bus) = disk.additions_bus {
+        slots.push((
+            IsoAttachment::guest_additions(bus),
+            state.guest_additions.clone(),
+        ));
+    }
+    slots
 }
 
 pub struct StepAttachIso;
 
 impl Step<VBoxState> for StepAttachIso {
     fn name(&self) -> &'static str {
-        "Attaching the ISO"
+        "Attaching the ISOs"
     }
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let iso = state
-                .common
-                .iso_path
-                .clone()
-                .ok_or_else(|| StepError::new("no ISO was fetched"))?;
-            let iso = std::fs::canonicalize(&iso).unwrap_or(iso);
-            let command = boot_iso(state).attach(&state.config.vm_name, &iso);
-            run_all(state.vbox()?, vec![command]).await
+            let mut commands = Vec::new();
+            for (slot, image) in dvd_slots(state) {
+                let image =
+                    image.ok_or_else(|| StepError::new("an ISO to attach was not fetched"))?;
+                // VirtualBox records the path it is given; a symlink into the
+                // cache would dangle once pruned.
+                let image = std::fs::canonicalize(&image).unwrap_or(image);
+                commands.push(slot.attach(&state.config.vm_name, &image));
+            }
+            run_all(state.vbox()?, commands).await
         })
     }
 }
@@ -172,13 +186,16 @@ pub struct StepDetachIso;
 
 impl Step<VBoxState> for StepDetachIso {
     fn name(&self) -> &'static str {
-        "Detaching the ISO"
+        "Detaching the ISOs"
     }
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let command = boot_iso(state).detach(&state.config.vm_name);
-            run_all(state.vbox()?, vec![command]).await
+            let commands = dvd_slots(state)
+                .into_iter()
+                .map(|(slot, _)| slot.detach(&state.config.vm_name))
+                .collect();
+            run_all(state.vbox()?, commands).await
         })
     }
 }
@@ -442,8 +459,7 @@ impl Step<VBoxState> for StepExport {
 }
 
 /// Uploads `virtualbox_version_file` (default `.vbox_version`) so scripts
-/// in the guest know the VirtualBox version; guest additions are not
-/// handled yet, and the build says so rather than skipping them silently.
+/// in the guest know the VirtualBox version.
 pub struct StepUploadVersion;
 
 impl Step<VBoxState> for StepUploadVersion {
@@ -453,13 +469,6 @@ impl Step<VBoxState> for StepUploadVersion {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            use crate::config::virtualbox::GuestAdditionsMode;
-            if state.config.guest_additions_mode != GuestAdditionsMode::Disable {
-                ctx.reporter.warn(
-                    &ctx.build,
-                    "guest additions are not installed by this version of kiln (guest_additions_mode is not \"disable\"): skipped",
-                );
-            }
             let (Some(path), Some(ssh)) = (
                 state.config.virtualbox_version_file.clone(),
                 state.common.ssh.clone(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::bootcmd::Action;
 use crate::bootcmd::scancode::{self, VboxStep};
 use crate::config::decode::Deferred;
-use crate::config::virtualbox::{ExportFormat, VirtualBoxIsoConfig};
+use crate::config::virtualbox::{ExportFormat, GuestAdditionsMode, VirtualBoxIsoConfig};
 
 use super::driver::VBOXMANAGE;
 
@@ -249,6 +249,8 @@ pub struct DiskSpec {
     pub bus: StorageBus,
     /// Where the boot ISO goes: a SATA controller is added for either.
     pub iso_bus: StorageBus,
+    /// Where attached guest additions go (`guest_additions_mode` "attach").
+    pub additions_bus: Option<StorageBus>,
     pub sata_port_count: u32,
     pub nvme_port_count: u32,
     pub nonrotational: bool,
@@ -263,6 +265,12 @@ impl DiskSpec {
             size_mib: c.disk_size_mib,
             bus: StorageBus::parse(&c.hard_drive_interface).unwrap_or(StorageBus::Ide),
             iso_bus: StorageBus::parse(&c.iso_interface).unwrap_or(StorageBus::Ide),
+            additions_bus: (c.guest_additions_mode == GuestAdditionsMode::Attach).then(|| {
+                c.guest_additions_interface
+                    .as_deref()
+                    .and_then(StorageBus::parse)
+                    .unwrap_or(StorageBus::Ide)
+            }),
             sata_port_count: c.sata_port_count,
             nvme_port_count: c.nvme_port_count,
             nonrotational: c.hard_drive_nonrotational,
@@ -289,8 +297,8 @@ impl DiskSpec {
             ]),
             StorageBus::Ide.storagectl(vm, 0),
         ];
-        if self.bus == StorageBus::Sata || self.iso_bus == StorageBus::Sata {
-            out.push(StorageBus::Sata.storagectl(vm, self.sata_port_count));
+        if let Some(ports) = self.sata_ports() {
+            out.push(StorageBus::Sata.storagectl(vm, ports));
         }
         match self.bus {
             StorageBus::Ide | StorageBus::Sata => {}
@@ -319,6 +327,29 @@ impl DiskSpec {
             .push(on_off(self.discard));
         out.push(attach);
         out
+    }
+}
+
+impl DiskSpec {
+    /// The SATA controller's port count when one is needed: at least
+    /// `sata_port_count`, and enough for the DVD slots placed on it (Packer
+    /// passes `sata_port_count` as given, so `iso_interface: "sata"` fails
+    /// there unless the user raises it; kiln counts the slots itself).
+    pub fn sata_ports(&self) -> Option<u32> {
+        let mut needed = None;
+        if self.bus == StorageBus::Sata {
+            needed = Some(1);
+        }
+        let dvds = [
+            Some(IsoAttachment::boot_iso(self.iso_bus)),
+            self.additions_bus.map(IsoAttachment::guest_additions),
+        ];
+        for slot in dvds.into_iter().flatten() {
+            if slot.bus == StorageBus::Sata {
+                needed = Some(needed.unwrap_or(0).max(slot.port + 1));
+            }
+        }
+        needed.map(|n| n.max(self.sata_port_count))
     }
 }
 

@@ -294,6 +294,25 @@ pub trait VBoxManage: Send + Sync {
     fn list_vms(&self) -> Result<Vec<VmEntry>, VBoxError> {
         Ok(parse_list_vms(&self.run(&["list".into(), "vms".into()])?))
     }
+
+    /// The guest additions ISO that came with this VirtualBox (`Default
+    /// Guest Additions ISO` in `list systemproperties`), when it has one.
+    fn default_guest_additions_iso(&self) -> Result<Option<PathBuf>, VBoxError> {
+        let out = self.run(&["list".into(), "systemproperties".into()])?;
+        Ok(parse_default_guest_additions_iso(&out))
+    }
+}
+
+/// `Default Guest Additions ISO:     /usr/lib/virtualbox/additions/VBoxGuestAdditions.iso`
+/// in `list systemproperties`; an empty value means none is installed.
+pub fn parse_default_guest_additions_iso(output: &str) -> Option<PathBuf> {
+    output.lines().find_map(|line| {
+        let value = line
+            .trim_end_matches('\r')
+            .strip_prefix("Default Guest Additions ISO:")?;
+        let value = value.trim();
+        (!value.is_empty()).then(|| PathBuf::from(value))
+    })
 }
 
 /// The real `VBoxManage`.
@@ -416,6 +435,28 @@ mod tests {
         assert_eq!((v.number(), v.revision), ("6.1.38".into(), Some(153438)));
         assert_eq!(parse_version("7.1.4\n").expect("parses").revision, None);
         assert!(parse_version("no version here").is_none());
+    }
+
+    #[test]
+    fn default_guest_additions_iso_from_systemproperties() {
+        let out = "API version:                     7_0\r\n\
+                   Default machine folder:          /root/VirtualBox VMs\r\n\
+                   Default Guest Additions ISO:     /usr/lib/virtualbox/additions/VBoxGuestAdditions.iso\r\n\
+                   Default frontend:                \r\n";
+        assert_eq!(
+            parse_default_guest_additions_iso(out),
+            Some(PathBuf::from(
+                "/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso"
+            ))
+        );
+        assert_eq!(
+            parse_default_guest_additions_iso("Default Guest Additions ISO:     \n"),
+            None
+        );
+        assert_eq!(
+            parse_default_guest_additions_iso("API version: 7_0\n"),
+            None
+        );
     }
 
     /// A VBoxManage that prints `stdout` whatever it is asked.

@@ -13,6 +13,6 @@ pub use command::{
     render_vboxmanage_rows,
 };
 pub use driver::{
-    VBoxError, VBoxManage, VBoxManageCli, VBoxVersion, VmEntry, VmState, parse_list_vms,
-    parse_machinereadable, parse_version,
+    VBoxError, VBoxManage, VBoxManageCli, VBoxVersion, VmEntry, VmState,
+    parse_default_guest_additions_iso, parse_list_vms, parse_machinereadable, parse_version,
 };

@@ -1,0 +1,225 @@
+//! VirtualBox guest additions: which ISO (`guest_additions_url`, the one
+//! installed with VirtualBox, or virtualbox.org's), fetched and verified
+//! through the ISO cache before any VM exists, then either attached as a
+//! second DVD (`guest_additions_mode` "attach", in the attach step) or
+//! uploaded over SSH ("upload", here).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::VBoxState;
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::builder::common::{fetch_image, render_deferred};
+use crate::config::common::IsoConfig;
+use crate::config::virtualbox::GuestAdditionsMode;
+
+/// Where VirtualBox publishes each release's guest additions and checksums.
+const DOWNLOAD_BASE: &str = "https://download.virtualbox.org/virtualbox";
+
+/// The guest's file name when `guest_additions_path` is not set (Packer's).
+const DEFAULT_GUEST_PATH: &str = "VBoxGuestAdditions.iso";
+
+/// Where the guest additions come from and how they are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdditionsSource {
+    pub url: String,
+    /// In `iso_checksum` syntax.
+    pub checksum: String,
+}
+
+/// Chooses the source as Packer does, except where noted:
+/// - `guest_additions_url` (rendered) wins. Its checksum is
+///   `guest_additions_sha256`, or else the `SHA256SUMS` beside the URL
+///   (Packer always reads virtualbox.org's, which a local mirror or an
+///   offline lab cannot reach).
+/// - Then the ISO VirtualBox installed (`installed`), used in place
+///   unverified: it came with the VirtualBox that runs the build.
+/// - Then virtualbox.org's ISO for `version`, checked against the release's
+///   `SHA256SUMS` (or `guest_additions_sha256`).
+pub fn additions_source(
+    url: Option<&str>,
+    sha256: Option<&str>,
+    installed: Option<PathBuf>,
+    version: &str,
+) -> AdditionsSource {
+    let checksum_or = |sums: String| match sha256 {
+        Some(sum) => format!("sha256:{sum}"),
+        None => format!("file:{sums}"),
+    };
+    if let Some(url) = url.filter(|u| !u.is_empty()) {
+        let dir = url.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".");
+        return AdditionsSource {
+            url: url.to_owned(),
+            checksum: checksum_or(format!("{dir}/SHA256SUMS")),
+        };
+    }
+    if let Some(path) = installed {
+        return AdditionsSource {
+            url: path.display().to_string(),
+            checksum: "none".into(),
+        };
+    }
+    AdditionsSource {
+        url: format!("{DOWNLOAD_BASE}/{version}/VBoxGuestAdditions_{version}.iso"),
+        checksum: checksum_or(format!("{DOWNLOAD_BASE}/{version}/SHA256SUMS")),
+    }
+}
+
+fn version_data(state: &VBoxState) -> Result<BTreeMap<String, String>, StepError> {
+    let version = state
+        .version
+        .as_ref()
+        .ok_or_else(|| StepError::new("the VirtualBox version is not known"))?;
+    Ok(BTreeMap::from([("Version".to_owned(), version.number())]))
+}
+
+pub struct StepFetchGuestAdditions;
+
+impl Step<VBoxState> for StepFetchGuestAdditions {
+    fn name(&self) -> &'static str {
+        "Fetching the guest additions"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.config.guest_additions_mode == GuestAdditionsMode::Disable {
+                return Ok(());
+            }
+            let data = version_data(state)?;
+            let url = match &state.config.guest_additions_url {
+                Some(d) => Some(render_deferred(
+                    &state.common,
+                    "guest_additions_url",
+                    d,
+                    &data,
+                )?),
+                None => None,
+            };
+            let installed = if url.as_deref().is_some_and(|u| !u.is_empty()) {
+                None
+            } else {
+                let vbox = state.vbox()?;
+                let found = tokio::task::spawn_blocking(move || vbox.default_guest_additions_iso())
+                    .await
+                    .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?;
+                match found {
+                    Ok(Some(path)) if path.is_file() => Some(path),
+                    Ok(_) => {
+                        ctx.reporter.warn(
+                            &ctx.build,
+                            "this VirtualBox reports no guest additions ISO; fetching it from virtualbox.org (set guest_additions_url to use a local copy, or guest_additions_mode \"disable\")",
+                        );
+                        None
+                    }
+                    Err(e) => return Err(StepError::with_source(e.to_string(), e)),
+                }
+            };
+            let source = additions_source(
+                url.as_deref(),
+                state.config.guest_additions_sha256.as_deref(),
+                installed,
+                &data["Version"],
+            );
+            let image = IsoConfig {
+                urls: vec![source.url],
+                checksum: source.checksum,
+                target_path: None,
+                target_extension: "iso".into(),
+            };
+            let path = fetch_image(&state.common, &image, "the guest additions", ctx).await?;
+            state.guest_additions = Some(path);
+            Ok(())
+        })
+    }
+}
+
+pub struct StepUploadGuestAdditions;
+
+impl Step<VBoxState> for StepUploadGuestAdditions {
+    fn name(&self) -> &'static str {
+        "Uploading the guest additions"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.config.guest_additions_mode != GuestAdditionsMode::Upload {
+                return Ok(());
+            }
+            let (Some(iso), Some(ssh)) = (state.guest_additions.clone(), state.common.ssh.clone())
+            else {
+                ctx.reporter.info(
+                    &ctx.build,
+                    "no communicator: the guest additions are not uploaded",
+                );
+                return Ok(());
+            };
+            let data = version_data(state)?;
+            let target = match &state.config.guest_additions_path {
+                Some(d) => render_deferred(&state.common, "guest_additions_path", d, &data)?,
+                None => DEFAULT_GUEST_PATH.to_owned(),
+            };
+            let size = std::fs::metadata(&iso)
+                .map_err(|e| StepError::with_source(format!("cannot read {}", iso.display()), e))?
+                .len();
+            ssh.upload_file(&iso, &target)
+                .await
+                .map_err(|e| StepError::with_source(format!("cannot upload {target}"), e))?;
+            ctx.reporter.info(
+                &ctx.build,
+                &format!(
+                    "Uploaded the guest additions ({:.1} MiB) to {target}",
+                    size as f64 / (1024.0 * 1024.0)
+                ),
+            );
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_url_is_checked_against_its_own_sha256sums() {
+        let s = additions_source(
+            Some("http://mirror.lan/vbox/7.0.20/VBoxGuestAdditions_7.0.20.iso"),
+            None,
+            Some("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso".into()),
+            "7.0.20",
+        );
+        assert_eq!(
+            s.url,
+            "http://mirror.lan/vbox/7.0.20/VBoxGuestAdditions_7.0.20.iso"
+        );
+        assert_eq!(s.checksum, "file:http://mirror.lan/vbox/7.0.20/SHA256SUMS");
+    }
+
+    #[test]
+    fn a_given_sha256_wins() {
+        let sum = "ab".repeat(32);
+        let s = additions_source(Some("/srv/ga.iso"), Some(&sum), None, "7.0.20");
+        assert_eq!(s.checksum, format!("sha256:{sum}"));
+        let s = additions_source(None, Some(&sum), None, "7.0.20");
+        assert_eq!(s.checksum, format!("sha256:{sum}"));
+    }
+
+    #[test]
+    fn the_installed_iso_comes_next_then_virtualbox_org() {
+        let installed = PathBuf::from("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso");
+        let s = additions_source(None, None, Some(installed.clone()), "7.0.20");
+        assert_eq!(
+            (s.url.as_str(), s.checksum.as_str()),
+            (installed.to_str().unwrap_or_default(), "none")
+        );
+        let s = additions_source(Some(""), None, None, "7.0.20");
+        assert_eq!(
+            s.url,
+            "https://download.virtualbox.org/virtualbox/7.0.20/VBoxGuestAdditions_7.0.20.iso"
+        );
+        assert_eq!(
+            s.checksum,
+            "file:https://download.virtualbox.org/virtualbox/7.0.20/SHA256SUMS"
+        );
+    }
+}
