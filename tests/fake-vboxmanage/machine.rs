@@ -19,7 +19,7 @@ impl Fail {
     }
 
     pub fn unknown_option(opt: &str) -> Self {
-        Self::new(&[&format!("Invalid parameter '{opt}'")])
+        Self::new(&[&format!("Unknown option: {opt}")])
     }
 
     pub fn locked(name: &str) -> Self {

@@ -9,5 +9,6 @@ mod qemu;
 mod ssh;
 mod support;
 mod templates;
+mod vbox_build;
 mod virtualbox;
 mod vm;

@@ -44,3 +44,31 @@ pub fn transcript(output: &Output, dir: &Path) -> String {
         clean(&output.stderr)
     )
 }
+
+/// Adds `file` with the real Vagrant under the throwaway `home` and returns
+/// `vagrant box list`.
+pub fn vagrant_box_add(home: &Path, name: &str, file: &Path) -> String {
+    let vagrant = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("vagrant")
+            .args(args)
+            .env("VAGRANT_HOME", home)
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("vagrant runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "vagrant {args:?}: {text}");
+        text
+    };
+    vagrant(&[
+        "box".as_ref(),
+        "add".as_ref(),
+        "--name".as_ref(),
+        name.as_ref(),
+        file.as_ref(),
+    ]);
+    vagrant(&["box".as_ref(), "list".as_ref()])
+}

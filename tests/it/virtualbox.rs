@@ -15,13 +15,13 @@ use kiln::hypervisor::virtualbox::{VBoxError, VBoxManage, VBoxManageCli, VmState
 
 /// A private VirtualBox: a `bin/VBoxManage` wrapper that runs the simulator
 /// with `FAKE_VBOX_HOME` pointing into this directory.
-struct FakeVbox {
+pub(crate) struct FakeVbox {
     dir: tempfile::TempDir,
-    cli: VBoxManageCli,
+    pub(crate) cli: VBoxManageCli,
 }
 
 impl FakeVbox {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin dir");
@@ -42,12 +42,12 @@ impl FakeVbox {
         Self { dir, cli }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Every recorded invocation's argv.
-    fn calls(&self) -> Vec<Vec<String>> {
+    pub(crate) fn calls(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(self.path("home/calls.log"))
             .unwrap_or_default()
             .lines()

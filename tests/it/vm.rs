@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::kiln_bin;
 
 /// VM tests take turns.
-fn vm_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn vm_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -20,7 +20,7 @@ fn repo() -> PathBuf {
 }
 
 /// The tiny installer ISO and its sha256, built once (and cached across runs).
-fn tiny_iso() -> &'static (PathBuf, String) {
+pub(crate) fn tiny_iso() -> &'static (PathBuf, String) {
     static ISO: OnceLock<(PathBuf, String)> = OnceLock::new();
     ISO.get_or_init(|| {
         let out = Command::new(repo().join("scripts/build-tiny-installer"))
@@ -75,7 +75,7 @@ fn kiln(work: &Workdir, args: &[&str]) -> Command {
 }
 
 /// `kiln build [flags] TEMPLATE` in `dir`, with its own ISO cache.
-fn build_in(dir: &Path, flags: &[&str], template: &Path) -> Command {
+pub(crate) fn build_in(dir: &Path, flags: &[&str], template: &Path) -> Command {
     let mut cmd = Command::new(kiln_bin());
     cmd.current_dir(dir)
         .env("KILN_CACHE_DIR", dir.join("cache"))
@@ -85,7 +85,7 @@ fn build_in(dir: &Path, flags: &[&str], template: &Path) -> Command {
     cmd
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -94,7 +94,7 @@ fn text(out: &Output) -> String {
 }
 
 /// PIDs of QEMU processes whose command line mentions `needle`.
-fn qemu_processes_with(needle: &str) -> Vec<u32> {
+pub(crate) fn qemu_processes_with(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -348,7 +348,19 @@ fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
 }
 
 /// Starts a build, waits for `marker` in its output, sends SIGINT.
-fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Duration) {
+pub(crate) fn interrupt_when(cmd: Command, marker: &str, name: &str) -> (Output, Duration) {
+    interrupt_when_checking(cmd, marker, name, || Ok(()))
+}
+
+/// [`interrupt_when`], running `check` on the live build just before the
+/// signal; its failure is reported after the build has been stopped, so a
+/// failed check never leaves a VM behind.
+pub(crate) fn interrupt_when_checking(
+    mut cmd: Command,
+    marker: &str,
+    name: &str,
+    check: impl FnOnce() -> Result<(), String>,
+) -> (Output, Duration) {
     use std::io::{BufRead, BufReader};
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -367,6 +379,7 @@ fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Durati
     }
     assert!(seen.contains(marker), "{marker} never appeared:\n{seen}");
     std::thread::sleep(Duration::from_millis(300));
+    let checked = check();
     let pid = i32::try_from(child.id()).expect("pid");
     let sent = Instant::now();
     // SAFETY-free: the kill(1) command delivers the signal.
@@ -379,6 +392,9 @@ fn interrupt_when(mut cmd: Command, marker: &str, name: &str) -> (Output, Durati
         qemu_processes_with(name).is_empty(),
         "no qemu may survive an interrupted build:\n{seen}"
     );
+    if let Err(e) = checked {
+        panic!("before the interrupt: {e}");
+    }
     (out, sent.elapsed())
 }
 
@@ -446,66 +462,4 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
         "{names}"
     );
     assert!(names.contains(".vmdk") && names.contains(".mf"), "{names}");
-}
-
-#[test]
-fn virtualbox_iso_build_runs_against_the_simulated_vboxmanage() {
-    let _vm = vm_lock();
-    let (iso, sum) = tiny_iso();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).expect("bin");
-    let wrapper = bin.join("VBoxManage");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nFAKE_VBOX_HOME='{}' exec '{}' \"$@\"\n",
-            dir.path().join("vbox-home").display(),
-            env!("CARGO_BIN_EXE_fake-vboxmanage")
-        ),
-    )
-    .expect("wrapper");
-    let _ = Command::new("chmod").arg("+x").arg(&wrapper).status();
-    let template = format!(
-        r#"{{
-  "builders": [{{
-    "type": "virtualbox-iso", "vm_name": "kiln-vbox-test", "guest_os_type": "Linux_64",
-    "iso_url": "{iso}", "iso_checksum": "sha256:{sum}",
-    "memory": 256, "disk_size": 1024, "headless": true, "format": "ovf",
-    "guest_additions_mode": "disable",
-    "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish=reboot\n"}},
-    "boot_wait": "2s",
-    "boot_command": ["install url=http://{{{{ .HTTPIP }}}}:{{{{ .HTTPPort }}}}/install.cfg<enter>"],
-    "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "4m",
-    "shutdown_command": "poweroff"
-  }}],
-  "provisioners": [{{"type": "shell", "inline": ["echo provisioned in the simulated VirtualBox", "echo version $(cat .vbox_version)"]}}],
-  "post-processors": [{{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}}]
-}}"#,
-        iso = iso.display()
-    );
-    std::fs::write(dir.path().join("vbox.json"), template).expect("template");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = build_in(dir.path(), &[], Path::new("vbox.json"));
-    let out = cmd.env("PATH", path).output().expect("kiln runs");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
-    assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
-    assert!(
-        t.contains("version 7."),
-        "the version file was uploaded: {t}"
-    );
-    let ovf = dir.path().join("output-virtualbox-iso/kiln-vbox-test.ovf");
-    assert!(ovf.is_file(), "{t}");
-    assert!(dir.path().join("vbox.box").is_file(), "{t}");
-    let calls = std::fs::read_to_string(dir.path().join("vbox-home/calls.log")).expect("calls");
-    assert!(
-        calls.contains("unregistervm"),
-        "the VM is unregistered afterwards:\n{calls}"
-    );
-    assert!(qemu_processes_with("kiln-vbox-test").is_empty());
 }

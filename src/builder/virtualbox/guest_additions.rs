@@ -19,12 +19,13 @@ const DOWNLOAD_BASE: &str = "https://download.virtualbox.org/virtualbox";
 /// The guest's file name when `guest_additions_path` is not set (Packer's).
 const DEFAULT_GUEST_PATH: &str = "VBoxGuestAdditions.iso";
 
-/// Where the guest additions come from and how they are verified.
+/// Where the guest additions come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdditionsSource {
-    pub url: String,
-    /// In `iso_checksum` syntax.
-    pub checksum: String,
+pub enum AdditionsSource {
+    /// The ISO installed with the VirtualBox that runs the build, used in place.
+    Installed(PathBuf),
+    /// A download (or local file), verified by `checksum` in `iso_checksum` syntax.
+    Fetch { url: String, checksum: String },
 }
 
 /// Chooses the source as Packer does, except where noted:
@@ -32,8 +33,8 @@ pub struct AdditionsSource {
 ///   `guest_additions_sha256`, or else the `SHA256SUMS` beside the URL
 ///   (Packer always reads virtualbox.org's, which a local mirror or an
 ///   offline lab cannot reach).
-/// - Then the ISO VirtualBox installed (`installed`), used in place
-///   unverified: it came with the VirtualBox that runs the build.
+/// - Then the ISO VirtualBox installed (`installed`), unverified as in
+///   Packer: it came with the VirtualBox that runs the build.
 /// - Then virtualbox.org's ISO for `version`, checked against the release's
 ///   `SHA256SUMS` (or `guest_additions_sha256`).
 pub fn additions_source(
@@ -48,18 +49,15 @@ pub fn additions_source(
     };
     if let Some(url) = url.filter(|u| !u.is_empty()) {
         let dir = url.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".");
-        return AdditionsSource {
+        return AdditionsSource::Fetch {
             url: url.to_owned(),
             checksum: checksum_or(format!("{dir}/SHA256SUMS")),
         };
     }
     if let Some(path) = installed {
-        return AdditionsSource {
-            url: path.display().to_string(),
-            checksum: "none".into(),
-        };
+        return AdditionsSource::Installed(path);
     }
-    AdditionsSource {
+    AdditionsSource::Fetch {
         url: format!("{DOWNLOAD_BASE}/{version}/VBoxGuestAdditions_{version}.iso"),
         checksum: checksum_or(format!("{DOWNLOAD_BASE}/{version}/SHA256SUMS")),
     }
@@ -114,15 +112,32 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
                     Err(e) => return Err(StepError::with_source(e.to_string(), e)),
                 }
             };
-            let source = additions_source(
-                url.as_deref(),
-                state.config.guest_additions_sha256.as_deref(),
-                installed,
-                &data["Version"],
-            );
+            let sha256 = state.config.guest_additions_sha256.as_deref();
+            let (url, checksum) =
+                match additions_source(url.as_deref(), sha256, installed, &data["Version"]) {
+                    AdditionsSource::Installed(path) => {
+                        ctx.reporter.info(
+                            &ctx.build,
+                            &format!("Using VirtualBox's guest additions {}", path.display()),
+                        );
+                        state.guest_additions = Some(path);
+                        return Ok(());
+                    }
+                    AdditionsSource::Fetch { url, checksum } => (url, checksum),
+                };
+            let from_virtualbox_org = url.starts_with(DOWNLOAD_BASE);
+            if state.common.options.offline && from_virtualbox_org && sha256.is_none() {
+                return Err(StepError::new(format!(
+                    "offline: this VirtualBox has no guest additions ISO of its own, and its \
+                     checksum list is online. Download {url} elsewhere, then either set \
+                     guest_additions_url to that file, or `kiln cache add FILE --checksum \
+                     sha256:<hex>` and set guest_additions_sha256 to the same <hex>; or set \
+                     guest_additions_mode \"disable\""
+                )));
+            }
             let image = IsoConfig {
-                urls: vec![source.url],
-                checksum: source.checksum,
+                urls: vec![url],
+                checksum,
                 target_path: None,
                 target_extension: "iso".into(),
             };
@@ -180,46 +195,52 @@ impl Step<VBoxState> for StepUploadGuestAdditions {
 mod tests {
     use super::*;
 
+    fn fetch(url: &str, checksum: &str) -> AdditionsSource {
+        AdditionsSource::Fetch {
+            url: url.into(),
+            checksum: checksum.into(),
+        }
+    }
+
     #[test]
     fn an_explicit_url_is_checked_against_its_own_sha256sums() {
-        let s = additions_source(
-            Some("http://mirror.lan/vbox/7.0.20/VBoxGuestAdditions_7.0.20.iso"),
-            None,
-            Some("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso".into()),
-            "7.0.20",
-        );
+        let url = "http://mirror.lan/vbox/7.0.20/VBoxGuestAdditions_7.0.20.iso";
+        let installed = PathBuf::from("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso");
         assert_eq!(
-            s.url,
-            "http://mirror.lan/vbox/7.0.20/VBoxGuestAdditions_7.0.20.iso"
+            additions_source(Some(url), None, Some(installed), "7.0.20"),
+            fetch(url, "file:http://mirror.lan/vbox/7.0.20/SHA256SUMS")
         );
-        assert_eq!(s.checksum, "file:http://mirror.lan/vbox/7.0.20/SHA256SUMS");
     }
 
     #[test]
     fn a_given_sha256_wins() {
         let sum = "ab".repeat(32);
-        let s = additions_source(Some("/srv/ga.iso"), Some(&sum), None, "7.0.20");
-        assert_eq!(s.checksum, format!("sha256:{sum}"));
-        let s = additions_source(None, Some(&sum), None, "7.0.20");
-        assert_eq!(s.checksum, format!("sha256:{sum}"));
+        assert_eq!(
+            additions_source(Some("/srv/ga.iso"), Some(&sum), None, "7.0.20"),
+            fetch("/srv/ga.iso", &format!("sha256:{sum}"))
+        );
+        assert_eq!(
+            additions_source(None, Some(&sum), None, "7.0.20"),
+            fetch(
+                "https://download.virtualbox.org/virtualbox/7.0.20/VBoxGuestAdditions_7.0.20.iso",
+                &format!("sha256:{sum}")
+            )
+        );
     }
 
     #[test]
     fn the_installed_iso_comes_next_then_virtualbox_org() {
         let installed = PathBuf::from("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso");
-        let s = additions_source(None, None, Some(installed.clone()), "7.0.20");
         assert_eq!(
-            (s.url.as_str(), s.checksum.as_str()),
-            (installed.to_str().unwrap_or_default(), "none")
-        );
-        let s = additions_source(Some(""), None, None, "7.0.20");
-        assert_eq!(
-            s.url,
-            "https://download.virtualbox.org/virtualbox/7.0.20/VBoxGuestAdditions_7.0.20.iso"
+            additions_source(None, None, Some(installed.clone()), "7.0.20"),
+            AdditionsSource::Installed(installed)
         );
         assert_eq!(
-            s.checksum,
-            "file:https://download.virtualbox.org/virtualbox/7.0.20/SHA256SUMS"
+            additions_source(Some(""), None, None, "7.0.20"),
+            fetch(
+                "https://download.virtualbox.org/virtualbox/7.0.20/VBoxGuestAdditions_7.0.20.iso",
+                "file:https://download.virtualbox.org/virtualbox/7.0.20/SHA256SUMS"
+            )
         );
     }
 }

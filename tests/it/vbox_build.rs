@@ -1,0 +1,363 @@
+//! `kiln build` of virtualbox-iso templates against the simulated
+//! VBoxManage (tests/fake-vboxmanage): a whole build of the tiny installer,
+//! the exact VBoxManage calls it makes, and the ways it can fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::virtualbox::FakeVbox;
+use crate::vm::{build_in, interrupt_when_checking, qemu_processes_with, text, tiny_iso, vm_lock};
+use kiln::hypervisor::virtualbox::VBoxManage;
+
+/// The HTTP server's port in these builds: fixed so the boot command (typed
+/// as scancodes) is the same in every run, and below Linux's ephemeral
+/// range so no other test's socket can hold it.
+const HTTP_PORT: u16 = 8719;
+
+/// VirtualBox's version as the simulator prints it.
+const VERSION: &str = "7.0.20";
+
+/// A virtualbox-iso template for the tiny installer; `extra` adds builder
+/// keys (each ending in a comma), `rest` top-level sections after
+/// `builders` (each starting with a comma).
+fn template(vm_name: &str, extra: &str, rest: &str) -> String {
+    let (iso, sum) = tiny_iso();
+    format!(
+        r#"{{
+  "builders": [{{
+    "type": "virtualbox-iso", "vm_name": "{vm_name}", "guest_os_type": "Linux_64",
+    "iso_url": "{iso}", "iso_checksum": "sha256:{sum}",
+    "memory": 256, "disk_size": 1024, "headless": true,
+    "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish=reboot\n"}},
+    "http_port_min": {HTTP_PORT}, "http_port_max": {HTTP_PORT},
+    "boot_wait": "2s",
+    "boot_command": ["install url=http://{{{{ .HTTPIP }}}}:{{{{ .HTTPPort }}}}/install.cfg<enter>"],
+    {extra}
+    "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "4m",
+    "shutdown_command": "poweroff"
+  }}]{rest}
+}}"#,
+        iso = iso.display()
+    )
+}
+
+/// `kiln build` of `template` in the fake VirtualBox's directory, with its
+/// VBoxManage first on PATH.
+fn build(vbox: &FakeVbox, template_text: &str, flags: &[&str]) -> Command {
+    let dir = vbox.path("");
+    std::fs::write(dir.join("vbox.json"), template_text).expect("template");
+    let path = format!(
+        "{}:{}",
+        vbox.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = build_in(&dir, flags, Path::new("vbox.json"));
+    cmd.env("PATH", path)
+        .env("NO_COLOR", "1")
+        .env_remove("VBOX_INSTALL_PATH")
+        .env_remove("VBOX_MSI_INSTALL_PATH");
+    cmd
+}
+
+fn registered(vbox: &FakeVbox) -> Vec<String> {
+    vbox.cli
+        .list_vms()
+        .expect("list vms")
+        .into_iter()
+        .map(|vm| vm.name)
+        .collect()
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).expect("read");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The guest additions ISO the simulated VirtualBox "installed": what
+/// `list systemproperties` reports. Any bytes do: the build only moves it.
+fn install_guest_additions(vbox: &FakeVbox) -> PathBuf {
+    let iso = vbox.path("home/additions/VBoxGuestAdditions.iso");
+    std::fs::create_dir_all(iso.parent().expect("parent")).expect("dir");
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&iso, bytes).expect("guest additions");
+    iso
+}
+
+/// The calls log with this run's variable parts named: the work directory,
+/// the tiny ISO, the SSH host port. Repeated state polls (their number
+/// depends on timing) are collapsed into one line.
+fn normalised_calls(vbox: &FakeVbox) -> String {
+    let work = std::fs::canonicalize(vbox.path("")).expect("work dir");
+    let work = work.display().to_string();
+    let (iso, _) = tiny_iso();
+    let iso = std::fs::canonicalize(iso)
+        .expect("iso")
+        .display()
+        .to_string();
+    let mut lines: Vec<String> = Vec::new();
+    for argv in vbox.calls() {
+        let line = argv
+            .iter()
+            .map(|a| {
+                let a = a.replace(&iso, "$TINY_ISO").replace(&work, "$WORK");
+                match a.strip_prefix("packercomm,tcp,127.0.0.1,") {
+                    Some(rest) => format!(
+                        "packercomm,tcp,127.0.0.1,$SSH_PORT,{}",
+                        rest.split_once(',').map(|(_, r)| r).unwrap_or_default()
+                    ),
+                    None if a.contains(' ') || a.is_empty() => format!("'{a}'"),
+                    None => a,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        if lines.last() != Some(&line) {
+            lines.push(line);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage() {
+    let _vm = vm_lock();
+    let vbox = FakeVbox::new();
+    let additions = install_guest_additions(&vbox);
+    let template = template(
+        "kiln-vbox-test",
+        r#""format": "ova", "guest_additions_path": "VBoxGuestAdditions_{{ .Version }}.iso",
+           "vboxmanage": [["modifyvm", "{{ .Name }}", "--vram", "16"]],
+           "vboxmanage_post": [["modifyvm", "{{ .Name }}", "--description", "built by kiln"]],"#,
+        r#",
+  "provisioners": [{"type": "shell", "inline": [
+    "echo provisioned in the simulated VirtualBox",
+    "echo version $(cat .vbox_version)",
+    "sha256sum VBoxGuestAdditions_$(cat .vbox_version).iso"]}],
+  "post-processors": [{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}]"#,
+    );
+    let out = build(&vbox, &template, &[]).output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
+    assert!(
+        t.contains(&format!("version {VERSION}")),
+        "the version file: {t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "{}  VBoxGuestAdditions_{VERSION}.iso",
+            sha256_hex(&additions)
+        )),
+        "the guest additions arrive whole, under the interpolated name: {t}"
+    );
+
+    // The OVA alone is left in the output directory: the VM and its disk
+    // were deleted with it.
+    let output = vbox.path("output-virtualbox-iso");
+    let mut left: Vec<String> = std::fs::read_dir(&output)
+        .expect("output")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["kiln-vbox-test.ova"], "{t}");
+    let ova = output.join("kiln-vbox-test.ova");
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&ova)
+        .output()
+        .expect("tar");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        names.lines().next().is_some_and(|n| n.ends_with(".ovf")),
+        "the descriptor comes first: {names}"
+    );
+    assert!(names.contains(".vmdk"), "{names}");
+
+    // The box made from the OVA is one Vagrant accepts.
+    let boxfile = vbox.path("vbox.box");
+    let vagrant_home = tempfile::tempdir().expect("tempdir");
+    let list = crate::support::vagrant_box_add(vagrant_home.path(), "kiln/vbox", &boxfile);
+    assert!(
+        list.contains("kiln/vbox") && list.contains("virtualbox"),
+        "{list}"
+    );
+
+    assert!(registered(&vbox).is_empty(), "the VM is unregistered");
+    assert!(qemu_processes_with("kiln-vbox-test").is_empty());
+    insta::assert_snapshot!("virtualbox_iso_full_build_calls", normalised_calls(&vbox));
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_ssh_unregisters_the_vm_and_deletes_its_files() {
+    let _vm = vm_lock();
+    let vbox = FakeVbox::new();
+    let additions = install_guest_additions(&vbox);
+    let template = template(
+        "kiln-vbox-sigint",
+        r#""guest_additions_mode": "attach","#,
+        "",
+    );
+    let cmd = build(&vbox, &template, &[]);
+    let additions_text = additions.display().to_string();
+    let (out, took) = interrupt_when_checking(cmd, "Waiting for SSH", "kiln-vbox-sigint", || {
+        // The guest additions are in the running VM's second DVD drive.
+        let running = registered(&vbox);
+        let qemu = qemu_processes_with(&additions_text);
+        match (running.as_slice(), qemu.len()) {
+            ([name], 1) if name == "kiln-vbox-sigint" => Ok(()),
+            _ => Err(format!(
+                "registered: {running:?}, qemu with the guest additions: {qemu:?}"
+            )),
+        }
+    });
+    let t = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{t}");
+    assert!(took < Duration::from_secs(30), "cleanup took {took:?}");
+    assert!(registered(&vbox).is_empty(), "unregistered: {t}");
+    assert!(
+        !vbox.path("output-virtualbox-iso").exists(),
+        "the output directory (VM folder, disk) is removed: {t}"
+    );
+    let calls = vbox.calls();
+    let storage = |port: &str, device: &str| {
+        calls.iter().any(|c| {
+            c.first().is_some_and(|c| c == "storageattach")
+                && c.windows(2).any(|w| w == ["--port", port])
+                && c.windows(2).any(|w| w == ["--device", device])
+                && c.last().is_some_and(|m| m == &additions_text)
+        })
+    };
+    assert!(storage("1", "0"), "guest additions on IDE 1:0: {calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.first().is_some_and(|c| c == "unregistervm")
+                && c.iter().any(|a| a == "--delete")),
+        "{calls:?}"
+    );
+    assert!(additions.is_file(), "VirtualBox's own ISO is left alone");
+}
+
+fn failing_build(vbox: &FakeVbox, template_text: &str) -> (Output, String) {
+    let out = build(vbox, template_text, &[]).output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    (out, t)
+}
+
+#[test]
+fn without_vboxmanage_the_build_says_how_to_install_virtualbox() {
+    let vbox = FakeVbox::new();
+    let mut cmd = build(&vbox, &template("kiln-vbox-none", "", ""), &[]);
+    // A PATH with every usual tool but no VBoxManage.
+    cmd.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    let out = cmd.output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("VBoxManage was not found"), "{t}");
+    assert!(t.contains("install VirtualBox"), "{t}");
+    assert!(t.contains("VBOX_INSTALL_PATH"), "{t}");
+    assert!(!vbox.path("output-virtualbox-iso").exists(), "{t}");
+}
+
+#[test]
+fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
+    let vbox = FakeVbox::new();
+    let template = template(
+        "kiln-vbox-fail",
+        r#""guest_additions_mode": "disable",
+           "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
+        "",
+    );
+    let (_, t) = failing_build(&vbox, &template);
+    assert!(
+        t.contains("VBoxManage: error: Unknown option: --no-such-option"),
+        "the simulator's stderr is shown: {t}"
+    );
+    assert!(registered(&vbox).is_empty(), "{t}");
+    assert!(!vbox.path("output-virtualbox-iso").exists(), "{t}");
+    assert!(
+        std::fs::read_dir(vbox.path("home/VirtualBox VMs"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "no VM folder is left"
+    );
+}
+
+#[test]
+fn a_vm_of_the_same_name_is_refused_and_left_registered() {
+    let vbox = FakeVbox::new();
+    vbox.cli
+        .run(&[
+            "createvm".into(),
+            "--name".into(),
+            "kiln-vbox-taken".into(),
+            "--register".into(),
+        ])
+        .expect("createvm");
+    let template = template(
+        "kiln-vbox-taken",
+        r#""guest_additions_mode": "disable","#,
+        "",
+    );
+    let (_, t) = failing_build(&vbox, &template);
+    assert!(t.contains("already exists"), "{t}");
+    assert_eq!(
+        registered(&vbox),
+        ["kiln-vbox-taken"],
+        "someone else's VM is not deleted: {t}"
+    );
+}
+
+#[test]
+fn a_wrong_guest_additions_checksum_fails_before_any_vm_exists() {
+    let vbox = FakeVbox::new();
+    let additions = install_guest_additions(&vbox);
+    let template = template(
+        "kiln-vbox-sum",
+        &format!(
+            r#""guest_additions_url": "{}", "guest_additions_sha256": "{}","#,
+            additions.display(),
+            "0".repeat(64)
+        ),
+        "",
+    );
+    let (_, t) = failing_build(&vbox, &template);
+    assert!(t.contains("guest additions"), "{t}");
+    assert!(
+        t.contains(&sha256_hex(&additions)),
+        "the actual digest is named: {t}"
+    );
+    assert!(
+        !vbox
+            .calls()
+            .iter()
+            .any(|c| c.first().is_some_and(|c| c == "createvm")),
+        "no VM was created"
+    );
+}
+
+#[test]
+fn offline_guest_additions_name_what_to_add_to_the_cache() {
+    // No ISO installed with this VirtualBox and -offline: the build cannot
+    // reach virtualbox.org and says what to put in the cache instead.
+    let vbox = FakeVbox::new();
+    let out = build(&vbox, &template("kiln-vbox-offline", "", ""), &["-offline"])
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "https://download.virtualbox.org/virtualbox/{VERSION}/VBoxGuestAdditions_{VERSION}.iso"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("kiln cache add"), "{t}");
+    assert!(registered(&vbox).is_empty(), "{t}");
+}
