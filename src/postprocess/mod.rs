@@ -110,7 +110,7 @@ impl PostProcessContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostProcessError {
-    #[error("post-processor {path} ({type_name})")]
+    #[error("post-processor {path}")]
     Step {
         path: String,
         type_name: String,
@@ -199,7 +199,7 @@ pub async fn run_chains(
         let mut prior = artifact.clone();
         let mut failed = false;
         for (index, pp) in chain.iter().enumerate() {
-            let label = format!("post-processor {} ({})", pp.path, pp.type_name);
+            let label = format!("post-processor {}", pp.path);
             ctx.reporter.step_started(&ctx.build_name, &label);
             let started = std::time::Instant::now();
             let out = run_one(pp, &prior, ctx)
