@@ -18,24 +18,47 @@ const HTTP_PORT: u16 = 8719;
 /// VirtualBox's version as the simulator prints it.
 const VERSION: &str = "7.0.20";
 
+/// How the guest ends its part of a build.
+#[derive(Clone, Copy, PartialEq)]
+enum Guest {
+    /// Reboots into the installed system and is reached over SSH.
+    Ssh,
+    /// Powers off when installed; there is no communicator.
+    PowersOffAlone,
+}
+
 /// A virtualbox-iso template for the tiny installer; `extra` adds builder
 /// keys (each ending in a comma), `rest` top-level sections after
 /// `builders` (each starting with a comma).
 fn template(vm_name: &str, extra: &str, rest: &str) -> String {
+    template_for(Guest::Ssh, vm_name, extra, rest)
+}
+
+fn template_for(guest: Guest, vm_name: &str, extra: &str, rest: &str) -> String {
     let (iso, sum) = tiny_iso();
+    let (finish, communicator) = match guest {
+        Guest::Ssh => (
+            "reboot",
+            r#""ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "4m",
+    "shutdown_command": "poweroff""#,
+        ),
+        Guest::PowersOffAlone => (
+            "poweroff",
+            r#""communicator": "none", "disable_shutdown": true, "shutdown_timeout": "3m""#,
+        ),
+    };
     format!(
         r#"{{
   "builders": [{{
     "type": "virtualbox-iso", "vm_name": "{vm_name}", "guest_os_type": "Linux_64",
     "iso_url": "{iso}", "iso_checksum": "sha256:{sum}",
     "memory": 256, "disk_size": 1024, "headless": true,
-    "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish=reboot\n"}},
+    "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish={finish}\n"}},
     "http_port_min": {HTTP_PORT}, "http_port_max": {HTTP_PORT},
     "boot_wait": "2s",
     "boot_command": ["install url=http://{{{{ .HTTPIP }}}}:{{{{ .HTTPPort }}}}/install.cfg<enter>"],
     {extra}
-    "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "4m",
-    "shutdown_command": "poweroff"
+    {communicator}
   }}]{rest}
 }}"#,
         iso = iso.display()
@@ -241,6 +264,39 @@ fn ctrl_c_while_waiting_for_ssh_unregisters_the_vm_and_deletes_its_files() {
         "{calls:?}"
     );
     assert!(additions.is_file(), "VirtualBox's own ISO is left alone");
+}
+
+#[test]
+fn keep_registered_and_skip_export_leave_the_vm_for_the_user() {
+    let _vm = vm_lock();
+    let vbox = FakeVbox::new();
+    let template = template_for(
+        Guest::PowersOffAlone,
+        "kiln-vbox-kept",
+        r#""keep_registered": true, "skip_export": true,
+           "guest_additions_mode": "disable", "virtualbox_version_file": "","#,
+        "",
+    );
+    let out = build(&vbox, &template, &[]).output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("skip_export"), "{t}");
+    assert_eq!(registered(&vbox), ["kiln-vbox-kept"], "{t}");
+    let state = vbox.cli.vm_state("kiln-vbox-kept").expect("state");
+    assert!(!state.is_running(), "powered off: {state:?}");
+    let calls = vbox.calls();
+    for absent in ["export", "unregistervm"] {
+        assert!(
+            !calls.iter().any(|c| c.first().is_some_and(|c| c == absent)),
+            "no {absent}: {calls:?}"
+        );
+    }
+    assert!(
+        vbox.path("output-virtualbox-iso/kiln-vbox-kept.vdi")
+            .is_file(),
+        "the disk stays with the VM"
+    );
+    assert!(qemu_processes_with("kiln-vbox-kept").is_empty());
 }
 
 fn failing_build(vbox: &FakeVbox, template_text: &str) -> (Output, String) {
