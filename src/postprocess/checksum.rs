@@ -19,7 +19,8 @@ use crate::config::post_processor::ChecksumConfig;
 
 pub const BUILDER_ID: &str = "packer.post-processor.checksum";
 
-enum Hasher {
+#[derive(Clone)]
+pub(super) enum Hasher {
     Md5(md5::Md5),
     Sha1(sha1::Sha1),
     Sha224(sha2::Sha224),
@@ -29,7 +30,7 @@ enum Hasher {
 }
 
 impl Hasher {
-    fn new(kind: &str) -> Option<Self> {
+    pub(super) fn new(kind: &str) -> Option<Self> {
         Some(match kind {
             "md5" => Self::Md5(md5::Md5::new()),
             "sha1" => Self::Sha1(sha1::Sha1::new()),
@@ -41,7 +42,7 @@ impl Hasher {
         })
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(super) fn update(&mut self, data: &[u8]) {
         match self {
             Self::Md5(h) => h.update(data),
             Self::Sha1(h) => h.update(data),
@@ -52,7 +53,7 @@ impl Hasher {
         }
     }
 
-    fn hex(self) -> String {
+    pub(super) fn hex(self) -> String {
         let bytes: Vec<u8> = match self {
             Self::Md5(h) => h.finalize().to_vec(),
             Self::Sha1(h) => h.finalize().to_vec(),
@@ -63,6 +64,73 @@ impl Hasher {
         };
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// A digest some bytes must have, as a manifest lists it (an OVA's `.mf`).
+pub struct ExpectedDigest {
+    /// As the manifest spells it (`SHA256`), for messages.
+    algorithm: String,
+    /// A fresh hasher of that algorithm.
+    hasher: Hasher,
+    /// Lowercase hex.
+    hex: String,
+    /// The manifest's name, for messages.
+    listed_in: String,
+}
+
+impl ExpectedDigest {
+    /// `None` when kiln cannot compute `algorithm` (matched without case:
+    /// `SHA1`, `sha256`, …).
+    pub(super) fn new(algorithm: &str, hex: &str, listed_in: &str) -> Option<Self> {
+        Some(Self {
+            hasher: Hasher::new(&algorithm.to_ascii_lowercase())?,
+            algorithm: algorithm.to_owned(),
+            hex: hex.to_ascii_lowercase(),
+            listed_in: listed_in.to_owned(),
+        })
+    }
+
+    /// A hasher to feed the bytes to, for [`Self::verify`].
+    pub(super) fn hasher(&self) -> Hasher {
+        self.hasher.clone()
+    }
+
+    /// An error naming `member` of `archive` unless `hasher`, fed all of
+    /// its bytes, gives this digest.
+    pub(super) fn verify(
+        &self,
+        hasher: Hasher,
+        archive: &Path,
+        member: &str,
+    ) -> Result<(), PostProcessError> {
+        let actual = hasher.hex();
+        if actual == self.hex {
+            return Ok(());
+        }
+        Err(PostProcessError::Corrupt(Box::new(DigestMismatch {
+            archive: archive.to_owned(),
+            member: member.to_owned(),
+            algorithm: self.algorithm.clone(),
+            listed_in: self.listed_in.clone(),
+            expected: self.hex.clone(),
+            actual,
+        })))
+    }
+}
+
+/// A member of an archive whose bytes are not what its manifest says.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is corrupt: `{member}` does not match its {algorithm} digest in `{listed_in}` ({expected} expected, {actual} read)",
+    archive.display()
+)]
+pub struct DigestMismatch {
+    archive: PathBuf,
+    member: String,
+    algorithm: String,
+    listed_in: String,
+    expected: String,
+    actual: String,
 }
 
 /// One line as `sha256sum` writes it: `HEX  NAME`, or, for a name with a

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
+use super::checksum::{ExpectedDigest, Hasher};
 use super::pgzip::ParallelGzWriter;
 use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blocking};
 use crate::build::artifact::Artifact;
@@ -72,10 +73,34 @@ impl Format {
     }
 }
 
-/// What goes into an archive: a file on disk, or bytes made here.
+/// What goes into an archive: a file on disk, bytes made here, or members
+/// of a tar archive (an OVA) streamed out of it without unpacking it.
 pub enum Entry {
-    File { name: String, path: PathBuf },
-    Bytes { name: String, data: Vec<u8> },
+    File {
+        name: String,
+        path: PathBuf,
+    },
+    Bytes {
+        name: String,
+        data: Vec<u8>,
+    },
+    /// Written in the order they come in `archive`.
+    Members {
+        archive: PathBuf,
+        members: Vec<Member>,
+    },
+}
+
+/// A member of a source archive to copy, as a listing of the archive found
+/// it; it must still be so when it is copied.
+pub struct Member {
+    /// Its name in the source archive.
+    pub source: String,
+    /// Its name in the output.
+    pub name: String,
+    /// The size its header states.
+    pub size: u64,
+    pub digest: Option<ExpectedDigest>,
 }
 
 impl Entry {
@@ -83,6 +108,15 @@ impl Entry {
         match self {
             Self::File { path, .. } => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
             Self::Bytes { data, .. } => data.len() as u64,
+            Self::Members { members, .. } => members.iter().map(|m| m.size).sum(),
+        }
+    }
+
+    /// How many files it puts in the output.
+    fn count(&self) -> usize {
+        match self {
+            Self::File { .. } | Self::Bytes { .. } => 1,
+            Self::Members { members, .. } => members.len(),
         }
     }
 }
@@ -155,11 +189,11 @@ pub fn pack(
     cancel: &CancellationToken,
     progress: &Arc<dyn crate::ui::Progress>,
 ) -> Result<(), PostProcessError> {
-    if !format.tar && entries.len() != 1 {
+    let files: usize = entries.iter().map(Entry::count).sum();
+    if !format.tar && files != 1 {
         return Err(PostProcessError::Unsupported(format!(
-            "output {}: can only compress 1 file without an archive format (.tar…), found {}",
+            "output {}: can only compress 1 file without an archive format (.tar…), found {files}",
             output.display(),
-            entries.len()
         )));
     }
     let dir = match output.parent() {
@@ -188,7 +222,8 @@ pub fn pack(
     match written {
         Ok(file) => file.sync_all().map_err(fail)?,
         // `tmp` is dropped here, which removes the partial file.
-        Err(e) => return Err(fail(e)),
+        Err(WriteError::Io(e)) => return Err(fail(e)),
+        Err(WriteError::Member(e)) => return Err(e),
     }
     if cancel.is_cancelled() {
         return Err(PostProcessError::Cancelled);
@@ -208,6 +243,19 @@ pub fn pack(
     Ok(())
 }
 
+/// Why writing stopped: the output or an input failed, or a member of a
+/// source archive is not what its listing said (corrupt, truncated, gone).
+enum WriteError {
+    Io(io::Error),
+    Member(PostProcessError),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_entries(
     entries: &[Entry],
@@ -217,39 +265,38 @@ fn write_entries(
     mtime: SystemTime,
     cancel: &CancellationToken,
     progress: &Arc<dyn crate::ui::Progress>,
-) -> io::Result<std::fs::File> {
+) -> Result<std::fs::File, WriteError> {
     let mut encoder = Encoder::new(format.codec, file, level, cancel)?;
     let mut done = 0u64;
-    let watch = |reader: std::fs::File, done: u64| WatchedReader {
-        inner: reader,
-        cancel: cancel.clone(),
-        progress: Arc::new(super::checksum::Offset {
-            base: done,
-            inner: progress.clone(),
-        }),
-        position: 0,
-    };
     if format.tar {
         let mut tar = tar::Builder::new(encoder);
         tar.mode(tar::HeaderMode::Deterministic);
-        for entry in entries {
+        let regular = |size: u64, mtime: u64| {
             let mut header = tar::Header::new_gnu();
             header.set_mode(0o644);
             header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(size);
+            header.set_mtime(mtime);
+            header
+        };
+        for entry in entries {
             match entry {
                 Entry::File { name, path } => {
                     let f = std::fs::File::open(path)?;
                     let meta = f.metadata()?;
-                    header.set_size(meta.len());
-                    header.set_mtime(unix_seconds(meta.modified().unwrap_or(mtime)));
-                    let mut reader = watch(f, done);
-                    tar.append_data(&mut header, name, &mut reader)?;
+                    let modified = unix_seconds(meta.modified().unwrap_or(mtime));
+                    let mut reader = watched(f, done, cancel, progress);
+                    tar.append_data(&mut regular(meta.len(), modified), name, &mut reader)?;
                     done += reader.position;
                 }
                 Entry::Bytes { name, data } => {
-                    header.set_size(data.len() as u64);
-                    header.set_mtime(unix_seconds(mtime));
+                    let mut header = regular(data.len() as u64, unix_seconds(mtime));
                     tar.append_data(&mut header, name, &data[..])?;
+                }
+                Entry::Members { archive, members } => {
+                    copy_members(archive, members, &mut done, cancel, progress, |m, t, r| {
+                        tar.append_data(&mut regular(m.size, t), &m.name, r)
+                    })?;
                 }
             }
         }
@@ -257,13 +304,115 @@ fn write_entries(
     } else if let Some(entry) = entries.first() {
         match entry {
             Entry::File { path, .. } => {
-                let mut reader = watch(std::fs::File::open(path)?, done);
+                let mut reader = watched(std::fs::File::open(path)?, done, cancel, progress);
                 io::copy(&mut reader, &mut encoder)?;
             }
             Entry::Bytes { data, .. } => encoder.write_all(data)?,
+            Entry::Members { archive, members } => {
+                copy_members(archive, members, &mut done, cancel, progress, |_, _, r| {
+                    io::copy(r, &mut encoder).map(drop)
+                })?;
+            }
         }
     }
-    encoder.finish()
+    Ok(encoder.finish()?)
+}
+
+/// `reader`, reporting progress after the `done` bytes before it and
+/// failing once the build is cancelled.
+fn watched<R>(
+    reader: R,
+    done: u64,
+    cancel: &CancellationToken,
+    progress: &Arc<dyn crate::ui::Progress>,
+) -> WatchedReader<R> {
+    WatchedReader {
+        inner: reader,
+        cancel: cancel.clone(),
+        progress: Arc::new(super::checksum::Offset {
+            base: done,
+            inner: progress.clone(),
+        }),
+        position: 0,
+    }
+}
+
+/// Streams `members` out of the tar archive at `archive`, in its order,
+/// each through `write` (given the member, its mtime and its bytes), and
+/// checks that each had the size and digest its listing promised. Other
+/// members are skipped.
+fn copy_members(
+    archive: &Path,
+    members: &[Member],
+    done: &mut u64,
+    cancel: &CancellationToken,
+    progress: &Arc<dyn crate::ui::Progress>,
+    mut write: impl FnMut(&Member, u64, &mut dyn io::Read) -> io::Result<()>,
+) -> Result<(), WriteError> {
+    let changed = |problem: String| {
+        WriteError::Member(PostProcessError::BadArchive {
+            archive: archive.to_owned(),
+            problem,
+        })
+    };
+    let source = std::fs::File::open(archive)?;
+    let mut source = tar::Archive::new(io::BufReader::with_capacity(1 << 20, source));
+    let mut copied = 0;
+    for entry in source.entries()? {
+        let entry = entry?;
+        let path = entry.path_bytes();
+        let Some(member) = members.iter().find(|m| m.source.as_bytes() == &*path) else {
+            continue;
+        };
+        let mtime = entry.header().mtime().unwrap_or(0);
+        let hasher = member.digest.as_ref().map(ExpectedDigest::hasher);
+        let mut reader = watched(
+            Hashing {
+                inner: entry,
+                hasher,
+            },
+            *done,
+            cancel,
+            progress,
+        );
+        write(member, mtime, &mut reader)?;
+        *done += reader.position;
+        if reader.position != member.size {
+            return Err(changed(format!(
+                "`{}` holds {} bytes, not the {} its header stated: the archive changed while it was read",
+                member.source, reader.position, member.size
+            )));
+        }
+        if let (Some(digest), Some(hasher)) = (&member.digest, reader.inner.hasher) {
+            digest
+                .verify(hasher, archive, &member.source)
+                .map_err(WriteError::Member)?;
+        }
+        copied += 1;
+    }
+    if copied != members.len() {
+        return Err(changed(format!(
+            "{} of its members are gone: the archive changed while it was read",
+            members.len() - copied
+        )));
+    }
+    Ok(())
+}
+
+/// Feeds what passes through to a hasher, when there is one.
+struct Hashing<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+}
+
+impl<R: io::Read> io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 fn unix_seconds(t: SystemTime) -> u64 {

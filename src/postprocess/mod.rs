@@ -133,6 +133,11 @@ pub enum PostProcessError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// An archive read as input (an OVA) that kiln will not take apart.
+    #[error("{}: {problem}", archive.display())]
+    BadArchive { archive: PathBuf, problem: String },
+    #[error(transparent)]
+    Corrupt(Box<checksum::DigestMismatch>),
     #[error("shell-local failed")]
     ShellLocal(#[source] crate::provision::ProvisionError),
     #[error("manifest {}: existing file is not a Packer manifest", path.display())]

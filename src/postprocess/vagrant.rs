@@ -5,16 +5,18 @@
 //!   with the disk's virtual size in GiB (rounded up, read from the qcow2
 //!   header), a Vagrantfile setting the libvirt driver and, when the
 //!   artifact knows them, cpus and memory.
-//! - virtualbox, from an OVF and its disks (`mitchellh.virtualbox`, or any
-//!   artifact with a `.ovf`): the OVF as `box.ovf` (Vagrant looks for that
-//!   name), the disks under their own names (the OVF refers to them), and
-//!   `config.vm.base_mac` from the OVF's first NIC. An OVF manifest (`.mf`)
-//!   is left out: it names the OVF's old file name, so it would no longer
-//!   verify.
+//! - virtualbox, from an OVF and its disks or from an OVA
+//!   (`mitchellh.virtualbox`, or any artifact with a `.ovf` or `.ova`): the
+//!   OVF as `box.ovf` (Vagrant looks for that name), the disks under their
+//!   own names (the OVF refers to them), and `config.vm.base_mac` from the
+//!   OVF's first NIC. An OVF manifest (`.mf`) is left out: it names the
+//!   OVF's old file name, so it would no longer verify. An OVA's manifest
+//!   is checked instead, as its members are copied ([`ova`]).
 //!
-//! The box is streamed straight from the artifact's files into a parallel
-//! gzip ([`super::pgzip`]) under a temporary name beside the output and
-//! renamed when complete; a failure or interruption leaves nothing.
+//! The box is streamed straight from the artifact's files (and out of an
+//! OVA, never unpacked) into a parallel gzip ([`super::pgzip`]) under a
+//! temporary name beside the output and renamed when complete; a failure or
+//! interruption leaves nothing.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -25,6 +27,8 @@ use super::compress::{self, Codec, Entry, Format};
 use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
 use crate::build::artifact::Artifact;
 use crate::config::post_processor::VagrantConfig;
+
+mod ova;
 
 pub const BUILDER_ID: &str = "mitchellh.post-processor.vagrant";
 
@@ -131,31 +135,51 @@ pub fn qcow2_virtual_size(path: &Path) -> Result<u64, PostProcessError> {
 
 fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
     let is = |f: &Path, ext: &str| f.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
-    if input.files.iter().any(|f| is(f, "ova")) {
-        return Err(PostProcessError::Unsupported(
-            "vagrant (virtualbox): OVA artifacts are not supported yet; export as OVF (\"format\": \"ovf\")"
-                .into(),
-        ));
-    }
     let ovfs: Vec<&PathBuf> = input.files.iter().filter(|f| is(f, "ovf")).collect();
-    let [ovf] = ovfs.as_slice() else {
-        return Err(PostProcessError::Unsupported(format!(
-            "vagrant (virtualbox): the artifact needs exactly one .ovf file, it has {}",
-            ovfs.len()
-        )));
+    let ovas: Vec<&PathBuf> = input.files.iter().filter(|f| is(f, "ova")).collect();
+    let (descriptor, mut entries) = match (ovfs.as_slice(), ovas.as_slice()) {
+        ([ovf], []) => {
+            let text =
+                std::fs::read_to_string(ovf).map_err(PostProcessError::io("cannot read", ovf))?;
+            let entries = vec![Entry::File {
+                name: "box.ovf".into(),
+                path: (*ovf).clone(),
+            }];
+            (text, entries)
+        }
+        ([], [ova]) => {
+            let package = ova::read(ova)?;
+            let mut entries = vec![Entry::Bytes {
+                name: "box.ovf".into(),
+                data: package.descriptor.clone().into_bytes(),
+            }];
+            if !package.members.is_empty() {
+                entries.push(Entry::Members {
+                    archive: (*ova).clone(),
+                    members: package.members,
+                });
+            }
+            (package.descriptor, entries)
+        }
+        _ => {
+            return Err(PostProcessError::Unsupported(format!(
+                "vagrant (virtualbox): the artifact needs exactly one .ovf or one .ova file, it has {} .ovf and {} .ova",
+                ovfs.len(),
+                ovas.len()
+            )));
+        }
     };
-    let text = std::fs::read_to_string(ovf).map_err(PostProcessError::io("cannot read", ovf))?;
-    let mut entries = vec![Entry::File {
-        name: "box.ovf".into(),
-        path: (*ovf).clone(),
-    }];
-    for f in input.files.iter().filter(|f| !is(f, "ovf") && !is(f, "mf")) {
+    for f in input
+        .files
+        .iter()
+        .filter(|f| !is(f, "ovf") && !is(f, "ova") && !is(f, "mf"))
+    {
         entries.push(Entry::File {
             name: base_name(f),
             path: f.clone(),
         });
     }
-    let mac = base_mac(&text)
+    let mac = base_mac(&descriptor)
         .map(|m| format!("  config.vm.base_mac = \"{m}\"\n"))
         .unwrap_or_default();
     Ok(BoxPlan {

@@ -3,7 +3,7 @@
 //! add` (with a throwaway `VAGRANT_HOME`). Configurations are decoded from
 //! template JSON exactly as `kiln build` decodes them; the builder's
 //! artifact is a file made here (qcow2 and streamOptimized VMDK via
-//! `qemu-img`).
+//! `qemu-img`, OVAs packed by `tar` or by kiln's own OVA writer).
 //!
 //! Needs: coreutils, tar, gzip, qemu-img (qemu-utils), vagrant.
 
@@ -402,6 +402,41 @@ impl Reporter for CancelMidway {
     }
 }
 
+/// Appends `mib` MiB of incompressible data to `path`.
+fn append_incompressible(path: &Path, mib: usize) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("opens the file");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for b in block.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        f.write_all(&block).expect("writes");
+    }
+}
+
+/// A context whose build is cancelled once packing passed 8 MiB.
+fn cancelled_midway(dir: &Path) -> PostProcessContext {
+    let cancel = CancellationToken::new();
+    let mut c = context(
+        dir,
+        "run",
+        Arc::new(CancelMidway {
+            cancel: cancel.clone(),
+            after: 8 << 20,
+        }),
+    );
+    c.cancel = cancel;
+    c
+}
+
 #[tokio::test]
 async fn interrupted_packing_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -415,25 +450,8 @@ async fn interrupted_packing_leaves_nothing() {
         &disk.to_string_lossy(),
         "64M",
     ]);
-    {
-        // 48 MiB of incompressible data after the header, so packing takes
-        // a while.
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&disk)
-            .expect("opens the disk");
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..48 {
-            for b in block.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            f.write_all(&block).expect("writes");
-        }
-    }
+    // After the header, so packing takes a while.
+    append_incompressible(&disk, 48);
     let input = Artifact {
         builder_id: "transcend.qemu",
         build_name: "vm".into(),
@@ -447,17 +465,7 @@ async fn interrupted_packing_leaves_nothing() {
         dir.path(),
         r#"[{"type": "vagrant", "output": "boxes/vm.box"}]"#,
     );
-    let cancel = CancellationToken::new();
-    let mut c = context(
-        dir.path(),
-        "run",
-        Arc::new(CancelMidway {
-            cancel: cancel.clone(),
-            after: 8 << 20,
-        }),
-    );
-    c.cancel = cancel;
-    let err = run_chains(&chain, input.clone(), &c)
+    let err = run_chains(&chain, input.clone(), &cancelled_midway(dir.path()))
         .await
         .expect_err("cancelled");
     assert!(err.is_cancelled(), "{err:?}");
@@ -593,14 +601,11 @@ const OVF: &str = r#"<?xml version="1.0"?>
 </Envelope>
 "#;
 
-#[tokio::test]
-async fn virtualbox_box_is_added_by_vagrant() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out_dir = dir.path().join("output-vm");
-    std::fs::create_dir_all(&out_dir).expect("dir");
-    let raw = dir.path().join("disk.raw");
+/// A streamOptimized VMDK of a 64 MiB disk at `vmdk`, as VirtualBox and
+/// kiln export it (`scratch` holds the raw source).
+fn stream_optimized_vmdk(scratch: &Path, vmdk: &Path) {
+    let raw = scratch.join("disk.raw");
     qemu_img(&["create", "-q", "-f", "raw", &raw.to_string_lossy(), "64M"]);
-    let vmdk = out_dir.join("vm-disk001.vmdk");
     qemu_img(&[
         "convert",
         "-q",
@@ -611,6 +616,15 @@ async fn virtualbox_box_is_added_by_vagrant() {
         &raw.to_string_lossy(),
         &vmdk.to_string_lossy(),
     ]);
+}
+
+#[tokio::test]
+async fn virtualbox_box_is_added_by_vagrant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("output-vm");
+    std::fs::create_dir_all(&out_dir).expect("dir");
+    let vmdk = out_dir.join("vm-disk001.vmdk");
+    stream_optimized_vmdk(dir.path(), &vmdk);
     let ovf = out_dir.join("vm.ovf");
     std::fs::write(&ovf, OVF).expect("OVF");
     std::fs::write(out_dir.join("vm.mf"), "SHA1 (vm.ovf) = 00\n").expect("manifest");
@@ -647,4 +661,216 @@ async fn virtualbox_box_is_added_by_vagrant() {
     let home = dir.path().join("vagrant-home");
     let list = vagrant_box_add(&home, "kiln-test-virtualbox", &file);
     assert!(list.contains("kiln-test-virtualbox (virtualbox"), "{list}");
+}
+
+/// An OVA as VirtualBox exports one, at `dir/output-vm/vm.ova`: `vm.ovf`
+/// first, the streamOptimized disk, and `vm.mf` with both SHA256 digests
+/// (`sha256sum`), packed by `tar` as ustar. Returns the OVA and the disk
+/// packed into it.
+fn virtualbox_ova(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let package = dir.join("package");
+    std::fs::create_dir_all(&package).expect("dir");
+    std::fs::write(package.join("vm.ovf"), OVF).expect("OVF");
+    let vmdk = package.join("vm-disk001.vmdk");
+    stream_optimized_vmdk(dir, &vmdk);
+    let mut mf = String::new();
+    for name in ["vm.ovf", "vm-disk001.vmdk"] {
+        let sum = run(Command::new("sha256sum").arg(name).current_dir(&package));
+        let hex = sum.split_whitespace().next().expect("a digest");
+        mf.push_str(&format!("SHA256({name})= {hex}\n"));
+    }
+    std::fs::write(package.join("vm.mf"), mf).expect("manifest");
+    let out_dir = dir.join("output-vm");
+    std::fs::create_dir_all(&out_dir).expect("dir");
+    let ova = out_dir.join("vm.ova");
+    run(Command::new("tar")
+        .args(["--format=ustar", "-cf"])
+        .arg(&ova)
+        .arg("-C")
+        .arg(&package)
+        .args(["vm.ovf", "vm-disk001.vmdk", "vm.mf"]));
+    (ova, vmdk)
+}
+
+fn virtualbox_artifact(file: &Path) -> Artifact {
+    Artifact {
+        builder_id: "mitchellh.virtualbox",
+        build_name: "vm".into(),
+        build_type: "virtualbox-iso".into(),
+        files: vec![file.to_owned()],
+        id: "vm".into(),
+        metadata: BTreeMap::new(),
+    }
+}
+
+fn extract(file: &Path, member: &str) -> Vec<u8> {
+    let out = Command::new("tar")
+        .arg("-xzOf")
+        .arg(file)
+        .arg(member)
+        .output()
+        .expect("tar runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[tokio::test]
+async fn virtualbox_box_from_an_ova_is_added_by_vagrant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ova, vmdk) = virtualbox_ova(dir.path());
+    let chain = chains(
+        dir.path(),
+        r#"[{"type": "vagrant", "output": "boxes/{{.BuildName}}-{{.Provider}}.box", "compression_level": 1}]"#,
+    );
+    let out = run_chains(&chain, virtualbox_artifact(&ova), &ctx(dir.path()))
+        .await
+        .expect("vagrant runs");
+    let file = dir.path().join("boxes/vm-virtualbox.box");
+    assert_eq!(out.len(), 1, "the OVA is not kept by default");
+    assert_eq!(out[0].files, vec![file.clone()]);
+    assert!(!ova.exists());
+    // The manifest is left out, as from an OVF: it names `vm.ovf`.
+    assert_eq!(
+        box_entries(&file),
+        ["Vagrantfile", "box.ovf", "metadata.json", "vm-disk001.vmdk"]
+    );
+    assert_eq!(extract(&file, "box.ovf"), OVF.as_bytes());
+    let disk = std::fs::read(&vmdk).expect("the packed disk");
+    assert!(
+        extract(&file, "vm-disk001.vmdk") == disk,
+        "the disk is copied as it is"
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&extract(&file, "metadata.json")).expect("JSON");
+    assert_eq!(metadata, serde_json::json!({"provider": "virtualbox"}));
+    let vagrantfile = String::from_utf8(extract(&file, "Vagrantfile")).expect("text");
+    assert!(
+        vagrantfile.contains("config.vm.base_mac = \"080027C0FFEE\""),
+        "{vagrantfile}"
+    );
+    let home = dir.path().join("vagrant-home");
+    let list = vagrant_box_add(&home, "kiln-test-virtualbox-ova", &file);
+    assert!(
+        list.contains("kiln-test-virtualbox-ova (virtualbox"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_ova_makes_no_box() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ova, _) = virtualbox_ova(dir.path());
+    // One byte of the disk flipped: ustar puts it after the descriptor's
+    // header and data and its own header, all in 512-byte blocks.
+    let disk_start = 512 + OVF.len().div_ceil(512) * 512 + 512;
+    let mut bytes = std::fs::read(&ova).expect("the OVA");
+    bytes[disk_start + 100] ^= 0xff;
+    std::fs::write(&ova, bytes).expect("writes the OVA");
+    let chain = chains(
+        dir.path(),
+        r#"[{"type": "vagrant", "output": "boxes/vm.box", "compression_level": 1}]"#,
+    );
+    let err = run_chains(&chain, virtualbox_artifact(&ova), &ctx(dir.path()))
+        .await
+        .expect_err("a corrupt OVA fails");
+    let mut message = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        message = format!("{message}: {c}");
+        cause = c.source();
+    }
+    assert!(
+        message.contains(
+            "vm.ova is corrupt: `vm-disk001.vmdk` does not match its SHA256 digest in `vm.mf`"
+        ),
+        "{message}"
+    );
+    let boxes = dir.path().join("boxes");
+    assert_eq!(
+        listing(&boxes),
+        Vec::<String>::new(),
+        "no box, no temporary file"
+    );
+    assert!(ova.exists(), "a failed chain keeps its input");
+}
+
+#[tokio::test]
+async fn interrupted_packing_from_an_ova_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let package = dir.path().join("package");
+    std::fs::create_dir_all(&package).expect("dir");
+    std::fs::write(package.join("vm.ovf"), OVF).expect("OVF");
+    append_incompressible(&package.join("vm-disk001.vmdk"), 48);
+    let ova = dir.path().join("vm.ova");
+    run(Command::new("tar")
+        .args(["--format=ustar", "-cf"])
+        .arg(&ova)
+        .arg("-C")
+        .arg(&package)
+        .args(["vm.ovf", "vm-disk001.vmdk"]));
+    let chain = chains(
+        dir.path(),
+        r#"[{"type": "vagrant", "output": "boxes/vm.box"}]"#,
+    );
+    let err = run_chains(
+        &chain,
+        virtualbox_artifact(&ova),
+        &cancelled_midway(dir.path()),
+    )
+    .await
+    .expect_err("cancelled");
+    assert!(err.is_cancelled(), "{err:?}");
+    assert_eq!(listing(&dir.path().join("boxes")), Vec::<String>::new());
+    assert!(ova.exists());
+}
+
+/// kiln's own OVA (the qemu builder's `format: "ova"`, whose artifact maps
+/// to libvirt unless told otherwise) becomes a virtualbox box too.
+#[tokio::test]
+async fn kilns_own_ova_becomes_a_virtualbox_box() {
+    use kiln::artifact::ovf::{OsType, OvfSpec, export_ova};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let qcow2 = dir.path().join("disk.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        &qcow2.to_string_lossy(),
+        "64M",
+    ]);
+    let out_dir = dir.path().join("output-vm");
+    std::fs::create_dir_all(&out_dir).expect("dir");
+    let ova = out_dir.join("vm.ova");
+    export_ova(
+        &kiln::hypervisor::qemu::QemuImgCli::default(),
+        &qcow2,
+        &OvfSpec::new("vm", OsType::debian_64(), 64 << 20),
+        &ova,
+        &RecordingReporter::new(),
+        "vm",
+        &CancellationToken::new(),
+    )
+    .expect("exports the OVA");
+    let mut input = artifact(dir.path(), &[]);
+    input.files = vec![ova];
+    let chain = chains(
+        dir.path(),
+        r#"[{"type": "vagrant", "provider_override": "virtualbox", "output": "vm.box", "compression_level": 1}]"#,
+    );
+    run_chains(&chain, input, &ctx(dir.path()))
+        .await
+        .expect("vagrant runs");
+    let file = dir.path().join("vm.box");
+    assert_eq!(
+        box_entries(&file),
+        ["Vagrantfile", "box.ovf", "metadata.json", "vm-disk1.vmdk"]
+    );
+    let home = dir.path().join("vagrant-home");
+    let list = vagrant_box_add(&home, "kiln-test-own-ova", &file);
+    assert!(list.contains("kiln-test-own-ova (virtualbox"), "{list}");
 }
