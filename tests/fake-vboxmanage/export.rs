@@ -123,9 +123,22 @@ pub fn export(home: &Path, rest: &[String]) -> Result<(), Fail> {
       <Item><rasd:ElementName xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">{cpus} virtual CPU</rasd:ElementName></Item>
       <Item><rasd:ElementName xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">{memory} MB of memory</rasd:ElementName></Item>
     </VirtualHardwareSection>
+    <vbox:Machine ovf:required="false" version="1.19-linux" uuid="{{{uuid}}}" name="{name}" OSType="{ostype}">
+      <ovf:Info>Complete VirtualBox machine configuration in VirtualBox format</ovf:Info>
+      <Hardware>
+        <Network>
+          <Adapter slot="0" enabled="true" MACAddress="{mac}" type="{nictype}">
+{nat}          </Adapter>
+        </Network>
+      </Hardware>
+    </vbox:Machine>
   </VirtualSystem>
 </Envelope>
 "#,
+        uuid = vm.uuid,
+        mac = vm.macaddress1,
+        nictype = vm.nictype1,
+        nat = nat_xml(&vm.natpf1),
         name = vm.name,
         ostype = vm.ostype,
         cpus = vm.cpus,
@@ -155,6 +168,24 @@ pub fn export(home: &Path, rest: &[String]) -> Result<(), Fail> {
     eprintln!("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%");
     println!("Successfully exported 1 machine(s).");
     Ok(())
+}
+
+/// The NAT section of adapter 1 with its port forwards, as VirtualBox
+/// saves them (`--natpf1 NAME,tcp,HOSTIP,HOSTPORT,GUESTIP,GUESTPORT`), so a
+/// forward left on the VM travels with the export as it does there.
+fn nat_xml(rules: &[String]) -> String {
+    let mut out = String::from("            <NAT>\n");
+    for rule in rules {
+        let f: Vec<&str> = rule.split(',').collect();
+        if let [name, proto, host_ip, host_port, guest_ip, guest_port] = f.as_slice() {
+            let proto = if *proto == "udp" { 0 } else { 1 };
+            out.push_str(&format!(
+                "              <Forwarding name=\"{name}\" proto=\"{proto}\" hostip=\"{host_ip}\" hostport=\"{host_port}\" guestip=\"{guest_ip}\" guestport=\"{guest_port}\"/>\n"
+            ));
+        }
+    }
+    out.push_str("            </NAT>\n");
+    out
 }
 
 /// A ustar archive of `files` (names under 100 bytes), in order.

@@ -475,20 +475,6 @@ async fn interrupted_packing_leaves_nothing() {
     assert!(disk.exists());
 }
 
-/// Adds `file` with the real Vagrant under a throwaway home and returns
-/// `vagrant box list`.
-fn vagrant_box_add(home: &Path, name: &str, file: &Path) -> String {
-    run(Command::new("vagrant")
-        .args(["box", "add", "--name", name])
-        .arg(file)
-        .env("VAGRANT_HOME", home)
-        .env("VAGRANT_CHECKPOINT_DISABLE", "1"));
-    run(Command::new("vagrant")
-        .args(["box", "list"])
-        .env("VAGRANT_HOME", home)
-        .env("VAGRANT_CHECKPOINT_DISABLE", "1"))
-}
-
 fn box_entries(file: &Path) -> Vec<String> {
     let mut names: Vec<String> = run(Command::new("tar").arg("-tzf").arg(file))
         .lines()
@@ -561,7 +547,7 @@ async fn libvirt_box_is_added_by_vagrant() {
         assert!(vagrantfile.contains(line), "{vagrantfile}");
     }
     let home = dir.path().join("vagrant-home");
-    let list = vagrant_box_add(&home, "kiln-test-libvirt", &file);
+    let list = crate::support::vagrant_box_add(&home, "kiln-test-libvirt", &file);
     assert!(list.contains("kiln-test-libvirt (libvirt"), "{list}");
     assert!(
         home.join("boxes/kiln-test-libvirt/0/libvirt/box.img")
@@ -659,7 +645,7 @@ async fn virtualbox_box_is_added_by_vagrant() {
         "{vagrantfile}"
     );
     let home = dir.path().join("vagrant-home");
-    let list = vagrant_box_add(&home, "kiln-test-virtualbox", &file);
+    let list = crate::support::vagrant_box_add(&home, "kiln-test-virtualbox", &file);
     assert!(list.contains("kiln-test-virtualbox (virtualbox"), "{list}");
 }
 
@@ -753,7 +739,7 @@ async fn virtualbox_box_from_an_ova_is_added_by_vagrant() {
         "{vagrantfile}"
     );
     let home = dir.path().join("vagrant-home");
-    let list = vagrant_box_add(&home, "kiln-test-virtualbox-ova", &file);
+    let list = crate::support::vagrant_box_add(&home, "kiln-test-virtualbox-ova", &file);
     assert!(
         list.contains("kiln-test-virtualbox-ova (virtualbox"),
         "{list}"
@@ -871,6 +857,6 @@ async fn kilns_own_ova_becomes_a_virtualbox_box() {
         ["Vagrantfile", "box.ovf", "metadata.json", "vm-disk1.vmdk"]
     );
     let home = dir.path().join("vagrant-home");
-    let list = vagrant_box_add(&home, "kiln-test-own-ova", &file);
+    let list = crate::support::vagrant_box_add(&home, "kiln-test-own-ova", &file);
     assert!(list.contains("kiln-test-own-ova (virtualbox"), "{list}");
 }

@@ -92,6 +92,23 @@ fn registered(vbox: &FakeVbox) -> Vec<String> {
         .collect()
 }
 
+/// One member of a tar archive as text (`flags`: `-xOf`, or `-xzOf` gzipped).
+fn tar_member(archive: &Path, member: &str, flags: &str) -> String {
+    let out = Command::new("tar")
+        .arg(flags)
+        .arg(archive)
+        .arg(member)
+        .output()
+        .expect("tar runs");
+    assert!(
+        out.status.success(),
+        "{member} in {}: {}",
+        archive.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn sha256_hex(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).expect("read");
@@ -165,6 +182,7 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
     );
     let out = build(&vbox, &template, &[]).output().expect("kiln runs");
     let t = text(&out);
+    let calls = normalised_calls(&vbox);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
     assert!(
@@ -200,6 +218,12 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
         "the descriptor comes first: {names}"
     );
     assert!(names.contains(".vmdk"), "{names}");
+    let ovf = tar_member(&ova, "kiln-vbox-test.ovf", "-xOf");
+    assert!(ovf.contains("MACAddress=\"080027"), "{ovf}");
+    assert!(
+        !ovf.contains("packercomm"),
+        "the build's SSH forward is deleted before the export: {ovf}"
+    );
 
     // The box made from the OVA is one Vagrant accepts.
     let boxfile = vbox.path("vbox.box");
@@ -209,10 +233,15 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
         list.contains("kiln/vbox") && list.contains("virtualbox"),
         "{list}"
     );
+    let vagrantfile = tar_member(&boxfile, "Vagrantfile", "-xzOf");
+    assert!(
+        vagrantfile.contains("config.vm.base_mac = \"080027"),
+        "{vagrantfile}"
+    );
 
     assert!(registered(&vbox).is_empty(), "the VM is unregistered");
     assert!(qemu_processes_with("kiln-vbox-test").is_empty());
-    insta::assert_snapshot!("virtualbox_iso_full_build_calls", normalised_calls(&vbox));
+    insta::assert_snapshot!("virtualbox_iso_full_build_calls", calls);
 }
 
 #[test]

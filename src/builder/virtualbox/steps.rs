@@ -433,8 +433,21 @@ impl Step<VBoxState> for StepExport {
                 ctx.reporter.info(&ctx.build, "skip_export: not exporting");
                 return Ok(());
             }
-            let spec = ExportSpec::from_config(&state.config);
-            run_all(state.vbox()?, vec![spec.command(&state.config.vm_name)]).await?;
+            let vm = &state.config.vm_name;
+            let mut commands = Vec::new();
+            // The build's SSH forward must not travel with the image: an
+            // imported copy would claim this host port (Packer deletes it too).
+            if let (Some(port), Some(ssh)) =
+                (state.common.ssh_host_port, state.common.communicator.ssh())
+            {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("Deleting the SSH port forward (host port {port})"),
+                );
+                commands.push(NatRule::ssh(port, ssh.port).delete_command(vm));
+            }
+            commands.push(ExportSpec::from_config(&state.config).command(vm));
+            run_all(state.vbox()?, commands).await?;
             let dir = &state.common.output_dir;
             let mut files: Vec<_> = std::fs::read_dir(dir)
                 .map_err(|e| StepError::with_source(format!("cannot list {}", dir.display()), e))?
