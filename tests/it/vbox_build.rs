@@ -218,6 +218,24 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
         "the descriptor comes first: {names}"
     );
     assert!(names.contains(".vmdk"), "{names}");
+    // The disk inside is one qemu-img reads: the installed 1 GiB disk.
+    let unpacked = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&ova)
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    let info = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(unpacked.path().join("kiln-vbox-test-disk001.vmdk"))
+        .output()
+        .expect("qemu-img runs");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("qemu-img JSON");
+    assert_eq!(info["format"], "vmdk", "{info}");
+    assert_eq!(info["virtual-size"], 1024 * 1024 * 1024, "{info}");
     let ovf = tar_member(&ova, "kiln-vbox-test.ovf", "-xOf");
     assert!(ovf.contains("MACAddress=\"080027"), "{ovf}");
     assert!(
@@ -296,13 +314,13 @@ fn ctrl_c_while_waiting_for_ssh_unregisters_the_vm_and_deletes_its_files() {
 }
 
 #[test]
-fn keep_registered_and_skip_export_leave_the_vm_for_the_user() {
+fn keep_registered_skip_export_and_bundle_iso_leave_the_vm_for_the_user() {
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let template = template_for(
         Guest::PowersOffAlone,
         "kiln-vbox-kept",
-        r#""keep_registered": true, "skip_export": true,
+        r#""keep_registered": true, "skip_export": true, "bundle_iso": true,
            "guest_additions_mode": "disable", "virtualbox_version_file": "","#,
         "",
     );
@@ -313,6 +331,17 @@ fn keep_registered_and_skip_export_leave_the_vm_for_the_user() {
     assert_eq!(registered(&vbox), ["kiln-vbox-kept"], "{t}");
     let state = vbox.cli.vm_state("kiln-vbox-kept").expect("state");
     assert!(!state.is_running(), "powered off: {state:?}");
+    let info = vbox
+        .cli
+        .showvminfo_machinereadable("kiln-vbox-kept")
+        .expect("showvminfo");
+    let (iso, _) = tiny_iso();
+    let iso = std::fs::canonicalize(iso).expect("iso");
+    assert_eq!(
+        info.get("IDE Controller-0-1").map(String::as_str),
+        iso.to_str(),
+        "bundle_iso leaves the boot ISO in its drive"
+    );
     let calls = vbox.calls();
     for absent in ["export", "unregistervm"] {
         assert!(
