@@ -72,3 +72,24 @@ pub fn vagrant_box_add(home: &Path, name: &str, file: &Path) -> String {
     ]);
     vagrant(&["box".as_ref(), "list".as_ref()])
 }
+
+/// The members of an OVA in archive order, after checking what every
+/// reader expects of one: the `.ovf` descriptor first, then a `.vmdk`.
+pub fn ova_members(ova: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(ova)
+        .output()
+        .expect("tar runs");
+    assert!(out.status.success(), "tar -tf {}", ova.display());
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        names.first().is_some_and(|n| n.ends_with(".ovf")),
+        "the descriptor comes first: {names:?}"
+    );
+    assert!(names.iter().any(|n| n.ends_with(".vmdk")), "{names:?}");
+    names
+}

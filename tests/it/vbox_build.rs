@@ -207,17 +207,7 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
     left.sort();
     assert_eq!(left, ["kiln-vbox-test.ova"], "{t}");
     let ova = output.join("kiln-vbox-test.ova");
-    let listing = Command::new("tar")
-        .arg("-tf")
-        .arg(&ova)
-        .output()
-        .expect("tar");
-    let names = String::from_utf8_lossy(&listing.stdout);
-    assert!(
-        names.lines().next().is_some_and(|n| n.ends_with(".ovf")),
-        "the descriptor comes first: {names}"
-    );
-    assert!(names.contains(".vmdk"), "{names}");
+    crate::support::ova_members(&ova);
     // The disk inside is one qemu-img reads: the installed 1 GiB disk.
     let unpacked = tempfile::tempdir().expect("tempdir");
     let status = Command::new("tar")
