@@ -50,6 +50,9 @@ pub fn provider_for(input: &Artifact, over: Option<&str>) -> Result<String, Post
             .any(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)))
     };
     match input.builder_id {
+        // kiln's qemu builder exports an OVA/OVF only when `format` asks:
+        // such a package is a VirtualBox box, not a libvirt one.
+        "transcend.qemu" if has_ext("ovf") || has_ext("ova") => Ok("virtualbox".into()),
         "transcend.qemu" => Ok("libvirt".into()),
         "mitchellh.virtualbox" => Ok("virtualbox".into()),
         _ if has_ext("ovf") || has_ext("ova") => Ok("virtualbox".into()),
@@ -179,9 +182,8 @@ fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
             path: f.clone(),
         });
     }
-    let mac = base_mac(&descriptor)
-        .map(|m| format!("  config.vm.base_mac = \"{m}\"\n"))
-        .unwrap_or_default();
+    let mac = base_mac(&descriptor).unwrap_or_else(|| derived_mac(&descriptor));
+    let mac = format!("  config.vm.base_mac = \"{mac}\"\n");
     Ok(BoxPlan {
         entries,
         metadata: serde_json::json!({ "provider": "virtualbox" }),
@@ -204,6 +206,16 @@ pub fn base_mac(ovf: &str) -> Option<String> {
         rest = &value[end..];
     }
     None
+}
+
+/// A base MAC for a descriptor that names none (kiln's own OVF has no
+/// VirtualBox section): VirtualBox's 08:00:27 prefix and three bytes of
+/// the descriptor's SHA-256, so a rebuilt box keeps its MAC. Older Vagrant
+/// releases refuse to start a VirtualBox box without `base_mac`.
+pub fn derived_mac(ovf: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(ovf.as_bytes());
+    format!("080027{:02X}{:02X}{:02X}", digest[0], digest[1], digest[2])
 }
 
 fn base_name(path: &Path) -> String {
@@ -323,6 +335,11 @@ mod tests {
         let ovf = r#"<Network><Adapter slot="0" enabled="true" MACAddress="080027AbCdEf" type="82540EM"/>"#;
         assert_eq!(base_mac(ovf).as_deref(), Some("080027ABCDEF"));
         assert_eq!(base_mac("<Envelope/>"), None);
+        let derived = derived_mac("<Envelope/>");
+        assert_eq!(derived, derived_mac("<Envelope/>"), "stable");
+        assert_ne!(derived, derived_mac("<Envelope></Envelope>"));
+        assert!(derived.starts_with("080027") && derived.len() == 12);
+        assert!(derived.chars().all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]
@@ -337,6 +354,11 @@ mod tests {
         };
         let p = |a: &Artifact| provider_for(a, None).ok();
         assert_eq!(p(&a("transcend.qemu", "x")).as_deref(), Some("libvirt"));
+        assert_eq!(
+            p(&a("transcend.qemu", "vm.ova")).as_deref(),
+            Some("virtualbox"),
+            "a qemu build with format ova"
+        );
         assert_eq!(
             p(&a("mitchellh.virtualbox", "x")).as_deref(),
             Some("virtualbox")

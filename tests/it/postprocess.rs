@@ -846,7 +846,7 @@ async fn kilns_own_ova_becomes_a_virtualbox_box() {
     input.files = vec![ova];
     let chain = chains(
         dir.path(),
-        r#"[{"type": "vagrant", "provider_override": "virtualbox", "output": "vm.box", "compression_level": 1}]"#,
+        r#"[{"type": "vagrant", "output": "vm.box", "compression_level": 1}]"#,
     );
     run_chains(&chain, input, &ctx(dir.path()))
         .await
@@ -855,6 +855,14 @@ async fn kilns_own_ova_becomes_a_virtualbox_box() {
     assert_eq!(
         box_entries(&file),
         ["Vagrantfile", "box.ovf", "metadata.json", "vm-disk1.vmdk"]
+    );
+    let vagrantfile = run(Command::new("tar")
+        .arg("-xzOf")
+        .arg(&file)
+        .arg("Vagrantfile"));
+    assert!(
+        vagrantfile.contains("config.vm.base_mac = \"080027"),
+        "a base MAC even though kiln's OVF names none: {vagrantfile}"
     );
     let home = dir.path().join("vagrant-home");
     let list = crate::support::vagrant_box_add(&home, "kiln-test-own-ova", &file);
