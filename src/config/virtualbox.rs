@@ -221,6 +221,37 @@ impl VirtualBoxIsoConfig {
             .unwrap_or_else(|| "127.0.0.1".into());
         let vrdp_port_min = f.u64_in("vrdp_port_min", 1, 65535).unwrap_or(5900) as u16;
         let vrdp_port_max = f.u64_in("vrdp_port_max", 1, 65535).unwrap_or(6000) as u16;
+        match vrdp_bind_address.parse::<std::net::IpAddr>() {
+            Err(_) => {
+                let span = f.span_of("vrdp_bind_address").unwrap_or_default();
+                f.error_at(
+                    span,
+                    format!("vrdp_bind_address {vrdp_bind_address:?} is not an IP address"),
+                );
+            }
+            Ok(ip) if !ip.is_loopback() => {
+                let span = f.span_of("vrdp_bind_address").unwrap_or_default();
+                let who = if ip.is_unspecified() {
+                    "this machine on any of its addresses".to_owned()
+                } else {
+                    vrdp_bind_address.clone()
+                };
+                f.warn_at(
+                    span,
+                    format!(
+                        "VRDP has no password: anyone who can reach {who} sees the VM's screen and can type into it; keep the default 127.0.0.1 unless that is what you want"
+                    ),
+                );
+            }
+            Ok(_) => {}
+        }
+        if vrdp_port_min > vrdp_port_max {
+            let span = f.span_of("vrdp_port_min").unwrap_or_default();
+            f.error_at(
+                span,
+                format!("vrdp_port_min ({vrdp_port_min}) is greater than vrdp_port_max ({vrdp_port_max})"),
+            );
+        }
 
         if matches!(communicator, Some(Communicator::None)) {
             if guest_additions_mode == GuestAdditionsMode::Upload && f.has("guest_additions_mode") {

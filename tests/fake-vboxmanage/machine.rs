@@ -254,6 +254,16 @@ pub struct Vm {
     pub controllers: Vec<Controller>,
     pub attachments: Vec<Attachment>,
     pub state_change_time: String,
+    /// The VRDE (remote display) server: `--vrde`, `--vrdeport`,
+    /// `--vrdeaddress`, `--vrdeauthtype`.
+    #[serde(default)]
+    pub vrde: bool,
+    #[serde(default)]
+    pub vrdeport: String,
+    #[serde(default)]
+    pub vrdeaddress: String,
+    #[serde(default)]
+    pub vrdeauthtype: String,
     /// The qemu pid while it was last seen running.
     pub pid: Option<u32>,
 }
@@ -284,6 +294,10 @@ impl Vm {
             controllers: Vec::new(),
             attachments: Vec::new(),
             state_change_time: timestamp_now(),
+            vrde: false,
+            vrdeport: "3389".into(),
+            vrdeaddress: String::new(),
+            vrdeauthtype: "null".into(),
             pid: None,
         }
     }
@@ -423,7 +437,6 @@ pub fn modify(vm: &mut Vm, opt: &str, opts: &mut Opts<'_>) -> Result<(), Fail> {
         | "--accelerate3d"
         | "--nat-localhostreachable1"
         | "--cableconnected1"
-        | "--vrde"
         | "--x2apic"
         | "--largepages"
         | "--hpet" => {
@@ -507,7 +520,13 @@ pub fn modify(vm: &mut Vm, opt: &str, opts: &mut Opts<'_>) -> Result<(), Fail> {
             }
             vm.ostype = t;
         }
-        "--description" | "--vrdeport" | "--vrdeaddress" | "--rtc-use-utc" | "--groups" => {
+        "--vrde" => vm.vrde = opts.on_off(opt)?,
+        "--vrdeport" | "--vrde-port" => vm.vrdeport = opts.value(opt)?,
+        "--vrdeaddress" | "--vrde-address" => vm.vrdeaddress = opts.value(opt)?,
+        "--vrdeauthtype" | "--vrde-auth-type" => {
+            vm.vrdeauthtype = opts.one_of(opt, &["null", "external", "guest"])?;
+        }
+        "--description" | "--rtc-use-utc" | "--groups" => {
             opts.value(opt)?;
         }
         _ => return Err(Fail::unknown_option(opt)),
@@ -677,6 +696,13 @@ pub fn machinereadable(vm: &Vm, media: &[Medium]) -> String {
         out.push_str("natnet1=\"nat\"\n");
     }
     out.push_str(&format!("macaddress1=\"{}\"\n", vm.macaddress1));
+    out.push_str(&format!(
+        "vrde=\"{}\"\nvrdeport={}\nvrdeaddress=\"{}\"\nvrdeauthtype=\"{}\"\n",
+        if vm.vrde { "on" } else { "off" },
+        vm.vrdeport,
+        vm.vrdeaddress,
+        vm.vrdeauthtype
+    ));
     out.push_str("cableconnected1=\"on\"\n");
     out.push_str(&format!("nic1=\"{}\"\n", vm.nic1));
     out.push_str(&format!("nictype1=\"{}\"\n", vm.nictype1));

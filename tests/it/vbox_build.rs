@@ -129,7 +129,7 @@ fn install_guest_additions(vbox: &FakeVbox) -> PathBuf {
 }
 
 /// The calls log with this run's variable parts named: the work directory,
-/// the tiny ISO, the SSH host port. Repeated state polls (their number
+/// the tiny ISO, the SSH and VRDP host ports. Repeated state polls (their number
 /// depends on timing) are collapsed into one line.
 fn normalised_calls(vbox: &FakeVbox) -> String {
     let work = std::fs::canonicalize(vbox.path("")).expect("work dir");
@@ -141,10 +141,16 @@ fn normalised_calls(vbox: &FakeVbox) -> String {
         .to_string();
     let mut lines: Vec<String> = Vec::new();
     for argv in vbox.calls() {
+        let mut previous_was_vrdeport = false;
         let line = argv
             .iter()
             .map(|a| {
                 let a = a.replace(&iso, "$TINY_ISO").replace(&work, "$WORK");
+                if previous_was_vrdeport {
+                    previous_was_vrdeport = false;
+                    return "$VRDP_PORT".to_owned();
+                }
+                previous_was_vrdeport = a == "--vrdeport";
                 match a.strip_prefix("packercomm,tcp,127.0.0.1,") {
                     Some(rest) => format!(
                         "packercomm,tcp,127.0.0.1,$SSH_PORT,{}",
@@ -185,6 +191,10 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
     let calls = normalised_calls(&vbox);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
+    assert!(
+        t.contains("connect an RDP client (no password) to rdp://127.0.0.1:59"),
+        "a headless build says where to watch it: {t}"
+    );
     assert!(
         t.contains(&format!("version {VERSION}")),
         "the version file: {t}"
@@ -331,6 +341,11 @@ fn keep_registered_skip_export_and_bundle_iso_leave_the_vm_for_the_user() {
         info.get("IDE Controller-0-1").map(String::as_str),
         iso.to_str(),
         "bundle_iso leaves the boot ISO in its drive"
+    );
+    assert_eq!(info.get("vrde").map(String::as_str), Some("on"), "VRDP");
+    assert_eq!(
+        info.get("vrdeaddress").map(String::as_str),
+        Some("127.0.0.1")
     );
     let calls = vbox.calls();
     for absent in ["export", "unregistervm"] {

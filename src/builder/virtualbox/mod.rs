@@ -2,7 +2,7 @@
 //! sharing the ISO, HTTP, SSH and provisioning steps with the qemu builder.
 //!
 //! fetch ISO → fetch guest additions → output directory → create VM →
-//! disk → ISOs → HTTP server → NAT forward → vboxmanage → start → boot
+//! disk → ISOs → VRDP → HTTP server → NAT forward → vboxmanage → start → boot
 //! command → SSH → version file → guest additions upload → provision →
 //! shut down → detach ISOs → vboxmanage_post → export; the VM is
 //! unregistered and deleted afterwards unless `keep_registered`.
@@ -38,6 +38,8 @@ pub struct VBoxState {
     pub version: Option<VBoxVersion>,
     /// The guest additions ISO on this host, once fetched.
     pub guest_additions: Option<std::path::PathBuf>,
+    /// The VRDP server's address and port, once configured.
+    pub vrdp: Option<(String, u16)>,
     pub registered: bool,
     pub exported: Vec<std::path::PathBuf>,
 }
@@ -89,6 +91,7 @@ pub async fn run(
         vbox: None,
         version: None,
         guest_additions: None,
+        vrdp: None,
         registered: false,
         exported: Vec::new(),
     };
@@ -100,6 +103,7 @@ pub async fn run(
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
         Box::new(steps::StepAttachIso),
+        Box::new(steps::StepConfigureVrdp),
         Box::new(StepHttpServer),
         Box::new(steps::StepForwardSsh),
         Box::new(steps::StepVBoxManageRows { post: false }),

@@ -8,9 +8,9 @@ use super::VBoxState;
 use crate::bootcmd;
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::builder::common::{render_deferred, serial_tail};
-use crate::hypervisor::qemu::find_free_port;
+use crate::hypervisor::qemu::{find_free_port, find_free_port_on};
 use crate::hypervisor::virtualbox::command::{
-    acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete,
+    acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete, vrde_on,
 };
 use crate::hypervisor::virtualbox::{
     BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, VBoxCommand, VBoxManage,
@@ -203,6 +203,45 @@ impl Step<VBoxState> for StepDetachIso {
     }
 }
 
+/// Turns on VirtualBox's remote display (VRDP) on `vrdp_bind_address`
+/// (loopback by default) at a free port of `vrdp_port_min..=max`, without a
+/// password, as Packer does: the way to watch a headless build.
+pub struct StepConfigureVrdp;
+
+impl Step<VBoxState> for StepConfigureVrdp {
+    fn name(&self) -> &'static str {
+        "Configuring VRDP"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let c = &state.config;
+            let address: std::net::IpAddr = c.vrdp_bind_address.parse().map_err(|e| {
+                StepError::with_source(
+                    format!(
+                        "vrdp_bind_address {:?} is not an IP address",
+                        c.vrdp_bind_address
+                    ),
+                    e,
+                )
+            })?;
+            let port = find_free_port_on(address, c.vrdp_port_min, c.vrdp_port_max).map_err(|e| {
+                StepError::with_source(
+                    format!(
+                        "no free port for VRDP on {address} between {} and {} (vrdp_port_min..vrdp_port_max)",
+                        c.vrdp_port_min, c.vrdp_port_max
+                    ),
+                    e,
+                )
+            })?;
+            let command = vrde_on(&c.vm_name, &c.vrdp_bind_address, port);
+            run_all(state.vbox()?, vec![command]).await?;
+            state.vrdp = Some((c.vrdp_bind_address.clone(), port));
+            Ok(())
+        })
+    }
+}
+
 pub struct StepForwardSsh;
 
 impl Step<VBoxState> for StepForwardSsh {
@@ -269,10 +308,19 @@ impl Step<VBoxState> for StepRunVm {
         "Starting the VM"
     }
 
-    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let command = startvm(&state.config.vm_name, state.config.headless);
-            run_all(state.vbox()?, vec![command]).await
+            run_all(state.vbox()?, vec![command]).await?;
+            if let (true, Some((address, port))) = (state.config.headless, &state.vrdp) {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!(
+                        "The VM runs headless; to watch its screen, connect an RDP client (no password) to rdp://{address}:{port}"
+                    ),
+                );
+            }
+            Ok(())
         })
     }
 

@@ -16,7 +16,7 @@ pub use command::{
     NetDevice, QemuCommand, SshForward,
 };
 pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
-pub use port::{PortError, find_free_port};
+pub use port::{PortError, find_free_port, find_free_port_on};
 pub use probe::{ProbeError, ProbeResult, probe_accelerator};
 pub use process::{ProcessError, QemuProcess};
 pub use qmp::{InputEvent, KeyValue, Qmp, QmpError, QmpEvent, StatusInfo};

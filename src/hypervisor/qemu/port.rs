@@ -24,6 +24,14 @@ pub fn find_free_port(min: u16, max: u16) -> Result<u16, PortError> {
     })
 }
 
+/// A port in `min..=max` that is free on `addr` right now (VRDP binds
+/// there rather than on loopback).
+pub fn find_free_port_on(addr: std::net::IpAddr, min: u16, max: u16) -> Result<u16, PortError> {
+    find_port_where(min, max, random_u64(), |port| {
+        TcpListener::bind((addr, port)).is_ok()
+    })
+}
+
 /// Tries every port of the range once, starting at `seed` within it.
 fn find_port_where(
     min: u16,

@@ -480,6 +480,23 @@ impl NatRule {
     }
 }
 
+/// Turns on the VRDE (remote display) server on `address:port` without
+/// authentication, as Packer does so a headless build can be watched.
+pub fn vrde_on(vm: &str, address: &str, port: u16) -> VBoxCommand {
+    VBoxCommand::new([
+        "modifyvm",
+        vm,
+        "--vrdeaddress",
+        address,
+        "--vrdeauthtype",
+        "null",
+        "--vrde",
+        "on",
+        "--vrdeport",
+        &port.to_string(),
+    ])
+}
+
 /// `startvm VM --type headless|gui`.
 pub fn startvm(vm: &str, headless: bool) -> VBoxCommand {
     VBoxCommand::new([
