@@ -732,7 +732,6 @@ pub fn machinereadable(vm: &Vm, media: &[Medium]) -> String {
         }
     ));
     out.push_str(&format!("usb=\"{}\"\n", on_off(vm.usb)));
-    out.push_str("vrde=\"off\"\n");
     out
 }
 
