@@ -409,6 +409,29 @@ fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
 }
 
 #[test]
+fn on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
+    let vbox = FakeVbox::new();
+    let template = template(
+        "kiln-vbox-abort",
+        r#""guest_additions_mode": "disable",
+           "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
+        "",
+    );
+    let out = build(&vbox, &template, &["-on-error=abort"])
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("leaving kiln-vbox-abort registered"), "{t}");
+    assert_eq!(registered(&vbox), ["kiln-vbox-abort"], "{t}");
+    assert!(
+        vbox.path("output-virtualbox-iso/kiln-vbox-abort.vdi")
+            .is_file(),
+        "the disk is kept: {t}"
+    );
+}
+
+#[test]
 fn a_vm_of_the_same_name_is_refused_and_left_registered() {
     let vbox = FakeVbox::new();
     vbox.cli

@@ -195,6 +195,41 @@ fn other_controllers() {
 }
 
 #[test]
+fn the_sata_controller_has_ports_for_the_dvds_placed_on_it() {
+    let base = |extra: &str| {
+        config(&format!(
+            r#"{{"builders": [{{"type": "virtualbox-iso", "iso_url": "x.iso", "iso_checksum": "none",
+                "ssh_username": "u", "shutdown_command": "poweroff" {extra}}}]}}"#
+        ))
+    };
+    let ports = |extra: &str| DiskSpec::from_config(&base(extra)).sata_ports();
+    assert_eq!(ports(""), None, "all on IDE: no SATA controller");
+    assert_eq!(ports(r#", "hard_drive_interface": "sata""#), Some(1));
+    assert_eq!(
+        ports(r#", "iso_interface": "sata""#),
+        Some(2),
+        "the boot ISO sits at port 1"
+    );
+    assert_eq!(
+        ports(
+            r#", "iso_interface": "sata", "guest_additions_mode": "attach", "guest_additions_interface": "sata""#
+        ),
+        Some(3),
+        "guest additions at port 2"
+    );
+    assert_eq!(
+        ports(r#", "guest_additions_interface": "sata""#),
+        None,
+        "uploaded additions need no drive"
+    );
+    assert_eq!(
+        ports(r#", "hard_drive_interface": "sata", "sata_port_count": 8"#),
+        Some(8),
+        "a larger count is kept"
+    );
+}
+
+#[test]
 fn long_boot_commands_are_split_without_splitting_a_key() {
     let actions = crate::bootcmd::parse("aaaa").expect("parses");
     let steps = boot_command_steps("v", &actions, 3);
