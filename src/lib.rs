@@ -14,6 +14,7 @@ pub mod config;
 pub mod http;
 pub mod hypervisor;
 pub mod iso;
+pub mod media;
 pub mod postprocess;
 pub mod provision;
 pub mod template;

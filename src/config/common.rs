@@ -499,24 +499,39 @@ impl ShutdownConfig {
     }
 }
 
-/// Floppy and CD extras some installers read their answer file from.
+/// The CD some installers and cloud-init read their answers from
+/// (`cd_files`, `cd_content`, `cd_label`). Floppies are refused: kiln
+/// cannot make one yet, and a build without its answer file would hang.
 #[derive(Debug, Clone, Default)]
 pub struct MediaConfig {
-    pub floppy_files: Vec<String>,
-    pub floppy_dirs: Vec<String>,
-    pub floppy_label: Option<String>,
-    pub cd_files: Vec<String>,
-    pub cd_label: Option<String>,
+    pub cd: crate::media::cd::CdSpec,
 }
 
 impl MediaConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
+        for key in [
+            "floppy_files",
+            "floppy_dirs",
+            "floppy_content",
+            "floppy_label",
+        ] {
+            if let Some(span) = f.span_of(key) {
+                let _ = f.raw(key);
+                f.error_at(
+                    span,
+                    format!(
+                        "{key}: floppies are not supported yet; put the files on a CD with cd_files \
+                         (or cd_content) and cd_label, or serve them with http_directory"
+                    ),
+                );
+            }
+        }
         Self {
-            floppy_files: f.string_list("floppy_files").unwrap_or_default(),
-            floppy_dirs: f.string_list("floppy_dirs").unwrap_or_default(),
-            floppy_label: f.string("floppy_label").filter(|s| !s.is_empty()),
-            cd_files: f.string_list("cd_files").unwrap_or_default(),
-            cd_label: f.string("cd_label").filter(|s| !s.is_empty()),
+            cd: crate::media::cd::CdSpec {
+                files: f.string_list("cd_files").unwrap_or_default(),
+                content: f.string_map("cd_content").unwrap_or_default(),
+                label: f.string("cd_label").filter(|s| !s.is_empty()),
+            },
         }
     }
 }

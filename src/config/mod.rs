@@ -503,7 +503,7 @@ mod tests {
         "variables": {"mem": "1024"},
         "builders": [
             {"type": "qemu", "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root", "memory": "{{user `mem`}}"},
-            {"type": "qemu", "name": "b", "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root", "floppy_files": "x,y"}
+            {"type": "qemu", "name": "b", "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root", "cd_files": "x,y"}
         ],
         "provisioners": [
             {"type": "shell", "inline": ["echo {{build_name}}"], "override": {"b": {"inline": ["echo overridden"]}}},
@@ -539,7 +539,7 @@ mod tests {
             Some(Duration::from_secs(300))
         );
         // A string for a list is split on commas, as Packer's decoder does.
-        assert_eq!(qemu(&p.builds[1]).media.floppy_files, ["x", "y"]);
+        assert_eq!(qemu(&p.builds[1]).media.cd.files, ["x", "y"]);
     }
 
     #[test]

@@ -413,17 +413,16 @@ fn storageattach(home: &Path, rest: &[String]) -> Result<(), Fail> {
         return Err(Fail::no_controller(&ctl));
     };
     let (max_port, max_device) = controller.limits();
-    if port >= max_port {
-        return Err(Fail::new(&[&format!(
-            "The port number {port} is out of range [0..{}]",
-            max_port - 1
-        )]));
-    }
-    if device >= max_device {
-        return Err(Fail::new(&[&format!(
-            "The device number {device} is out of range [0..{}]",
-            max_device - 1
-        )]));
+    if port >= max_port || device >= max_device {
+        // VirtualBox's own words (it does not grow the port count itself).
+        return Err(Fail::new(&[
+            &format!(
+                "The port and/or device parameter are out of range: port={port} (must be in range [0, {}]), device={device} (must be in range [0, {}])",
+                max_port - 1,
+                max_device - 1
+            ),
+            "Details: code NS_ERROR_INVALID_ARG (0x80070057), component StorageControllerWrap, interface IStorageController, callee nsISupports",
+        ]));
     }
     let existing = vm
         .attachments

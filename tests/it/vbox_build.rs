@@ -7,7 +7,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::virtualbox::FakeVbox;
-use crate::vm::{build_in, interrupt_when_checking, qemu_processes_with, text, tiny_iso, vm_lock};
+use crate::vm::{
+    READ_CD, build_in, interrupt_when_checking, qemu_processes_with, text, tiny_iso, vm_lock,
+};
 use kiln::hypervisor::virtualbox::VBoxManage;
 
 /// The HTTP server's port in these builds: fixed so the boot command (typed
@@ -177,20 +179,30 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
     let template = template(
         "kiln-vbox-test",
         r#""format": "ova", "guest_additions_path": "VBoxGuestAdditions_{{ .Version }}.iso",
+           "cd_content": {"hello.txt": "read from the cd_files CD", "meta-data": "instance-id: vbox"},
+           "cd_label": "cidata",
            "vboxmanage": [["modifyvm", "{{ .Name }}", "--vram", "16"]],
            "vboxmanage_post": [["modifyvm", "{{ .Name }}", "--description", "built by kiln"]],"#,
-        r#",
-  "provisioners": [{"type": "shell", "inline": [
+        &format!(
+            r#",
+  "provisioners": [{{"type": "shell", "inline": [
     "echo provisioned in the simulated VirtualBox",
     "echo version $(cat .vbox_version)",
-    "sha256sum VBoxGuestAdditions_$(cat .vbox_version).iso"]}],
-  "post-processors": [{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}]"#,
+    "sha256sum VBoxGuestAdditions_$(cat .vbox_version).iso",
+    {read_cd}]}}],
+  "post-processors": [{{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}}]"#,
+            read_cd = serde_json::to_string(READ_CD).expect("json")
+        ),
     );
     let out = build(&vbox, &template, &[]).output().expect("kiln runs");
     let t = text(&out);
     let calls = normalised_calls(&vbox);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("provisioned in the simulated VirtualBox"), "{t}");
+    assert!(
+        t.contains("read from the cd_files CD") && t.contains("instance-id: vbox"),
+        "the guest reads the cd_files CD: {t}"
+    );
     assert!(
         t.contains("connect an RDP client (no password) to rdp://127.0.0.1:59"),
         "a headless build says where to watch it: {t}"

@@ -99,6 +99,7 @@ fn disk_spec(path: PathBuf) -> DiskSpec {
         bus: StorageBus::Ide,
         iso_bus: StorageBus::Ide,
         additions_bus: None,
+        cd_files: false,
         sata_port_count: 1,
         nvme_port_count: 1,
         nonrotational: false,

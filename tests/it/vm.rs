@@ -151,6 +151,13 @@ fn built_image() -> &'static PathBuf {
     })
 }
 
+/// A provisioner line that finds the CD holding `hello.txt` among the
+/// guest's CD drives and prints `hello.txt` and `meta-data`.
+pub(crate) const READ_CD: &str = "mkdir -p /tmp/cd; for d in /dev/sr*; do \
+    mount -t iso9660 -o ro $d /tmp/cd 2>/dev/null || continue; \
+    if [ -f /tmp/cd/hello.txt ]; then cat /tmp/cd/hello.txt /tmp/cd/meta-data; umount /tmp/cd; exit 0; fi; \
+    umount /tmp/cd; done; echo no CD holds hello.txt; ls -l /dev/sr* /sys/block; exit 1";
+
 /// A template that boots an existing image (no ISO) and runs `inline`.
 fn disk_image_template(
     dir: &Path,
@@ -433,18 +440,27 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("seed")).expect("seed dir");
+    std::fs::write(dir.path().join("seed/meta-data"), "instance-id: kiln\n").expect("seed");
     let template = disk_image_template(
         dir.path(),
         image,
         "ova-export",
-        &["true"],
-        r#", "format": "ova""#,
+        &[READ_CD],
+        r#", "format": "ova",
+           "cd_files": ["seed/"], "cd_content": {"hello.txt": "read from the cd_files CD"},
+           "cd_label": "cidata""#,
     );
     let out = build_in(dir.path(), &[], &template)
         .output()
         .expect("kiln runs");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("read from the cd_files CD") && t.contains("instance-id: kiln"),
+        "the guest reads the CD: {t}"
+    );
+    assert!(t.contains("label cidata"), "{t}");
     let ova = dir.path().join("output-qemu/ova-export.ova");
     assert!(ova.is_file(), "{t}");
     assert!(

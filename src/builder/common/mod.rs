@@ -1,11 +1,13 @@
 //! Steps every ISO builder shares, over the part of the state they share.
 
+mod step_create_cd;
 mod step_fetch_iso;
 mod step_http_server;
 mod step_output_dir;
 mod step_provision;
 mod step_wait_ssh;
 
+pub use step_create_cd::StepCreateCd;
 pub use step_fetch_iso::{StepFetchIso, fetch_image};
 pub use step_http_server::StepHttpServer;
 pub use step_output_dir::StepOutputDir;
@@ -43,6 +45,18 @@ pub struct CommonState {
     pub ssh: Option<Arc<SshSession>>,
     /// The guest's serial console log, for errors.
     pub serial_log: Option<PathBuf>,
+    /// `cd_files`/`cd_content`, and the image made of them.
+    pub cd: crate::media::cd::CdSpec,
+    pub cd_path: Option<PathBuf>,
+}
+
+/// The parts of a builder's config that every builder has.
+#[derive(Clone, Copy)]
+pub struct SharedConfig<'a> {
+    pub iso: &'a IsoConfig,
+    pub http: &'a HttpConfig,
+    pub communicator: &'a Communicator,
+    pub media: &'a crate::config::common::MediaConfig,
 }
 
 impl CommonState {
@@ -50,12 +64,16 @@ impl CommonState {
     pub fn new(
         build: &crate::config::Build,
         options: &RunOptions,
-        iso: &IsoConfig,
-        http_config: &HttpConfig,
-        communicator: &Communicator,
+        shared: SharedConfig<'_>,
         output_dir: PathBuf,
         http_ip: &str,
     ) -> Self {
+        let SharedConfig {
+            iso,
+            http: http_config,
+            communicator,
+            media,
+        } = shared;
         Self {
             build_name: build.name.clone(),
             build_type: build.type_name.clone(),
@@ -72,6 +90,8 @@ impl CommonState {
             ssh_host_port: None,
             ssh: None,
             serial_log: None,
+            cd: media.cd.clone(),
+            cd_path: None,
         }
     }
 

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision, StepWaitSsh,
+    CommonState, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer, StepOutputDir,
+    StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -46,9 +47,12 @@ pub async fn run(
         CommonState::new(
             build,
             options,
-            &config.iso,
-            &config.http,
-            &config.communicator,
+            SharedConfig {
+                iso: &config.iso,
+                http: &config.http,
+                communicator: &config.communicator,
+                media: &config.media,
+            },
             config.output_directory.clone(),
             USER_NET_HOST_IP,
         ),
@@ -56,6 +60,7 @@ pub async fn run(
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
         Box::new(StepOutputDir::default()),
+        Box::new(StepCreateCd::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),
         Box::new(step_forward_ssh::StepForwardSsh),

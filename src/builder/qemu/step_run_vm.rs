@@ -53,6 +53,12 @@ fn command(
             interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),
         });
     }
+    if let Some(cd) = &state.common.cd_path {
+        cmd.cdroms.push(CdromDrive {
+            path: cd.clone(),
+            interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),
+        });
+    }
     let ssh_forward = state
         .common
         .ssh_host_port

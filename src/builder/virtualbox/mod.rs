@@ -1,7 +1,7 @@
 //! The `virtualbox-iso` builder: Packer's steps through `VBoxManage`,
 //! sharing the ISO, HTTP, SSH and provisioning steps with the qemu builder.
 //!
-//! fetch ISO → fetch guest additions → output directory → create VM →
+//! fetch ISO → fetch guest additions → output directory → CD → create VM →
 //! disk → ISOs → VRDP → HTTP server → NAT forward → vboxmanage → start → boot
 //! command → SSH → version file → guest additions upload → provision →
 //! shut down → detach ISOs → vboxmanage_post → export; the VM is
@@ -15,7 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision, StepWaitSsh,
+    CommonState, HasCommon, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer,
+    StepOutputDir, StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -81,9 +82,12 @@ pub async fn run(
         common: CommonState::new(
             build,
             options,
-            &config.iso,
-            &config.http,
-            &config.communicator,
+            SharedConfig {
+                iso: &config.iso,
+                http: &config.http,
+                communicator: &config.communicator,
+                media: &config.media,
+            },
             config.output_directory.clone(),
             NAT_HOST_IP,
         ),
@@ -100,6 +104,7 @@ pub async fn run(
         Box::new(StepFetchIso),
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
+        Box::new(StepCreateCd::default()),
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
         Box::new(steps::StepAttachIso),

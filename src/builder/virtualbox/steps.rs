@@ -142,8 +142,9 @@ impl Step<VBoxState> for StepCreateDisk {
     }
 }
 
-/// The DVD slots a build fills, each with its image: the boot ISO, and
-/// the guest additions when `guest_additions_mode` is "attach".
+/// The DVD slots a build fills, each with its image: the boot ISO, the
+/// guest additions when `guest_additions_mode` is "attach", the
+/// `cd_files` CD.
 fn dvd_slots(state: &VBoxState) -> Vec<(IsoAttachment, Option<std::path::PathBuf>)> {
     let disk = DiskSpec::from_config(&state.config);
     let mut slots = vec![(
@@ -155,6 +156,9 @@ fn dvd_slots(state: &VBoxState) -> Vec<(IsoAttachment, Option<std::path::PathBuf
             IsoAttachment::guest_additions(bus),
             state.guest_additions.clone(),
         ));
+    }
+    if let Some(cd) = &state.common.cd_path {
+        slots.push((IsoAttachment::cd_files(disk.iso_bus), Some(cd.clone())));
     }
     slots
 }

@@ -251,6 +251,8 @@ pub struct DiskSpec {
     pub iso_bus: StorageBus,
     /// Where attached guest additions go (`guest_additions_mode` "attach").
     pub additions_bus: Option<StorageBus>,
+    /// Whether a `cd_files` CD goes in a drive of `iso_bus` too.
+    pub cd_files: bool,
     pub sata_port_count: u32,
     pub nvme_port_count: u32,
     pub nonrotational: bool,
@@ -271,6 +273,7 @@ impl DiskSpec {
                     .and_then(StorageBus::parse)
                     .unwrap_or(StorageBus::Ide)
             }),
+            cd_files: !c.media.cd.is_empty(),
             sata_port_count: c.sata_port_count,
             nvme_port_count: c.nvme_port_count,
             nonrotational: c.hard_drive_nonrotational,
@@ -343,6 +346,7 @@ impl DiskSpec {
         let dvds = [
             Some(IsoAttachment::boot_iso(self.iso_bus)),
             self.additions_bus.map(IsoAttachment::guest_additions),
+            self.cd_files.then(|| IsoAttachment::cd_files(self.iso_bus)),
         ];
         for slot in dvds.into_iter().flatten() {
             if slot.bus == StorageBus::Sata {

@@ -223,6 +223,11 @@ fn the_sata_controller_has_ports_for_the_dvds_placed_on_it() {
         "uploaded additions need no drive"
     );
     assert_eq!(
+        ports(r#", "iso_interface": "sata", "cd_content": {"a": "b"}"#),
+        Some(4),
+        "the cd_files CD at port 3"
+    );
+    assert_eq!(
         ports(r#", "hard_drive_interface": "sata", "sata_port_count": 8"#),
         Some(8),
         "a larger count is kept"

@@ -1,0 +1,3 @@
+//! Extra media a build gives its guest besides the installer ISO.
+
+pub mod cd;
