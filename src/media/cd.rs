@@ -10,9 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::glob_match;
+
+/// The volume label when `cd_label` is not set (Packer's).
+pub const DEFAULT_LABEL: &str = "packer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdError {
@@ -40,6 +46,14 @@ pub enum CdError {
     NoXorriso,
     #[error("xorriso failed ({status}): {stderr}")]
     Xorriso { status: String, stderr: String },
+    #[error(
+        "cd_files: {0:?} names no file or directory of its own (`..`, `/`); list what goes on the CD"
+    )]
+    NoName(String),
+    #[error("cd_files: {} is reached again through a symlink (a loop)", .0.display())]
+    Loop(PathBuf),
+    #[error("interrupted")]
+    Cancelled,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CdError + 'a {
@@ -65,8 +79,13 @@ impl CdSpec {
 }
 
 /// Copies what `spec` lists into the empty directory `stage`, reading
-/// relative `cd_files` paths from `base`.
-pub fn stage(spec: &CdSpec, base: &Path, stage: &Path) -> Result<(), CdError> {
+/// relative `cd_files` paths from `base`; stops when `cancel` fires.
+pub fn stage(
+    spec: &CdSpec,
+    base: &Path,
+    stage: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), CdError> {
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     let mut place = |name: String, from: String| -> Result<(), CdError> {
         if let Some(first) = placed.insert(name.clone(), from.clone()) {
@@ -83,14 +102,14 @@ pub fn stage(spec: &CdSpec, base: &Path, stage: &Path) -> Result<(), CdError> {
             let contents_only = pattern.ends_with('/');
             if source.is_dir() && contents_only {
                 for entry in read_dir_sorted(&source)? {
-                    let name = file_name(&entry);
+                    let name = file_name(&entry)?;
                     place(name.clone(), entry.display().to_string())?;
-                    copy_tree(&entry, &stage.join(name))?;
+                    copy_tree(&entry, &stage.join(name), &mut Vec::new(), cancel)?;
                 }
             } else {
-                let name = file_name(&source);
+                let name = file_name(&source).map_err(|_| CdError::NoName(pattern.clone()))?;
                 place(name.clone(), source.display().to_string())?;
-                copy_tree(&source, &stage.join(name))?;
+                copy_tree(&source, &stage.join(name), &mut Vec::new(), cancel)?;
             }
         }
     }
@@ -120,10 +139,12 @@ pub fn stage(spec: &CdSpec, base: &Path, stage: &Path) -> Result<(), CdError> {
     Ok(())
 }
 
-fn file_name(path: &Path) -> String {
+/// The last component of `path`; `..` and `/` have none, and are refused
+/// (joined to the staging folder, an absolute path would replace it).
+fn file_name(path: &Path) -> Result<String, CdError> {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+        .ok_or_else(|| CdError::NoName(path.display().to_string()))
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CdError> {
@@ -138,12 +159,15 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CdError> {
 /// The paths a `cd_files` entry stands for.
 fn expand(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, CdError> {
     let trimmed = pattern.trim_end_matches('/');
-    let path = base.join(if trimmed.is_empty() { "/" } else { trimmed });
+    if trimmed.is_empty() {
+        return Err(CdError::NoName(pattern.to_owned()));
+    }
+    let path = base.join(trimmed);
     let no_match = || CdError::NoMatch {
         pattern: pattern.to_owned(),
         base: base.display().to_string(),
     };
-    let name = file_name(&path);
+    let name = file_name(&path).map_err(|_| CdError::NoName(pattern.to_owned()))?;
     if !name.contains(['*', '?', '[']) {
         return if path.exists() {
             Ok(vec![path])
@@ -152,25 +176,42 @@ fn expand(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, CdError> {
         };
     }
     let dir = path.parent().unwrap_or(base);
-    let found: Vec<PathBuf> = read_dir_sorted(dir)
-        .map_err(|_| no_match())?
-        .into_iter()
-        .filter(|p| glob_match(&name, &file_name(p)))
-        .collect();
+    let mut found = Vec::new();
+    for p in read_dir_sorted(dir).map_err(|_| no_match())? {
+        if glob_match(&name, &file_name(&p)?) {
+            found.push(p);
+        }
+    }
     if found.is_empty() {
         return Err(no_match());
     }
     Ok(found)
 }
 
-/// Copies a file, or a directory recursively (symlinks are followed: the
-/// CD holds what they point at).
-fn copy_tree(from: &Path, to: &Path) -> Result<(), CdError> {
+/// Copies a file, or a directory recursively. Symlinks are followed (the
+/// CD holds what they point at); `ancestors` holds the directories being
+/// copied, so a link back into one of them is an error, not a loop.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    ancestors: &mut Vec<PathBuf>,
+    cancel: &CancellationToken,
+) -> Result<(), CdError> {
+    if cancel.is_cancelled() {
+        return Err(CdError::Cancelled);
+    }
     if from.is_dir() {
+        let real = std::fs::canonicalize(from).map_err(io("read", from))?;
+        if ancestors.contains(&real) {
+            return Err(CdError::Loop(from.to_owned()));
+        }
+        ancestors.push(real);
         std::fs::create_dir_all(to).map_err(io("create", to))?;
         for entry in read_dir_sorted(from)? {
-            copy_tree(&entry, &to.join(file_name(&entry)))?;
+            let name = file_name(&entry)?;
+            copy_tree(&entry, &to.join(name), ancestors, cancel)?;
         }
+        ancestors.pop();
         Ok(())
     } else {
         std::fs::copy(from, to).map_err(io("copy", from))?;
@@ -178,15 +219,24 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), CdError> {
     }
 }
 
-/// Makes `output` from the staged directory with `xorriso`.
-pub fn make_iso(stage: &Path, label: Option<&str>, output: &Path) -> Result<(), CdError> {
+/// Makes `output` from the staged directory with `xorriso`, labelled
+/// `label` (or [`DEFAULT_LABEL`]); killed if `cancel` fires.
+pub fn make_iso(
+    stage: &Path,
+    label: Option<&str>,
+    output: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), CdError> {
     let mut cmd = Command::new("xorriso");
-    cmd.args(["-as", "mkisofs", "-quiet", "-rock", "-joliet"]);
-    if let Some(label) = label {
-        cmd.arg("-volid").arg(label);
-    }
-    cmd.arg("-output").arg(output).arg(stage);
-    let out = cmd.output().map_err(|e| match e.kind() {
+    cmd.args(["-as", "mkisofs", "-quiet", "-rock", "-joliet", "-volid"])
+        .arg(label.unwrap_or(DEFAULT_LABEL))
+        .arg("-output")
+        .arg(output)
+        .arg(stage)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CdError::NoXorriso,
         _ => CdError::Io {
             what: "run xorriso for",
@@ -194,10 +244,28 @@ pub fn make_iso(stage: &Path, label: Option<&str>, output: &Path) -> Result<(), 
             source: e,
         },
     })?;
-    if !out.status.success() {
+    let status = loop {
+        if cancel.is_cancelled() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CdError::Cancelled);
+        }
+        match child
+            .try_wait()
+            .map_err(io("wait for xorriso making", output))?
+        {
+            Some(status) => break status,
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
         return Err(CdError::Xorriso {
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            status: status.to_string(),
+            stderr: stderr.trim().to_owned(),
         });
     }
     Ok(())
@@ -244,7 +312,13 @@ mod tests {
             content: BTreeMap::from([("nested/dir/x.txt".into(), "x".into())]),
             label: None,
         };
-        stage(&spec, src.path(), stage_dir.path()).expect("stages");
+        stage(
+            &spec,
+            src.path(),
+            stage_dir.path(),
+            &CancellationToken::new(),
+        )
+        .expect("stages");
         assert_eq!(
             listing(stage_dir.path()),
             [
@@ -265,7 +339,13 @@ mod tests {
             files: vec!["http/".into()],
             ..CdSpec::default()
         };
-        stage(&spec, src.path(), stage_dir.path()).expect("stages");
+        stage(
+            &spec,
+            src.path(),
+            stage_dir.path(),
+            &CancellationToken::new(),
+        )
+        .expect("stages");
         assert_eq!(
             listing(stage_dir.path()),
             ["preseed.cfg", "sub/", "sub/late.sh"]
@@ -277,9 +357,14 @@ mod tests {
         let src = sources();
         let run = |spec: CdSpec| {
             let stage_dir = tempfile::tempdir().expect("tempdir");
-            stage(&spec, src.path(), stage_dir.path())
-                .expect_err("refused")
-                .to_string()
+            stage(
+                &spec,
+                src.path(),
+                stage_dir.path(),
+                &CancellationToken::new(),
+            )
+            .expect_err("refused")
+            .to_string()
         };
         let err = run(CdSpec {
             files: vec!["*.iso".into()],
@@ -304,6 +389,40 @@ mod tests {
             ..CdSpec::default()
         });
         assert!(err.contains("given twice"), "{err}");
+        // Nothing above or at the root: joined to the staging folder, such a
+        // path would replace it and copy files onto themselves.
+        for bad in ["..", "/", "http/..", "../.."] {
+            let err = run(CdSpec {
+                files: vec![bad.into()],
+                ..CdSpec::default()
+            });
+            assert!(err.contains("names no file or directory"), "{bad}: {err}");
+        }
+        assert!(
+            std::fs::read_to_string(src.path().join("user-data"))
+                .is_ok_and(|t| t == "#cloud-config\n"),
+            "the sources are untouched"
+        );
+        std::os::unix::fs::symlink("..", src.path().join("http/sub/up")).expect("symlink");
+        let err = run(CdSpec {
+            files: vec!["http".into()],
+            ..CdSpec::default()
+        });
+        assert!(err.contains("a loop"), "{err}");
+    }
+
+    #[test]
+    fn staging_stops_when_cancelled() {
+        let src = sources();
+        let stage_dir = tempfile::tempdir().expect("tempdir");
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let spec = CdSpec {
+            files: vec!["http".into()],
+            ..CdSpec::default()
+        };
+        let err = stage(&spec, src.path(), stage_dir.path(), &cancel).expect_err("cancelled");
+        assert!(matches!(err, CdError::Cancelled), "{err}");
     }
 
     #[test]
@@ -317,9 +436,10 @@ mod tests {
             content: BTreeMap::new(),
             label: Some("cidata".into()),
         };
-        stage(&spec, src.path(), &stage_dir).expect("stages");
+        let cancel = CancellationToken::new();
+        stage(&spec, src.path(), &stage_dir, &cancel).expect("stages");
         let iso = work.path().join("cd.iso");
-        make_iso(&stage_dir, spec.label.as_deref(), &iso).expect("xorriso");
+        make_iso(&stage_dir, spec.label.as_deref(), &iso, &cancel).expect("xorriso");
         // Read it back with xorriso itself: the volume id and a file's bytes.
         let info = Command::new("xorriso")
             .args(["-indev"])
@@ -342,5 +462,16 @@ mod tests {
             std::fs::read_to_string(&out).expect("extracted"),
             "#cloud-config\n"
         );
+        // Without cd_label, Packer's label.
+        let unlabelled = work.path().join("unlabelled.iso");
+        make_iso(&stage_dir, None, &unlabelled, &cancel).expect("xorriso");
+        let info = Command::new("xorriso")
+            .args(["-indev"])
+            .arg(&unlabelled)
+            .args(["-pvd_info"])
+            .output()
+            .expect("xorriso runs");
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains("Volume Id    : packer"), "{info}");
     }
 }

@@ -131,7 +131,7 @@ fn install_guest_additions(vbox: &FakeVbox) -> PathBuf {
 }
 
 /// The calls log with this run's variable parts named: the work directory,
-/// the tiny ISO, the SSH and VRDP host ports. Repeated state polls (their number
+/// the tiny ISO, the `cd_files` image, the SSH and VRDP host ports. Repeated state polls (their number
 /// depends on timing) are collapsed into one line.
 fn normalised_calls(vbox: &FakeVbox) -> String {
     let work = std::fs::canonicalize(vbox.path("")).expect("work dir");
@@ -148,6 +148,9 @@ fn normalised_calls(vbox: &FakeVbox) -> String {
             .iter()
             .map(|a| {
                 let a = a.replace(&iso, "$TINY_ISO").replace(&work, "$WORK");
+                if a.contains("/kiln-cd-") && a.ends_with("/cd.iso") {
+                    return "$CD_ISO".to_owned();
+                }
                 if previous_was_vrdeport {
                     previous_was_vrdeport = false;
                     return "$VRDP_PORT".to_owned();
@@ -203,9 +206,14 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
         t.contains("read from the cd_files CD") && t.contains("instance-id: vbox"),
         "the guest reads the cd_files CD: {t}"
     );
+    let rdp_port = t
+        .split("connect an RDP client (no password) to rdp://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .and_then(|port| port.trim().parse::<u16>().ok());
     assert!(
-        t.contains("connect an RDP client (no password) to rdp://127.0.0.1:59"),
-        "a headless build says where to watch it: {t}"
+        rdp_port.is_some_and(|p| (5900..=6000).contains(&p)),
+        "a headless build says where to watch it, on a port of vrdp_port_min..max: {t}"
     );
     assert!(
         t.contains(&format!("version {VERSION}")),
@@ -398,14 +406,28 @@ fn without_vboxmanage_the_build_says_how_to_install_virtualbox() {
 
 #[test]
 fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
+    // Reaches the HTTP server (HTTP_PORT): takes turns with the VM tests.
+    let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let template = template(
         "kiln-vbox-fail",
-        r#""guest_additions_mode": "disable",
+        r#""guest_additions_mode": "disable", "cd_content": {"meta-data": "x"},
            "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
         "",
     );
     let (_, t) = failing_build(&vbox, &template);
+    let cd = vbox
+        .calls()
+        .into_iter()
+        .filter_map(|c| c.last().cloned())
+        .find(|m| m.ends_with("/cd.iso"))
+        .map(PathBuf::from)
+        .expect("the CD was attached");
+    assert!(
+        cd.parent().is_some_and(|d| !d.exists()),
+        "the CD's folder is removed: {}",
+        cd.display()
+    );
     assert!(
         t.contains("VBoxManage: error: Unknown option: --no-such-option"),
         "the simulator's stderr is shown: {t}"
@@ -422,10 +444,11 @@ fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
 
 #[test]
 fn on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
+    let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let template = template(
         "kiln-vbox-abort",
-        r#""guest_additions_mode": "disable",
+        r#""guest_additions_mode": "disable", "cd_content": {"meta-data": "x"},
            "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
         "",
     );
@@ -441,6 +464,19 @@ fn on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
             .is_file(),
         "the disk is kept: {t}"
     );
+    let info = vbox
+        .cli
+        .showvminfo_machinereadable("kiln-vbox-abort")
+        .expect("showvminfo");
+    let cd = info
+        .get("IDE Controller-1-1")
+        .map(PathBuf::from)
+        .expect("the cd_files CD is attached");
+    assert!(cd.is_file(), "the CD the kept VM uses is kept: {t}");
+    assert!(t.contains("keeping the CD in"), "{t}");
+    if let Some(dir) = cd.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[test]
@@ -482,7 +518,8 @@ fn a_wrong_guest_additions_checksum_fails_before_any_vm_exists() {
         "",
     );
     let (_, t) = failing_build(&vbox, &template);
-    assert!(t.contains("guest additions"), "{t}");
+    assert!(t.contains("cannot get the guest additions"), "{t}");
+    assert!(t.contains("checksum mismatch"), "{t}");
     assert!(
         t.contains(&sha256_hex(&additions)),
         "the actual digest is named: {t}"

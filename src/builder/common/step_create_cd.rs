@@ -1,19 +1,24 @@
-//! Makes the `cd_files`/`cd_content` image in the output directory (in a
-//! hidden folder removed when the build ends, whatever its outcome).
+//! Makes the `cd_files`/`cd_content` image in a private temporary folder
+//! (outside `output_directory`, so no `cd_files` entry can include it),
+//! removed when the build ends; kept with the VM under `-on-error=abort`.
 
 use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::media::cd::{self, CdError};
 
 use super::HasCommon;
 
-/// The folder under `output_directory` that holds the staged files and the image.
-const CD_DIR: &str = ".kiln-cd";
+type CdTask = tokio::task::JoinHandle<Result<PathBuf, CdError>>;
 
 #[derive(Default)]
 pub struct StepCreateCd {
     dir: Option<PathBuf>,
+    /// The copy and xorriso run on the blocking pool; cleanup waits for
+    /// them (they stop at cancellation) before deleting their folder.
+    task: Option<CdTask>,
 }
 
 impl<S: HasCommon> Step<S> for StepCreateCd {
@@ -27,29 +32,33 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
             if common.cd.is_empty() {
                 return Ok(());
             }
-            let dir = common.output_dir.join(CD_DIR);
+            let dir = tempfile::Builder::new()
+                .prefix("kiln-cd-")
+                .tempdir()
+                .map_err(|e| StepError::with_source("cannot create a folder for the CD", e))?
+                .keep();
             self.dir = Some(dir.clone());
             let spec = common.cd.clone();
             let bases = [
                 common.options.pwd.clone(),
                 common.options.template_dir.clone(),
             ];
-            let made = tokio::task::spawn_blocking(move || make(&spec, &bases, &dir))
+            let cancel = ctx.cancel.clone();
+            let task = self.task.insert(tokio::task::spawn_blocking(move || {
+                make(&spec, &bases, &dir, &cancel)
+            }));
+            let made = task
                 .await
                 .map_err(|e| StepError::with_source("the CD task failed", e))?
                 .map_err(|e| StepError::with_source("cannot make the cd_files CD", e))?;
+            self.task = None;
             ctx.reporter.info(
                 &ctx.build,
                 &format!(
-                    "Made the CD {} ({} KiB{})",
+                    "Made the CD {} ({} KiB, label {})",
                     made.display(),
                     std::fs::metadata(&made).map_or(0, |m| m.len() / 1024),
-                    common
-                        .cd
-                        .label
-                        .as_deref()
-                        .map(|l| format!(", label {l}"))
-                        .unwrap_or_default()
+                    common.cd.label.as_deref().unwrap_or(cd::DEFAULT_LABEL)
                 ),
             );
             common.cd_path = Some(made);
@@ -60,12 +69,26 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
     fn cleanup<'a>(
         &'a mut self,
         _state: &'a mut S,
-        _ctx: &'a StepContext,
-        _outcome: Outcome,
+        ctx: &'a StepContext,
+        outcome: Outcome,
     ) -> CleanupFuture<'a> {
         Box::pin(async move {
-            if let Some(dir) = self.dir.take() {
+            if let Some(task) = self.task.take() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
+            }
+            let Some(dir) = self.dir.take() else {
+                return;
+            };
+            if ctx.remove_artifacts(outcome) {
                 let _ = tokio::fs::remove_dir_all(&dir).await;
+            } else {
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!(
+                        "-on-error=abort: keeping the CD in {} (the VM still uses it)",
+                        dir.display()
+                    ),
+                );
             }
         })
     }
@@ -73,7 +96,12 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
 
 /// Stages the files from the working directory, or from beside the
 /// template when something is not found there, then runs xorriso.
-fn make(spec: &cd::CdSpec, bases: &[PathBuf; 2], dir: &Path) -> Result<PathBuf, CdError> {
+fn make(
+    spec: &cd::CdSpec,
+    bases: &[PathBuf; 2],
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, CdError> {
     let stage = dir.join("files");
     let stage_from = |base: &Path| -> Result<(), CdError> {
         let _ = std::fs::remove_dir_all(&stage);
@@ -82,7 +110,7 @@ fn make(spec: &cd::CdSpec, bases: &[PathBuf; 2], dir: &Path) -> Result<PathBuf, 
             path: stage.clone(),
             source,
         })?;
-        cd::stage(spec, base, &stage)
+        cd::stage(spec, base, &stage, cancel)
     };
     match stage_from(&bases[0]) {
         Err(first @ CdError::NoMatch { .. }) if bases[1] != bases[0] => {
@@ -91,6 +119,6 @@ fn make(spec: &cd::CdSpec, bases: &[PathBuf; 2], dir: &Path) -> Result<PathBuf, 
         other => other?,
     }
     let iso = dir.join("cd.iso");
-    cd::make_iso(&stage, spec.label.as_deref(), &iso)?;
+    cd::make_iso(&stage, spec.label.as_deref(), &iso, cancel)?;
     Ok(iso)
 }
