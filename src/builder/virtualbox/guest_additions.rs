@@ -5,7 +5,7 @@
 //! uploaded over SSH ("upload", here).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::VBoxState;
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
@@ -24,6 +24,11 @@ const DEFAULT_GUEST_PATH: &str = "VBoxGuestAdditions.iso";
 pub enum AdditionsSource {
     /// The ISO installed with the VirtualBox that runs the build, used in place.
     Installed(PathBuf),
+    /// A local `guest_additions_url` with nothing to check it against (no
+    /// `guest_additions_sha256`, no `SHA256SUMS` beside it): used in place,
+    /// with a warning. Packer would look it up in virtualbox.org's list,
+    /// which an offline machine cannot reach.
+    Unverified(PathBuf),
     /// A download (or local file), verified by `checksum` in `iso_checksum` syntax.
     Fetch { url: String, checksum: String },
 }
@@ -37,17 +42,31 @@ pub enum AdditionsSource {
 ///   Packer: it came with the VirtualBox that runs the build.
 /// - Then virtualbox.org's ISO for `version`, checked against the release's
 ///   `SHA256SUMS` (or `guest_additions_sha256`).
+///
+/// `local` resolves a URL that names a file on this machine to its path.
 pub fn additions_source(
     url: Option<&str>,
     sha256: Option<&str>,
     installed: Option<PathBuf>,
     version: &str,
+    local: impl Fn(&str) -> Option<PathBuf>,
 ) -> AdditionsSource {
     let checksum_or = |sums: String| match sha256 {
         Some(sum) => format!("sha256:{sum}"),
         None => format!("file:{sums}"),
     };
     if let Some(url) = url.filter(|u| !u.is_empty()) {
+        if let (None, Some(path)) = (sha256, local(url)) {
+            let sums = path.with_file_name("SHA256SUMS");
+            return if sums.is_file() {
+                AdditionsSource::Fetch {
+                    url: path.display().to_string(),
+                    checksum: format!("file:{}", sums.display()),
+                }
+            } else {
+                AdditionsSource::Unverified(path)
+            };
+        }
         let dir = url.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".");
         return AdditionsSource::Fetch {
             url: url.to_owned(),
@@ -61,6 +80,19 @@ pub fn additions_source(
         url: format!("{DOWNLOAD_BASE}/{version}/VBoxGuestAdditions_{version}.iso"),
         checksum: checksum_or(format!("{DOWNLOAD_BASE}/{version}/SHA256SUMS")),
     }
+}
+
+/// The existing file a URL names on this machine (`file://…` or a path,
+/// a relative one from the working directory, then beside the template).
+fn local_file(url: &str, pwd: &Path, template_dir: &Path) -> Option<PathBuf> {
+    let path = match url.strip_prefix("file://") {
+        Some(path) => PathBuf::from(path),
+        None if url.contains("://") => return None,
+        None => PathBuf::from(url),
+    };
+    [pwd.join(&path), template_dir.join(&path)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 fn version_data(state: &VBoxState) -> Result<BTreeMap<String, String>, StepError> {
@@ -113,18 +145,40 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
                 }
             };
             let sha256 = state.config.guest_additions_sha256.as_deref();
-            let (url, checksum) =
-                match additions_source(url.as_deref(), sha256, installed, &data["Version"]) {
-                    AdditionsSource::Installed(path) => {
-                        ctx.reporter.info(
+            let (url, checksum) = match additions_source(
+                url.as_deref(),
+                sha256,
+                installed,
+                &data["Version"],
+                |u| {
+                    local_file(
+                        u,
+                        &state.common.options.pwd,
+                        &state.common.options.template_dir,
+                    )
+                },
+            ) {
+                AdditionsSource::Unverified(path) => {
+                    ctx.reporter.warn(
                             &ctx.build,
-                            &format!("Using VirtualBox's guest additions {}", path.display()),
+                            &format!(
+                                "guest additions {} are used unverified: set guest_additions_sha256 (or put a SHA256SUMS beside them)",
+                                path.display()
+                            ),
                         );
-                        state.guest_additions = Some(path);
-                        return Ok(());
-                    }
-                    AdditionsSource::Fetch { url, checksum } => (url, checksum),
-                };
+                    state.guest_additions = Some(path);
+                    return Ok(());
+                }
+                AdditionsSource::Installed(path) => {
+                    ctx.reporter.info(
+                        &ctx.build,
+                        &format!("Using VirtualBox's guest additions {}", path.display()),
+                    );
+                    state.guest_additions = Some(path);
+                    return Ok(());
+                }
+                AdditionsSource::Fetch { url, checksum } => (url, checksum),
+            };
             let from_virtualbox_org = url.starts_with(DOWNLOAD_BASE);
             if state.common.options.offline && from_virtualbox_org && sha256.is_none() {
                 return Err(StepError::new(format!(
@@ -207,7 +261,7 @@ mod tests {
         let url = "http://mirror.lan/vbox/7.0.20/VBoxGuestAdditions_7.0.20.iso";
         let installed = PathBuf::from("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso");
         assert_eq!(
-            additions_source(Some(url), None, Some(installed), "7.0.20"),
+            additions_source(Some(url), None, Some(installed), "7.0.20", |_| None),
             fetch(url, "file:http://mirror.lan/vbox/7.0.20/SHA256SUMS")
         );
     }
@@ -216,11 +270,11 @@ mod tests {
     fn a_given_sha256_wins() {
         let sum = "ab".repeat(32);
         assert_eq!(
-            additions_source(Some("/srv/ga.iso"), Some(&sum), None, "7.0.20"),
+            additions_source(Some("/srv/ga.iso"), Some(&sum), None, "7.0.20", |_| None),
             fetch("/srv/ga.iso", &format!("sha256:{sum}"))
         );
         assert_eq!(
-            additions_source(None, Some(&sum), None, "7.0.20"),
+            additions_source(None, Some(&sum), None, "7.0.20", |_| None),
             fetch(
                 "https://download.virtualbox.org/virtualbox/7.0.20/VBoxGuestAdditions_7.0.20.iso",
                 &format!("sha256:{sum}")
@@ -229,14 +283,38 @@ mod tests {
     }
 
     #[test]
+    fn a_local_url_is_checked_against_a_sha256sums_beside_it_or_used_with_a_warning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let iso = dir.path().join("VBoxGuestAdditions.iso");
+        std::fs::write(&iso, b"additions").expect("iso");
+        let local = |u: &str| local_file(u, dir.path(), dir.path());
+        assert_eq!(
+            additions_source(Some("VBoxGuestAdditions.iso"), None, None, "7.0.20", local),
+            AdditionsSource::Unverified(iso.clone())
+        );
+        let sums = dir.path().join("SHA256SUMS");
+        std::fs::write(&sums, "").expect("sums");
+        let url = format!("file://{}", iso.display());
+        assert_eq!(
+            additions_source(Some(&url), None, None, "7.0.20", local),
+            fetch(
+                &iso.display().to_string(),
+                &format!("file:{}", sums.display())
+            )
+        );
+        assert_eq!(local("http://mirror/VBoxGuestAdditions.iso"), None);
+        assert_eq!(local("missing.iso"), None);
+    }
+
+    #[test]
     fn the_installed_iso_comes_next_then_virtualbox_org() {
         let installed = PathBuf::from("/usr/lib/virtualbox/additions/VBoxGuestAdditions.iso");
         assert_eq!(
-            additions_source(None, None, Some(installed.clone()), "7.0.20"),
+            additions_source(None, None, Some(installed.clone()), "7.0.20", |_| None),
             AdditionsSource::Installed(installed)
         );
         assert_eq!(
-            additions_source(Some(""), None, None, "7.0.20"),
+            additions_source(Some(""), None, None, "7.0.20", |_| None),
             fetch(
                 "https://download.virtualbox.org/virtualbox/7.0.20/VBoxGuestAdditions_7.0.20.iso",
                 "file:https://download.virtualbox.org/virtualbox/7.0.20/SHA256SUMS"

@@ -229,15 +229,13 @@ impl Step<VBoxState> for StepConfigureVrdp {
                     e,
                 )
             })?;
-            let port = find_free_port_on(address, c.vrdp_port_min, c.vrdp_port_max).map_err(|e| {
-                StepError::with_source(
-                    format!(
+            let port =
+                find_free_port_on(address, c.vrdp_port_min, c.vrdp_port_max).ok_or_else(|| {
+                    StepError::new(format!(
                         "no free port for VRDP on {address} between {} and {} (vrdp_port_min..vrdp_port_max)",
                         c.vrdp_port_min, c.vrdp_port_max
-                    ),
-                    e,
-                )
-            })?;
+                    ))
+                })?;
             let command = vrde_on(&c.vm_name, &c.vrdp_bind_address, port);
             run_all(state.vbox()?, vec![command]).await?;
             state.vrdp = Some((c.vrdp_bind_address.clone(), port));

@@ -1,4 +1,5 @@
-//! Choosing the host port that forwards to the guest's SSH server.
+//! Choosing a free host port: the one that forwards to the guest's SSH
+//! server (and, for VirtualBox, the VRDP port).
 //!
 //! A port is free if kiln can bind it on 127.0.0.1 now. The listener is
 //! closed before QEMU binds the port itself, so another program can take it
@@ -25,11 +26,12 @@ pub fn find_free_port(min: u16, max: u16) -> Result<u16, PortError> {
 }
 
 /// A port in `min..=max` that is free on `addr` right now (VRDP binds
-/// there rather than on loopback).
-pub fn find_free_port_on(addr: std::net::IpAddr, min: u16, max: u16) -> Result<u16, PortError> {
+/// there rather than on loopback); the caller names the range in its error.
+pub fn find_free_port_on(addr: std::net::IpAddr, min: u16, max: u16) -> Option<u16> {
     find_port_where(min, max, random_u64(), |port| {
         TcpListener::bind((addr, port)).is_ok()
     })
+    .ok()
 }
 
 /// Tries every port of the range once, starting at `seed` within it.
