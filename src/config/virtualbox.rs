@@ -174,7 +174,8 @@ impl VirtualBoxIsoConfig {
             None if old_attach == Some(true) => GuestAdditionsMode::Attach,
             None => GuestAdditionsMode::Upload,
         };
-        let guest_additions_interface = f.one_of("guest_additions_interface", &["ide", "sata"]);
+        let guest_additions_interface =
+            f.one_of("guest_additions_interface", &["ide", "sata", "virtio"]);
         let guest_additions_path = f.deferred("guest_additions_path", &["Version"]);
         let guest_additions_url = f.deferred("guest_additions_url", &["Version"]);
         let guest_additions_sha256 = f

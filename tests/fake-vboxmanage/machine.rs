@@ -213,6 +213,18 @@ impl Controller {
             _ => (self.port_count, 1),
         }
     }
+
+    /// The most ports the bus can have (`--portcount` and growth stop there).
+    pub fn max_ports(&self) -> u32 {
+        match self.bus.as_str() {
+            "ide" => 2,
+            "sata" => 30,
+            "scsi" => 16,
+            "usb" => 8,
+            "floppy" => 1,
+            _ => 255,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -409,12 +409,21 @@ fn storageattach(home: &Path, rest: &[String]) -> Result<(), Fail> {
     let i = reg.find(name)?;
     let running = vm::is_running(&reg.vms[i]);
     let vm = &mut reg.vms[i];
-    let Some(controller) = vm.controllers.iter().find(|c| c.name == ctl) else {
+    let Some(controller) = vm.controllers.iter_mut().find(|c| c.name == ctl) else {
         return Err(Fail::no_controller(&ctl));
     };
+    // Like VBoxManage: a port beyond the count but within the bus's maximum
+    // grows the count (Packer's DVD slots at SATA ports 13-15 rely on it).
+    if controller.bus != "ide"
+        && port >= controller.port_count
+        && port < controller.max_ports()
+        && medium != "none"
+    {
+        controller.port_count = port + 1;
+    }
     let (max_port, max_device) = controller.limits();
     if port >= max_port || device >= max_device {
-        // VirtualBox's own words (it does not grow the port count itself).
+        // VirtualBox's own words.
         return Err(Fail::new(&[
             &format!(
                 "The port and/or device parameter are out of range: port={port} (must be in range [0, {}]), device={device} (must be in range [0, {}])",

@@ -452,24 +452,25 @@ fn sata_disk_and_dvd_as_kiln_builds_them() {
     assert_eq!(info["nictype1"], "virtio");
     assert_eq!(info["graphicscontroller"], "vmsvga");
     assert_eq!(info["storagecontrollername1"], "SATA Controller");
-    assert_eq!(info["storagecontrollerportcount1"], "2");
+    // The DVD at Packer's port 13 grew the count from 2, as VBoxManage does.
+    assert_eq!(info["storagecontrollerportcount1"], "14");
     assert_eq!(info["SATA Controller-0-0"], disk.path.to_string_lossy());
     assert_eq!(info["SATA Controller-nonrotational-0-0"], "on");
-    assert_eq!(info["SATA Controller-1-0"], iso.to_string_lossy());
+    assert_eq!(info["SATA Controller-13-0"], iso.to_string_lossy());
 
     vbox.run_all(&[boot_iso.detach(name)]);
     let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
-    assert_eq!(info["SATA Controller-1-0"], "none");
+    assert_eq!(info["SATA Controller-13-0"], "none");
 
-    // A port the controller does not have is refused, as VirtualBox does.
+    // A port beyond SATA's 30 is refused, as VirtualBox does.
     let beyond = IsoAttachment {
-        port: 5,
+        port: 30,
         ..boot_iso.clone()
     };
     let err = vbox
         .cli
         .run_command(&beyond.attach(name, &iso))
-        .expect_err("no port 5");
+        .expect_err("no port 30");
     assert!(
         err.stderr().is_some_and(|s| s.contains("out of range")),
         "{err}"

@@ -300,14 +300,18 @@ impl DiskSpec {
             ]),
             StorageBus::Ide.storagectl(vm, 0),
         ];
-        if let Some(ports) = self.sata_ports() {
-            out.push(StorageBus::Sata.storagectl(vm, ports));
+        // The port count as given: `storageattach` grows it to reach a
+        // DVD slot (ports 13-15), as VBoxManage does.
+        if self.uses(StorageBus::Sata) {
+            out.push(StorageBus::Sata.storagectl(vm, self.sata_port_count));
+        }
+        if self.uses(StorageBus::Virtio) {
+            out.push(StorageBus::Virtio.storagectl(vm, 1));
         }
         match self.bus {
-            StorageBus::Ide | StorageBus::Sata => {}
+            StorageBus::Ide | StorageBus::Sata | StorageBus::Virtio => {}
             StorageBus::Pcie => out.push(StorageBus::Pcie.storagectl(vm, self.nvme_port_count)),
             StorageBus::Scsi => out.push(StorageBus::Scsi.storagectl(vm, 0)),
-            StorageBus::Virtio => out.push(StorageBus::Virtio.storagectl(vm, 1)),
         }
         let mut attach = VBoxCommand::new([
             "storageattach",
@@ -334,32 +338,29 @@ impl DiskSpec {
 }
 
 impl DiskSpec {
-    /// The SATA controller's port count when one is needed: at least
-    /// `sata_port_count`, and enough for the DVD slots placed on it (Packer
-    /// passes `sata_port_count` as given, so `iso_interface: "sata"` fails
-    /// there unless the user raises it; kiln counts the slots itself).
-    pub fn sata_ports(&self) -> Option<u32> {
-        let mut needed = None;
-        if self.bus == StorageBus::Sata {
-            needed = Some(1);
-        }
-        let dvds = [
+    /// The DVD slots this build fills.
+    fn dvd_slots(&self) -> impl Iterator<Item = IsoAttachment> {
+        [
             Some(IsoAttachment::boot_iso(self.iso_bus)),
             self.additions_bus.map(IsoAttachment::guest_additions),
             self.cd_files.then(|| IsoAttachment::cd_files(self.iso_bus)),
-        ];
-        for slot in dvds.into_iter().flatten() {
-            if slot.bus == StorageBus::Sata {
-                needed = Some(needed.unwrap_or(0).max(slot.port + 1));
-            }
-        }
-        needed.map(|n| n.max(self.sata_port_count))
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Whether the disk or a DVD slot sits on `bus` (its controller is
+    /// then added; Packer adds the SATA one only for the disk and the boot
+    /// ISO, so SATA guest additions alone fail there).
+    pub fn uses(&self, bus: StorageBus) -> bool {
+        self.bus == bus || self.dvd_slots().any(|slot| slot.bus == bus)
     }
 }
 
-/// Where a DVD image is attached. Packer's slots: the boot ISO on IDE 0:1
-/// (SATA 1:0), guest additions on IDE 1:0 (SATA 2:0), `cd_files` on IDE
-/// 1:1 (SATA 3:0), so none collide with the disk at 0:0.
+/// Where a DVD image is attached: Packer's slots. On IDE the boot ISO at
+/// 0:1, guest additions at 1:0, `cd_files` at 1:1; on SATA or VirtIO ports
+/// 13, 14 and 15, above the disks (VBoxManage grows the port count to reach
+/// them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsoAttachment {
     pub bus: StorageBus,
@@ -368,49 +369,31 @@ pub struct IsoAttachment {
 }
 
 impl IsoAttachment {
-    pub fn boot_iso(bus: StorageBus) -> Self {
+    fn slot(bus: StorageBus, ide: (u32, u32), high_port: u32) -> Self {
         match bus {
-            StorageBus::Sata => Self {
+            StorageBus::Sata | StorageBus::Virtio => Self {
                 bus,
-                port: 1,
+                port: high_port,
                 device: 0,
             },
             _ => Self {
                 bus: StorageBus::Ide,
-                port: 0,
-                device: 1,
+                port: ide.0,
+                device: ide.1,
             },
         }
+    }
+
+    pub fn boot_iso(bus: StorageBus) -> Self {
+        Self::slot(bus, (0, 1), 13)
     }
 
     pub fn guest_additions(bus: StorageBus) -> Self {
-        match bus {
-            StorageBus::Sata => Self {
-                bus,
-                port: 2,
-                device: 0,
-            },
-            _ => Self {
-                bus: StorageBus::Ide,
-                port: 1,
-                device: 0,
-            },
-        }
+        Self::slot(bus, (1, 0), 14)
     }
 
     pub fn cd_files(bus: StorageBus) -> Self {
-        match bus {
-            StorageBus::Sata => Self {
-                bus,
-                port: 3,
-                device: 0,
-            },
-            _ => Self {
-                bus: StorageBus::Ide,
-                port: 1,
-                device: 1,
-            },
-        }
+        Self::slot(bus, (1, 1), 15)
     }
 
     fn storageattach(&self, vm: &str, medium: OsString) -> VBoxCommand {

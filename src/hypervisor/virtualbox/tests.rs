@@ -155,13 +155,13 @@ VBoxManage createmedium disk --filename /out/tiny.vdi --size 2048 --format VDI -
 VBoxManage storagectl tiny --name 'IDE Controller' --add ide
 VBoxManage storagectl tiny --name 'SATA Controller' --add sata --portcount 4
 VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 0 --device 0 --type hdd --medium /out/tiny.vdi --nonrotational on --discard on
-VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 1 --device 0 --type dvddrive --medium /isos/tiny.iso
+VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 13 --device 0 --type dvddrive --medium /isos/tiny.iso
 VBoxManage modifyvm tiny --nic1 nat
 VBoxManage modifyvm tiny --natpf1 packercomm,tcp,127.0.0.1,2222,,22
 VBoxManage startvm tiny --type gui
 VBoxManage controlvm tiny keyboardputscancode 2d ad 1c 9c
 VBoxManage showvminfo tiny --machinereadable
-VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 1 --device 0 --type dvddrive --medium none
+VBoxManage storageattach tiny --storagectl 'SATA Controller' --port 13 --device 0 --type dvddrive --medium none
 VBoxManage modifyvm tiny --natpf1 delete packercomm
 VBoxManage export tiny --output /out/tiny.ova --manifest --vsys 0 --description 'tiny box'
 VBoxManage unregistervm tiny --delete";
@@ -195,42 +195,57 @@ fn other_controllers() {
 }
 
 #[test]
-fn the_sata_controller_has_ports_for_the_dvds_placed_on_it() {
+fn controllers_are_added_for_every_slot_that_uses_them() {
     let base = |extra: &str| {
         config(&format!(
             r#"{{"builders": [{{"type": "virtualbox-iso", "iso_url": "x.iso", "iso_checksum": "none",
                 "ssh_username": "u", "shutdown_command": "poweroff" {extra}}}]}}"#
         ))
     };
-    let ports = |extra: &str| DiskSpec::from_config(&base(extra)).sata_ports();
-    assert_eq!(ports(""), None, "all on IDE: no SATA controller");
-    assert_eq!(ports(r#", "hard_drive_interface": "sata""#), Some(1));
+    let controllers = |extra: &str| -> Vec<String> {
+        DiskSpec::from_config(&base(extra))
+            .create_commands("v")
+            .iter()
+            .map(ToString::to_string)
+            .filter(|c| c.contains(" storagectl "))
+            .collect()
+    };
     assert_eq!(
-        ports(r#", "iso_interface": "sata""#),
-        Some(2),
-        "the boot ISO sits at port 1"
+        controllers(""),
+        ["VBoxManage storagectl v --name 'IDE Controller' --add ide"]
     );
-    assert_eq!(
-        ports(
-            r#", "iso_interface": "sata", "guest_additions_mode": "attach", "guest_additions_interface": "sata""#
-        ),
-        Some(3),
-        "guest additions at port 2"
+    let sata = "VBoxManage storagectl v --name 'SATA Controller' --add sata --portcount 1";
+    assert!(controllers(r#", "iso_interface": "sata""#).contains(&sata.to_owned()));
+    assert!(
+        controllers(r#", "guest_additions_mode": "attach", "guest_additions_interface": "sata""#)
+            .contains(&sata.to_owned()),
+        "attached additions on SATA need the controller even when nothing else is there"
     );
-    assert_eq!(
-        ports(r#", "guest_additions_interface": "sata""#),
-        None,
+    assert!(
+        !controllers(r#", "guest_additions_interface": "sata""#).contains(&sata.to_owned()),
         "uploaded additions need no drive"
     );
-    assert_eq!(
-        ports(r#", "iso_interface": "sata", "cd_content": {"a": "b"}"#),
-        Some(4),
-        "the cd_files CD at port 3"
+    assert!(
+        controllers(r#", "iso_interface": "virtio""#)
+            .iter()
+            .any(|c| c.contains("'VirtIO Controller' --add virtio")),
+        "a VirtIO DVD"
     );
+    assert!(
+        controllers(r#", "hard_drive_interface": "sata", "sata_port_count": 8"#)
+            .contains(&sata.replace("--portcount 1", "--portcount 8")),
+        "the port count as given"
+    );
+    // Packer's slots: above the disks on SATA and VirtIO.
+    assert_eq!(IsoAttachment::boot_iso(StorageBus::Sata).port, 13);
+    assert_eq!(IsoAttachment::guest_additions(StorageBus::Virtio).port, 14);
+    assert_eq!(IsoAttachment::cd_files(StorageBus::Sata).port, 15);
     assert_eq!(
-        ports(r#", "hard_drive_interface": "sata", "sata_port_count": 8"#),
-        Some(8),
-        "a larger count is kept"
+        (
+            IsoAttachment::cd_files(StorageBus::Ide).port,
+            IsoAttachment::cd_files(StorageBus::Ide).device
+        ),
+        (1, 1)
     );
 }
 
