@@ -292,6 +292,13 @@ mod tests {
         out
     }
 
+    /// What `spec` stages from `src`, as a sorted listing.
+    fn staged(spec: &CdSpec, src: &Path) -> Vec<String> {
+        let stage_dir = tempfile::tempdir().expect("tempdir");
+        stage(spec, src, stage_dir.path(), &CancellationToken::new()).expect("stages");
+        listing(stage_dir.path())
+    }
+
     fn sources() -> tempfile::TempDir {
         let src = tempfile::tempdir().expect("tempdir");
         let p = src.path();
@@ -306,21 +313,13 @@ mod tests {
     #[test]
     fn files_directories_globs_and_content_are_laid_out_like_packer() {
         let src = sources();
-        let stage_dir = tempfile::tempdir().expect("tempdir");
         let spec = CdSpec {
             files: vec!["*-data".into(), "http".into()],
             content: BTreeMap::from([("nested/dir/x.txt".into(), "x".into())]),
             label: None,
         };
-        stage(
-            &spec,
-            src.path(),
-            stage_dir.path(),
-            &CancellationToken::new(),
-        )
-        .expect("stages");
         assert_eq!(
-            listing(stage_dir.path()),
+            staged(&spec, src.path()),
             [
                 "http/",
                 "http/preseed.cfg",
@@ -334,20 +333,12 @@ mod tests {
             ]
         );
         // A trailing slash copies the directory's contents.
-        let stage_dir = tempfile::tempdir().expect("tempdir");
         let spec = CdSpec {
             files: vec!["http/".into()],
             ..CdSpec::default()
         };
-        stage(
-            &spec,
-            src.path(),
-            stage_dir.path(),
-            &CancellationToken::new(),
-        )
-        .expect("stages");
         assert_eq!(
-            listing(stage_dir.path()),
+            staged(&spec, src.path()),
             ["preseed.cfg", "sub/", "sub/late.sh"]
         );
     }

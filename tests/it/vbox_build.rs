@@ -404,17 +404,23 @@ fn without_vboxmanage_the_build_says_how_to_install_virtualbox() {
     assert!(!vbox.path("output-virtualbox-iso").exists(), "{t}");
 }
 
+/// A build with a CD whose `vboxmanage` row VBoxManage refuses, after the
+/// VM, its disk and its DVDs exist and before it starts.
+fn failing_row_template(vm_name: &str) -> String {
+    template(
+        vm_name,
+        r#""guest_additions_mode": "disable", "cd_content": {"meta-data": "x"},
+           "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
+        "",
+    )
+}
+
 #[test]
 fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
     // Reaches the HTTP server (HTTP_PORT): takes turns with the VM tests.
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
-    let template = template(
-        "kiln-vbox-fail",
-        r#""guest_additions_mode": "disable", "cd_content": {"meta-data": "x"},
-           "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
-        "",
-    );
+    let template = failing_row_template("kiln-vbox-fail");
     let (_, t) = failing_build(&vbox, &template);
     let cd = vbox
         .calls()
@@ -446,12 +452,7 @@ fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
 fn on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
-    let template = template(
-        "kiln-vbox-abort",
-        r#""guest_additions_mode": "disable", "cd_content": {"meta-data": "x"},
-           "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
-        "",
-    );
+    let template = failing_row_template("kiln-vbox-abort");
     let out = build(&vbox, &template, &["-on-error=abort"])
         .output()
         .expect("kiln runs");
