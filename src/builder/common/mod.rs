@@ -117,6 +117,29 @@ pub trait HasCommon: Send {
     fn guest_stopped(&mut self) -> Option<String>;
 }
 
+/// Runs `shutdown_command` over SSH, streaming its output. The connection
+/// usually drops as the guest goes down, so a failure is reported, not
+/// raised: the caller then waits for the VM to stop.
+pub async fn run_shutdown_command(
+    ssh: &SshSession,
+    command: &str,
+    ctx: &crate::build::runner::StepContext,
+) {
+    ctx.reporter.info(
+        &ctx.build,
+        &format!("Running the shutdown command: {command}"),
+    );
+    let reporter = ctx.reporter.clone();
+    let build = ctx.build.clone();
+    if let Err(e) = ssh
+        .exec(command, |_, line| reporter.output_line(&build, line))
+        .await
+    {
+        ctx.reporter
+            .info(&ctx.build, &format!("shutdown command: {e}"));
+    }
+}
+
 /// The last lines of the serial console, for errors about the guest.
 pub fn serial_tail(path: Option<&PathBuf>, lines: usize) -> String {
     let Some(text) = path.and_then(|p| std::fs::read(p).ok()) else {

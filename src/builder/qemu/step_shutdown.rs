@@ -2,7 +2,7 @@
 //! through QMP, then waits for QEMU to exit within `shutdown_timeout`.
 
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
-use crate::builder::common::serial_tail;
+use crate::builder::common::{run_shutdown_command, serial_tail};
 
 use super::{QemuState, fail};
 
@@ -17,22 +17,7 @@ impl Step<QemuState> for StepShutdown {
         Box::pin(async move {
             let timeout = state.config.shutdown.timeout;
             match (&state.config.shutdown.command, state.common.ssh.clone()) {
-                (Some(command), Some(ssh)) => {
-                    ctx.reporter.info(
-                        &ctx.build,
-                        &format!("Running the shutdown command: {command}"),
-                    );
-                    let reporter = ctx.reporter.clone();
-                    let build = ctx.build.clone();
-                    // The connection usually drops as the guest goes down; that is expected.
-                    if let Err(e) = ssh
-                        .exec(command, |_, line| reporter.output_line(&build, line))
-                        .await
-                    {
-                        ctx.reporter
-                            .info(&ctx.build, &format!("shutdown command: {e}"));
-                    }
-                }
+                (Some(command), Some(ssh)) => run_shutdown_command(&ssh, command, ctx).await,
                 _ => {
                     ctx.reporter
                         .info(&ctx.build, "Sending an ACPI power-down to the VM");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::VBoxState;
 use crate::bootcmd;
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
-use crate::builder::common::{render_deferred, serial_tail};
+use crate::builder::common::{render_deferred, run_shutdown_command, serial_tail};
 use crate::hypervisor::qemu::{find_free_port, find_free_port_on};
 use crate::hypervisor::virtualbox::command::{
     acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete, vrde_on,
@@ -422,19 +422,7 @@ impl Step<VBoxState> for StepShutdown {
             let vm = state.config.vm_name.clone();
             match (&state.config.shutdown.command, state.common.ssh.clone()) {
                 (Some(command), Some(ssh)) if !state.config.disable_shutdown => {
-                    ctx.reporter.info(
-                        &ctx.build,
-                        &format!("Running the shutdown command: {command}"),
-                    );
-                    let reporter = ctx.reporter.clone();
-                    let build = ctx.build.clone();
-                    if let Err(e) = ssh
-                        .exec(command, |_, line| reporter.output_line(&build, line))
-                        .await
-                    {
-                        ctx.reporter
-                            .info(&ctx.build, &format!("shutdown command: {e}"));
-                    }
+                    run_shutdown_command(&ssh, command, ctx).await;
                 }
                 _ if state.config.disable_shutdown => {
                     ctx.reporter.info(
@@ -541,11 +529,11 @@ impl Step<VBoxState> for StepUploadVersion {
             ) else {
                 return Ok(());
             };
-            let vbox = state.vbox()?;
-            let version = tokio::task::spawn_blocking(move || vbox.version())
-                .await
-                .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?
-                .map_err(|e| StepError::with_source(e.to_string(), e))?;
+            // Read once by StepFindVBoxManage (Packer asks VBoxManage again).
+            let version = state
+                .version
+                .as_ref()
+                .ok_or_else(|| StepError::new("the VirtualBox version is not known"))?;
             let text = version.number();
             let mut reader = text.as_bytes();
             ssh.upload(&mut reader, text.len() as u64, &path, 0o644)
