@@ -105,12 +105,25 @@ impl SshSession {
         }
     }
 
-    /// Copies the remote file `remote_path` to `local_path`.
+    /// Copies the remote file `remote_path` to `local_path`. The data goes
+    /// to a temporary file beside it, renamed into place once complete, so
+    /// a missing remote file or a broken transfer leaves an existing local
+    /// file as it was.
     pub async fn download(&self, remote_path: &str, local_path: &Path) -> Result<(), SshError> {
-        let mut file = tokio::fs::File::create(local_path)
-            .await
+        let dir = match local_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let partial = tempfile::Builder::new()
+            .prefix(".kiln-download-")
+            .tempfile_in(dir)
             .map_err(|e| local_error("create", local_path, e))?;
-        match self.file_transfer {
+        let mut file = tokio::fs::File::from_std(
+            partial
+                .reopen()
+                .map_err(|e| local_error("create", local_path, e))?,
+        );
+        let result = match self.file_transfer {
             FileTransfer::Scp => self.scp_download(remote_path, &mut file, local_path).await,
             FileTransfer::Sftp => {
                 let sftp = self.sftp().await?;
@@ -120,7 +133,16 @@ impl SshSession {
                 let _ = sftp.close().await;
                 result
             }
-        }
+        };
+        result?;
+        drop(file);
+        // tempfile makes it 0600; a downloaded file is an ordinary one.
+        std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| local_error("write", local_path, e))?;
+        partial
+            .persist(local_path)
+            .map_err(|e| local_error("write", local_path, e.error))?;
+        Ok(())
     }
 
     /// Downloads a remote directory, with the same trailing-slash rule as

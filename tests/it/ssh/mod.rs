@@ -451,11 +451,24 @@ async fn transfers_round_trip(session: &SshSession, work: &Path, remote: &str) {
         "alpha\n"
     );
     assert!(back.join("flat/sub/deeper/c").is_file());
+    std::fs::write(work.join("x"), "kept").expect("an existing local file");
     let missing = session
         .download(&format!("{remote}/no-such-file"), &work.join("x"))
         .await
         .expect_err("missing remote file");
     assert!(missing.to_string().contains("no-such-file"), "{missing}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("x")).expect("still there"),
+        "kept",
+        "a failed download leaves the local file alone"
+    );
+    assert!(
+        !std::fs::read_dir(&work)
+            .expect("work")
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(".kiln-download-")),
+        "no partial file is left"
+    );
 }
 
 #[tokio::test]
