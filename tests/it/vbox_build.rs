@@ -27,6 +27,9 @@ enum Guest {
     Ssh,
     /// Powers off when installed; there is no communicator.
     PowersOffAlone,
+    /// No communicator and no shutdown settings: the build goes straight
+    /// from the boot command to stopping the VM.
+    Unreached,
 }
 
 /// A virtualbox-iso template for the tiny installer; `extra` adds builder
@@ -48,6 +51,7 @@ fn template_for(guest: Guest, vm_name: &str, extra: &str, rest: &str) -> String 
             "poweroff",
             r#""communicator": "none", "disable_shutdown": true, "shutdown_timeout": "3m""#,
         ),
+        Guest::Unreached => ("poweroff", r#""communicator": "none""#),
     };
     format!(
         r#"{{
@@ -382,6 +386,54 @@ fn keep_registered_skip_export_and_bundle_iso_leave_the_vm_for_the_user() {
     assert!(qemu_processes_with("kiln-vbox-kept").is_empty());
 }
 
+#[test]
+fn without_a_shutdown_command_the_vm_is_powered_off_or_times_out_on_acpi() {
+    let _vm = vm_lock();
+    // Neither shutdown_command nor acpi_shutdown: pulled out, as in Packer.
+    let vbox = FakeVbox::new();
+    let template = template_for(
+        Guest::Unreached,
+        "kiln-vbox-plug",
+        r#""guest_additions_mode": "disable", "virtualbox_version_file": "", "skip_export": true,"#,
+        "",
+    );
+    let out = build(&vbox, &template, &[]).output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("powering the VM off"), "{t}");
+    let calls = vbox.calls();
+    assert!(
+        calls.iter().any(|c| c.ends_with(&["poweroff".to_owned()])),
+        "{calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.iter().any(|a| a == "acpipowerbutton"))
+    );
+
+    // acpi_shutdown, but the installer ignores the power button: the
+    // timeout is an error, and the VM still goes.
+    let vbox = FakeVbox::new();
+    let template = template_for(
+        Guest::Unreached,
+        "kiln-vbox-acpi",
+        r#""guest_additions_mode": "disable", "virtualbox_version_file": "",
+           "acpi_shutdown": true, "shutdown_timeout": "3s","#,
+        "",
+    );
+    let (_, t) = failing_build(&vbox, &template);
+    assert!(t.contains("did not stop within shutdown_timeout"), "{t}");
+    assert!(
+        vbox.calls()
+            .iter()
+            .any(|c| c.iter().any(|a| a == "acpipowerbutton")),
+        "{t}"
+    );
+    assert!(registered(&vbox).is_empty(), "{t}");
+    assert!(qemu_processes_with("kiln-vbox-acpi").is_empty(), "{t}");
+}
+
 fn failing_build(vbox: &FakeVbox, template_text: &str) -> (Output, String) {
     let out = build(vbox, template_text, &[]).output().expect("kiln runs");
     let t = text(&out);
@@ -433,6 +485,11 @@ fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
         cd.parent().is_some_and(|d| !d.exists()),
         "the CD's folder is removed: {}",
         cd.display()
+    );
+    assert_eq!(
+        t.matches("Unknown option: --no-such-option").count(),
+        1,
+        "the stderr is shown once, not once per error layer: {t}"
     );
     assert!(
         t.contains("VBoxManage: error: Unknown option: --no-such-option"),

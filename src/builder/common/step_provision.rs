@@ -72,7 +72,7 @@ impl<S: HasCommon> Step<S> for StepProvision {
                     .info(&ctx.build, &format!("Running provisioner {}", p.path));
                 provision::run(p, &env, remote.as_ref().map(|r| r as &dyn Remote))
                     .await
-                    .map_err(|e| StepError::with_source(format!("{} failed: {e}", p.path), e))?;
+                    .map_err(|e| StepError::with_source(format!("{} failed", p.path), e))?;
             }
             Ok(())
         })

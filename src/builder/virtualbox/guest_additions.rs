@@ -141,7 +141,12 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
                         );
                         None
                     }
-                    Err(e) => return Err(StepError::with_source(e.to_string(), e)),
+                    Err(e) => {
+                        return Err(StepError::with_source(
+                            "cannot ask VBoxManage for its guest additions ISO",
+                            e,
+                        ));
+                    }
                 }
             };
             let sha256 = state.config.guest_additions_sha256.as_deref();

@@ -22,7 +22,7 @@ async fn run_all(vbox: Arc<dyn VBoxManage>, commands: Vec<VBoxCommand>) -> Resul
     tokio::task::spawn_blocking(move || {
         for c in &commands {
             vbox.run_command(c)
-                .map_err(|e| StepError::with_source(format!("VBoxManage failed: {e}"), e))?;
+                .map_err(|e| StepError::with_source("VBoxManage failed", e))?;
         }
         Ok(())
     })
@@ -46,12 +46,13 @@ impl Step<VBoxState> for StepFindVBoxManage {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let cli =
-                VBoxManageCli::locate().map_err(|e| StepError::with_source(e.to_string(), e))?;
+            let cli = VBoxManageCli::locate()
+                .map_err(|e| StepError::with_source("cannot use VirtualBox", e))?;
             let version = tokio::task::spawn_blocking(move || cli.version().map(|v| (cli, v)))
                 .await
                 .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?;
-            let (cli, version) = version.map_err(|e| StepError::with_source(e.to_string(), e))?;
+            let (cli, version) =
+                version.map_err(|e| StepError::with_source("cannot use VirtualBox", e))?;
             ctx.reporter
                 .info(&ctx.build, &format!("VirtualBox {}", version.raw));
             state.vbox = Some(Arc::new(cli));
@@ -430,10 +431,19 @@ impl Step<VBoxState> for StepShutdown {
                         "disable_shutdown: waiting for the guest to stop by itself",
                     );
                 }
-                _ => {
+                _ if state.config.acpi_shutdown => {
                     ctx.reporter
                         .info(&ctx.build, "Pressing the VM's ACPI power button");
                     run_all(vbox.clone(), vec![acpi_power_button(&vm)]).await?;
+                }
+                // As Packer: no shutdown_command and no acpi_shutdown means
+                // pulling the plug (validation warned about it).
+                _ => {
+                    ctx.reporter.info(
+                        &ctx.build,
+                        "No shutdown_command or acpi_shutdown: powering the VM off",
+                    );
+                    run_all(vbox.clone(), vec![poweroff(&vm)]).await?;
                 }
             }
             state.common.ssh = None;

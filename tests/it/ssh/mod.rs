@@ -463,10 +463,13 @@ async fn transfers_round_trip(session: &SshSession, work: &Path, remote: &str) {
         "a failed download leaves the local file alone"
     );
     assert!(
-        !std::fs::read_dir(&work)
+        !std::fs::read_dir(work)
             .expect("work")
             .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with(".kiln-download-")),
+            .any(|e| e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".kiln-download-")),
         "no partial file is left"
     );
 }
