@@ -157,7 +157,7 @@ fn create_register_showvminfo_round_trip() {
     let built: Vec<Vec<String>> = commands.iter().map(argv).collect();
     assert_eq!(logged[..built.len()], built[..]);
 
-    // The rule can be replaced, as the SSH step does on a retry.
+    // A second rule of the same name is refused; deleting it frees the name (the export step deletes it).
     let nat = NatRule::ssh(2222, 22);
     let again = vbox
         .cli

@@ -140,8 +140,20 @@ pub async fn run_shutdown_command(
     }
 }
 
+/// The last `lines` lines of the serial console as the end of an error
+/// message (`"\nlast lines of its serial console:\n…"`), or nothing when
+/// there is no console log or it is empty.
+pub fn serial_note(path: Option<&PathBuf>, lines: usize) -> String {
+    let tail = serial_tail(path, lines);
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\nlast lines of its serial console:\n{tail}")
+    }
+}
+
 /// The last lines of the serial console, for errors about the guest.
-pub fn serial_tail(path: Option<&PathBuf>, lines: usize) -> String {
+fn serial_tail(path: Option<&PathBuf>, lines: usize) -> String {
     let Some(text) = path.and_then(|p| std::fs::read(p).ok()) else {
         return String::new();
     };

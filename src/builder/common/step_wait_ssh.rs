@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::communicator::ssh::{SshTarget, WaitOptions, wait_for_ssh};
 
-use super::{HasCommon, serial_tail};
+use super::{HasCommon, serial_note};
 
 pub struct StepWaitSsh;
 
@@ -38,9 +38,9 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
                     r = &mut wait => break r,
                     () = tokio::time::sleep(Duration::from_millis(500)) => {
                         if let Some(why) = state.guest_stopped() {
-                            let tail = serial_tail(serial.as_ref(), 15);
                             return Err(StepError::new(format!(
-                                "the VM stopped before SSH became available ({why}); last lines of its serial console:\n{tail}"
+                                "the VM stopped before SSH became available ({why}); check the boot command and the installer's answer file{}",
+                                serial_note(serial.as_ref(), 15)
                             )));
                         }
                     }
@@ -49,13 +49,13 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
             let mut session = match session {
                 Ok(s) => s,
                 Err(e) => {
-                    let tail = serial_tail(serial.as_ref(), 15);
-                    let message = if tail.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{e}\nlast lines of the VM's serial console:\n{tail}")
-                    };
-                    return Err(StepError::with_source(message, e));
+                    return Err(StepError::with_source(
+                        format!(
+                            "no SSH connection to the guest{}",
+                            serial_note(serial.as_ref(), 15)
+                        ),
+                        e,
+                    ));
                 }
             };
             session.set_file_transfer(ssh.file_transfer);

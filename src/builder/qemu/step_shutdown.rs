@@ -2,7 +2,7 @@
 //! through QMP, then waits for QEMU to exit within `shutdown_timeout`.
 
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
-use crate::builder::common::{run_shutdown_command, serial_tail};
+use crate::builder::common::{run_shutdown_command, serial_note};
 
 use super::{QemuState, fail};
 
@@ -46,8 +46,8 @@ impl Step<QemuState> for StepShutdown {
                     Ok(())
                 }
                 None => Err(StepError::new(format!(
-                    "the guest did not stop within shutdown_timeout ({timeout:?}); it will be killed. Last lines of its serial console:\n{}",
-                    serial_tail(state.common.serial_log.as_ref(), 10)
+                    "the guest did not stop within shutdown_timeout ({timeout:?}); it will be killed. Check shutdown_command, or raise shutdown_timeout{}",
+                    serial_note(state.common.serial_log.as_ref(), 10)
                 ))),
             }
         })

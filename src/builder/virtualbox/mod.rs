@@ -63,7 +63,12 @@ impl HasCommon for VBoxState {
         match vbox.vm_state(&self.config.vm_name) {
             Ok(VmState::Running | VmState::Starting) => None,
             Ok(state) => Some(format!("the VM is {state:?}")),
-            Err(e) => Some(e.to_string()),
+            // The VM is gone; any other failure (a session lock held for a
+            // moment) says nothing about the guest: ask again next time.
+            Err(e @ crate::hypervisor::virtualbox::VBoxError::UnknownVm { .. }) => {
+                Some(e.to_string())
+            }
+            Err(_) => None,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::VBoxState;
 use crate::bootcmd;
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
-use crate::builder::common::{render_deferred, run_shutdown_command, serial_tail};
+use crate::builder::common::{render_deferred, run_shutdown_command, serial_note};
 use crate::hypervisor::qemu::{find_free_port, find_free_port_on};
 use crate::hypervisor::virtualbox::command::{
     acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete, vrde_on,
@@ -457,9 +457,9 @@ impl Step<VBoxState> for StepShutdown {
                 }
                 if Instant::now() >= deadline {
                     return Err(StepError::new(format!(
-                        "the guest did not stop within shutdown_timeout ({:?}); it will be powered off. {}",
+                        "the guest did not stop within shutdown_timeout ({:?}); it will be powered off. Check shutdown_command (or that the guest acts on the ACPI power button), or raise shutdown_timeout{}",
                         state.config.shutdown.timeout,
-                        serial_tail(state.common.serial_log.as_ref(), 10)
+                        serial_note(state.common.serial_log.as_ref(), 10)
                     )));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -460,8 +460,7 @@ impl NatRule {
         ]
     }
 
-    /// Removes the rule: before export, so the exported VM carries no
-    /// forward, and to retry when "A NAT rule of this name already exists".
+    /// Removes the rule before export, so the exported VM carries no forward.
     pub fn delete_command(&self, vm: &str) -> VBoxCommand {
         VBoxCommand::new(["modifyvm", vm, "--natpf1", "delete", &self.name])
     }
