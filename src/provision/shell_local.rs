@@ -114,6 +114,29 @@ pub async fn run(
     Ok(())
 }
 
+/// Stops the command and everything in its process group: SIGTERM, then
+/// SIGKILL after two seconds.
+async fn stop_group(child: &mut tokio::process::Child) {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw);
+    if let Some(group) = group {
+        let _ = kill_process_group(group, Signal::TERM);
+        if tokio::time::timeout(std::time::Duration::from_secs(2), child.wait())
+            .await
+            .is_ok()
+        {
+            // The shell is gone; its children may not be.
+            let _ = kill_process_group(group, Signal::KILL);
+            return;
+        }
+        let _ = kill_process_group(group, Signal::KILL);
+    }
+    let _ = child.kill().await;
+}
+
 /// Spawns a host process, streams its output lines, kills it on cancel.
 async fn run_streamed(
     program: &str,
@@ -126,6 +149,8 @@ async fn run_streamed(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // Its own process group, so cancelling reaches what the script started.
+        .process_group(0)
         .spawn()
         .map_err(|source| ProvisionError::Spawn {
             what: program.to_owned(),
@@ -149,7 +174,7 @@ async fn run_streamed(
     let status = tokio::select! {
         s = child.wait() => s.map_err(|source| ProvisionError::Spawn { what: program.to_owned(), source })?,
         () = env.cancel.cancelled() => {
-            let _ = child.kill().await;
+            stop_group(&mut child).await;
             return Err(ProvisionError::Cancelled);
         }
     };
@@ -271,8 +296,19 @@ mod tests {
             cancel.cancel();
         });
         let started = std::time::Instant::now();
-        let r = run(&config(&["sleep 30"], vec![0]), &e, None).await;
+        // The shell waits for `sleep`, a process of its own: both must go.
+        let r = run(&config(&["sleep 31.25; echo after"], vec![0]), &e, None).await;
         assert!(matches!(r, Err(ProvisionError::Cancelled)));
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let survivors: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.starts_with("sleep 31.25"))
+            .collect();
+        assert!(survivors.is_empty(), "left running: {survivors:?}");
     }
 }
