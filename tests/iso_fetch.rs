@@ -388,7 +388,7 @@ async fn a_stalled_server_hits_the_idle_timeout() {
         .await
         .expect_err("stalls");
     assert!(matches!(err, IsoError::Stalled { .. }), "{err:?}");
-    assert!(err.to_string().contains("idle timeout"), "{err}");
+    assert!(err.to_string().contains("no data for"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -710,12 +710,8 @@ async fn a_cached_file_edited_behind_kilns_back_is_detected() {
     assert!(again.downloaded);
     assert_eq!(std::fs::read(&again.path).expect("entry"), body);
 
-    // A touched but unchanged file is re-hashed once, then trusted again.
-    let f = std::fs::File::options()
-        .append(true)
-        .open(&again.path)
-        .map(|f| f.set_modified(std::time::SystemTime::now()));
-    assert!(f.is_err() || f.is_ok_and(|r| r.is_ok()));
+    // A touched but unchanged file is re-hashed once, then trusted again:
+    // the chmod changes its ctime, which the stamp records.
     std::fs::set_permissions(
         &again.path,
         std::os::unix::fs::PermissionsExt::from_mode(0o444),

@@ -157,25 +157,10 @@ fn list_line(e: &CacheEntry, now: SystemTime) -> String {
     format!(
         "{:<8} {:>9} {:>9}  {digest}  {}",
         if e.partial { "partial" } else { "verified" },
-        size(e.size),
+        crate::ui::console::format_bytes(e.size),
         used,
         e.path.display()
     )
-}
-
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 fn age(d: Duration) -> String {
@@ -224,8 +209,6 @@ mod tests {
 
     #[test]
     fn formats_sizes_and_ages() {
-        assert_eq!(size(512), "512 B");
-        assert_eq!(size(3 * 1024 * 1024 * 1024), "3.0 GiB");
         assert_eq!(age(Duration::from_secs(90_000)), "1d ago");
     }
 }

@@ -26,7 +26,7 @@ pub enum IsoError {
     },
 
     #[error(
-        "{url}: no data for {after:?} (idle timeout; raise it with the download timeout option)"
+        "{url}: no data for {after:?}; kiln retried and gave up. Check the mirror, add another to iso_urls, or fetch the ISO elsewhere and `kiln cache add` it"
     )]
     Stalled { url: String, after: Duration },
 

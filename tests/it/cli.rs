@@ -7,8 +7,14 @@ fn help_lists_every_command() {
     let out = run_in(&fixtures(), &["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["build", "validate", "inspect", "fix", "version"] {
-        assert!(text.contains(cmd), "{cmd} missing from help:\n{text}");
+    // Each command has its own line in the "Commands:" list.
+    for cmd in ["build", "validate", "inspect", "fix", "cache", "version"] {
+        assert!(
+            text.lines().any(|l| l
+                .strip_prefix("  ")
+                .is_some_and(|l| l.starts_with(&format!("{cmd} ")))),
+            "{cmd} missing from help:\n{text}"
+        );
     }
 }
 

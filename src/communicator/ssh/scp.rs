@@ -523,7 +523,11 @@ impl SshSession {
                         scp.read_line().await?;
                         scp.send(&[0]).await?;
                     }
-                    b'D' => return Err(scp.error("it is a directory; use a directory download")),
+                    b'D' => {
+                        return Err(scp.error(
+                            "it is a directory; end the file provisioner's source with `/` to download a directory",
+                        ));
+                    }
                     1 | 2 => {
                         let message = scp.read_line().await?;
                         return Err(scp.error(message.trim_start_matches("scp: ").to_owned()));
