@@ -387,10 +387,8 @@ fn iso_sources(
             config::BuilderConfig::GoogleCompute(_) => continue,
         };
         let source = iso.source(&c.template.dir, &pwd)?;
-        let same = |s: &crate::iso::IsoSource| {
-            s.urls == source.urls && s.checksum.to_string() == source.checksum.to_string()
-        };
-        if !out.iter().any(|(_, s)| same(s)) {
+        // Builds that need the same ISO at the same place fetch it once.
+        if !out.iter().any(|(_, s)| s == &source) {
             out.push((b.name.clone(), source));
         }
     }

@@ -190,6 +190,21 @@ impl HttpConfig {
             let span = f.span_of("http_content").unwrap_or_default();
             f.error_at(span, "set either http_directory or http_content, not both");
         }
+        // The server refuses such paths, so the guest would only get a 404.
+        for key in content.keys() {
+            let unservable = key
+                .split('/')
+                .any(|s| s == "." || s == ".." || s.contains(['\0', '\\']));
+            if unservable {
+                let span = f.span_of("http_content").unwrap_or_default();
+                f.error_at(
+                    span,
+                    format!(
+                        "http_content: {key:?} cannot be served (`.`, `..` and `\\` are refused); name it like a URL path, e.g. \"/preseed.cfg\""
+                    ),
+                );
+            }
+        }
         if bind_address.parse::<std::net::IpAddr>().is_err() {
             let span = f.span_of("http_bind_address").unwrap_or_default();
             f.error_at(

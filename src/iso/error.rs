@@ -111,9 +111,6 @@ pub enum IsoError {
     #[error("no cache directory: set KILN_CACHE_DIR (neither XDG_CACHE_HOME nor HOME is set)")]
     NoCacheDir,
 
-    #[error("{path}: file name must end in .{extension} to be added to the cache")]
-    BadName { path: PathBuf, extension: String },
-
     #[error(
         "{count} cached ISO(s) failed verification and were moved to {dir}\n\
          hint: fetch them again, or `kiln cache prune --quarantine` to delete them"

@@ -179,11 +179,6 @@ impl Qmp {
         Ok(qmp)
     }
 
-    /// Changes how long a command may wait for its answer.
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
     async fn read_message(&mut self) -> Result<Message, QmpError> {
         let mut line = String::new();
         loop {
