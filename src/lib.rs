@@ -11,6 +11,7 @@ pub mod builder;
 pub mod cli;
 pub mod communicator;
 pub mod config;
+pub mod error_chain;
 pub mod http;
 pub mod hypervisor;
 pub mod iso;

@@ -108,16 +108,15 @@ impl StepError {
 
     /// The message followed by every cause, one per line.
     pub fn chain(&self) -> String {
-        let mut out = self.message.clone();
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = self
+        let first = self
             .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static));
-        while let Some(e) = cause {
-            out.push_str(&format!("\n  caused by: {e}"));
-            cause = e.source();
-        }
-        out
+        format!(
+            "{}{}",
+            self.message,
+            crate::error_chain::causes(first, "\n  caused by: ")
+        )
     }
 }
 

@@ -365,13 +365,11 @@ pub fn cache(args: CacheArgs, options: &ConsoleOptions) -> bool {
 }
 
 /// `error: …` then each cause on its own line.
-fn print_error_chain(e: &dyn std::error::Error) {
-    eprintln!("error: {e}");
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        eprintln!("  caused by: {c}");
-        cause = c.source();
-    }
+fn print_error_chain(e: &(dyn std::error::Error + 'static)) {
+    eprintln!(
+        "error: {}",
+        crate::error_chain::error_chain(e, "\n  caused by: ")
+    );
 }
 
 /// The ISOs of the prepared builds, each once.

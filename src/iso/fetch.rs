@@ -140,7 +140,14 @@ impl IsoCache {
             match result {
                 Ok(fetched) => return Ok(fetched),
                 Err(e) => {
-                    reporter.warn(build, &format!("{}: {}", source.display(), error_chain(&e)));
+                    reporter.warn(
+                        build,
+                        &format!(
+                            "{}: {}",
+                            source.display(),
+                            crate::error_chain::error_chain(&e, ": ")
+                        ),
+                    );
                     last_error = Some(e);
                 }
             }
@@ -294,7 +301,10 @@ impl IsoCache {
                     match self.download_unverified(src, url, opts, reporter).await {
                         Ok(f) => return Ok(f),
                         Err(e) => {
-                            reporter.warn(build, &format!("{url}: {}", error_chain(&e)));
+                            reporter.warn(
+                                build,
+                                &format!("{url}: {}", crate::error_chain::error_chain(&e, ": ")),
+                            );
                             last_error = Some(e);
                         }
                     }
@@ -397,7 +407,10 @@ impl IsoCache {
                             Ok(text) => {
                                 reporter.warn(
                                     build,
-                                    &format!("{}; using the copy cached earlier", error_chain(&e)),
+                                    &format!(
+                                        "{}; using the copy cached earlier",
+                                        crate::error_chain::error_chain(&e, ": ")
+                                    ),
                                 );
                                 text
                             }
@@ -480,18 +493,6 @@ fn save_copy(path: &Path, text: &str) {
         }
         let _ = std::fs::remove_file(&tmp);
     }
-}
-
-/// `error: caused by: …` on one line, for warnings about one source.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        cur = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

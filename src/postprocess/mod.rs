@@ -258,23 +258,14 @@ pub async fn run_chains(
         None => Ok(results),
         Some(first) => {
             for other in errors {
-                ctx.reporter
-                    .warn(&ctx.build_name, &error_chain(&other).replace('\n', ": "));
+                ctx.reporter.warn(
+                    &ctx.build_name,
+                    &crate::error_chain::error_chain(&other, ": ").replace('\n', ": "),
+                );
             }
             Err(first)
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push('\n');
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Manifest and shell-local hand their input on unchanged: it must be

@@ -763,12 +763,7 @@ async fn a_corrupt_ova_makes_no_box() {
     let err = run_chains(&chain, virtualbox_artifact(&ova), &ctx(dir.path()))
         .await
         .expect_err("a corrupt OVA fails");
-    let mut message = err.to_string();
-    let mut cause = std::error::Error::source(&err);
-    while let Some(c) = cause {
-        message = format!("{message}: {c}");
-        cause = c.source();
-    }
+    let message = kiln::error_chain::error_chain(&err, ": ");
     assert!(
         message.contains(
             "vm.ova is corrupt: `vm-disk001.vmdk` does not match its SHA256 digest in `vm.mf`"

@@ -208,8 +208,11 @@ pub async fn run_probe_guest(
     std::fs::write(&image, boot_sector(PROBE_CODE))
         .map_err(|e| format!("could not write the test guest: {e}"))?;
     let mut qemu = QemuProcess::spawn_args(qemu_binary, &probe_guest_args(accel, &image))
-        .map_err(|e| error_chain(&e))?;
-    let status = qemu.wait_exit(timeout).await.map_err(|e| error_chain(&e))?;
+        .map_err(|e| crate::error_chain::error_chain(&e, ": "))?;
+    let status = qemu
+        .wait_exit(timeout)
+        .await
+        .map_err(|e| crate::error_chain::error_chain(&e, ": "))?;
     match status {
         Some(s) if s.code() == Some(PROBE_EXIT_STATUS) => Ok(start.elapsed()),
         Some(s) => {
@@ -230,17 +233,6 @@ pub async fn run_probe_guest(
             ))
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
