@@ -242,21 +242,7 @@ impl<'a> ScpChannel<'a> {
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
         while sent < size {
-            let want = usize::try_from(size - sent).map_or(CHUNK, |left| left.min(CHUNK));
-            let n = source
-                .read(&mut buf[..want])
-                .await
-                .map_err(|e| local_error("read", local_name, e))?;
-            if n == 0 {
-                return Err(local_error(
-                    "read",
-                    local_name,
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("it ended after {sent} of {size} bytes"),
-                    ),
-                ));
-            }
+            let n = read_chunk(source, &mut buf, sent, size, local_name).await?;
             self.send(&buf[..n]).await?;
             sent += n as u64;
             if let Some(p) = progress {
@@ -342,6 +328,33 @@ fn is_verbose_chatter(line: &str) -> bool {
     ]
     .iter()
     .any(|p| line.starts_with(p))
+}
+
+/// Reads the next chunk of a `size`-byte upload of which `sent` bytes are
+/// done, into `buf`; a source that ends early is an error naming it.
+pub(crate) async fn read_chunk(
+    source: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+    sent: u64,
+    size: u64,
+    local_name: &Path,
+) -> Result<usize, SshError> {
+    let want = usize::try_from(size - sent).map_or(buf.len(), |left| left.min(buf.len()));
+    let n = source
+        .read(&mut buf[..want])
+        .await
+        .map_err(|e| local_error("read", local_name, e))?;
+    if n == 0 {
+        return Err(local_error(
+            "read",
+            local_name,
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("it ended after {sent} of {size} bytes"),
+            ),
+        ));
+    }
+    Ok(n)
 }
 
 pub(crate) fn local_error(action: &'static str, path: &Path, source: std::io::Error) -> SshError {

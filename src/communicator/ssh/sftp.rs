@@ -9,7 +9,7 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::scp::{Entry, local_error};
+use super::scp::{Entry, local_error, read_chunk};
 use super::{Direction, SshError, SshSession};
 use crate::ui::Progress;
 
@@ -97,21 +97,7 @@ impl SshSession {
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
         while sent < size {
-            let want = usize::try_from(size - sent).map_or(CHUNK, |left| left.min(CHUNK));
-            let n = source
-                .read(&mut buf[..want])
-                .await
-                .map_err(|e| local_error("read", local_name, e))?;
-            if n == 0 {
-                return Err(local_error(
-                    "read",
-                    local_name,
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("it ended after {sent} of {size} bytes"),
-                    ),
-                ));
-            }
+            let n = read_chunk(source, &mut buf, sent, size, local_name).await?;
             file.write_all(&buf[..n])
                 .await
                 .map_err(|e| err(SftpError::IO(e.to_string())))?;
