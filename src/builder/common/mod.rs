@@ -140,6 +140,41 @@ pub async fn run_shutdown_command(
     }
 }
 
+/// Waits `boot_wait` (saying so), then renders and parses `boot_command`
+/// with the build-time values (`{{ .HTTPIP }}`, `{{ .Name }}`, …); `None`
+/// when there is nothing to type.
+pub async fn boot_command_actions(
+    common: &CommonState,
+    boot: &crate::config::common::BootConfig,
+    vm_name: &str,
+    ctx: &crate::build::runner::StepContext,
+) -> Result<Option<Vec<crate::bootcmd::Action>>, crate::build::runner::StepError> {
+    if boot.command.is_empty() {
+        return Ok(None);
+    }
+    if !boot.wait.is_zero() {
+        ctx.reporter.info(
+            &ctx.build,
+            &format!("Waiting {:?} for the VM to boot", boot.wait),
+        );
+        tokio::time::sleep(boot.wait).await;
+    }
+    let mut data = common.http_data();
+    data.insert("Name".to_owned(), vm_name.to_owned());
+    data.insert("SSHPublicKey".to_owned(), String::new());
+    data.insert("SSHPrivateKey".to_owned(), String::new());
+    let mut text = String::new();
+    for d in &boot.command {
+        text.push_str(&render_deferred(common, "boot_command", d, &data)?);
+    }
+    crate::bootcmd::parse(&text).map(Some).map_err(|e| {
+        crate::build::runner::StepError::with_source(
+            format!("boot_command: cannot type `{text}`"),
+            e,
+        )
+    })
+}
+
 /// The last `lines` lines of the serial console as the end of an error
 /// message (`"\nlast lines of its serial console:\n…"`), or nothing when
 /// there is no console log or it is empty.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::bootcmd::{self, Action};
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
-use crate::builder::common::render_deferred;
+use crate::builder::common::boot_command_actions;
 
 use super::{QemuState, fail};
 
@@ -30,25 +30,16 @@ impl Step<QemuState> for StepTypeBootCommand {
 
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            if state.config.boot.command.is_empty() {
+            let Some(actions) = boot_command_actions(
+                &state.common,
+                &state.config.boot,
+                &state.config.vm_name,
+                ctx,
+            )
+            .await?
+            else {
                 return Ok(());
-            }
-            let wait = state.config.boot.wait;
-            if !wait.is_zero() {
-                ctx.reporter
-                    .info(&ctx.build, &format!("Waiting {wait:?} for the VM to boot"));
-                tokio::time::sleep(wait).await;
-            }
-            let mut data = state.common.http_data();
-            data.insert("Name".to_owned(), state.config.vm_name.clone());
-            data.insert("SSHPublicKey".to_owned(), String::new());
-            data.insert("SSHPrivateKey".to_owned(), String::new());
-            let mut text = String::new();
-            for d in &state.config.boot.command {
-                text.push_str(&render_deferred(&state.common, "boot_command", d, &data)?);
-            }
-            let actions = bootcmd::parse(&text)
-                .map_err(|e| fail(format!("boot_command: cannot type `{text}`"), e))?;
+            };
             let interval = key_interval(state.config.boot.key_interval);
             let qmp = state
                 .qmp

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use super::VBoxState;
 use crate::bootcmd;
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
-use crate::builder::common::{render_deferred, run_shutdown_command, serial_note};
+use crate::builder::common::{
+    boot_command_actions, render_deferred, run_shutdown_command, serial_note,
+};
 use crate::hypervisor::qemu::{find_free_port, find_free_port_on};
 use crate::hypervisor::virtualbox::command::{
     acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete, vrde_on,
@@ -361,21 +363,16 @@ impl Step<VBoxState> for StepTypeBootCommand {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            if state.config.boot.command.is_empty() {
+            let Some(actions) = boot_command_actions(
+                &state.common,
+                &state.config.boot,
+                &state.config.vm_name,
+                ctx,
+            )
+            .await?
+            else {
                 return Ok(());
-            }
-            tokio::time::sleep(state.config.boot.wait).await;
-            let mut data = state.common.http_data();
-            data.insert("Name".to_owned(), state.config.vm_name.clone());
-            data.insert("SSHPublicKey".to_owned(), String::new());
-            data.insert("SSHPrivateKey".to_owned(), String::new());
-            let mut text = String::new();
-            for d in &state.config.boot.command {
-                text.push_str(&render_deferred(&state.common, "boot_command", d, &data)?);
-            }
-            let actions = bootcmd::parse(&text).map_err(|e| {
-                StepError::with_source(format!("boot_command: cannot type `{text}`"), e)
-            })?;
+            };
             let group_interval = state
                 .config
                 .boot
