@@ -69,6 +69,16 @@ pub enum SshError {
         source: Box<russh::Error>,
     },
 
+    #[error(
+        "SSH on {addr}: could not {action}: the server closed {attempts} new channels in a row \
+         before answering; check the guest's SSH server log"
+    )]
+    ChannelClosedUnanswered {
+        addr: String,
+        action: String,
+        attempts: u32,
+    },
+
     #[error("SSH on {addr}: the server refused to run `{command}`")]
     ExecRefused { addr: String, command: String },
 

@@ -2,6 +2,7 @@
 
 use russh::ChannelMsg;
 
+use super::channel::{Answer, Request};
 use super::lines::LineSplitter;
 use super::{SshError, SshSession};
 
@@ -90,26 +91,20 @@ impl SshSession {
         command: &str,
         mut on_line: impl FnMut(Stream, &str),
     ) -> Result<ExitStatus, SshError> {
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.channel_error("open a session channel", e))?;
-        if self.pty {
-            channel
-                .request_pty(false, "vt100", 80, 40, 0, 0, &[])
-                .await
-                .map_err(|e| self.channel_error("request a pty", e))?;
-        }
-        channel
-            .exec(true, command)
-            .await
-            .map_err(|e| self.channel_error(format!("start `{command}`"), e))?;
+        let mut started = match self.start_channel(Request::Exec(command), self.pty).await? {
+            Answer::Started(started) => started,
+            Answer::Refused => {
+                return Err(SshError::ExecRefused {
+                    addr: self.addr.clone(),
+                    command: command.to_owned(),
+                });
+            }
+        };
 
         let mut stdout = LineSplitter::default();
         let mut stderr = LineSplitter::default();
         let mut status = None;
-        while let Some(msg) = channel.wait().await {
+        while let Some(msg) = started.next().await {
             match msg {
                 ChannelMsg::Data { data } => stdout.push(&data, |l| on_line(Stream::Stdout, l)),
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
@@ -128,12 +123,6 @@ impl SshSession {
                         name: signal_name(&sig),
                         core_dumped,
                         message: error_message,
-                    });
-                }
-                ChannelMsg::Failure if status.is_none() => {
-                    return Err(SshError::ExecRefused {
-                        addr: self.addr.clone(),
-                        command: command.to_owned(),
                     });
                 }
                 ChannelMsg::Close => break,

@@ -5,6 +5,7 @@
 //! Built on russh; host keys are accepted without checking because the
 //! guest is a VM this build just installed (the fingerprint is reported).
 
+mod channel;
 mod connect;
 mod error;
 mod exec;

@@ -10,14 +10,19 @@
 use std::path::{Path, PathBuf};
 
 use russh::ChannelMsg;
-use russh::client::Msg;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::channel::{Answer, Request, Started};
 use super::exec::{ExitStatus, signal_name};
 use super::{Direction, SshError, SshSession, shell_quote};
 use crate::ui::Progress;
 
 const CHUNK: usize = 32 * 1024;
+
+/// How long a failed exchange waits for remote scp to exit before closing
+/// the channel under it. Remote scp exits as soon as its input ends, so this
+/// only bounds a guest that stopped responding.
+const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A parsed `C` or `D` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +66,7 @@ pub(crate) fn dir_record(mode: u32, name: &str) -> String {
 /// remote stderr kept for error messages.
 pub(crate) struct ScpChannel<'a> {
     session: &'a SshSession,
-    channel: russh::Channel<Msg>,
+    started: Started,
     remote_path: String,
     direction: Direction,
     buffered: Vec<u8>,
@@ -79,18 +84,18 @@ impl<'a> ScpChannel<'a> {
         remote_path: &str,
         direction: Direction,
     ) -> Result<Self, SshError> {
-        let channel = session
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| session.channel_error("open a channel for scp", e))?;
-        channel
-            .exec(true, command)
-            .await
-            .map_err(|e| session.channel_error(format!("start `{command}`"), e))?;
+        let started = match session.start_channel(Request::Exec(command), false).await? {
+            Answer::Started(started) => started,
+            Answer::Refused => {
+                return Err(SshError::ExecRefused {
+                    addr: session.addr.clone(),
+                    command: command.to_owned(),
+                });
+            }
+        };
         Ok(Self {
             session,
-            channel,
+            started,
             remote_path: remote_path.to_owned(),
             direction,
             buffered: Vec::new(),
@@ -123,7 +128,7 @@ impl<'a> ScpChannel<'a> {
 
     /// Handles one channel message; true when it was stdout data.
     async fn next_message(&mut self) -> bool {
-        match self.channel.wait().await {
+        match self.started.next().await {
             Some(ChannelMsg::Data { data }) => {
                 if self.read_pos == self.buffered.len() {
                     self.buffered.clear();
@@ -142,11 +147,6 @@ impl<'a> ScpChannel<'a> {
                     core_dumped: false,
                     message: String::new(),
                 });
-            }
-            Some(ChannelMsg::Failure) => {
-                self.eof = true;
-                self.closed = true;
-                self.exit = Some(ExitStatus::Disconnected);
             }
             Some(ChannelMsg::Eof) => self.eof = true,
             Some(ChannelMsg::Close) | None => {
@@ -225,7 +225,8 @@ impl<'a> ScpChannel<'a> {
     }
 
     pub(crate) async fn send(&self, bytes: &[u8]) -> Result<(), SshError> {
-        self.channel
+        self.started
+            .channel
             .data_bytes(bytes.to_vec())
             .await
             .map_err(|e| self.session.channel_error("send to remote scp", e))
@@ -291,19 +292,31 @@ impl<'a> ScpChannel<'a> {
         }
     }
 
-    /// Closes the channel unless the server already did. No waiting for
-    /// its answer: russh forgets a channel once we close it.
-    async fn abandon(self) {
-        if !self.closed {
-            let _ = self.channel.eof().await;
-            let _ = self.channel.close().await;
+    /// Ends our input and waits for remote scp to exit before returning,
+    /// so its exit cannot race the next channel (see `channel.rs`: dropbear
+    /// closes a new channel when an old process's exit lands while it
+    /// opens). Closes the channel itself only if scp outlives ABANDON_WAIT.
+    async fn abandon(mut self) {
+        if self.closed {
+            return;
+        }
+        let _ = self.started.channel.eof().await;
+        let drained = tokio::time::timeout(ABANDON_WAIT, async {
+            while !self.closed {
+                self.next_message().await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let _ = self.started.channel.close().await;
         }
     }
 
     /// Closes our side and waits for remote scp to exit; a non-zero
     /// status is an error even when every record was acknowledged.
     pub(crate) async fn finish(mut self) -> Result<(), SshError> {
-        self.channel
+        self.started
+            .channel
             .eof()
             .await
             .map_err(|e| self.session.channel_error("close remote scp's input", e))?;

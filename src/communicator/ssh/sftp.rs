@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use russh::ChannelMsg;
 use russh_sftp::client::SftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::channel::{Answer, Request};
 use super::scp::{Entry, local_error, read_chunk};
 use super::{Direction, SshError, SshSession};
 use crate::ui::Progress;
@@ -27,27 +27,21 @@ impl SshSession {
             addr: self.addr.clone(),
             detail,
         };
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.channel_error("open a channel for sftp", e))?;
-        channel
-            .request_subsystem(true, "sftp")
-            .await
-            .map_err(|e| self.channel_error("request the sftp subsystem", e))?;
-        loop {
-            match channel.wait().await {
-                Some(ChannelMsg::Success) => break,
-                Some(ChannelMsg::Failure) => {
-                    return Err(unavailable("the server refused the sftp subsystem".into()));
-                }
-                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => {
-                    return Err(unavailable("the channel closed at once".into()));
-                }
-                Some(_) => {}
+        let started = match self
+            .start_channel(Request::Subsystem("sftp"), false)
+            .await?
+        {
+            Answer::Started(started) => started,
+            Answer::Refused => {
+                return Err(unavailable("the server refused the sftp subsystem".into()));
             }
+        };
+        if started.has_early_output() {
+            return Err(unavailable(
+                "the sftp subsystem sent output before it was asked anything".into(),
+            ));
         }
+        let channel = started.channel;
         match tokio::time::timeout(INIT_TIMEOUT, SftpSession::new(channel.into_stream())).await {
             Ok(Ok(sftp)) => Ok(sftp),
             Ok(Err(e)) => Err(unavailable(format!(

@@ -1,6 +1,7 @@
 //! The SSH communicator against real servers (OpenSSH and dropbear) on
 //! 127.0.0.1. See `servers.rs` for how they are started and what they need.
 
+mod closing_server;
 mod servers;
 
 use std::path::Path;
@@ -245,7 +246,10 @@ async fn waiting_succeeds_soon_after_a_late_server_starts_answering() {
     assert!(status.success());
     let lag = first_command_done.saturating_duration_since(answering);
     eprintln!("MEASURE server answering -> first command done: {lag:?}");
-    assert!(lag < Duration::from_secs(1), "{lag:?}");
+    // The wait polls every 200 ms; the rest is a handshake and one command,
+    // which a loaded machine can stretch to seconds. The bound catches a
+    // wait that backs off or sleeps out its attempt timeout (20 s).
+    assert!(lag < Duration::from_secs(8), "{lag:?}");
     let started = Instant::now();
     let again = connect(&key_target(&fixture)).await;
     eprintln!(
@@ -281,8 +285,10 @@ async fn waiting_times_out_when_nothing_listens_and_says_why() {
     )
     .await
     .expect_err("nothing listens");
+    // Far below the default ssh_timeout (5 min) and the 20 s attempt
+    // timeout, with room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -599,16 +605,26 @@ async fn a_connection_dropped_mid_command_is_reported_as_a_disconnect() {
     };
     let session = connect(&key_target(&fixture)).await;
     // The shell's parent is the session's sshd: killing it drops the
-    // connection without an exit status, like a guest rebooting.
-    let (status, lines) = run(
-        &session,
-        "echo before; sleep 0.2; kill -9 $PPID; sleep 5; echo after",
-    )
-    .await;
+    // connection without an exit status, like a guest rebooting. It waits
+    // for `go`, made once "before" has arrived here, so the line cannot be
+    // lost in the kill however slow the machine is.
+    let go = fixture.dir.path().join("go");
+    let command = format!(
+        "echo before; while [ ! -e {go} ]; do sleep 0.05; done; kill -9 $PPID; sleep 5; echo after",
+        go = go.display()
+    );
+    let mut lines = Vec::new();
+    let status = session
+        .exec(&command, |stream, line| {
+            lines.push((stream, line.to_owned()));
+            std::fs::write(&go, "").expect("create the go file");
+        })
+        .await
+        .expect("exec");
     assert_eq!(status, ExitStatus::Disconnected, "{lines:?}");
     assert_eq!(lines, [(Stream::Stdout, "before".to_owned())]);
-    // Whatever comes next says the connection is gone.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Whatever comes next says the connection is gone, whether or not
+    // russh has noticed the drop yet.
     let error = session
         .exec("true", |_, _| {})
         .await
@@ -617,4 +633,142 @@ async fn a_connection_dropped_mid_command_is_reported_as_a_disconnect() {
         matches!(error, SshError::ConnectionLost { .. }),
         "{error:?}"
     );
+}
+
+// dropbear 2022.83 (Debian 12's, and many minimal guests') closes a new
+// channel before answering its request when an earlier command's process
+// exits at that moment (see src/communicator/ssh/channel.rs). These run
+// the sequences that used to fail at random against the real dropbear many
+// times; `closing_server` below reproduces the fault every time.
+#[tokio::test]
+async fn after_failed_transfers_the_next_commands_run_against_dropbear() {
+    let options = servers::Options {
+        without_sftp_server: true,
+        ..Kind::Dropbear.options()
+    };
+    let Some((fixture, _server)) = servers::start("dropbear_channel_race", options) else {
+        return;
+    };
+    let mut session = connect(&key_target(&fixture)).await;
+    let dir = fixture.dir.path().display().to_string();
+    let local = fixture.dir.path().join("local.txt");
+    std::fs::write(&local, "x\n").expect("write");
+    for round in 0..25 {
+        // A failed SFTP start (no sftp-server), then SCP at once.
+        session.set_file_transfer(FileTransfer::Sftp);
+        let error = session
+            .upload(&mut &b"hi\n"[..], 3, &format!("{dir}/up-{round}"), 0o644)
+            .await
+            .expect_err("no sftp server");
+        assert!(
+            matches!(error, SshError::SftpUnavailable { .. }),
+            "{error:?}"
+        );
+        session.set_file_transfer(FileTransfer::Scp);
+        session
+            .upload(&mut &b"hi\n"[..], 3, &format!("{dir}/up-{round}"), 0o644)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: scp after sftp failed: {e}"));
+        // A failed SCP upload (no such directory), then a command at once.
+        session
+            .upload_file(&local, &format!("{dir}/missing-{round}/"))
+            .await
+            .expect_err("the directory does not exist");
+        let (status, lines) = run(&session, &format!("mkdir {dir}/missing-{round}")).await;
+        assert!(status.success(), "round {round}: {status}: {lines:?}");
+    }
+}
+
+async fn closing_server_session(
+    server: &closing_server::ClosingServer,
+) -> (SshSession, Arc<RecordingReporter>) {
+    let reporter = Arc::new(RecordingReporter::new());
+    let session = wait_for_ssh(
+        &password_target(server.addr.port(), "any"),
+        &quick(),
+        reporter.clone(),
+        "test",
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("connect to the closing server");
+    (session, reporter)
+}
+
+#[tokio::test]
+async fn a_channel_closed_before_the_answer_is_opened_again_and_the_command_runs_once() {
+    use closing_server::{AfterFault, ClosingServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = ClosingServer::start(dir.path(), 2, AfterFault::Run).await;
+    let (session, reporter) = closing_server_session(&server).await;
+    let (status, lines) = run(&session, "echo hi").await;
+    assert_eq!(status, ExitStatus::Code(0), "{lines:?}");
+    assert_eq!(lines, [(Stream::Stdout, "ran: echo hi".to_owned())]);
+    {
+        let log = server.log();
+        assert_eq!(log.accepted, ["echo hi"], "run exactly once");
+        assert_eq!((log.opened, log.closed_unanswered), (3, 2));
+    }
+    let said: Vec<String> = reporter
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Info { message, .. } if message.contains("dropbear") => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said.len(), 2, "one line per reopened channel: {said:?}");
+    assert!(said[0].contains("start `echo hi`"), "{said:?}");
+}
+
+#[tokio::test]
+async fn scp_reopens_a_channel_closed_before_the_answer_too() {
+    use closing_server::{AfterFault, ClosingServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = ClosingServer::start(dir.path(), 1, AfterFault::AnswerThenClose).await;
+    let (session, _) = closing_server_session(&server).await;
+    // The second channel is answered and then closed with nothing said:
+    // that is a real failure of a started scp, reported and not retried.
+    let error = session
+        .upload(&mut &b"hi\n"[..], 3, "/tmp/kiln-x/f", 0o644)
+        .await
+        .expect_err("the server runs no scp");
+    assert!(matches!(error, SshError::Scp { .. }), "{error:?}");
+    let log = server.log();
+    assert_eq!((log.opened, log.closed_unanswered), (2, 1));
+    assert_eq!(log.accepted, ["scp -vdt '/tmp/kiln-x'"]);
+}
+
+#[tokio::test]
+async fn a_command_the_server_answered_is_never_run_twice() {
+    use closing_server::{AfterFault, ClosingServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = ClosingServer::start(dir.path(), 0, AfterFault::AnswerThenClose).await;
+    let (session, _) = closing_server_session(&server).await;
+    let (status, lines) = run(&session, "make-install").await;
+    assert_eq!(status, ExitStatus::Disconnected, "{lines:?}");
+    let log = server.log();
+    assert_eq!(log.accepted, ["make-install"]);
+    assert_eq!(log.opened, 1);
+}
+
+#[tokio::test]
+async fn a_server_that_closes_every_new_channel_gets_a_clear_error() {
+    use closing_server::{AfterFault, ClosingServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = ClosingServer::start(dir.path(), usize::MAX, AfterFault::Run).await;
+    let (session, _) = closing_server_session(&server).await;
+    let error = session
+        .exec("true", |_, _| {})
+        .await
+        .expect_err("every channel is closed");
+    assert!(
+        matches!(error, SshError::ChannelClosedUnanswered { attempts: 5, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(text.contains("start `true`"), "{text}");
+    assert!(text.contains("closed 5 new channels in a row"), "{text}");
+    assert_eq!(server.log().opened, 5);
+    assert!(server.log().accepted.is_empty());
 }
