@@ -260,18 +260,17 @@ pub(super) async fn run(
         }
     }
     Ok(StepOutput {
-        artifact: Artifact {
-            builder_id: BUILDER_ID,
-            build_name: input.build_name.clone(),
-            build_type: input.build_type.clone(),
-            id: written
+        artifact: Artifact::files_only(
+            BUILDER_ID,
+            &input.build_name,
+            &input.build_type,
+            written
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            files: written,
-            metadata: BTreeMap::new(),
-        },
+            written,
+        ),
         keep_default: true,
         force_keep: true,
     })

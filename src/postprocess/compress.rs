@@ -471,14 +471,13 @@ pub(super) async fn run(
     blocking(move || pack(&entries, &out, format, level, mtime, &cancel, &bar)).await?;
     progress.finish("compressed");
     Ok(StepOutput {
-        artifact: Artifact {
-            builder_id: BUILDER_ID,
-            build_name: input.build_name.clone(),
-            build_type: input.build_type.clone(),
-            files: vec![output.clone()],
-            id: output.display().to_string(),
-            metadata: BTreeMap::new(),
-        },
+        artifact: Artifact::files_only(
+            BUILDER_ID,
+            &input.build_name,
+            &input.build_type,
+            output.display().to_string(),
+            vec![output.clone()],
+        ),
         keep_default: false,
         force_keep: false,
     })

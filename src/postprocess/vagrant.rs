@@ -20,12 +20,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::compress::{self, Codec, Entry, Format};
 use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
-use crate::build::artifact::Artifact;
+use crate::artifact::{Accelerator, Artifact, DiskFormat, Package};
 use crate::config::post_processor::VagrantConfig;
 
 mod ova;
@@ -43,20 +43,14 @@ pub fn provider_for(input: &Artifact, over: Option<&str>) -> Result<String, Post
     if let Some(p) = over {
         return Ok(p.to_owned());
     }
-    let has_ext = |ext: &str| {
-        input
-            .files
-            .iter()
-            .any(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)))
-    };
     match input.builder_id {
         // kiln's qemu builder exports an OVA/OVF only when `format` asks:
         // such a package is a VirtualBox box, not a libvirt one.
-        "transcend.qemu" if has_ext("ovf") || has_ext("ova") => Ok("virtualbox".into()),
+        "transcend.qemu" if input.package.is_some() => Ok("virtualbox".into()),
         "transcend.qemu" => Ok("libvirt".into()),
         "mitchellh.virtualbox" => Ok("virtualbox".into()),
-        _ if has_ext("ovf") || has_ext("ova") => Ok("virtualbox".into()),
-        _ if has_ext("qcow2") => Ok("libvirt".into()),
+        _ if input.package.is_some() => Ok("virtualbox".into()),
+        _ if input.disk(DiskFormat::Qcow2).is_some() => Ok("libvirt".into()),
         other => Err(PostProcessError::Unsupported(format!(
             "vagrant: no Vagrant provider for artifacts of `{other}`; set provider_override"
         ))),
@@ -71,34 +65,35 @@ struct BoxPlan {
 }
 
 fn libvirt_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
-    let disk = input
-        .files
-        .iter()
-        .find(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case("qcow2")))
-        .or_else(|| input.files.iter().find(|f| qcow2_virtual_size(f).is_ok()))
-        .ok_or_else(|| {
-            PostProcessError::Unsupported(
-                "vagrant (libvirt): the artifact has no qcow2 disk; set \"format\": \"qcow2\" in the builder"
-                    .into(),
-            )
-        })?;
-    let bytes = qcow2_virtual_size(disk)?;
-    let gib = bytes.div_ceil(GIB).max(1);
-    let driver = match input.metadata.get("accelerator").map(String::as_str) {
-        Some("tcg") | Some("none") => "qemu",
-        _ => "kvm",
+    let disk = input.disk(DiskFormat::Qcow2).ok_or_else(|| {
+        PostProcessError::Unsupported(
+            "vagrant (libvirt): the artifact has no qcow2 disk; set \"format\": \"qcow2\" in the builder"
+                .into(),
+        )
+    })?;
+    let bytes = match disk.virtual_size {
+        Some(bytes) => bytes,
+        None => qcow2_virtual_size(&disk.path)?,
     };
-    let mut settings = format!("    libvirt.driver = \"{driver}\"\n");
-    if let Some(cpus) = number(input, "cpus") {
-        settings.push_str(&format!("    libvirt.cpus = {cpus}\n"));
-    }
-    if let Some(mem) = number(input, "memory_mib") {
-        settings.push_str(&format!("    libvirt.memory = {mem}\n"));
+    let gib = bytes.div_ceil(GIB).max(1);
+    let mut settings = String::new();
+    if let Some(machine) = &input.machine {
+        // Packer's rule: a guest built under emulation gets libvirt's
+        // `qemu` domain, which starts on hosts without KVM.
+        let driver = match machine.accelerator {
+            Accelerator::Emulated => "qemu",
+            Accelerator::Kvm | Accelerator::Other => "kvm",
+        };
+        settings.push_str(&format!("    libvirt.driver = \"{driver}\"\n"));
+        settings.push_str(&format!("    libvirt.cpus = {}\n", machine.cpus));
+        settings.push_str(&format!("    libvirt.memory = {}\n", machine.memory_mib));
+    } else {
+        settings.push_str("    libvirt.driver = \"kvm\"\n");
     }
     Ok(BoxPlan {
         entries: vec![Entry::File {
             name: "box.img".into(),
-            path: disk.clone(),
+            path: disk.path.clone(),
         }],
         metadata: serde_json::json!({
             "provider": "libvirt",
@@ -109,11 +104,6 @@ fn libvirt_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
             "Vagrant.configure(\"2\") do |config|\n  config.vm.provider :libvirt do |libvirt|\n{settings}  end\nend\n"
         ),
     })
-}
-
-/// A metadata value, only when it is a plain number (it goes into Ruby).
-fn number(input: &Artifact, key: &str) -> Option<u64> {
-    input.metadata.get(key).and_then(|v| v.trim().parse().ok())
 }
 
 /// The virtual size in the qcow2 header (big-endian u64 at byte 24).
@@ -137,20 +127,23 @@ pub fn qcow2_virtual_size(path: &Path) -> Result<u64, PostProcessError> {
 }
 
 fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
-    let is = |f: &Path, ext: &str| f.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
-    let ovfs: Vec<&PathBuf> = input.files.iter().filter(|f| is(f, "ovf")).collect();
-    let ovas: Vec<&PathBuf> = input.files.iter().filter(|f| is(f, "ova")).collect();
-    let (descriptor, mut entries) = match (ovfs.as_slice(), ovas.as_slice()) {
-        ([ovf], []) => {
-            let text =
-                std::fs::read_to_string(ovf).map_err(PostProcessError::io("cannot read", ovf))?;
+    let Some(package) = &input.package else {
+        return Err(PostProcessError::Unsupported(
+            "vagrant (virtualbox): the artifact has no OVF or OVA; set \"format\": \"ova\" (qemu) or keep the export (virtualbox-iso)"
+                .into(),
+        ));
+    };
+    let (descriptor, mut entries) = match package {
+        Package::Ovf { descriptor, .. } => {
+            let text = std::fs::read_to_string(descriptor)
+                .map_err(PostProcessError::io("cannot read", descriptor))?;
             let entries = vec![Entry::File {
                 name: "box.ovf".into(),
-                path: (*ovf).clone(),
+                path: descriptor.clone(),
             }];
             (text, entries)
         }
-        ([], [ova]) => {
+        Package::Ova(ova) => {
             let package = ova::read(ova)?;
             let mut entries = vec![Entry::Bytes {
                 name: "box.ovf".into(),
@@ -158,25 +151,17 @@ fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
             }];
             if !package.members.is_empty() {
                 entries.push(Entry::Members {
-                    archive: (*ova).clone(),
+                    archive: ova.clone(),
                     members: package.members,
                 });
             }
             (package.descriptor, entries)
         }
-        _ => {
-            return Err(PostProcessError::Unsupported(format!(
-                "vagrant (virtualbox): the artifact needs exactly one .ovf or one .ova file, it has {} .ovf and {} .ova",
-                ovfs.len(),
-                ovas.len()
-            )));
-        }
     };
-    for f in input
-        .files
-        .iter()
-        .filter(|f| !is(f, "ovf") && !is(f, "ova") && !is(f, "mf"))
-    {
+    // The disks beside an OVF, under their own names (the OVF refers to
+    // them); its manifest is left out (it names the OVF's old name).
+    let own = package.own_files();
+    for f in input.files.iter().filter(|f| !own.contains(&f.as_path())) {
         entries.push(Entry::File {
             name: base_name(f),
             path: f.clone(),
@@ -310,17 +295,16 @@ pub(super) async fn run(
     blocking(move || compress::pack(&entries, &out, format, level, mtime, &cancel, &bar)).await?;
     progress.finish("packed");
     let cloud = CLOUD_PROVIDERS.contains(&provider.as_str());
-    let mut metadata = BTreeMap::new();
-    metadata.insert("provider".to_owned(), provider.clone());
+    let mut artifact = Artifact::files_only(
+        BUILDER_ID,
+        &input.build_name,
+        &input.build_type,
+        provider.clone(),
+        vec![output],
+    );
+    artifact.state.insert("provider".to_owned(), provider);
     Ok(StepOutput {
-        artifact: Artifact {
-            builder_id: BUILDER_ID,
-            build_name: input.build_name.clone(),
-            build_type: input.build_type.clone(),
-            files: vec![output],
-            id: provider,
-            metadata,
-        },
+        artifact,
         keep_default: cloud,
         force_keep: cloud,
     })
@@ -329,6 +313,7 @@ pub(super) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact::Disk;
 
     #[test]
     fn base_mac_is_read_from_the_ovf() {
@@ -344,26 +329,39 @@ mod tests {
 
     #[test]
     fn provider_follows_the_builder() {
-        let a = |id: &'static str, file: &str| Artifact {
-            builder_id: id,
-            build_name: "b".into(),
-            build_type: "t".into(),
-            files: vec![PathBuf::from(file)],
-            id: String::new(),
-            metadata: BTreeMap::new(),
+        let a = |id: &'static str, package: Option<Package>, disks: Vec<Disk>| {
+            let mut a = Artifact::files_only(id, "b", "t", "", Vec::new());
+            a.package = package;
+            a.disks = disks;
+            a
+        };
+        let ova = || Some(Package::Ova("vm.ova".into()));
+        let qcow2 = || {
+            vec![Disk {
+                path: "x".into(),
+                format: DiskFormat::Qcow2,
+                virtual_size: None,
+            }]
         };
         let p = |a: &Artifact| provider_for(a, None).ok();
-        assert_eq!(p(&a("transcend.qemu", "x")).as_deref(), Some("libvirt"));
         assert_eq!(
-            p(&a("transcend.qemu", "vm.ova")).as_deref(),
+            p(&a("transcend.qemu", None, qcow2())).as_deref(),
+            Some("libvirt")
+        );
+        assert_eq!(
+            p(&a("transcend.qemu", ova(), Vec::new())).as_deref(),
             Some("virtualbox"),
             "a qemu build with format ova"
         );
         assert_eq!(
-            p(&a("mitchellh.virtualbox", "x")).as_deref(),
+            p(&a("mitchellh.virtualbox", None, Vec::new())).as_deref(),
             Some("virtualbox")
         );
-        assert_eq!(p(&a("other", "vm.ovf")).as_deref(), Some("virtualbox"));
-        assert_eq!(p(&a("other", "x.raw")), None);
+        assert_eq!(
+            p(&a("other", ova(), Vec::new())).as_deref(),
+            Some("virtualbox")
+        );
+        assert_eq!(p(&a("other", None, qcow2())).as_deref(), Some("libvirt"));
+        assert_eq!(p(&a("other", None, Vec::new())), None);
     }
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use kiln::build::artifact::Artifact;
+use kiln::artifact::{Accelerator, Artifact, Disk, DiskFormat, Machine, Package};
 use kiln::config::post_processor::PostProcessor;
 use kiln::config::{PrepareInput, Selection, prepare};
 use kiln::postprocess::{Manifest, PostProcessContext, run_chains};
@@ -91,14 +91,23 @@ fn artifact(dir: &Path, files: &[(&str, &[u8])]) -> Artifact {
             path
         })
         .collect();
-    Artifact {
-        builder_id: "transcend.qemu",
-        build_name: "vm".into(),
-        build_type: "qemu".into(),
-        files,
-        id: "vm".into(),
-        metadata: BTreeMap::new(),
-    }
+    Artifact::files_only("transcend.qemu", "vm", "qemu", "vm", files)
+}
+
+/// What the qemu builder hands on for a qcow2 disk it made under `accelerator`.
+fn qcow2_artifact(disk: &Path, accelerator: Accelerator) -> Artifact {
+    let mut a = Artifact::files_only("transcend.qemu", "vm", "qemu", "vm", vec![disk.to_owned()]);
+    a.disks = vec![Disk {
+        path: disk.to_owned(),
+        format: DiskFormat::Qcow2,
+        virtual_size: None,
+    }];
+    a.machine = Some(Machine {
+        accelerator,
+        cpus: 2,
+        memory_mib: 512,
+    });
+    a
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -452,14 +461,7 @@ async fn interrupted_packing_leaves_nothing() {
     ]);
     // After the header, so packing takes a while.
     append_incompressible(&disk, 48);
-    let input = Artifact {
-        builder_id: "transcend.qemu",
-        build_name: "vm".into(),
-        build_type: "qemu".into(),
-        files: vec![disk.clone()],
-        id: "vm".into(),
-        metadata: BTreeMap::new(),
-    };
+    let input = qcow2_artifact(&disk, Accelerator::Kvm);
     let boxes = dir.path().join("boxes");
     let chain = chains(
         dir.path(),
@@ -499,10 +501,8 @@ async fn libvirt_box_is_added_by_vagrant() {
         &disk.to_string_lossy(),
         "1536M",
     ]);
-    let mut input = artifact(dir.path(), &[]);
-    input.files = vec![disk.clone()];
-    input.metadata.insert("cpus".into(), "2".into());
-    input.metadata.insert("memory_mib".into(), "512".into());
+    // The virtual size is not given: it is read from the qcow2 header.
+    let input = qcow2_artifact(&disk, Accelerator::Kvm);
     std::fs::write(
         dir.path().join("extra.Vagrantfile"),
         "# built by {{ .BuildName }} for {{ .Provider }}\n",
@@ -614,14 +614,17 @@ async fn virtualbox_box_is_added_by_vagrant() {
     let ovf = out_dir.join("vm.ovf");
     std::fs::write(&ovf, OVF).expect("OVF");
     std::fs::write(out_dir.join("vm.mf"), "SHA1 (vm.ovf) = 00\n").expect("manifest");
-    let input = Artifact {
-        builder_id: "mitchellh.virtualbox",
-        build_name: "vm".into(),
-        build_type: "virtualbox-iso".into(),
-        files: vec![ovf, vmdk, out_dir.join("vm.mf")],
-        id: "vm".into(),
-        metadata: BTreeMap::new(),
-    };
+    let mut input = Artifact::files_only(
+        "mitchellh.virtualbox",
+        "vm",
+        "virtualbox-iso",
+        "vm",
+        vec![ovf.clone(), vmdk, out_dir.join("vm.mf")],
+    );
+    input.package = Some(Package::Ovf {
+        descriptor: ovf,
+        manifest: Some(out_dir.join("vm.mf")),
+    });
     let chain = chains(
         dir.path(),
         r#"[{"type": "vagrant", "output": "boxes/{{.BuildName}}-{{.Provider}}.box", "keep_input_artifact": true, "compression_level": 1}]"#,
@@ -679,14 +682,15 @@ fn virtualbox_ova(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn virtualbox_artifact(file: &Path) -> Artifact {
-    Artifact {
-        builder_id: "mitchellh.virtualbox",
-        build_name: "vm".into(),
-        build_type: "virtualbox-iso".into(),
-        files: vec![file.to_owned()],
-        id: "vm".into(),
-        metadata: BTreeMap::new(),
-    }
+    let mut a = Artifact::files_only(
+        "mitchellh.virtualbox",
+        "vm",
+        "virtualbox-iso",
+        "vm",
+        vec![file.to_owned()],
+    );
+    a.package = Some(Package::Ova(file.to_owned()));
+    a
 }
 
 fn extract(file: &Path, member: &str) -> Vec<u8> {
@@ -838,7 +842,8 @@ async fn kilns_own_ova_becomes_a_virtualbox_box() {
     )
     .expect("exports the OVA");
     let mut input = artifact(dir.path(), &[]);
-    input.files = vec![ova];
+    input.files = vec![ova.clone()];
+    input.package = Some(Package::Ova(ova));
     let chain = chains(
         dir.path(),
         r#"[{"type": "vagrant", "output": "vm.box", "compression_level": 1}]"#,

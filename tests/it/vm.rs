@@ -128,6 +128,22 @@ fn built_image() -> &'static PathBuf {
         assert!(image.is_file(), "{t}");
         // The post-processor chains ran: a libvirt box, its checksum, a manifest.
         assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
+        // Built under TCG (-var=accelerator=tcg): the box asks libvirt for a
+        // `qemu` domain, as Packer's does; a `kvm` one would not start on a
+        // host without KVM. The memory is the template's.
+        let vagrantfile = Command::new("tar")
+            .args(["-xzOf", "tiny-libvirt.box", "Vagrantfile"])
+            .current_dir(&out_dir)
+            .output()
+            .expect("tar runs");
+        let vagrantfile = String::from_utf8_lossy(&vagrantfile.stdout);
+        for line in [
+            "libvirt.driver = \"qemu\"",
+            "libvirt.memory = 256",
+            "libvirt.cpus = 1",
+        ] {
+            assert!(vagrantfile.contains(line), "{line} not in:\n{vagrantfile}");
+        }
         let sums = Command::new("sha256sum")
             .args(["-c", "tiny-qemu.sha256"])
             .current_dir(&out_dir)

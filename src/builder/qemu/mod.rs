@@ -22,10 +22,12 @@ use super::common::{
     StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
-use crate::build::artifact::Artifact;
+use crate::artifact::{self, Artifact, Machine, Package};
 use crate::build::runner::{Step, StepError};
 use crate::config::Build;
+use crate::config::qemu::DiskFormat;
 use crate::config::qemu::QemuConfig;
+use crate::hypervisor::qemu::Accel;
 use crate::ui::Reporter;
 pub use state::QemuState;
 
@@ -85,39 +87,68 @@ pub async fn run(
 }
 
 fn artifact(build: &Build, state: &QemuState) -> Artifact {
-    let mut metadata = BTreeMap::new();
-    metadata.insert(
-        "format".to_owned(),
-        state.image_format().as_str().to_owned(),
-    );
-    metadata.insert(
-        "disk_size_mib".to_owned(),
-        state.config.disk_size_mib.to_string(),
-    );
-    metadata.insert("cpus".to_owned(), state.config.cpus.to_string());
-    metadata.insert("memory_mib".to_owned(), state.config.memory_mib.to_string());
-    metadata.insert(
-        "disk_interface".to_owned(),
-        state.config.disk_interface.clone(),
-    );
-    metadata.insert(
-        "output_directory".to_owned(),
-        state.output_dir.display().to_string(),
-    );
+    const MIB: u64 = 1 << 20;
+    let config = &state.config;
+    let disk_format = match config.format {
+        DiskFormat::Qcow2 => artifact::DiskFormat::Qcow2,
+        DiskFormat::Raw => artifact::DiskFormat::Raw,
+    };
+    // A disk_image that was not resized keeps the source's size, which
+    // only the image itself knows.
+    let boot_size =
+        (!(config.disk_image && config.skip_resize_disk)).then(|| config.disk_size_mib * MIB);
+    let extra_disks = state
+        .additional_disks
+        .iter()
+        .zip(&config.disk_additional_size_mib)
+        .map(|(path, mib)| artifact::Disk {
+            path: path.clone(),
+            format: disk_format,
+            virtual_size: Some(mib * MIB),
+        });
+    let (package, mut disks) = if state.exported.is_empty() {
+        let boot = artifact::Disk {
+            path: state.disk_path.clone(),
+            format: disk_format,
+            virtual_size: boot_size,
+        };
+        (None, vec![boot])
+    } else {
+        Package::from_export(&state.exported)
+    };
+    disks.extend(extra_disks);
     let mut files = if state.exported.is_empty() {
         vec![state.disk_path.clone()]
     } else {
-        metadata.insert("format".to_owned(), "ovf".to_owned());
         state.exported.clone()
     };
     files.extend(state.additional_disks.iter().cloned());
+    let accelerator = match state.accel {
+        Some(Accel::Kvm) => artifact::Accelerator::Kvm,
+        Some(Accel::Tcg | Accel::None) => artifact::Accelerator::Emulated,
+        Some(Accel::Hvf | Accel::Whpx | Accel::Xen | Accel::Hax) | None => {
+            artifact::Accelerator::Other
+        }
+    };
+    let mut pass_through = BTreeMap::new();
+    pass_through.insert(
+        "output_directory".to_owned(),
+        state.output_dir.display().to_string(),
+    );
     Artifact {
         builder_id: BUILDER_ID,
         build_name: build.name.clone(),
         build_type: build.type_name.clone(),
         files,
-        id: state.config.vm_name.clone(),
-        metadata,
+        id: config.vm_name.clone(),
+        disks,
+        package,
+        machine: Some(Machine {
+            accelerator,
+            cpus: config.cpus,
+            memory_mib: config.memory_mib,
+        }),
+        state: pass_through,
     }
 }
 

@@ -19,7 +19,7 @@ use super::common::{
     StepOutputDir, StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
-use crate::build::artifact::Artifact;
+use crate::artifact::{Accelerator, Artifact, Machine, Package};
 use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
@@ -135,18 +135,23 @@ pub async fn run(
         cancel,
         &mut steps,
         &mut state,
-        |state| Artifact {
-            builder_id: BUILDER_ID,
-            build_name: build.name.clone(),
-            build_type: build.type_name.clone(),
-            files: state.exported.clone(),
-            id: state.config.vm_name.clone(),
-            metadata: [
-                ("cpus".to_owned(), state.config.cpus.to_string()),
-                ("memory_mib".to_owned(), state.config.memory_mib.to_string()),
-            ]
-            .into_iter()
-            .collect(),
+        |state| {
+            let (package, disks) = Package::from_export(&state.exported);
+            Artifact {
+                builder_id: BUILDER_ID,
+                build_name: build.name.clone(),
+                build_type: build.type_name.clone(),
+                files: state.exported.clone(),
+                id: state.config.vm_name.clone(),
+                disks,
+                package,
+                machine: Some(Machine {
+                    accelerator: Accelerator::Other,
+                    cpus: state.config.cpus,
+                    memory_mib: state.config.memory_mib,
+                }),
+                state: std::collections::BTreeMap::new(),
+            }
         },
     )
     .await
