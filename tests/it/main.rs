@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod http;
+mod layout;
 mod ova;
 mod postprocess;
 mod qemu;
