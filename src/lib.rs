@@ -25,5 +25,9 @@ pub mod ui;
 /// `{{packer_version}}` and `min_packer_version` with.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The git commit kiln was built from (12 hex digits), or "unknown"
+/// outside a git checkout (see build.rs).
+pub const GIT_COMMIT: &str = env!("KILN_GIT_COMMIT");
+
 /// The Packer release whose template behaviour kiln follows.
 pub const PACKER_COMPAT_VERSION: &str = "1.6.6";

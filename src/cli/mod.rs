@@ -38,8 +38,9 @@ pub fn main() -> ExitCode {
         Command::Cache(a) => commands::cache(a, &options),
         Command::Version => {
             println!(
-                "kiln {} (reads Packer {} templates)",
+                "kiln {} (commit {}; reads Packer {} templates)",
                 crate::VERSION,
+                crate::GIT_COMMIT,
                 crate::PACKER_COMPAT_VERSION
             );
             true

@@ -27,6 +27,16 @@ fn version_names_the_packer_release_followed() {
         text.starts_with("kiln ") && text.contains("1.6.6"),
         "{text}"
     );
+    // The commit it was built from (build.rs), when built in a checkout.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let expected = head.unwrap_or_else(|| "unknown".to_owned());
+    assert!(text.contains(&format!("(commit {expected};")), "{text}");
 }
 
 #[test]
