@@ -156,6 +156,20 @@ impl Reporter for ConsoleReporter {
         self.line(build, "ui", message);
     }
 
+    fn ask(&self, build: &str, question: &str) -> Option<String> {
+        // Without a terminal nobody is there to answer (a CI job, a pipe):
+        // waiting for a line would hang or read a script's input.
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        self.line(build, "ui", question);
+        let mut answer = String::new();
+        match std::io::stdin().read_line(&mut answer) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(answer.trim().to_owned()),
+        }
+    }
+
     fn progress_items(
         &self,
         build: &str,
