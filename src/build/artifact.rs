@@ -19,6 +19,44 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// The one-line description Packer's artifacts give (`String()`), for
+    /// the summary and the `artifact,N,string` record.
+    pub fn description(&self) -> String {
+        let files = || {
+            self.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.builder_id {
+            crate::builder::qemu::BUILDER_ID | crate::builder::virtualbox::BUILDER_ID => {
+                let dir = self
+                    .files
+                    .first()
+                    .and_then(|f| f.parent())
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                format!("VM files in directory: {dir}")
+            }
+            crate::postprocess::VAGRANT_BUILDER_ID => format!(
+                "'{}' provider box: {}",
+                self.metadata
+                    .get("provider")
+                    .map(String::as_str)
+                    .unwrap_or("unknown"),
+                files()
+            ),
+            crate::postprocess::COMPRESS_BUILDER_ID => {
+                format!("compressed artifacts in: {}", files())
+            }
+            crate::postprocess::CHECKSUM_BUILDER_ID => {
+                format!("Created artifact from files: {}", files())
+            }
+            _ => format!("files: {}", files()),
+        }
+    }
+
     /// Total size of the artifact's files, for the summary.
     pub fn size(&self) -> u64 {
         self.files
