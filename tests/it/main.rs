@@ -10,6 +10,7 @@ mod qemu;
 mod ssh;
 mod support;
 mod templates;
+mod temporary_key;
 mod vbox_build;
 mod virtualbox;
 mod vm;

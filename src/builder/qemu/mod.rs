@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::{
     CommonState, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer, StepOutputDir,
-    StepProvision, StepWaitSsh,
+    StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -60,6 +60,7 @@ pub async fn run(
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
         Box::new(StepOutputDir::default()),
+        Box::new(StepSshKeyPair),
         Box::new(StepCreateCd::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::{
     CommonState, HasCommon, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer,
-    StepOutputDir, StepProvision, StepWaitSsh,
+    StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -109,6 +109,7 @@ pub async fn run(
         Box::new(StepFetchIso),
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
+        Box::new(StepSshKeyPair),
         Box::new(StepCreateCd::default()),
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
