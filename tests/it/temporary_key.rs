@@ -6,43 +6,8 @@
 
 use std::path::Path;
 
+use crate::machine_readable::{Record, parse_records};
 use crate::vm::{build_in, text, tiny_iso, vm_lock};
-
-/// One record of Packer's machine-readable output, as a CI script sees it.
-#[derive(Debug)]
-struct Record {
-    target: String,
-    kind: String,
-    data: Vec<String>,
-}
-
-/// `timestamp,target,type,data...` per line; `%!(PACKER_COMMA)` and the
-/// two-character `\n` / `\r` restored in every field.
-fn parse_records(stdout: &str) -> Vec<Record> {
-    stdout
-        .lines()
-        .map(|line| {
-            let fields: Vec<String> = line
-                .split(',')
-                .map(|f| {
-                    f.replace("%!(PACKER_COMMA)", ",")
-                        .replace("\\n", "\n")
-                        .replace("\\r", "\r")
-                })
-                .collect();
-            assert!(fields.len() >= 3, "not a record: {line}");
-            assert!(
-                fields[0].parse::<u64>().is_ok(),
-                "no Unix timestamp first: {line}"
-            );
-            Record {
-                target: fields[1].clone(),
-                kind: fields[2].clone(),
-                data: fields[3..].to_vec(),
-            }
-        })
-        .collect()
-}
 
 fn template(dir: &Path) -> std::path::PathBuf {
     let (iso, sum) = tiny_iso();
