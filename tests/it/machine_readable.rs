@@ -2,11 +2,7 @@
 //! successful case is a real build in `temporary_key.rs`; here a build that
 //! fails before any VM starts must still say so in records.
 
-use std::path::Path;
-
-use sha2::Digest;
-
-use crate::support::run_with_env;
+use crate::support::{run_with_env, unbootable_qemu_template};
 
 /// One record of Packer's machine-readable output, as a CI script sees it.
 #[derive(Debug)]
@@ -44,34 +40,10 @@ pub(crate) fn parse_records(stdout: &str) -> Vec<Record> {
         .collect()
 }
 
-/// A qemu build whose ISO verifies but whose QEMU cannot start.
-fn failing_template(dir: &Path) {
-    let iso = b"a stand-in ISO";
-    std::fs::write(dir.join("fake.iso"), iso).expect("write iso");
-    let digest: String = sha2::Sha256::digest(iso)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let template = serde_json::json!({
-        "builders": [{
-            "type": "qemu",
-            "name": "broken",
-            "iso_url": "fake.iso",
-            "iso_checksum": format!("sha256:{digest}"),
-            "accelerator": "tcg",
-            "qemu_binary": "/nonexistent/qemu-system-x86_64",
-            "disk_size": "16M",
-            "headless": true,
-            "communicator": "none"
-        }]
-    });
-    std::fs::write(dir.join("t.json"), template.to_string()).expect("write template");
-}
-
 #[test]
 fn a_failed_build_reports_its_error_in_records_and_stdout_holds_only_records() {
     let dir = tempfile::tempdir().expect("tempdir");
-    failing_template(dir.path());
+    unbootable_qemu_template(dir.path(), "broken", serde_json::json!({}));
     let cache = dir.path().join("cache");
     let out = run_with_env(
         dir.path(),

@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod http;
+mod key_pair;
 mod machine_readable;
 mod on_error;
 mod ova;

@@ -9,9 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use sha2::Digest;
-
-use crate::support::kiln_bin;
+use crate::support::{kiln_bin, unbootable_qemu_template};
 
 /// Packer's question (kiln asks it word for word).
 const QUESTION: &str = "[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?";
@@ -101,26 +99,7 @@ fn type_line(child: &mut Child, line: &str) {
 #[test]
 fn ask_retries_the_failed_step_then_aborts_keeping_the_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let iso = b"not an installer, but its digest matches";
-    std::fs::write(dir.path().join("fake.iso"), iso).expect("write iso");
-    let digest: String = sha2::Sha256::digest(iso)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let template = serde_json::json!({
-        "builders": [{
-            "type": "qemu",
-            "name": "ask",
-            "iso_url": "fake.iso",
-            "iso_checksum": format!("sha256:{digest}"),
-            "accelerator": "tcg",
-            "qemu_binary": "/nonexistent/qemu-system-x86_64",
-            "disk_size": "16M",
-            "headless": true,
-            "communicator": "none"
-        }]
-    });
-    std::fs::write(dir.path().join("t.json"), template.to_string()).expect("write template");
+    unbootable_qemu_template(dir.path(), "ask", serde_json::json!({}));
     // The first attempt fails on this directory (no -force); the user
     // removes it and retries the step.
     let output = dir.path().join("output-ask");
