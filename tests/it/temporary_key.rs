@@ -2,7 +2,8 @@
 //! key pair, the answer file installs `{{ .SSHPublicKey }}`, kiln logs in
 //! with it. The build runs with `-machine-readable` and its stdout is read
 //! the way CI scripts read Packer's: split on commas, escapes undone.
-//! Boots a VM: run under `flock /tmp/kiln-vm.lock`.
+//! With `ssh_clear_authorized_keys` the key is removed from the guest after
+//! provisioning. Boots a VM: run under `flock /tmp/kiln-vm.lock`.
 
 use std::path::Path;
 
@@ -31,6 +32,7 @@ fn template(dir: &Path) -> std::path::PathBuf {
             "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
             "ssh_username": "root",
             "ssh_timeout": "5m",
+            "ssh_clear_authorized_keys": true,
             "shutdown_command": "poweroff"
         }],
         "provisioners": [{
@@ -111,4 +113,44 @@ fn a_build_without_password_logs_in_with_a_temporary_key_and_reports_machine_rea
         records.iter().all(|r| r.kind != "error"),
         "no error record on success: {stdout}"
     );
+
+    // ssh_clear_authorized_keys: the image no longer trusts the key.
+    assert!(
+        ui("say", "==> tmpkey: Removing the temporary SSH key"),
+        "{stdout}"
+    );
+    let ssh_dir = guest_files(
+        &dir.path().join("output-tmpkey/tmpkey.qcow2"),
+        &["cat /root/.ssh/authorized_keys", "ls /root/.ssh"],
+    );
+    assert!(
+        ssh_dir.contains("authorized_keys") && !ssh_dir.contains("kiln_"),
+        "the key's line is gone, the file stays: {ssh_dir}"
+    );
+    assert!(!ssh_dir.contains("authorized_keys.bak"), "{ssh_dir}");
+}
+
+/// Reads the installed system's files without booting it: the qcow2 as raw,
+/// then `debugfs` on the ext2 partition (the tiny installer puts it at 1 MiB).
+fn guest_files(image: &Path, requests: &[&str]) -> String {
+    let raw = image.with_extension("raw");
+    let convert = std::process::Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(image)
+        .arg(&raw)
+        .output()
+        .expect("qemu-img runs");
+    assert!(convert.status.success(), "{convert:?}");
+    let mut out = String::new();
+    for request in requests {
+        let debugfs = std::process::Command::new("debugfs")
+            .args(["-R", request])
+            .arg(format!("{}?offset=1048576", raw.display()))
+            .output()
+            .expect("debugfs (e2fsprogs) runs");
+        out.push_str(&String::from_utf8_lossy(&debugfs.stdout));
+        out.push_str(&String::from_utf8_lossy(&debugfs.stderr));
+    }
+    assert!(!out.contains("not found"), "{out}");
+    out
 }

@@ -1,5 +1,6 @@
 //! Steps every ISO builder shares, over the part of the state they share.
 
+mod step_clear_temporary_key;
 mod step_create_cd;
 mod step_fetch_iso;
 mod step_http_server;
@@ -8,6 +9,7 @@ mod step_provision;
 mod step_ssh_key_pair;
 mod step_wait_ssh;
 
+pub use step_clear_temporary_key::StepClearTemporaryKey;
 pub use step_create_cd::StepCreateCd;
 pub use step_fetch_iso::{StepFetchIso, fetch_image};
 pub use step_http_server::StepHttpServer;

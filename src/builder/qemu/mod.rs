@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer, StepOutputDir,
-    StepProvision, StepSshKeyPair, StepWaitSsh,
+    CommonState, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepFetchIso, StepHttpServer,
+    StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -69,6 +69,7 @@ pub async fn run(
         Box::new(step_type_boot_command::StepTypeBootCommand),
         Box::new(StepWaitSsh),
         Box::new(StepProvision),
+        Box::new(StepClearTemporaryKey),
         Box::new(step_shutdown::StepShutdown),
         Box::new(step_convert_disk::StepConvertDisk),
         Box::new(step_export::StepExport),

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer,
-    StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
+    CommonState, HasCommon, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepFetchIso,
+    StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -124,6 +124,7 @@ pub async fn run(
         Box::new(steps::StepUploadVersion),
         Box::new(guest_additions::StepUploadGuestAdditions),
         Box::new(StepProvision),
+        Box::new(StepClearTemporaryKey),
         Box::new(steps::StepShutdown),
         Box::new(steps::StepDetachIso),
         Box::new(steps::StepVBoxManageRows { post: true }),

@@ -20,6 +20,9 @@ pub struct TemporaryKey {
     pub public_line: String,
     /// The private key in OpenSSH's PEM format (`{{ .SSHPrivateKey }}`).
     pub private_pem: String,
+    /// The comment ending `public_line`, unique to the run: how
+    /// `ssh_clear_authorized_keys` finds the line again in the guest.
+    pub comment: String,
 }
 
 // The private half must never reach a log through `{:?}`.
@@ -67,6 +70,7 @@ pub fn generate(spec: &TemporaryKeyPair, comment: &str) -> Result<TemporaryKey, 
         private: Arc::new(private),
         public_line,
         private_pem,
+        comment: comment.to_owned(),
     })
 }
 
