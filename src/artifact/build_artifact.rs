@@ -6,6 +6,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Packer's ids for the artifacts kiln makes. The builders and
+/// post-processors name their artifacts with these; Packer's tools and
+/// `-machine-readable` consumers match on them.
+pub mod ids {
+    pub const QEMU: &str = "transcend.qemu";
+    pub const VIRTUALBOX: &str = "mitchellh.virtualbox";
+    pub const VAGRANT: &str = "mitchellh.post-processor.vagrant";
+    pub const COMPRESS: &str = "packer.post-processor.compress";
+    pub const CHECKSUM: &str = "packer.post-processor.checksum";
+}
+
 #[derive(Debug, Clone)]
 pub struct Artifact {
     /// Packer's builder id (`transcend.qemu`, `mitchellh.virtualbox`): the
@@ -48,6 +59,37 @@ impl Artifact {
             package: None,
             machine: None,
             state: BTreeMap::new(),
+        }
+    }
+
+    /// The one-line description Packer's artifacts give (`String()`), for
+    /// the summary and the `artifact,N,string` record.
+    pub fn description(&self) -> String {
+        let files = || {
+            self.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.builder_id {
+            ids::QEMU | ids::VIRTUALBOX => {
+                let dir = self
+                    .files
+                    .first()
+                    .and_then(|f| f.parent())
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                format!("VM files in directory: {dir}")
+            }
+            ids::VAGRANT => format!(
+                "'{}' provider box: {}",
+                self.state.get("provider").map_or("unknown", String::as_str),
+                files()
+            ),
+            ids::COMPRESS => format!("compressed artifacts in: {}", files()),
+            ids::CHECKSUM => format!("Created artifact from files: {}", files()),
+            _ => format!("files: {}", files()),
         }
     }
 

@@ -8,4 +8,4 @@
 mod build_artifact;
 pub mod ovf;
 
-pub use build_artifact::{Accelerator, Artifact, Disk, DiskFormat, Machine, Package};
+pub use build_artifact::{Accelerator, Artifact, Disk, DiskFormat, Machine, Package, ids};

@@ -116,6 +116,53 @@ async fn post_process(
     }
 }
 
+/// Packer's `-machine-readable` records after the builds: for each build
+/// in template order, its artifacts (`artifact-count`, `artifact,…`) or
+/// its error; `error-count` first when some failed.
+pub fn machine_summary(results: &[BuildResult]) -> Vec<String> {
+    use crate::ui::machine::{ArtifactRecord, UiKind, artifact_records, record, ui_record};
+    let mut out = Vec::new();
+    let failed = results.iter().filter(|r| r.artifact.is_err()).count();
+    if failed > 0 {
+        out.push(record("", "error-count", &[&failed.to_string()]));
+    }
+    for r in results {
+        match &r.artifact {
+            Ok(_) => {
+                let descriptions: Vec<String> = r
+                    .final_artifacts
+                    .iter()
+                    .map(crate::artifact::Artifact::description)
+                    .collect();
+                let artifacts: Vec<ArtifactRecord<'_>> = r
+                    .final_artifacts
+                    .iter()
+                    .zip(&descriptions)
+                    .map(|(a, description)| ArtifactRecord {
+                        builder_id: a.builder_id,
+                        id: &a.id,
+                        description,
+                        files: a.files.iter().map(|f| f.display().to_string()).collect(),
+                    })
+                    .collect();
+                out.extend(artifact_records(&r.name, &artifacts));
+                for d in &descriptions {
+                    out.push(ui_record("", UiKind::Say, &format!("--> {}: {d}", r.name)));
+                }
+            }
+            Err(e) => {
+                out.push(record(&r.name, "error", &[&e.chain()]));
+                out.push(ui_record(
+                    "",
+                    UiKind::Error,
+                    &format!("--> {}: {}", r.name, e.chain()),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The final summary: each build's artifacts or error, and its steps' durations.
 pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
     let mut out = String::new();

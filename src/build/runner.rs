@@ -145,6 +145,7 @@ pub async fn run_steps<S: Send>(
     let mut timings = Vec::new();
     let mut outcome = Outcome::Succeeded;
     let mut error = None;
+    let mut keep_files = false;
     for step in steps.iter_mut() {
         if ctx.cancel.is_cancelled() {
             outcome = Outcome::Cancelled;
@@ -156,16 +157,32 @@ pub async fn run_steps<S: Send>(
         }
         ran += 1;
         let name = step.name();
-        ctx.reporter.step_started(&ctx.build, name);
-        let started = Instant::now();
-        let result = tokio::select! {
-            r = step.run(state, ctx) => r,
-            () = ctx.cancel.cancelled() => Err(StepError::new("interrupted")),
+        let result = loop {
+            ctx.reporter.step_started(&ctx.build, name);
+            let started = Instant::now();
+            let result = tokio::select! {
+                r = step.run(state, ctx) => r,
+                () = ctx.cancel.cancelled() => Err(StepError::new("interrupted")),
+            };
+            let elapsed = started.elapsed();
+            let ok = result.is_ok();
+            ctx.reporter.step_finished(&ctx.build, name, elapsed, ok);
+            timings.push(StepTiming { name, elapsed, ok });
+            let Err(e) = result else { break Ok(()) };
+            if ctx.cancel.is_cancelled() || ctx.on_error != OnError::Ask {
+                break Err(e);
+            }
+            match ask_after_failure(ctx, name, &e).await {
+                // Packer's retry: the same step runs again over the state
+                // it left, without its cleanup in between.
+                AfterFailure::Retry => continue,
+                AfterFailure::CleanUp => break Err(e),
+                AfterFailure::Abort => {
+                    keep_files = true;
+                    break Err(e);
+                }
+            }
         };
-        let elapsed = started.elapsed();
-        let ok = result.is_ok();
-        ctx.reporter.step_finished(&ctx.build, name, elapsed, ok);
-        timings.push(StepTiming { name, elapsed, ok });
         if let Err(e) = result {
             outcome = if ctx.cancel.is_cancelled() {
                 Outcome::Cancelled
@@ -176,7 +193,7 @@ pub async fn run_steps<S: Send>(
             break;
         }
     }
-    if outcome == Outcome::Failed && ctx.on_error == OnError::Ask && !ask_cleanup(ctx).await {
+    if keep_files {
         let ctx = StepContext {
             on_error: OnError::Abort,
             ..ctx.clone()
@@ -206,40 +223,69 @@ async fn cleanup<S: Send>(
 
 /// `-debug`: waits for Enter before each step; false when the user quits.
 async fn pause_for_debug(ctx: &StepContext, next: &str) -> bool {
-    ctx.reporter.info(
-        &ctx.build,
-        &format!(
-            "debug: next step is `{next}`. Press Enter to continue, or type q and Enter to stop."
-        ),
+    let question = format!(
+        "debug: next step is `{next}`. Press Enter to continue, or type q and Enter to stop."
     );
-    read_answer(ctx)
-        .await
-        .is_none_or(|a| !a.eq_ignore_ascii_case("q"))
-}
-
-/// `-on-error=ask`: true to clean up, false to keep everything.
-async fn ask_cleanup(ctx: &StepContext) -> bool {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        ctx.reporter
-            .warn(&ctx.build, "-on-error=ask needs a terminal; cleaning up");
-        return true;
+    match ask(ctx, &question).await {
+        Some(answer) => !answer.eq_ignore_ascii_case("q"),
+        None if ctx.cancel.is_cancelled() => false,
+        None => {
+            ctx.reporter.warn(
+                &ctx.build,
+                "-debug: no terminal to pause at (or end of input); continuing",
+            );
+            true
+        }
     }
-    ctx.reporter.info(
-        &ctx.build,
-        "The build failed. [c] clean up and exit, [a] abort and keep everything for inspection: ",
-    );
-    !matches!(read_answer(ctx).await.as_deref(), Some("a" | "A"))
 }
 
-async fn read_answer(ctx: &StepContext) -> Option<String> {
-    let read = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .ok()
-            .map(|_| line.trim().to_owned())
-    });
+/// What the user chose after a failed step under `-on-error=ask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    CleanUp,
+    Abort,
+    Retry,
+}
+
+/// Packer's question, word for word, so scripts written for it still work.
+pub const ASK_QUESTION: &str = "[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?";
+
+/// `-on-error=ask`: says what failed and asks until the answer is one of
+/// c, a or r. Without anyone to answer, or on Ctrl-C, it cleans up.
+async fn ask_after_failure(ctx: &StepContext, step: &str, error: &StepError) -> AfterFailure {
+    ctx.reporter.info(
+        &ctx.build,
+        &format!("Step `{step}` failed: {}", error.chain()),
+    );
+    loop {
+        let Some(answer) = ask(ctx, ASK_QUESTION).await else {
+            if !ctx.cancel.is_cancelled() {
+                ctx.reporter.warn(
+                    &ctx.build,
+                    "-on-error=ask: no answer (no terminal, or end of input); cleaning up",
+                );
+            }
+            return AfterFailure::CleanUp;
+        };
+        match answer.to_ascii_lowercase().as_str() {
+            "c" => return AfterFailure::CleanUp,
+            "a" => return AfterFailure::Abort,
+            "r" => return AfterFailure::Retry,
+            _ => ctx.reporter.info(
+                &ctx.build,
+                &format!("`{answer}` is not an answer: type c, a or r, then Enter"),
+            ),
+        }
+    }
+}
+
+/// Asks through the reporter (which owns the terminal) without blocking
+/// the runtime; `None` when nobody answers or the build is cancelled.
+async fn ask(ctx: &StepContext, question: &str) -> Option<String> {
+    let reporter = ctx.reporter.clone();
+    let build = ctx.build.clone();
+    let question = question.to_owned();
+    let read = tokio::task::spawn_blocking(move || reporter.ask(&build, &question));
     tokio::select! {
         r = read => r.ok().flatten(),
         () = ctx.cancel.cancelled() => None,
@@ -431,6 +477,147 @@ mod tests {
                 "cleanup one Cancelled remove"
             ]
         );
+    }
+
+    /// Fails its first `failures` runs, then succeeds.
+    struct Flaky {
+        failures: usize,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Step<Vec<&'static str>> for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn run<'a>(
+            &'a mut self,
+            _state: &'a mut Vec<&'static str>,
+            _ctx: &'a StepContext,
+        ) -> StepFuture<'a> {
+            Box::pin(async move {
+                self.log
+                    .lock()
+                    .map(|mut l| l.push("run flaky".to_owned()))
+                    .ok();
+                if self.failures > 0 {
+                    self.failures -= 1;
+                    return Err(StepError::new("flaky broke"));
+                }
+                Ok(())
+            })
+        }
+        fn cleanup<'a>(
+            &'a mut self,
+            _state: &'a mut Vec<&'static str>,
+            ctx: &'a StepContext,
+            outcome: Outcome,
+        ) -> CleanupFuture<'a> {
+            Box::pin(async move {
+                let keep = if ctx.remove_artifacts(outcome) {
+                    "remove"
+                } else {
+                    "keep"
+                };
+                self.log
+                    .lock()
+                    .map(|mut l| l.push(format!("cleanup flaky {outcome:?} {keep}")))
+                    .ok();
+            })
+        }
+    }
+
+    fn ask_run(
+        failures: usize,
+        answers: &[&str],
+    ) -> (RunReport, Vec<String>, Arc<RecordingReporter>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut s = steps(&[("one", false, false)], &log);
+        s.push(Box::new(Flaky {
+            failures,
+            log: log.clone(),
+        }));
+        s.extend(steps(&[("three", false, false)], &log));
+        let reporter = Arc::new(RecordingReporter::with_answers(answers.iter().copied()));
+        let ctx = StepContext {
+            build: "b".into(),
+            reporter: reporter.clone(),
+            cancel: CancellationToken::new(),
+            on_error: OnError::Ask,
+            debug: false,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let report = rt.block_on(run_steps(&mut s, &mut Vec::new(), &ctx));
+        (report, log_of(&log), reporter)
+    }
+
+    fn questions(reporter: &RecordingReporter) -> Vec<String> {
+        reporter
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Asked { question, .. } => Some(question),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ask_retry_runs_the_failed_step_again_and_goes_on() {
+        let (report, log, reporter) = ask_run(2, &["r", "R"]);
+        assert_eq!(report.outcome, Outcome::Succeeded);
+        assert_eq!(
+            log,
+            [
+                "run one",
+                "run flaky",
+                "run flaky",
+                "run flaky",
+                "run three",
+                "cleanup three Succeeded remove",
+                "cleanup flaky Succeeded remove",
+                "cleanup one Succeeded remove"
+            ]
+        );
+        assert_eq!(questions(&reporter), [ASK_QUESTION, ASK_QUESTION]);
+        let flaky: Vec<bool> = report
+            .steps
+            .iter()
+            .filter(|s| s.name == "flaky")
+            .map(|s| s.ok)
+            .collect();
+        assert_eq!(flaky, [false, false, true], "each attempt is timed");
+    }
+
+    #[test]
+    fn ask_abort_keeps_files_after_asking_again_on_a_bad_answer() {
+        let (report, log, reporter) = ask_run(1, &["x", "a"]);
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(
+            log[2..],
+            ["cleanup flaky Failed keep", "cleanup one Failed keep"]
+        );
+        assert_eq!(questions(&reporter).len(), 2);
+        assert!(reporter.events().iter().any(|e| matches!(
+            e,
+            Event::Info { message, .. } if message.contains("`x` is not an answer")
+        )));
+    }
+
+    #[test]
+    fn ask_clean_up_and_no_answer_both_remove_files() {
+        for answers in [&["c"][..], &[][..]] {
+            let (report, log, reporter) = ask_run(1, answers);
+            assert_eq!(report.outcome, Outcome::Failed);
+            assert_eq!(
+                log[2..],
+                ["cleanup flaky Failed remove", "cleanup one Failed remove"]
+            );
+            let warned = !reporter.warnings().is_empty();
+            assert_eq!(warned, answers.is_empty(), "{answers:?}");
+        }
     }
 
     #[test]

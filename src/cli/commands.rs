@@ -474,6 +474,13 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions) -> bool {
         reporter.clone(),
     ));
     let mask = SecretMask::new(checked.vars.secrets.iter().cloned());
+    // Machine-readable: the records on stdout for scripts, the summary
+    // still on stderr for whoever reads the CI log.
+    if options.mode == crate::ui::console::OutputMode::MachineReadable {
+        for line in crate::build::machine_summary(&results) {
+            println!("{}", mask.mask(&line));
+        }
+    }
     eprint!(
         "{}",
         mask.mask(&crate::build::summary(&results, started.elapsed()))

@@ -16,6 +16,10 @@ pub const BOOT_COMMAND_FIELDS: &[&str] = &[
     "SSHPrivateKey",
 ];
 
+/// Template fields `http_content` can use: the key pair is made before the
+/// server starts (its address is not known yet, so no `.HTTPIP`).
+pub const HTTP_CONTENT_FIELDS: &[&str] = &["SSHPublicKey", "SSHPrivateKey"];
+
 #[derive(Debug, Clone)]
 pub struct IsoConfig {
     /// Mirrors in the order they are tried.
@@ -158,7 +162,8 @@ impl IsoConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub directory: Option<PathBuf>,
-    pub content: BTreeMap<String, String>,
+    /// Rendered when the server starts, with [`HTTP_CONTENT_FIELDS`].
+    pub content: BTreeMap<String, Deferred>,
     pub port_min: u16,
     pub port_max: u16,
     /// kiln binds loopback by default: guests reach it at 10.0.2.2 through
@@ -172,7 +177,9 @@ impl HttpConfig {
             .string("http_directory")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        let content = f.string_map("http_content").unwrap_or_default();
+        let content = f
+            .deferred_map("http_content", HTTP_CONTENT_FIELDS)
+            .unwrap_or_default();
         let port_min = f.u64_in("http_port_min", 1, 65535).unwrap_or(8000) as u16;
         let port_max = f.u64_in("http_port_max", 1, 65535).unwrap_or(9000) as u16;
         let bind_address = f
@@ -296,6 +303,91 @@ pub enum FileTransfer {
     Sftp,
 }
 
+/// `temporary_key_pair_type`: the key a build makes when the template
+/// gives no way to log in. DSA (deprecated, and refused by modern servers)
+/// is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPairType {
+    Rsa,
+    Ecdsa,
+    Ed25519,
+}
+
+impl KeyPairType {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rsa => "rsa",
+            Self::Ecdsa => "ecdsa",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// `temporary_key_pair_type` and `temporary_key_pair_bits`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporaryKeyPair {
+    pub kind: KeyPairType,
+    /// As given; `bits()` applies Packer's defaults.
+    pub bits: Option<u32>,
+}
+
+impl TemporaryKeyPair {
+    /// Packer's defaults: RSA 4096 bits, ECDSA on P-521; Ed25519 has one size.
+    pub fn bits(&self) -> u32 {
+        match (self.kind, self.bits) {
+            (KeyPairType::Ed25519, _) => 256,
+            (_, Some(b)) => b,
+            (KeyPairType::Rsa, None) => 4096,
+            (KeyPairType::Ecdsa, None) => 521,
+        }
+    }
+
+    fn decode(f: &mut Fields<'_>) -> Self {
+        let kind = match f
+            .one_of(
+                "temporary_key_pair_type",
+                &["rsa", "ecdsa", "ed25519", "dsa"],
+            )
+            .as_deref()
+        {
+            Some("ecdsa") => KeyPairType::Ecdsa,
+            Some("ed25519") => KeyPairType::Ed25519,
+            Some("dsa") => {
+                let span = f.span_of("temporary_key_pair_type").unwrap_or_default();
+                f.error_at(span, "temporary_key_pair_type: kiln does not make DSA keys")
+                    .hint = Some(
+                    "DSA is deprecated and refused by current SSH servers; use \"ed25519\" or \"rsa\""
+                        .into(),
+                );
+                KeyPairType::Rsa
+            }
+            _ => KeyPairType::Rsa,
+        };
+        let bits = f
+            .u64("temporary_key_pair_bits")
+            .filter(|&b| b != 0)
+            .map(|b| u32::try_from(b).unwrap_or(u32::MAX));
+        let allowed = match kind {
+            KeyPairType::Rsa => bits.is_none_or(|b| (1024..=16384).contains(&b)),
+            KeyPairType::Ecdsa => bits.is_none_or(|b| [256, 384, 521].contains(&b)),
+            KeyPairType::Ed25519 => true,
+        };
+        if let (false, Some(b)) = (allowed, bits) {
+            let span = f.span_of("temporary_key_pair_bits").unwrap_or_default();
+            let expected = match kind {
+                KeyPairType::Ecdsa => "256, 384 or 521 for ecdsa",
+                _ => "from 1024 to 16384 for rsa (3072 is enough, 4096 is the default)",
+            };
+            f.error_at(
+                span,
+                format!("temporary_key_pair_bits: {b} is not a key size kiln can make"),
+            )
+            .hint = Some(format!("use {expected}"));
+        }
+        Self { kind, bits }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SshConfig {
     pub host: Option<String>,
@@ -313,6 +405,15 @@ pub struct SshConfig {
     pub read_write_timeout: Option<Duration>,
     pub pause_before_connecting: Duration,
     pub clear_authorized_keys: bool,
+    pub temporary_key_pair: TemporaryKeyPair,
+}
+
+impl SshConfig {
+    /// Whether the build makes a key pair to log in with: the template
+    /// gives no password, key file or agent (Packer's rule).
+    pub fn needs_temporary_key(&self) -> bool {
+        self.password.is_none() && self.private_key_file.is_none() && !self.agent_auth
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +482,7 @@ impl Communicator {
             .filter(|d| !d.is_zero());
         let pause_before_connecting = f.duration("pause_before_connecting").unwrap_or_default();
         let clear_authorized_keys = f.bool("ssh_clear_authorized_keys").unwrap_or(false);
+        let temporary_key_pair = TemporaryKeyPair::decode(f);
         for key in UNSUPPORTED_SSH_KEYS {
             if let Some(span) = f.raw(key).map(|n| n.span) {
                 f.error_at(span, format!("`{key}` is not supported by kiln yet"))
@@ -455,6 +557,7 @@ impl Communicator {
             read_write_timeout,
             pause_before_connecting,
             clear_authorized_keys,
+            temporary_key_pair,
         }))
     }
 }
@@ -479,8 +582,6 @@ const UNSUPPORTED_SSH_KEYS: &[&str] = &[
     "ssh_key_exchange_algorithms",
     "ssh_keypair_name",
     "temporary_key_pair_name",
-    "temporary_key_pair_type",
-    "temporary_key_pair_bits",
     "ssh_interface",
     "ssh_ip_version",
 ];

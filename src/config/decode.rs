@@ -471,6 +471,33 @@ impl<'a> Fields<'a> {
         Some(out)
     }
 
+    /// An object of string values kept as templates for a later step,
+    /// which can use `fields` (`http_content` and `{{ .SSHPublicKey }}`).
+    pub fn deferred_map(
+        &mut self,
+        key: &'static str,
+        fields: &[&str],
+    ) -> Option<BTreeMap<String, Deferred>> {
+        let node = self.raw(key)?;
+        let Some(members) = node.as_object() else {
+            self.error_at(
+                node.span,
+                format!(
+                    "{key}: expected an object of name: value, found {}",
+                    node.kind()
+                ),
+            );
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for m in members {
+            if let Some(d) = self.deferred_from(key, &m.value, fields) {
+                out.insert(m.key.clone(), d);
+            }
+        }
+        Some(out)
+    }
+
     /// An object of string values, interpolated now.
     pub fn string_map(&mut self, key: &'static str) -> Option<BTreeMap<String, String>> {
         let node = self.raw(key)?;

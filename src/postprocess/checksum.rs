@@ -17,7 +17,7 @@ use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blo
 use crate::build::artifact::Artifact;
 use crate::config::post_processor::ChecksumConfig;
 
-pub const BUILDER_ID: &str = "packer.post-processor.checksum";
+pub const BUILDER_ID: &str = crate::artifact::ids::CHECKSUM;
 
 #[derive(Clone)]
 pub(super) enum Hasher {

@@ -20,7 +20,7 @@ use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blo
 use crate::build::artifact::Artifact;
 use crate::config::post_processor::CompressConfig;
 
-pub const BUILDER_ID: &str = "packer.post-processor.compress";
+pub const BUILDER_ID: &str = crate::artifact::ids::COMPRESS;
 
 /// Packer's default level for gzip and friends.
 pub const DEFAULT_LEVEL: u32 = 6;

@@ -36,6 +36,12 @@ use crate::ui::Reporter;
 pub use checksum::checksum_line;
 pub use compress::{Codec, Entry, Format, pack};
 pub use manifest::{Manifest, ManifestBuild, ManifestFile};
+/// The builder ids of the artifacts post-processors make (the summary
+/// describes each kind as Packer does).
+pub use {
+    checksum::BUILDER_ID as CHECKSUM_BUILDER_ID, compress::BUILDER_ID as COMPRESS_BUILDER_ID,
+    vagrant::BUILDER_ID as VAGRANT_BUILDER_ID,
+};
 
 /// What post-processors know about the build and run they belong to.
 #[derive(Clone)]

@@ -30,7 +30,7 @@ use crate::config::post_processor::VagrantConfig;
 
 mod ova;
 
-pub const BUILDER_ID: &str = "mitchellh.post-processor.vagrant";
+pub const BUILDER_ID: &str = crate::artifact::ids::VAGRANT;
 
 /// Providers whose boxes only point at a cloud image: Packer always keeps
 /// their input, or the box would be useless.

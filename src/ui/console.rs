@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::machine::UiKind;
 use super::{Progress, Reporter};
 
 /// How output should look.
@@ -70,24 +71,22 @@ impl ConsoleReporter {
         }
     }
 
-    fn line(&self, build: &str, kind: &str, text: &str) {
-        let text = self.mask.mask(text);
+    /// Prints one line: `human` on stderr, or a Packer `ui` record of
+    /// `kind` with `plain` (the text without kiln's own decorations) on stdout.
+    fn line(&self, build: &str, kind: UiKind, human: &str, plain: &str) {
         let _guard = self
             .out
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.options.mode {
             OutputMode::MachineReadable => {
-                let secs = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                // Packer escapes commas as %!(PACKER_COMMA) and newlines as \n.
-                let data = text.replace(',', "%!(PACKER_COMMA)").replace('\n', "\\n");
+                let record = super::machine::ui_record(build, kind, &self.mask.mask(plain));
                 let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{secs},{build},{kind},{data}");
+                let _ = writeln!(stdout, "{record}");
+                let _ = stdout.flush();
             }
             OutputMode::Human => {
+                let text = self.mask.mask(human);
                 let mut stderr = std::io::stderr().lock();
                 let stamp = if self.options.timestamps {
                     format!("{} ", humantime_now())
@@ -131,29 +130,42 @@ pub fn format_duration(d: Duration) -> String {
 
 impl Reporter for ConsoleReporter {
     fn step_started(&self, build: &str, step: &str) {
-        self.line(build, "ui", &format!("==> {step}"));
+        self.line(build, UiKind::Say, &format!("==> {step}"), step);
     }
 
     fn step_finished(&self, build: &str, step: &str, elapsed: Duration, ok: bool) {
         let outcome = if ok { "done" } else { "FAILED" };
-        self.line(
-            build,
-            "ui",
-            &format!("    {step}: {outcome} in {}", format_duration(elapsed)),
-        );
+        let text = format!("{step}: {outcome} in {}", format_duration(elapsed));
+        let kind = if ok { UiKind::Message } else { UiKind::Error };
+        self.line(build, kind, &format!("    {text}"), &text);
     }
 
     fn warn(&self, build: &str, message: &str) {
-        let text = if self.options.color && self.options.mode == OutputMode::Human {
+        let plain = format!("warning: {message}");
+        let human = if self.options.color {
             format!("\x1b[33mwarning:\x1b[0m {message}")
         } else {
-            format!("warning: {message}")
+            plain.clone()
         };
-        self.line(build, "ui", &text);
+        self.line(build, UiKind::Say, &human, &plain);
     }
 
     fn info(&self, build: &str, message: &str) {
-        self.line(build, "ui", message);
+        self.line(build, UiKind::Message, message, message);
+    }
+
+    fn ask(&self, build: &str, question: &str) -> Option<String> {
+        // Without a terminal nobody is there to answer (a CI job, a pipe):
+        // waiting for a line would hang or read a script's input.
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        self.line(build, UiKind::Say, question, question);
+        let mut answer = String::new();
+        match std::io::stdin().read_line(&mut answer) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(answer.trim().to_owned()),
+        }
     }
 
     fn progress_items(

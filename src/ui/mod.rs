@@ -5,6 +5,7 @@
 //! [`RecordingReporter`] to assert on what a user would have seen.
 
 pub mod console;
+pub mod machine;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -37,6 +38,13 @@ pub trait Reporter: Send + Sync {
     }
     /// Start a progress display for `label` of `total` bytes (None when unknown).
     fn progress(&self, build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress>;
+    /// Asks the person at the terminal `question` and waits for a line.
+    /// `None` when nobody can answer (no terminal, end of input): the
+    /// caller then takes its safe default. Blocks, so async code calls it
+    /// from `spawn_blocking`; the core never reads stdin itself.
+    fn ask(&self, _build: &str, _question: &str) -> Option<String> {
+        None
+    }
     /// Start a progress display counting `total` things (key events, files).
     fn progress_items(
         &self,
@@ -78,17 +86,31 @@ pub enum Event {
         message: String,
         position: u64,
     },
+    Asked {
+        build: String,
+        question: String,
+    },
 }
 
-/// A reporter that keeps every event in memory.
+/// A reporter that keeps every event in memory and answers questions
+/// from a script given in advance.
 #[derive(Debug, Default)]
 pub struct RecordingReporter {
     events: std::sync::Arc<Mutex<Vec<Event>>>,
+    answers: Mutex<std::collections::VecDeque<String>>,
 }
 
 impl RecordingReporter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reporter whose `ask` returns `answers` in order, then `None`.
+    pub fn with_answers<'a>(answers: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            answers: Mutex::new(answers.into_iter().map(str::to_owned).collect()),
+            ..Self::default()
+        }
     }
 
     /// A snapshot of the events so far.
@@ -164,6 +186,13 @@ impl Reporter for RecordingReporter {
             build: build.to_owned(),
             message: message.to_owned(),
         });
+    }
+    fn ask(&self, build: &str, question: &str) -> Option<String> {
+        self.push(Event::Asked {
+            build: build.to_owned(),
+            question: question.to_owned(),
+        });
+        lock(&self.answers).pop_front()
     }
     fn progress(&self, _build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress> {
         self.push(Event::ProgressStarted {

@@ -93,3 +93,33 @@ pub fn ova_members(ova: &Path) -> Vec<String> {
     assert!(names.iter().any(|n| n.ends_with(".vmdk")), "{names:?}");
     names
 }
+
+/// Writes `dir/t.json`: a qemu build named `name` whose ISO (`dir/fake.iso`,
+/// a few bytes with their real digest) verifies but whose QEMU binary does
+/// not exist, so it fails at "Starting the VM" without booting anything.
+/// `extra` keys are merged into the builder.
+pub fn unbootable_qemu_template(dir: &Path, name: &str, extra: serde_json::Value) {
+    use sha2::Digest;
+    let iso = b"a stand-in ISO: only its digest matters";
+    std::fs::write(dir.join("fake.iso"), iso).expect("write iso");
+    let digest: String = sha2::Sha256::digest(iso)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut builder = serde_json::json!({
+        "type": "qemu",
+        "name": name,
+        "iso_url": "fake.iso",
+        "iso_checksum": format!("sha256:{digest}"),
+        "accelerator": "tcg",
+        "qemu_binary": "/nonexistent/qemu-system-x86_64",
+        "disk_size": "16M",
+        "headless": true,
+        "communicator": "none"
+    });
+    if let (Some(b), serde_json::Value::Object(e)) = (builder.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    let template = serde_json::json!({ "builders": [builder] });
+    std::fs::write(dir.join("t.json"), template.to_string()).expect("write template");
+}

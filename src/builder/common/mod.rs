@@ -1,17 +1,21 @@
 //! Steps every ISO builder shares, over the part of the state they share.
 
+mod step_clear_temporary_key;
 mod step_create_cd;
 mod step_fetch_iso;
 mod step_http_server;
 mod step_output_dir;
 mod step_provision;
+mod step_ssh_key_pair;
 mod step_wait_ssh;
 
+pub use step_clear_temporary_key::StepClearTemporaryKey;
 pub use step_create_cd::StepCreateCd;
 pub use step_fetch_iso::{StepFetchIso, fetch_image};
 pub use step_http_server::StepHttpServer;
 pub use step_output_dir::StepOutputDir;
 pub use step_provision::StepProvision;
+pub use step_ssh_key_pair::StepSshKeyPair;
 pub use step_wait_ssh::StepWaitSsh;
 
 use std::path::PathBuf;
@@ -48,6 +52,14 @@ pub struct CommonState {
     /// `cd_files`/`cd_content`, and the image made of them.
     pub cd: crate::media::cd::CdSpec,
     pub cd_path: Option<PathBuf>,
+    /// The key pair made for this build when the template gives no way to
+    /// log in; kiln logs in with it.
+    pub temporary_key: Option<crate::communicator::ssh::TemporaryKey>,
+    /// `{{ .SSHPublicKey }}` (an authorized_keys line) and
+    /// `{{ .SSHPrivateKey }}` (PEM): the temporary pair, or the pair of
+    /// `ssh_private_key_file`, as Packer offers them; empty otherwise.
+    pub ssh_public_key: String,
+    pub ssh_private_key: String,
 }
 
 /// The parts of a builder's config that every builder has.
@@ -92,11 +104,35 @@ impl CommonState {
             serial_log: None,
             cd: media.cd.clone(),
             cd_path: None,
+            temporary_key: None,
+            ssh_public_key: String::new(),
+            ssh_private_key: String::new(),
         }
     }
 
     pub fn http_port(&self) -> Option<u16> {
         self.http.as_ref().map(HttpServer::port)
+    }
+
+    /// `{{ .SSHPublicKey }}` and `{{ .SSHPrivateKey }}`.
+    pub fn ssh_key_data(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("SSHPublicKey", self.ssh_public_key.clone()),
+            ("SSHPrivateKey", self.ssh_private_key.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Hides the private key in a text about to be shown (an error quoting
+    /// a rendered template).
+    pub fn without_private_key(&self, text: &str) -> String {
+        if self.ssh_private_key.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(self.ssh_private_key.as_str(), "<sensitive>")
+        }
     }
 
     /// `{{ .HTTPIP }}` and `{{ .HTTPPort }}` for templates rendered at build time.
@@ -161,15 +197,17 @@ pub async fn boot_command_actions(
     }
     let mut data = common.http_data();
     data.insert("Name".to_owned(), vm_name.to_owned());
-    data.insert("SSHPublicKey".to_owned(), String::new());
-    data.insert("SSHPrivateKey".to_owned(), String::new());
+    data.extend(common.ssh_key_data());
     let mut text = String::new();
     for d in &boot.command {
         text.push_str(&render_deferred(common, "boot_command", d, &data)?);
     }
     crate::bootcmd::parse(&text).map(Some).map_err(|e| {
         crate::build::runner::StepError::with_source(
-            format!("boot_command: cannot type `{text}`"),
+            format!(
+                "boot_command: cannot type `{}`",
+                common.without_private_key(&text)
+            ),
             e,
         )
     })

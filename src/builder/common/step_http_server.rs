@@ -39,9 +39,18 @@ impl<S: HasCommon> Step<S> for StepHttpServer {
                     common.options.template_dir.join(d)
                 }
             });
+            let data = common.ssh_key_data();
+            let content = http
+                .content
+                .iter()
+                .map(|(path, d)| {
+                    super::render_deferred(common, "http_content", d, &data)
+                        .map(|body| (path.clone(), body))
+                })
+                .collect::<Result<_, _>>()?;
             let config = HttpServerConfig {
                 directory,
-                content: http.content.clone(),
+                content,
                 bind_address,
                 port_min: http.port_min,
                 port_max: http.port_max,

@@ -37,6 +37,8 @@ fn provision_env(common: &CommonState, ctx: &StepContext) -> ProvisionEnv {
             ssh.password.clone().unwrap_or_default(),
         );
     }
+    // `{{ build `SSHPublicKey` }}` / `SSHPrivateKey`, as Packer offers them.
+    build_values.extend(common.ssh_key_data());
     let http = common.http_port().map(|p| (common.http_ip.clone(), p));
     if let Some((ip, port)) = &http {
         build_values.insert("PackerHTTPIP".to_owned(), ip.clone());

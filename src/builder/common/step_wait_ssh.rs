@@ -24,7 +24,8 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
                 return Ok(());
             };
             let port = common.ssh_host_port.unwrap_or(ssh.port);
-            let target = SshTarget::from_config(&ssh, port)
+            let temporary_key = common.temporary_key.as_ref().map(|k| k.private.clone());
+            let target = SshTarget::from_config(&ssh, port, temporary_key)
                 .map_err(|e| StepError::with_source("cannot connect over SSH", e))?;
             let options = WaitOptions::from_config(&ssh);
             let serial = common.serial_log.clone();

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer, StepOutputDir,
-    StepProvision, StepWaitSsh,
+    CommonState, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepFetchIso, StepHttpServer,
+    StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{self, Artifact, Machine, Package};
@@ -32,7 +32,7 @@ use crate::ui::Reporter;
 pub use state::QemuState;
 
 /// Packer's id for this builder; post-processors pick by it.
-pub const BUILDER_ID: &str = "transcend.qemu";
+pub const BUILDER_ID: &str = crate::artifact::ids::QEMU;
 
 /// Where a QEMU user-network guest reaches the host.
 pub const USER_NET_HOST_IP: &str = "10.0.2.2";
@@ -62,6 +62,7 @@ pub async fn run(
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
         Box::new(StepOutputDir::default()),
+        Box::new(StepSshKeyPair),
         Box::new(StepCreateCd::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),
@@ -70,6 +71,7 @@ pub async fn run(
         Box::new(step_type_boot_command::StepTypeBootCommand),
         Box::new(StepWaitSsh),
         Box::new(StepProvision),
+        Box::new(StepClearTemporaryKey),
         Box::new(step_shutdown::StepShutdown),
         Box::new(step_convert_disk::StepConvertDisk),
         Box::new(step_export::StepExport),

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer,
-    StepOutputDir, StepProvision, StepWaitSsh,
+    CommonState, HasCommon, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepFetchIso,
+    StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{Accelerator, Artifact, Machine, Package};
@@ -27,7 +27,7 @@ use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
 use crate::ui::Reporter;
 
 /// Packer's id for this builder; the vagrant post-processor picks virtualbox by it.
-pub const BUILDER_ID: &str = "mitchellh.virtualbox";
+pub const BUILDER_ID: &str = crate::artifact::ids::VIRTUALBOX;
 
 /// Where a VirtualBox NAT guest reaches the host.
 pub const NAT_HOST_IP: &str = "10.0.2.2";
@@ -109,6 +109,7 @@ pub async fn run(
         Box::new(StepFetchIso),
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
+        Box::new(StepSshKeyPair),
         Box::new(StepCreateCd::default()),
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
@@ -123,6 +124,7 @@ pub async fn run(
         Box::new(steps::StepUploadVersion),
         Box::new(guest_additions::StepUploadGuestAdditions),
         Box::new(StepProvision),
+        Box::new(StepClearTemporaryKey),
         Box::new(steps::StepShutdown),
         Box::new(steps::StepDetachIso),
         Box::new(steps::StepVBoxManageRows { post: true }),

@@ -72,13 +72,19 @@ pub async fn wait_for_ssh(
 ) -> Result<SshSession, SshError> {
     let addr = target.addr();
     // A key that cannot be read is the user's mistake: fail before waiting.
-    let key = match target.auth.private_key_file() {
-        Some(path) => Some(Arc::new(russh::keys::load_secret_key(path, None).map_err(
+    let key = match (&target.auth, target.auth.private_key_file()) {
+        (super::SshAuth::TemporaryKey(key), _) => Some(key.clone()),
+        (_, Some(path)) => Some(Arc::new(russh::keys::load_secret_key(path, None).map_err(
             |source| SshError::PrivateKey {
                 path: path.clone(),
                 source,
             },
         )?)),
+        (_, None) => None,
+    };
+    // No agent, or an empty one, is the user's to fix: fail before waiting.
+    let mut agent = match target.auth.agent_socket() {
+        Some(socket) => Some(super::agent::connect(socket).await?),
         None => None,
     };
     let config = Arc::new(client::Config {
@@ -105,8 +111,10 @@ pub async fn wait_for_ssh(
             });
         }
         let attempt_limit = remaining.min(opts.attempt_timeout);
-        let attempt =
-            tokio::time::timeout(attempt_limit, attempt(target, key.as_ref(), config.clone()));
+        let attempt = tokio::time::timeout(
+            attempt_limit,
+            attempt(target, key.as_ref(), agent.as_mut(), config.clone()),
+        );
         let outcome = tokio::select! {
             () = cancel.cancelled() => return Err(SshError::Cancelled { addr }),
             outcome = attempt => outcome,
@@ -176,6 +184,7 @@ pub async fn wait_for_ssh(
 async fn attempt(
     target: &SshTarget,
     key: Option<&Arc<PrivateKey>>,
+    agent: Option<&mut super::agent::Agent>,
     config: Arc<client::Config>,
 ) -> Result<(Handle<HostKeyRecorder>, String), AttemptFailure> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
@@ -222,6 +231,37 @@ async fn attempt(
             client::AuthResult::Failure {
                 remaining_methods, ..
             } => offered = Some(remaining_methods),
+        }
+    }
+    if let Some(agent) = agent {
+        tried.push("publickey (agent)");
+        for identity in agent.keys.clone() {
+            let hash = if identity.algorithm().is_rsa() {
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(classify)?
+                    .unwrap_or(Some(HashAlg::Sha256))
+            } else {
+                None
+            };
+            let result = handle
+                .authenticate_publickey_with(
+                    target.username.as_str(),
+                    identity,
+                    hash,
+                    &mut agent.client,
+                )
+                .await
+                .map_err(|e| {
+                    AttemptFailure::Handshake(format!("the SSH agent could not sign: {e}"))
+                })?;
+            match result {
+                client::AuthResult::Success => return Ok((handle, host_key)),
+                client::AuthResult::Failure {
+                    remaining_methods, ..
+                } => offered = Some(remaining_methods),
+            }
         }
     }
     if let Some(password) = target.auth.password() {

@@ -13,6 +13,13 @@ pub enum SshError {
     #[error("no SSH credentials for user `{user}`: set ssh_password or ssh_private_key_file")]
     NoCredentials { user: String },
 
+    #[error("ssh_agent_auth: {why}")]
+    Agent {
+        why: String,
+        #[source]
+        source: Option<russh::keys::Error>,
+    },
+
     #[error("ssh_private_key_file: cannot use {}", path.display())]
     PrivateKey {
         path: PathBuf,

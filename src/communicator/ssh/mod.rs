@@ -5,10 +5,12 @@
 //! Built on russh; host keys are accepted without checking because the
 //! guest is a VM this build just installed (the fingerprint is reported).
 
+mod agent;
 mod channel;
 mod connect;
 mod error;
 mod exec;
+mod keygen;
 mod lines;
 mod scp;
 mod sftp;
@@ -21,6 +23,7 @@ use std::time::Duration;
 pub use connect::wait_for_ssh;
 pub use error::{Direction, SshError};
 pub use exec::{ExitStatus, Stream};
+pub use keygen::{KeygenError, TemporaryKey, generate as generate_temporary_key};
 
 use crate::config::common::{FileTransfer, SshConfig};
 use crate::ui::Reporter;
@@ -35,6 +38,16 @@ pub enum SshAuth {
         private_key_file: PathBuf,
         password: String,
     },
+    /// The key pair this build made (the template gave no way to log in).
+    TemporaryKey(Arc<russh::keys::PrivateKey>),
+    /// `ssh_agent_auth`: the keys of the agent listening on `socket`
+    /// (`SSH_AUTH_SOCK`, `None` when it is not set), then the key file and
+    /// the password when the template gives them too.
+    Agent {
+        socket: Option<PathBuf>,
+        private_key_file: Option<PathBuf>,
+        password: Option<String>,
+    },
 }
 
 impl SshAuth {
@@ -45,14 +58,27 @@ impl SshAuth {
                 private_key_file: p,
                 ..
             } => Some(p),
-            Self::Password(_) => None,
+            Self::Agent {
+                private_key_file, ..
+            } => private_key_file.as_ref(),
+            Self::Password(_) | Self::TemporaryKey(_) => None,
         }
     }
 
     fn password(&self) -> Option<&str> {
         match self {
             Self::Password(p) | Self::Both { password: p, .. } => Some(p),
-            Self::PrivateKeyFile(_) => None,
+            Self::Agent { password, .. } => password.as_deref(),
+            Self::PrivateKeyFile(_) | Self::TemporaryKey(_) => None,
+        }
+    }
+
+    /// `Some(socket)` when the agent is to be used (`socket` is `None`
+    /// when `SSH_AUTH_SOCK` was not set).
+    fn agent_socket(&self) -> Option<Option<&std::path::Path>> {
+        match self {
+            Self::Agent { socket, .. } => Some(socket.as_deref()),
+            _ => None,
         }
     }
 }
@@ -69,6 +95,20 @@ impl std::fmt::Debug for SshAuth {
                 .debug_struct("Both")
                 .field("private_key_file", private_key_file)
                 .field("password", &"<hidden>")
+                .finish(),
+            Self::TemporaryKey(key) => f
+                .debug_tuple("TemporaryKey")
+                .field(&key.algorithm().as_str())
+                .finish(),
+            Self::Agent {
+                socket,
+                private_key_file,
+                password,
+            } => f
+                .debug_struct("Agent")
+                .field("socket", socket)
+                .field("private_key_file", private_key_file)
+                .field("password", &password.as_ref().map(|_| "<hidden>"))
                 .finish(),
         }
     }
@@ -87,19 +127,35 @@ impl SshTarget {
     /// The target for a guest whose port 22 is forwarded to
     /// `forwarded_port` on the host (QEMU `hostfwd`, VirtualBox NAT).
     /// `ssh_host` from the template wins over 127.0.0.1 when set.
-    pub fn from_config(config: &SshConfig, forwarded_port: u16) -> Result<Self, SshError> {
+    /// `temporary_key` is the build's own pair, used when the template
+    /// gives no other way to log in.
+    pub fn from_config(
+        config: &SshConfig,
+        forwarded_port: u16,
+        temporary_key: Option<Arc<russh::keys::PrivateKey>>,
+    ) -> Result<Self, SshError> {
         let auth = match (&config.private_key_file, &config.password) {
+            _ if config.agent_auth => SshAuth::Agent {
+                socket: std::env::var_os("SSH_AUTH_SOCK")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from),
+                private_key_file: config.private_key_file.clone(),
+                password: config.password.clone(),
+            },
             (Some(key), Some(password)) => SshAuth::Both {
                 private_key_file: key.clone(),
                 password: password.clone(),
             },
             (Some(key), None) => SshAuth::PrivateKeyFile(key.clone()),
             (None, Some(password)) => SshAuth::Password(password.clone()),
-            (None, None) => {
-                return Err(SshError::NoCredentials {
-                    user: config.username.clone(),
-                });
-            }
+            (None, None) => match temporary_key {
+                Some(key) => SshAuth::TemporaryKey(key),
+                None => {
+                    return Err(SshError::NoCredentials {
+                        user: config.username.clone(),
+                    });
+                }
+            },
         };
         Ok(Self {
             host: config

@@ -1,6 +1,7 @@
 //! The SSH communicator against real servers (OpenSSH and dropbear) on
 //! 127.0.0.1. See `servers.rs` for how they are started and what they need.
 
+mod agent;
 mod closing_server;
 mod servers;
 
