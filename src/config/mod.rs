@@ -137,7 +137,17 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
             pwd: input.pwd,
             init_time: input.init_time,
         };
+        let errors_before = diags.error_count();
         let builder = decode_builder(&ctx, section, diags);
+        if builder.is_none() && diags.error_count() == errors_before {
+            // Every path that gives up says why; this keeps a missed one
+            // from turning into "no builds to run".
+            diags.error(
+                section.path.clone(),
+                "the builder could not be configured",
+                t.location(section.type_span),
+            );
+        }
         let provisioners = t
             .provisioners
             .iter()
@@ -455,7 +465,8 @@ fn check_min_version(t: &Template, diags: &mut Diagnostics) {
     };
     let ours = parse(crate::PACKER_COMPAT_VERSION).unwrap_or_default();
     if w > ours {
-        diags.warning(
+        diags.compat(
+            crate::template::compat::Compat::NewerMinPackerVersion,
             "min_packer_version",
             format!(
                 "the template asks for Packer {wanted} or newer; kiln follows Packer {} templates, so features added later may be missing",
