@@ -7,6 +7,7 @@ mod ova;
 mod postprocess;
 mod qemu;
 mod ssh;
+mod strict;
 mod support;
 mod templates;
 mod vbox_build;
