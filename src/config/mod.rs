@@ -553,6 +553,41 @@ mod tests {
         assert_eq!(qemu(&p.builds[1]).media.cd.files, ["x", "y"]);
     }
 
+    /// Issue #11: old keys are rendered like new ones (a templated
+    /// `iso_checksum_url` was taken as a file named `{{user …}}`).
+    #[test]
+    fn deprecated_keys_are_rendered_like_any_other() {
+        let (p, diags) = prepare_text(
+            r#"{
+            "variables": {"mirror": "https://mirror.example/debian", "type": "sha256", "no_agent": "true", "wait": "20m", "port": "3022",
+                          "sum": "0000000000000000000000000000000000000000000000000000000000000000"},
+            "builders": [
+                {"type": "qemu", "iso_url": "a.iso", "iso_checksum_url": "{{user `mirror`}}/SHA256SUMS",
+                 "iso_checksum_type": "{{user `type`}}", "ssh_username": "root",
+                 "ssh_disable_agent": "{{user `no_agent`}}", "ssh_wait_timeout": "{{user `wait`}}",
+                 "ssh_host_port_min": "{{user `port`}}", "ssh_host_port_max": "{{user `port`}}"},
+                {"type": "qemu", "name": "b", "iso_url": "a.iso", "iso_checksum": "{{user `sum`}}",
+                 "iso_checksum_type": "{{user `type`}}", "ssh_username": "root"}
+            ]
+        }"#,
+            &Selection::default(),
+        );
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let q = qemu(&p.builds[0]);
+        assert_eq!(
+            q.iso.checksum,
+            "file:https://mirror.example/debian/SHA256SUMS"
+        );
+        let ssh = q.communicator.ssh().expect("ssh");
+        assert!(ssh.disable_agent_forwarding);
+        assert_eq!(ssh.timeout, Duration::from_secs(1200));
+        assert_eq!((q.host_port_min, q.host_port_max), (3022, 3022));
+        assert_eq!(
+            qemu(&p.builds[1]).iso.checksum,
+            format!("sha256:{}", "0".repeat(64))
+        );
+    }
+
     #[test]
     fn overrides_and_only_apply_per_build() {
         let (p, _) = prepare_text(TWO_BUILDS, &Selection::default());
