@@ -20,7 +20,11 @@ use crate::template::variables::ResolvedVariables;
 pub struct DecodeContext<'a> {
     pub template: &'a Template,
     pub vars: &'a ResolvedVariables,
+    /// The build's name, rendered (`{{build_name}}`, defaults, -only).
     pub build_name: Option<&'a str>,
+    /// The name as written: `only`, `except` and `override` refer to it,
+    /// as in Packer.
+    pub raw_build_name: Option<&'a str>,
     pub build_type: Option<&'a str>,
     pub pwd: &'a Path,
     pub init_time: SystemTime,
