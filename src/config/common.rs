@@ -575,15 +575,15 @@ pub struct HostPortConfig {
 
 impl HostPortConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
-        let old_min = f.renamed_string("ssh_host_port_min", "host_port_min");
-        let old_max = f.renamed_string("ssh_host_port_max", "host_port_max");
+        let old_min = f.renamed_u64_in("ssh_host_port_min", "host_port_min", 1, 65535);
+        let old_max = f.renamed_u64_in("ssh_host_port_max", "host_port_max", 1, 65535);
         let min = f
             .u64_in("host_port_min", 1, 65535)
-            .or_else(|| old_min.and_then(|s| s.parse().ok()))
+            .or(old_min)
             .unwrap_or(2222) as u16;
         let max = f
             .u64_in("host_port_max", 1, 65535)
-            .or_else(|| old_max.and_then(|s| s.parse().ok()))
+            .or(old_max)
             .unwrap_or(4444) as u16;
         let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(false);
         if min > max {

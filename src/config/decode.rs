@@ -234,6 +234,39 @@ impl<'a> Fields<'a> {
         self.bool_from(old, node)
     }
 
+    /// An old spelling's value as a number in a range (a port), rendered and
+    /// checked like any other key's.
+    pub fn renamed_u64_in(
+        &mut self,
+        old: &'static str,
+        new: &'static str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let node = self.renamed(old, new)?;
+        let text = self.scalar_text(old, node, "a number")?;
+        if text.is_empty() {
+            return None;
+        }
+        match parse_go_uint(&text) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error_at(
+                    node.span,
+                    format!("{old}: {n} is out of range ({min} to {max})"),
+                );
+                None
+            }
+            None => {
+                self.error_at(
+                    node.span,
+                    format!("{old}: expected a whole number, found `{text}`"),
+                );
+                None
+            }
+        }
+    }
+
     /// A removed key that has no equivalent: accepted with a warning.
     pub fn obsolete(&mut self, key: &'static str, why: &str) {
         if let Some(node) = self.raw(key) {
