@@ -43,6 +43,8 @@ impl IsoConfig {
             );
         }
         let old_url = f.renamed_string("iso_checksum_url", "iso_checksum");
+        // Where a bad type came from, for the caret.
+        let mut type_from_old_key = false;
         if checksum.is_empty() {
             match (old_type.as_deref(), old_url) {
                 (_, Some(url)) if !url.is_empty() => checksum = format!("file:{url}"),
@@ -54,6 +56,7 @@ impl IsoConfig {
             .filter(|t| !t.is_empty() && *t != "none" && !checksum.contains(':'))
         {
             checksum = format!("{t}:{checksum}");
+            type_from_old_key = true;
         }
         if let Some(md5) = f.renamed_string("iso_md5", "iso_checksum")
             && checksum.is_empty()
@@ -110,7 +113,12 @@ impl IsoConfig {
             }
             Ok(_) => {}
             Err(e) => {
-                let span = f.span_of("iso_checksum").unwrap_or_default();
+                let key = if type_from_old_key {
+                    "iso_checksum_type"
+                } else {
+                    "iso_checksum"
+                };
+                let span = f.span_of(key).unwrap_or_default();
                 f.error_at(span, e.to_string());
                 return None;
             }
