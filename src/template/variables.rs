@@ -534,6 +534,35 @@ mod tests {
         assert_eq!(r.secrets, ["s3cret"]);
     }
 
+    /// Packer issue 8033's layout: the boot command lives in a var file,
+    /// with build-time fields and another variable.
+    #[test]
+    fn var_file_values_keep_build_time_fields_and_render_the_rest() {
+        let dir = tempdir();
+        let file = dir.join("boot.json");
+        std::fs::write(
+            &file,
+            r#"{"boot_command": "<esc>url=http://{{.HTTPIP}}:{{ .HTTPPort }}/{{user `preseed`}}<enter>", "build_name": "ci"}"#,
+        )
+        .expect("write");
+        let t = template(
+            r#"{"variables": {"preseed": "debian.cfg", "boot_command": ""}, "builders": [{"type": "qemu", "name": "{{user `build_name`}}"}]}"#,
+        );
+        let (r, diags) = resolve_with(
+            &t,
+            &VariableInputs {
+                var_files: vec![file],
+                vars: Vec::new(),
+            },
+        );
+        assert!(diags.is_empty(), "{}", diags.render());
+        assert_eq!(
+            r.values["boot_command"],
+            "<esc>url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/debian.cfg<enter>"
+        );
+        assert_eq!(r.values["build_name"], "ci");
+    }
+
     fn tempdir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "kiln-vars-{}-{:?}",
