@@ -88,6 +88,28 @@ mod tests {
         }
     }
 
+    /// A new case must be added to `ALL` (the README test reads `ALL`): the
+    /// match below stops compiling until it has an arm, and its position
+    /// must then exist in `ALL`.
+    #[test]
+    fn all_holds_every_case() {
+        let position = |c: Compat| match c {
+            Compat::UndeclaredUserVariable => 0,
+            Compat::UnusedVariableSetting => 1,
+            Compat::UndeclaredVariableSetting => 2,
+            Compat::PushIgnored => 3,
+            Compat::RootCommentNotString => 4,
+            Compat::CommentInSection => 5,
+            Compat::DeprecatedKey => 6,
+            Compat::DuplicateKey => 7,
+            Compat::NewerMinPackerVersion => 8,
+        };
+        for (i, c) in ALL.iter().enumerate() {
+            assert_eq!(position(*c), i, "{}", c.id());
+        }
+        assert_eq!(ALL.len(), 9);
+    }
+
     #[test]
     fn env_values() {
         assert!(strict_from_env(Some("1")));
