@@ -60,6 +60,10 @@ pub struct VariableArgs {
     /// Read variables from a JSON file (repeatable; later files win, -var wins over files).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
+    /// Make every Packer-compatibility warning an error (also KILN_STRICT=1);
+    /// the README lists them.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

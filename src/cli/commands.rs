@@ -30,9 +30,19 @@ fn current_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// `-strict` or `KILN_STRICT`: compatibility cases are errors.
+fn diagnostics_for(variables: &VariableArgs) -> Diagnostics {
+    let from_env = std::env::var("KILN_STRICT").ok();
+    if variables.strict || crate::template::compat::strict_from_env(from_env.as_deref()) {
+        Diagnostics::strict()
+    } else {
+        Diagnostics::new()
+    }
+}
+
 /// Loads and checks a template, printing every diagnostic. None on errors.
 fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Option<Checked> {
-    let mut diags = Diagnostics::new();
+    let mut diags = diagnostics_for(variables);
     let template = match model::load(path, &mut diags) {
         Ok(t) => t,
         Err(e) => {
@@ -138,7 +148,7 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path) {
 
 pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
     if args.syntax_only {
-        let mut diags = Diagnostics::new();
+        let mut diags = diagnostics_for(&args.variables);
         return match model::load(&args.template, &mut diags) {
             Ok(_) if diags.has_errors() => {
                 print_diagnostics(&diags, &SecretMask::default(), &args.template);

@@ -32,22 +32,23 @@ pub struct IsoConfig {
 
 impl IsoConfig {
     pub fn decode(f: &mut Fields<'_>) -> Option<Self> {
-        let url = f.string("iso_url").filter(|s| !s.is_empty());
+        let url_text = f.string("iso_url");
+        let url = url_text.clone().filter(|s| !s.is_empty());
         let urls = f.string_list("iso_urls").unwrap_or_default();
         let mut checksum = f.string("iso_checksum").unwrap_or_default();
         // Packer < 1.6 split the checksum over three keys.
-        let old_type = f
-            .raw("iso_checksum_type")
-            .and_then(|n| n.as_str().map(str::to_owned));
+        // Old keys are rendered like new ones: `{{user `checksum_type`}}` is common.
+        let old_type = f.string("iso_checksum_type");
         if let Some(span) = f.span_of("iso_checksum_type") {
-            f.warn_at(
+            f.compat_at(
+                crate::template::compat::Compat::DeprecatedKey,
                 span,
                 "`iso_checksum_type` is deprecated: put the type in iso_checksum (\"sha256:…\"); `kiln fix` rewrites the template",
             );
         }
-        let old_url = f
-            .renamed("iso_checksum_url", "iso_checksum")
-            .and_then(|n| n.as_str().map(str::to_owned));
+        let old_url = f.renamed_string("iso_checksum_url", "iso_checksum");
+        // Where a bad type came from, for the caret.
+        let mut type_from_old_key = false;
         if checksum.is_empty() {
             match (old_type.as_deref(), old_url) {
                 (_, Some(url)) if !url.is_empty() => checksum = format!("file:{url}"),
@@ -59,10 +60,9 @@ impl IsoConfig {
             .filter(|t| !t.is_empty() && *t != "none" && !checksum.contains(':'))
         {
             checksum = format!("{t}:{checksum}");
+            type_from_old_key = true;
         }
-        if let Some(md5) = f
-            .renamed("iso_md5", "iso_checksum")
-            .and_then(|n| f.string_from("iso_md5", n))
+        if let Some(md5) = f.renamed_string("iso_md5", "iso_checksum")
             && checksum.is_empty()
         {
             checksum = format!("md5:{md5}");
@@ -83,6 +83,14 @@ impl IsoConfig {
             (Some(_), false) => {
                 let span = f.span_of("iso_urls").unwrap_or_default();
                 f.error_at(span, "set either iso_url or iso_urls, not both");
+                return None;
+            }
+            // Given, but empty once rendered (an unset `{{user `x`}}`).
+            (None, true) if url_text.is_some() => {
+                let span = f.span_of("iso_url").unwrap_or_default();
+                f.error_at(span, "iso_url is empty").hint = Some(
+                    "it must name the installer ISO; if it comes from a variable, set that variable".into(),
+                );
                 return None;
             }
             // Present but wrong: that error is already reported.
@@ -109,7 +117,12 @@ impl IsoConfig {
             }
             Ok(_) => {}
             Err(e) => {
-                let span = f.span_of("iso_checksum").unwrap_or_default();
+                let key = if type_from_old_key {
+                    "iso_checksum_type"
+                } else {
+                    "iso_checksum"
+                };
+                let span = f.span_of(key).unwrap_or_default();
                 f.error_at(span, e.to_string());
                 return None;
             }
@@ -438,12 +451,11 @@ impl Communicator {
             .unwrap_or_else(|| "ssh".into());
         let host = f.string("ssh_host").filter(|s| !s.is_empty());
         let port = f.u64_in("ssh_port", 1, 65535).unwrap_or(22) as u16;
-        let username = f.string("ssh_username").filter(|s| !s.is_empty());
+        let username_text = f.string("ssh_username");
+        let username = username_text.clone().filter(|s| !s.is_empty());
         let password = f.string("ssh_password").filter(|s| !s.is_empty());
         let key_new = f.string("ssh_private_key_file").filter(|s| !s.is_empty());
-        let key_old = f
-            .renamed("ssh_key_path", "ssh_private_key_file")
-            .and_then(|n| f.string_from("ssh_key_path", n));
+        let key_old = f.renamed_string("ssh_key_path", "ssh_private_key_file");
         let private_key_file = key_new.or(key_old).map(PathBuf::from);
         let timeout_new = f.duration("ssh_timeout");
         let timeout_old = f
@@ -456,16 +468,7 @@ impl Communicator {
         let pty = f.bool("ssh_pty").unwrap_or(false);
         let agent_auth = f.bool("ssh_agent_auth").unwrap_or(false);
         let daf_new = f.bool("ssh_disable_agent_forwarding");
-        let daf_old = f
-            .renamed("ssh_disable_agent", "ssh_disable_agent_forwarding")
-            .and_then(|n| {
-                n.as_str()
-                    .and_then(super::decode::parse_go_bool)
-                    .or(match n.value {
-                        crate::template::json::Value::Bool(b) => Some(b),
-                        _ => None,
-                    })
-            });
+        let daf_old = f.renamed_bool("ssh_disable_agent", "ssh_disable_agent_forwarding");
         let disable_agent_forwarding = daf_new.or(daf_old).unwrap_or(false);
         let file_transfer = match f
             .one_of("ssh_file_transfer_method", &["scp", "sftp"])
@@ -516,6 +519,14 @@ impl Communicator {
         }
         let username = match username.or(default_username.map(str::to_owned)) {
             Some(u) => u,
+            // Given, but empty once rendered (an unset `{{user `x`}}`).
+            None if username_text.is_some() => {
+                let span = f.span_of("ssh_username").unwrap_or_default();
+                f.error_at(span, "ssh_username is empty").hint = Some(
+                    "it must name the user to log in as; if it comes from a variable, set that variable".into(),
+                );
+                return None;
+            }
             None if f.has("ssh_username") => return None,
             None => {
                 f.error("ssh_username is required with the ssh communicator")
@@ -673,19 +684,15 @@ pub struct HostPortConfig {
 
 impl HostPortConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
-        let old_min = f
-            .renamed("ssh_host_port_min", "host_port_min")
-            .and_then(|n| f.string_from("ssh_host_port_min", n));
-        let old_max = f
-            .renamed("ssh_host_port_max", "host_port_max")
-            .and_then(|n| f.string_from("ssh_host_port_max", n));
+        let old_min = f.renamed_u64_in("ssh_host_port_min", "host_port_min", 1, 65535);
+        let old_max = f.renamed_u64_in("ssh_host_port_max", "host_port_max", 1, 65535);
         let min = f
             .u64_in("host_port_min", 1, 65535)
-            .or_else(|| old_min.and_then(|s| s.parse().ok()))
+            .or(old_min)
             .unwrap_or(2222) as u16;
         let max = f
             .u64_in("host_port_max", 1, 65535)
-            .or_else(|| old_max.and_then(|s| s.parse().ok()))
+            .or(old_max)
             .unwrap_or(4444) as u16;
         let skip_nat_mapping = f.bool("skip_nat_mapping").unwrap_or(false);
         if min > max {

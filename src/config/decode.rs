@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::template::compat::Compat;
 use crate::template::diagnostic::{Diagnostics, Location, did_you_mean};
 use crate::template::interp::{self, Context, Interp};
+pub use crate::template::json::raw_offset;
 use crate::template::json::{Member, Node, Span, Value};
 use crate::template::model::Template;
 use crate::template::variables::ResolvedVariables;
@@ -18,7 +20,11 @@ use crate::template::variables::ResolvedVariables;
 pub struct DecodeContext<'a> {
     pub template: &'a Template,
     pub vars: &'a ResolvedVariables,
+    /// The build's name, rendered (`{{build_name}}`, defaults, -only).
     pub build_name: Option<&'a str>,
+    /// The name as written: `only`, `except` and `override` refer to it,
+    /// as in Packer.
+    pub raw_build_name: Option<&'a str>,
     pub build_type: Option<&'a str>,
     pub pwd: &'a Path,
     pub init_time: SystemTime,
@@ -132,6 +138,12 @@ impl<'a> Fields<'a> {
         self.diags.warning(self.path.clone(), message, loc);
     }
 
+    /// Reports a compatibility case (a warning, an error under `-strict`).
+    pub fn compat_at(&mut self, case: Compat, span: Span, message: impl Into<String>) {
+        let loc = self.loc(span);
+        self.diags.compat(case, self.path.clone(), message, loc);
+    }
+
     fn object_span(&self) -> Span {
         match (self.members.first(), self.members.last()) {
             (Some(first), Some(last)) => Span::new(first.key_span.start, last.value.span.end),
@@ -152,7 +164,8 @@ impl<'a> Fields<'a> {
         let i = found?;
         if self.members[..i].iter().any(|m| m.key == key) {
             let span = self.members[i].key_span;
-            self.warn_at(
+            self.compat_at(
+                Compat::DuplicateKey,
                 span,
                 format!("`{key}` is given twice; the last one is used, as in Packer"),
             );
@@ -191,7 +204,8 @@ impl<'a> Fields<'a> {
             .find(|m| m.key == old)
             .map_or(node.span, |m| m.key_span);
         if self.has(new) {
-            self.warn_at(
+            self.compat_at(
+                Compat::DeprecatedKey,
                 key_span,
                 format!(
                     "`{old}` is the old name of `{new}`, which is also set; `{old}` is ignored"
@@ -199,26 +213,90 @@ impl<'a> Fields<'a> {
             );
             return None;
         }
-        self.warn_at(
+        self.compat_at(
+            Compat::DeprecatedKey,
             key_span,
             format!("`{old}` is deprecated: use `{new}` (`kiln fix` rewrites the template)"),
         );
         Some(node)
     }
 
+    /// An old spelling's value as a string, rendered like any other key's.
+    pub fn renamed_string(&mut self, old: &'static str, new: &'static str) -> Option<String> {
+        let node = self.renamed(old, new)?;
+        self.string_from(old, node)
+    }
+
+    /// An old spelling's value as a boolean, rendered and decoded like any
+    /// other key's (`"{{user `x`}}"`, `"true"`, `true`).
+    pub fn renamed_bool(&mut self, old: &'static str, new: &'static str) -> Option<bool> {
+        let node = self.renamed(old, new)?;
+        self.bool_from(old, node)
+    }
+
+    /// An old spelling's value as a number in a range (a port), rendered and
+    /// checked like any other key's.
+    pub fn renamed_u64_in(
+        &mut self,
+        old: &'static str,
+        new: &'static str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let node = self.renamed(old, new)?;
+        let text = self.scalar_text(old, node, "a number")?;
+        if text.is_empty() {
+            return None;
+        }
+        match parse_go_uint(&text) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error_at(
+                    node.span,
+                    format!("{old}: {n} is out of range ({min} to {max})"),
+                );
+                None
+            }
+            None => {
+                self.error_at(
+                    node.span,
+                    format!("{old}: expected a whole number, found `{text}`"),
+                );
+                None
+            }
+        }
+    }
+
     /// A removed key that has no equivalent: accepted with a warning.
     pub fn obsolete(&mut self, key: &'static str, why: &str) {
         if let Some(node) = self.raw(key) {
             let span = node.span;
-            self.warn_at(span, format!("`{key}` is obsolete and ignored: {why}"));
+            self.compat_at(
+                Compat::DeprecatedKey,
+                span,
+                format!("`{key}` is obsolete and ignored: {why}"),
+            );
         }
     }
 
     /// Reports every key nobody asked for.
     pub fn finish(self) {
         for (i, m) in self.members.iter().enumerate() {
-            // `_comment` keys are comments; `packer_*` keys are Packer's own.
-            if self.used[i] || m.key.starts_with('_') || m.key.starts_with("packer_") {
+            // `_comment` keys are comments (Packer refuses them here; kiln
+            // tolerates them); `packer_*` keys are Packer's own.
+            if !self.used[i] && m.key.starts_with('_') {
+                let loc = self.ctx.template.location(m.key_span);
+                if let Some(d) = self.diags.compat(
+                    Compat::CommentInSection,
+                    self.path.clone(),
+                    format!("`{}` is a comment; Packer 1.6.6 refuses unknown keys here, comments included", m.key),
+                    loc,
+                ) {
+                    d.hint = Some("move the comment to the template's top level".into());
+                }
+                continue;
+            }
+            if self.used[i] || m.key.starts_with("packer_") {
                 continue;
             }
             let hint = did_you_mean(&m.key, self.known.iter().copied())
@@ -245,7 +323,13 @@ impl<'a> Fields<'a> {
             Err(e) => {
                 let span = self.string_offset_span(node, e.offset);
                 let mut message = format!("{key}: {e}");
-                if let Some(field) = build_time_field(text) {
+                if let interp::InterpErrorKind::InVariable { name, inner } = &e.kind
+                    && let interp::InterpErrorKind::UnknownField { name: field, .. } = &**inner
+                {
+                    message = format!(
+                        "{key}: variable `{name}` holds `{{{{ .{field} }}}}`, which is only known while a build runs, and `{key}` is interpolated before that"
+                    );
+                } else if let Some(field) = build_time_field(text) {
                     message = format!(
                         "{key}: `{{{{ .{field} }}}}` is only known while a build runs, and `{key}` is interpolated before that"
                     );
@@ -357,21 +441,59 @@ impl<'a> Fields<'a> {
         };
         // Unknown functions are already refused by the parser.
         let mut ok = true;
+        let can_use = || {
+            if fields.is_empty() {
+                format!("`{key}` has no build-time values")
+            } else {
+                format!(
+                    "`{key}` can use {}",
+                    fields
+                        .iter()
+                        .map(|f| format!("{{{{ .{f} }}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        };
+        // A variable's value keeps its build-time fields: this place
+        // decides whether they are available.
+        for (name, offset) in parsed.user_variables() {
+            let Some(value) = self.ctx.vars.values.get(&name) else {
+                continue;
+            };
+            let Some(held) = interp::build_time_value(value) else {
+                continue;
+            };
+            let mut missing: Vec<String> = held
+                .data_fields()
+                .into_iter()
+                .filter(|(field, _)| !fields.contains(&field.as_str()))
+                .map(|(field, _)| format!("`{{{{ .{field} }}}}`"))
+                .collect();
+            missing.dedup();
+            if !missing.is_empty() {
+                let span = self.string_offset_span(node, offset);
+                let hint = can_use();
+                let which = if missing.len() == 1 {
+                    "which is"
+                } else {
+                    "which are"
+                };
+                self.error_at(
+                    span,
+                    format!(
+                        "{key}: variable `{name}` holds {}, {which} not available here",
+                        missing.join(", ")
+                    ),
+                )
+                .hint = Some(hint);
+                ok = false;
+            }
+        }
         for (field, offset) in parsed.data_fields() {
             if !fields.contains(&field.as_str()) {
                 let span = self.string_offset_span(node, offset);
-                let hint = if fields.is_empty() {
-                    format!("`{key}` has no build-time values")
-                } else {
-                    format!(
-                        "`{key}` can use {}",
-                        fields
-                            .iter()
-                            .map(|f| format!("{{{{ .{f} }}}}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
+                let hint = can_use();
                 self.error_at(span, format!("{key}: `.{field}` is not available here"))
                     .hint = Some(hint);
                 ok = false;
@@ -524,6 +646,10 @@ impl<'a> Fields<'a> {
 
     pub fn bool(&mut self, key: &'static str) -> Option<bool> {
         let node = self.raw(key)?;
+        self.bool_from(key, node)
+    }
+
+    pub fn bool_from(&mut self, key: &'static str, node: &Node) -> Option<bool> {
         let text = self.scalar_text(key, node, "true or false")?;
         if text.is_empty() {
             return None;
@@ -652,46 +778,6 @@ fn build_time_field(text: &str) -> Option<&'static str> {
     ]
     .into_iter()
     .find(|f| text.contains(&format!(".{f}")))
-}
-
-/// Maps a byte offset in a string's decoded text to the offset in its JSON
-/// literal (which starts with the opening quote and may contain escapes).
-pub fn raw_offset(literal: &str, decoded: usize) -> usize {
-    let bytes = literal.as_bytes();
-    let mut raw = 1; // the opening quote
-    let mut out = 0;
-    while out < decoded && raw < bytes.len() {
-        if bytes[raw] == b'\\' {
-            let (consumed, produced) = match bytes.get(raw + 1) {
-                Some(b'u') => unicode_escape_len(&literal[raw..]),
-                _ => (2, 1),
-            };
-            raw += consumed;
-            out += produced;
-        } else {
-            let ch_len = literal[raw..].chars().next().map_or(1, char::len_utf8);
-            raw += ch_len;
-            out += ch_len;
-        }
-    }
-    raw.min(literal.len().saturating_sub(1))
-}
-
-/// Raw and decoded byte lengths of a `\\uXXXX` escape (or a surrogate pair).
-fn unicode_escape_len(escape: &str) -> (usize, usize) {
-    let hex = |at: usize| {
-        escape
-            .get(at..at + 4)
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-    };
-    match hex(2) {
-        Some(0xD800..0xDC00) if escape.get(6..8) == Some("\\u") => match hex(8) {
-            Some(0xDC00..0xE000) => (12, 4),
-            _ => (6, 3),
-        },
-        Some(c) => (6, char::from_u32(c).map_or(3, char::len_utf8)),
-        None => (2, 1),
-    }
 }
 
 /// Go's strconv.ParseBool.

@@ -104,7 +104,32 @@ pub struct PrepareInput<'a> {
 pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
     let t = input.template;
     let mut out = Prepared::default();
-    let names: Vec<&str> = t.build_names().collect();
+    // Packer renders builder names with the user variables before anything
+    // else; -only/-except and {{build_name}} see the rendered name.
+    let rendered: Vec<String> = t
+        .builders
+        .iter()
+        .map(|b| render_build_name(input, b, diags))
+        .collect();
+    let names: Vec<&str> = rendered.iter().map(String::as_str).collect();
+    let raw_names: Vec<&str> = t.build_names().collect();
+    for (i, name) in names.iter().enumerate() {
+        let raw_differs = raw_names[i] != *name;
+        if raw_differs && let Some(first) = names[..i].iter().position(|n| n == name) {
+            let b = &t.builders[i];
+            let span = b.body.get("name").map_or(b.type_span, |n| n.span);
+            diags
+                .error(
+                    b.path.clone(),
+                    format!(
+                        "the build name renders as `{name}`, which {} also has",
+                        t.builders[first].path
+                    ),
+                    t.location(span),
+                )
+                .hint = Some("give each builder a distinct \"name\"".into());
+        }
+    }
 
     for (flag, patterns) in [
         ("-only", &input.selection.only),
@@ -120,10 +145,10 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
     }
     check_min_version(t, diags);
 
-    for section in &t.builders {
-        if !input.selection.includes(&section.name) {
+    for (section, name) in t.builders.iter().zip(&rendered) {
+        if !input.selection.includes(name) {
             out.skipped.push(Skipped {
-                name: section.name.clone(),
+                name: name.clone(),
                 type_name: section.type_name.clone(),
                 supported: BUILDER_TYPES.contains(&section.type_name.as_str()),
             });
@@ -132,35 +157,46 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         let ctx = DecodeContext {
             template: t,
             vars: input.vars,
-            build_name: Some(&section.name),
+            build_name: Some(name),
+            raw_build_name: Some(&section.name),
             build_type: Some(&section.type_name),
             pwd: input.pwd,
             init_time: input.init_time,
         };
+        let errors_before = diags.error_count();
         let builder = decode_builder(&ctx, section, diags);
+        if builder.is_none() && diags.error_count() == errors_before {
+            // Every path that gives up says why; this keeps a missed one
+            // from turning into "no builds to run".
+            diags.error(
+                section.path.clone(),
+                "the builder could not be configured",
+                t.location(section.type_span),
+            );
+        }
         let provisioners = t
             .provisioners
             .iter()
-            .filter_map(|p| provisioner_for_build(&ctx, p, &names, diags))
+            .filter_map(|p| provisioner_for_build(&ctx, p, &raw_names, diags))
             .collect();
         let error_cleanup_provisioner = t
             .error_cleanup_provisioner
             .as_ref()
-            .and_then(|p| provisioner_for_build(&ctx, p, &names, diags));
+            .and_then(|p| provisioner_for_build(&ctx, p, &raw_names, diags));
         let post_processors = t
             .post_processors
             .iter()
             .map(|chain| {
                 chain
                     .iter()
-                    .filter_map(|pp| post_processor_for_build(&ctx, pp, &names, diags))
+                    .filter_map(|pp| post_processor_for_build(&ctx, pp, &raw_names, diags))
                     .collect::<Vec<_>>()
             })
             .filter(|chain| !chain.is_empty())
             .collect();
         if let Some(builder) = builder {
             out.builds.push(Build {
-                name: section.name.clone(),
+                name: name.clone(),
                 type_name: section.type_name.clone(),
                 builder,
                 provisioners,
@@ -177,6 +213,56 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         );
     }
     out
+}
+
+/// A builder's `name` rendered with the user variables (Packer's core does
+/// this first: `"name": "{{user `os`}}-vbox"` is common). Functions that
+/// need a build (`build_name`) are not available here, as in Packer.
+fn render_build_name(
+    input: &PrepareInput<'_>,
+    section: &Section,
+    diags: &mut Diagnostics,
+) -> String {
+    let raw = &section.name;
+    if !raw.contains("{{") {
+        return raw.clone();
+    }
+    let data = std::collections::BTreeMap::new();
+    let ctx = crate::template::interp::Context {
+        user_vars: &input.vars.values,
+        template_dir: &input.template.dir,
+        pwd: input.pwd,
+        init_time: input.init_time,
+        data: &data,
+        ..crate::template::interp::Context::minimal()
+    };
+    match crate::template::interp::parse(raw).and_then(|p| p.render(&ctx)) {
+        Ok(name) if !name.is_empty() => name,
+        Ok(_) => {
+            let span = section
+                .body
+                .get("name")
+                .map_or(section.type_span, |n| n.span);
+            diags.error(
+                section.path.clone(),
+                "name: renders as an empty string",
+                input.template.location(span),
+            );
+            raw.clone()
+        }
+        Err(e) => {
+            let span = section
+                .body
+                .get("name")
+                .map_or(section.type_span, |n| n.span);
+            diags.error(
+                section.path.clone(),
+                format!("name: {e}"),
+                input.template.location(span),
+            );
+            raw.clone()
+        }
+    }
 }
 
 /// Reports a plugin type kiln does not implement; true when it is supported.
@@ -238,7 +324,7 @@ fn applies_to(
     names: &[&str],
     diags: &mut Diagnostics,
 ) -> bool {
-    let build = ctx.build_name.unwrap_or("");
+    let build = ctx.raw_build_name.unwrap_or("");
     let mut list = |key: &str| -> Option<Vec<String>> {
         let node = section.body.get(key)?;
         let items: Vec<String> = match &node.value {
@@ -328,7 +414,7 @@ fn with_override(
                 did_you_mean(&b.key, names.iter().copied()).map(|s| format!("did you mean `{s}`?"));
             continue;
         }
-        if Some(b.key.as_str()) != ctx.build_name {
+        if Some(b.key.as_str()) != ctx.raw_build_name {
             continue;
         }
         let Some(settings) = b.value.as_object() else {
@@ -455,7 +541,8 @@ fn check_min_version(t: &Template, diags: &mut Diagnostics) {
     };
     let ours = parse(crate::PACKER_COMPAT_VERSION).unwrap_or_default();
     if w > ours {
-        diags.warning(
+        diags.compat(
+            crate::template::compat::Compat::NewerMinPackerVersion,
             "min_packer_version",
             format!(
                 "the template asks for Packer {wanted} or newer; kiln follows Packer {} templates, so features added later may be missing",
@@ -540,6 +627,69 @@ mod tests {
         );
         // A string for a list is split on commas, as Packer's decoder does.
         assert_eq!(qemu(&p.builds[1]).media.cd.files, ["x", "y"]);
+    }
+
+    /// Issue #11: old keys are rendered like new ones (a templated
+    /// `iso_checksum_url` was taken as a file named `{{user …}}`).
+    #[test]
+    fn deprecated_keys_are_rendered_like_any_other() {
+        let (p, diags) = prepare_text(
+            r#"{
+            "variables": {"mirror": "https://mirror.example/debian", "type": "sha256", "no_agent": "true", "wait": "20m", "port": "3022",
+                          "sum": "0000000000000000000000000000000000000000000000000000000000000000"},
+            "builders": [
+                {"type": "qemu", "iso_url": "a.iso", "iso_checksum_url": "{{user `mirror`}}/SHA256SUMS",
+                 "iso_checksum_type": "{{user `type`}}", "ssh_username": "root",
+                 "ssh_disable_agent": "{{user `no_agent`}}", "ssh_wait_timeout": "{{user `wait`}}",
+                 "ssh_host_port_min": "{{user `port`}}", "ssh_host_port_max": "{{user `port`}}"},
+                {"type": "qemu", "name": "b", "iso_url": "a.iso", "iso_checksum": "{{user `sum`}}",
+                 "iso_checksum_type": "{{user `type`}}", "ssh_username": "root"}
+            ]
+        }"#,
+            &Selection::default(),
+        );
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let q = qemu(&p.builds[0]);
+        assert_eq!(
+            q.iso.checksum,
+            "file:https://mirror.example/debian/SHA256SUMS"
+        );
+        let ssh = q.communicator.ssh().expect("ssh");
+        assert!(ssh.disable_agent_forwarding);
+        assert_eq!(ssh.timeout, Duration::from_secs(1200));
+        assert_eq!((q.host_port_min, q.host_port_max), (3022, 3022));
+        assert_eq!(
+            qemu(&p.builds[1]).iso.checksum,
+            format!("sha256:{}", "0".repeat(64))
+        );
+    }
+
+    /// Packer renders builder names with the user variables; `only`,
+    /// `except` and `override` still refer to the name as written.
+    #[test]
+    fn builder_names_are_rendered_with_user_variables() {
+        let text = r#"{
+            "variables": {"os": "debian-12"},
+            "builders": [{"type": "qemu", "name": "{{user `os`}}-qemu", "vm_name": "{{build_name}}.qcow2",
+                          "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root"}],
+            "provisioners": [{"type": "shell", "inline": ["a"], "only": ["{{user `os`}}-qemu"],
+                              "override": {"{{user `os`}}-qemu": {"inline": ["b"]}}}]
+        }"#;
+        let selection = Selection {
+            only: vec!["debian-12-qemu".into()],
+            except: Vec::new(),
+        };
+        let (p, diags) = prepare_text(text, &selection);
+        assert!(!diags.has_errors(), "{}", diags.render());
+        assert_eq!(p.builds[0].name, "debian-12-qemu");
+        assert_eq!(qemu(&p.builds[0]).vm_name, "debian-12-qemu.qcow2");
+        match &p.builds[0].provisioners[0].kind {
+            provisioner::ProvisionerKind::Shell(s) => match &s.source {
+                provisioner::ShellSource::Inline(lines) => assert_eq!(lines, &["b"]),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -163,9 +163,7 @@ impl PostProcessorKind {
                 }))
             }
             "manifest" => {
-                let old = f
-                    .renamed("filename", "output")
-                    .and_then(|n| f.string_from("filename", n));
+                let old = f.renamed_string("filename", "output");
                 let output = f
                     .string("output")
                     .filter(|s| !s.is_empty())

@@ -156,8 +156,7 @@ pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
 /// `inline` / `script` / `scripts`: exactly one, scripts must exist.
 fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource> {
     let command = if allow_command {
-        f.renamed("command", "inline")
-            .and_then(|n| f.string_from("command", n))
+        f.renamed_string("command", "inline")
     } else {
         None
     };

@@ -158,12 +158,7 @@ impl VirtualBoxIsoConfig {
         let vboxmanage_post = f
             .deferred_list_of_lists("vboxmanage_post", &["Name"])
             .unwrap_or_default();
-        let old_attach = f
-            .renamed("guest_additions_attach", "guest_additions_mode")
-            .map(|n| {
-                matches!(n.value, crate::template::json::Value::Bool(true))
-                    || n.as_str() == Some("true")
-            });
+        let old_attach = f.renamed_bool("guest_additions_attach", "guest_additions_mode");
         let guest_additions_mode = match f
             .one_of("guest_additions_mode", &["upload", "attach", "disable"])
             .as_deref()
@@ -210,11 +205,8 @@ impl VirtualBoxIsoConfig {
         let host_ports = HostPortConfig::decode(f);
         let (host_port_min, host_port_max) = (host_ports.min, host_ports.max);
         let skip_old = f
-            .renamed("ssh_skip_nat_mapping", "skip_nat_mapping")
-            .is_some_and(|n| {
-                matches!(n.value, crate::template::json::Value::Bool(true))
-                    || n.as_str() == Some("true")
-            });
+            .renamed_bool("ssh_skip_nat_mapping", "skip_nat_mapping")
+            .unwrap_or(false);
         let skip_nat_mapping = host_ports.skip_nat_mapping || skip_old;
         let vrdp_bind_address = f
             .string("vrdp_bind_address")

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use super::compat::Compat;
 use super::json::Span;
 use super::source::SourceFile;
 
@@ -28,6 +29,8 @@ pub struct Diagnostic {
     pub message: String,
     pub location: Option<Location>,
     pub hint: Option<String>,
+    /// The compatibility case this is, printed as `warning[id]`.
+    pub compat: Option<Compat>,
 }
 
 impl Diagnostic {
@@ -38,9 +41,13 @@ impl Diagnostic {
 
     /// The one-line form: `error: builders[0] (qemu): iso_url is required`.
     pub fn headline(&self) -> String {
-        let label = match self.severity {
+        let severity = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+        };
+        let label = match self.compat {
+            Some(c) => format!("{severity}[{}]", c.id()),
+            None => severity.to_owned(),
         };
         if self.path.is_empty() {
             format!("{label}: {}", self.message)
@@ -89,11 +96,46 @@ impl Diagnostic {
 #[derive(Debug, Default, Clone)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// `-strict`: compatibility cases are errors.
+    strict: bool,
 }
 
 impl Diagnostics {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Diagnostics where every compatibility case is an error (`-strict`).
+    pub fn strict() -> Self {
+        Self {
+            items: Vec::new(),
+            strict: true,
+        }
+    }
+
+    pub fn is_strict(&self) -> bool {
+        self.strict
+    }
+
+    /// A compatibility case: a warning (or nothing, for the silent ones),
+    /// an error under `-strict`. `None` when nothing is reported.
+    pub fn compat(
+        &mut self,
+        case: Compat,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        location: Option<Location>,
+    ) -> Option<&mut Diagnostic> {
+        let severity = if self.strict {
+            Severity::Error
+        } else if case.warns_by_default() {
+            Severity::Warning
+        } else {
+            return None;
+        };
+        let d = self.add(severity, path.into(), message.into(), location);
+        d.compat = Some(case);
+        Some(d)
     }
 
     pub fn push(&mut self, d: Diagnostic) {
@@ -141,11 +183,13 @@ impl Diagnostics {
             message,
             location,
             hint: None,
+            compat: None,
         });
         let last = self.items.len() - 1;
         &mut self.items[last]
     }
 
+    /// Appends `other`'s diagnostics (its strictness is not inherited).
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
     }

@@ -502,6 +502,46 @@ impl fmt::Display for Span {
     }
 }
 
+/// Maps a byte offset in a string's decoded text to the offset in its JSON
+/// literal (which starts with the opening quote and may contain escapes).
+pub fn raw_offset(literal: &str, decoded: usize) -> usize {
+    let bytes = literal.as_bytes();
+    let mut raw = 1; // the opening quote
+    let mut out = 0;
+    while out < decoded && raw < bytes.len() {
+        if bytes[raw] == b'\\' {
+            let (consumed, produced) = match bytes.get(raw + 1) {
+                Some(b'u') => unicode_escape_len(&literal[raw..]),
+                _ => (2, 1),
+            };
+            raw += consumed;
+            out += produced;
+        } else {
+            let ch_len = literal[raw..].chars().next().map_or(1, char::len_utf8);
+            raw += ch_len;
+            out += ch_len;
+        }
+    }
+    raw.min(literal.len().saturating_sub(1))
+}
+
+/// Raw and decoded byte lengths of a `\\uXXXX` escape (or a surrogate pair).
+fn unicode_escape_len(escape: &str) -> (usize, usize) {
+    let hex = |at: usize| {
+        escape
+            .get(at..at + 4)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    match hex(2) {
+        Some(0xD800..0xDC00) if escape.get(6..8) == Some("\\u") => match hex(8) {
+            Some(0xDC00..0xE000) => (12, 4),
+            _ => (6, 3),
+        },
+        Some(c) => (6, char::from_u32(c).map_or(3, char::len_utf8)),
+        None => (2, 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

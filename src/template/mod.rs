@@ -1,6 +1,7 @@
 //! Packer JSON templates: loading with source spans, the model, variables,
 //! and the Go-template function engine (`interp`).
 
+pub mod compat;
 pub mod diagnostic;
 pub mod fix;
 pub mod interp;

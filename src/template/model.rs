@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::compat::Compat;
 use super::diagnostic::{Diagnostics, Location, did_you_mean};
 use super::json::{self, Node, Span, Value};
 use super::source::SourceFile;
@@ -164,10 +165,24 @@ pub fn parse(
 
     for (i, m) in members.iter().enumerate() {
         if m.key.starts_with('_') {
+            // Packer reads root comments into a map of strings.
+            if m.value.as_str().is_none() {
+                diags.compat(
+                    Compat::RootCommentNotString,
+                    "",
+                    format!(
+                        "the comment `{}` is {}; Packer 1.6.6 refuses a comment that is not a string",
+                        m.key,
+                        m.value.kind()
+                    ),
+                    loc(m.value.span),
+                );
+            }
             continue;
         }
         if members[i + 1..].iter().any(|later| later.key == m.key) {
-            diags.warning(
+            diags.compat(
+                Compat::DuplicateKey,
                 "",
                 format!(
                     "`{}` is given twice; the last one is used, as in Packer",
@@ -225,6 +240,18 @@ pub fn parse(
                 );
             }
             "post-processors" => t.post_processors = read_post_processors(v, &mut errors, &loc),
+            // Packer 1.6.6 still reads it, for `packer push` to Atlas,
+            // a service that no longer exists; builds never used it.
+            "push" => {
+                if let Some(d) = diags.compat(
+                    Compat::PushIgnored,
+                    "push",
+                    "ignored: it configured `packer push` to Atlas (Terraform Enterprise), which kiln does not do",
+                    loc(m.key_span),
+                ) {
+                    d.hint = Some("remove the `push` section; builds never used it".into());
+                }
+            }
             other => {
                 let d = errors.error(
                     "",
@@ -350,7 +377,8 @@ fn read_variables(
             }
         };
         if let Some(prev) = out.iter_mut().find(|d| d.name == m.key) {
-            warnings.warning(
+            warnings.compat(
+                Compat::DuplicateKey,
                 format!("variables.{}", m.key),
                 "declared twice; the last declaration is used, as in Packer",
                 loc(m.key_span),

@@ -2,14 +2,15 @@
 //! order; then every value is rendered (values may use `{{env}}` and refer
 //! to other variables with `{{user}}`), as Packer does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::compat::Compat;
 use super::diagnostic::{Diagnostics, Location, did_you_mean};
 use super::interp::{self, Context};
-use super::json::{self, Span, Value};
+use super::json::{self, Node, Span, Value};
 use super::model::Template;
 use super::source::SourceFile;
 
@@ -57,10 +58,9 @@ pub fn resolve(
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     let mut origins = BTreeMap::new();
     let declared = |name: &str| template.variables.iter().any(|v| v.name == name);
-    let suggest = |name: &str| {
-        did_you_mean(name, template.variables.iter().map(|v| v.name.as_str()))
-            .map(|s| format!("did you mean `{s}`?"))
-    };
+    // Names set by -var or a var file that the template does not declare:
+    // Packer 1.6.6 merges them into the variables all the same.
+    let mut undeclared: Vec<UndeclaredSetting> = Vec::new();
 
     for decl in &template.variables {
         if let Some(default) = &decl.default {
@@ -75,18 +75,14 @@ pub fn resolve(
         };
         for (key, value, key_span) in members {
             if !declared(&key) {
-                // Var files are often shared between templates, so an
-                // unknown key is a warning there, an error on -var.
-                let d = diags.warning(
-                    format!("var-file {}", path.display()),
-                    format!("`{key}` is not declared in the template's `variables`; ignored"),
-                    Some(Location {
+                undeclared.push(UndeclaredSetting {
+                    name: key.clone(),
+                    source: format!("var-file {}", path.display()),
+                    location: Some(Location {
                         file: file.clone(),
                         span: key_span,
                     }),
-                );
-                d.hint = suggest(&key);
-                continue;
+                });
             }
             values.insert(key.clone(), value);
             origins.insert(key, Origin::VarFile(path.clone()));
@@ -105,18 +101,22 @@ pub fn resolve(
             continue;
         };
         if !declared(key) {
-            let d = diags.error(
-                "-var",
-                format!("`{key}` is not declared in the template's `variables`"),
-                None,
-            );
-            d.hint = suggest(key)
-                .or_else(|| Some(format!("declare it: \"variables\": {{ \"{key}\": \"\" }}")));
-            continue;
+            undeclared.push(UndeclaredSetting {
+                name: key.to_owned(),
+                source: "-var".into(),
+                location: None,
+            });
         }
         values.insert(key.to_owned(), value.to_owned());
         origins.insert(key.to_owned(), Origin::CommandLine);
     }
+
+    // What the template and the values refer to, before rendering.
+    let mut used: BTreeSet<String> = values.values().flat_map(|v| user_references(v)).collect();
+    each_section_string(template, &mut |_, _, text| {
+        used.extend(user_references(text));
+    });
+    report_undeclared_settings(template, &undeclared, &used, diags);
 
     let mut missing = false;
     for decl in &template.variables {
@@ -136,6 +136,7 @@ pub fn resolve(
     }
     if !missing {
         render_values(template, &mut values, environment, diags);
+        report_undeclared_uses(template, &values, diags);
     }
 
     let secrets = template
@@ -151,6 +152,140 @@ pub fn resolve(
     }
 }
 
+/// A name given a value by `-var` or a var file without being declared.
+struct UndeclaredSetting {
+    name: String,
+    /// `-var` or `var-file PATH`.
+    source: String,
+    location: Option<Location>,
+}
+
+/// The names a string reads with `{{user `name`}}` (none if it does not parse:
+/// the place that renders it reports that).
+fn user_references(text: &str) -> Vec<String> {
+    if !text.contains("{{") {
+        return Vec::new();
+    }
+    interp::parse(text)
+        .map(|t| t.user_variables().into_iter().map(|(n, _)| n).collect())
+        .unwrap_or_default()
+}
+
+/// Packer 1.6.6 keeps every name a var file or `-var` sets, declared or
+/// not, and real build systems rely on it; one nothing uses is most
+/// likely a typo, so it gets a note.
+fn report_undeclared_settings(
+    template: &Template,
+    undeclared: &[UndeclaredSetting],
+    used: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) {
+    for s in undeclared {
+        if used.contains(&s.name) {
+            diags.compat(
+                Compat::UndeclaredVariableSetting,
+                s.source.clone(),
+                format!(
+                    "`{}` is not declared in the template's `variables`; it is set and used all the same, as in Packer",
+                    s.name
+                ),
+                s.location.clone(),
+            );
+            continue;
+        }
+        let known = template
+            .variables
+            .iter()
+            .map(|v| v.name.as_str())
+            .chain(used.iter().map(String::as_str));
+        let hint = did_you_mean(&s.name, known)
+            .map(|n| format!("did you mean `{n}`?"))
+            .unwrap_or_else(|| {
+                format!(
+                    "declare it (\"variables\": {{ \"{}\": \"\" }}) and use it with {{{{user `{}`}}}}, or remove it",
+                    s.name, s.name
+                )
+            });
+        if let Some(d) = diags.compat(
+            Compat::UnusedVariableSetting,
+            s.source.clone(),
+            format!(
+                "`{}` is not declared in the template's `variables` and nothing uses it",
+                s.name
+            ),
+            s.location.clone(),
+        ) {
+            d.hint = Some(hint);
+        }
+    }
+}
+
+/// `{{user `x`}}` outside the variables, of a name nothing declares or
+/// sets: Packer renders an empty string and templates rely on it.
+fn report_undeclared_uses(
+    template: &Template,
+    values: &BTreeMap<String, String>,
+    diags: &mut Diagnostics,
+) {
+    each_section_string(template, &mut |path, node, text| {
+        let Ok(parsed) = interp::parse(text) else {
+            return;
+        };
+        for (name, offset) in parsed.user_variables() {
+            if values.contains_key(&name) {
+                continue;
+            }
+            let raw = template
+                .file
+                .text()
+                .get(node.span.start..node.span.end)
+                .unwrap_or("");
+            let at = node.span.start + json::raw_offset(raw, offset);
+            let hint = did_you_mean(&name, values.keys().map(String::as_str))
+                .map(|n| format!("did you mean `{n}`?"))
+                .unwrap_or_else(|| format!("declare it: \"variables\": {{ \"{name}\": \"\" }}"));
+            if let Some(d) = diags.compat(
+                Compat::UndeclaredUserVariable,
+                path,
+                format!(
+                    "`{name}` is not a declared variable; {{{{user `{name}`}}}} renders as an empty string, as in Packer"
+                ),
+                template.location(Span::new(at, at + 4)),
+            ) {
+                d.hint = Some(hint);
+            }
+        }
+    });
+}
+
+/// Calls `visit(section path, node, text)` for every string value (and
+/// nested one) in the builders, provisioners and post-processors.
+fn each_section_string(template: &Template, visit: &mut dyn FnMut(&str, &Node, &str)) {
+    let sections = template
+        .builders
+        .iter()
+        .chain(&template.provisioners)
+        .chain(&template.error_cleanup_provisioner)
+        .chain(template.post_processors.iter().flatten());
+    for section in sections {
+        walk_strings(&section.body, &mut |node, text| {
+            visit(&section.path, node, text);
+        });
+    }
+}
+
+fn walk_strings(node: &Node, visit: &mut dyn FnMut(&Node, &str)) {
+    match &node.value {
+        Value::String(s) => visit(node, s),
+        Value::Array(items) => items.iter().for_each(|n| walk_strings(n, visit)),
+        Value::Object(members) => members
+            .iter()
+            .filter(|m| !m.key.starts_with('_'))
+            .for_each(|m| walk_strings(&m.value, visit)),
+        _ => {}
+    }
+}
+
 fn render_values(
     template: &Template,
     values: &mut BTreeMap<String, String>,
@@ -159,10 +294,13 @@ fn render_values(
 ) {
     let empty = BTreeMap::new();
     let mut failed: Vec<String> = Vec::new();
+    // Done: no action left but build-time fields, which stay for the place
+    // the variable is used (as Packer leaves `{{ .HTTPIP }}` in variables).
+    let unrendered = |v: &String| v.contains("{{") && interp::build_time_value(v).is_none();
     for _ in 0..MAX_RENDER_PASSES {
         let pending: Vec<String> = values
             .iter()
-            .filter(|(k, v)| v.contains("{{") && !failed.contains(k))
+            .filter(|(k, v)| unrendered(v) && !failed.contains(k))
             .map(|(k, _)| k.clone())
             .collect();
         if pending.is_empty() {
@@ -189,7 +327,7 @@ fn render_values(
                 build_values: None,
                 packer_version: crate::PACKER_COMPAT_VERSION,
             };
-            match interp::parse(text).and_then(|t| t.render(&ctx)) {
+            match interp::parse(text).and_then(|t| t.render_keeping_fields(&ctx)) {
                 Ok(out) => {
                     changed |= out != *text;
                     values.insert(name, out);
@@ -210,7 +348,7 @@ fn render_values(
     }
     let cyclic: Vec<&String> = values
         .iter()
-        .filter(|(k, v)| v.contains("{{") && !failed.contains(k))
+        .filter(|(k, v)| unrendered(v) && !failed.contains(k))
         .map(|(k, _)| k)
         .collect();
     if !cyclic.is_empty() {
@@ -394,6 +532,35 @@ mod tests {
         );
         let (r, _) = resolve_with(&t, &VariableInputs::default());
         assert_eq!(r.secrets, ["s3cret"]);
+    }
+
+    /// Packer issue 8033's layout: the boot command lives in a var file,
+    /// with build-time fields and another variable.
+    #[test]
+    fn var_file_values_keep_build_time_fields_and_render_the_rest() {
+        let dir = tempdir();
+        let file = dir.join("boot.json");
+        std::fs::write(
+            &file,
+            r#"{"boot_command": "<esc>url=http://{{.HTTPIP}}:{{ .HTTPPort }}/{{user `preseed`}}<enter>", "build_name": "ci"}"#,
+        )
+        .expect("write");
+        let t = template(
+            r#"{"variables": {"preseed": "debian.cfg", "boot_command": ""}, "builders": [{"type": "qemu", "name": "{{user `build_name`}}"}]}"#,
+        );
+        let (r, diags) = resolve_with(
+            &t,
+            &VariableInputs {
+                var_files: vec![file],
+                vars: Vec::new(),
+            },
+        );
+        assert!(diags.is_empty(), "{}", diags.render());
+        assert_eq!(
+            r.values["boot_command"],
+            "<esc>url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/debian.cfg<enter>"
+        );
+        assert_eq!(r.values["build_name"], "ci");
     }
 
     fn tempdir() -> PathBuf {

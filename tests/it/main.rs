@@ -11,6 +11,7 @@ mod ova;
 mod postprocess;
 mod qemu;
 mod ssh;
+mod strict;
 mod support;
 mod templates;
 mod temporary_key;

@@ -23,6 +23,7 @@ pub fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output 
         .current_dir(dir)
         .env_remove("KILN_CACHE_DIR")
         .env_remove("PACKER_CACHE_DIR")
+        .env_remove("KILN_STRICT")
         .envs(env.iter().map(|(k, v)| (*k, *v)))
         .env("NO_COLOR", "1")
         .env("KILN_TEST_SECRET", "from-the-environment")

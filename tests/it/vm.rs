@@ -486,3 +486,66 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
     let names = crate::support::ova_members(&ova);
     assert!(names.iter().any(|n| n.ends_with(".mf")), "{names:?}");
 }
+
+/// Issue #11: the tiny example rewritten the way many public templates are:
+/// the boot command, the box name and the shell's execute_command live in
+/// variables with their build-time fields, the output directory comes from a
+/// var-file key the template never declares, a deprecated key is templated,
+/// and an undeclared `{{user}}` renders empty.
+#[test]
+fn a_template_written_packer_style_builds_unchanged() {
+    let _vm = vm_lock();
+    let work = tiny_example();
+    let path = work.dir.path().join("tiny.json");
+    let mut t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let vars = t["variables"].as_object_mut().expect("variables");
+    vars.insert(
+        "boot_line".into(),
+        "install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>".into(),
+    );
+    vars.insert(
+        "box_output".into(),
+        "output-{{user `build_label`}}/tiny-{{.Provider}}.box".into(),
+    );
+    vars.insert(
+        "exec".into(),
+        "chmod +x {{.Path}}; echo exec-from-variable; {{.Vars}} {{.Path}}".into(),
+    );
+    vars.insert("ssh_wait".into(), "5m".into());
+    let b = &mut t["builders"][0];
+    b["boot_command"] = serde_json::json!(["{{user `boot_line`}}"]);
+    b["output_directory"] = "output-{{user `build_label`}}".into();
+    b.as_object_mut().expect("builder").remove("ssh_timeout");
+    b["ssh_wait_timeout"] = "{{user `ssh_wait`}}".into();
+    t["provisioners"][0]["inline"] = serde_json::json!(["echo \"proxy=[{{user `http_proxy`}}]\""]);
+    t["provisioners"][2]["execute_command"] = "{{user `exec`}}".into();
+    t["post-processors"][0][0]["output"] = "{{user `box_output`}}".into();
+    t["post-processors"][0][1]["output"] =
+        "output-{{user `build_label`}}/tiny-{{.BuildName}}.{{.ChecksumType}}".into();
+    t["post-processors"][1]["output"] = "output-{{user `build_label`}}/manifest.json".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&t).expect("json")).expect("write");
+    std::fs::write(
+        work.dir.path().join("ci.json"),
+        r#"{"build_label": "ci-7"}"#,
+    )
+    .expect("write var-file");
+
+    let out = kiln(&work, &["build", "-var-file=ci.json"])
+        .arg("tiny.json")
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    // The boot command from a variable reached the installer (else no SSH).
+    let out_dir = work.dir.path().join("output-ci-7");
+    assert!(out_dir.join("tiny.qcow2").is_file(), "{t}");
+    // `{{.Provider}}` held by a variable was filled in by the vagrant step.
+    assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
+    assert!(t.contains("proxy=[]"), "{t}");
+    assert!(t.contains("warning[undeclared-user-variable]"), "{t}");
+    assert!(t.contains("warning[deprecated-key]"), "{t}");
+    // The execute_command from a variable ran the script with its vars.
+    assert!(t.contains("exec-from-variable"), "{t}");
+    assert!(t.contains("hello from qemu"), "{t}");
+}

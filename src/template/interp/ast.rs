@@ -27,6 +27,8 @@ pub(crate) enum Node {
 pub(crate) struct Pipeline {
     /// Offset of the pipeline's first token.
     pub offset: usize,
+    /// Offset just past its last token.
+    pub end: usize,
     /// Never empty.
     pub commands: Vec<Operand>,
 }

@@ -102,6 +102,12 @@ pub enum InterpErrorKind {
         name: String,
         suggestion: DidYouMean,
     },
+    /// An error inside a user variable's build-time fields, where it is used.
+    #[error("variable `{name}`: {inner}")]
+    InVariable {
+        name: String,
+        inner: Box<InterpErrorKind>,
+    },
     #[error("env can only be used in variable defaults")]
     EnvNotAllowed,
     #[error("`{0}` is not available here")]

@@ -9,9 +9,27 @@ use super::error::{DidYouMean, InterpError, InterpErrorKind as K, did_you_mean};
 use super::functions::{self, Args, Func};
 use super::value::{MAX_LEN, Value};
 
-pub(crate) fn render(nodes: &[Node], ctx: &Context<'_>) -> Result<String, InterpError> {
+/// How build-time fields (`{{ .HTTPIP }}`) are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fields {
+    /// Read from the context's data.
+    Read,
+    /// An action that starts with a field is written back as it is, for the
+    /// place the text is used to fill in (a user variable's value, as
+    /// Packer keeps `{{ .HTTPIP }}` in variables for the boot command).
+    Keep,
+}
+
+pub(crate) fn render(
+    nodes: &[Node],
+    source: &str,
+    ctx: &Context<'_>,
+    fields: Fields,
+) -> Result<String, InterpError> {
     let mut renderer = Renderer {
         ctx,
+        source,
+        fields,
         out: String::new(),
     };
     let dot = Value::Map(ctx.data);
@@ -21,6 +39,8 @@ pub(crate) fn render(nodes: &[Node], ctx: &Context<'_>) -> Result<String, Interp
 
 struct Renderer<'c, 'a> {
     ctx: &'c Context<'a>,
+    source: &'c str,
+    fields: Fields,
     out: String,
 }
 
@@ -29,6 +49,12 @@ impl<'a> Renderer<'_, 'a> {
         for node in nodes {
             match node {
                 Node::Text(text) => self.emit(text, 0)?,
+                Node::Action(pipeline)
+                    if self.fields == Fields::Keep && starts_with_field(pipeline) =>
+                {
+                    let inner = self.source.get(pipeline.offset..pipeline.end).unwrap_or("");
+                    self.emit(&format!("{{{{ {inner} }}}}"), pipeline.offset)?;
+                }
                 Node::Action(pipeline) => {
                     let value = self.pipeline(pipeline, dot)?;
                     self.emit(&value.to_go_string(), pipeline.offset)?;
@@ -117,11 +143,40 @@ impl<'a> Renderer<'_, 'a> {
             func: call.func,
             values: &values,
         };
+        if call.func == Func::User {
+            return self.user(call, &args);
+        }
         let result = match builtins::call(call.func, &args) {
             Some(result) => result,
             None => functions::call_packer(call.func, &args, self.ctx),
         };
         result.map_err(|kind| InterpError::new(call.offset, kind))
+    }
+
+    /// `user`: a value that kept build-time fields is rendered here, where
+    /// it is used, with this place's fields (Packer renders such a string
+    /// twice).
+    fn user(&self, call: &Call, args: &Args<'_, 'a>) -> Result<Value<'a>, InterpError> {
+        let at = |kind| InterpError::new(call.offset, kind);
+        let value = functions::call_packer(call.func, args, self.ctx).map_err(at)?;
+        let Value::Str(text) = &value else {
+            return Ok(value);
+        };
+        let Some(nested) = super::build_time_value(text) else {
+            return Ok(value);
+        };
+        let name = match args.values.first() {
+            Some(Value::Str(n)) => n.clone(),
+            _ => String::new(),
+        };
+        render(&nested.nodes, &nested.source, self.ctx, self.fields)
+            .map(Value::Str)
+            .map_err(|e| {
+                at(K::InVariable {
+                    name,
+                    inner: Box::new(e.kind),
+                })
+            })
     }
 
     /// `and` returns the first false argument or the last; `or` the first true
@@ -155,6 +210,11 @@ impl<'a> Renderer<'_, 'a> {
             )
         })
     }
+}
+
+/// Whether an action's pipeline starts by reading a field of the data.
+pub(crate) fn starts_with_field(pipeline: &Pipeline) -> bool {
+    matches!(pipeline.commands.first(), Some(Operand::Field(_)))
 }
 
 /// Reads `.A.B…` starting from `value`.

@@ -227,10 +227,14 @@ pub(crate) fn call_packer<'d>(
             let name = args.str(0)?;
             match ctx.user_vars.get(name) {
                 Some(v) => s(v),
-                None => Err(K::UndeclaredVariable {
+                // As in Packer: among the variables (where `env` is allowed)
+                // an unknown one is an error; elsewhere it renders empty,
+                // and validation has warned about it.
+                None if ctx.env.is_some() => Err(K::UndeclaredVariable {
                     name: name.to_string(),
                     suggestion: did_you_mean(name, ctx.user_vars.keys().map(String::as_str)),
                 }),
+                None => Ok(Value::Str(String::new())),
             }
         }
         Func::Env => {

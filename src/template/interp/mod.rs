@@ -55,7 +55,29 @@ impl Interp {
     }
 
     pub fn render(&self, ctx: &Context<'_>) -> Result<String, InterpError> {
-        eval::render(&self.nodes, ctx)
+        eval::render(&self.nodes, &self.source, ctx, eval::Fields::Read)
+    }
+
+    /// Renders, but writes every action that starts with a build-time field
+    /// (`{{ .HTTPIP }}`, `{{ .Provider | lower }}`) back as it is: a user
+    /// variable's value keeps them for the place it is used.
+    pub fn render_keeping_fields(&self, ctx: &Context<'_>) -> Result<String, InterpError> {
+        eval::render(&self.nodes, &self.source, ctx, eval::Fields::Keep)
+    }
+
+    /// Every `{{user `name`}}` with a literal name, with the offset of `user`.
+    pub fn user_variables(&self) -> Vec<(String, usize)> {
+        let mut found = Vec::new();
+        ast::walk_operands(&self.nodes, &mut |op| {
+            if let Operand::Call(call) = op
+                && call.func == functions::Func::User
+                && let Some(Operand::Str(name)) = call.args.first()
+            {
+                found.push((name.clone(), call.offset));
+            }
+        });
+        found.sort_by_key(|(_, offset)| *offset);
+        found
     }
 
     /// Every function called, with the byte offset of its name, in source order.
@@ -84,6 +106,24 @@ impl Interp {
         found.sort_by_key(|(_, offset)| *offset);
         found
     }
+}
+
+/// A rendered user variable's value that still holds build-time fields:
+/// only text and actions starting with a field (what
+/// [`Interp::render_keeping_fields`] leaves), and no `user` call. `None`
+/// for any other text, which is used as it is.
+pub fn build_time_value(text: &str) -> Option<Interp> {
+    if !text.contains("{{") {
+        return None;
+    }
+    let parsed = parse(text).ok()?;
+    let only_fields = parsed.nodes.iter().all(|n| match n {
+        Node::Text(_) => true,
+        Node::Action(p) => eval::starts_with_field(p),
+        _ => false,
+    });
+    let calls_user = parsed.functions().iter().any(|(f, _)| f == "user");
+    (only_fields && !calls_user && !parsed.data_fields().is_empty()).then_some(parsed)
 }
 
 /// Looks up an environment variable (`None` when unset).

@@ -221,7 +221,16 @@ impl<'t, 'd> ExprParser<'t, 'd> {
             self.next();
             commands.push(self.command(true)?);
         }
-        Ok(Pipeline { offset, commands })
+        let end = self
+            .pos
+            .checked_sub(1)
+            .and_then(|i| self.tokens.get(i))
+            .map_or(offset, |t| t.end);
+        Ok(Pipeline {
+            offset,
+            end,
+            commands,
+        })
     }
 
     fn at_operand(&self) -> bool {

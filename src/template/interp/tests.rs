@@ -106,8 +106,20 @@ fn user_variables() {
         render_with("{{user `project_id`}}-{{ user \"zone\" }}", &ctx).unwrap(),
         "kiln-123-eu"
     );
+    // Outside the variables, as in Packer, an unknown one renders empty
+    // (validation warns about it).
     assert_eq!(
-        fail_with("id: {{ user `projet_id` }}", &ctx),
+        render_with("id: {{ user `projet_id` }}", &ctx).unwrap(),
+        "id: "
+    );
+    // Among the variables (where env is allowed) it is an error.
+    let lookup = |_: &str| None;
+    let in_variables = Context {
+        env: Some(&lookup),
+        ..ctx
+    };
+    assert_eq!(
+        fail_with("id: {{ user `projet_id` }}", &in_variables),
         (
             7,
             "variable `projet_id` is not declared in `variables` (did you mean `project_id`?)"
@@ -381,4 +393,52 @@ fn output_size_is_bounded() {
         fail(grow).1,
         "the result would be longer than 1048576 bytes"
     );
+}
+
+#[test]
+fn variables_keep_build_time_fields_for_the_place_they_are_used() {
+    let vars = map(&[("os", "debian")]);
+    let ctx = Context {
+        user_vars: &vars,
+        ..Context::minimal()
+    };
+    let kept = parse("out/{{user `os`}}-{{.Provider}}-{{ .Name | lower }}.box")
+        .unwrap()
+        .render_keeping_fields(&ctx)
+        .unwrap();
+    assert_eq!(kept, "out/debian-{{ .Provider }}-{{ .Name | lower }}.box");
+    assert!(build_time_value(&kept).is_some());
+    assert!(build_time_value("no actions").is_none());
+    assert!(build_time_value("{{user `x`}} {{ .A }}").is_none());
+
+    // Where it is used, the value is rendered with that place's fields.
+    let vars = map(&[("box_output", &kept)]);
+    let data = map(&[("Provider", "libvirt"), ("Name", "Tiny")]);
+    let ctx = Context {
+        user_vars: &vars,
+        data: &data,
+        ..Context::minimal()
+    };
+    assert_eq!(
+        render_with("{{user `box_output`}}", &ctx).unwrap(),
+        "out/debian-libvirt-tiny.box"
+    );
+    // Where the field is unknown, the error names the variable.
+    let ctx = Context {
+        user_vars: &vars,
+        ..Context::minimal()
+    };
+    assert_eq!(
+        fail_with("x {{user `box_output`}}", &ctx),
+        (
+            4,
+            "variable `box_output`: field `.Provider` is not available here".into()
+        )
+    );
+    let (usages, _): (Vec<String>, Vec<usize>) = parse("{{user `a`}}{{ user \"b\" | lower }}")
+        .unwrap()
+        .user_variables()
+        .into_iter()
+        .unzip();
+    assert_eq!(usages, ["a", "b"]);
 }
