@@ -58,6 +58,17 @@ pub enum FloppyError {
         "{what}: {name:?} cannot be a FAT file name (it holds one of \" * / : < > ? \\ | or a control character)"
     )]
     BadName { what: String, name: String },
+    #[error(
+        "floppy: {file:?} is a file (from {from}) and also a directory for {other} (from {other_from})"
+    )]
+    FileAndDir {
+        file: String,
+        from: String,
+        other: String,
+        other_from: String,
+    },
+    #[error("floppy: {0} is listed twice (as {1:?})")]
+    ListedTwice(String, String),
     #[error("floppy: {name:?} is given twice (from {first} and {second}); FAT names ignore case")]
     Duplicate {
         name: String,
@@ -245,10 +256,30 @@ pub fn plan(
 fn add(entries: &mut Vec<Entry>, entry: Entry) -> Result<(), FloppyError> {
     let key = entry.path.to_lowercase();
     if let Some(first) = entries.iter().find(|e| e.path.to_lowercase() == key) {
+        if first.from == entry.from {
+            return Err(FloppyError::ListedTwice(entry.from, entry.path));
+        }
         return Err(FloppyError::Duplicate {
             name: entry.path,
             first: first.from.clone(),
             second: entry.from,
+        });
+    }
+    let inside = |dir: &str, path: &str| path.starts_with(&format!("{dir}/"));
+    if let Some(clash) = entries.iter().find(|e| {
+        let other = e.path.to_lowercase();
+        inside(&other, &key) || inside(&key, &other)
+    }) {
+        let (file, other) = if inside(&clash.path.to_lowercase(), &key) {
+            (clash, &entry)
+        } else {
+            (&entry, clash)
+        };
+        return Err(FloppyError::FileAndDir {
+            file: file.path.clone(),
+            from: file.from.clone(),
+            other: other.path.clone(),
+            other_from: other.from.clone(),
         });
     }
     entries.push(entry);
@@ -377,7 +408,8 @@ pub fn make_image(
     root_names.sort();
     root_names.dedup();
     // A long name takes up to 3 slots of the root's 224 (2 of its name, 1 short).
-    if root_names.len() * 3 > usize::from(ROOT_ENTRIES) {
+    // One more for the volume label.
+    if root_names.len() * 3 + 1 > usize::from(ROOT_ENTRIES) {
         return Err(FloppyError::RootFull(root_names.len()));
     }
     let mut file = std::fs::OpenOptions::new()
@@ -404,8 +436,35 @@ pub fn make_image(
         }
     }
     fs.unmount().map_err(io("finish", output))?;
+    write_root_label(&mut file, label).map_err(io("label", output))?;
     file.sync_all().map_err(io("write", output))?;
     Ok(())
+}
+
+/// Byte offset of the root directory: after the boot sector and two FATs.
+const ROOT_DIR_OFFSET: u64 = (1 + 2 * 9) * SECTOR;
+
+/// The label again as a volume-label entry in the root directory, as
+/// mkfs.fat writes it: blkid and Windows read the label from there first,
+/// the boot sector only when there is none. `fatfs` writes only the boot
+/// sector's copy.
+fn write_root_label(file: &mut std::fs::File, label: &str) -> std::io::Result<()> {
+    let mut root = vec![0u8; usize::from(ROOT_ENTRIES) * 32];
+    file.seek(std::io::SeekFrom::Start(ROOT_DIR_OFFSET))?;
+    file.read_exact(&mut root)?;
+    // The first never-used slot (0x00 also ends the listing; the next slot
+    // is never-used too, so the listing still ends after the label).
+    let Some(slot) = root.chunks(32).position(|entry| entry[0] == 0) else {
+        return Err(std::io::Error::other("the root directory is full"));
+    };
+    let mut entry = [0u8; 32];
+    entry[..11].fill(b' ');
+    for (byte, c) in entry.iter_mut().zip(label.bytes()) {
+        *byte = c;
+    }
+    entry[11] = 0x08; // ATTR_VOLUME_ID
+    file.seek(std::io::SeekFrom::Start(ROOT_DIR_OFFSET + slot as u64 * 32))?;
+    file.write_all(&entry)
 }
 
 /// A standard 1.44 MB layout, so every floppy driver and BIOS reads it.
@@ -544,7 +603,19 @@ mod tests {
             files: vec!["drivers".into(), "drivers/setup.inf".into()],
             ..FloppySpec::default()
         });
-        assert!(e.contains("\"setup.inf\" is given twice"), "{e}");
+        assert!(
+            e.contains("drivers/setup.inf is listed twice (as \"setup.inf\")"),
+            "{e}"
+        );
+        let e = err(FloppySpec {
+            files: vec!["ks.cfg".into()],
+            content: BTreeMap::from([("KS.CFG/x".to_owned(), "x".to_owned())]),
+            ..FloppySpec::default()
+        });
+        assert!(
+            e.contains("\"ks.cfg\" is a file (from") && e.contains("a directory for KS.CFG/x"),
+            "{e}"
+        );
         for bad in ["../x", "/etc/passwd", "", "a/../../b"] {
             let e = err(FloppySpec {
                 content: BTreeMap::from([(bad.to_owned(), "x".to_owned())]),
@@ -601,6 +672,11 @@ mod tests {
             }
         }
         walk(&fs.root_dir(), "", &mut files);
+        let root_label = fs
+            .read_volume_label_from_root_dir()
+            .expect("root directory")
+            .expect("a volume-label entry");
+        assert_eq!(root_label, fs.volume_label(), "both copies of the label");
         (fs.volume_label(), files)
     }
 

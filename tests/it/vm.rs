@@ -470,3 +470,65 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
     let names = crate::support::ova_members(&ova);
     assert!(names.iter().any(|n| n.ends_with(".mf")), "{names:?}");
 }
+
+/// A provisioner line that mounts the first floppy drive and prints what
+/// the floppy tests put on it.
+pub(crate) const READ_FLOPPY: &str = "mkdir -p /tmp/fd; \
+    mount -t vfat -o ro /dev/fd0 /tmp/fd || { echo cannot mount the floppy; ls -l /dev/fd* /sys/block; dmesg | tail -20; exit 1; }; \
+    cat /tmp/fd/hello.txt; echo; cat /tmp/fd/meta-data /tmp/fd/drivers/net/setup.inf; umount /tmp/fd";
+
+/// The path kiln says it made the floppy at.
+pub(crate) fn floppy_path_in(output: &str) -> PathBuf {
+    let rest = output
+        .split("Made the floppy ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no floppy made: {output}"));
+    PathBuf::from(rest.split(" (").next().expect("path"))
+}
+
+#[test]
+fn the_guest_reads_floppy_files_dirs_and_content_from_drive_a() {
+    let _vm = vm_lock();
+    let image = built_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("seed/drivers/net")).expect("seed dir");
+    std::fs::write(dir.path().join("seed/meta-data"), "instance-id: floppy\n").expect("seed");
+    std::fs::write(
+        dir.path().join("seed/drivers/net/setup.inf"),
+        "[floppy driver]\n",
+    )
+    .expect("seed");
+    let template = disk_image_template(
+        dir.path(),
+        image,
+        "floppy-read",
+        &[
+            READ_FLOPPY,
+            "echo labelled: $(dd if=/dev/fd0 bs=1 skip=43 count=11 2>/dev/null)",
+        ],
+        r#", "floppy_files": ["seed/meta-*"], "floppy_dirs": ["seed/drivers"],
+           "floppy_content": {"hello.txt": "read from the floppy"},
+           "floppy_label": "kilnfd""#,
+    );
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("read from the floppy")
+            && t.contains("instance-id: floppy")
+            && t.contains("[floppy driver]"),
+        "the guest reads the floppy: {t}"
+    );
+    assert!(
+        t.contains("labelled: kilnfd"),
+        "the boot sector's label: {t}"
+    );
+    let floppy = floppy_path_in(&t);
+    assert!(
+        !floppy.exists() && floppy.parent().is_some_and(|d| !d.exists()),
+        "the floppy and its folder are removed: {}",
+        floppy.display()
+    );
+}

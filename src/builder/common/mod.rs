@@ -1,6 +1,7 @@
 //! Steps every ISO builder shares, over the part of the state they share.
 
 mod step_create_cd;
+mod step_create_floppy;
 mod step_fetch_iso;
 mod step_http_server;
 mod step_output_dir;
@@ -8,6 +9,7 @@ mod step_provision;
 mod step_wait_ssh;
 
 pub use step_create_cd::StepCreateCd;
+pub use step_create_floppy::StepCreateFloppy;
 pub use step_fetch_iso::{StepFetchIso, fetch_image};
 pub use step_http_server::StepHttpServer;
 pub use step_output_dir::StepOutputDir;
@@ -48,6 +50,9 @@ pub struct CommonState {
     /// `cd_files`/`cd_content`, and the image made of them.
     pub cd: crate::media::cd::CdSpec,
     pub cd_path: Option<PathBuf>,
+    /// `floppy_files`/`floppy_dirs`/`floppy_content`, and the image made of them.
+    pub floppy: crate::media::floppy::FloppySpec,
+    pub floppy_path: Option<PathBuf>,
 }
 
 /// The parts of a builder's config that every builder has.
@@ -92,6 +97,8 @@ impl CommonState {
             serial_log: None,
             cd: media.cd.clone(),
             cd_path: None,
+            floppy: media.floppy.clone(),
+            floppy_path: None,
         }
     }
 

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer, StepOutputDir,
-    StepProvision, StepWaitSsh,
+    CommonState, SharedConfig, StepCreateCd, StepCreateFloppy, StepFetchIso, StepHttpServer,
+    StepOutputDir, StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -60,6 +60,7 @@ pub async fn run(
     let mut steps: Vec<Box<dyn Step<QemuState>>> = vec![
         Box::new(StepFetchIso),
         Box::new(StepOutputDir::default()),
+        Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),

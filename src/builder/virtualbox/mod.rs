@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer,
-    StepOutputDir, StepProvision, StepWaitSsh,
+    CommonState, HasCommon, SharedConfig, StepCreateCd, StepCreateFloppy, StepFetchIso,
+    StepHttpServer, StepOutputDir, StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -109,10 +109,12 @@ pub async fn run(
         Box::new(StepFetchIso),
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
+        Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
         Box::new(steps::StepAttachIso),
+        Box::new(steps::StepAttachFloppy),
         Box::new(steps::StepConfigureVrdp),
         Box::new(StepHttpServer),
         Box::new(steps::StepForwardSsh),
@@ -125,6 +127,7 @@ pub async fn run(
         Box::new(StepProvision),
         Box::new(steps::StepShutdown),
         Box::new(steps::StepDetachIso),
+        Box::new(steps::StepDetachFloppy),
         Box::new(steps::StepVBoxManageRows { post: true }),
         Box::new(steps::StepExport),
     ];
