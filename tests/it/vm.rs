@@ -532,3 +532,70 @@ fn the_guest_reads_floppy_files_dirs_and_content_from_drive_a() {
         floppy.display()
     );
 }
+
+/// A qemu build whose vagrant post-processor has an `override` for both
+/// providers: the libvirt box is made with the libvirt keys alone, and
+/// Vagrant adds it.
+#[test]
+fn vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
+    let _vm = vm_lock();
+    let image = built_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("libvirt.Vagrantfile"),
+        "# made by the libvirt override for {{ .BuildName }}\n",
+    )
+    .expect("vagrantfile template");
+    let template = disk_image_template(dir.path(), image, "override-box", &["true"], "");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&template).expect("template")).expect("JSON");
+    json["post-processors"] = serde_json::json!([{
+        "type": "vagrant",
+        "output": "{{ .Provider }}.box",
+        "override": {
+            "libvirt": {
+                "output": "boxes/libvirt-override.box",
+                "compression_level": 0,
+                "vagrantfile_template": "libvirt.Vagrantfile"
+            },
+            "virtualbox": {"output": "boxes/never.box"}
+        }
+    }]);
+    std::fs::write(&template, json.to_string()).expect("template");
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let boxes = dir.path().join("boxes");
+    let made: Vec<String> = std::fs::read_dir(&boxes)
+        .expect("boxes")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(made, ["libvirt-override.box"], "{t}");
+    assert!(!dir.path().join("libvirt.box").exists(), "{t}");
+    let boxfile = boxes.join("libvirt-override.box");
+    let listing = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&boxfile)
+        .arg("Vagrantfile")
+        .output()
+        .expect("tar runs");
+    let vagrantfile = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        vagrantfile.contains("# made by the libvirt override for qemu"),
+        "{vagrantfile}"
+    );
+    // compression_level 0: the box is stored, not deflated (no smaller
+    // than the tar inside it).
+    let packed = std::fs::metadata(&boxfile).expect("box").len();
+    let mut tar = flate2::read::MultiGzDecoder::new(std::fs::File::open(&boxfile).expect("box"));
+    let unpacked = std::io::copy(&mut tar, &mut std::io::sink()).expect("gunzip");
+    assert!(
+        packed >= unpacked && unpacked > 1 << 20,
+        "{packed} bytes packed, {unpacked} unpacked"
+    );
+    let home = dir.path().join("vagrant-home");
+    let list = crate::support::vagrant_box_add(&home, "kiln-override", &boxfile);
+    assert!(list.contains("kiln-override (libvirt"), "{list}");
+}
