@@ -587,12 +587,12 @@ fn vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
         "{vagrantfile}"
     );
     // compression_level 0: the box is stored, not deflated (no smaller
-    // than the tar inside it).
+    // than the tar inside it; the disk is a small overlay on the image).
     let packed = std::fs::metadata(&boxfile).expect("box").len();
     let mut tar = flate2::read::MultiGzDecoder::new(std::fs::File::open(&boxfile).expect("box"));
     let unpacked = std::io::copy(&mut tar, &mut std::io::sink()).expect("gunzip");
     assert!(
-        packed >= unpacked && unpacked > 1 << 20,
+        packed >= unpacked && unpacked > 64 << 10,
         "{packed} bytes packed, {unpacked} unpacked"
     );
     let home = dir.path().join("vagrant-home");
