@@ -566,31 +566,18 @@ fn validate_floppy(f: &mut Fields<'_>, spec: &crate::media::floppy::FloppySpec) 
         .into_iter()
         .find(|k| f.has(k))
         .unwrap_or("floppy_files");
-    let (key, message) = match planned.map(|entries| floppy::space_needed(&entries)) {
-        Ok(Ok(needed)) if needed > floppy::DATA_BYTES => {
-            (present, FloppyError::TooBig { needed }.to_string())
-        }
+    let error = match planned.map(|entries| floppy::space_needed(&entries)) {
+        Ok(Ok(needed)) if needed > floppy::DATA_BYTES => FloppyError::TooBig { needed },
         Ok(Ok(_)) => return,
-        Ok(Err(e)) => (present, e.to_string()),
-        Err(FloppyError::NoMatch { key, entry, .. }) => (
-            key,
-            format!(
-                "{key}: {entry:?} matches nothing in the working directory or beside the template"
-            ),
+        Ok(Err(e)) | Err(e) => e,
+    };
+    let key = error.key().unwrap_or(present);
+    let message = match error {
+        // The build's message names the folder it read; here both were.
+        FloppyError::NoMatch { key, entry, .. } => format!(
+            "{key}: {entry:?} matches nothing in the working directory or beside the template"
         ),
-        Err(e @ (FloppyError::BadContentPath(_) | FloppyError::BadName { .. }))
-            if spec
-                .content
-                .keys()
-                .any(|k| e.to_string().contains(k.as_str())) =>
-        {
-            ("floppy_content", e.to_string())
-        }
-        Err(FloppyError::NoName(entry, key)) => (
-            key,
-            format!("{key}: {entry:?} names no file or directory of its own (`..`, `/`)"),
-        ),
-        Err(e) => (present, e.to_string()),
+        other => other.to_string(),
     };
     let span = f.span_of(key).unwrap_or_default();
     f.error_at(span, message);

@@ -103,6 +103,18 @@ pub enum FloppyError {
     Cancelled,
 }
 
+impl FloppyError {
+    /// The template key the error is about, when it is about one.
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            Self::NoMatch { key, .. } | Self::NoName(_, key) => Some(key),
+            Self::BadContentPath(_) => Some("floppy_content"),
+            Self::BadName { what, .. } if what == "floppy_content" => Some("floppy_content"),
+            _ => None,
+        }
+    }
+}
+
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FloppyError + 'a {
     move |source| FloppyError::Io {
         what,
