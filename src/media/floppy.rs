@@ -180,7 +180,7 @@ pub fn label_problem(label: &str) -> Option<String> {
 /// Whether `path` is a clean relative path (`a/b.txt`), as
 /// `floppy_content` keys must be.
 pub fn is_clean_content_path(path: &str) -> bool {
-    !path.is_empty()
+    !path.split('/').any(str::is_empty)
         && Path::new(path)
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
@@ -628,7 +628,15 @@ mod tests {
             e.contains("\"ks.cfg\" is a file (from") && e.contains("a directory for KS.CFG/x"),
             "{e}"
         );
-        for bad in ["../x", "/etc/passwd", "", "a/../../b"] {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "",
+            "a/../../b",
+            "a//b",
+            "dir/",
+            "./x",
+        ] {
             let e = err(FloppySpec {
                 content: BTreeMap::from([(bad.to_owned(), "x".to_owned())]),
                 ..FloppySpec::default()
