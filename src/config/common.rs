@@ -626,41 +626,73 @@ impl ShutdownConfig {
     }
 }
 
-/// The CD some installers and cloud-init read their answers from
-/// (`cd_files`, `cd_content`, `cd_label`). Floppies are refused: kiln
-/// cannot make one yet, and a build without its answer file would hang.
+/// The extra media some installers read their answers from: a CD
+/// (`cd_files`, `cd_content`, `cd_label`) and a floppy (`floppy_files`,
+/// `floppy_dirs`, `floppy_content`, `floppy_label`).
 #[derive(Debug, Clone, Default)]
 pub struct MediaConfig {
     pub cd: crate::media::cd::CdSpec,
+    pub floppy: crate::media::floppy::FloppySpec,
 }
 
 impl MediaConfig {
     pub fn decode(f: &mut Fields<'_>) -> Self {
-        for key in [
-            "floppy_files",
-            "floppy_dirs",
-            "floppy_content",
-            "floppy_label",
-        ] {
-            if let Some(span) = f.span_of(key) {
-                let _ = f.raw(key);
-                f.error_at(
-                    span,
-                    format!(
-                        "{key}: floppies are not supported yet; put the files on a CD with cd_files \
-                         (or cd_content) and cd_label, or serve them with http_directory"
-                    ),
-                );
-            }
-        }
-        Self {
-            cd: crate::media::cd::CdSpec {
-                files: f.string_list("cd_files").unwrap_or_default(),
-                content: f.string_map("cd_content").unwrap_or_default(),
-                label: f.string("cd_label").filter(|s| !s.is_empty()),
-            },
-        }
+        let cd = crate::media::cd::CdSpec {
+            files: f.string_list("cd_files").unwrap_or_default(),
+            content: f.string_map("cd_content").unwrap_or_default(),
+            label: f.string("cd_label").filter(|s| !s.is_empty()),
+        };
+        let floppy = crate::media::floppy::FloppySpec {
+            files: f.string_list("floppy_files").unwrap_or_default(),
+            dirs: f.string_list("floppy_dirs").unwrap_or_default(),
+            content: f.string_map("floppy_content").unwrap_or_default(),
+            label: f.string("floppy_label").filter(|s| !s.is_empty()),
+        };
+        validate_floppy(f, &floppy);
+        Self { cd, floppy }
     }
+}
+
+/// Checks what the floppy would hold now, without making it, so a
+/// missing answer file or a floppy too small is reported with its place
+/// in the template instead of failing (or hanging) the build later.
+fn validate_floppy(f: &mut Fields<'_>, spec: &crate::media::floppy::FloppySpec) {
+    use crate::media::floppy::{self, FloppyError};
+    if let Some(problem) = spec.label.as_deref().and_then(floppy::label_problem) {
+        let span = f.span_of("floppy_label").unwrap_or_default();
+        f.error_at(span, format!("floppy_label: {problem}"));
+    }
+    if spec.is_empty() {
+        return;
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let ctx = f.context();
+    // As the build does: the working directory, then beside the template.
+    let planned = floppy::plan(spec, ctx.pwd, &cancel).or_else(|first| match first {
+        FloppyError::NoMatch { .. } if ctx.template.dir != ctx.pwd => {
+            floppy::plan(spec, &ctx.template.dir, &cancel).map_err(|_| first)
+        }
+        other => Err(other),
+    });
+    let present = ["floppy_files", "floppy_dirs", "floppy_content"]
+        .into_iter()
+        .find(|k| f.has(k))
+        .unwrap_or("floppy_files");
+    let error = match planned.map(|entries| floppy::space_needed(&entries)) {
+        Ok(Ok(needed)) if needed > floppy::DATA_BYTES => FloppyError::TooBig { needed },
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) | Err(e) => e,
+    };
+    let key = error.key().unwrap_or(present);
+    let message = match error {
+        // The build's message names the folder it read; here both were.
+        FloppyError::NoMatch { key, entry, .. } => format!(
+            "{key}: {entry:?} matches nothing in the working directory or beside the template"
+        ),
+        other => other.to_string(),
+    };
+    let span = f.span_of(key).unwrap_or_default();
+    f.error_at(span, message);
 }
 
 /// `output_directory`, defaulting to `output-<build name>` as in Packer.

@@ -279,6 +279,20 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Decodes `object`, a value inside this one, as its own object at
+    /// `path` (unknown keys reported there too), sharing the diagnostics.
+    pub fn nested<R>(
+        &mut self,
+        path: String,
+        object: &Node,
+        decode: impl FnOnce(&mut Fields<'_>) -> R,
+    ) -> R {
+        let mut inner = Fields::new(self.ctx, path, object, &mut *self.diags);
+        let out = decode(&mut inner);
+        inner.finish();
+        out
+    }
+
     /// Reports every key nobody asked for.
     pub fn finish(self) {
         for (i, m) in self.members.iter().enumerate() {

@@ -27,15 +27,41 @@ pub const VAGRANT_PROVIDERS: &[&str] = &[
 
 pub const CHECKSUM_TYPES: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
+/// What a Vagrant box is made with; `override` may change it per provider.
 #[derive(Debug, Clone)]
-pub struct VagrantConfig {
+pub struct VagrantBoxSettings {
     pub output: Deferred,
     pub compression_level: Option<u32>,
     pub include: Vec<PathBuf>,
     pub vagrantfile_template: Option<PathBuf>,
     pub vagrantfile_template_generated: bool,
-    pub provider_override: Option<String>,
 }
+
+#[derive(Debug, Clone)]
+pub struct VagrantConfig {
+    pub settings: VagrantBoxSettings,
+    pub provider_override: Option<String>,
+    /// `override`: for a provider, the settings with its keys applied over
+    /// the others (Packer decodes them over the whole config when that
+    /// provider's box is made).
+    pub overrides: BTreeMap<String, VagrantBoxSettings>,
+}
+
+impl VagrantConfig {
+    /// The settings a `provider` box is made with.
+    pub fn settings_for(&self, provider: &str) -> &VagrantBoxSettings {
+        self.overrides.get(provider).unwrap_or(&self.settings)
+    }
+}
+
+/// The keys `override` may set for a provider.
+pub const VAGRANT_OVERRIDE_KEYS: &[&str] = &[
+    "output",
+    "compression_level",
+    "include",
+    "vagrantfile_template",
+    "vagrantfile_template_generated",
+];
 
 #[derive(Debug, Clone)]
 pub struct ChecksumConfig {
@@ -88,50 +114,150 @@ fn level(f: &mut Fields<'_>) -> Option<u32> {
     f.u64("compression_level").map(|l| l.min(9) as u32)
 }
 
+/// The box settings in `f`; a key `f` leaves out keeps its value in
+/// `base` (an override), or Packer's default.
+fn decode_vagrant_settings(
+    f: &mut Fields<'_>,
+    base: Option<&VagrantBoxSettings>,
+) -> Option<VagrantBoxSettings> {
+    let output = match f.deferred("output", &["BuildName", "Provider", "ArtifactId"]) {
+        Some(output) => Some(output),
+        None if f.has("output") => None,
+        None => base
+            .map(|b| b.output.clone())
+            .or_else(|| deferred_default("packer_{{ .BuildName }}_{{ .Provider }}.box")),
+    };
+    let compression_level = level(f).or(base.and_then(|b| b.compression_level));
+    let include = if f.has("include") {
+        let include: Vec<PathBuf> = f
+            .string_list("include")
+            .unwrap_or_default()
+            .iter()
+            .map(|p| resolve_local_path(f, p))
+            .collect();
+        for p in &include {
+            if !p.exists() {
+                let span = f.span_of("include").unwrap_or_default();
+                f.error_at(span, format!("include: {} does not exist", p.display()));
+            }
+        }
+        include
+    } else {
+        base.map(|b| b.include.clone()).unwrap_or_default()
+    };
+    let generated = f
+        .bool("vagrantfile_template_generated")
+        .or(base.map(|b| b.vagrantfile_template_generated))
+        .unwrap_or(false);
+    let template = if f.has("vagrantfile_template") {
+        let template = f
+            .string("vagrantfile_template")
+            .filter(|s| !s.is_empty())
+            .map(|p| resolve_local_path(f, &p));
+        if let Some(t) = template.as_ref().filter(|t| !generated && !t.is_file()) {
+            let span = f.span_of("vagrantfile_template").unwrap_or_default();
+            f.error_at(
+                span,
+                format!("vagrantfile_template: {} does not exist", t.display()),
+            );
+        }
+        template
+    } else {
+        base.and_then(|b| b.vagrantfile_template.clone())
+    };
+    Some(VagrantBoxSettings {
+        output: output?,
+        compression_level,
+        include,
+        vagrantfile_template: template,
+        vagrantfile_template_generated: generated,
+    })
+}
+
+/// `override`: `{"virtualbox": {"output": …}, "libvirt": {…}}`, each
+/// provider's keys decoded over `base` (in their own place in the template,
+/// so a mistake there is reported there).
+fn decode_vagrant_overrides(
+    f: &mut Fields<'_>,
+    base: &VagrantBoxSettings,
+) -> BTreeMap<String, VagrantBoxSettings> {
+    let mut out = BTreeMap::new();
+    let Some(node) = f.raw("override") else {
+        return out;
+    };
+    let Some(providers) = node.as_object() else {
+        f.error_at(
+            node.span,
+            format!(
+                "override: expected an object of provider: settings, e.g. {{\"virtualbox\": {{\"compression_level\": 9}}}}, found {}",
+                node.kind()
+            ),
+        );
+        return out;
+    };
+    for p in providers {
+        if !VAGRANT_PROVIDERS.contains(&p.key.as_str()) {
+            let hint = crate::template::diagnostic::did_you_mean(
+                &p.key,
+                VAGRANT_PROVIDERS.iter().copied(),
+            )
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("the providers are {}", VAGRANT_PROVIDERS.join(", ")));
+            f.error_at(
+                p.key_span,
+                format!("override: `{}` is not a Vagrant provider", p.key),
+            )
+            .hint = Some(hint);
+            continue;
+        }
+        if p.value.as_object().is_none() {
+            f.error_at(
+                p.value.span,
+                format!(
+                    "override.{}: expected an object of the vagrant post-processor's keys, found {}",
+                    p.key,
+                    p.value.kind()
+                ),
+            );
+            continue;
+        }
+        let path = format!("{} override.{}", f.path(), p.key);
+        let settings = f.nested(path, &p.value, |o| {
+            for key in ["keep_input_artifact", "provider_override", "override"] {
+                if let Some(span) = o.raw(key).map(|n| n.span) {
+                    o.error_at(
+                        span,
+                        format!(
+                            "`{key}` cannot be set per provider; `override` may set {}",
+                            VAGRANT_OVERRIDE_KEYS.join(", ")
+                        ),
+                    );
+                }
+            }
+            decode_vagrant_settings(o, Some(base))
+        });
+        if let Some(settings) = settings {
+            out.insert(p.key.clone(), settings);
+        }
+    }
+    out
+}
+
 impl PostProcessorKind {
     pub fn decode(type_name: &str, f: &mut Fields<'_>) -> Option<Self> {
         f.skip(&["type", "name", "only", "except", "keep_input_artifact"]);
         match type_name {
             "vagrant" => {
-                let output = f
-                    .deferred("output", &["BuildName", "Provider", "ArtifactId"])
-                    .or_else(|| deferred_default("packer_{{ .BuildName }}_{{ .Provider }}.box"));
-                let compression_level = level(f);
-                let include: Vec<PathBuf> = f
-                    .string_list("include")
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| resolve_local_path(f, p))
-                    .collect();
-                for p in &include {
-                    if !p.exists() {
-                        let span = f.span_of("include").unwrap_or_default();
-                        f.error_at(span, format!("include: {} does not exist", p.display()));
-                    }
-                }
-                let generated = f.bool("vagrantfile_template_generated").unwrap_or(false);
-                let template = f
-                    .string("vagrantfile_template")
-                    .filter(|s| !s.is_empty())
-                    .map(|p| resolve_local_path(f, &p));
-                if let Some(t) = template.as_ref().filter(|t| !generated && !t.is_file()) {
-                    let span = f.span_of("vagrantfile_template").unwrap_or_default();
-                    f.error_at(
-                        span,
-                        format!("vagrantfile_template: {} does not exist", t.display()),
-                    );
-                }
+                let settings = decode_vagrant_settings(f, None);
                 let provider_override = f.one_of("provider_override", VAGRANT_PROVIDERS);
-                if let Some(span) = f.raw("override").map(|n| n.span) {
-                    f.error_at(span, "per-provider `override` is not supported by kiln yet");
-                }
+                let overrides = settings
+                    .as_ref()
+                    .map(|base| decode_vagrant_overrides(f, base))
+                    .unwrap_or_default();
                 Some(Self::Vagrant(VagrantConfig {
-                    output: output?,
-                    compression_level,
-                    include,
-                    vagrantfile_template: template,
-                    vagrantfile_template_generated: generated,
+                    settings: settings?,
                     provider_override,
+                    overrides,
                 }))
             }
             "checksum" => {

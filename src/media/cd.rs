@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::glob_match;
+use super::sources::{self, ExpandError};
 
 /// The volume label when `cd_label` is not set (Packer's).
 pub const DEFAULT_LABEL: &str = "packer";
@@ -142,50 +142,27 @@ pub fn stage(
 /// The last component of `path`; `..` and `/` have none, and are refused
 /// (joined to the staging folder, an absolute path would replace it).
 fn file_name(path: &Path) -> Result<String, CdError> {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| CdError::NoName(path.display().to_string()))
+    sources::file_name(path).ok_or_else(|| CdError::NoName(path.display().to_string()))
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CdError> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io("read", dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    Ok(entries)
+    sources::read_dir_sorted(dir).map_err(io("read", dir))
 }
 
 /// The paths a `cd_files` entry stands for.
 fn expand(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, CdError> {
-    let trimmed = pattern.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return Err(CdError::NoName(pattern.to_owned()));
-    }
-    let path = base.join(trimmed);
-    let no_match = || CdError::NoMatch {
-        pattern: pattern.to_owned(),
-        base: base.display().to_string(),
-    };
-    let name = file_name(&path).map_err(|_| CdError::NoName(pattern.to_owned()))?;
-    if !name.contains(['*', '?', '[']) {
-        return if path.exists() {
-            Ok(vec![path])
-        } else {
-            Err(no_match())
-        };
-    }
-    let dir = path.parent().unwrap_or(base);
-    let mut found = Vec::new();
-    for p in read_dir_sorted(dir).map_err(|_| no_match())? {
-        if glob_match(&name, &file_name(&p)?) {
-            found.push(p);
-        }
-    }
-    if found.is_empty() {
-        return Err(no_match());
-    }
-    Ok(found)
+    sources::expand(pattern, base).map_err(|e| match e {
+        ExpandError::NoMatch => CdError::NoMatch {
+            pattern: pattern.to_owned(),
+            base: base.display().to_string(),
+        },
+        ExpandError::NoName => CdError::NoName(pattern.to_owned()),
+        ExpandError::Io(path, source) => CdError::Io {
+            what: "read",
+            path,
+            source,
+        },
+    })
 }
 
 /// Copies a file, or a directory recursively. Symlinks are followed (the

@@ -222,11 +222,13 @@ pub(super) async fn run(
     ctx: &PostProcessContext,
 ) -> Result<StepOutput, PostProcessError> {
     let provider = provider_for(input, c.provider_override.as_deref())?;
+    // `override` applies to the provider the box is made for.
+    let s = c.settings_for(&provider);
     let mut data = BTreeMap::new();
     data.insert("BuildName".to_owned(), ctx.build_name.clone());
     data.insert("Provider".to_owned(), provider.clone());
     data.insert("ArtifactId".to_owned(), input.id.clone());
-    let output = ctx.render_path("output", &c.output, &data)?;
+    let output = ctx.render_path("output", &s.output, &data)?;
     let plan = match provider.as_str() {
         "libvirt" => libvirt_plan(input)?,
         "virtualbox" => virtualbox_plan(input)?,
@@ -236,7 +238,7 @@ pub(super) async fn run(
             )));
         }
     };
-    let custom = match &c.vagrantfile_template {
+    let custom = match &s.vagrantfile_template {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(PostProcessError::io("cannot read", path))?;
@@ -258,7 +260,7 @@ pub(super) async fn run(
         None => String::new(),
     };
     let mut entries = plan.entries;
-    for extra in &c.include {
+    for extra in &s.include {
         entries.push(Entry::File {
             name: base_name(extra),
             path: extra.clone(),
@@ -278,7 +280,7 @@ pub(super) async fn run(
         &ctx.build_name,
         &format!("Creating a {provider} Vagrant box at {}", output.display()),
     );
-    let level = c.compression_level.unwrap_or(compress::DEFAULT_LEVEL);
+    let level = s.compression_level.unwrap_or(compress::DEFAULT_LEVEL);
     let progress: Arc<dyn crate::ui::Progress> = Arc::from(ctx.reporter.progress(
         &ctx.build_name,
         "box",

@@ -454,6 +454,24 @@ fn storageattach(home: &Path, rest: &[String]) -> Result<(), Fail> {
     if !matches!(kind.as_str(), "hdd" | "dvddrive" | "fdd") {
         return Err(Fail::new(&[&format!("Invalid --type argument '{kind}'")]));
     }
+    // A floppy drive goes only on a floppy controller, and nothing else does.
+    let on_floppy_bus = vm
+        .controllers
+        .iter()
+        .any(|c| c.name == ctl && c.bus == "floppy");
+    if on_floppy_bus != (kind == "fdd") {
+        return Err(Fail::new(&[
+            &format!(
+                "Could not attach a {kind} to the controller '{ctl}': it takes {}",
+                if on_floppy_bus {
+                    "floppy drives only"
+                } else {
+                    "no floppy drive"
+                }
+            ),
+            "Details: code VBOX_E_OBJECT_IN_USE (0x80bb000c), component StorageControllerWrap, interface IStorageController",
+        ]));
+    }
     if running && kind == "hdd" {
         return Err(Fail::locked(&vm.name));
     }

@@ -194,6 +194,18 @@ fn storage_args(vm: &Vm, media: &[machine::Medium], a: &mut Vec<String>) -> Resu
         {
             let hdd = at.kind == "hdd";
             if at.kind == "fdd" {
+                // VirtualBox's I82078 as QEMU's ISA floppy controller, the
+                // drive at its port (0 = A:); QEMU adds the controller on q35.
+                if let Some(path) = &at.medium {
+                    a.extend([
+                        "-drive".into(),
+                        format!(
+                            "if=floppy,index={},file={},format=raw",
+                            at.port,
+                            qemu_opt(path)
+                        ),
+                    ]);
+                }
                 continue;
             }
             let mut dev = match (c.bus.as_str(), hdd) {

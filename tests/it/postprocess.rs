@@ -868,3 +868,61 @@ async fn kilns_own_ova_becomes_a_virtualbox_box() {
     let list = crate::support::vagrant_box_add(&home, "kiln-test-own-ova", &file);
     assert!(list.contains("kiln-test-own-ova (virtualbox"), "{list}");
 }
+
+/// One vagrant post-processor with an `override` for each provider: each
+/// box is made with its provider's keys, and only those.
+#[tokio::test]
+async fn vagrant_override_applies_to_its_own_provider_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("libvirt.Vagrantfile"),
+        "# libvirt only, for {{ .Provider }}\n",
+    )
+    .expect("template");
+    std::fs::write(dir.path().join("NOTES"), "virtualbox only\n").expect("include");
+    let chain = chains(
+        dir.path(),
+        r#"[{"type": "vagrant", "output": "{{.Provider}}.box", "override": {
+              "libvirt": {"output": "libvirt/stored.box", "compression_level": 0,
+                          "vagrantfile_template": "libvirt.Vagrantfile"},
+              "virtualbox": {"include": ["NOTES"]}}}]"#,
+    );
+
+    let disk = dir.path().join("output-vm/packer-vm");
+    std::fs::create_dir_all(disk.parent().expect("parent")).expect("dir");
+    qemu_img(&["create", "-q", "-f", "qcow2", &disk.to_string_lossy(), "1G"]);
+    let disk_bytes = std::fs::metadata(&disk).expect("disk").len();
+    let input = qcow2_artifact(&disk, Accelerator::Kvm);
+    let out = run_chains(&chain, input, &ctx(dir.path()))
+        .await
+        .expect("vagrant runs");
+    let libvirt = dir.path().join("libvirt/stored.box");
+    assert_eq!(out[0].files, vec![libvirt.clone()], "the override's output");
+    assert!(!dir.path().join("libvirt.box").exists());
+    assert_eq!(
+        box_entries(&libvirt),
+        ["Vagrantfile", "box.img", "metadata.json"],
+        "the virtualbox override's include is not in the libvirt box"
+    );
+    let vagrantfile = String::from_utf8(extract(&libvirt, "Vagrantfile")).expect("text");
+    assert!(
+        vagrantfile.contains("# libvirt only, for libvirt"),
+        "{vagrantfile}"
+    );
+    assert!(
+        std::fs::metadata(&libvirt).expect("box").len() > disk_bytes,
+        "compression_level 0 stores the disk as it is"
+    );
+
+    let (ova, _) = virtualbox_ova(dir.path());
+    let out = run_chains(&chain, virtualbox_artifact(&ova), &ctx(dir.path()))
+        .await
+        .expect("vagrant runs");
+    let virtualbox = dir.path().join("virtualbox.box");
+    assert_eq!(out[0].files, vec![virtualbox.clone()], "the shared output");
+    let entries = box_entries(&virtualbox);
+    assert!(entries.contains(&"NOTES".to_owned()), "{entries:?}");
+    let vagrantfile = String::from_utf8(extract(&virtualbox, "Vagrantfile")).expect("text");
+    assert!(!vagrantfile.contains("libvirt only"), "{vagrantfile}");
+    assert!(vagrantfile.contains("config.vm.base_mac"), "{vagrantfile}");
+}

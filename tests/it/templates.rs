@@ -33,3 +33,41 @@ fn template_fixtures() {
         });
     });
 }
+
+/// Content over 1.44 MB is refused at validation, with its size and its
+/// place; files are found beside the template when not in the working
+/// directory (the fixtures cannot hold such a file).
+#[test]
+fn a_floppy_that_does_not_fit_is_refused_at_validation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let beside = dir.path().join("template");
+    std::fs::create_dir(&beside).expect("dir");
+    std::fs::write(beside.join("big.bin"), vec![7u8; 1_000_000]).expect("big");
+    std::fs::write(beside.join("more.bin"), vec![9u8; 500_000]).expect("more");
+    let template = r#"{
+  "builders": [{"type": "qemu", "iso_url": "a.iso", "iso_checksum": "none", "communicator": "none",
+    "floppy_files": ["big.bin", "more.bin"]}]
+}"#;
+    std::fs::write(beside.join("t.json"), template).expect("template");
+    let output = run_in(dir.path(), &["validate", "template/t.json"]);
+    let text = transcript(&output, dir.path());
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("floppy: the files take 1500672 bytes but a 1.44 MB floppy holds 1457664")
+            && text.contains("template/t.json:3:21"),
+        "{text}"
+    );
+    // One file fits.
+    std::fs::write(
+        beside.join("t.json"),
+        template.replace(r#", "more.bin""#, ""),
+    )
+    .expect("template");
+    let output = run_in(dir.path(), &["validate", "template/t.json"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        transcript(&output, dir.path())
+    );
+}

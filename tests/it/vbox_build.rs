@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::virtualbox::FakeVbox;
 use crate::vm::{
-    READ_CD, build_in, interrupt_when_checking, qemu_processes_with, text, tiny_iso, vm_lock,
+    READ_CD, READ_FLOPPY, build_in, interrupt_when_checking, qemu_processes_with, text, tiny_iso,
+    vm_lock,
 };
 use kiln::hypervisor::virtualbox::VBoxManage;
 
@@ -135,7 +136,7 @@ fn install_guest_additions(vbox: &FakeVbox) -> PathBuf {
 }
 
 /// The calls log with this run's variable parts named: the work directory,
-/// the tiny ISO, the `cd_files` image, the SSH and VRDP host ports. Repeated state polls (their number
+/// the tiny ISO, the `cd_files` and floppy images, the SSH and VRDP host ports. Repeated state polls (their number
 /// depends on timing) are collapsed into one line.
 fn normalised_calls(vbox: &FakeVbox) -> String {
     let work = std::fs::canonicalize(vbox.path("")).expect("work dir");
@@ -154,6 +155,9 @@ fn normalised_calls(vbox: &FakeVbox) -> String {
                 let a = a.replace(&iso, "$TINY_ISO").replace(&work, "$WORK");
                 if a.contains("/kiln-cd-") && a.ends_with("/cd.iso") {
                     return "$CD_ISO".to_owned();
+                }
+                if a.contains("/kiln-floppy-") && a.ends_with("/floppy.img") {
+                    return "$FLOPPY".to_owned();
                 }
                 if previous_was_vrdeport {
                     previous_was_vrdeport = false;
@@ -188,6 +192,8 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
         r#""format": "ova", "guest_additions_path": "VBoxGuestAdditions_{{ .Version }}.iso",
            "cd_content": {"hello.txt": "read from the cd_files CD", "meta-data": "instance-id: vbox"},
            "cd_label": "cidata",
+           "floppy_content": {"hello.txt": "read from the floppy", "meta-data": "instance-id: vbox-floppy",
+                              "drivers/net/setup.inf": "[vbox floppy driver]"},
            "vboxmanage": [["modifyvm", "{{ .Name }}", "--vram", "16"]],
            "vboxmanage_post": [["modifyvm", "{{ .Name }}", "--description", "built by kiln"]],"#,
         &format!(
@@ -196,9 +202,11 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
     "echo provisioned in the simulated VirtualBox",
     "echo version $(cat .vbox_version)",
     "sha256sum VBoxGuestAdditions_$(cat .vbox_version).iso",
+    {read_floppy},
     {read_cd}]}}],
   "post-processors": [{{"type": "vagrant", "output": "vbox.box", "keep_input_artifact": true}}]"#,
-            read_cd = serde_json::to_string(READ_CD).expect("json")
+            read_cd = serde_json::to_string(READ_CD).expect("json"),
+            read_floppy = serde_json::to_string(READ_FLOPPY).expect("json")
         ),
     );
     let out = build(&vbox, &template, &[]).output().expect("kiln runs");
@@ -209,6 +217,18 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
     assert!(
         t.contains("read from the cd_files CD") && t.contains("instance-id: vbox"),
         "the guest reads the cd_files CD: {t}"
+    );
+    assert!(
+        t.contains("read from the floppy")
+            && t.contains("instance-id: vbox-floppy")
+            && t.contains("[vbox floppy driver]"),
+        "the guest reads the floppy in its floppy drive: {t}"
+    );
+    let floppy = crate::vm::floppy_path_in(&t);
+    assert!(
+        !floppy.exists(),
+        "the floppy is removed: {}",
+        floppy.display()
     );
     let rdp_port = t
         .split("connect an RDP client (no password) to rdp://127.0.0.1:")
@@ -462,6 +482,7 @@ fn failing_row_template(vm_name: &str) -> String {
     template(
         vm_name,
         r#""guest_additions_mode": "disable", "cd_content": {"meta-data": "x"},
+           "floppy_content": {"ks.cfg": "text"},
            "vboxmanage": [["modifyvm", "{{ .Name }}", "--no-such-option", "on"]],"#,
         "",
     )
@@ -485,6 +506,12 @@ fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
         cd.parent().is_some_and(|d| !d.exists()),
         "the CD's folder is removed: {}",
         cd.display()
+    );
+    let floppy = crate::vm::floppy_path_in(&t);
+    assert!(
+        floppy.parent().is_some_and(|d| !d.exists()),
+        "the floppy's folder is removed: {}",
+        floppy.display()
     );
     assert_eq!(
         t.matches("Unknown option: --no-such-option").count(),
@@ -533,6 +560,15 @@ fn on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
     assert!(cd.is_file(), "the CD the kept VM uses is kept: {t}");
     assert!(t.contains("keeping the CD in"), "{t}");
     if let Some(dir) = cd.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let floppy = info
+        .get("Floppy Controller-0-0")
+        .map(PathBuf::from)
+        .expect("the floppy is attached");
+    assert!(floppy.is_file(), "the floppy the kept VM uses is kept: {t}");
+    assert!(t.contains("keeping the floppy in"), "{t}");
+    if let Some(dir) = floppy.parent() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -549,3 +549,132 @@ fn a_template_written_packer_style_builds_unchanged() {
     assert!(t.contains("exec-from-variable"), "{t}");
     assert!(t.contains("hello from qemu"), "{t}");
 }
+
+/// A provisioner line that mounts the first floppy drive and prints what
+/// the floppy tests put on it.
+pub(crate) const READ_FLOPPY: &str = "mkdir -p /tmp/fd; \
+    mount -t vfat -o ro /dev/fd0 /tmp/fd || { echo cannot mount the floppy; ls -l /dev/fd* /sys/block; dmesg | tail -20; exit 1; }; \
+    cat /tmp/fd/hello.txt; echo; cat /tmp/fd/meta-data /tmp/fd/drivers/net/setup.inf; umount /tmp/fd";
+
+/// The path kiln says it made the floppy at.
+pub(crate) fn floppy_path_in(output: &str) -> PathBuf {
+    let rest = output
+        .split("Made the floppy ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no floppy made: {output}"));
+    PathBuf::from(rest.split(" (").next().expect("path"))
+}
+
+#[test]
+fn the_guest_reads_floppy_files_dirs_and_content_from_drive_a() {
+    let _vm = vm_lock();
+    let image = built_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("seed/drivers/net")).expect("seed dir");
+    std::fs::write(dir.path().join("seed/meta-data"), "instance-id: floppy\n").expect("seed");
+    std::fs::write(
+        dir.path().join("seed/drivers/net/setup.inf"),
+        "[floppy driver]\n",
+    )
+    .expect("seed");
+    let template = disk_image_template(
+        dir.path(),
+        image,
+        "floppy-read",
+        &[
+            READ_FLOPPY,
+            "echo labelled: $(dd if=/dev/fd0 bs=1 skip=43 count=11 2>/dev/null)",
+        ],
+        r#", "floppy_files": ["seed/meta-*"], "floppy_dirs": ["seed/drivers"],
+           "floppy_content": {"hello.txt": "read from the floppy"},
+           "floppy_label": "kilnfd""#,
+    );
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("read from the floppy")
+            && t.contains("instance-id: floppy")
+            && t.contains("[floppy driver]"),
+        "the guest reads the floppy: {t}"
+    );
+    assert!(
+        t.contains("labelled: kilnfd"),
+        "the boot sector's label: {t}"
+    );
+    let floppy = floppy_path_in(&t);
+    assert!(
+        !floppy.exists() && floppy.parent().is_some_and(|d| !d.exists()),
+        "the floppy and its folder are removed: {}",
+        floppy.display()
+    );
+}
+
+/// A qemu build whose vagrant post-processor has an `override` for both
+/// providers: the libvirt box is made with the libvirt keys alone, and
+/// Vagrant adds it.
+#[test]
+fn vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
+    let _vm = vm_lock();
+    let image = built_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("libvirt.Vagrantfile"),
+        "# made by the libvirt override for {{ .BuildName }}\n",
+    )
+    .expect("vagrantfile template");
+    let template = disk_image_template(dir.path(), image, "override-box", &["true"], "");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&template).expect("template")).expect("JSON");
+    json["post-processors"] = serde_json::json!([{
+        "type": "vagrant",
+        "output": "{{ .Provider }}.box",
+        "override": {
+            "libvirt": {
+                "output": "boxes/libvirt-override.box",
+                "compression_level": 0,
+                "vagrantfile_template": "libvirt.Vagrantfile"
+            },
+            "virtualbox": {"output": "boxes/never.box"}
+        }
+    }]);
+    std::fs::write(&template, json.to_string()).expect("template");
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let boxes = dir.path().join("boxes");
+    let made: Vec<String> = std::fs::read_dir(&boxes)
+        .expect("boxes")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(made, ["libvirt-override.box"], "{t}");
+    assert!(!dir.path().join("libvirt.box").exists(), "{t}");
+    let boxfile = boxes.join("libvirt-override.box");
+    let listing = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&boxfile)
+        .arg("Vagrantfile")
+        .output()
+        .expect("tar runs");
+    let vagrantfile = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        vagrantfile.contains("# made by the libvirt override for qemu"),
+        "{vagrantfile}"
+    );
+    // compression_level 0: the box is stored, not deflated (no smaller
+    // than the tar inside it; the disk is a small overlay on the image).
+    let packed = std::fs::metadata(&boxfile).expect("box").len();
+    let mut tar = flate2::read::MultiGzDecoder::new(std::fs::File::open(&boxfile).expect("box"));
+    let unpacked = std::io::copy(&mut tar, &mut std::io::sink()).expect("gunzip");
+    assert!(
+        packed >= unpacked && unpacked > 64 << 10,
+        "{packed} bytes packed, {unpacked} unpacked"
+    );
+    let home = dir.path().join("vagrant-home");
+    let list = crate::support::vagrant_box_add(&home, "kiln-override", &boxfile);
+    assert!(list.contains("kiln-override (libvirt"), "{list}");
+}

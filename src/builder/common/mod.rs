@@ -2,6 +2,7 @@
 
 mod step_clear_temporary_key;
 mod step_create_cd;
+mod step_create_floppy;
 mod step_fetch_iso;
 mod step_http_server;
 mod step_output_dir;
@@ -11,6 +12,7 @@ mod step_wait_ssh;
 
 pub use step_clear_temporary_key::StepClearTemporaryKey;
 pub use step_create_cd::StepCreateCd;
+pub use step_create_floppy::StepCreateFloppy;
 pub use step_fetch_iso::{StepFetchIso, fetch_image};
 pub use step_http_server::StepHttpServer;
 pub use step_output_dir::StepOutputDir;
@@ -60,6 +62,9 @@ pub struct CommonState {
     /// `ssh_private_key_file`, as Packer offers them; empty otherwise.
     pub ssh_public_key: String,
     pub ssh_private_key: String,
+    /// `floppy_files`/`floppy_dirs`/`floppy_content`, and the image made of them.
+    pub floppy: crate::media::floppy::FloppySpec,
+    pub floppy_path: Option<PathBuf>,
 }
 
 /// The parts of a builder's config that every builder has.
@@ -107,6 +112,8 @@ impl CommonState {
             temporary_key: None,
             ssh_public_key: String::new(),
             ssh_private_key: String::new(),
+            floppy: media.floppy.clone(),
+            floppy_path: None,
         }
     }
 

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepFetchIso, StepHttpServer,
-    StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
+    CommonState, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepCreateFloppy, StepFetchIso,
+    StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{self, Artifact, Machine, Package};
@@ -63,6 +63,7 @@ pub async fn run(
         Box::new(StepFetchIso),
         Box::new(StepOutputDir::default()),
         Box::new(StepSshKeyPair),
+        Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
         Box::new(step_create_disk::StepCreateDisk),
         Box::new(StepHttpServer),

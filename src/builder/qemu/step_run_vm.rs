@@ -59,6 +59,7 @@ fn command(
             interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),
         });
     }
+    cmd.floppy = state.common.floppy_path.clone();
     let ssh_forward = state
         .common
         .ssh_host_port

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepFetchIso,
-    StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
+    CommonState, HasCommon, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepCreateFloppy,
+    StepFetchIso, StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{Accelerator, Artifact, Machine, Package};
@@ -110,10 +110,12 @@ pub async fn run(
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
         Box::new(StepSshKeyPair),
+        Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
         Box::new(steps::StepCreateVm),
         Box::new(steps::StepCreateDisk),
         Box::new(steps::StepAttachIso),
+        Box::new(steps::StepAttachFloppy),
         Box::new(steps::StepConfigureVrdp),
         Box::new(StepHttpServer),
         Box::new(steps::StepForwardSsh),
@@ -127,6 +129,7 @@ pub async fn run(
         Box::new(StepClearTemporaryKey),
         Box::new(steps::StepShutdown),
         Box::new(steps::StepDetachIso),
+        Box::new(steps::StepDetachFloppy),
         Box::new(steps::StepVBoxManageRows { post: true }),
         Box::new(steps::StepExport),
     ];

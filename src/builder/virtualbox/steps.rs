@@ -12,7 +12,7 @@ use crate::builder::common::{
 };
 use crate::hypervisor::qemu::{find_free_port, find_free_port_on};
 use crate::hypervisor::virtualbox::command::{
-    acpi_power_button, boot_command_steps, poweroff, startvm, unregister_delete, vrde_on,
+    acpi_power_button, boot_command_steps, floppy, poweroff, startvm, unregister_delete, vrde_on,
 };
 use crate::hypervisor::virtualbox::{
     BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, VBoxCommand, VBoxManage,
@@ -205,6 +205,46 @@ impl Step<VBoxState> for StepDetachIso {
                 .skip(skip)
                 .map(|(slot, _)| slot.detach(&state.config.vm_name))
                 .collect();
+            run_all(state.vbox()?, commands).await
+        })
+    }
+}
+
+/// Inserts the `floppy_files` image in a floppy drive on its own
+/// controller, as Packer does.
+pub struct StepAttachFloppy;
+
+impl Step<VBoxState> for StepAttachFloppy {
+    fn name(&self) -> &'static str {
+        "Attaching the floppy"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let Some(image) = state.common.floppy_path.clone() else {
+                return Ok(());
+            };
+            let commands = floppy::attach(&state.config.vm_name, &image);
+            run_all(state.vbox()?, commands).await
+        })
+    }
+}
+
+/// Takes the floppy out and removes its controller before the export: the
+/// image is deleted when the build ends.
+pub struct StepDetachFloppy;
+
+impl Step<VBoxState> for StepDetachFloppy {
+    fn name(&self) -> &'static str {
+        "Detaching the floppy"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.common.floppy_path.is_none() {
+                return Ok(());
+            }
+            let commands = floppy::detach(&state.config.vm_name);
             run_all(state.vbox()?, commands).await
         })
     }

@@ -202,6 +202,8 @@ pub struct QemuCommand {
     pub boot: Option<String>,
     pub disks: Vec<DiskDrive>,
     pub cdroms: Vec<CdromDrive>,
+    /// A 1.44 MB floppy image in drive A (`floppy_files`).
+    pub floppy: Option<PathBuf>,
     pub net: Option<NetDevice>,
     pub display: Display,
     /// `-qmp unix:PATH,server=on,wait=off`.
@@ -228,6 +230,7 @@ impl QemuCommand {
             boot: None,
             disks: Vec::new(),
             cdroms: Vec::new(),
+            floppy: None,
             net: None,
             display: Display::Headless,
             qmp_socket: None,
@@ -321,6 +324,15 @@ impl QemuCommand {
                 }
             };
             push("-drive", spec);
+        }
+        // Packer's `-fda`, spelled out: an explicit format (no probing
+        // warning). QEMU adds the ISA floppy controller for an if=floppy
+        // drive on q35 as well as on pc.
+        if let Some(floppy) = &self.floppy {
+            push(
+                "-drive",
+                format!("file={},if=floppy,format=raw,index=0", opt_path(floppy)?),
+            );
         }
         if let Some(net) = &self.net {
             devices.push(format!("{},netdev=user.0", net.model));
@@ -652,6 +664,28 @@ mod tests {
         let a = args(&c);
         assert_eq!(a[..2], ["-machine", "type=q35"]);
         assert!(a.windows(2).any(|w| w == ["-bios", "/opt/bios.bin"]));
+    }
+
+    #[test]
+    fn a_floppy_goes_in_drive_a_after_the_cdroms_on_pc_and_q35() {
+        let mut c = installer();
+        c.floppy = Some("/tmp/kiln-floppy-x/floppy,1.img".into());
+        for machine in ["pc", "q35"] {
+            c.machine_type = machine.into();
+            let drives: Vec<String> = args(&c)
+                .windows(2)
+                .filter(|w| w[0] == "-drive")
+                .map(|w| w[1].clone())
+                .collect();
+            assert_eq!(
+                drives,
+                [
+                    "file=out/packer-tiny,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                    "file=/cache/tiny.iso,media=cdrom",
+                    "file=/tmp/kiln-floppy-x/floppy,,1.img,if=floppy,format=raw,index=0",
+                ]
+            );
+        }
     }
 
     #[test]

@@ -425,6 +425,46 @@ impl IsoAttachment {
     }
 }
 
+/// The floppy drive, as Packer makes it: its own controller ("Floppy
+/// Controller", an I82078) with the image at port 0, device 0; removed
+/// again after shutdown so the exported VM does not point at a deleted file.
+pub mod floppy {
+    use std::path::Path;
+
+    use super::VBoxCommand;
+
+    pub const CONTROLLER: &str = "Floppy Controller";
+
+    fn storageattach(vm: &str, medium: &std::ffi::OsStr) -> VBoxCommand {
+        let mut c = VBoxCommand::new(["storageattach", vm, "--storagectl", CONTROLLER]);
+        c.push("--port")
+            .push("0")
+            .push("--device")
+            .push("0")
+            .push("--type")
+            .push("fdd")
+            .push("--medium")
+            .push(medium);
+        c
+    }
+
+    /// Adds the controller and inserts `image`.
+    pub fn attach(vm: &str, image: &Path) -> Vec<VBoxCommand> {
+        vec![
+            VBoxCommand::new(["storagectl", vm, "--name", CONTROLLER, "--add", "floppy"]),
+            storageattach(vm, image.as_os_str()),
+        ]
+    }
+
+    /// Empties the drive and removes the controller.
+    pub fn detach(vm: &str) -> Vec<VBoxCommand> {
+        vec![
+            storageattach(vm, "none".as_ref()),
+            VBoxCommand::new(["storagectl", vm, "--name", CONTROLLER, "--remove"]),
+        ]
+    }
+}
+
 /// `--natpf1` rule on loopback only: nothing but this host reaches the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatRule {

@@ -270,3 +270,27 @@ fn long_boot_commands_are_split_without_splitting_a_key() {
         ]
     );
 }
+
+#[test]
+fn the_floppy_gets_its_own_controller_as_in_packer() {
+    let lines = |commands: Vec<VBoxCommand>| -> Vec<String> {
+        commands.iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(
+        lines(floppy::attach(
+            "v",
+            Path::new("/tmp/kiln-floppy-x/floppy.img")
+        )),
+        [
+            "VBoxManage storagectl v --name 'Floppy Controller' --add floppy",
+            "VBoxManage storageattach v --storagectl 'Floppy Controller' --port 0 --device 0 --type fdd --medium /tmp/kiln-floppy-x/floppy.img",
+        ]
+    );
+    assert_eq!(
+        lines(floppy::detach("v")),
+        [
+            "VBoxManage storageattach v --storagectl 'Floppy Controller' --port 0 --device 0 --type fdd --medium none",
+            "VBoxManage storagectl v --name 'Floppy Controller' --remove",
+        ]
+    );
+}
