@@ -470,3 +470,94 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
     let names = crate::support::ova_members(&ova);
     assert!(names.iter().any(|n| n.ends_with(".mf")), "{names:?}");
 }
+
+/// `unshare -m` works here (root, mount namespaces), so a test can mount a
+/// private tmpfs that no one else sees and that vanishes with the process.
+fn private_mounts_work() -> bool {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Issue #16: QEMU pauses a guest whose host disk is full (its default on
+/// write errors); kiln must fail at once, naming the disk, the error and
+/// the free space, rather than wait out `ssh_timeout`.
+#[test]
+fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
+    if !private_mounts_work() {
+        eprintln!("\n!!! SKIPPED: `unshare -m` does not work here (needs root)\n");
+        return;
+    }
+    let _vm = vm_lock();
+    let work = tiny_example();
+    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
+    // The install writes tens of MiB; 6 MiB hold the empty qcow2 and the
+    // serial log, and fill up during the install.
+    let template = template
+        .replace(r#""ssh_timeout": "5m""#, r#""ssh_timeout": "30m""#)
+        .replace(
+            r#""output_directory": "output-tiny""#,
+            r#""output_directory": "small/output-tiny""#,
+        );
+    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    std::fs::create_dir(work.dir.path().join("small")).expect("mkdir");
+    let mut inner = kiln(&work, &["build"]);
+    inner.arg("tiny.json");
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(work.dir.path())
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=6m kiln-small small && exec "$0" "$@""#)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    // Far below ssh_timeout: the install fills the disk in well under a
+    // minute under TCG; an idle machine needs ~40 s for the whole install.
+    let bound = Duration::from_secs(240);
+    let finished = loop {
+        if child.try_wait().expect("waits").is_some() {
+            break true;
+        }
+        if started.elapsed() > bound {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().expect("kiln exits");
+    let took = started.elapsed();
+    let t = text(&out);
+    eprintln!("full disk detected after {took:?}");
+    assert!(finished, "kiln was still waiting after {bound:?}:\n{t}");
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("the VM stopped before SSH became available"),
+        "{t}"
+    );
+    assert!(
+        t.contains("small/output-tiny/tiny.qcow2 is full: no space left on device"),
+        "{t}"
+    );
+    assert!(
+        t.contains(" free on ") && t.contains("small/output-tiny)"),
+        "{t}"
+    );
+    assert!(t.contains("output_directory on a larger filesystem"), "{t}");
+    assert!(
+        qemu_processes_with("tiny.qcow2").is_empty(),
+        "the VM is killed"
+    );
+}

@@ -1,7 +1,6 @@
 //! Waits for the guest's SSH server, giving up early if the VM stops.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::communicator::ssh::{SshTarget, WaitOptions, wait_for_ssh};
@@ -32,18 +31,16 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
             let build = ctx.build.clone();
             let cancel = ctx.cancel.clone();
             let wait = wait_for_ssh(&target, &options, reporter, &build, &cancel);
-            tokio::pin!(wait);
-            let session = loop {
-                tokio::select! {
-                    r = &mut wait => break r,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {
-                        if let Some(why) = state.guest_stopped() {
-                            return Err(StepError::new(format!(
-                                "the VM stopped before SSH became available ({why}); check the boot command and the installer's answer file{}",
-                                serial_note(serial.as_ref(), 15)
-                            )));
-                        }
-                    }
+            let session = tokio::select! {
+                r = wait => r,
+                why = state.guest_stopped() => {
+                    // The cause is written into the message, not chained
+                    // after it, so the hint follows what it is about.
+                    return Err(StepError::new(format!(
+                        "the VM stopped before SSH became available: {why}\n  = hint: {}{}",
+                        why.hint(),
+                        serial_note(serial.as_ref(), 15)
+                    )));
                 }
             };
             let mut session = match session {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, SharedConfig, StepCreateCd, StepFetchIso, StepHttpServer,
-    StepOutputDir, StepProvision, StepWaitSsh,
+    CommonState, GuestStopWatch, GuestStopped, HasCommon, SharedConfig, StepCreateCd, StepFetchIso,
+    StepHttpServer, StepOutputDir, StepProvision, StepWaitSsh,
 };
 use super::{BuildResult, RunOptions};
 use crate::build::artifact::Artifact;
@@ -58,20 +58,37 @@ impl HasCommon for VBoxState {
         &mut self.common
     }
 
-    fn guest_stopped(&mut self) -> Option<String> {
-        let vbox = self.vbox.as_ref()?;
-        match vbox.vm_state(&self.config.vm_name) {
-            Ok(VmState::Running | VmState::Starting) => None,
-            Ok(state) => Some(format!("the VM is {state:?}")),
-            // The VM is gone; any other failure (a session lock held for a
-            // moment) says nothing about the guest: ask again next time.
-            Err(e @ crate::hypervisor::virtualbox::VBoxError::UnknownVm { .. }) => {
-                Some(e.to_string())
+    fn guest_stopped(&mut self) -> GuestStopWatch<'_> {
+        Box::pin(async move {
+            let Some(vbox) = self.vbox.clone() else {
+                return std::future::pending().await;
+            };
+            // VBoxManage has no event stream kiln can follow; its state is
+            // polled, which costs up to one interval.
+            loop {
+                match vbox.vm_state(&self.config.vm_name) {
+                    Ok(VmState::Running | VmState::Starting) => {}
+                    Ok(state) => {
+                        return GuestStopped::VmState {
+                            state: format!("{state:?}").to_lowercase(),
+                            detail: None,
+                        };
+                    }
+                    // The VM is gone; any other failure (a session lock held
+                    // for a moment) says nothing about the guest: ask again.
+                    Err(e @ crate::hypervisor::virtualbox::VBoxError::UnknownVm { .. }) => {
+                        return GuestStopped::Gone(e.to_string());
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(VM_STATE_POLL).await;
             }
-            Err(_) => None,
-        }
+        })
     }
 }
+
+/// How often the VM's state is asked for while waiting on the guest.
+const VM_STATE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn run(
     build: &Build,

@@ -19,7 +19,9 @@ pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgC
 pub use port::{PortError, find_free_port, find_free_port_on};
 pub use probe::{ProbeError, ProbeResult, probe_accelerator};
 pub use process::{ProcessError, QemuProcess};
-pub use qmp::{InputEvent, KeyValue, Qmp, QmpError, QmpEvent, StatusInfo};
+pub use qmp::{
+    BlockInfo, BlockInserted, InputEvent, KeyValue, Qmp, QmpError, QmpEvent, StatusInfo, VmHalt,
+};
 
 use std::ffi::{OsStr, OsString};
 
