@@ -540,7 +540,7 @@ fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     let out = child.wait_with_output().expect("kiln exits");
     let took = started.elapsed();
     let t = text(&out);
-    eprintln!("full disk detected after {took:?}");
+    eprintln!("kiln finished after {took:?}");
     assert!(finished, "kiln was still waiting after {bound:?}:\n{t}");
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
@@ -560,4 +560,111 @@ fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
         qemu_processes_with("tiny.qcow2").is_empty(),
         "the VM is killed"
     );
+}
+
+/// Reads QEMU's RFB greeting on `port`, answers with the same version and
+/// returns it with the security types the server offers (1 = none, 2 = VNC
+/// password).
+pub(crate) fn rfb_handshake(port: u16) -> Result<(String, Vec<u8>), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("connect to VNC port {port}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    let mut banner = [0u8; 12];
+    s.read_exact(&mut banner)
+        .map_err(|e| format!("read the RFB banner: {e}"))?;
+    s.write_all(&banner).map_err(|e| e.to_string())?;
+    let mut count = [0u8; 1];
+    s.read_exact(&mut count).map_err(|e| e.to_string())?;
+    let mut types = vec![0u8; usize::from(count[0])];
+    s.read_exact(&mut types).map_err(|e| e.to_string())?;
+    Ok((String::from_utf8_lossy(&banner).into_owned(), types))
+}
+
+/// Issue #11: the qemu VNC keys are used: a headless build serves VNC on
+/// loopback in vnc_port_min..max, says where, and with vnc_use_password
+/// asks for the password it prints.
+#[test]
+fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
+    use std::io::{BufRead, BufReader};
+    let _vm = vm_lock();
+    let work = tiny_example();
+    // No boot command: the installer waits at its prompt while we look.
+    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
+    let template = template
+        .replace(
+            r#""boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],"#,
+            "",
+        )
+        .replace(
+            r#""headless": true,"#,
+            r#""headless": true, "vnc_use_password": true, "vnc_port_min": 5990, "vnc_port_max": 6010,"#,
+        );
+    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    let mut child = kiln(&work, &["build"])
+        .arg("tiny.json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = String::new();
+    let mut url_line = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("vnc://") {
+            url_line = Some(line);
+            break;
+        }
+        if line.contains("Waiting for SSH") {
+            break;
+        }
+    }
+    let checked = (|| -> Result<(), String> {
+        let line = url_line.ok_or("no vnc:// line before waiting for SSH")?;
+        let rest = line
+            .split("vnc://127.0.0.1:")
+            .nth(1)
+            .ok_or("the VNC server is not on 127.0.0.1")?;
+        let port: u16 = rest
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("no port after vnc://127.0.0.1:")?;
+        if !(5990..=6010).contains(&port) {
+            return Err(format!("port {port} is outside vnc_port_min..vnc_port_max"));
+        }
+        let password = line
+            .rsplit("with the password ")
+            .next()
+            .filter(|p| p.len() == 8)
+            .ok_or("no 8-character password printed")?;
+        if password.is_empty() {
+            return Err("empty password".into());
+        }
+        let (banner, types) = rfb_handshake(port)?;
+        if banner != "RFB 003.008\n" {
+            return Err(format!("banner {banner:?}"));
+        }
+        if types != [2] {
+            return Err(format!(
+                "security types {types:?}, expected only VNC authentication (2)"
+            ));
+        }
+        Ok(())
+    })();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("kiln exits");
+    assert!(
+        qemu_processes_with("tiny.qcow2").is_empty(),
+        "the VM is killed"
+    );
+    if let Err(e) = checked {
+        panic!("{e}\n{seen}{}", text(&out));
+    }
 }

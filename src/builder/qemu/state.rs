@@ -8,7 +8,7 @@ use crate::builder::common::{
     CommonState, GuestStopWatch, GuestStopped, HasCommon, free_space_beside,
 };
 use crate::config::qemu::{DiskFormat, QemuConfig};
-use crate::hypervisor::qemu::{Accel, BlockInfo, ImageFormat, QemuProcess, Qmp, VmHalt};
+use crate::hypervisor::qemu::{Accel, BlockInfo, ImageFormat, QemuProcess, Qmp, VmHalt, Vnc};
 
 /// How long QEMU gets to exit after closing its QMP socket, for its status.
 const QEMU_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -24,6 +24,8 @@ pub struct QemuState {
     pub accel: Option<Accel>,
     pub vm: Option<QemuProcess>,
     pub qmp: Option<Qmp>,
+    /// QEMU's VNC server, unless `disable_vnc`.
+    pub vnc: Option<Vnc>,
     /// The OVF/OVA files, when `format` asked for them.
     pub exported: Vec<PathBuf>,
 }
@@ -42,6 +44,7 @@ impl QemuState {
             accel: None,
             vm: None,
             qmp: None,
+            vnc: None,
             exported: Vec::new(),
         }
     }

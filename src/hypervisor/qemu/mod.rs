@@ -13,7 +13,7 @@ pub mod qmp;
 
 pub use command::{
     Accel, CdromDrive, CommandError, DiskDrive, DiskInterface, Display, Firmware, NetBackend,
-    NetDevice, QemuCommand, SshForward,
+    NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,
 };
 pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
 pub use port::{PortError, find_free_port, find_free_port_on};
