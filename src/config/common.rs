@@ -381,6 +381,7 @@ impl Communicator {
             .filter(|d| !d.is_zero());
         let pause_before_connecting = f.duration("pause_before_connecting").unwrap_or_default();
         let clear_authorized_keys = f.bool("ssh_clear_authorized_keys").unwrap_or(false);
+        warn_unused_ssh_keys(f, agent_auth, read_write_timeout, clear_authorized_keys);
         for key in UNSUPPORTED_SSH_KEYS {
             if let Some(span) = f.raw(key).map(|n| n.span) {
                 f.error_at(span, format!("`{key}` is not supported by kiln yet"))
@@ -456,6 +457,38 @@ impl Communicator {
             pause_before_connecting,
             clear_authorized_keys,
         }))
+    }
+}
+
+/// Keys kiln accepts for Packer's sake but cannot honour: said at
+/// validation, so nothing is silently ignored.
+fn warn_unused_ssh_keys(
+    f: &mut Fields<'_>,
+    agent_auth: bool,
+    read_write_timeout: Option<Duration>,
+    clear_authorized_keys: bool,
+) {
+    let notes = [
+        (
+            "ssh_agent_auth",
+            agent_auth,
+            "`ssh_agent_auth` is not supported by kiln yet and is ignored: kiln logs in with ssh_password or ssh_private_key_file only",
+        ),
+        (
+            "ssh_read_write_timeout",
+            read_write_timeout.is_some(),
+            "`ssh_read_write_timeout` is not supported by kiln yet and is ignored: use the provisioner's `timeout` to bound a command",
+        ),
+        (
+            "ssh_clear_authorized_keys",
+            clear_authorized_keys,
+            "`ssh_clear_authorized_keys` has no effect: kiln never adds a temporary key to the guest",
+        ),
+    ];
+    for (key, set, message) in notes {
+        if set && let Some(span) = f.span_of(key) {
+            f.warn_at(span, message);
+        }
     }
 }
 

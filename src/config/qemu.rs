@@ -218,6 +218,12 @@ impl QemuConfig {
         let iso = IsoConfig::decode(f);
         let http = HttpConfig::decode(f);
         let boot = BootConfig::decode(f);
+        if let Some(span) = f.span_of("boot_keygroup_interval") {
+            f.warn_at(
+                span,
+                "`boot_keygroup_interval` has no effect on the qemu builder (nor in Packer's): QEMU gets one key at a time; use boot_key_interval",
+            );
+        }
         let communicator = Communicator::decode(f, None);
         let shutdown = ShutdownConfig::decode(f);
         let media = MediaConfig::decode(f);
