@@ -447,7 +447,7 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
         image,
         "ova-export",
         &[READ_CD],
-        r#", "format": "ova",
+        r#", "format": "ova", "pause_before_connecting": "2s",
            "cd_files": ["seed/"], "cd_content": {"hello.txt": "read from the cd_files CD"},
            "cd_label": "cidata""#,
     );
@@ -461,6 +461,10 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
         "the guest reads the CD: {t}"
     );
     assert!(t.contains("label cidata"), "{t}");
+    assert!(
+        t.contains("SSH answered; pausing 2s before connecting (pause_before_connecting)"),
+        "{t}"
+    );
     let ova = dir.path().join("output-qemu/ova-export.ova");
     assert!(ova.is_file(), "{t}");
     assert!(
