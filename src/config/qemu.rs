@@ -90,7 +90,8 @@ pub struct QemuConfig {
     pub vnc_use_password: bool,
     pub qemuargs: Vec<Vec<Deferred>>,
     pub qemu_img_args: QemuImgArgs,
-    /// kiln always drives QEMU through QMP; these only move the socket.
+    /// A QMP socket for the user besides kiln's own (Packer's default
+    /// path: `output_directory/vm_name.monitor`).
     pub qmp_enable: bool,
     pub qmp_socket_path: Option<PathBuf>,
     /// No VNC server at all; kiln types keys through QMP either way.
@@ -331,6 +332,15 @@ impl QemuConfig {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         let disable_vnc = f.bool("disable_vnc").unwrap_or(false);
+        if qmp_socket_path.is_some()
+            && !qmp_enable
+            && let Some(span) = f.span_of("qmp_socket_path")
+        {
+            f.warn_at(
+                span,
+                "qmp_socket_path has no effect without \"qmp_enable\": true",
+            );
+        }
         f.obsolete("run_once", "it has no effect in Packer either");
         f.obsolete(
             "iso_skip_cache",

@@ -588,7 +588,7 @@ pub(crate) fn rfb_handshake(port: u16) -> Result<(String, Vec<u8>), String> {
 
 /// Issue #11: the qemu VNC keys are used: a headless build serves VNC on
 /// loopback in vnc_port_min..max, says where, and with vnc_use_password
-/// asks for the password it prints.
+/// asks for the password it prints; qmp_enable opens the user's QMP socket.
 #[test]
 fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
     use std::io::{BufRead, BufReader};
@@ -603,7 +603,7 @@ fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
         )
         .replace(
             r#""headless": true,"#,
-            r#""headless": true, "vnc_use_password": true, "vnc_port_min": 5990, "vnc_port_max": 6010,"#,
+            r#""headless": true, "vnc_use_password": true, "vnc_port_min": 5990, "vnc_port_max": 6010, "qmp_enable": true,"#,
         );
     std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
     let mut child = kiln(&work, &["build"])
@@ -657,6 +657,17 @@ fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
             return Err(format!(
                 "security types {types:?}, expected only VNC authentication (2)"
             ));
+        }
+        // qmp_enable: a QMP socket of the user's own beside kiln's.
+        let monitor = work.dir.path().join("output-tiny/tiny.qcow2.monitor");
+        let stream = std::os::unix::net::UnixStream::connect(&monitor)
+            .map_err(|e| format!("connect to {}: {e}", monitor.display()))?;
+        let mut greeting = String::new();
+        BufReader::new(stream)
+            .read_line(&mut greeting)
+            .map_err(|e| e.to_string())?;
+        if !greeting.contains("\"QMP\"") {
+            return Err(format!("not a QMP greeting: {greeting}"));
         }
         Ok(())
     })();

@@ -94,6 +94,11 @@ fn command(
         .runtime_dir
         .as_ref()
         .map(|d| d.path().join("qmp.sock"));
+    cmd.user_qmp_socket = c.qmp_enable.then(|| {
+        c.qmp_socket_path
+            .clone()
+            .unwrap_or_else(|| state.output_dir.join(format!("{}.monitor", c.vm_name)))
+    });
     cmd.serial_log = state.common.serial_log.clone();
 
     let mut data = state.common.http_data();

@@ -248,6 +248,9 @@ pub struct QemuCommand {
     pub vnc: Option<Vnc>,
     /// `-qmp unix:PATH,server=on,wait=off`.
     pub qmp_socket: Option<PathBuf>,
+    /// A second `-qmp` socket for the user (`qmp_enable`); kiln's own is
+    /// `qmp_socket`, and a QMP socket serves one client at a time.
+    pub user_qmp_socket: Option<PathBuf>,
     /// `-serial file:PATH`: the guest's serial console, for the log.
     pub serial_log: Option<PathBuf>,
     /// `-no-reboot`: a guest reboot makes QEMU exit instead.
@@ -274,6 +277,7 @@ impl QemuCommand {
             display: Display::Headless,
             vnc: None,
             qmp_socket: None,
+            user_qmp_socket: None,
             serial_log: None,
             no_reboot: false,
             qemuargs: Vec::new(),
@@ -395,6 +399,12 @@ impl QemuCommand {
             push("-vnc", vnc.arg()?);
         }
         if let Some(sock) = &self.qmp_socket {
+            push(
+                "-qmp",
+                format!("unix:{},server=on,wait=off", opt_path(sock)?),
+            );
+        }
+        if let Some(sock) = &self.user_qmp_socket {
             push(
                 "-qmp",
                 format!("unix:{},server=on,wait=off", opt_path(sock)?),
@@ -710,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn vnc_on_loopback_with_and_without_a_password() {
+    fn vnc_on_loopback_with_and_without_a_password_and_a_user_qmp_socket() {
         let mut c = installer();
         c.vnc = Some(Vnc {
             bind: std::net::Ipv4Addr::LOCALHOST.into(),
@@ -737,6 +747,20 @@ mod tests {
         assert_eq!(
             c.vnc.as_ref().map(Vnc::url).as_deref(),
             Some("vnc://[::1]:6000")
+        );
+        c.user_qmp_socket = Some("out/packer-tiny.monitor".into());
+        let a = args(&c);
+        let qmp: Vec<&str> = a
+            .windows(2)
+            .filter(|w| w[0] == "-qmp")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            qmp,
+            [
+                "unix:/tmp/kiln-x/qmp.sock,server=on,wait=off",
+                "unix:out/packer-tiny.monitor,server=on,wait=off"
+            ]
         );
         // A user's own -vnc row replaces kiln's, as qemuargs rows do.
         c.qemuargs = vec![vec!["-vnc".into(), "none".into()]];
