@@ -486,6 +486,7 @@ impl Communicator {
         let pause_before_connecting = f.duration("pause_before_connecting").unwrap_or_default();
         let clear_authorized_keys = f.bool("ssh_clear_authorized_keys").unwrap_or(false);
         let temporary_key_pair = TemporaryKeyPair::decode(f);
+        warn_unused_ssh_keys(f, read_write_timeout);
         for key in UNSUPPORTED_SSH_KEYS {
             if let Some(span) = f.raw(key).map(|n| n.span) {
                 f.error_at(span, format!("`{key}` is not supported by kiln yet"))
@@ -570,6 +571,19 @@ impl Communicator {
             clear_authorized_keys,
             temporary_key_pair,
         }))
+    }
+}
+
+/// Keys Packer accepts that kiln parses but cannot honour: a warning at
+/// the key, never silence.
+fn warn_unused_ssh_keys(f: &mut Fields<'_>, read_write_timeout: Option<Duration>) {
+    if read_write_timeout.is_some()
+        && let Some(span) = f.span_of("ssh_read_write_timeout")
+    {
+        f.warn_at(
+            span,
+            "`ssh_read_write_timeout` is not supported by kiln yet and is ignored: use the provisioner's `timeout` to bound a command",
+        );
     }
 }
 

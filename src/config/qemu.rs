@@ -83,17 +83,54 @@ pub struct QemuConfig {
     pub host_port_min: u16,
     pub host_port_max: u16,
     pub skip_nat_mapping: bool,
-    pub vnc_bind_address: String,
+    /// QEMU's VNC server, for watching the build (kiln types through QMP).
+    pub vnc_bind_address: std::net::IpAddr,
     pub vnc_port_min: u16,
     pub vnc_port_max: u16,
     pub vnc_use_password: bool,
     pub qemuargs: Vec<Vec<Deferred>>,
     pub qemu_img_args: QemuImgArgs,
-    /// kiln always drives QEMU through QMP; these only move the socket.
+    /// A QMP socket for the user besides kiln's own (Packer's default
+    /// path: `output_directory/vm_name.monitor`).
     pub qmp_enable: bool,
     pub qmp_socket_path: Option<PathBuf>,
-    /// kiln types keys through QMP, so VNC is never needed for the boot command.
+    /// No VNC server at all; kiln types keys through QMP either way.
     pub disable_vnc: bool,
+}
+
+/// `vnc_bind_address` must be an IP address (QEMU's `-vnc` is given one);
+/// a screen served beyond loopback without a password gets a warning.
+fn check_vnc_address(f: &mut Fields<'_>, text: &str, password: bool) -> std::net::IpAddr {
+    let span = f.span_of("vnc_bind_address").unwrap_or_default();
+    match text.parse::<std::net::IpAddr>() {
+        Err(_) => {
+            f.error_at(
+                span,
+                format!("vnc_bind_address {text:?} is not an IP address"),
+            )
+            .hint = Some(
+                "use 127.0.0.1 (the default) or the address of one of this machine's interfaces"
+                    .into(),
+            );
+            std::net::Ipv4Addr::LOCALHOST.into()
+        }
+        Ok(ip) => {
+            if !ip.is_loopback() && !password {
+                let who = if ip.is_unspecified() {
+                    "this machine on any of its addresses".to_owned()
+                } else {
+                    text.to_owned()
+                };
+                f.warn_at(
+                    span,
+                    format!(
+                        "VNC without vnc_use_password: anyone who can reach {who} sees the VM's screen and can type into it; keep the default 127.0.0.1 or set vnc_use_password"
+                    ),
+                );
+            }
+            ip
+        }
+    }
 }
 
 /// Extra arguments for the `qemu-img` subcommands kiln runs.
@@ -182,6 +219,12 @@ impl QemuConfig {
         let iso = IsoConfig::decode(f);
         let http = HttpConfig::decode(f);
         let boot = BootConfig::decode(f);
+        if let Some(span) = f.span_of("boot_keygroup_interval") {
+            f.warn_at(
+                span,
+                "`boot_keygroup_interval` has no effect on the qemu builder (nor in Packer's): QEMU gets one key at a time; use boot_key_interval",
+            );
+        }
         let communicator = Communicator::decode(f, None);
         let shutdown = ShutdownConfig::decode(f);
         let media = MediaConfig::decode(f);
@@ -272,7 +315,7 @@ impl QemuConfig {
         let host_ports = HostPortConfig::decode(f);
         let (host_port_min, host_port_max) = (host_ports.min, host_ports.max);
         let skip_nat_mapping = host_ports.skip_nat_mapping;
-        let vnc_bind_address = f
+        let vnc_bind_text = f
             .string("vnc_bind_address")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "127.0.0.1".into());
@@ -289,12 +332,32 @@ impl QemuConfig {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         let disable_vnc = f.bool("disable_vnc").unwrap_or(false);
+        if qmp_socket_path.is_some()
+            && !qmp_enable
+            && let Some(span) = f.span_of("qmp_socket_path")
+        {
+            f.warn_at(
+                span,
+                "qmp_socket_path has no effect without \"qmp_enable\": true",
+            );
+        }
         f.obsolete("run_once", "it has no effect in Packer either");
         f.obsolete(
             "iso_skip_cache",
             "kiln uses local files in place and verifies cached downloads",
         );
 
+        let vnc_bind_address = check_vnc_address(f, &vnc_bind_text, vnc_use_password);
+        // QEMU's VNC display N listens on 5900 + N (config names the fact
+        // itself: it may not import a driver).
+        if vnc_port_min < 5900 {
+            let span = f.span_of("vnc_port_min").unwrap_or_default();
+            f.error_at(
+                span,
+                format!("vnc_port_min ({vnc_port_min}) is below 5900: QEMU's VNC displays listen on 5900 + N"),
+            )
+            .hint = Some("use a range within 5900..65535, such as Packer's default 5900-6000".into());
+        }
         if vnc_port_min > vnc_port_max {
             let span = f.span_of("vnc_port_min").unwrap_or_default();
             f.error_at(

@@ -82,6 +82,12 @@ impl VirtualBoxIsoConfig {
         let iso = IsoConfig::decode(f);
         let http = HttpConfig::decode(f);
         let boot = BootConfig::decode(f);
+        if let Some(span) = f.span_of("boot_key_interval") {
+            f.warn_at(
+                span,
+                "`boot_key_interval` has no effect on virtualbox-iso (nor in Packer's): scancodes are sent in groups; use boot_keygroup_interval",
+            );
+        }
         let communicator = Communicator::decode(f, None);
         let shutdown = ShutdownConfig::decode(f);
         let post_shutdown_delay = f

@@ -426,3 +426,31 @@ async fn qemu_failing_to_start_reports_its_stderr() {
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/boot.img"), "{msg}");
 }
+
+/// `-vnc` from the typed command: QEMU serves RFB 3.8 on the loopback
+/// port asked for, with no authentication when no password is asked for.
+#[tokio::test]
+async fn vnc_serves_rfb_on_the_chosen_loopback_port() {
+    let mut guest = Guest::new(IDLE);
+    let localhost = std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
+    let port =
+        kiln::hypervisor::qemu::find_free_port_on(localhost, 5900, 6000).expect("a free port");
+    guest.cmd.vnc = Some(kiln::hypervisor::qemu::Vnc {
+        bind: localhost,
+        port,
+        password: false,
+    });
+    let mut qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
+    // QMP answering means QEMU has set up its displays.
+    let _qmp = qemu
+        .connect_qmp(&guest.qmp_socket(), Duration::from_secs(10))
+        .await
+        .expect("QMP comes up");
+    let (banner, types) = tokio::task::spawn_blocking(move || crate::vm::rfb_handshake(port))
+        .await
+        .expect("joins")
+        .expect("RFB handshake");
+    assert_eq!(banner, "RFB 003.008\n");
+    assert_eq!(types, [1], "no authentication without vnc_use_password");
+    qemu.kill().await.expect("kills");
+}

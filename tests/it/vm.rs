@@ -463,7 +463,7 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
         image,
         "ova-export",
         &[READ_CD],
-        r#", "format": "ova",
+        r#", "format": "ova", "pause_before_connecting": "2s",
            "cd_files": ["seed/"], "cd_content": {"hello.txt": "read from the cd_files CD"},
            "cd_label": "cidata""#,
     );
@@ -477,6 +477,10 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
         "the guest reads the CD: {t}"
     );
     assert!(t.contains("label cidata"), "{t}");
+    assert!(
+        t.contains("SSH answered; pausing 2s before connecting (pause_before_connecting)"),
+        "{t}"
+    );
     let ova = dir.path().join("output-qemu/ova-export.ova");
     assert!(ova.is_file(), "{t}");
     assert!(
@@ -677,4 +681,213 @@ fn vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
     let home = dir.path().join("vagrant-home");
     let list = crate::support::vagrant_box_add(&home, "kiln-override", &boxfile);
     assert!(list.contains("kiln-override (libvirt"), "{list}");
+}
+
+/// `unshare -m` works here (root, mount namespaces), so a test can mount a
+/// private tmpfs that no one else sees and that vanishes with the process.
+fn private_mounts_work() -> bool {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Issue #16: QEMU pauses a guest whose host disk is full (its default on
+/// write errors); kiln must fail at once, naming the disk, the error and
+/// the free space, rather than wait out `ssh_timeout`.
+#[test]
+fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
+    if !private_mounts_work() {
+        eprintln!("\n!!! SKIPPED: `unshare -m` does not work here (needs root)\n");
+        return;
+    }
+    let _vm = vm_lock();
+    let work = tiny_example();
+    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
+    // The install writes tens of MiB; 6 MiB hold the empty qcow2 and the
+    // serial log, and fill up during the install.
+    let template = template
+        .replace(r#""ssh_timeout": "5m""#, r#""ssh_timeout": "30m""#)
+        .replace(
+            r#""output_directory": "output-tiny""#,
+            r#""output_directory": "small/output-tiny""#,
+        );
+    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    std::fs::create_dir(work.dir.path().join("small")).expect("mkdir");
+    let mut inner = kiln(&work, &["build"]);
+    inner.arg("tiny.json");
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(work.dir.path())
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=6m kiln-small small && exec "$0" "$@""#)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    // Far below ssh_timeout: the install fills the disk in well under a
+    // minute under TCG; an idle machine needs ~40 s for the whole install.
+    let bound = Duration::from_secs(240);
+    let finished = loop {
+        if child.try_wait().expect("waits").is_some() {
+            break true;
+        }
+        if started.elapsed() > bound {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().expect("kiln exits");
+    let took = started.elapsed();
+    let t = text(&out);
+    eprintln!("kiln finished after {took:?}");
+    assert!(finished, "kiln was still waiting after {bound:?}:\n{t}");
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("the VM stopped before SSH became available"),
+        "{t}"
+    );
+    assert!(
+        t.contains("small/output-tiny/tiny.qcow2 is full: no space left on device"),
+        "{t}"
+    );
+    assert!(
+        t.contains(" free on ") && t.contains("small/output-tiny)"),
+        "{t}"
+    );
+    assert!(t.contains("output_directory on a larger filesystem"), "{t}");
+    assert!(
+        qemu_processes_with("tiny.qcow2").is_empty(),
+        "the VM is killed"
+    );
+}
+
+/// Reads QEMU's RFB greeting on `port`, answers with the same version and
+/// returns it with the security types the server offers (1 = none, 2 = VNC
+/// password).
+pub(crate) fn rfb_handshake(port: u16) -> Result<(String, Vec<u8>), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("connect to VNC port {port}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    let mut banner = [0u8; 12];
+    s.read_exact(&mut banner)
+        .map_err(|e| format!("read the RFB banner: {e}"))?;
+    s.write_all(&banner).map_err(|e| e.to_string())?;
+    let mut count = [0u8; 1];
+    s.read_exact(&mut count).map_err(|e| e.to_string())?;
+    let mut types = vec![0u8; usize::from(count[0])];
+    s.read_exact(&mut types).map_err(|e| e.to_string())?;
+    Ok((String::from_utf8_lossy(&banner).into_owned(), types))
+}
+
+/// Issue #11: the qemu VNC keys are used: a headless build serves VNC on
+/// loopback in vnc_port_min..max, says where, and with vnc_use_password
+/// asks for the password it prints; qmp_enable opens the user's QMP socket.
+#[test]
+fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
+    use std::io::{BufRead, BufReader};
+    let _vm = vm_lock();
+    let work = tiny_example();
+    // No boot command: the installer waits at its prompt while we look.
+    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
+    let template = template
+        .replace(
+            r#""boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],"#,
+            "",
+        )
+        .replace(
+            r#""headless": true,"#,
+            r#""headless": true, "vnc_use_password": true, "vnc_port_min": 5990, "vnc_port_max": 6010, "qmp_enable": true,"#,
+        );
+    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    let mut child = kiln(&work, &["build"])
+        .arg("tiny.json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = String::new();
+    let mut url_line = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("vnc://") {
+            url_line = Some(line);
+            break;
+        }
+        if line.contains("Waiting for SSH") {
+            break;
+        }
+    }
+    let checked = (|| -> Result<(), String> {
+        let line = url_line.ok_or("no vnc:// line before waiting for SSH")?;
+        let rest = line
+            .split("vnc://127.0.0.1:")
+            .nth(1)
+            .ok_or("the VNC server is not on 127.0.0.1")?;
+        let port: u16 = rest
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("no port after vnc://127.0.0.1:")?;
+        if !(5990..=6010).contains(&port) {
+            return Err(format!("port {port} is outside vnc_port_min..vnc_port_max"));
+        }
+        let password = line
+            .rsplit("with the password ")
+            .next()
+            .filter(|p| p.len() == 8)
+            .ok_or("no 8-character password printed")?;
+        if password.is_empty() {
+            return Err("empty password".into());
+        }
+        let (banner, types) = rfb_handshake(port)?;
+        if banner != "RFB 003.008\n" {
+            return Err(format!("banner {banner:?}"));
+        }
+        if types != [2] {
+            return Err(format!(
+                "security types {types:?}, expected only VNC authentication (2)"
+            ));
+        }
+        // qmp_enable: a QMP socket of the user's own beside kiln's.
+        let monitor = work.dir.path().join("output-tiny/tiny.qcow2.monitor");
+        let stream = std::os::unix::net::UnixStream::connect(&monitor)
+            .map_err(|e| format!("connect to {}: {e}", monitor.display()))?;
+        let mut greeting = String::new();
+        BufReader::new(stream)
+            .read_line(&mut greeting)
+            .map_err(|e| e.to_string())?;
+        if !greeting.contains("\"QMP\"") {
+            return Err(format!("not a QMP greeting: {greeting}"));
+        }
+        Ok(())
+    })();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("kiln exits");
+    assert!(
+        qemu_processes_with("tiny.qcow2").is_empty(),
+        "the VM is killed"
+    );
+    if let Err(e) = checked {
+        panic!("{e}\n{seen}{}", text(&out));
+    }
 }

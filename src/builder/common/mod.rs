@@ -1,5 +1,6 @@
 //! Steps every ISO builder shares, over the part of the state they share.
 
+mod guest_stopped;
 mod step_clear_temporary_key;
 mod step_create_cd;
 mod step_create_floppy;
@@ -10,6 +11,7 @@ mod step_provision;
 mod step_ssh_key_pair;
 mod step_wait_ssh;
 
+pub use guest_stopped::{GuestStopWatch, GuestStopped, free_space_beside};
 pub use step_clear_temporary_key::StepClearTemporaryKey;
 pub use step_create_cd::StepCreateCd;
 pub use step_create_floppy::StepCreateFloppy;
@@ -155,9 +157,10 @@ impl CommonState {
 /// What the shared steps need from a builder's state.
 pub trait HasCommon: Send {
     fn common(&mut self) -> &mut CommonState;
-    /// Whether the VM stopped by itself (a failed installer, a power-off),
-    /// with a description, so waiting for SSH can stop at once.
-    fn guest_stopped(&mut self) -> Option<String>;
+    /// Resolves as soon as the VM stops by itself (a full host disk, a
+    /// panic, a power-off, the hypervisor exiting), with the cause, so
+    /// waiting for SSH can end at once; it never resolves while the VM runs.
+    fn guest_stopped(&mut self) -> GuestStopWatch<'_>;
 }
 
 /// Runs `shutdown_command` over SSH, streaming its output. The connection

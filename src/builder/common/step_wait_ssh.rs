@@ -1,14 +1,53 @@
 //! Waits for the guest's SSH server, giving up early if the VM stops.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
-use crate::communicator::ssh::{SshTarget, WaitOptions, wait_for_ssh};
+use crate::communicator::ssh::{SshSession, SshTarget, WaitOptions, wait_for_ssh};
 
-use super::{HasCommon, serial_note};
+use super::{GuestStopped, HasCommon, serial_note};
 
 pub struct StepWaitSsh;
+
+/// Waits for a login, racing the VM stopping by itself.
+async fn connect_unless_stopped<S: HasCommon>(
+    state: &mut S,
+    target: &SshTarget,
+    options: &WaitOptions,
+    ctx: &StepContext,
+) -> Result<SshSession, StepError> {
+    let serial = state.common().serial_log.clone();
+    let wait = wait_for_ssh(
+        target,
+        options,
+        ctx.reporter.clone(),
+        &ctx.build,
+        &ctx.cancel,
+    );
+    let session = tokio::select! {
+        r = wait => r,
+        why = state.guest_stopped() => return Err(stopped_error(&why, serial.as_ref())),
+    };
+    session.map_err(|e| {
+        StepError::with_source(
+            format!(
+                "no SSH connection to the guest{}",
+                serial_note(serial.as_ref(), 15)
+            ),
+            e,
+        )
+    })
+}
+
+/// The cause is written into the message, not chained after it, so the
+/// hint follows what it is about.
+fn stopped_error(why: &GuestStopped, serial: Option<&std::path::PathBuf>) -> StepError {
+    StepError::new(format!(
+        "the VM stopped before SSH became available: {why}\n  = hint: {}{}",
+        why.hint(),
+        serial_note(serial, 15)
+    ))
+}
 
 impl<S: HasCommon> Step<S> for StepWaitSsh {
     fn name(&self) -> &'static str {
@@ -29,36 +68,22 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
                 .map_err(|e| StepError::with_source("cannot connect over SSH", e))?;
             let options = WaitOptions::from_config(&ssh);
             let serial = common.serial_log.clone();
-            let reporter = ctx.reporter.clone();
-            let build = ctx.build.clone();
-            let cancel = ctx.cancel.clone();
-            let wait = wait_for_ssh(&target, &options, reporter, &build, &cancel);
-            tokio::pin!(wait);
-            let session = loop {
+            let mut session = connect_unless_stopped(state, &target, &options, ctx).await?;
+            let pause = ssh.pause_before_connecting;
+            if !pause.is_zero() {
+                // Packer's race guard: the first login proves sshd is up,
+                // the real one comes after the pause.
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("SSH answered; pausing {pause:?} before connecting (pause_before_connecting)"),
+                );
+                session.close().await;
                 tokio::select! {
-                    r = &mut wait => break r,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {
-                        if let Some(why) = state.guest_stopped() {
-                            return Err(StepError::new(format!(
-                                "the VM stopped before SSH became available ({why}); check the boot command and the installer's answer file{}",
-                                serial_note(serial.as_ref(), 15)
-                            )));
-                        }
-                    }
+                    () = tokio::time::sleep(pause) => {}
+                    why = state.guest_stopped() => return Err(stopped_error(&why, serial.as_ref())),
                 }
-            };
-            let mut session = match session {
-                Ok(s) => s,
-                Err(e) => {
-                    return Err(StepError::with_source(
-                        format!(
-                            "no SSH connection to the guest{}",
-                            serial_note(serial.as_ref(), 15)
-                        ),
-                        e,
-                    ));
-                }
-            };
+                session = connect_unless_stopped(state, &target, &options, ctx).await?;
+            }
             session.set_file_transfer(ssh.file_transfer);
             session.set_pty(ssh.pty);
             state.common().ssh = Some(Arc::new(session));

@@ -7,7 +7,7 @@ use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError,
 use crate::builder::common::render_deferred;
 use crate::hypervisor::qemu::{
     CdromDrive, DiskDrive, DiskInterface, Display, Firmware, NetBackend, NetDevice, QemuCommand,
-    QemuProcess, SshForward, probe_accelerator,
+    QemuProcess, SshForward, Vnc, find_free_port_on, probe_accelerator,
 };
 
 use super::{QemuState, fail};
@@ -90,10 +90,16 @@ fn command(
         );
         Display::Headless
     };
+    cmd.vnc = state.vnc.clone();
     cmd.qmp_socket = state
         .runtime_dir
         .as_ref()
         .map(|d| d.path().join("qmp.sock"));
+    cmd.user_qmp_socket = c.qmp_enable.then(|| {
+        c.qmp_socket_path
+            .clone()
+            .unwrap_or_else(|| state.output_dir.join(format!("{}.monitor", c.vm_name)))
+    });
     cmd.serial_log = state.common.serial_log.clone();
 
     let mut data = state.common.http_data();
@@ -124,6 +130,31 @@ fn command(
     Ok(cmd)
 }
 
+/// QEMU's VNC server on a free port of `vnc_port_min..=vnc_port_max`, or
+/// none with `disable_vnc`.
+fn vnc_server(c: &crate::config::qemu::QemuConfig) -> Result<Option<Vnc>, StepError> {
+    if c.disable_vnc {
+        return Ok(None);
+    }
+    let port = find_free_port_on(c.vnc_bind_address, c.vnc_port_min, c.vnc_port_max)
+        .ok_or_else(|| {
+            StepError::new(format!(
+                "no free VNC port on {} between {} and {} (vnc_port_min..vnc_port_max); widen the range or set disable_vnc",
+                c.vnc_bind_address, c.vnc_port_min, c.vnc_port_max
+            ))
+        })?;
+    Ok(Some(Vnc {
+        bind: c.vnc_bind_address,
+        port,
+        password: c.vnc_use_password,
+    }))
+}
+
+/// A fresh VNC password: 8 characters, all VNC's DES challenge uses.
+fn vnc_password() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
 impl Step<QemuState> for StepRunVm {
     fn name(&self) -> &'static str {
         "Starting the VM"
@@ -150,6 +181,7 @@ impl Step<QemuState> for StepRunVm {
             state.runtime_dir = Some(runtime);
             state.common.serial_log = Some(state.output_dir.join("serial.log"));
 
+            state.vnc = vnc_server(&state.config)?;
             let cmd = command(state, ctx, probe.chosen)?;
             let mut vm = QemuProcess::spawn(&cmd).map_err(|e| fail("cannot start QEMU", e))?;
             ctx.reporter.info(
@@ -159,7 +191,25 @@ impl Step<QemuState> for StepRunVm {
             let socket = cmd.qmp_socket.clone().unwrap_or_default();
             let qmp = vm.connect_qmp(&socket, QMP_CONNECT_TIMEOUT).await;
             state.vm = Some(vm);
-            state.qmp = Some(qmp.map_err(|e| fail("QEMU did not start", e))?);
+            let qmp = state
+                .qmp
+                .insert(qmp.map_err(|e| fail("QEMU did not start", e))?);
+            if let Some(vnc) = &state.vnc {
+                let mut message = format!(
+                    "To watch the VM's screen, connect a VNC client to {}",
+                    vnc.url()
+                );
+                if vnc.password {
+                    let password = vnc_password();
+                    qmp.change_vnc_password(&password)
+                        .await
+                        .map_err(|e| fail("QEMU refused the VNC password", e))?;
+                    // Asked for by vnc_use_password, so shown on purpose
+                    // (as Packer does): it guards only this build's screen.
+                    message.push_str(&format!(" with the password {password}"));
+                }
+                ctx.reporter.info(&ctx.build, &message);
+            }
             Ok(())
         })
     }

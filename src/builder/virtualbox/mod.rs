@@ -15,8 +15,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    CommonState, HasCommon, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepCreateFloppy,
-    StepFetchIso, StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
+    CommonState, GuestStopWatch, GuestStopped, HasCommon, SharedConfig, StepClearTemporaryKey,
+    StepCreateCd, StepCreateFloppy, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision,
+    StepSshKeyPair, StepWaitSsh, free_space_beside,
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{Accelerator, Artifact, Machine, Package};
@@ -58,20 +59,86 @@ impl HasCommon for VBoxState {
         &mut self.common
     }
 
-    fn guest_stopped(&mut self) -> Option<String> {
-        let vbox = self.vbox.as_ref()?;
-        match vbox.vm_state(&self.config.vm_name) {
-            Ok(VmState::Running | VmState::Starting) => None,
-            Ok(state) => Some(format!("the VM is {state:?}")),
-            // The VM is gone; any other failure (a session lock held for a
-            // moment) says nothing about the guest: ask again next time.
-            Err(e @ crate::hypervisor::virtualbox::VBoxError::UnknownVm { .. }) => {
-                Some(e.to_string())
+    fn guest_stopped(&mut self) -> GuestStopWatch<'_> {
+        Box::pin(async move {
+            let Some(vbox) = self.vbox.clone() else {
+                return std::future::pending().await;
+            };
+            // VBoxManage has no event stream kiln can follow; its state is
+            // polled, which costs up to one interval.
+            loop {
+                let info = vbox.showvminfo_machinereadable(&self.config.vm_name);
+                let state = info.as_ref().map(|i| {
+                    i.get("VMState")
+                        .map_or(VmState::Other(String::new()), |s| VmState::parse(s))
+                });
+                match state {
+                    Ok(VmState::Running | VmState::Starting) => {}
+                    Ok(state) => {
+                        let info = info.unwrap_or_default();
+                        return describe_stop(&state, &info);
+                    }
+                    // The VM is gone; any other failure (a session lock held
+                    // for a moment) says nothing about the guest: ask again.
+                    Err(e @ crate::hypervisor::virtualbox::VBoxError::UnknownVm { .. }) => {
+                        return GuestStopped::Gone(e.to_string());
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(VM_STATE_POLL).await;
             }
-            Err(_) => None,
-        }
+        })
     }
 }
+
+/// The cause of a stop, from `showvminfo --machinereadable`. VBoxManage
+/// reports no reason: a paused VM is most often VirtualBox suspending it on
+/// a full host disk, so the free space beside its disk is given, with the
+/// VM's log, which has the runtime error.
+fn describe_stop(
+    state: &VmState,
+    info: &std::collections::BTreeMap<String, String>,
+) -> GuestStopped {
+    let name = info
+        .get("VMState")
+        .cloned()
+        .unwrap_or_else(|| format!("{state:?}").to_lowercase());
+    let log = info
+        .get("LogFldr")
+        .map(|d| std::path::Path::new(d).join("VBox.log"));
+    let log_note = log
+        .as_ref()
+        .map(|l| format!("; VirtualBox's log {} says why", l.display()))
+        .unwrap_or_default();
+    let detail = match state {
+        VmState::Paused => {
+            let disk = info
+                .values()
+                .map(std::path::Path::new)
+                .find(|p| p.extension().is_some_and(|e| e == "vdi" || e == "vmdk"));
+            Some(match disk {
+                Some(disk) => format!(
+                    "VirtualBox pauses a VM whose host disk is full; {} free beside its disk {}{log_note}",
+                    free_space_beside(disk).map_or_else(
+                        || "unknown space".to_owned(),
+                        crate::ui::console::format_bytes
+                    ),
+                    disk.display()
+                ),
+                None => format!("paused by VirtualBox or by someone{log_note}"),
+            })
+        }
+        VmState::Aborted => Some(format!("the VM process ended abnormally{log_note}")),
+        _ => None,
+    };
+    GuestStopped::VmState {
+        state: name,
+        detail,
+    }
+}
+
+/// How often the VM's state is asked for while waiting on the guest.
+const VM_STATE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn run(
     build: &Build,
@@ -160,4 +227,43 @@ pub async fn run(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paused_vm_names_its_disk_the_free_space_and_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = dir.path().join("packer-vbox.vdi");
+        let info: std::collections::BTreeMap<String, String> = [
+            ("VMState", "paused".to_owned()),
+            ("LogFldr", dir.path().join("Logs").display().to_string()),
+            ("SATA Controller-0-0", disk.display().to_string()),
+            ("IDE Controller-1-0", "/cache/installer.iso".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let text = describe_stop(&VmState::Paused, &info).to_string();
+        assert!(
+            text.starts_with("the VM is paused: VirtualBox pauses a VM whose host disk is full; "),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("free beside its disk {}", disk.display())),
+            "{text}"
+        );
+        assert!(text.contains("Logs/VBox.log says why"), "{text}");
+        let mut aborted = info.clone();
+        aborted.insert("VMState".into(), "aborted".into());
+        let aborted = describe_stop(&VmState::Aborted, &aborted).to_string();
+        assert!(
+            aborted.starts_with("the VM is aborted: the VM process ended abnormally"),
+            "{aborted}"
+        );
+        let off = describe_stop(&VmState::PowerOff, &std::collections::BTreeMap::new()).to_string();
+        assert_eq!(off, "the VM is poweroff");
+    }
 }

@@ -165,6 +165,44 @@ pub enum Display {
     Named(String),
 }
 
+/// QEMU's VNC server, for a person to watch (kiln itself types through QMP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vnc {
+    /// The address to listen on (`vnc_bind_address`).
+    pub bind: std::net::IpAddr,
+    /// The TCP port; QEMU takes it as display `port - 5900`.
+    pub port: u16,
+    /// `password=on`: no client gets in until QMP `change-vnc-password`.
+    pub password: bool,
+}
+
+/// The first port of QEMU's VNC displays: `-vnc HOST:N` listens on 5900 + N.
+pub const VNC_BASE_PORT: u16 = 5900;
+
+impl Vnc {
+    /// The `-vnc` value: `HOST:DISPLAY[,password=on]`, an IPv6 host in brackets.
+    fn arg(&self) -> Result<String, CommandError> {
+        let display = self
+            .port
+            .checked_sub(VNC_BASE_PORT)
+            .ok_or(CommandError::VncPortBelowBase { port: self.port })?;
+        let host = match self.bind {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let password = if self.password { ",password=on" } else { "" };
+        Ok(format!("{host}:{display}{password}"))
+    }
+
+    /// `vnc://HOST:PORT`, for the user's VNC client.
+    pub fn url(&self) -> String {
+        match self.bind {
+            std::net::IpAddr::V6(a) => format!("vnc://[{a}]:{}", self.port),
+            a => format!("vnc://{a}:{}", self.port),
+        }
+    }
+}
+
 /// What the VM boots its firmware from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Firmware {
@@ -185,6 +223,8 @@ pub enum CommandError {
     EmptyQemuArgsRow { row: usize },
     #[error("the path {path:?} is not valid UTF-8, which QEMU's option syntax cannot carry")]
     NonUtf8Path { path: PathBuf },
+    #[error("VNC port {port} is below 5900, where QEMU's VNC displays start")]
+    VncPortBelowBase { port: u16 },
 }
 
 /// Everything kiln puts on the `qemu-system` command line.
@@ -206,8 +246,13 @@ pub struct QemuCommand {
     pub floppy: Option<PathBuf>,
     pub net: Option<NetDevice>,
     pub display: Display,
+    /// `-vnc`: none when `disable_vnc` (QEMU then serves no VNC at all).
+    pub vnc: Option<Vnc>,
     /// `-qmp unix:PATH,server=on,wait=off`.
     pub qmp_socket: Option<PathBuf>,
+    /// A second `-qmp` socket for the user (`qmp_enable`); kiln's own is
+    /// `qmp_socket`, and a QMP socket serves one client at a time.
+    pub user_qmp_socket: Option<PathBuf>,
     /// `-serial file:PATH`: the guest's serial console, for the log.
     pub serial_log: Option<PathBuf>,
     /// `-no-reboot`: a guest reboot makes QEMU exit instead.
@@ -233,7 +278,9 @@ impl QemuCommand {
             floppy: None,
             net: None,
             display: Display::Headless,
+            vnc: None,
             qmp_socket: None,
+            user_qmp_socket: None,
             serial_log: None,
             no_reboot: false,
             qemuargs: Vec::new(),
@@ -360,7 +407,16 @@ impl QemuCommand {
             Display::QemuDefault => {}
             Display::Named(name) => push("-display", name.clone()),
         }
+        if let Some(vnc) = &self.vnc {
+            push("-vnc", vnc.arg()?);
+        }
         if let Some(sock) = &self.qmp_socket {
+            push(
+                "-qmp",
+                format!("unix:{},server=on,wait=off", opt_path(sock)?),
+            );
+        }
+        if let Some(sock) = &self.user_qmp_socket {
             push(
                 "-qmp",
                 format!("unix:{},server=on,wait=off", opt_path(sock)?),
@@ -695,5 +751,61 @@ mod tests {
         assert!(args(&c).iter().any(|a| a.starts_with("file=out/a,,b,")));
         c.qemuargs = vec![vec!["-m".into(), "64".into()], vec![]];
         assert_eq!(c.args(), Err(CommandError::EmptyQemuArgsRow { row: 2 }));
+    }
+
+    #[test]
+    fn vnc_on_loopback_with_and_without_a_password_and_a_user_qmp_socket() {
+        let mut c = installer();
+        c.vnc = Some(Vnc {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 5907,
+            password: false,
+        });
+        let a = args(&c);
+        let display = a.iter().position(|x| x == "-display").expect("-display");
+        assert_eq!(
+            a[display..display + 4],
+            ["-display", "none", "-vnc", "127.0.0.1:7"],
+            "{a:?}"
+        );
+        c.vnc = Some(Vnc {
+            bind: "::1".parse().expect("ip"),
+            port: 6000,
+            password: true,
+        });
+        assert!(
+            args(&c)
+                .windows(2)
+                .any(|w| w == ["-vnc", "[::1]:100,password=on"])
+        );
+        assert_eq!(
+            c.vnc.as_ref().map(Vnc::url).as_deref(),
+            Some("vnc://[::1]:6000")
+        );
+        c.user_qmp_socket = Some("out/packer-tiny.monitor".into());
+        let a = args(&c);
+        let qmp: Vec<&str> = a
+            .windows(2)
+            .filter(|w| w[0] == "-qmp")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            qmp,
+            [
+                "unix:/tmp/kiln-x/qmp.sock,server=on,wait=off",
+                "unix:out/packer-tiny.monitor,server=on,wait=off"
+            ]
+        );
+        // A user's own -vnc row replaces kiln's, as qemuargs rows do.
+        c.qemuargs = vec![vec!["-vnc".into(), "none".into()]];
+        let a = args(&c);
+        assert_eq!(a.iter().filter(|x| *x == "-vnc").count(), 1, "{a:?}");
+        assert!(a.windows(2).any(|w| w == ["-vnc", "none"]));
+        c.vnc = Some(Vnc {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 5899,
+            password: false,
+        });
+        assert_eq!(c.args(), Err(CommandError::VncPortBelowBase { port: 5899 }));
     }
 }

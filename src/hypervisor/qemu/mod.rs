@@ -13,13 +13,15 @@ pub mod qmp;
 
 pub use command::{
     Accel, CdromDrive, CommandError, DiskDrive, DiskInterface, Display, Firmware, NetBackend,
-    NetDevice, QemuCommand, SshForward,
+    NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,
 };
 pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
 pub use port::{PortError, find_free_port, find_free_port_on};
 pub use probe::{ProbeError, ProbeResult, probe_accelerator};
 pub use process::{ProcessError, QemuProcess};
-pub use qmp::{InputEvent, KeyValue, Qmp, QmpError, QmpEvent, StatusInfo};
+pub use qmp::{
+    BlockInfo, BlockInserted, InputEvent, KeyValue, Qmp, QmpError, QmpEvent, StatusInfo, VmHalt,
+};
 
 use std::ffi::{OsStr, OsString};
 

@@ -3,11 +3,19 @@
 //! Hand-written with serde types for the few commands kiln uses (the `qapi`
 //! crates cost ~30 s of compile for these). QMP is line-delimited JSON: a
 //! greeting, then one response per command in order, with asynchronous
-//! events (`SHUTDOWN`, `POWERDOWN`, …) interleaved; events are kept for
-//! [`Qmp::take_events`] and [`Qmp::wait_event`].
+//! events (`SHUTDOWN`, `STOP`, `BLOCK_IO_ERROR`, …) interleaved.
+//!
+//! A reader task owns the socket's read half for the whole session, so an
+//! event is taken in the moment QEMU sends it, whether or not a command is
+//! running: answers go to the command waiting for them (by id), events to a
+//! queue ([`Qmp::take_events`], [`Qmp::wait_event`]), and events that mean
+//! the guest stopped running to a watch ([`Qmp::halts`]) that keeps the
+//! first, most telling one for anyone who looks later.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, oneshot, watch};
 
 /// How long one command may take before QEMU is considered stuck.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,8 +80,30 @@ pub enum InputEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct StatusInfo {
     pub running: bool,
-    /// QEMU's run state: `running`, `paused`, `shutdown`, `prelaunch`, …
+    /// QEMU's run state: `running`, `paused`, `io-error`, `shutdown`,
+    /// `guest-panicked`, `prelaunch`, …
     pub status: String,
+}
+
+/// One drive of `query-block`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BlockInfo {
+    /// The drive's name (`virtio0`, `ide0-hd0`, …), as `BLOCK_IO_ERROR` names it.
+    pub device: String,
+    /// `ok`, `failed` or `nospace`; only for drives that can stop the VM.
+    #[serde(rename = "io-status", default)]
+    pub io_status: Option<String>,
+    #[serde(default)]
+    pub inserted: Option<BlockInserted>,
+}
+
+/// The medium in a drive.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BlockInserted {
+    /// The image file.
+    pub file: String,
+    #[serde(rename = "node-name", default)]
+    pub node_name: Option<String>,
 }
 
 /// An asynchronous QMP event.
@@ -83,7 +114,76 @@ pub struct QmpEvent {
     pub data: Value,
 }
 
-#[derive(Deserialize)]
+/// Why the guest stopped running, as QMP told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmHalt {
+    /// `BLOCK_IO_ERROR` that stopped the guest (QEMU's default on a full
+    /// host disk: `werror=enospc`) or that says the host disk is full.
+    IoError {
+        /// The drive (`virtio0`), empty when QEMU names only the node.
+        device: String,
+        node_name: Option<String>,
+        /// `read` or `write`.
+        operation: String,
+        /// The host's error text, e.g. "No space left on device".
+        reason: Option<String>,
+        nospace: bool,
+    },
+    /// `GUEST_PANICKED` (through a pvpanic device), with QEMU's action.
+    Panicked { action: String },
+    /// `SHUTDOWN`: the guest powered off (or reset under `-no-reboot`), or
+    /// QEMU was told to quit.
+    Shutdown { guest: bool, reason: String },
+    /// `STOP` with no I/O error or panic before it.
+    Paused,
+    /// The QMP connection ended: QEMU exited or closed the socket.
+    Disconnected,
+}
+
+impl VmHalt {
+    /// The halt an event means, if any.
+    pub fn from_event(event: &QmpEvent) -> Option<Self> {
+        let d = &event.data;
+        let text = |key: &str| d[key].as_str().unwrap_or_default().to_owned();
+        match event.event.as_str() {
+            "BLOCK_IO_ERROR" => {
+                let nospace = d["nospace"].as_bool().unwrap_or(false);
+                // `report` and `ignore` leave the guest running and seeing
+                // the error; only a stop, or a full host disk, is the end.
+                (d["action"] == "stop" || nospace).then(|| Self::IoError {
+                    device: text("device"),
+                    node_name: d["node-name"].as_str().map(str::to_owned),
+                    operation: text("operation"),
+                    reason: d["reason"].as_str().map(str::to_owned),
+                    nospace,
+                })
+            }
+            "GUEST_PANICKED" => Some(Self::Panicked {
+                action: text("action"),
+            }),
+            "SHUTDOWN" => Some(Self::Shutdown {
+                guest: d["guest"].as_bool().unwrap_or(false),
+                reason: text("reason"),
+            }),
+            "STOP" => Some(Self::Paused),
+            _ => None,
+        }
+    }
+
+    /// How much a halt says about its cause: a later event replaces an
+    /// earlier one only if it says more (the `STOP` that follows a
+    /// `BLOCK_IO_ERROR` must not hide it).
+    fn detail(&self) -> u8 {
+        match self {
+            Self::IoError { .. } | Self::Panicked { .. } => 3,
+            Self::Shutdown { .. } => 2,
+            Self::Paused => 1,
+            Self::Disconnected => 0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct ErrorBody {
     class: String,
     desc: String,
@@ -109,14 +209,143 @@ enum Message {
     },
 }
 
+type Reply = Result<Value, ErrorBody>;
+
+/// How the reader task's session ended.
+#[derive(Debug, Clone)]
+enum Ended {
+    Eof,
+    Io(io::ErrorKind),
+    Protocol(String),
+}
+
+impl Ended {
+    fn to_error(&self) -> QmpError {
+        match self {
+            Self::Eof => QmpError::Closed,
+            Self::Io(kind) => QmpError::Io((*kind).into()),
+            Self::Protocol(line) => QmpError::Protocol(line.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Commands waiting for their answer, by id.
+    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    events: Vec<QmpEvent>,
+    ended: Option<Ended>,
+}
+
+/// What the reader task and the session share.
+#[derive(Debug)]
+struct Shared {
+    inbox: Mutex<Inbox>,
+    event_arrived: Notify,
+    halt: watch::Sender<Option<VmHalt>>,
+}
+
+impl Shared {
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        // The lock is only held to move values in and out; a panic there
+        // leaves a consistent inbox.
+        self.inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record_halt(&self, halt: VmHalt) {
+        self.halt.send_if_modified(|current| match current {
+            Some(old) if old.detail() >= halt.detail() => false,
+            _ => {
+                *current = Some(halt);
+                true
+            }
+        });
+    }
+
+    fn deliver(&self, message: Message) -> Result<(), Ended> {
+        match message {
+            Message::Return { ret, id } => self.answer(id.as_ref(), Ok(ret)),
+            Message::Error { error, id } => self.answer(id.as_ref(), Err(error)),
+            Message::Event(e) => {
+                if let Some(halt) = VmHalt::from_event(&e) {
+                    self.record_halt(halt);
+                }
+                self.inbox().events.push(e);
+                self.event_arrived.notify_waiters();
+            }
+            Message::Greeting { .. } => return Err(Ended::Protocol("a second greeting".into())),
+        }
+        Ok(())
+    }
+
+    /// Hands an answer to its command; an answer nobody waits for any more
+    /// (its command timed out) is dropped.
+    fn answer(&self, id: Option<&Value>, reply: Reply) {
+        let Some(id) = id.and_then(Value::as_u64) else {
+            return;
+        };
+        if let Some(tx) = self.inbox().pending.remove(&id) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    fn end(&self, why: Ended) {
+        let mut inbox = self.inbox();
+        inbox.ended = Some(why);
+        // Dropping the senders wakes every waiting command.
+        inbox.pending.clear();
+        drop(inbox);
+        self.record_halt(VmHalt::Disconnected);
+        self.event_arrived.notify_waiters();
+    }
+}
+
 /// A QMP session in command mode.
 #[derive(Debug)]
 pub struct Qmp {
-    reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
+    shared: Arc<Shared>,
+    reader: tokio::task::JoinHandle<()>,
     next_id: u64,
-    events: Vec<QmpEvent>,
     timeout: Duration,
+}
+
+impl Drop for Qmp {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+async fn read_message(reader: &mut BufReader<OwnedReadHalf>) -> Result<Message, QmpError> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Err(QmpError::Closed);
+        }
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    serde_json::from_str(&line).map_err(|_| QmpError::Protocol(line.trim().to_owned()))
+}
+
+/// Reads every message until the connection ends.
+async fn read_until_closed(mut reader: BufReader<OwnedReadHalf>, shared: Arc<Shared>) {
+    let ended = loop {
+        let delivered = match read_message(&mut reader).await {
+            Ok(message) => shared.deliver(message),
+            Err(QmpError::Io(e)) => Err(Ended::Io(e.kind())),
+            Err(QmpError::Protocol(line)) => Err(Ended::Protocol(line)),
+            Err(_) => Err(Ended::Eof),
+        };
+        if let Err(ended) = delivered {
+            break ended;
+        }
+    };
+    shared.end(ended);
 }
 
 impl Qmp {
@@ -159,14 +388,8 @@ impl Qmp {
 
     async fn handshake(stream: UnixStream) -> Result<Self, QmpError> {
         let (r, w) = stream.into_split();
-        let mut qmp = Self {
-            reader: BufReader::new(r),
-            writer: w,
-            next_id: 0,
-            events: Vec::new(),
-            timeout: COMMAND_TIMEOUT,
-        };
-        let greeting = tokio::time::timeout(COMMAND_TIMEOUT, qmp.read_message())
+        let mut reader = BufReader::new(r);
+        let greeting = tokio::time::timeout(COMMAND_TIMEOUT, read_message(&mut reader))
             .await
             .map_err(|_| QmpError::Timeout {
                 command: "(greeting)".into(),
@@ -175,45 +398,29 @@ impl Qmp {
         if !matches!(greeting, Message::Greeting { .. }) {
             return Err(QmpError::Protocol("expected the QMP greeting".into()));
         }
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            event_arrived: Notify::new(),
+            halt: watch::Sender::new(None),
+        });
+        let reader = tokio::spawn(read_until_closed(reader, shared.clone()));
+        let mut qmp = Self {
+            writer: w,
+            shared,
+            reader,
+            next_id: 0,
+            timeout: COMMAND_TIMEOUT,
+        };
         qmp.execute("qmp_capabilities", None).await?;
         Ok(qmp)
     }
 
-    async fn read_message(&mut self) -> Result<Message, QmpError> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line).await? == 0 {
-                return Err(QmpError::Closed);
-            }
-            if !line.trim().is_empty() {
-                break;
-            }
-        }
-        serde_json::from_str(&line).map_err(|_| QmpError::Protocol(line.trim().to_owned()))
-    }
-
-    /// Runs one command and returns its `return` value. Events that arrive
-    /// before the answer are kept.
+    /// Runs one command and returns its `return` value.
     ///
-    /// Not cancellation-safe: if the future is dropped mid-way, a later
-    /// command skips the stale answer by its id, but a half-read line would
-    /// be lost. Drop the session after a timeout.
+    /// If the future is dropped after the command was written, its answer
+    /// is discarded when it comes; a command line cut short by the drop
+    /// would confuse QEMU, so drop the session after a timeout.
     pub async fn execute(
-        &mut self,
-        command: &str,
-        arguments: Option<Value>,
-    ) -> Result<Value, QmpError> {
-        let timeout = self.timeout;
-        tokio::time::timeout(timeout, self.execute_inner(command, arguments))
-            .await
-            .map_err(|_| QmpError::Timeout {
-                command: command.to_owned(),
-                timeout,
-            })?
-    }
-
-    async fn execute_inner(
         &mut self,
         command: &str,
         arguments: Option<Value>,
@@ -227,23 +434,48 @@ impl Qmp {
         let mut bytes = serde_json::to_vec(&msg)
             .map_err(|e| QmpError::Protocol(format!("could not encode {command}: {e}")))?;
         bytes.push(b'\n');
-        self.writer.write_all(&bytes).await?;
-        loop {
-            match self.read_message().await? {
-                Message::Event(e) => self.events.push(e),
-                Message::Return { ret, id: got } if got == Some(json!(id)) => return Ok(ret),
-                Message::Error { error, id: got } if got == Some(json!(id)) => {
-                    return Err(QmpError::Command {
-                        command: command.to_owned(),
-                        class: error.class,
-                        desc: error.desc,
-                    });
-                }
-                // An answer to an earlier, abandoned command.
-                Message::Return { .. } | Message::Error { .. } => {}
-                Message::Greeting { .. } => {
-                    return Err(QmpError::Protocol("a second greeting".into()));
-                }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inbox = self.shared.inbox();
+            if let Some(ended) = &inbox.ended {
+                return Err(ended.to_error());
+            }
+            inbox.pending.insert(id, tx);
+        }
+        let timeout = self.timeout;
+        let shared = self.shared.clone();
+        let writer = &mut self.writer;
+        let answer = tokio::time::timeout(timeout, async {
+            writer.write_all(&bytes).await?;
+            rx.await.map_err(|_| {
+                shared
+                    .inbox()
+                    .ended
+                    .as_ref()
+                    .map_or(QmpError::Closed, Ended::to_error)
+            })
+        })
+        .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.shared.inbox().pending.remove(&id);
+                return Err(QmpError::Timeout {
+                    command: command.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(QmpError::Command {
+                command: command.to_owned(),
+                class: error.class,
+                desc: error.desc,
+            }),
+            Err(e) => {
+                self.shared.inbox().pending.remove(&id);
+                Err(e)
             }
         }
     }
@@ -279,6 +511,21 @@ impl Qmp {
             .map_err(|_| QmpError::Protocol(format!("query-status returned {v}")))
     }
 
+    /// `query-block`: every drive, its image file and its I/O status.
+    pub async fn query_block(&mut self) -> Result<Vec<BlockInfo>, QmpError> {
+        let v = self.execute("query-block", None).await?;
+        serde_json::from_value(v.clone())
+            .map_err(|_| QmpError::Protocol(format!("query-block returned {v}")))
+    }
+
+    /// `change-vnc-password`: the password a VNC client must give (QEMU
+    /// uses the first 8 characters, as VNC's DES challenge does).
+    pub async fn change_vnc_password(&mut self, password: &str) -> Result<(), QmpError> {
+        self.execute("change-vnc-password", Some(json!({ "password": password })))
+            .await
+            .map(drop)
+    }
+
     /// `quit`: QEMU exits at once. Its closing the socket before or after
     /// answering both count as success.
     pub async fn quit(&mut self) -> Result<(), QmpError> {
@@ -303,7 +550,14 @@ impl Qmp {
 
     /// The events received so far, removed from the session.
     pub fn take_events(&mut self) -> Vec<QmpEvent> {
-        std::mem::take(&mut self.events)
+        std::mem::take(&mut self.shared.inbox().events)
+    }
+
+    /// Why the guest stopped running, as soon as QMP says so: `None` while
+    /// it runs. The value is kept, so a watcher that subscribes late still
+    /// sees a halt that came before.
+    pub fn halts(&self) -> watch::Receiver<Option<VmHalt>> {
+        self.shared.halt.subscribe()
     }
 
     /// Waits up to `timeout` for the event `name` (one already received
@@ -313,17 +567,24 @@ impl Qmp {
         name: &str,
         timeout: Duration,
     ) -> Result<Option<QmpEvent>, QmpError> {
-        if let Some(i) = self.events.iter().position(|e| e.event == name) {
-            return Ok(Some(self.events.remove(i)));
-        }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match tokio::time::timeout_at(deadline, self.read_message()).await {
-                Err(_) => return Ok(None),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(Message::Event(e))) if e.event == name => return Ok(Some(e)),
-                Ok(Ok(Message::Event(e))) => self.events.push(e),
-                Ok(Ok(_)) => {}
+            // Registered before the inbox is read, so an event that lands
+            // in between still wakes us.
+            let arrived = self.shared.event_arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            {
+                let mut inbox = self.shared.inbox();
+                if let Some(i) = inbox.events.iter().position(|e| e.event == name) {
+                    return Ok(Some(inbox.events.remove(i)));
+                }
+                if let Some(ended) = &inbox.ended {
+                    return Err(ended.to_error());
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Ok(None);
             }
         }
     }
@@ -449,5 +710,141 @@ mod tests {
             seen[2]["arguments"],
             json!({"keys": [{"type": "qcode", "data": "nokey"}], "hold-time": 100})
         );
+    }
+
+    /// QEMU stopping the guest on a full disk while no command is running:
+    /// the halt is seen at once, the STOP after it does not hide it, and
+    /// query-block maps the drive to its file.
+    #[tokio::test]
+    async fn a_halt_between_commands_is_seen_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("qmp.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("binds");
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.expect("accepts");
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r).lines();
+            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
+                .await
+                .expect("writes");
+            let line = r.next_line().await.expect("reads").expect("a command");
+            let req: Value = serde_json::from_str(&line).expect("json");
+            let id = req["id"].clone();
+            w.write_all(format!("{{\"return\": {{}}, \"id\": {id}}}\r\n").as_bytes())
+                .await
+                .expect("writes");
+            // Unprompted, as QEMU does when a write fails.
+            go_rx.await.expect("go");
+            w.write_all(
+                b"{\"timestamp\": {}, \"event\": \"BLOCK_IO_ERROR\", \"data\": {\"device\": \"virtio0\", \
+                  \"node-name\": \"#block123\", \"reason\": \"No space left on device\", \
+                  \"operation\": \"write\", \"action\": \"stop\", \"nospace\": true}}\r\n\
+                  {\"timestamp\": {}, \"event\": \"STOP\"}\r\n",
+            )
+            .await
+            .expect("writes");
+            let line = r.next_line().await.expect("reads").expect("a command");
+            let req: Value = serde_json::from_str(&line).expect("json");
+            assert_eq!(req["execute"], "query-block");
+            let id = req["id"].clone();
+            w.write_all(
+                format!(
+                    "{{\"return\": [{{\"device\": \"virtio0\", \"io-status\": \"nospace\", \
+                     \"inserted\": {{\"file\": \"/out/disk.qcow2\", \"node-name\": \"#block123\"}}}}, \
+                     {{\"device\": \"ide1-cd0\", \"inserted\": {{\"file\": \"/cache/x.iso\"}}}}], \"id\": {id}}}\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("writes");
+            // Keep the connection open until the client is done.
+            let _ = r.next_line().await;
+        });
+        let mut qmp = Qmp::connect(&path, Duration::from_secs(5))
+            .await
+            .expect("connects");
+        let mut halts = qmp.halts();
+        assert_eq!(*halts.borrow(), None);
+        go_tx.send(()).expect("go");
+        let halt = tokio::time::timeout(Duration::from_secs(5), halts.wait_for(Option::is_some))
+            .await
+            .expect("the halt arrives without any command")
+            .expect("watch open")
+            .clone();
+        assert_eq!(
+            halt,
+            Some(VmHalt::IoError {
+                device: "virtio0".into(),
+                node_name: Some("#block123".into()),
+                operation: "write".into(),
+                reason: Some("No space left on device".into()),
+                nospace: true,
+            })
+        );
+        let blocks = qmp.query_block().await.expect("query-block");
+        assert_eq!(blocks[0].io_status.as_deref(), Some("nospace"));
+        assert_eq!(
+            blocks[0].inserted.as_ref().map(|i| i.file.as_str()),
+            Some("/out/disk.qcow2")
+        );
+        assert_eq!(blocks[1].io_status, None);
+        // The STOP came after and was queued, but the watch still names the cause.
+        assert!(matches!(
+            *qmp.halts().borrow(),
+            Some(VmHalt::IoError { .. })
+        ));
+        let events: Vec<String> = qmp.take_events().into_iter().map(|e| e.event).collect();
+        assert_eq!(events, ["BLOCK_IO_ERROR", "STOP"]);
+        drop(qmp);
+        server.await.expect("server");
+    }
+
+    #[test]
+    fn which_events_are_halts() {
+        let ev = |event: &str, data: Value| QmpEvent {
+            event: event.into(),
+            data,
+        };
+        // A reported (not stopping) error on a disk with room is not a halt.
+        assert_eq!(
+            VmHalt::from_event(&ev(
+                "BLOCK_IO_ERROR",
+                json!({"device": "ide0-hd0", "operation": "read", "action": "report", "nospace": false})
+            )),
+            None
+        );
+        assert!(matches!(
+            VmHalt::from_event(&ev(
+                "BLOCK_IO_ERROR",
+                json!({"device": "", "node-name": "n1", "operation": "write", "action": "report", "nospace": true})
+            )),
+            Some(VmHalt::IoError { nospace: true, .. })
+        ));
+        assert_eq!(
+            VmHalt::from_event(&ev("GUEST_PANICKED", json!({"action": "pause"}))),
+            Some(VmHalt::Panicked {
+                action: "pause".into()
+            })
+        );
+        assert_eq!(
+            VmHalt::from_event(&ev(
+                "SHUTDOWN",
+                json!({"guest": true, "reason": "guest-shutdown"})
+            )),
+            Some(VmHalt::Shutdown {
+                guest: true,
+                reason: "guest-shutdown".into()
+            })
+        );
+        assert_eq!(
+            VmHalt::from_event(&ev("STOP", Value::Null)),
+            Some(VmHalt::Paused)
+        );
+        assert_eq!(
+            VmHalt::from_event(&ev("RESET", json!({"guest": true}))),
+            None
+        );
+        assert_eq!(VmHalt::from_event(&ev("POWERDOWN", Value::Null)), None);
     }
 }
