@@ -3,9 +3,12 @@
 mod cache;
 mod cli;
 mod http;
+#[path = "../iso_support/mod.rs"]
+mod iso_support;
 mod ova;
 mod postprocess;
 mod qemu;
+mod secrets;
 mod ssh;
 mod support;
 mod templates;
