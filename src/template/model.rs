@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::diagnostic::{Diagnostics, Location, did_you_mean};
+use super::diagnostic::{Diagnostics, Location, did_you_mean, shown_name};
 use super::json::{self, Node, Span, Value};
 use super::source::SourceFile;
 
@@ -228,7 +228,7 @@ pub fn parse(
             other => {
                 let d = errors.error(
                     "",
-                    format!("unknown top-level key `{other}`"),
+                    format!("unknown top-level key `{}`", shown_name(other)),
                     loc(m.key_span),
                 );
                 d.hint = Some(match did_you_mean(other, ROOT_KEYS.iter().copied()) {

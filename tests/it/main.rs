@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod hostile;
 mod http;
 #[path = "../iso_support/mod.rs"]
 mod iso_support;
