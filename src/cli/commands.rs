@@ -119,10 +119,12 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path, out: &Er
                 "error: cannot read template {}: {source}\n",
                 path.display()
             ));
-            if source.kind() == std::io::ErrorKind::NotFound {
+            if source.is_not_found() {
                 out.write(
                     "  = hint: check the path; kiln takes the template file as its last argument\n",
                 );
+            } else if let Some(hint) = source.hint() {
+                out.write(&format!("  = hint: {hint}\n"));
             }
         }
         LoadError::NotUtf8 { .. } => {
@@ -284,13 +286,19 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
 }
 
 pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
-    let text = match std::fs::read_to_string(&args.template) {
+    let text = match crate::template::input::read_input(&args.template)
+        .map_err(|source| LoadError::Read {
+            path: args.template.clone(),
+            source,
+        })
+        .and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+                path: args.template.clone(),
+            })
+        }) {
         Ok(t) => t,
         Err(e) => {
-            out.write(&format!(
-                "error: cannot read template {}: {e}\n",
-                args.template.display()
-            ));
+            print_load_error(&e, &Diagnostics::new(), &args.template, out);
             return false;
         }
     };

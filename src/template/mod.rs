@@ -3,6 +3,7 @@
 
 pub mod diagnostic;
 pub mod fix;
+pub mod input;
 pub mod interp;
 pub mod json;
 pub mod model;

@@ -87,7 +87,7 @@ pub enum LoadError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: super::input::InputError,
     },
     #[error("template {path} is not valid UTF-8 text")]
     NotUtf8 { path: PathBuf },
@@ -99,7 +99,7 @@ pub enum LoadError {
 /// warnings are appended to `diags`; only a file that cannot be read or is
 /// not a JSON object makes the result `Err`.
 pub fn load(path: &Path, diags: &mut Diagnostics) -> Result<Template, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let bytes = super::input::read_input(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })?;

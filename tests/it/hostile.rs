@@ -71,3 +71,82 @@ fn a_megabyte_key_is_quoted_short_and_suggested_quickly() {
     assert!(text.contains("(1080000 bytes)"), "{text}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
+
+const TEMPLATE: &str = r#"{"variables": {"v": "x"}, "builders": [{"type": "qemu", "iso_url": "x.iso", "iso_checksum": "none", "ssh_username": "root"}]}"#;
+
+/// Runs `kiln validate` on an endless device and checks it stops with the limit.
+fn assert_refused_endless(args: &[&str]) {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("t.json"), TEMPLATE).expect("write");
+    let started = Instant::now();
+    let out = run_in(work.path(), args);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("/dev/zero") && text.contains("larger than 64 MiB"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn an_endless_template_is_refused_at_the_size_limit() {
+    assert_refused_endless(&["validate", "/dev/zero"]);
+}
+
+#[test]
+fn an_endless_var_file_is_refused_at_the_size_limit() {
+    assert_refused_endless(&["validate", "-var-file=/dev/zero", "t.json"]);
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok);
+}
+
+/// A FIFO nobody writes to: kiln waits its bound (10 s), then says so.
+fn assert_writerless_fifo_refused(args: &[&str]) {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("t.json"), TEMPLATE).expect("write");
+    mkfifo(&work.path().join("pipe"));
+    let out = run_in(work.path(), args);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("pipe") && text.contains("nothing opened it for writing within 10 s"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_template_fifo_without_a_writer_is_an_error() {
+    assert_writerless_fifo_refused(&["validate", "pipe"]);
+}
+
+#[test]
+fn a_var_file_fifo_without_a_writer_is_an_error() {
+    assert_writerless_fifo_refused(&["validate", "-var-file=pipe", "t.json"]);
+}
+
+#[test]
+fn process_substitution_still_works() {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("t.json"), TEMPLATE).expect("write");
+    let script = format!(
+        r#"{} validate -var-file=<(echo '{{"v": "y"}}') <(cat t.json)"#,
+        crate::support::kiln_bin().display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(work.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("bash runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Template validated successfully"), "{text}");
+}
