@@ -243,7 +243,10 @@ fn read_var_file(
     let bytes = match super::input::read_input(path) {
         Ok(b) => b,
         Err(e) => {
-            let hint = e.hint().unwrap_or("check the path given to -var-file");
+            let hint = match e.hint() {
+                Some(hint) if !e.is_not_found() => hint,
+                _ => "check the path given to -var-file",
+            };
             diags
                 .error(label, format!("cannot read it: {e}"), None)
                 .hint = Some(hint.into());
