@@ -74,6 +74,14 @@ pub(crate) async fn download_to_part(
                 // What arrived before the failure is kept and continued.
                 resume = true;
             }
+            // Only now has kiln given up; the retry warnings must not say so.
+            Err(e) if e.is_transient() && attempt > 0 => {
+                return Err(IsoError::GaveUp {
+                    url: url.to_owned(),
+                    attempts: attempt + 1,
+                    last: Box::new(e),
+                });
+            }
             Err(e) => return Err(e),
         }
     }

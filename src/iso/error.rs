@@ -25,10 +25,18 @@ pub enum IsoError {
         source: reqwest::Error,
     },
 
-    #[error(
-        "{url}: no data for {after:?}; kiln retried and gave up. Check the mirror, add another to iso_urls, or fetch the ISO elsewhere and `kiln cache add` it"
-    )]
+    #[error("{url}: no data for {after:?}")]
     Stalled { url: String, after: Duration },
+
+    #[error(
+        "{url}: gave up after {attempts} attempts. Check the mirror, add another to iso_urls, or fetch the ISO elsewhere and `kiln cache add` it"
+    )]
+    GaveUp {
+        url: String,
+        attempts: u32,
+        #[source]
+        last: Box<IsoError>,
+    },
 
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
