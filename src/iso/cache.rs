@@ -57,6 +57,9 @@ pub struct CacheEntry {
     pub size: u64,
     /// An interrupted download rather than a verified entry.
     pub partial: bool,
+    /// A verified entry whose file changed since its stamp (or whose stamp
+    /// is missing): its next use re-hashes it.
+    pub changed: bool,
     /// When the entry was last handed out (its stamp's mtime), or modified.
     pub last_used: Option<SystemTime>,
 }
@@ -211,6 +214,7 @@ impl IsoCache {
                 size: fs::metadata(&dest).map(|m| m.len()).unwrap_or(0),
                 path,
                 partial: false,
+                changed: false,
                 last_used: Some(SystemTime::now()),
             })
         })
@@ -236,15 +240,22 @@ impl IsoCache {
                 if digest.is_none() {
                     continue;
                 }
-                let last_used = fs::metadata(stamp_path(&path))
+                let stamp = stamp_path(&path);
+                let last_used = fs::metadata(&stamp)
                     .and_then(|m| m.modified())
                     .or_else(|_| meta.modified())
                     .ok();
+                // The same rule as a lookup: only an exact stamp is trusted.
+                let changed = !partial
+                    && digest.as_ref().is_some_and(|d| {
+                        read_stamp(&stamp).as_deref() != Some(stamp_text(d, &meta).as_str())
+                    });
                 out.push(CacheEntry {
                     digest,
                     size: meta.len(),
                     path,
                     partial,
+                    changed,
                     last_used,
                 });
             }
@@ -256,6 +267,7 @@ impl IsoCache {
                 last_used: meta.modified().ok(),
                 path,
                 partial: true,
+                changed: false,
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));

@@ -104,3 +104,34 @@ fn a_bad_checksum_is_a_validation_error_with_position() {
     let t = text(&out);
     assert!(t.contains("t.json:1:") && t.contains("3 hex digits"), "{t}");
 }
+
+/// An entry modified after its stamp is listed as changed, not "verified".
+#[test]
+fn list_shows_an_entry_changed_since_its_stamp() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let iso = b"an installer".repeat(100);
+    std::fs::write(work.path().join("a.iso"), &iso).expect("write");
+    let env = [("KILN_CACHE_DIR", cache.path())];
+    let out = run_with_env(work.path(), &["cache", "add", "a.iso"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let entry = cache
+        .path()
+        .join("sha256")
+        .join(format!("{}.iso", sha256_hex(&iso)));
+
+    let out = run_with_env(work.path(), &["cache", "list"], &env);
+    assert!(text(&out).starts_with("verified"), "{}", text(&out));
+
+    // Same bytes, new mtime (and ctime): the stamp no longer matches.
+    std::fs::File::options()
+        .append(true)
+        .open(&entry)
+        .and_then(|f| f.set_modified(std::time::SystemTime::UNIX_EPOCH))
+        .expect("touch the entry");
+    let out = run_with_env(work.path(), &["cache", "list"], &env);
+    let t = text(&out);
+    assert!(t.starts_with("changed"), "{t}");
+    assert!(!t.contains("verified "), "{t}");
+    assert!(t.contains("re-hashes"), "{t}");
+}
