@@ -164,7 +164,7 @@ impl IsoCache {
         extension: &str,
     ) -> Result<PathBuf, IsoError> {
         let dest = self.entry_path(digest, extension);
-        commit_to(file, &dest, digest)?;
+        commit_to(file, &dest)?;
         Ok(dest)
     }
 
@@ -209,17 +209,23 @@ impl IsoCache {
             let path = cache.commit(&tmp, &actual, &extension)?;
             guard.0 = None;
             progress.finish("added");
-            Ok(CacheEntry {
+            let stamped = write_stamp(&path, &actual);
+            let entry = CacheEntry {
                 digest: Some(actual),
                 size: fs::metadata(&dest).map(|m| m.len()).unwrap_or(0),
                 path,
                 partial: false,
-                changed: false,
+                changed: stamped.is_err(),
                 last_used: Some(SystemTime::now()),
-            })
+            };
+            Ok((entry, stamped))
         })
         .await
         .map_err(|e| IsoError::Task(e.to_string()))?
+        .map(|(entry, stamped)| {
+            warn_unstamped(stamped, "", reporter);
+            entry
+        })
     }
 
     /// Every entry and partial download, sorted by path.
@@ -291,7 +297,7 @@ impl IsoCache {
             );
             let actual = hash_file_async(path.clone(), digest.algo(), progress).await?;
             if actual == digest {
-                write_stamp(&path, &digest)?;
+                warn_unstamped(write_stamp(&path, &digest), "", reporter);
                 report.good.push(path);
                 continue;
             }
@@ -397,7 +403,7 @@ pub(crate) async fn lookup_verified(
     );
     let actual = hash_file_async(path.clone(), digest.algo(), progress).await?;
     if actual == *digest {
-        write_stamp(&path, digest)?;
+        warn_unstamped(write_stamp(&path, digest), build, reporter);
         return Ok(Some(path));
     }
     reporter.warn(
@@ -412,8 +418,9 @@ pub(crate) async fn lookup_verified(
 }
 
 /// Makes a verified file the entry `dest`: read-only, renamed atomically
-/// (so `dest` never holds unverified data), directory synced, then stamped.
-pub(crate) fn commit_to(file: &Path, dest: &Path, digest: &Digest) -> Result<(), IsoError> {
+/// (so `dest` never holds unverified data), directory synced. The caller
+/// stamps it ([`write_stamp`], [`warn_unstamped`]).
+pub(crate) fn commit_to(file: &Path, dest: &Path) -> Result<(), IsoError> {
     fs::set_permissions(file, fs::Permissions::from_mode(0o444))
         .map_err(|e| IsoError::io(file, "cannot make read-only", e))?;
     fs::rename(file, dest).map_err(|e| IsoError::io(dest, "cannot move into place", e))?;
@@ -421,7 +428,22 @@ pub(crate) fn commit_to(file: &Path, dest: &Path, digest: &Digest) -> Result<(),
         // Makes the rename durable; failure only weakens crash safety.
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }
-    write_stamp(dest, digest)
+    Ok(())
+}
+
+/// A stamp that cannot be written costs a re-hash on the next use, not
+/// the ISO: the file is good, so a failed stamp is only a warning (making
+/// it an error failed every later fetch of a good ISO).
+pub(crate) fn warn_unstamped(stamped: Result<(), IsoError>, build: &str, reporter: &dyn Reporter) {
+    if let Err(e) = stamped {
+        reporter.warn(
+            build,
+            &format!(
+                "{}; the ISO is verified and used, but will be re-hashed on its next use",
+                crate::error_chain::error_chain(&e, ": ")
+            ),
+        );
+    }
 }
 
 /// The lock name for a digest.

@@ -135,3 +135,49 @@ fn list_shows_an_entry_changed_since_its_stamp() {
     assert!(!t.contains("verified "), "{t}");
     assert!(t.contains("re-hashes"), "{t}");
 }
+
+/// A stamp that cannot be written is a warning: the ISO is good, so the
+/// fetch succeeds (every later fetch used to fail) and re-hashes next time.
+#[test]
+fn an_unwritable_stamp_is_a_warning_and_the_iso_is_used() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let iso = b"a good installer".repeat(100);
+    let digest = sha256_hex(&iso);
+    std::fs::write(work.path().join("a.iso"), &iso).expect("write");
+    let env = [("KILN_CACHE_DIR", cache.path())];
+    let out = run_with_env(work.path(), &["cache", "add", "a.iso"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let entry = cache.path().join("sha256").join(format!("{digest}.iso"));
+    // A non-empty directory where the stamp goes: renaming a stamp over it
+    // fails, even for root. The entry is touched so the next use re-hashes.
+    let stamp = cache
+        .path()
+        .join("sha256")
+        .join(format!("{digest}.iso.stamp"));
+    std::fs::remove_file(&stamp).expect("remove stamp");
+    std::fs::create_dir(&stamp).expect("mkdir");
+    std::fs::write(stamp.join("keep"), b"").expect("write");
+    std::fs::File::options()
+        .append(true)
+        .open(&entry)
+        .and_then(|f| f.set_modified(std::time::SystemTime::UNIX_EPOCH))
+        .expect("touch the entry");
+    // Unreachable: only the cache can answer.
+    template(
+        work.path(),
+        "http://127.0.0.1:9/a.iso",
+        &format!("sha256:{digest}"),
+    );
+    for _ in 0..2 {
+        let out = run_with_env(work.path(), &["cache", "fetch", "-offline", "t.json"], &env);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert!(t.contains("cannot write stamp"), "{t}");
+        assert!(t.contains("re-hashed on its next use"), "{t}");
+        assert!(
+            t.contains(&format!("ISO ready: {}", entry.display())),
+            "{t}"
+        );
+    }
+}
