@@ -5,6 +5,7 @@
 //! [`RecordingReporter`] to assert on what a user would have seen.
 
 pub mod console;
+pub mod printable;
 
 use std::sync::Mutex;
 use std::time::Duration;
