@@ -363,7 +363,7 @@ fn reporter(
 
 pub fn cache(args: CacheArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
     let Some(rt) = runtime(out) else { return false };
-    match args {
+    let ok = match args {
         CacheArgs::Store(cmd) => {
             let reporter = reporter(options, out);
             match rt.block_on(super::cache::run(cmd, reporter.as_ref())) {
@@ -375,7 +375,17 @@ pub fn cache(args: CacheArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bo
             }
         }
         CacheArgs::Fetch(a) => fetch(&a, options, &rt, out),
-    }
+    };
+    leave(rt);
+    ok
+}
+
+/// Ends the runtime without waiting for blocking threads: once `block_on`
+/// returned, the work is done or was cancelled, and a thread still waiting
+/// (for another kiln's lock, or hashing) would otherwise hold kiln open
+/// after its summary, deaf to a second Ctrl-C.
+fn leave(rt: tokio::runtime::Runtime) {
+    rt.shutdown_background();
 }
 
 /// The ISOs of the prepared builds, each once.
@@ -485,6 +495,7 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         args.parallel_builds,
         reporter.clone(),
     ));
+    leave(rt);
     out.write(&crate::build::summary(&results, started.elapsed()));
     results.iter().all(|r| r.artifact.is_ok())
 }

@@ -10,6 +10,7 @@ mod ova;
 mod postprocess;
 mod qemu;
 mod secrets;
+mod signals;
 mod ssh;
 mod support;
 mod templates;
