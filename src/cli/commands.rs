@@ -470,6 +470,17 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
     };
     let Some(rt) = runtime(out) else { return false };
     let reporter = reporter(options, out);
+    let swept = crate::host::scratch::sweep_stale(None);
+    if !swept.is_empty() {
+        reporter.info(
+            "",
+            &format!(
+                "removed {} temporary director{} left by kiln processes that are gone",
+                swept.len(),
+                if swept.len() == 1 { "y" } else { "ies" }
+            ),
+        );
+    }
     let run_options = crate::builder::RunOptions {
         force: args.force,
         on_error: match args.on_error {

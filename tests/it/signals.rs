@@ -174,3 +174,49 @@ fn an_interrupt_while_waiting_for_a_lock_exits() {
     assert!(text.contains("interrupted by SIGINT"), "{text}");
     drop(lock);
 }
+
+/// Scratch directories of a kiln that is gone (SIGKILL, double Ctrl-C) are
+/// swept by the next build; a live process's are kept, and so is anything
+/// not named as kiln's.
+#[test]
+fn a_build_sweeps_scratch_directories_whose_owner_is_gone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    // Pids are below pid_max: no process can have this one.
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("pid_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    let gone = tmp.path().join(format!("kiln-{pid_max}-vm-AbC123"));
+    let live = tmp
+        .path()
+        .join(format!("kiln-{}-vm-XyZ789", std::process::id()));
+    let legacy = tmp.path().join("kiln-Qw3rty");
+    for d in [&gone, &live, &legacy] {
+        std::fs::create_dir(d).expect("mkdir");
+        std::fs::write(d.join("qmp.sock"), b"").expect("write");
+    }
+    std::fs::write(
+        work.path().join("t.json"),
+        r#"{"builders": [{"type": "qemu", "iso_url": "http://127.0.0.1:9/x.iso", "iso_checksum": "none", "ssh_username": "root"}]}"#,
+    )
+    .expect("write");
+    let out = Command::new(crate::support::kiln_bin())
+        .args(["build", "-offline", "t.json"])
+        .current_dir(work.path())
+        .env("TMPDIR", tmp.path())
+        .env("KILN_CACHE_DIR", cache.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kiln runs");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!gone.exists(), "{text}");
+    assert!(live.exists() && legacy.exists(), "{text}");
+    assert!(
+        text.contains("removed 1 temporary directory left by kiln processes"),
+        "{text}"
+    );
+}
