@@ -116,6 +116,23 @@ pub enum IsoError {
         actual: Digest,
     },
 
+    #[error(
+        "{part}: the disk is full: the ISO is {}, {} of it was written, and {} is free there\n\
+         hint: make room, or run `kiln cache prune --parts` to remove interrupted downloads \
+         (this one is kept so that the next fetch resumes it)",
+        .size.map_or_else(|| "of unknown size".to_owned(), crate::ui::console::format_bytes),
+        crate::ui::console::format_bytes(*.written),
+        crate::ui::console::format_bytes(*.free)
+    )]
+    DiskFull {
+        part: PathBuf,
+        size: Option<u64>,
+        written: u64,
+        free: u64,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("no cache directory: set KILN_CACHE_DIR (neither XDG_CACHE_HOME nor HOME is set)")]
     NoCacheDir,
 

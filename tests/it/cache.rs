@@ -181,3 +181,47 @@ fn an_unwritable_stamp_is_a_warning_and_the_iso_is_used() {
         );
     }
 }
+
+/// A download that fills the cache's disk: the error gives the ISO's size,
+/// the free space and the command that removes interrupted downloads. The
+/// cache is a 1 MiB tmpfs in a private mount namespace (`unshare -m`), so
+/// the machine's mounts are untouched.
+#[test]
+fn a_full_disk_names_the_size_the_free_space_and_prune_parts() {
+    use crate::iso_support::{Mode, TestServer, data};
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("\n!!! SKIPPED: `unshare -m` does not work here (no mount namespaces)\n");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start();
+    let iso = data(3 << 20, 7);
+    server.route("/big.iso", iso.clone(), Mode::Normal);
+    template(
+        work.path(),
+        &server.url("/big.iso"),
+        &format!("sha256:{}", sha256_hex(&iso)),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=1m kiln-test "$1" && exec "$2" cache fetch t.json"#)
+        .arg("sh")
+        .arg(cache.path())
+        .arg(crate::support::kiln_bin())
+        .current_dir(work.path())
+        .env("KILN_CACHE_DIR", cache.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("unshare runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("the disk is full"), "{t}");
+    assert!(t.contains("the ISO is 3.0 MiB"), "{t}");
+    assert!(t.contains("is free there"), "{t}");
+    assert!(t.contains("kiln cache prune --parts"), "{t}");
+}
