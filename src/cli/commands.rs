@@ -506,7 +506,8 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         args.parallel_builds,
         reporter.clone(),
     ));
+    let elapsed = started.elapsed();
     leave(rt);
-    out.write(&crate::build::summary(&results, started.elapsed()));
+    out.write(&crate::build::summary(&results, elapsed));
     results.iter().all(|r| r.artifact.is_ok())
 }
