@@ -426,6 +426,47 @@ mod tests {
     }
 
     #[test]
+    fn a_long_line_is_cut_around_the_caret_and_secrets_stay_whole() {
+        let secret = "s3cret-s3cret-s3cret-s3cret-42";
+        let text = format!(
+            "{{{}\"pw\": \"{secret}\", {}\"memroy\": 1, {}}}",
+            "\"a\": 1, ".repeat(60),
+            "\"b\": 2, ".repeat(5),
+            "\"c\": 3, ".repeat(60)
+        );
+        let file = Arc::new(SourceFile::new("t.json", text.clone()));
+        let start = text.find("\"memroy\"").expect("present");
+        let mut diags = Diagnostics::new();
+        diags.error(
+            "builders[0]",
+            "unknown key `memroy`",
+            Some(Location {
+                file,
+                span: Span::new(start, start + 8),
+            }),
+        );
+        let mask = crate::ui::console::SecretMask::new([secret.to_owned()]);
+        let out = diags.render_redacted(&mask);
+        let lines: Vec<&str> = out.lines().collect();
+        let shown = lines[3];
+        let caret = lines[4];
+        assert!(shown.starts_with(" 1 | …") && shown.ends_with('…'), "{out}");
+        assert!(shown.chars().count() < 200, "{out}");
+        assert!(shown.contains("<sensitive>"), "{out}");
+        for piece in secret.as_bytes().windows(6) {
+            let piece = std::str::from_utf8(piece).expect("ascii");
+            assert!(!shown.contains(piece), "{out}");
+        }
+        let at = caret.find('^').expect("caret");
+        assert_eq!(
+            shown.chars().skip(at).take(8).collect::<String>(),
+            "\"memroy\"",
+            "{out}"
+        );
+        assert_eq!(caret.matches('^').count(), 8, "{out}");
+    }
+
+    #[test]
     fn suggests_close_names_only() {
         let names = ["iso_url", "iso_urls", "iso_checksum"];
         assert_eq!(did_you_mean("iso_urll", names), Some("iso_url"));
