@@ -423,7 +423,12 @@ fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
         );
         let cmd = build_in(dir.path(), &[], &template);
         let (out, took) = interrupt_when(cmd, marker, vm_name);
-        assert_ne!(out.status.code(), Some(0), "{marker}");
+        assert_eq!(out.status.code(), Some(1), "{marker}");
+        let t = text(&out);
+        assert!(
+            t.contains("interrupted by SIGINT during \"") && !t.contains("interrupted: "),
+            "{marker}: the summary says what was interrupted: {t}"
+        );
         assert!(
             took < Duration::from_secs(20),
             "cleanup after Ctrl-C took {took:?}"
