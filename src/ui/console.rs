@@ -29,15 +29,19 @@ pub struct ConsoleOptions {
 /// Replaces every occurrence of a sensitive value with `<sensitive>`.
 #[derive(Debug, Clone, Default)]
 pub struct SecretMask {
+    /// What to hide, longest first: each secret and its encoded forms.
     secrets: Vec<String>,
+    /// The secrets as given, for [`SecretMask::extend`].
+    given: Vec<String>,
 }
 
 const MASKED: &str = "<sensitive>";
 
 impl SecretMask {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let given: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let mut all = Vec::new();
-        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+        for secret in given.iter().cloned() {
             // A secret inside a URL (`http://user:SECRET@host/`) may be
             // printed percent-encoded by whatever parsed the URL.
             let encoded =
@@ -51,13 +55,16 @@ impl SecretMask {
         // Longest first, so a secret that contains another is masked whole.
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
         all.dedup();
-        Self { secrets: all }
+        Self {
+            secrets: all,
+            given,
+        }
     }
 
     /// Adds more secrets (values resolved after the mask was made).
     pub fn extend(&mut self, secrets: impl IntoIterator<Item = String>) {
-        let old = std::mem::take(&mut self.secrets);
-        *self = Self::new(old.into_iter().chain(secrets));
+        let given = std::mem::take(&mut self.given);
+        *self = Self::new(given.into_iter().chain(secrets));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -430,6 +437,18 @@ mod tests {
             "pw=<sensitive> and <sensitive>"
         );
         assert_eq!(mask.mask("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn extending_keeps_every_secret_once() {
+        let mut mask = SecretMask::new(["a b".to_owned()]);
+        mask.extend(["c d".to_owned()]);
+        mask.extend(Vec::new());
+        assert_eq!(
+            mask.mask("a b, c d, a%20b"),
+            "<sensitive>, <sensitive>, <sensitive>"
+        );
+        assert_eq!(mask.secrets.len(), 4, "{:?}", mask.secrets);
     }
 
     #[test]
