@@ -157,3 +157,20 @@ fn the_caret_lines_up_with_the_masked_line() {
     let key = lines[shown].find(r#""memroy""#).expect("the key");
     assert_eq!(caret, key, "caret under the key:\n{stderr}");
 }
+
+/// `inspect` masks a sensitive default quoted in an error (it printed the
+/// template's lines unmasked).
+#[test]
+fn inspect_masks_a_sensitive_default_in_an_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let text = r#"{"variables":{"pw":"hunter2-xyz"},"sensitive-variables":["pw"],"builderz":[]}"#;
+    std::fs::write(work.path().join("t.json"), text).expect("write");
+    let out = run_with_env(work.path(), &["inspect", "t.json"], &[]);
+    let t = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("unknown top-level key `builderz`"), "{t}");
+    assert!(
+        t.contains("<sensitive>") && !t.contains("hunter2-xyz"),
+        "{t}"
+    );
+}
