@@ -392,6 +392,50 @@ async fn a_stalled_server_hits_the_idle_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// Retry warnings say a retry is coming; only the final error says kiln
+/// gave up, and after how many attempts.
+#[tokio::test]
+async fn only_the_final_error_says_kiln_gave_up() {
+    let server = TestServer::start();
+    let body = data(100_000, 4);
+    server.route(
+        "/slow.iso",
+        body.clone(),
+        Mode::Stall {
+            bytes: 10_000,
+            for_: Duration::from_secs(5),
+        },
+    );
+    let dir = TempDir::new();
+    let opts = FetchOptions {
+        idle_timeout: Duration::from_millis(300),
+        retries: 1,
+        ..fast_opts()
+    };
+    let reporter = RecordingReporter::new();
+    let err = IsoCache::at(dir.path())
+        .get_or_fetch(
+            &source(&[server.url("/slow.iso")], &sha256(&body).to_string()),
+            &opts,
+            &reporter,
+        )
+        .await
+        .expect_err("stalls");
+    let retry: Vec<String> = reporter
+        .warnings()
+        .into_iter()
+        .filter(|w| w.contains("retry 1 of 1"))
+        .collect();
+    assert_eq!(retry.len(), 1, "{:?}", reporter.warnings());
+    assert!(!retry[0].contains("gave up"), "{}", retry[0]);
+    assert!(retry[0].contains("no data for"), "{}", retry[0]);
+    assert!(
+        err.to_string().contains("gave up after 2 attempts"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("kiln cache add"), "{err}");
+}
+
 #[tokio::test]
 async fn a_wrong_checksum_leaves_no_entry_and_no_part() {
     let server = TestServer::start();

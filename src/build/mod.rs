@@ -26,7 +26,7 @@ pub async fn run_all(
     let cancel = CancellationToken::new();
     let warn = reporter.clone();
     signals::cancel_on_signals(cancel.clone(), move |name| {
-        warn.warn("", &format!("{name} received: stopping every build and cleaning up (send it again to exit at once)"));
+        warn.warn("", &format!("{name} received: stopping every build and cleaning up (send it again to exit at once, leaving files behind)"));
     });
     let limit = if parallel == 0 {
         builds.len().max(1)
@@ -163,6 +163,20 @@ pub fn machine_summary(results: &[BuildResult]) -> Vec<String> {
     out
 }
 
+/// What a cancelled build says: by which signal, during which step. The
+/// step's own error is left out: it is only the consequence of stopping
+/// (e.g. "no SSH connection to the guest").
+fn interrupted(r: &BuildResult) -> String {
+    let by = signals::received().map_or_else(String::new, |s| format!(" by {s}"));
+    match r.steps.iter().rev().find(|s| !s.ok) {
+        Some(step) => format!("interrupted{by} during \"{}\"", step.name),
+        None => match r.steps.last() {
+            Some(step) => format!("interrupted{by} after \"{}\"", step.name),
+            None => format!("interrupted{by} before its first step"),
+        },
+    }
+}
+
 /// The final summary: each build's artifacts or error, and its steps' durations.
 pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
     let mut out = String::new();
@@ -187,10 +201,12 @@ pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
                     }
                 }
             }
+            Err(_) if r.cancelled => {
+                out.push_str(&format!("--> {}: {}\n", r.name, interrupted(r)));
+            }
             Err(e) => {
-                let what = if r.cancelled { "interrupted" } else { "FAILED" };
                 out.push_str(&format!(
-                    "--> {}: {what}: {}\n",
+                    "--> {}: FAILED: {}\n",
                     r.name,
                     e.chain().replace('\n', "\n    ")
                 ));

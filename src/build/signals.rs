@@ -1,11 +1,25 @@
 //! Ctrl-C and SIGTERM: the first asks every build to stop and clean up;
-//! a second one while cleaning up exits at once (VMs still die with kiln,
-//! through PR_SET_PDEATHSIG).
+//! a second one while cleaning up exits at once with status 130 (VMs still
+//! die with kiln, through PR_SET_PDEATHSIG).
+
+use std::sync::OnceLock;
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on the first SIGINT/SIGTERM; exits with status 130 on
-/// the second. Call from inside a tokio runtime.
+/// The exit status when a second signal makes kiln exit without cleaning
+/// up (128 + SIGINT, what shells report for an interrupted program).
+pub const EXIT_AT_ONCE: i32 = 130;
+
+/// The first signal received, for messages about what it interrupted.
+static RECEIVED: OnceLock<&'static str> = OnceLock::new();
+
+/// `SIGINT` or `SIGTERM` once one has been received.
+pub fn received() -> Option<&'static str> {
+    RECEIVED.get().copied()
+}
+
+/// Cancels `token` on the first SIGINT/SIGTERM; exits with
+/// [`EXIT_AT_ONCE`] on the second. Call from inside a tokio runtime.
 pub fn cancel_on_signals(token: CancellationToken, on_first: impl Fn(&str) + Send + 'static) {
     tokio::spawn(async move {
         let Ok(mut term) =
@@ -20,15 +34,19 @@ pub fn cancel_on_signals(token: CancellationToken, on_first: impl Fn(&str) + Sen
         let mut seen = 0;
         loop {
             let name = tokio::select! {
-                _ = int.recv() => "interrupt",
-                _ = term.recv() => "terminate",
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
             };
             seen += 1;
             if seen == 1 {
+                let _ = RECEIVED.set(name);
                 on_first(name);
                 token.cancel();
             } else {
-                std::process::exit(130);
+                eprintln!(
+                    "{name} received again: exiting at once without cleaning up (exit status {EXIT_AT_ONCE})"
+                );
+                std::process::exit(EXIT_AT_ONCE);
             }
         }
     });

@@ -84,8 +84,14 @@ pub async fn run_in(
                     &format!("{}: the cache is empty", cache.root().display()),
                 );
             }
-            for e in entries {
-                println!("{}", list_line(&e, now));
+            for e in &entries {
+                println!("{}", list_line(e, now));
+            }
+            if entries.iter().any(|e| e.changed) {
+                reporter.info(
+                    "",
+                    "changed: the file was modified since it was verified; its next use re-hashes it (or run `kiln cache verify`)",
+                );
             }
         }
         CacheCommand::Verify => {
@@ -156,7 +162,11 @@ fn list_line(e: &CacheEntry, now: SystemTime) -> String {
         .map_or_else(|| "-".to_owned(), age);
     format!(
         "{:<8} {:>9} {:>9}  {digest}  {}",
-        if e.partial { "partial" } else { "verified" },
+        match (e.partial, e.changed) {
+            (true, _) => "partial",
+            (false, true) => "changed",
+            (false, false) => "verified",
+        },
         crate::ui::console::format_bytes(e.size),
         used,
         e.path.display()

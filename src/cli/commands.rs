@@ -1,7 +1,6 @@
 //! The commands: each loads what it needs through the core and prints the
 //! outcome. Returns false when the command failed (exit status 1).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -9,11 +8,12 @@ use super::args::{
     BuildArgs, CacheArgs, FetchArgs, FixArgs, InspectArgs, SelectionArgs, ValidateArgs,
     VariableArgs,
 };
+use super::output::ErrorOutput;
 use crate::config::{self, Prepared, Selection};
 use crate::template::diagnostic::Diagnostics;
 use crate::template::model::{self, LoadError, Template};
 use crate::template::variables::{self, Environment, ResolvedVariables, VariableInputs};
-use crate::ui::console::{ConsoleOptions, SecretMask};
+use crate::ui::console::ConsoleOptions;
 
 /// A template checked all the way: loaded, variables resolved, builds prepared.
 struct Checked {
@@ -41,12 +41,17 @@ fn diagnostics_for(variables: &VariableArgs) -> Diagnostics {
 }
 
 /// Loads and checks a template, printing every diagnostic. None on errors.
-fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Option<Checked> {
+fn check(
+    path: &Path,
+    variables: &VariableArgs,
+    selection: &SelectionArgs,
+    out: &ErrorOutput,
+) -> Option<Checked> {
     let mut diags = diagnostics_for(variables);
     let template = match model::load(path, &mut diags) {
         Ok(t) => t,
         Err(e) => {
-            print_load_error(&e, &diags, path);
+            print_load_error(&e, &diags, path, out);
             return None;
         }
     };
@@ -63,7 +68,7 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
     };
     let errors_before = diags.error_count();
     let vars = variables::resolve(&template, &inputs, &environment, &mut diags);
-    let mask = SecretMask::new(vars.secrets.clone());
+    out.add_secrets(&vars.secrets);
     // Without every variable's value, checking the sections would only
     // repeat the variables' errors.
     let prepared = if diags.error_count() > errors_before {
@@ -84,12 +89,12 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
             &mut diags,
         )
     };
-    print_diagnostics(&diags, &mask, path);
+    print_diagnostics(&diags, path, out);
     for s in prepared.skipped.iter().filter(|s| !s.supported) {
-        eprintln!(
-            "note: build `{}` ({}) is left out by -only/-except; kiln does not implement that builder type",
+        out.write(&format!(
+            "note: build `{}` ({}) is left out by -only/-except; kiln does not implement that builder type\n",
             s.name, s.type_name
-        );
+        ));
     }
     if diags.has_errors() {
         return None;
@@ -101,71 +106,65 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
     })
 }
 
-fn print_diagnostics(diags: &Diagnostics, mask: &SecretMask, path: &Path) {
+fn print_diagnostics(diags: &Diagnostics, path: &Path, out: &ErrorOutput) {
     if diags.is_empty() {
         return;
     }
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{}", mask.mask(&diags.render()));
+    out.diagnostics(diags);
     let n = diags.error_count();
     if n > 0 {
         let plural = if n == 1 { "error" } else { "errors" };
-        let _ = writeln!(err, "\n{n} {plural} in {}", path.display());
+        out.write(&format!("\n{n} {plural} in {}\n", path.display()));
     }
 }
 
-fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path) {
-    let mut err = std::io::stderr().lock();
+fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path, out: &ErrorOutput) {
     if !warnings.is_empty() {
-        let _ = write!(err, "{}", warnings.render());
+        out.diagnostics(warnings);
     }
     match e {
-        LoadError::Invalid(d) => {
-            let _ = write!(err, "{}", d.render());
-            let n = d.error_count();
-            let plural = if n == 1 { "error" } else { "errors" };
-            let _ = writeln!(err, "\n{n} {plural} in {}", path.display());
-        }
+        LoadError::Invalid(d) => print_diagnostics(d, path, out),
         LoadError::Read { path, source } => {
-            let _ = writeln!(
-                err,
-                "error: cannot read template {}: {source}",
+            out.write(&format!(
+                "error: cannot read template {}: {source}\n",
                 path.display()
-            );
-            if source.kind() == std::io::ErrorKind::NotFound {
-                let _ = writeln!(
-                    err,
-                    "  = hint: check the path; kiln takes the template file as its last argument"
+            ));
+            if source.is_not_found() {
+                out.write(
+                    "  = hint: check the path; kiln takes the template file as its last argument\n",
                 );
+            } else if let Some(hint) = source.hint() {
+                out.write(&format!("  = hint: {hint}\n"));
             }
         }
         LoadError::NotUtf8 { .. } => {
-            let _ = writeln!(err, "error: {e}");
-            let _ = writeln!(err, "  = hint: save the template as UTF-8");
+            out.write(&format!(
+                "error: {e}\n  = hint: save the template as UTF-8\n"
+            ));
         }
     }
 }
 
-pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
+pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutput) -> bool {
     if args.syntax_only {
         let mut diags = diagnostics_for(&args.variables);
         return match model::load(&args.template, &mut diags) {
             Ok(_) if diags.has_errors() => {
-                print_diagnostics(&diags, &SecretMask::default(), &args.template);
+                print_diagnostics(&diags, &args.template, out);
                 false
             }
             Ok(_) => {
-                print_diagnostics(&diags, &SecretMask::default(), &args.template);
+                print_diagnostics(&diags, &args.template, out);
                 println!("Syntax-only check passed. Everything looks okay.");
                 true
             }
             Err(e) => {
-                print_load_error(&e, &diags, &args.template);
+                print_load_error(&e, &diags, &args.template, out);
                 false
             }
         };
     }
-    match check(&args.template, &args.variables, &args.selection) {
+    match check(&args.template, &args.variables, &args.selection, out) {
         Some(c) => {
             let n = c.prepared.builds.len();
             println!(
@@ -178,17 +177,25 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
     }
 }
 
-pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
+pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) -> bool {
     let mut diags = Diagnostics::new();
     let t = match model::load(&args.template, &mut diags) {
         Ok(t) => t,
         Err(e) => {
-            print_load_error(&e, &diags, &args.template);
+            print_load_error(&e, &diags, &args.template, err);
             return false;
         }
     };
+    // Defaults of sensitive variables are secrets too.
+    let defaults: Vec<String> = t
+        .variables
+        .iter()
+        .filter(|v| t.sensitive_variables.iter().any(|(n, _)| n == &v.name))
+        .filter_map(|v| v.default.clone())
+        .collect();
+    err.add_secrets(&defaults);
     if diags.has_errors() {
-        print_diagnostics(&diags, &SecretMask::default(), &args.template);
+        print_diagnostics(&diags, &args.template, err);
         return false;
     }
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
@@ -283,19 +290,25 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     );
     print!("{out}");
     if !diags.is_empty() {
-        eprint!("{}", diags.render());
+        err.diagnostics(&diags);
     }
     true
 }
 
-pub fn fix(args: &FixArgs) -> bool {
-    let text = match std::fs::read_to_string(&args.template) {
+pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
+    let text = match crate::template::input::read_input(&args.template)
+        .map_err(|source| LoadError::Read {
+            path: args.template.clone(),
+            source,
+        })
+        .and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+                path: args.template.clone(),
+            })
+        }) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!(
-                "error: cannot read template {}: {e}",
-                args.template.display()
-            );
+            print_load_error(&e, &Diagnostics::new(), &args.template, out);
             return false;
         }
     };
@@ -311,7 +324,7 @@ pub fn fix(args: &FixArgs) -> bool {
         Err(_) => {
             // Let the loader explain the syntax error with line and column.
             if let Err(e) = model::parse(source, dir, &mut diags) {
-                print_load_error(&e, &diags, &args.template);
+                print_load_error(&e, &diags, &args.template, out);
             }
             return false;
         }
@@ -321,65 +334,68 @@ pub fn fix(args: &FixArgs) -> bool {
     match serde_json::to_string_pretty(&value) {
         Ok(s) => println!("{s}"),
         Err(e) => {
-            eprintln!("error: cannot print the fixed template: {e}");
+            out.write(&format!("error: cannot print the fixed template: {e}\n"));
             return false;
         }
     }
     for c in &changes {
-        eprintln!("fixed: {c}");
+        out.write(&format!("fixed: {c}\n"));
     }
     if changes.is_empty() {
-        eprintln!("nothing to fix");
+        out.write("nothing to fix\n");
     }
     true
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
+fn runtime(out: &ErrorOutput) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => Some(rt),
         Err(e) => {
-            eprintln!("error: cannot start kiln's runtime: {e}");
+            out.write(&format!("error: cannot start kiln's runtime: {e}\n"));
             None
         }
     }
 }
 
+/// A reporter masking every secret `out` knows of.
 fn reporter(
     options: &ConsoleOptions,
-    secrets: &[String],
+    out: &ErrorOutput,
 ) -> std::sync::Arc<dyn crate::ui::Reporter> {
     std::sync::Arc::new(crate::ui::console::ConsoleReporter::new(
         options.clone(),
-        SecretMask::new(secrets.iter().cloned()),
+        out.mask(),
     ))
 }
 
-pub fn cache(args: CacheArgs, options: &ConsoleOptions) -> bool {
-    let Some(rt) = runtime() else { return false };
-    match args {
+pub fn cache(args: CacheArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
+    let Some(rt) = runtime(out) else { return false };
+    let ok = match args {
         CacheArgs::Store(cmd) => {
-            let reporter = reporter(options, &[]);
+            let reporter = reporter(options, out);
             match rt.block_on(super::cache::run(cmd, reporter.as_ref())) {
                 Ok(()) => true,
                 Err(e) => {
-                    print_error_chain(&e);
+                    out.error(&e);
                     false
                 }
             }
         }
-        CacheArgs::Fetch(a) => fetch(&a, options, &rt),
-    }
+        CacheArgs::Fetch(a) => fetch(&a, options, &rt, out),
+    };
+    leave(rt);
+    ok
 }
 
-/// `error: …` then each cause on its own line.
-fn print_error_chain(e: &(dyn std::error::Error + 'static)) {
-    eprintln!(
-        "error: {}",
-        crate::error_chain::error_chain(e, "\n  caused by: ")
-    );
+/// Ends the runtime without waiting for blocking threads: once `block_on`
+/// returned, the work is done or was cancelled, and a thread still waiting
+/// (for another kiln's lock, or hashing) would otherwise hold kiln open
+/// after its summary, deaf to a second Ctrl-C.
+fn leave(rt: tokio::runtime::Runtime) {
+    rt.shutdown_background();
 }
 
 /// The ISOs of the prepared builds, each once.
@@ -409,18 +425,19 @@ fn fetch_isos(
     offline: bool,
     reporter: &dyn crate::ui::Reporter,
     rt: &tokio::runtime::Runtime,
+    out: &ErrorOutput,
 ) -> bool {
     let cache = match crate::iso::IsoCache::locate() {
         Ok(cache) => cache,
         Err(e) => {
-            print_error_chain(&e);
+            out.error(&e);
             return false;
         }
     };
     let sources = match iso_sources(c) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            out.error(&e);
             return false;
         }
     };
@@ -436,7 +453,7 @@ fn fetch_isos(
                 reporter.info(&build, &format!("ISO ready: {}", fetched.path.display()));
             }
             Err(e) => {
-                print_error_chain(&e);
+                out.error(&e);
                 ok = false;
             }
         }
@@ -444,20 +461,36 @@ fn fetch_isos(
     ok
 }
 
-fn fetch(args: &FetchArgs, options: &ConsoleOptions, rt: &tokio::runtime::Runtime) -> bool {
-    let Some(checked) = check(&args.template, &args.variables, &args.selection) else {
+fn fetch(
+    args: &FetchArgs,
+    options: &ConsoleOptions,
+    rt: &tokio::runtime::Runtime,
+    out: &ErrorOutput,
+) -> bool {
+    let Some(checked) = check(&args.template, &args.variables, &args.selection, out) else {
         return false;
     };
-    let reporter = reporter(options, &checked.vars.secrets);
-    fetch_isos(&checked, args.offline, reporter.as_ref(), rt)
+    let reporter = reporter(options, out);
+    fetch_isos(&checked, args.offline, reporter.as_ref(), rt, out)
 }
 
-pub fn build(args: &BuildArgs, options: &ConsoleOptions) -> bool {
-    let Some(checked) = check(&args.template, &args.variables, &args.selection) else {
+pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
+    let Some(checked) = check(&args.template, &args.variables, &args.selection, out) else {
         return false;
     };
-    let Some(rt) = runtime() else { return false };
-    let reporter = reporter(options, &checked.vars.secrets);
+    let Some(rt) = runtime(out) else { return false };
+    let reporter = reporter(options, out);
+    let swept = crate::host::scratch::sweep_stale(None);
+    if !swept.is_empty() {
+        reporter.info(
+            "",
+            &format!(
+                "removed {} temporary director{} left by kiln processes that are gone",
+                swept.len(),
+                if swept.len() == 1 { "y" } else { "ies" }
+            ),
+        );
+    }
     let run_options = crate::builder::RunOptions {
         force: args.force,
         on_error: match args.on_error {
@@ -483,17 +516,16 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions) -> bool {
         args.parallel_builds,
         reporter.clone(),
     ));
-    let mask = SecretMask::new(checked.vars.secrets.iter().cloned());
+    let elapsed = started.elapsed();
+    leave(rt);
     // Machine-readable: the records on stdout for scripts, the summary
-    // still on stderr for whoever reads the CI log.
+    // still on stderr for whoever reads the CI log; both masked.
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
+        let mask = out.mask();
         for line in crate::build::machine_summary(&results) {
             println!("{}", mask.mask(&line));
         }
     }
-    eprint!(
-        "{}",
-        mask.mask(&crate::build::summary(&results, started.elapsed()))
-    );
+    out.write(&crate::build::summary(&results, elapsed));
     results.iter().all(|r| r.artifact.is_ok())
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod output;
 pub mod packer_flags;
 
 pub mod cache;
@@ -30,12 +31,14 @@ pub fn main() -> ExitCode {
     };
     crate::iso::install_crypto_provider();
     let options = console_options(&cli.ui);
+    // The one way to stderr for every command, so each is masked alike.
+    let out = output::ErrorOutput::default();
     let ok = match cli.command {
-        Command::Validate(a) => commands::validate(&a, &options),
-        Command::Inspect(a) => commands::inspect(&a, &options),
-        Command::Fix(a) => commands::fix(&a),
-        Command::Build(a) => commands::build(&a, &options),
-        Command::Cache(a) => commands::cache(a, &options),
+        Command::Validate(a) => commands::validate(&a, &options, &out),
+        Command::Inspect(a) => commands::inspect(&a, &options, &out),
+        Command::Fix(a) => commands::fix(&a, &out),
+        Command::Build(a) => commands::build(&a, &options, &out),
+        Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {
             println!(
                 "kiln {} (commit {}; reads Packer {} templates)",

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::template::compat::Compat;
-use crate::template::diagnostic::{Diagnostics, Location, did_you_mean};
+use crate::template::diagnostic::{Diagnostics, Location, did_you_mean, shown_name};
 use crate::template::interp::{self, Context, Interp};
 pub use crate::template::json::raw_offset;
 use crate::template::json::{Member, Node, Span, Value};
@@ -313,14 +313,23 @@ impl<'a> Fields<'a> {
             if self.used[i] || m.key.starts_with("packer_") {
                 continue;
             }
-            let hint = did_you_mean(&m.key, self.known.iter().copied())
+            let suggestion = if self.diags.worth_suggesting() {
+                did_you_mean(&m.key, self.known.iter().copied())
+            } else {
+                None
+            };
+            let hint = suggestion
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| {
                     "remove it, or prefix it with `_` to keep it as a comment".to_owned()
                 });
             let loc = self.ctx.template.location(m.key_span);
             self.diags
-                .error(self.path.clone(), format!("unknown key `{}`", m.key), loc)
+                .error(
+                    self.path.clone(),
+                    format!("unknown key `{}`", shown_name(&m.key)),
+                    loc,
+                )
                 .hint = Some(hint);
         }
     }

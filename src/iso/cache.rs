@@ -57,6 +57,9 @@ pub struct CacheEntry {
     pub size: u64,
     /// An interrupted download rather than a verified entry.
     pub partial: bool,
+    /// A verified entry whose file changed since its stamp (or whose stamp
+    /// is missing): its next use re-hashes it.
+    pub changed: bool,
     /// When the entry was last handed out (its stamp's mtime), or modified.
     pub last_used: Option<SystemTime>,
 }
@@ -161,7 +164,7 @@ impl IsoCache {
         extension: &str,
     ) -> Result<PathBuf, IsoError> {
         let dest = self.entry_path(digest, extension);
-        commit_to(file, &dest, digest)?;
+        commit_to(file, &dest)?;
         Ok(dest)
     }
 
@@ -206,16 +209,23 @@ impl IsoCache {
             let path = cache.commit(&tmp, &actual, &extension)?;
             guard.0 = None;
             progress.finish("added");
-            Ok(CacheEntry {
+            let stamped = write_stamp(&path, &actual);
+            let entry = CacheEntry {
                 digest: Some(actual),
                 size: fs::metadata(&dest).map(|m| m.len()).unwrap_or(0),
                 path,
                 partial: false,
+                changed: stamped.is_err(),
                 last_used: Some(SystemTime::now()),
-            })
+            };
+            Ok((entry, stamped))
         })
         .await
         .map_err(|e| IsoError::Task(e.to_string()))?
+        .map(|(entry, stamped)| {
+            warn_unstamped(stamped, "", reporter);
+            entry
+        })
     }
 
     /// Every entry and partial download, sorted by path.
@@ -236,15 +246,22 @@ impl IsoCache {
                 if digest.is_none() {
                     continue;
                 }
-                let last_used = fs::metadata(stamp_path(&path))
+                let stamp = stamp_path(&path);
+                let last_used = fs::metadata(&stamp)
                     .and_then(|m| m.modified())
                     .or_else(|_| meta.modified())
                     .ok();
+                // The same rule as a lookup: only an exact stamp is trusted.
+                let changed = !partial
+                    && digest.as_ref().is_some_and(|d| {
+                        read_stamp(&stamp).as_deref() != Some(stamp_text(d, &meta).as_str())
+                    });
                 out.push(CacheEntry {
                     digest,
                     size: meta.len(),
                     path,
                     partial,
+                    changed,
                     last_used,
                 });
             }
@@ -256,6 +273,7 @@ impl IsoCache {
                 last_used: meta.modified().ok(),
                 path,
                 partial: true,
+                changed: false,
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -279,7 +297,7 @@ impl IsoCache {
             );
             let actual = hash_file_async(path.clone(), digest.algo(), progress).await?;
             if actual == digest {
-                write_stamp(&path, &digest)?;
+                warn_unstamped(write_stamp(&path, &digest), "", reporter);
                 report.good.push(path);
                 continue;
             }
@@ -385,7 +403,7 @@ pub(crate) async fn lookup_verified(
     );
     let actual = hash_file_async(path.clone(), digest.algo(), progress).await?;
     if actual == *digest {
-        write_stamp(&path, digest)?;
+        warn_unstamped(write_stamp(&path, digest), build, reporter);
         return Ok(Some(path));
     }
     reporter.warn(
@@ -400,8 +418,9 @@ pub(crate) async fn lookup_verified(
 }
 
 /// Makes a verified file the entry `dest`: read-only, renamed atomically
-/// (so `dest` never holds unverified data), directory synced, then stamped.
-pub(crate) fn commit_to(file: &Path, dest: &Path, digest: &Digest) -> Result<(), IsoError> {
+/// (so `dest` never holds unverified data), directory synced. The caller
+/// stamps it ([`write_stamp`], [`warn_unstamped`]).
+pub(crate) fn commit_to(file: &Path, dest: &Path) -> Result<(), IsoError> {
     fs::set_permissions(file, fs::Permissions::from_mode(0o444))
         .map_err(|e| IsoError::io(file, "cannot make read-only", e))?;
     fs::rename(file, dest).map_err(|e| IsoError::io(dest, "cannot move into place", e))?;
@@ -409,7 +428,22 @@ pub(crate) fn commit_to(file: &Path, dest: &Path, digest: &Digest) -> Result<(),
         // Makes the rename durable; failure only weakens crash safety.
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }
-    write_stamp(dest, digest)
+    Ok(())
+}
+
+/// A stamp that cannot be written costs a re-hash on the next use, not
+/// the ISO: the file is good, so a failed stamp is only a warning (making
+/// it an error failed every later fetch of a good ISO).
+pub(crate) fn warn_unstamped(stamped: Result<(), IsoError>, build: &str, reporter: &dyn Reporter) {
+    if let Err(e) = stamped {
+        reporter.warn(
+            build,
+            &format!(
+                "{}; the ISO is verified and used, but will be re-hashed on its next use",
+                crate::error_chain::error_chain(&e, ": ")
+            ),
+        );
+    }
 }
 
 /// The lock name for a digest.

@@ -74,6 +74,14 @@ pub(crate) async fn download_to_part(
                 // What arrived before the failure is kept and continued.
                 resume = true;
             }
+            // Only now has kiln given up; the retry warnings must not say so.
+            Err(e) if e.is_transient() && attempt > 0 => {
+                return Err(IsoError::GaveUp {
+                    url: url.to_owned(),
+                    attempts: attempt + 1,
+                    last: Box::new(e),
+                });
+            }
             Err(e) => return Err(e),
         }
     }
@@ -186,9 +194,9 @@ async fn download_once(
     let hashed = hasher.await.map_err(|e| IsoError::Task(e.to_string()))?;
     let (hasher, size) = match (hashed, written) {
         (Ok(h), Ok(size)) => (h, size),
-        (Err(e), _) | (_, Err(e)) => {
+        (_, Err(e)) | (Err(e), _) => {
             progress.finish("failed");
-            return Err(e);
+            return Err(disk_full(e, part, total));
         }
     };
     if let Some(e) = failure {
@@ -316,6 +324,28 @@ pub(crate) async fn fetch_text(
         }
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A write that failed for lack of space becomes [`IsoError::DiskFull`],
+/// with the ISO's size and the space left, so the user knows how much to
+/// free (the `.part` keeps what was written, for a resume).
+fn disk_full(e: IsoError, part: &Path, total: Option<u64>) -> IsoError {
+    match e {
+        IsoError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+            let dir = part.parent().unwrap_or(Path::new("."));
+            let free = rustix::fs::statvfs(dir)
+                .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                .unwrap_or(0);
+            IsoError::DiskFull {
+                part: part.to_path_buf(),
+                size: total,
+                written: std::fs::metadata(part).map(|m| m.len()).unwrap_or(0),
+                free,
+                source,
+            }
+        }
+        e => e,
+    }
 }
 
 fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {

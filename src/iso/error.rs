@@ -25,10 +25,18 @@ pub enum IsoError {
         source: reqwest::Error,
     },
 
-    #[error(
-        "{url}: no data for {after:?}; kiln retried and gave up. Check the mirror, add another to iso_urls, or fetch the ISO elsewhere and `kiln cache add` it"
-    )]
+    #[error("{url}: no data for {after:?}")]
     Stalled { url: String, after: Duration },
+
+    #[error(
+        "{url}: gave up after {attempts} attempts. Check the mirror, add another to iso_urls, or fetch the ISO elsewhere and `kiln cache add` it"
+    )]
+    GaveUp {
+        url: String,
+        attempts: u32,
+        #[source]
+        last: Box<IsoError>,
+    },
 
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
@@ -106,6 +114,23 @@ pub enum IsoError {
         path: PathBuf,
         expected: Digest,
         actual: Digest,
+    },
+
+    #[error(
+        "{part}: the disk is full: the ISO is {}, {} of it was written, and {} is free there\n\
+         hint: make room, or run `kiln cache prune --parts` to remove interrupted downloads \
+         (this one is kept so that the next fetch resumes it)",
+        .size.map_or_else(|| "of unknown size".to_owned(), crate::ui::console::format_bytes),
+        crate::ui::console::format_bytes(*.written),
+        crate::ui::console::format_bytes(*.free)
+    )]
+    DiskFull {
+        part: PathBuf,
+        size: Option<u64>,
+        written: u64,
+        free: u64,
+        #[source]
+        source: std::io::Error,
     },
 
     #[error("no cache directory: set KILN_CACHE_DIR (neither XDG_CACHE_HOME nor HOME is set)")]

@@ -247,7 +247,8 @@ impl IsoCache {
                 actual: got.digest,
             });
         }
-        commit_to(&dest.part, &dest.path, expected)?;
+        commit_to(&dest.part, &dest.path)?;
+        cache::warn_unstamped(cache::write_stamp(&dest.path, expected), build, reporter);
         reporter.info(
             build,
             &format!("{url}: {} bytes verified ({expected})", got.size),
@@ -351,7 +352,8 @@ impl IsoCache {
                 dest
             }
         };
-        commit_to(&part, &dest, &got.digest)?;
+        commit_to(&part, &dest)?;
+        cache::warn_unstamped(cache::write_stamp(&dest, &got.digest), build, reporter);
         reporter.info(
             build,
             &format!(

@@ -4,6 +4,7 @@
 pub mod compat;
 pub mod diagnostic;
 pub mod fix;
+pub mod input;
 pub mod interp;
 pub mod json;
 pub mod model;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::compat::Compat;
-use super::diagnostic::{Diagnostics, Location, did_you_mean};
+use super::diagnostic::{Diagnostics, Location, did_you_mean, shown_name};
 use super::json::{self, Node, Span, Value};
 use super::source::SourceFile;
 
@@ -88,7 +88,7 @@ pub enum LoadError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: super::input::InputError,
     },
     #[error("template {path} is not valid UTF-8 text")]
     NotUtf8 { path: PathBuf },
@@ -100,7 +100,7 @@ pub enum LoadError {
 /// warnings are appended to `diags`; only a file that cannot be read or is
 /// not a JSON object makes the result `Err`.
 pub fn load(path: &Path, diags: &mut Diagnostics) -> Result<Template, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let bytes = super::input::read_input(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -255,7 +255,7 @@ pub fn parse(
             other => {
                 let d = errors.error(
                     "",
-                    format!("unknown top-level key `{other}`"),
+                    format!("unknown top-level key `{}`", shown_name(other)),
                     loc(m.key_span),
                 );
                 d.hint = Some(match did_you_mean(other, ROOT_KEYS.iter().copied()) {

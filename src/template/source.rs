@@ -45,17 +45,23 @@ impl SourceFile {
 
     /// The text of a 1-based line, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
+        self.text
+            .get(self.line_bounds(line))
+            .unwrap_or("")
+            .trim_end_matches('\r')
+    }
+
+    /// The byte range of a 1-based line, without its newline (empty past
+    /// the end).
+    pub fn line_bounds(&self, line: usize) -> std::ops::Range<usize> {
         let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
-            return "";
+            return self.text.len()..self.text.len();
         };
         let end = self
             .line_starts
             .get(line)
             .map_or(self.text.len(), |&next| next - 1);
-        self.text
-            .get(start..end)
-            .unwrap_or("")
-            .trim_end_matches('\r')
+        start..end
     }
 }
 

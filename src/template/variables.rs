@@ -378,14 +378,23 @@ fn read_var_file(
     diags: &mut Diagnostics,
 ) -> Option<(Arc<SourceFile>, Vec<VarFileMember>)> {
     let label = format!("var-file {}", path.display());
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let bytes = match super::input::read_input(path) {
+        Ok(b) => b,
         Err(e) => {
+            let hint = match e.hint() {
+                Some(hint) if !e.is_not_found() => hint,
+                _ => "check the path given to -var-file",
+            };
             diags
                 .error(label, format!("cannot read it: {e}"), None)
-                .hint = Some("check the path given to -var-file".into());
+                .hint = Some(hint.into());
             return None;
         }
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        diags.error(label, "it is not valid UTF-8 text", None).hint =
+            Some("save the var file as UTF-8".into());
+        return None;
     };
     let file = Arc::new(SourceFile::new(path, text));
     let loc = |span: Span| {

@@ -30,24 +30,102 @@ pub struct ConsoleOptions {
 /// Replaces every occurrence of a sensitive value with `<sensitive>`.
 #[derive(Debug, Clone, Default)]
 pub struct SecretMask {
+    /// What to hide, longest first: each secret and its encoded forms.
     secrets: Vec<String>,
+    /// The secrets as given, for [`SecretMask::extend`].
+    given: Vec<String>,
 }
+
+const MASKED: &str = "<sensitive>";
 
 impl SecretMask {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        let given: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        let mut all = Vec::new();
+        for secret in given.iter().cloned() {
+            // A secret inside a URL (`http://user:SECRET@host/`) may be
+            // printed percent-encoded by whatever parsed the URL.
+            let encoded =
+                percent_encoding::utf8_percent_encode(&secret, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string();
+            if encoded != secret {
+                all.push(encoded);
+            }
+            all.push(secret);
+        }
         // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Self { secrets }
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        Self {
+            secrets: all,
+            given,
+        }
+    }
+
+    /// Adds more secrets (values resolved after the mask was made).
+    pub fn extend(&mut self, secrets: impl IntoIterator<Item = String>) {
+        let given = std::mem::take(&mut self.given);
+        *self = Self::new(given.into_iter().chain(secrets));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// Bytes in the longest secret (they are sorted longest first).
+    pub fn longest_secret(&self) -> usize {
+        self.secrets.first().map_or(0, String::len)
     }
 
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        self.mask_tracking(text, &mut [])
+    }
+
+    /// Masks `text` and moves each byte offset in `positions` to the same
+    /// place in the masked text (an offset inside a secret moves to the
+    /// start of its `<sensitive>`), so a caret computed from them points at
+    /// what is printed and says nothing about a secret's length.
+    pub fn mask_tracking(&self, text: &str, positions: &mut [usize]) -> String {
+        let mut found: Vec<(usize, usize)> = Vec::new();
         for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "<sensitive>");
+            for (start, _) in text.match_indices(secret.as_str()) {
+                let end = start + secret.len();
+                // Longer secrets came first and win where two overlap.
+                if found.iter().all(|&(s, e)| end <= s || start >= e) {
+                    found.push((start, end));
+                }
             }
+        }
+        if found.is_empty() {
+            return text.to_owned();
+        }
+        found.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        let mut moved: Vec<Option<usize>> = vec![None; positions.len()];
+        for &(start, end) in &found {
+            for (i, &p) in positions.iter().enumerate() {
+                if moved[i].is_none() && p < end {
+                    let at = if p < start {
+                        out.len() + (p.max(copied) - copied)
+                    } else {
+                        out.len() + (start - copied)
+                    };
+                    moved[i] = Some(at);
+                }
+            }
+            out.push_str(&text[copied..start]);
+            out.push_str(MASKED);
+            copied = end;
+        }
+        for (i, &p) in positions.iter().enumerate() {
+            if moved[i].is_none() {
+                moved[i] = Some(out.len() + p.saturating_sub(copied));
+            }
+        }
+        out.push_str(&text[copied..]);
+        for (p, m) in positions.iter_mut().zip(moved) {
+            *p = m.unwrap_or(*p).min(out.len());
         }
         out
     }
@@ -371,6 +449,42 @@ mod tests {
             "pw=<sensitive> and <sensitive>"
         );
         assert_eq!(mask.mask("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn extending_keeps_every_secret_once() {
+        let mut mask = SecretMask::new(["a b".to_owned()]);
+        mask.extend(["c d".to_owned()]);
+        mask.extend(Vec::new());
+        assert_eq!(
+            mask.mask("a b, c d, a%20b"),
+            "<sensitive>, <sensitive>, <sensitive>"
+        );
+        assert_eq!(mask.secrets.len(), 4, "{:?}", mask.secrets);
+    }
+
+    #[test]
+    fn masks_the_percent_encoded_form_too() {
+        let mask = SecretMask::new(["p@ss word".to_owned()]);
+        assert_eq!(
+            mask.mask("http://u:p%40ss%20word@h/ and p@ss word"),
+            "http://u:<sensitive>@h/ and <sensitive>"
+        );
+    }
+
+    #[test]
+    fn positions_follow_the_masked_text() {
+        let mask = SecretMask::new(["hunter2".to_owned()]);
+        let text = "a hunter2 b hunter2 c";
+        // Before, inside, between, after the secrets, and the end.
+        let mut at = [0, 4, 10, 20, text.len()];
+        let masked = mask.mask_tracking(text, &mut at);
+        assert_eq!(masked, "a <sensitive> b <sensitive> c");
+        assert_eq!(&masked[at[0]..], masked.as_str());
+        assert_eq!(&masked[at[1]..], "<sensitive> b <sensitive> c");
+        assert_eq!(&masked[at[2]..], "b <sensitive> c");
+        assert_eq!(&masked[at[3]..], "c");
+        assert_eq!(at[4], masked.len());
     }
 
     #[test]

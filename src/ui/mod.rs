@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod machine;
+pub mod printable;
 
 use std::sync::Mutex;
 use std::time::Duration;

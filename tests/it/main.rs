@@ -2,7 +2,10 @@
 
 mod cache;
 mod cli;
+mod hostile;
 mod http;
+#[path = "../iso_support/mod.rs"]
+mod iso_support;
 mod key_pair;
 mod layout;
 mod machine_readable;
@@ -10,6 +13,8 @@ mod on_error;
 mod ova;
 mod postprocess;
 mod qemu;
+mod secrets;
+mod signals;
 mod ssh;
 mod strict;
 mod support;

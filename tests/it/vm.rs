@@ -391,8 +391,9 @@ pub(crate) fn interrupt_when_checking(
         .spawn()
         .expect("kiln runs");
     let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
     let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap_or_default();
         seen.push_str(&line);
         seen.push('\n');
@@ -410,7 +411,13 @@ pub(crate) fn interrupt_when_checking(
         .args(["-INT", &pid.to_string()])
         .status()
         .expect("kill runs");
-    let out = child.wait_with_output().expect("kiln exits");
+    // The rest of stderr (the summary) goes into the output with the rest.
+    for line in lines {
+        seen.push_str(&line.unwrap_or_default());
+        seen.push('\n');
+    }
+    let mut out = child.wait_with_output().expect("kiln exits");
+    out.stderr = seen.clone().into_bytes();
     assert!(
         qemu_processes_with(name).is_empty(),
         "no qemu may survive an interrupted build:\n{seen}"
@@ -439,7 +446,12 @@ fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
         );
         let cmd = build_in(dir.path(), &[], &template);
         let (out, took) = interrupt_when(cmd, marker, vm_name);
-        assert_ne!(out.status.code(), Some(0), "{marker}");
+        assert_eq!(out.status.code(), Some(1), "{marker}");
+        let t = text(&out);
+        assert!(
+            t.contains("interrupted by SIGINT during \"") && !t.contains("interrupted: "),
+            "{marker}: the summary says what was interrupted: {t}"
+        );
         assert!(
             took < Duration::from_secs(20),
             "cleanup after Ctrl-C took {took:?}"

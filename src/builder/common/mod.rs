@@ -241,9 +241,10 @@ fn serial_tail(path: Option<&PathBuf>, lines: usize) -> String {
         return String::new();
     };
     let text = String::from_utf8_lossy(&text);
-    let all: Vec<&str> = text
+    // The guest's escape sequences must not reach the user's terminal.
+    let all: Vec<String> = text
         .lines()
-        .map(|l| l.trim_end_matches('\r'))
+        .map(crate::ui::printable::printable)
         .filter(|l| !l.trim().is_empty())
         .collect();
     let start = all.len().saturating_sub(lines);
@@ -276,4 +277,25 @@ pub fn render_deferred(
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::*;
+
+    #[test]
+    fn the_serial_tail_has_no_escape_sequences() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("serial.log");
+        std::fs::write(
+            &log,
+            "\u{1b}c\u{1b}[2J\u{1b}[H\u{1b}]0;pwned\u{7}booting\r\n\u{1b}[1;31mKernel panic\u{1b}[0m\r\n\u{1b}[2J\r\n",
+        )
+        .expect("write");
+        let note = serial_note(Some(&log), 10);
+        assert_eq!(
+            note,
+            "\nlast lines of its serial console:\nbooting\nKernel panic"
+        );
+    }
 }

@@ -32,9 +32,7 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
             if common.cd.is_empty() {
                 return Ok(());
             }
-            let dir = tempfile::Builder::new()
-                .prefix("kiln-cd-")
-                .tempdir()
+            let dir = crate::host::scratch::tempdir("cd")
                 .map_err(|e| StepError::with_source("cannot create a folder for the CD", e))?
                 .keep();
             self.dir = Some(dir.clone());

@@ -174,9 +174,7 @@ impl Step<QemuState> for StepRunVm {
                 );
             }
             state.accel = Some(probe.chosen);
-            let runtime = tempfile::Builder::new()
-                .prefix("kiln-")
-                .tempdir()
+            let runtime = crate::host::scratch::tempdir("vm")
                 .map_err(|e| fail("cannot create a runtime directory", e))?;
             state.runtime_dir = Some(runtime);
             state.common.serial_log = Some(state.output_dir.join("serial.log"));

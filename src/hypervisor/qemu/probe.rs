@@ -200,9 +200,7 @@ pub async fn run_probe_guest(
     timeout: Duration,
 ) -> Result<Duration, String> {
     let start = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix("kiln-probe-")
-        .tempdir()
+    let dir = crate::host::scratch::tempdir("probe")
         .map_err(|e| format!("could not create a directory for the test guest: {e}"))?;
     let image = dir.path().join("probe.img");
     std::fs::write(&image, boot_sector(PROBE_CODE))

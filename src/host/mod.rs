@@ -1,0 +1,3 @@
+//! Small neutral helpers about the host kiln runs on.
+
+pub mod scratch;
