@@ -30,10 +30,45 @@ fn current_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// An HCL2 template is resolved while it loads (its values need the
+/// variables); a JSON one is resolved after.
+fn load_hcl(
+    path: &Path,
+    variables: &VariableArgs,
+    lenient: bool,
+    diags: &mut Diagnostics,
+) -> Result<(Template, ResolvedVariables), LoadError> {
+    let env_vars = std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix("PKR_VAR_")?.to_owned(), v)))
+        .collect();
+    let inputs = crate::hcl::Inputs {
+        var_files: &variables.var_files,
+        vars: &variables.vars,
+        env: &env_lookup,
+        env_vars,
+        lenient,
+    };
+    let loaded = crate::hcl::load(path, &inputs, diags)?;
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
+    }
+    let vars = ResolvedVariables {
+        secrets: loaded.secrets,
+        ..ResolvedVariables::default()
+    };
+    Ok((loaded.template, vars))
+}
+
 /// Loads and checks a template, printing every diagnostic. None on errors.
 fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Option<Checked> {
     let mut diags = Diagnostics::new();
-    let template = match model::load(path, &mut diags) {
+    let hcl = crate::hcl::is_hcl(path);
+    let loaded = if hcl {
+        load_hcl(path, variables, false, &mut diags).map(|(t, v)| (t, Some(v)))
+    } else {
+        model::load(path, &mut diags).map(|t| (t, None))
+    };
+    let (template, hcl_vars) = match loaded {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, path);
@@ -51,8 +86,11 @@ fn check(path: &Path, variables: &VariableArgs, selection: &SelectionArgs) -> Op
         var_files: variables.var_files.clone(),
         vars: variables.vars.clone(),
     };
-    let errors_before = diags.error_count();
-    let vars = variables::resolve(&template, &inputs, &environment, &mut diags);
+    let errors_before = if hcl { 0 } else { diags.error_count() };
+    let vars = match hcl_vars {
+        Some(v) => v,
+        None => variables::resolve(&template, &inputs, &environment, &mut diags),
+    };
     let mask = SecretMask::new(vars.secrets.clone());
     // Without every variable's value, checking the sections would only
     // repeat the variables' errors.
@@ -139,7 +177,12 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path) {
 pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
     if args.syntax_only {
         let mut diags = Diagnostics::new();
-        return match model::load(&args.template, &mut diags) {
+        let loaded = if crate::hcl::is_hcl(&args.template) {
+            load_hcl(&args.template, &args.variables, true, &mut diags).map(|(t, _)| t)
+        } else {
+            model::load(&args.template, &mut diags)
+        };
+        return match loaded {
             Ok(_) if diags.has_errors() => {
                 print_diagnostics(&diags, &SecretMask::default(), &args.template);
                 false
@@ -170,7 +213,12 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
 
 pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     let mut diags = Diagnostics::new();
-    let t = match model::load(&args.template, &mut diags) {
+    let loaded = if crate::hcl::is_hcl(&args.template) {
+        load_hcl(&args.template, &VariableArgs::default(), true, &mut diags).map(|(t, _)| t)
+    } else {
+        model::load(&args.template, &mut diags)
+    };
+    let t = match loaded {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, &args.template);
