@@ -464,7 +464,8 @@ fn declare(b: &Block, base: usize, files: &Files, diags: &mut Diagnostics) -> Op
                         Ok(c) => Some(c),
                         Err(e) => {
                             diags.error(&path, format!("default: {e}"), files.location(span));
-                            None
+                            // Reported once: not again as a missing value.
+                            Some(Value::Null)
                         }
                     },
                     None => Some(value),
