@@ -150,12 +150,46 @@ pub fn load(
     diags: &mut Diagnostics,
 ) -> Result<Loaded, LoadError> {
     let (paths, auto_vars) = list_files(path)?;
+    let mut sources = Vec::new();
+    for p in paths {
+        let text = read(&p)?;
+        sources.push((p, text));
+    }
+    let dir = if path.is_dir() {
+        path.to_owned()
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    if sources.is_empty() {
+        let mut d = Diagnostics::new();
+        d.error(
+            "",
+            format!("{} has no *.pkr.hcl files", path.display()),
+            None,
+        )
+        .hint = Some("kiln reads every *.pkr.hcl file in the directory, as Packer does".into());
+        return Err(LoadError::Invalid(d));
+    }
+    load_sources(sources, &auto_vars, dir, inputs, diags)
+}
+
+/// Loads a template from texts already in memory (one per file, in
+/// Packer's order); `dir` is `path.root`.
+pub fn load_sources(
+    sources: Vec<(PathBuf, String)>,
+    auto_vars: &[PathBuf],
+    dir: PathBuf,
+    inputs: &Inputs<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Loaded, LoadError> {
     let mut files = Files::default();
     let mut parsed = Vec::new();
     let mut syntax = Diagnostics::new();
-    for p in &paths {
-        let text = read(p)?;
-        let (base, file) = files.add(p, text);
+    for (p, text) in sources {
+        let (base, file) = files.add(&p, text);
         if p.to_string_lossy().ends_with(".json") {
             syntax
                 .error(
@@ -182,31 +216,14 @@ pub fn load(
             }
         }
     }
-    if paths.is_empty() {
-        syntax
-            .error(
-                "",
-                format!("{} has no *.pkr.hcl files", path.display()),
-                None,
-            )
-            .hint = Some("kiln reads every *.pkr.hcl file in the directory, as Packer does".into());
-    }
     if syntax.has_errors() {
         return Err(LoadError::Invalid(syntax));
     }
-    let dir = if path.is_dir() {
-        path.to_owned()
-    } else {
-        path.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    };
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
 
     let mut notes = Vec::new();
     packer_block::check(&parsed, &files, diags, &mut notes);
     check_top_level(&parsed, &files, diags);
-    let vars = variables::resolve(&parsed, &auto_vars, inputs, &files, diags);
+    let vars = variables::resolve(&parsed, auto_vars, inputs, &files, diags);
     let mut scope = eval::Scope::default();
     scope.set("var", hcl::Value::Object(vars.values.clone()));
     let mut path_obj = hcl::Map::new();
