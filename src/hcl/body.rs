@@ -140,14 +140,14 @@ pub fn evaluate(
                 }
                 let key_span = span_of(base, b.ident.span());
                 if key == "dynamic" {
-                    diags
-                        .error(
-                            path,
-                            "`dynamic` blocks are not supported by kiln yet",
-                            files.location(key_span),
-                        )
-                        .hint = Some("write the blocks out, one per value".into());
-                    ok = false;
+                    match expand_dynamic(b, base, scope, path, files, diags) {
+                        Some((name, nodes)) => {
+                            for node in nodes {
+                                add_block(&mut members, &name, key_span, node);
+                            }
+                        }
+                        None => ok = false,
+                    }
                     continue;
                 }
                 let inner = evaluate(
@@ -164,27 +164,124 @@ pub fn evaluate(
                     value: Value::Object(inner.members),
                     span: span_of(base, b.span()),
                 };
-                match members.iter_mut().find(|m| m.key == key) {
-                    Some(m) => match &mut m.value.value {
-                        Value::Array(items) => items.push(node),
-                        other => {
-                            let first = Node {
-                                value: std::mem::replace(other, Value::Null),
-                                span: m.value.span,
-                            };
-                            m.value.value = Value::Array(vec![first, node]);
-                        }
-                    },
-                    None => members.push(Member {
-                        key: key.to_owned(),
-                        key_span,
-                        value: node,
-                    }),
-                }
+                add_block(&mut members, key, key_span, node);
             }
         }
     }
     Evaluated { members, ok }
+}
+
+/// A nested block joins the members: a second block of the same type
+/// turns the member into a list of blocks.
+fn add_block(members: &mut Vec<Member>, key: &str, key_span: Span, node: Node) {
+    match members.iter_mut().find(|m| m.key == key) {
+        Some(m) => match &mut m.value.value {
+            Value::Array(items) => items.push(node),
+            other => {
+                let first = Node {
+                    value: std::mem::replace(other, Value::Null),
+                    span: m.value.span,
+                };
+                m.value.value = Value::Array(vec![first, node]);
+            }
+        },
+        None => members.push(Member {
+            key: key.to_owned(),
+            key_span,
+            value: node,
+        }),
+    }
+}
+
+/// `dynamic "NAME" { for_each, iterator, labels, content { … } }`: one
+/// NAME block per element, `content` evaluated with the iterator
+/// (`NAME.key`, `NAME.value`, or the `iterator` name) in scope.
+fn expand_dynamic(
+    b: &hcl::edit::structure::Block,
+    base: usize,
+    scope: &Scope,
+    path: &str,
+    files: &Files,
+    diags: &mut Diagnostics,
+) -> Option<(String, Vec<Node>)> {
+    let span = span_of(base, b.ident.span());
+    let [label] = b.labels.as_slice() else {
+        diags
+            .error(
+                path,
+                "a dynamic block has one label: the type of the blocks it makes",
+                files.location(span),
+            )
+            .hint = Some("write dynamic \"NAME\" { for_each = …, content { … } }".into());
+        return None;
+    };
+    let name = label.as_str().to_owned();
+    let path = format!("{path}.dynamic.{name}");
+    let Some(for_each) = b.body.get_attribute("for_each") else {
+        diags.error(&path, "for_each is required", files.location(span));
+        return None;
+    };
+    let Some(content) = b.body.get_blocks("content").next() else {
+        diags.error(&path, "a content block is required", files.location(span));
+        return None;
+    };
+    let iterator = match b.body.get_attribute("iterator") {
+        Some(a) => match &a.value {
+            hcl::edit::expr::Expression::Variable(v) => v.as_str().to_owned(),
+            _ => {
+                diags.error(
+                    &path,
+                    "iterator: expected a name",
+                    files.location(span_of(base, a.value.span())),
+                );
+                return None;
+            }
+        },
+        None => name.clone(),
+    };
+    let each_span = span_of(base, for_each.value.span());
+    let items: Vec<(HclValue, HclValue)> = match eval(&for_each.value, scope) {
+        Ok(HclValue::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (HclValue::from(i as u64), v))
+            .collect(),
+        Ok(HclValue::Object(m)) => m
+            .into_iter()
+            .map(|(k, v)| (HclValue::String(k), v))
+            .collect(),
+        Ok(other) => {
+            diags.error(
+                &path,
+                format!("for_each: expected a list, set or map, found {other}"),
+                files.location(each_span),
+            );
+            return None;
+        }
+        Err(e) => {
+            diags
+                .error(&path, format!("for_each: {e}"), files.location(each_span))
+                .hint = hint_for(&e);
+            return None;
+        }
+    };
+    let mut nodes = Vec::new();
+    for (k, v) in items {
+        let mut s = scope.clone();
+        let mut it = hcl::Map::new();
+        it.insert("key".to_owned(), k);
+        it.insert("value".to_owned(), v);
+        s.set(&iterator, HclValue::Object(it));
+        let inner = evaluate(&content.body, base, &s, &path, &[], files, diags);
+        if !inner.ok {
+            return None;
+        }
+        nodes.push(Node {
+            value: Value::Object(inner.members),
+            span: span_of(base, content.span()),
+        });
+    }
+    Some((name, nodes))
 }
 
 pub fn hint_for(message: &str) -> Option<String> {
@@ -194,5 +291,55 @@ pub fn hint_for(message: &str) -> Option<String> {
         Some("check the name: is it declared in a variable block or a locals block?".into())
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(src: &str) -> (Vec<Member>, Diagnostics) {
+        let body = hcl::edit::parser::parse_body(src).expect("parses");
+        let mut files = Files::default();
+        files.add(std::path::Path::new("t.pkr.hcl"), src.to_owned());
+        let mut diags = Diagnostics::new();
+        let ev = evaluate(&body, 0, &Scope::default(), "t", &[], &files, &mut diags);
+        (ev.members, diags)
+    }
+
+    #[test]
+    fn nested_blocks_repeat_into_a_list_and_dynamic_blocks_expand() {
+        let (m, diags) = members(
+            r#"
+a = 1
+disk { size = "1G" }
+dynamic "disk" {
+  for_each = { second = "2G", third = "3G" }
+  iterator = d
+  content {
+    name = d.key
+    size = d.value
+  }
+}
+"#,
+        );
+        assert!(diags.is_empty(), "{}", diags.render());
+        let disks = m.iter().find(|m| m.key == "disk").expect("disk");
+        let Value::Array(items) = &disks.value.value else {
+            panic!("a list of blocks: {disks:?}");
+        };
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].get("size").and_then(Node::as_str), Some("3G"));
+        assert_eq!(items[1].get("name").and_then(Node::as_str), Some("second"));
+    }
+
+    #[test]
+    fn dynamic_errors_are_located() {
+        let (_, diags) = members("dynamic \"disk\" {\n  for_each = 3\n  content {}\n}\n");
+        let text = diags.render();
+        assert!(text.contains("for_each: expected a list, set or map"), "{text}");
+        assert!(text.contains("t.pkr.hcl:2:14"), "{text}");
+        let (_, diags) = members("dynamic \"disk\" {\n  for_each = [1]\n}\n");
+        assert!(diags.render().contains("a content block is required"));
     }
 }
