@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod hcl;
 mod http;
 mod ova;
 mod postprocess;
