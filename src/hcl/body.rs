@@ -337,7 +337,10 @@ dynamic "disk" {
     fn dynamic_errors_are_located() {
         let (_, diags) = members("dynamic \"disk\" {\n  for_each = 3\n  content {}\n}\n");
         let text = diags.render();
-        assert!(text.contains("for_each: expected a list, set or map"), "{text}");
+        assert!(
+            text.contains("for_each: expected a list, set or map"),
+            "{text}"
+        );
         assert!(text.contains("t.pkr.hcl:2:14"), "{text}");
         let (_, diags) = members("dynamic \"disk\" {\n  for_each = [1]\n}\n");
         assert!(diags.render().contains("a content block is required"));

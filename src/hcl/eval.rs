@@ -232,6 +232,18 @@ mod tests {
     }
 
     #[test]
+    fn try_and_can_work_in_templates_and_for_bodies_when_their_argument_does() {
+        assert_eq!(
+            run(r#""${try(var.n, 0)}-%{for x in [1] }${can(x)}%{endfor}""#),
+            Ok(Value::from("2-true"))
+        );
+        assert_eq!(
+            run("[for x in [1, 2] : try(x * var.n, 0)]"),
+            Ok(Value::from(vec![2, 4]))
+        );
+    }
+
+    #[test]
     fn try_and_can_catch_errors() {
         assert_eq!(
             run("try(var.missing, \"fallback\")"),

@@ -239,6 +239,14 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "aws_secretsmanager" => needs_network,
         "aws_secretsmanager_raw" => needs_network,
     }
+    // `try` and `can` are resolved before evaluation (eval.rs), except
+    // inside `for` bodies and string templates, whose names are only bound
+    // while hcl-rs evaluates them: there they work when their first
+    // argument does, and an error in it is reported as it is.
+    declare! {
+        "try" => try_first,
+        "can" => can_evaluated,
+    }
     if with_env {
         declare! { "env" => env }
     }
@@ -1864,6 +1872,14 @@ fn tomap(a: &[Value]) -> R {
 fn env(a: &[Value]) -> R {
     count(a, 1, 1)?;
     s(std::env::var(string(a, 0)?).unwrap_or_default())
+}
+fn try_first(a: &[Value]) -> R {
+    count(a, 1, usize::MAX)?;
+    Ok(a[0].clone())
+}
+fn can_evaluated(a: &[Value]) -> R {
+    count(a, 1, 1)?;
+    Ok(Value::Bool(true))
 }
 fn needs_network(_: &[Value]) -> R {
     Err("this function reads from a network service (Vault, Consul or AWS Secrets Manager), which kiln does not reach; pass the value in a variable instead (-var, a var file or PKR_VAR_name)".into())
