@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::args::{
-    BuildArgs, CacheArgs, FetchArgs, FixArgs, InspectArgs, SelectionArgs, ValidateArgs,
+    BuildArgs, CacheArgs, FetchArgs, FixArgs, InitArgs, InspectArgs, SelectionArgs, ValidateArgs,
     VariableArgs,
 };
 use crate::config::{self, Prepared, Selection};
@@ -323,6 +323,35 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     if !diags.is_empty() {
         eprint!("{}", diags.render());
     }
+    true
+}
+
+/// Packer's `init` installs the plugins a template requires; kiln has its
+/// plugins built in, so it only says whether the template's requirements
+/// are met.
+pub fn init(args: &InitArgs) -> bool {
+    if !crate::hcl::is_hcl(&args.template) {
+        eprintln!(
+            "error: kiln init reads HCL2 templates (*.pkr.hcl or a directory); {} is a JSON template, which has no plugin requirements",
+            args.template.display()
+        );
+        return false;
+    }
+    let mut diags = Diagnostics::new();
+    if let Err(e) = load_hcl(&args.template, &VariableArgs::default(), true, &mut diags) {
+        print_load_error(&e, &diags, &args.template);
+        return false;
+    }
+    // Only the `packer` block matters here; a missing variable does not.
+    let mut plugin_diags = Diagnostics::new();
+    for d in diags.iter().filter(|d| d.path.starts_with("packer")) {
+        plugin_diags.push(d.clone());
+    }
+    print_diagnostics(&plugin_diags, &SecretMask::default(), &args.template);
+    if plugin_diags.has_errors() {
+        return false;
+    }
+    println!("Nothing to install: kiln has the plugins it supports built in.");
     true
 }
 

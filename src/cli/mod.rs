@@ -34,6 +34,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => commands::validate(&a, &options),
         Command::Inspect(a) => commands::inspect(&a, &options),
         Command::Fix(a) => commands::fix(&a),
+        Command::Init(a) => commands::init(&a),
         Command::Build(a) => commands::build(&a, &options),
         Command::Cache(a) => commands::cache(a, &options),
         Command::Version => {
