@@ -71,12 +71,7 @@ pub struct SelectionArgs {
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub only: Vec<String>,
     /// Run every build except these (comma-separated names, `*` wildcards).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "NAMES",
-        conflicts_with = "only"
-    )]
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub except: Vec<String>,
 }
 

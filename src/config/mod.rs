@@ -50,11 +50,12 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// `-only` and `-except` may be given together, as current Packer
+    /// allows: a build is kept if `-only` matches it (or is empty) and
+    /// `-except` does not.
     pub fn includes(&self, name: &str) -> bool {
-        if !self.only.is_empty() {
-            return self.only.iter().any(|p| glob_match(p, name));
-        }
-        !self.except.iter().any(|p| glob_match(p, name))
+        let only = self.only.is_empty() || self.only.iter().any(|p| glob_match(p, name));
+        only && !self.except.iter().any(|p| glob_match(p, name))
     }
 }
 
