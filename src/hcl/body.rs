@@ -120,6 +120,18 @@ pub fn evaluate(
                     continue;
                 }
                 match eval(&a.value, scope) {
+                    Ok(v) if go_variable_function(&v).is_some() => {
+                        let f = go_variable_function(&v).unwrap_or_default();
+                        let replacement = if f == "user" {
+                            "var.NAME"
+                        } else {
+                            "a variable whose default is env(\"NAME\")"
+                        };
+                        diags
+                            .error(path, format!("{key}: `{{{{{f} …}}}}` is a JSON-template function; HCL2 templates do not have it"), files.location(span))
+                            .hint = Some(format!("use {replacement} in a ${{…}} interpolation instead"));
+                        ok = false;
+                    }
                     Ok(v) => members.push(Member {
                         key: key.to_owned(),
                         key_span,
@@ -282,6 +294,23 @@ fn expand_dynamic(
         });
     }
     Some((name, nodes))
+}
+
+/// `{{user …}}` or `{{env …}}` in a string: Packer refuses them in HCL2
+/// (values come from `var.*` there), so kiln says so instead of letting
+/// the build-time template engine report an undeclared variable.
+fn go_variable_function(v: &HclValue) -> Option<&'static str> {
+    static PATTERN: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\{\{-?\s*(user|env)\b").ok());
+    match v {
+        HclValue::String(s) => {
+            let caps = PATTERN.as_ref()?.captures(s)?;
+            Some(if &caps[1] == "user" { "user" } else { "env" })
+        }
+        HclValue::Array(items) => items.iter().find_map(go_variable_function),
+        HclValue::Object(m) => m.values().find_map(go_variable_function),
+        _ => None,
+    }
 }
 
 pub fn hint_for(message: &str) -> Option<String> {
