@@ -38,6 +38,22 @@ fn load_hcl(
     lenient: bool,
     diags: &mut Diagnostics,
 ) -> Result<(Template, ResolvedVariables), LoadError> {
+    let loaded = hcl_inputs_load(path, variables, lenient, diags)?;
+    let vars = ResolvedVariables {
+        secrets: loaded.secrets,
+        ..ResolvedVariables::default()
+    };
+    Ok((loaded.template, vars))
+}
+
+/// Loads an HCL2 template with the command line's and the environment's
+/// variables, and prints its notes.
+fn hcl_inputs_load(
+    path: &Path,
+    variables: &VariableArgs,
+    lenient: bool,
+    diags: &mut Diagnostics,
+) -> Result<crate::hcl::Loaded, LoadError> {
     let env_vars = std::env::vars()
         .filter_map(|(k, v)| Some((k.strip_prefix("PKR_VAR_")?.to_owned(), v)))
         .collect();
@@ -52,11 +68,7 @@ fn load_hcl(
     for note in &loaded.notes {
         eprintln!("note: {note}");
     }
-    let vars = ResolvedVariables {
-        secrets: loaded.secrets,
-        ..ResolvedVariables::default()
-    };
-    Ok((loaded.template, vars))
+    Ok(loaded)
 }
 
 /// Loads and checks a template, printing every diagnostic. None on errors.
@@ -214,7 +226,17 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions) -> bool {
 pub fn inspect(args: &InspectArgs, options: &ConsoleOptions) -> bool {
     let mut diags = Diagnostics::new();
     let loaded = if crate::hcl::is_hcl(&args.template) {
-        load_hcl(&args.template, &VariableArgs::default(), true, &mut diags).map(|(t, _)| t)
+        match hcl_inputs_load(&args.template, &VariableArgs::default(), true, &mut diags) {
+            Ok(l) if options.mode != crate::ui::console::OutputMode::MachineReadable => {
+                print!("{}", crate::hcl::render_inspect(&l));
+                if !diags.is_empty() {
+                    eprint!("{}", diags.render());
+                }
+                return !diags.has_errors();
+            }
+            Ok(l) => Ok(l.template),
+            Err(e) => Err(e),
+        }
     } else {
         model::load(&args.template, &mut diags)
     };

@@ -45,13 +45,24 @@ const BUILD_KEYS: &[&str] = &[
     "hcp_packer_registry",
 ];
 
-pub fn read(
+/// A build block as `inspect` shows it: names and types only, so it can be
+/// listed even when its values cannot be evaluated.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOutline {
+    pub name: Option<String>,
+    pub sources: Vec<String>,
+    pub provisioners: Vec<String>,
+    pub post_processors: Vec<Vec<String>>,
+}
+
+pub(crate) fn read(
     parsed: &[Parsed],
     scope: &Scope,
     files: &Files,
     t: &mut Template,
     diags: &mut Diagnostics,
-) {
+) -> Vec<BuildOutline> {
+    let mut outlines = Vec::new();
     let mut sources: Vec<Source<'_>> = Vec::new();
     for p in parsed {
         for s in p.body.iter() {
@@ -103,6 +114,7 @@ pub fn read(
                 continue;
             }
             build_count += 1;
+            outlines.push(outline(b));
             read_build(b, p.base, &sources, &refs, scope, files, t, diags);
         }
     }
@@ -111,6 +123,64 @@ pub fn read(
             .error("", "the template has no build block", None)
             .hint = Some("add build { sources = [\"source.TYPE.NAME\"] }".into());
     }
+    outlines
+}
+
+fn label_of(b: &Block) -> String {
+    b.labels
+        .first()
+        .map_or_else(String::new, |l| l.as_str().to_owned())
+}
+
+fn outline(b: &Block) -> BuildOutline {
+    let literal = |key: &str| -> Option<String> {
+        match &b.body.get_attribute(key)?.value {
+            hcl::edit::expr::Expression::String(s) => Some(s.as_str().to_owned()),
+            other => Some(other.to_string().trim().to_owned()),
+        }
+    };
+    let mut o = BuildOutline {
+        name: literal("name"),
+        ..BuildOutline::default()
+    };
+    if let Some(a) = b.body.get_attribute("sources")
+        && let hcl::edit::expr::Expression::Array(items) = &a.value
+    {
+        for item in items.iter() {
+            if let hcl::edit::expr::Expression::String(s) = item {
+                o.sources
+                    .push(s.as_str().trim_start_matches("source.").to_owned());
+            }
+        }
+    }
+    for s in b.body.iter() {
+        let Structure::Block(inner) = s else { continue };
+        match inner.ident.as_str() {
+            "source" => {
+                // A `name` override is what the build is called by.
+                let label = label_of(inner);
+                let renamed = match inner.body.get_attribute("name").map(|a| &a.value) {
+                    Some(hcl::edit::expr::Expression::String(n)) => label
+                        .split_once('.')
+                        .map(|(ty, _)| format!("{ty}.{}", n.as_str())),
+                    _ => None,
+                };
+                o.sources.push(renamed.unwrap_or(label));
+            }
+            "provisioner" => o.provisioners.push(label_of(inner)),
+            "post-processor" => o.post_processors.push(vec![label_of(inner)]),
+            "post-processors" => o.post_processors.push(
+                inner
+                    .body
+                    .blocks()
+                    .filter(|p| p.ident.as_str() == "post-processor")
+                    .map(label_of)
+                    .collect(),
+            ),
+            _ => {}
+        }
+    }
+    o
 }
 
 fn string_attr(

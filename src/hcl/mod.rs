@@ -6,7 +6,9 @@
 //! spans point into the right HCL file.
 
 mod body;
-mod builds;
+pub mod builds;
+mod inspect;
+pub use inspect::render as render_inspect;
 pub mod eval;
 pub mod functions;
 mod locals;
@@ -60,6 +62,9 @@ pub struct Loaded {
     /// Things said once, not problems (a built-in plugin that needs no install).
     pub notes: Vec<String>,
     pub locals: Vec<(String, String)>,
+    pub builds: Vec<builds::BuildOutline>,
+    /// Every source block, as `TYPE.NAME`.
+    pub sources: Vec<String>,
 }
 
 /// Every file of the template, its spans offset so that one `Span` says
@@ -268,16 +273,30 @@ pub fn load_sources(
     // Values of builds cannot be evaluated without every variable; in that
     // case the variables' errors are what the user needs to see.
     let mut section_diags = Diagnostics::new();
-    builds::read(&parsed, &scope, &files, &mut template, &mut section_diags);
+    let builds = builds::read(&parsed, &scope, &files, &mut template, &mut section_diags);
     if !inputs.lenient {
         diags.extend(section_diags);
     }
     let locals_shown = locals.shown;
+    let sources = parsed
+        .iter()
+        .flat_map(|p| p.body.blocks())
+        .filter(|b| b.ident.as_str() == "source")
+        .map(|b| {
+            b.labels
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
     Ok(Loaded {
         template,
         secrets,
         notes,
         locals: locals_shown,
+        builds,
+        sources,
     })
 }
 
