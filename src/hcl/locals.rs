@@ -106,6 +106,7 @@ fn collect<'a>(parsed: &'a [Parsed], files: &Files, diags: &mut Diagnostics) -> 
 pub fn evaluate(
     parsed: &[Parsed],
     scope: &Scope,
+    missing_vars: &[String],
     files: &Files,
     diags: &mut Diagnostics,
 ) -> Locals {
@@ -202,9 +203,24 @@ pub fn evaluate(
     let mut secrets = Vec::new();
     let mut shown = Vec::new();
     let mut local_scope = scope.clone();
+    let mut unknown: Vec<String> = Vec::new();
     for i in order {
         let l = &locals[i];
         if in_cycle[i] {
+            continue;
+        }
+        // A local built from a missing variable has no value yet: inspect
+        // says so rather than showing a value made from null.
+        let unknown_input = references(l.expr, "var")
+            .iter()
+            .any(|v| missing_vars.contains(v))
+            || references(l.expr, "local")
+                .iter()
+                .any(|n| unknown.contains(n));
+        if unknown_input {
+            unknown.push(l.name.clone());
+            shown.push((l.name.clone(), "<unknown>".to_owned()));
+            values.insert(l.name.clone(), Value::Null);
             continue;
         }
         local_scope.set("local", Value::Object(values.clone()));

@@ -228,7 +228,10 @@ pub fn load_sources(
     let mut notes = Vec::new();
     packer_block::check(&parsed, &files, diags, &mut notes);
     check_top_level(&parsed, &files, diags);
-    let vars = variables::resolve(&parsed, auto_vars, inputs, &files, diags);
+    // Values are not needed to list or syntax-check a template
+    // (`inspect`, `validate -syntax-only`): their errors are left out then.
+    let mut value_diags = Diagnostics::new();
+    let vars = variables::resolve(&parsed, auto_vars, inputs, &files, &mut value_diags);
     let mut scope = eval::Scope::default();
     scope.set("var", hcl::Value::Object(vars.values.clone()));
     let mut path_obj = hcl::Map::new();
@@ -248,7 +251,8 @@ pub fn load_sources(
         hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
     );
     scope.set("packer", hcl::Value::Object(packer));
-    let locals = locals::evaluate(&parsed, &scope, &files, diags);
+    let locals = locals::evaluate(&parsed, &scope, &vars.missing, &files, &mut value_diags);
+    let variables_failed = !vars.missing.is_empty();
     scope.set("local", hcl::Value::Object(locals.values.clone()));
 
     let mut secrets = vars.secrets;
@@ -270,12 +274,16 @@ pub fn load_sources(
         error_cleanup_provisioner: None,
         post_processors: Vec::new(),
     };
-    // Values of builds cannot be evaluated without every variable; in that
-    // case the variables' errors are what the user needs to see.
-    let mut section_diags = Diagnostics::new();
-    let builds = builds::read(&parsed, &scope, &files, &mut template, &mut section_diags);
+    // Builds cannot be evaluated without every variable; when one is
+    // missing, its error is what the user needs to see, not the builds'
+    // errors that follow from its null value.
+    let mut build_diags = Diagnostics::new();
+    let builds = builds::read(&parsed, &scope, &files, &mut template, &mut build_diags);
+    if !variables_failed {
+        value_diags.extend(build_diags);
+    }
     if !inputs.lenient {
-        diags.extend(section_diags);
+        diags.extend(value_diags);
     }
     let locals_shown = locals.shown;
     let sources = parsed

@@ -20,6 +20,8 @@ use crate::template::source::SourceFile;
 
 pub struct Resolved {
     pub values: Map<String, Value>,
+    /// Required variables that were given no value (null in `values`).
+    pub missing: Vec<String>,
     pub decls: Vec<VariableDecl>,
     pub sensitive: Vec<(String, Span)>,
     pub secrets: Vec<String>,
@@ -295,6 +297,7 @@ pub fn resolve(
         .collect();
     Resolved {
         values,
+        missing,
         decls,
         sensitive,
         secrets,
