@@ -156,8 +156,33 @@ fn resolve_try_can(expr: &Expression, ctx: &Context<'_>) -> Result<Expression, S
             }
             Expression::Operation(Box::new(op))
         }
-        // `for` bodies and string templates may use try/can with names only
-        // bound inside them; hcl-rs then reports `try` as unknown.
+        Expression::TemplateExpr(t) => {
+            let Ok(template) = hcl::Template::from_expr(t) else {
+                // hcl-rs reports the template's own syntax error.
+                return Ok(expr.clone());
+            };
+            match template.elements() {
+                // HCL: a string that is one interpolation is that value,
+                // not its text (`"${var.list}"` is the list, null is null).
+                [hcl::template::Element::Interpolation(i)] => recur(&i.expr)?,
+                elements => {
+                    for e in elements {
+                        if let hcl::template::Element::Interpolation(i) = e
+                            && let Ok(Value::Null) = recur(&i.expr)
+                                .and_then(|x| x.evaluate(ctx).map_err(|e| describe(&e)))
+                        {
+                            return Err(format!(
+                                "`${{{}}}` is null, and a null value cannot be part of a string",
+                                i.expr
+                            ));
+                        }
+                    }
+                    expr.clone()
+                }
+            }
+        }
+        // `for` bodies may use try/can with names only bound inside them;
+        // there the fallback functions (functions.rs) stand in.
         other => other.clone(),
     })
 }
@@ -241,6 +266,14 @@ mod tests {
             run("[for x in [1, 2] : try(x * var.n, 0)]"),
             Ok(Value::from(vec![2, 4]))
         );
+    }
+
+    #[test]
+    fn a_lone_interpolation_is_its_value_and_null_cannot_be_interpolated() {
+        assert_eq!(run(r#""${[var.n]}""#), Ok(Value::from(vec![2])));
+        assert_eq!(run(r#""${null}""#), Ok(Value::Null));
+        let e = run(r#""a-${null}""#).expect_err("null in a string");
+        assert!(e.contains("is null"), "{e}");
     }
 
     #[test]
