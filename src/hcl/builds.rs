@@ -553,6 +553,11 @@ fn plugin_sections(
     };
     let type_name = ty.as_str().to_owned();
     let type_span = span_of(base, ty.span());
+    // `name` names the block for -except and messages; it is not a setting.
+    let block_name = match b.body.get_attribute("name").map(|a| &a.value) {
+        Some(hcl::edit::expr::Expression::String(n)) => n.as_str().to_owned(),
+        _ => type_name.clone(),
+    };
     let path = format!("{build_path}: {kind}[{index}] ({type_name})");
     let filter = |key: &str, diags: &mut Diagnostics| -> Option<Vec<String>> {
         let a = b.body.get_attribute(key)?;
@@ -687,7 +692,7 @@ fn plugin_sections(
                 path: path.clone(),
                 type_name: type_name.clone(),
                 type_span,
-                name: type_name.clone(),
+                name: block_name.clone(),
                 body: Node {
                     value: Value::Object(members),
                     span: span_of(base, b.span()),

@@ -371,3 +371,81 @@ fn syntax_hint(message: &str) -> String {
         "HCL attributes are `name = value`, blocks are `type \"label\" { … }`".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, PrepareInput, Selection};
+
+    fn prepare(text: &str, selection: &Selection) -> (config::Prepared, Diagnostics) {
+        let no_env = |_: &str| None;
+        let inputs = Inputs {
+            var_files: &[],
+            vars: &[],
+            env: &no_env,
+            env_vars: Vec::new(),
+            lenient: false,
+        };
+        let mut diags = Diagnostics::new();
+        let sources = vec![(PathBuf::from("t.pkr.hcl"), text.to_owned())];
+        let loaded =
+            load_sources(sources, &[], PathBuf::from("/tmp"), &inputs, &mut diags).expect("loads");
+        let vars = crate::template::variables::ResolvedVariables::default();
+        let prepared = config::prepare(
+            &PrepareInput {
+                template: &loaded.template,
+                vars: &vars,
+                selection,
+                pwd: Path::new("/tmp"),
+                init_time: std::time::SystemTime::UNIX_EPOCH,
+            },
+            &mut diags,
+        );
+        (prepared, diags)
+    }
+
+    const TWO_CHAINS: &str = r#"
+source "qemu" "one" {
+  iso_url          = "http://127.0.0.1/x.iso"
+  iso_checksum     = "none"
+  ssh_username     = "root"
+  shutdown_command = "poweroff"
+}
+build {
+  sources = ["source.qemu.one"]
+  post-processors {
+    post-processor "compress" {
+      name   = "pack"
+      output = "out.tar.gz"
+    }
+    post-processor "checksum" {}
+  }
+  post-processor "manifest" {}
+}
+"#;
+
+    fn chains(p: &config::Prepared) -> Vec<Vec<String>> {
+        p.builds[0]
+            .post_processors
+            .iter()
+            .map(|c| c.iter().map(|pp| pp.type_name.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn except_names_post_processors_and_drops_the_rest_of_their_chain() {
+        let (p, diags) = prepare(TWO_CHAINS, &Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        assert_eq!(chains(&p), [vec!["compress", "checksum"], vec!["manifest"]]);
+
+        for pattern in ["pack", "compress"] {
+            let selection = Selection {
+                only: Vec::new(),
+                except: vec![pattern.to_owned()],
+            };
+            let (p, diags) = prepare(TWO_CHAINS, &selection);
+            assert!(!diags.has_errors(), "{}", diags.render());
+            assert_eq!(chains(&p), [vec!["manifest"]], "-except={pattern}");
+        }
+    }
+}
