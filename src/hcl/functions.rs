@@ -14,6 +14,9 @@ use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
 use hcl::{Map, Number, Value};
 
 type R = Result<Value, String>;
+/// The widest padding `indent` and `format` make: a typo must not ask for
+/// gigabytes.
+const MAX_PAD: usize = 4096;
 #[cfg(test)]
 type Impl = fn(&[Value]) -> R;
 
@@ -412,8 +415,9 @@ fn parseint(a: &[Value]) -> R {
     count(a, 2, 2)?;
     let text = string(a, 0)?;
     let base = integer(a, 1)?;
-    if !(2..=62).contains(&base) {
-        return Err(format!("base must be between 2 and 62, given {base}"));
+    // Packer goes to 62; Rust's parser stops at 36 (0-9a-z).
+    if !(2..=36).contains(&base) {
+        return Err(format!("kiln parses bases 2 to 36, given {base}"));
     }
     let (neg, digits) = match text.strip_prefix('-') {
         Some(d) => (true, d),
@@ -491,7 +495,11 @@ fn trimsuffix(a: &[Value]) -> R {
 }
 fn indent(a: &[Value]) -> R {
     count(a, 2, 2)?;
-    let pad = " ".repeat(usize::try_from(integer(a, 0)?).map_err(|_| "negative indent")?);
+    let spaces = usize::try_from(integer(a, 0)?).map_err(|_| "negative indent")?;
+    if spaces > MAX_PAD {
+        return Err(format!("an indent of more than {MAX_PAD} spaces"));
+    }
+    let pad = " ".repeat(spaces);
     let text = string(a, 1)?;
     s(text.replace('\n', &format!("\n{pad}")))
 }
@@ -537,7 +545,7 @@ fn substr(a: &[Value]) -> R {
     let end = if length < 0 {
         len
     } else {
-        (offset + length).min(len)
+        offset.saturating_add(length).min(len)
     };
     s(chars[offset as usize..end as usize]
         .iter()
@@ -685,6 +693,9 @@ fn format_with(spec: &str, args: &[Value]) -> Result<String, String> {
             other => return Err(format!("format: unsupported verb %{other}")),
         };
         let width = width.unwrap_or(0);
+        if width > MAX_PAD || precision.is_some_and(|p| p > MAX_PAD) {
+            return Err(format!("format: a width or precision over {MAX_PAD}"));
+        }
         if flags.starts_with('-') {
             let _ = write!(out, "{text:<width$}");
         } else if flags.starts_with('0') && verb == 'd' {
@@ -1402,8 +1413,27 @@ fn fileset(a: &[Value]) -> R {
     hits.sort();
     Ok(Value::Array(hits.into_iter().map(Value::String).collect()))
 }
+thread_local! {
+    static TEMPLATEFILE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn templatefile(a: &[Value]) -> R {
     count(a, 2, 2)?;
+    // A template that renders itself would never end.
+    let depth = TEMPLATEFILE_DEPTH.with(|d| {
+        d.set(d.get() + 1);
+        d.get()
+    });
+    let result = if depth > 8 {
+        Err("templatefile calls nest more than 8 deep (does a template render itself?)".into())
+    } else {
+        render_templatefile(a)
+    };
+    TEMPLATEFILE_DEPTH.with(|d| d.set(d.get() - 1));
+    result
+}
+
+fn render_templatefile(a: &[Value]) -> R {
     let path = string(a, 0)?;
     let vars = map(a, 1)?;
     let text = read_text(&path)?;
@@ -1499,16 +1529,16 @@ fn parse_rfc3339(text: &str) -> Result<i64, String> {
         n(14..16)?,
         n(17..19)?,
     );
-    let mut rest = &text[19..];
+    let mut rest = text.get(19..).ok_or_else(bad)?;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.chars().take_while(char::is_ascii_digit).count();
-        rest = &frac[digits..];
+        rest = frac.get(digits..).ok_or_else(bad)?;
     }
     let offset = match rest {
         "Z" | "z" => 0,
         tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) => {
-            let hh: i64 = tz[1..3].parse().map_err(|_| bad())?;
-            let mm: i64 = tz[4..6].parse().map_err(|_| bad())?;
+            let hh: i64 = tz.get(1..3).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            let mm: i64 = tz.get(4..6).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
             let off = hh * 3600 + mm * 60;
             if tz.starts_with('-') { -off } else { off }
         }
@@ -1995,6 +2025,25 @@ mod tests {
         assert_eq!(
             call(range, vec![num(3.0)]),
             Ok(Value::Array(vec![num(0.0), num(1.0), num(2.0)]))
+        );
+    }
+
+    #[test]
+    fn hostile_arguments_are_errors_not_panics() {
+        assert!(call(timeadd, vec![st("2017-11-22T00:00:00ééé"), st("1s")]).is_err());
+        assert!(
+            call(
+                formatdate,
+                vec![st("YYYY"), st("2017-11-22T00:00:00+é0:00")]
+            )
+            .is_err()
+        );
+        assert!(call(indent, vec![num(1e12), st("a\nb")]).is_err());
+        assert!(call(format, vec![st("%999999999d"), num(1.0)]).is_err());
+        assert!(call(parseint, vec![st("zz"), num(62.0)]).is_err());
+        assert_eq!(
+            call(substr, vec![st("abc"), num(1.0), num(9.3e18)]),
+            Ok(st("bc"))
         );
     }
 
