@@ -12,6 +12,7 @@ pub mod cli;
 pub mod communicator;
 pub mod config;
 pub mod error_chain;
+pub mod hcl;
 pub mod host;
 pub mod http;
 pub mod hypervisor;

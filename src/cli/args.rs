@@ -44,6 +44,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print the template with deprecated keys rewritten to their modern form.
     Fix(FixArgs),
+    /// Check an HCL2 template's required plugins (kiln's are built in:
+    /// nothing is downloaded).
+    Init(InitArgs),
     /// Manage the ISO cache (location: KILN_CACHE_DIR, else PACKER_CACHE_DIR,
     /// else ./iso-cache if it exists, else ~/.cache/kiln).
     #[command(subcommand)]
@@ -72,12 +75,7 @@ pub struct SelectionArgs {
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub only: Vec<String>,
     /// Run every build except these (comma-separated names, `*` wildcards).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "NAMES",
-        conflicts_with = "only"
-    )]
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub except: Vec<String>,
 }
 
@@ -133,6 +131,12 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// An HCL2 template: a .pkr.hcl file or a directory.
     pub template: PathBuf,
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::args::{
-    BuildArgs, CacheArgs, FetchArgs, FixArgs, InspectArgs, SelectionArgs, ValidateArgs,
+    BuildArgs, CacheArgs, FetchArgs, FixArgs, InitArgs, InspectArgs, SelectionArgs, ValidateArgs,
     VariableArgs,
 };
 use super::output::ErrorOutput;
@@ -40,6 +40,47 @@ fn diagnostics_for(variables: &VariableArgs) -> Diagnostics {
     }
 }
 
+/// An HCL2 template is resolved while it loads (its values need the
+/// variables); a JSON one is resolved after.
+fn load_hcl(
+    path: &Path,
+    variables: &VariableArgs,
+    lenient: bool,
+    diags: &mut Diagnostics,
+) -> Result<(Template, ResolvedVariables), LoadError> {
+    let loaded = hcl_inputs_load(path, variables, lenient, diags)?;
+    let vars = ResolvedVariables {
+        secrets: loaded.secrets,
+        ..ResolvedVariables::default()
+    };
+    Ok((loaded.template, vars))
+}
+
+/// Loads an HCL2 template with the command line's and the environment's
+/// variables, and prints its notes.
+fn hcl_inputs_load(
+    path: &Path,
+    variables: &VariableArgs,
+    lenient: bool,
+    diags: &mut Diagnostics,
+) -> Result<crate::hcl::Loaded, LoadError> {
+    let env_vars = std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix("PKR_VAR_")?.to_owned(), v)))
+        .collect();
+    let inputs = crate::hcl::Inputs {
+        var_files: &variables.var_files,
+        vars: &variables.vars,
+        env: &env_lookup,
+        env_vars,
+        lenient,
+    };
+    let loaded = crate::hcl::load(path, &inputs, diags)?;
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(loaded)
+}
+
 /// Loads and checks a template, printing every diagnostic. None on errors.
 fn check(
     path: &Path,
@@ -48,7 +89,13 @@ fn check(
     out: &ErrorOutput,
 ) -> Option<Checked> {
     let mut diags = diagnostics_for(variables);
-    let template = match model::load(path, &mut diags) {
+    let hcl = crate::hcl::is_hcl(path);
+    let loaded = if hcl {
+        load_hcl(path, variables, false, &mut diags).map(|(t, v)| (t, Some(v)))
+    } else {
+        model::load(path, &mut diags).map(|t| (t, None))
+    };
+    let (template, hcl_vars) = match loaded {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, path, out);
@@ -66,8 +113,11 @@ fn check(
         var_files: variables.var_files.clone(),
         vars: variables.vars.clone(),
     };
-    let errors_before = diags.error_count();
-    let vars = variables::resolve(&template, &inputs, &environment, &mut diags);
+    let errors_before = if hcl { 0 } else { diags.error_count() };
+    let vars = match hcl_vars {
+        Some(v) => v,
+        None => variables::resolve(&template, &inputs, &environment, &mut diags),
+    };
     out.add_secrets(&vars.secrets);
     // Without every variable's value, checking the sections would only
     // repeat the variables' errors.
@@ -148,7 +198,12 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path, out: &Er
 pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutput) -> bool {
     if args.syntax_only {
         let mut diags = diagnostics_for(&args.variables);
-        return match model::load(&args.template, &mut diags) {
+        let loaded = if crate::hcl::is_hcl(&args.template) {
+            load_hcl(&args.template, &args.variables, true, &mut diags).map(|(t, _)| t)
+        } else {
+            model::load(&args.template, &mut diags)
+        };
+        return match loaded {
             Ok(_) if diags.has_errors() => {
                 print_diagnostics(&diags, &args.template, out);
                 false
@@ -179,7 +234,22 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
 
 pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) -> bool {
     let mut diags = Diagnostics::new();
-    let t = match model::load(&args.template, &mut diags) {
+    let loaded = if crate::hcl::is_hcl(&args.template) {
+        match hcl_inputs_load(&args.template, &VariableArgs::default(), true, &mut diags) {
+            Ok(l) if options.mode != crate::ui::console::OutputMode::MachineReadable => {
+                print!("{}", crate::hcl::render_inspect(&l));
+                if !diags.is_empty() {
+                    eprint!("{}", diags.render());
+                }
+                return !diags.has_errors();
+            }
+            Ok(l) => Ok(l.template),
+            Err(e) => Err(e),
+        }
+    } else {
+        model::load(&args.template, &mut diags)
+    };
+    let t = match loaded {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, &args.template, err);
@@ -292,6 +362,35 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
     if !diags.is_empty() {
         err.diagnostics(&diags);
     }
+    true
+}
+
+/// Packer's `init` installs the plugins a template requires; kiln has its
+/// plugins built in, so it only says whether the template's requirements
+/// are met.
+pub fn init(args: &InitArgs, out: &ErrorOutput) -> bool {
+    if !crate::hcl::is_hcl(&args.template) {
+        eprintln!(
+            "error: kiln init reads HCL2 templates (*.pkr.hcl or a directory); {} is a JSON template, which has no plugin requirements",
+            args.template.display()
+        );
+        return false;
+    }
+    let mut diags = Diagnostics::new();
+    if let Err(e) = load_hcl(&args.template, &VariableArgs::default(), true, &mut diags) {
+        print_load_error(&e, &diags, &args.template, out);
+        return false;
+    }
+    // Only the `packer` block matters here; a missing variable does not.
+    let mut plugin_diags = Diagnostics::new();
+    for d in diags.iter().filter(|d| d.path.starts_with("packer")) {
+        plugin_diags.push(d.clone());
+    }
+    print_diagnostics(&plugin_diags, &args.template, out);
+    if plugin_diags.has_errors() {
+        return false;
+    }
+    println!("Nothing to install: kiln has the plugins it supports built in.");
     true
 }
 

@@ -37,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => commands::validate(&a, &options, &out),
         Command::Inspect(a) => commands::inspect(&a, &options, &out),
         Command::Fix(a) => commands::fix(&a, &out),
+        Command::Init(a) => commands::init(&a, &out),
         Command::Build(a) => commands::build(&a, &options, &out),
         Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {

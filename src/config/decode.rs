@@ -365,13 +365,7 @@ impl<'a> Fields<'a> {
 
     /// A span pointing at byte `offset` of a string value's decoded text.
     pub fn string_offset_span(&self, node: &Node, offset: usize) -> Span {
-        let raw = self
-            .ctx
-            .template
-            .file
-            .text()
-            .get(node.span.start..node.span.end)
-            .unwrap_or("");
+        let raw = self.ctx.template.text_at(node.span);
         let at = node.span.start + raw_offset(raw, offset);
         Span::new(at, at + 1)
     }

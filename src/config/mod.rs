@@ -50,11 +50,12 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// `-only` and `-except` may be given together, as current Packer
+    /// allows: a build is kept if `-only` matches it (or is empty) and
+    /// `-except` does not.
     pub fn includes(&self, name: &str) -> bool {
-        if !self.only.is_empty() {
-            return self.only.iter().any(|p| glob_match(p, name));
-        }
-        !self.except.iter().any(|p| glob_match(p, name))
+        let only = self.only.is_empty() || self.only.iter().any(|p| glob_match(p, name));
+        only && !self.except.iter().any(|p| glob_match(p, name))
     }
 }
 
@@ -136,7 +137,13 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         ("-except", &input.selection.except),
     ] {
         for p in patterns.iter() {
-            if !names.iter().any(|n| glob_match(p, n)) {
+            // -except also names post-processors, by type or name.
+            let names_post_processor = flag == "-except"
+                && t.post_processors
+                    .iter()
+                    .flatten()
+                    .any(|pp| excepts_post_processor(p, pp));
+            if !names.iter().any(|n| glob_match(p, n)) && !names_post_processor {
                 diags
                     .error(flag, format!("`{p}` matches no build"), None)
                     .hint = Some(format!("the builds are: {}", names.join(", ")));
@@ -187,8 +194,17 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
             .post_processors
             .iter()
             .map(|chain| {
+                // A post-processor left out by -except ends its chain there:
+                // the steps after it would have taken its artifact.
                 chain
                     .iter()
+                    .take_while(|pp| {
+                        !input
+                            .selection
+                            .except
+                            .iter()
+                            .any(|p| excepts_post_processor(p, pp))
+                    })
                     .filter_map(|pp| post_processor_for_build(&ctx, pp, &raw_names, diags))
                     .collect::<Vec<_>>()
             })
@@ -263,6 +279,12 @@ fn render_build_name(
             raw.clone()
         }
     }
+}
+
+/// Whether an -except pattern names a post-processor (by type, or by the
+/// name an HCL2 block or a JSON `name` gives it).
+fn excepts_post_processor(pattern: &str, pp: &Section) -> bool {
+    glob_match(pattern, &pp.type_name) || glob_match(pattern, &pp.name)
 }
 
 /// Reports a plugin type kiln does not implement; true when it is supported.

@@ -26,6 +26,10 @@ pub const ROOT_KEYS: &[&str] = &[
 #[derive(Debug)]
 pub struct Template {
     pub file: Arc<SourceFile>,
+    /// More files whose spans are offset by `base` (an HCL2 directory is
+    /// several files): a span at or past a base belongs to that file.
+    /// Empty for a JSON template.
+    pub more_files: Vec<FileAt>,
     /// The directory the template is in (`{{template_dir}}`), absolute.
     pub dir: PathBuf,
     pub description: Option<String>,
@@ -54,6 +58,13 @@ impl VariableDecl {
     }
 }
 
+/// A file of a multi-file template and the offset its spans start at.
+#[derive(Debug, Clone)]
+pub struct FileAt {
+    pub base: usize,
+    pub file: Arc<SourceFile>,
+}
+
 /// One builder, provisioner or post-processor object.
 #[derive(Debug, Clone)]
 pub struct Section {
@@ -70,10 +81,27 @@ pub struct Section {
 
 impl Template {
     pub fn location(&self, span: Span) -> Option<Location> {
+        let (base, file) = self.file_of(span);
         Some(Location {
-            file: self.file.clone(),
-            span,
+            file: file.clone(),
+            span: Span::new(span.start - base, span.end.saturating_sub(base)),
         })
+    }
+
+    /// The text a span covers, in whichever file it is.
+    pub fn text_at(&self, span: Span) -> &str {
+        let (base, file) = self.file_of(span);
+        file.text()
+            .get(span.start - base..span.end.saturating_sub(base))
+            .unwrap_or("")
+    }
+
+    fn file_of(&self, span: Span) -> (usize, &Arc<SourceFile>) {
+        self.more_files
+            .iter()
+            .rev()
+            .find(|f| span.start >= f.base)
+            .map_or((0, &self.file), |f| (f.base, &f.file))
     }
 
     /// The builds' names, in template order.
@@ -152,6 +180,7 @@ pub fn parse(
 
     let mut t = Template {
         file: file.clone(),
+        more_files: Vec::new(),
         dir,
         description: None,
         min_packer_version: None,

@@ -113,4 +113,24 @@ fn every_shipped_example_validates() {
         }
     }
     assert!(checked >= 4, "only {checked} examples found");
+
+    // The tiny example as an HCL2 directory, with its var file.
+    let tiny = examples.join("tiny");
+    let checksum = format!("-var=iso_checksum=sha256:{}", "0".repeat(64));
+    let out = run_in(
+        &tiny,
+        &[
+            "validate",
+            "-var-file=hcl/tiny.pkrvars.hcl",
+            "-var=iso_url=tiny.iso",
+            &checksum,
+            "hcl",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "examples/tiny/hcl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod hcl;
 mod hostile;
 mod http;
 #[path = "../iso_support/mod.rs"]

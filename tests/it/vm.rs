@@ -45,7 +45,7 @@ struct Workdir {
 fn tiny_example() -> Workdir {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = repo().join("examples/tiny");
-    for sub in ["", "files", "scripts"] {
+    for sub in ["", "files", "scripts", "hcl"] {
         std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         for entry in std::fs::read_dir(src.join(sub)).expect("read example") {
             let entry = entry.expect("entry");
@@ -242,6 +242,64 @@ fn tiny_installer_build_produces_an_image_that_boots_alone() {
         "the image must boot without the ISO: {started_line}"
     );
     assert!(qemu_processes_with("verify-image").is_empty());
+}
+
+/// examples/tiny/hcl (Bento's layout: variables, sources and build in
+/// separate files, a *.pkrvars.hcl) builds what tiny.json builds: the
+/// image, the box, its checksum and the manifest, and the image boots by
+/// itself with the provisioners' work on it.
+#[test]
+fn tiny_hcl2_directory_builds_the_same_image_as_the_json_template() {
+    let _vm = vm_lock();
+    let work = tiny_example();
+    let started = Instant::now();
+    let out = kiln(&work, &["build", "-var-file=hcl/tiny.pkrvars.hcl"])
+        .arg("hcl")
+        .output()
+        .expect("kiln runs");
+    eprintln!("tiny HCL2 build: {:?}", started.elapsed());
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        !t.contains("kiln-tiny"),
+        "the sensitive password leaked: {t}"
+    );
+    let out_dir = work.dir.path().join("output-tiny");
+    let image = out_dir.join("tiny.qcow2");
+    assert!(image.is_file(), "{t}");
+    assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
+    let sums = Command::new("sha256sum")
+        .args(["-c", "tiny-qemu.sha256"])
+        .current_dir(&out_dir)
+        .output()
+        .expect("sha256sum runs");
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest is JSON");
+    assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = disk_image_template(
+        dir.path(),
+        &image,
+        "verify-hcl-image",
+        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
+        "",
+    );
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("provisioned by kiln"), "{t}");
+    assert!(t.contains("hello from qemu"), "{t}");
+    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
+    assert!(qemu_processes_with("verify-hcl-image").is_empty());
 }
 
 #[test]

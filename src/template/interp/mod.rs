@@ -9,7 +9,7 @@ mod error;
 mod eval;
 mod functions;
 mod go_quote;
-mod go_time;
+pub(crate) mod go_time;
 mod lexer;
 mod parser;
 mod printf;

@@ -1,0 +1,53 @@
+//! Fuzzes the HCL2 front end: any text as a `.pkr.hcl` file must either be
+//! refused with diagnostics or go through loading (variables, locals,
+//! sources, builds, functions) and configuration — never panic.
+#![no_main]
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use kiln::config::{self, PrepareInput, Selection};
+use kiln::hcl::{self, Inputs};
+use kiln::template::diagnostic::Diagnostics;
+use kiln::template::variables::ResolvedVariables;
+use libfuzzer_sys::fuzz_target;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut diags = Diagnostics::new();
+    let inputs = Inputs {
+        var_files: &[],
+        vars: &[],
+        env: &no_env,
+        env_vars: Vec::new(),
+        lenient: false,
+    };
+    let sources = vec![(PathBuf::from("fuzz.pkr.hcl"), text.to_owned())];
+    let Ok(loaded) = hcl::load_sources(sources, &[], PathBuf::from("/nonexistent"), &inputs, &mut diags) else {
+        let _ = diags.render();
+        return;
+    };
+    let vars = ResolvedVariables {
+        secrets: loaded.secrets,
+        ..ResolvedVariables::default()
+    };
+    if !diags.has_errors() {
+        let _ = config::prepare(
+            &PrepareInput {
+                template: &loaded.template,
+                vars: &vars,
+                selection: &Selection::default(),
+                pwd: Path::new("/nonexistent"),
+                init_time: SystemTime::UNIX_EPOCH,
+            },
+            &mut diags,
+        );
+    }
+    let _ = diags.render();
+});

@@ -1,0 +1,308 @@
+//! Evaluating one HCL expression to a value with hcl-rs's evaluator, in a
+//! scope of Packer's variables (`var`, `local`, `path`, `packer`, `source`,
+//! `build`) and functions. `try` and `can` are evaluated here, before
+//! hcl-rs sees the expression, because they must catch their arguments'
+//! errors instead of failing with them.
+
+use hcl::eval::{Context, Evaluate};
+use hcl::expr::{Expression, TraversalOperator};
+use hcl::{Map, Value};
+
+use super::functions;
+
+/// The variables an expression may refer to.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub vars: Map<String, Value>,
+    /// `env()` is only allowed in variable defaults.
+    pub allow_env: bool,
+}
+
+impl Scope {
+    pub fn set(&mut self, name: &str, value: Value) {
+        self.vars.insert(name.to_owned(), value);
+    }
+
+    fn context(&self) -> Context<'static> {
+        let mut ctx = Context::new();
+        functions::declare_all(&mut ctx, self.allow_env);
+        for (k, v) in &self.vars {
+            ctx.declare_var(k.as_str(), v.clone());
+        }
+        ctx
+    }
+}
+
+/// Evaluates an expression parsed by hcl-edit.
+pub fn eval(expr: &hcl::edit::expr::Expression, scope: &Scope) -> Result<Value, String> {
+    let expr: Expression = expr.clone().into();
+    eval_expr(&expr, scope)
+}
+
+pub fn eval_expr(expr: &Expression, scope: &Scope) -> Result<Value, String> {
+    let ctx = scope.context();
+    let expr = resolve_try_can(expr, &ctx)?;
+    expr.evaluate(&ctx).map_err(|e| describe(&e))
+}
+
+/// hcl-rs's message without the expression it appends (the caret shows it).
+fn describe(e: &hcl::eval::Error) -> String {
+    message(e.kind())
+}
+
+fn message(kind: &hcl::eval::ErrorKind) -> String {
+    use hcl::eval::ErrorKind as K;
+    match kind {
+        K::UndefinedVar(name) => format!(
+            "unknown variable `{name}`; Packer's are var, local, path, packer, source, build and data"
+        ),
+        K::UndefinedFunc(name) if name.name.as_str() == "env" => {
+            "`env` can only be used in a variable's default value, as in Packer".to_owned()
+        }
+        K::UndefinedFunc(name) => {
+            let hint = crate::template::diagnostic::did_you_mean(
+                name.name.as_str(),
+                functions::IMPLEMENTED.iter().copied(),
+            )
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+            format!("call to unknown function `{name}`{hint}")
+        }
+        K::FuncCall(name, msg) => format!("{name}(): {msg}"),
+        K::NoSuchKey(key) => format!("this object has no attribute `{key}`"),
+        other => other.to_string(),
+    }
+}
+
+/// Replaces each `try(...)` and `can(...)` call by its value.
+fn resolve_try_can(expr: &Expression, ctx: &Context<'_>) -> Result<Expression, String> {
+    let recur = |e: &Expression| resolve_try_can(e, ctx);
+    Ok(match expr {
+        Expression::FuncCall(call) if call.name.namespace.is_empty() => {
+            let name = call.name.name.as_str();
+            let args: Vec<Expression> = match call.args.iter().map(recur).collect() {
+                Ok(a) => a,
+                Err(e) if name == "can" => {
+                    let _ = e;
+                    return Ok(Expression::Bool(false));
+                }
+                Err(e) => return Err(e),
+            };
+            match name {
+                "try" => {
+                    if args.is_empty() {
+                        return Err("try(): at least one argument is required".into());
+                    }
+                    let mut last = String::new();
+                    for a in &args {
+                        match a.evaluate(ctx) {
+                            Ok(v) => return Ok(value_expr(v)),
+                            Err(e) => last = describe(&e),
+                        }
+                    }
+                    return Err(format!(
+                        "try(): no expression succeeded; the last one failed with: {last}"
+                    ));
+                }
+                "can" => {
+                    if args.len() != 1 {
+                        return Err("can(): exactly one argument is required".into());
+                    }
+                    return Ok(Expression::Bool(args[0].evaluate(ctx).is_ok()));
+                }
+                _ => {
+                    let mut c = (**call).clone();
+                    c.args = args;
+                    Expression::FuncCall(Box::new(c))
+                }
+            }
+        }
+        Expression::Array(items) => {
+            Expression::Array(items.iter().map(recur).collect::<Result<_, _>>()?)
+        }
+        Expression::Object(o) => {
+            let mut out = hcl::Object::new();
+            for (k, v) in o {
+                out.insert(k.clone(), recur(v)?);
+            }
+            Expression::Object(out)
+        }
+        Expression::Parenthesis(e) => Expression::Parenthesis(Box::new(recur(e)?)),
+        Expression::Conditional(c) => {
+            let mut c = (**c).clone();
+            c.cond_expr = recur(&c.cond_expr)?;
+            c.true_expr = recur(&c.true_expr)?;
+            c.false_expr = recur(&c.false_expr)?;
+            Expression::Conditional(Box::new(c))
+        }
+        Expression::Traversal(t) => {
+            let mut t = (**t).clone();
+            t.expr = recur(&t.expr)?;
+            for op in &mut t.operators {
+                if let TraversalOperator::Index(i) = op {
+                    *i = recur(i)?;
+                }
+            }
+            Expression::Traversal(Box::new(t))
+        }
+        Expression::Operation(op) => {
+            let mut op = (**op).clone();
+            match &mut op {
+                hcl::expr::Operation::Unary(u) => u.expr = recur(&u.expr)?,
+                hcl::expr::Operation::Binary(b) => {
+                    b.lhs_expr = recur(&b.lhs_expr)?;
+                    b.rhs_expr = recur(&b.rhs_expr)?;
+                }
+            }
+            Expression::Operation(Box::new(op))
+        }
+        Expression::TemplateExpr(t) => {
+            let Ok(template) = hcl::Template::from_expr(t) else {
+                // hcl-rs reports the template's own syntax error.
+                return Ok(expr.clone());
+            };
+            match template.elements() {
+                // HCL: a string that is one interpolation is that value,
+                // not its text (`"${var.list}"` is the list, null is null).
+                [hcl::template::Element::Interpolation(i)] => recur(&i.expr)?,
+                elements => {
+                    for e in elements {
+                        if let hcl::template::Element::Interpolation(i) = e
+                            && let Ok(Value::Null) = recur(&i.expr)
+                                .and_then(|x| x.evaluate(ctx).map_err(|e| describe(&e)))
+                        {
+                            return Err(format!(
+                                "`${{{}}}` is null, and a null value cannot be part of a string",
+                                i.expr
+                            ));
+                        }
+                    }
+                    expr.clone()
+                }
+            }
+        }
+        // `for` bodies may use try/can with names only bound inside them;
+        // there the fallback functions (functions.rs) stand in.
+        other => other.clone(),
+    })
+}
+
+/// A value as the literal expression that evaluates to it.
+pub fn value_expr(v: Value) -> Expression {
+    match v {
+        Value::Null => Expression::Null,
+        Value::Bool(b) => Expression::Bool(b),
+        Value::Number(n) => Expression::Number(n),
+        Value::String(s) => Expression::String(s),
+        Value::Array(a) => Expression::Array(a.into_iter().map(value_expr).collect()),
+        Value::Object(o) => {
+            let mut out = hcl::Object::new();
+            for (k, v) in o {
+                out.insert(hcl::ObjectKey::from(k), value_expr(v));
+            }
+            Expression::Object(out)
+        }
+    }
+}
+
+/// The `local.NAME` (or `var.NAME`, …) names an expression refers to.
+pub fn references(expr: &hcl::edit::expr::Expression, root: &str) -> Vec<String> {
+    use hcl::edit::visit::{Visit, visit_traversal};
+    struct Refs<'a> {
+        root: &'a str,
+        found: Vec<String>,
+    }
+    impl Visit for Refs<'_> {
+        fn visit_traversal(&mut self, node: &hcl::edit::expr::Traversal) {
+            if let hcl::edit::expr::Expression::Variable(v) = &node.expr
+                && v.as_str() == self.root
+                && let Some(first) = node.operators.first()
+                && let hcl::edit::expr::TraversalOperator::GetAttr(name) = first.value()
+            {
+                self.found.push(name.as_str().to_owned());
+            }
+            visit_traversal(self, node);
+        }
+    }
+    let mut r = Refs {
+        root,
+        found: Vec::new(),
+    };
+    r.visit_expr(expr);
+    r.found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str) -> Result<Value, String> {
+        let expr: hcl::edit::expr::Expression = src.parse().expect("parses");
+        let mut scope = Scope::default();
+        let mut var = Map::new();
+        var.insert("n".to_owned(), Value::from(2));
+        scope.set("var", Value::Object(var));
+        eval(&expr, &scope)
+    }
+
+    #[test]
+    fn evaluates_operators_templates_and_functions() {
+        assert_eq!(run("var.n * 3 + 1"), Ok(Value::from(7)));
+        assert_eq!(run(r#""n=${var.n}""#), Ok(Value::from("n=2")));
+        assert_eq!(run(r#"upper("a")"#), Ok(Value::from("A")));
+        assert_eq!(
+            run("[for x in [1, 2] : x * var.n]"),
+            Ok(Value::from(vec![2, 4]))
+        );
+    }
+
+    #[test]
+    fn try_and_can_work_in_templates_and_for_bodies_when_their_argument_does() {
+        assert_eq!(
+            run(r#""${try(var.n, 0)}-%{for x in [1] }${can(x)}%{endfor}""#),
+            Ok(Value::from("2-true"))
+        );
+        assert_eq!(
+            run("[for x in [1, 2] : try(x * var.n, 0)]"),
+            Ok(Value::from(vec![2, 4]))
+        );
+    }
+
+    #[test]
+    fn a_lone_interpolation_is_its_value_and_null_cannot_be_interpolated() {
+        assert_eq!(run(r#""${[var.n]}""#), Ok(Value::from(vec![2])));
+        assert_eq!(run(r#""${null}""#), Ok(Value::Null));
+        let e = run(r#""a-${null}""#).expect_err("null in a string");
+        assert!(e.contains("is null"), "{e}");
+    }
+
+    #[test]
+    fn try_and_can_catch_errors() {
+        assert_eq!(
+            run("try(var.missing, \"fallback\")"),
+            Ok(Value::from("fallback"))
+        );
+        assert_eq!(run("can(var.missing)"), Ok(Value::Bool(false)));
+        assert_eq!(run("can(var.n)"), Ok(Value::Bool(true)));
+        let e = run("try(var.a, var.b)").expect_err("both fail");
+        assert!(e.contains("no expression succeeded"), "{e}");
+    }
+
+    #[test]
+    fn unknown_functions_are_named_with_a_suggestion() {
+        let e = run(r#"uper("a")"#).expect_err("unknown");
+        assert!(
+            e.contains("`uper`") && e.contains("did you mean `upper`"),
+            "{e}"
+        );
+        let e = run(r#"env("HOME")"#).expect_err("env outside defaults");
+        assert!(e.contains("variable's default"), "{e}");
+    }
+
+    #[test]
+    fn finds_references() {
+        let expr: hcl::edit::expr::Expression =
+            r#""${local.a}-${local.b.c}" == var.x"#.parse().expect("parses");
+        assert_eq!(references(&expr, "local"), vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,453 @@
+//! The HCL2 front end: `.pkr.hcl` files and directories of them, read with
+//! hcl-edit (spans) and evaluated with hcl-rs, with Packer's semantics on
+//! top (variables, locals, sources, builds, the function library). It
+//! produces the same `Template` model as the JSON front end: every source,
+//! provisioner and post-processor body becomes a spanned JSON value whose
+//! spans point into the right HCL file.
+
+mod body;
+pub mod builds;
+mod inspect;
+pub use inspect::render as render_inspect;
+pub mod eval;
+pub mod functions;
+mod locals;
+mod packer_block;
+pub mod types;
+mod variables;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hcl::edit::structure::Body;
+
+use crate::template::diagnostic::{Diagnostics, Location};
+use crate::template::json::Span;
+use crate::template::model::{FileAt, LoadError, Template};
+use crate::template::source::SourceFile;
+
+/// The Packer release whose HCL2 templates kiln follows: `packer.version`,
+/// and what `required_version` is checked against.
+pub const PACKER_HCL2_VERSION: &str = "1.11.2";
+
+/// True for what the HCL2 front end reads: a directory, `*.pkr.hcl`, or
+/// `*.pkr.json` (Packer reads any `.hcl` given by name too).
+pub fn is_hcl(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    path.is_dir()
+        || name.ends_with(".pkr.hcl")
+        || name.ends_with(".hcl")
+        || name.ends_with(".pkr.json")
+}
+
+/// What loading needs from the command line and the environment.
+pub struct Inputs<'a> {
+    pub var_files: &'a [PathBuf],
+    pub vars: &'a [String],
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Every `PKR_VAR_*` variable's name (without the prefix) and value.
+    pub env_vars: Vec<(String, String)>,
+    /// `inspect`: missing variables are not errors, and sections whose
+    /// values cannot be evaluated are still listed.
+    pub lenient: bool,
+}
+
+/// A loaded HCL2 template.
+#[derive(Debug)]
+pub struct Loaded {
+    pub template: Template,
+    /// The values of sensitive variables and locals, to mask in output.
+    pub secrets: Vec<String>,
+    /// Things said once, not problems (a built-in plugin that needs no install).
+    pub notes: Vec<String>,
+    pub locals: Vec<(String, String)>,
+    pub builds: Vec<builds::BuildOutline>,
+    /// Every source block, as `TYPE.NAME`.
+    pub sources: Vec<String>,
+}
+
+/// Every file of the template, its spans offset so that one `Span` says
+/// which file it is in.
+#[derive(Debug, Default)]
+pub(crate) struct Files {
+    pub files: Vec<FileAt>,
+}
+
+impl Files {
+    pub fn location(&self, span: Span) -> Option<Location> {
+        let f = self.files.iter().rev().find(|f| span.start >= f.base)?;
+        Some(Location {
+            file: f.file.clone(),
+            span: Span::new(span.start - f.base, span.end.saturating_sub(f.base)),
+        })
+    }
+
+    fn add(&mut self, path: &Path, text: String) -> (usize, Arc<SourceFile>) {
+        let base = self
+            .files
+            .last()
+            .map_or(0, |f| f.base + f.file.text().len() + 1);
+        let file = Arc::new(SourceFile::new(path, text));
+        self.files.push(FileAt {
+            base,
+            file: file.clone(),
+        });
+        (base, file)
+    }
+}
+
+/// A global span from an hcl-edit item's range in a file at `base`.
+pub(crate) fn span_of(base: usize, range: Option<Range<usize>>) -> Span {
+    range.map_or(Span::new(base, base), |r| {
+        Span::new(base + r.start, base + r.end)
+    })
+}
+
+/// One parsed file.
+pub(crate) struct Parsed {
+    pub base: usize,
+    pub body: Body,
+}
+
+/// Reads one file with the same bounds as JSON templates (64 MiB, a FIFO
+/// without a writer is an error).
+fn read(path: &Path) -> Result<String, LoadError> {
+    let bytes = crate::template::input::read_input(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+        path: path.to_owned(),
+    })
+}
+
+/// The template's files and the `*.auto.pkrvars.*` files beside them, in
+/// Packer's order (lexical).
+fn list_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LoadError> {
+    if !path.is_dir() {
+        return Ok((vec![path.to_owned()], Vec::new()));
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source: crate::template::input::InputError::Io(source),
+    })?;
+    let mut templates = Vec::new();
+    let mut auto_vars = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !e.path().is_file() {
+            continue;
+        }
+        if name.ends_with(".auto.pkrvars.hcl") || name.ends_with(".auto.pkrvars.json") {
+            auto_vars.push(e.path());
+        } else if name.ends_with(".pkr.hcl") || name.ends_with(".pkr.json") {
+            templates.push(e.path());
+        }
+    }
+    templates.sort();
+    auto_vars.sort();
+    Ok((templates, auto_vars))
+}
+
+/// Loads an HCL2 template: a file or a directory.
+pub fn load(
+    path: &Path,
+    inputs: &Inputs<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Loaded, LoadError> {
+    let (paths, auto_vars) = list_files(path)?;
+    let mut sources = Vec::new();
+    for p in paths {
+        let text = read(&p)?;
+        sources.push((p, text));
+    }
+    let dir = if path.is_dir() {
+        path.to_owned()
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    if sources.is_empty() {
+        let mut d = Diagnostics::new();
+        d.error(
+            "",
+            format!("{} has no *.pkr.hcl files", path.display()),
+            None,
+        )
+        .hint = Some("kiln reads every *.pkr.hcl file in the directory, as Packer does".into());
+        return Err(LoadError::Invalid(d));
+    }
+    load_sources(sources, &auto_vars, dir, inputs, diags)
+}
+
+/// Loads a template from texts already in memory (one per file, in
+/// Packer's order); `dir` is `path.root`.
+pub fn load_sources(
+    sources: Vec<(PathBuf, String)>,
+    auto_vars: &[PathBuf],
+    dir: PathBuf,
+    inputs: &Inputs<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Loaded, LoadError> {
+    let mut files = Files::default();
+    let mut parsed = Vec::new();
+    let mut syntax = Diagnostics::new();
+    for (p, text) in sources {
+        let (base, file) = files.add(&p, text);
+        if p.to_string_lossy().ends_with(".json") {
+            syntax
+                .error(
+                    "",
+                    "HCL's JSON syntax (*.pkr.json) is not supported by kiln yet",
+                    files.location(Span::new(base, base + 1)),
+                )
+                .hint = Some(
+                "write the template as *.pkr.hcl, or as a legacy JSON template (*.json)".into(),
+            );
+            continue;
+        }
+        match hcl::edit::parser::parse_body(file.text()) {
+            Ok(body) => parsed.push(Parsed { base, body }),
+            Err(e) => {
+                let at = base + e.location().offset();
+                syntax
+                    .error(
+                        "",
+                        format!("invalid HCL: {}", e.message()),
+                        files.location(Span::new(at, at + 1)),
+                    )
+                    .hint = Some(syntax_hint(e.message()));
+            }
+        }
+    }
+    if syntax.has_errors() {
+        return Err(LoadError::Invalid(syntax));
+    }
+
+    let mut notes = Vec::new();
+    packer_block::check(&parsed, &files, diags, &mut notes);
+    check_top_level(&parsed, &files, diags);
+    // Values are not needed to list or syntax-check a template
+    // (`inspect`, `validate -syntax-only`): their errors are left out then.
+    let mut value_diags = Diagnostics::new();
+    let vars = variables::resolve(&parsed, auto_vars, inputs, &files, &mut value_diags);
+    let mut scope = eval::Scope::default();
+    scope.set("var", hcl::Value::Object(vars.values.clone()));
+    let mut path_obj = hcl::Map::new();
+    path_obj.insert(
+        "root".to_owned(),
+        hcl::Value::String(dir.to_string_lossy().into_owned()),
+    );
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path_obj.insert(
+        "cwd".to_owned(),
+        hcl::Value::String(cwd.to_string_lossy().into_owned()),
+    );
+    scope.set("path", hcl::Value::Object(path_obj));
+    let mut packer = hcl::Map::new();
+    packer.insert(
+        "version".to_owned(),
+        hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
+    );
+    scope.set("packer", hcl::Value::Object(packer));
+    let locals = locals::evaluate(&parsed, &scope, &vars.missing, &files, &mut value_diags);
+    let variables_failed = !vars.missing.is_empty();
+    scope.set("local", hcl::Value::Object(locals.values.clone()));
+
+    let mut secrets = vars.secrets;
+    secrets.extend(locals.secrets);
+    let Some(first) = files.files.first().map(|f| f.file.clone()) else {
+        return Err(LoadError::Invalid(Diagnostics::new()));
+    };
+    let more_files = files.files[1..].to_vec();
+    let mut template = Template {
+        file: first,
+        more_files,
+        dir,
+        description: None,
+        min_packer_version: None,
+        variables: vars.decls,
+        sensitive_variables: vars.sensitive,
+        builders: Vec::new(),
+        provisioners: Vec::new(),
+        error_cleanup_provisioner: None,
+        post_processors: Vec::new(),
+    };
+    // Builds cannot be evaluated without every variable; when one is
+    // missing, its error is what the user needs to see, not the builds'
+    // errors that follow from its null value.
+    let mut build_diags = Diagnostics::new();
+    let builds = builds::read(&parsed, &scope, &files, &mut template, &mut build_diags);
+    if !variables_failed {
+        value_diags.extend(build_diags);
+    }
+    if !inputs.lenient {
+        diags.extend(value_diags);
+    }
+    let locals_shown = locals.shown;
+    let sources = parsed
+        .iter()
+        .flat_map(|p| p.body.blocks())
+        .filter(|b| b.ident.as_str() == "source")
+        .map(|b| {
+            b.labels
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    Ok(Loaded {
+        template,
+        secrets,
+        notes,
+        locals: locals_shown,
+        builds,
+        sources,
+    })
+}
+
+/// Blocks and attributes Packer does not know at the top of a file.
+fn check_top_level(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics) {
+    const BLOCKS: &[&str] = &[
+        "packer",
+        "variable",
+        "variables",
+        "locals",
+        "local",
+        "source",
+        "build",
+        "data",
+    ];
+    for p in parsed {
+        for s in p.body.iter() {
+            match s {
+                hcl::edit::structure::Structure::Attribute(a) => {
+                    use hcl::edit::Span as _;
+                    diags
+                        .error(
+                            "",
+                            format!("unexpected attribute `{}` at the top level", a.key.as_str()),
+                            files.location(span_of(p.base, a.key.span())),
+                        )
+                        .hint = Some(
+                        "attributes belong inside a block: source, build, locals, variable".into(),
+                    );
+                }
+                hcl::edit::structure::Structure::Block(b) => {
+                    use hcl::edit::Span as _;
+                    let name = b.ident.as_str();
+                    if name == "data" {
+                        diags
+                            .error(
+                                "",
+                                "data sources are not supported by kiln yet",
+                                files.location(span_of(p.base, b.ident.span())),
+                            )
+                            .hint =
+                            Some("compute the value in a local or pass it in a variable".into());
+                    } else if !BLOCKS.contains(&name) {
+                        let d = diags.error(
+                            "",
+                            format!("unknown block type `{name}`"),
+                            files.location(span_of(p.base, b.ident.span())),
+                        );
+                        d.hint =
+                            crate::template::diagnostic::did_you_mean(name, BLOCKS.iter().copied())
+                                .map(|s| format!("did you mean `{s}`?"))
+                                .or_else(|| Some(format!("the blocks are: {}", BLOCKS.join(", "))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn syntax_hint(message: &str) -> String {
+    if message.contains("expected") && message.contains('}') {
+        "check for an unclosed `{` or a missing `=` before a value".into()
+    } else {
+        "HCL attributes are `name = value`, blocks are `type \"label\" { … }`".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, PrepareInput, Selection};
+
+    fn prepare(text: &str, selection: &Selection) -> (config::Prepared, Diagnostics) {
+        let no_env = |_: &str| None;
+        let inputs = Inputs {
+            var_files: &[],
+            vars: &[],
+            env: &no_env,
+            env_vars: Vec::new(),
+            lenient: false,
+        };
+        let mut diags = Diagnostics::new();
+        let sources = vec![(PathBuf::from("t.pkr.hcl"), text.to_owned())];
+        let loaded =
+            load_sources(sources, &[], PathBuf::from("/tmp"), &inputs, &mut diags).expect("loads");
+        let vars = crate::template::variables::ResolvedVariables::default();
+        let prepared = config::prepare(
+            &PrepareInput {
+                template: &loaded.template,
+                vars: &vars,
+                selection,
+                pwd: Path::new("/tmp"),
+                init_time: std::time::SystemTime::UNIX_EPOCH,
+            },
+            &mut diags,
+        );
+        (prepared, diags)
+    }
+
+    const TWO_CHAINS: &str = r#"
+source "qemu" "one" {
+  iso_url          = "http://127.0.0.1/x.iso"
+  iso_checksum     = "none"
+  ssh_username     = "root"
+  shutdown_command = "poweroff"
+}
+build {
+  sources = ["source.qemu.one"]
+  post-processors {
+    post-processor "compress" {
+      name   = "pack"
+      output = "out.tar.gz"
+    }
+    post-processor "checksum" {}
+  }
+  post-processor "manifest" {}
+}
+"#;
+
+    fn chains(p: &config::Prepared) -> Vec<Vec<String>> {
+        p.builds[0]
+            .post_processors
+            .iter()
+            .map(|c| c.iter().map(|pp| pp.type_name.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn except_names_post_processors_and_drops_the_rest_of_their_chain() {
+        let (p, diags) = prepare(TWO_CHAINS, &Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        assert_eq!(chains(&p), [vec!["compress", "checksum"], vec!["manifest"]]);
+
+        for pattern in ["pack", "compress"] {
+            let selection = Selection {
+                only: Vec::new(),
+                except: vec![pattern.to_owned()],
+            };
+            let (p, diags) = prepare(TWO_CHAINS, &selection);
+            assert!(!diags.has_errors(), "{}", diags.render());
+            assert_eq!(chains(&p), [vec!["manifest"]], "-except={pattern}");
+        }
+    }
+}
