@@ -153,10 +153,11 @@ fn normalised_calls(vbox: &FakeVbox) -> String {
             .iter()
             .map(|a| {
                 let a = a.replace(&iso, "$TINY_ISO").replace(&work, "$WORK");
-                if a.contains("/kiln-cd-") && a.ends_with("/cd.iso") {
+                // Scratch folders are `kiln-<pid>-<what>-XXXXXX` (host::scratch).
+                if a.contains("/kiln-") && a.contains("-cd-") && a.ends_with("/cd.iso") {
                     return "$CD_ISO".to_owned();
                 }
-                if a.contains("/kiln-floppy-") && a.ends_with("/floppy.img") {
+                if a.contains("/kiln-") && a.contains("-floppy-") && a.ends_with("/floppy.img") {
                     return "$FLOPPY".to_owned();
                 }
                 if previous_was_vrdeport {

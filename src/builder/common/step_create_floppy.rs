@@ -32,9 +32,7 @@ impl<S: HasCommon> Step<S> for StepCreateFloppy {
             if common.floppy.is_empty() {
                 return Ok(());
             }
-            let dir = tempfile::Builder::new()
-                .prefix("kiln-floppy-")
-                .tempdir()
+            let dir = crate::host::scratch::tempdir("floppy")
                 .map_err(|e| StepError::with_source("cannot create a folder for the floppy", e))?
                 .keep();
             self.dir = Some(dir.clone());
