@@ -33,8 +33,6 @@ const KNOWN_DEBT: &[&str] = &[
     "hypervisor/qemu/img.rs -> config",
     "hypervisor/qemu/probe.rs -> config",
     "hypervisor/virtualbox/command.rs -> config",
-    "hypervisor/virtualbox/command.rs -> hypervisor::qemu",
-    "hypervisor/virtualbox/driver.rs -> hypervisor::qemu",
 ];
 
 /// The unit a rule talks about: `hypervisor::qemu`, `builder::virtualbox`,

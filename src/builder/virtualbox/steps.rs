@@ -10,7 +10,7 @@ use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError,
 use crate::builder::common::{
     boot_command_actions, render_deferred, run_shutdown_command, serial_note,
 };
-use crate::hypervisor::qemu::{find_free_port, find_free_port_on};
+use crate::host::port::{find_free_port, find_free_port_on};
 use crate::hypervisor::virtualbox::command::{
     acpi_power_button, boot_command_steps, floppy, poweroff, startvm, unregister_delete, vrde_on,
 };

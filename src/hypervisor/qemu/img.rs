@@ -10,8 +10,8 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use super::display_command;
 use crate::config::qemu::DiskFormat;
+use crate::host::command_line::display_command;
 
 /// Disk image formats kiln creates or converts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

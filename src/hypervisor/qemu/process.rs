@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal};
 
 use super::command::{CommandError, QemuCommand};
-use super::display_command;
 use super::qmp::{Qmp, QmpError};
+use crate::host::command_line::display_command;
 
 /// How many lines of QEMU's stderr are kept for error messages.
 const STDERR_TAIL_LINES: usize = 40;

@@ -55,7 +55,7 @@ impl VBoxCommand {
 /// `VBoxManage ARGS…` shell-quoted, for logs and golden tests.
 impl std::fmt::Display for VBoxCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::hypervisor::qemu::display_command(
+        f.write_str(&crate::host::command_line::display_command(
             VBOXMANAGE.as_ref(),
             &self.0,
         ))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use super::command::VBoxCommand;
-use crate::hypervisor::qemu::display_command;
+use crate::host::command_line::display_command;
 
 /// The program's name on PATH.
 pub const VBOXMANAGE: &str = "VBoxManage";
