@@ -278,6 +278,10 @@ pub struct Vm {
     pub vrdeauthtype: String,
     /// The qemu pid while it was last seen running.
     pub pid: Option<u32>,
+    /// Set by `showvminfo` when qemu reports the guest stopped (`pause`,
+    /// or a disk error that suspends it, as VirtualBox does).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Vm {
@@ -311,6 +315,7 @@ impl Vm {
             vrdeaddress: String::new(),
             vrdeauthtype: "null".into(),
             pid: None,
+            paused: false,
         }
     }
 }
@@ -633,7 +638,9 @@ pub fn machinereadable(vm: &Vm, media: &[Medium]) -> String {
         out.push_str(&format!("boot{}=\"{b}\"\n", i + 1));
     }
     out.push_str("acpi=\"on\"\nioapic=\"on\"\n");
-    let state = if vm.pid.is_some() {
+    let state = if vm.pid.is_some() && vm.paused {
+        "paused"
+    } else if vm.pid.is_some() {
         "running"
     } else {
         "poweroff"

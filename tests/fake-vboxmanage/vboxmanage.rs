@@ -215,6 +215,7 @@ fn showvminfo(home: &Path, rest: &[String]) -> Result<(), Fail> {
     let mut reg = Registry::load(home)?;
     let i = reg.find(name)?;
     vm::refresh_state(&mut reg.vms[i]);
+    vm::refresh_pause(&mut reg.vms[i]);
     reg.save(home)?;
     let vm = &reg.vms[i];
     if machine_readable {

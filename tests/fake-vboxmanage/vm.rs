@@ -58,6 +58,55 @@ pub fn refresh_state(vm: &mut Vm) {
     }
 }
 
+/// Asks a running VM's qemu whether the guest is stopped. A disk write
+/// that failed for lack of space stops it (qemu's `werror=enospc`
+/// default), which is what VirtualBox does too: it suspends the VM and
+/// logs the runtime error `DrvVD_DISKFULL` in VBox.log, once.
+pub fn refresh_pause(vm: &mut Vm) {
+    if !is_running(vm) {
+        vm.paused = false;
+        return;
+    }
+    let Ok(mut qmp) = Qmp::connect(vm) else {
+        return;
+    };
+    let Ok(status) = qmp.execute("query-status", &json!({})) else {
+        return;
+    };
+    let running = status.get("running").and_then(Value::as_bool) == Some(true);
+    let was_paused = vm.paused;
+    vm.paused = !running;
+    if running || was_paused {
+        return;
+    }
+    vm.state_change_time = machine::timestamp_now();
+    if status.get("status").and_then(Value::as_str) != Some("io-error") {
+        return;
+    }
+    let blocks = qmp.execute("query-block", &json!({})).unwrap_or_default();
+    let full = blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .position(|b| b.get("io-status").and_then(Value::as_str) == Some("nospace"));
+    let lines = match full {
+        Some(n) => format!(
+            "VD#{n}: Host disk full\n\
+             Console: VM runtime error: fatal=false, errorID=DrvVD_DISKFULL \
+             message=\"Host system reported disk full. VM execution is suspended. \
+             You can resume after freeing some space\"\n"
+        ),
+        None => "Console: VM runtime error: fatal=false, errorID=BLKCACHE_IOERR \
+                 message=\"The I/O cache encountered an error while updating data in medium. \
+                 VM execution is suspended\"\n"
+            .to_owned(),
+    };
+    let log = vm.dir.join("Logs/VBox.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+        let _ = f.write_all(lines.as_bytes());
+    }
+}
+
 /// A path inside a qemu option value: commas doubled.
 fn qemu_opt(path: &Path) -> String {
     path.to_string_lossy().replace(',', ",,")

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::virtualbox::FakeVbox;
 use crate::vm::{
-    READ_CD, READ_FLOPPY, build_in, interrupt_when_checking, qemu_processes_with, text, tiny_iso,
-    vm_lock,
+    READ_CD, READ_FLOPPY, build_in, interrupt_when_checking, private_mounts_work,
+    qemu_processes_with, text, tiny_iso, vm_lock,
 };
 use kiln::hypervisor::virtualbox::VBoxManage;
 
@@ -453,6 +453,87 @@ fn without_a_shutdown_command_the_vm_is_powered_off_or_times_out_on_acpi() {
     );
     assert!(registered(&vbox).is_empty(), "{t}");
     assert!(qemu_processes_with("kiln-vbox-acpi").is_empty(), "{t}");
+}
+
+/// Issue #16: VirtualBox suspends a VM whose host disk is full and logs
+/// the runtime error `DrvVD_DISKFULL` in VBox.log (the simulator does as
+/// well: its qemu stops on ENOSPC). kiln must fail at once, naming the
+/// disk, the error and the free space, as it does for QEMU, rather than
+/// wait out `ssh_timeout`.
+#[test]
+fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
+    if !private_mounts_work() {
+        eprintln!("\n!!! SKIPPED: `unshare -m` does not work here (needs root)\n");
+        return;
+    }
+    let _vm = vm_lock();
+    let vbox = FakeVbox::new();
+    let template = template(
+        "kiln-vbox-full",
+        r#""output_directory": "small/output-vbox", "ssh_timeout": "30m",
+           "guest_additions_mode": "disable","#,
+        "",
+    )
+    .replace(r#""ssh_timeout": "4m","#, "");
+    std::fs::create_dir(vbox.path("small")).expect("mkdir");
+    let inner = build(&vbox, &template, &[]);
+    // A private tmpfs of 6 MiB: the empty disk and the VM's files fit, the
+    // install's writes do not.
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(vbox.path(""))
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=6m kiln-small small && exec "$0" "$@""#)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    // Far below ssh_timeout: the install fills the disk within a minute or
+    // two under TCG, and the VM's state is polled every half second.
+    let bound = Duration::from_secs(300);
+    let finished = loop {
+        if child.try_wait().expect("waits").is_some() {
+            break true;
+        }
+        if started.elapsed() > bound {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().expect("kiln exits");
+    let t = text(&out);
+    eprintln!("kiln finished after {:?}", started.elapsed());
+    assert!(finished, "kiln was still waiting after {bound:?}:\n{t}");
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("the VM stopped before SSH became available"),
+        "{t}"
+    );
+    assert!(
+        t.contains("small/output-vbox/kiln-vbox-full.vdi is full: no space left on device"),
+        "{t}"
+    );
+    assert!(
+        t.contains(" free on ") && t.contains("small/output-vbox)"),
+        "{t}"
+    );
+    assert!(t.contains("output_directory on a larger filesystem"), "{t}");
+    assert!(registered(&vbox).is_empty(), "unregistered: {t}");
+    assert!(
+        qemu_processes_with("kiln-vbox-full").is_empty(),
+        "the VM is killed"
+    );
 }
 
 fn failing_build(vbox: &FakeVbox, template_text: &str) -> (Output, String) {

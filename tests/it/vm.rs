@@ -755,7 +755,7 @@ fn vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
 
 /// `unshare -m` works here (root, mount namespaces), so a test can mount a
 /// private tmpfs that no one else sees and that vanishes with the process.
-fn private_mounts_work() -> bool {
+pub(crate) fn private_mounts_work() -> bool {
     Command::new("unshare")
         .args(["-m", "--propagation", "private", "true"])
         .stderr(Stdio::null())

@@ -91,10 +91,10 @@ impl HasCommon for VBoxState {
     }
 }
 
-/// The cause of a stop, from `showvminfo --machinereadable`. VBoxManage
-/// reports no reason: a paused VM is most often VirtualBox suspending it on
-/// a full host disk, so the free space beside its disk is given, with the
-/// VM's log, which has the runtime error.
+/// The cause of a stop, from `showvminfo --machinereadable` and the
+/// runtime error VirtualBox logged in `VBox.log` when it suspended the VM
+/// (VBoxManage itself reports no reason). A full host disk is named as
+/// QEMU's is: the disk, the error and the free space beside it.
 fn describe_stop(
     state: &VmState,
     info: &std::collections::BTreeMap<String, String>,
@@ -108,27 +108,44 @@ fn describe_stop(
         .map(|d| std::path::Path::new(d).join("VBox.log"));
     let log_note = log
         .as_ref()
-        .map(|l| format!("; VirtualBox's log {} says why", l.display()))
+        .map(|l| format!("; VirtualBox's log {} says more", l.display()))
         .unwrap_or_default();
-    let detail = match state {
-        VmState::Paused => {
-            let disk = info
-                .values()
-                .map(std::path::Path::new)
-                .find(|p| p.extension().is_some_and(|e| e == "vdi" || e == "vmdk"));
-            Some(match disk {
-                Some(disk) => format!(
-                    "VirtualBox pauses a VM whose host disk is full; {} free beside its disk {}{log_note}",
-                    free_space_beside(disk).map_or_else(
-                        || "unknown space".to_owned(),
-                        crate::ui::console::format_bytes
-                    ),
-                    disk.display()
-                ),
-                None => format!("paused by VirtualBox or by someone{log_note}"),
-            })
+    let disk = info
+        .values()
+        .map(std::path::Path::new)
+        .find(|p| p.extension().is_some_and(|e| e == "vdi" || e == "vmdk"));
+    let runtime_error = log
+        .as_deref()
+        .and_then(crate::hypervisor::virtualbox::log::last_runtime_error);
+    let detail = match (state, runtime_error) {
+        (VmState::Paused, Some(e)) if e.is_disk_full() => {
+            if let Some(disk) = disk {
+                return GuestStopped::DiskFull {
+                    path: disk.to_owned(),
+                    free_bytes: free_space_beside(disk),
+                };
+            }
+            Some(format!(
+                "VirtualBox reports {}: {}{log_note}",
+                e.id, e.message
+            ))
         }
-        VmState::Aborted => Some(format!("the VM process ended abnormally{log_note}")),
+        (VmState::Paused, Some(e)) => Some(format!(
+            "VirtualBox reports {}: {}{log_note}",
+            e.id, e.message
+        )),
+        (VmState::Paused, None) => Some(match disk {
+            Some(disk) => format!(
+                "VirtualBox pauses a VM whose host disk is full; {} free beside its disk {}{log_note}",
+                free_space_beside(disk).map_or_else(
+                    || "unknown space".to_owned(),
+                    crate::ui::console::format_bytes
+                ),
+                disk.display()
+            ),
+            None => format!("paused by VirtualBox or by someone{log_note}"),
+        }),
+        (VmState::Aborted, _) => Some(format!("the VM process ended abnormally{log_note}")),
         _ => None,
     };
     GuestStopped::VmState {
@@ -255,7 +272,34 @@ mod tests {
             text.contains(&format!("free beside its disk {}", disk.display())),
             "{text}"
         );
-        assert!(text.contains("Logs/VBox.log says why"), "{text}");
+        assert!(text.contains("Logs/VBox.log says more"), "{text}");
+        // With VirtualBox's runtime error in its log, a full disk is named
+        // as QEMU's is.
+        std::fs::create_dir(dir.path().join("Logs")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("Logs/VBox.log"),
+            "00:01:02.345900 Console: VM runtime error: fatal=false, errorID=DrvVD_DISKFULL message=\"Host system reported disk full.\"\n",
+        )
+        .expect("write");
+        let full = describe_stop(&VmState::Paused, &info);
+        assert!(matches!(full, GuestStopped::DiskFull { .. }), "{full:?}");
+        assert!(
+            full.to_string().contains(&format!(
+                "its disk {} is full: no space left on device",
+                disk.display()
+            )),
+            "{full}"
+        );
+        std::fs::write(
+            dir.path().join("Logs/VBox.log"),
+            "Console: VM runtime error: fatal=false, errorID=BLKCACHE_IOERR message=\"The I/O cache encountered an error\"\n",
+        )
+        .expect("write");
+        let other = describe_stop(&VmState::Paused, &info).to_string();
+        assert!(
+            other.starts_with("the VM is paused: VirtualBox reports BLKCACHE_IOERR: The I/O cache encountered an error"),
+            "{other}"
+        );
         let mut aborted = info.clone();
         aborted.insert("VMState".into(), "aborted".into());
         let aborted = describe_stop(&VmState::Aborted, &aborted).to_string();

@@ -3,10 +3,12 @@
 //!
 //! [`driver`] finds and runs `VBoxManage` and parses what it prints;
 //! [`command`] builds each command of a `virtualbox-iso` build in order, as
-//! typed values that are golden-tested. The builder's steps compose both.
+//! typed values that are golden-tested; [`log`] reads why VirtualBox
+//! stopped a VM from its `VBox.log`. The builder's steps compose them.
 
 pub mod command;
 pub mod driver;
+pub mod log;
 
 pub use command::{
     BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, StorageBus, VBoxCommand, VmSpec,
