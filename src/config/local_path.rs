@@ -35,8 +35,10 @@ pub(crate) fn checked(f: &mut Fields<'_>, key: &'static str, value: &str, kind: 
     };
     if let Some(message) = problem {
         let span = f.span_of(key).unwrap_or_default();
-        f.error_at(span, message).hint =
-            Some("local paths are relative to the directory kiln runs in".into());
+        f.error_at(span, message).hint = Some(
+            "a relative path is looked up in the directory kiln runs in, then beside the template"
+                .into(),
+        );
     }
     path
 }
