@@ -14,6 +14,7 @@ mod on_error;
 mod ova;
 mod postprocess;
 mod qemu;
+mod salt_chef;
 mod secrets;
 mod signals;
 mod ssh;
