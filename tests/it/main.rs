@@ -1,5 +1,6 @@
 //! Integration tests: they run the real `kiln` binary.
 
+mod ansible;
 mod cache;
 mod cli;
 mod hcl;
