@@ -3,12 +3,16 @@
 //! a loaded template plus resolved variables into the builds to run,
 //! collecting every error; it has no side effects.
 
+pub mod breakpoint;
+pub mod chef_solo;
 pub mod common;
 pub mod decode;
 pub mod googlecompute;
+mod local_path;
 pub mod post_processor;
 pub mod provisioner;
 pub mod qemu;
+pub mod salt_masterless;
 pub mod virtualbox;
 
 use std::path::Path;

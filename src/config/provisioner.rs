@@ -86,6 +86,9 @@ pub enum ProvisionerKind {
     Shell(ShellConfig),
     File(FileConfig),
     ShellLocal(ShellLocalConfig),
+    Breakpoint(super::breakpoint::BreakpointConfig),
+    ChefSolo(Box<super::chef_solo::ChefSoloConfig>),
+    SaltMasterless(Box<super::salt_masterless::SaltMasterlessConfig>),
 }
 
 /// A provisioner as it runs for one build (its `override` applied).
@@ -99,7 +102,14 @@ pub struct Provisioner {
     pub kind: ProvisionerKind,
 }
 
-pub const PROVISIONER_TYPES: &[&str] = &["shell", "file", "shell-local"];
+pub const PROVISIONER_TYPES: &[&str] = &[
+    "shell",
+    "file",
+    "shell-local",
+    "breakpoint",
+    "chef-solo",
+    "salt-masterless",
+];
 
 /// The keys every provisioner has; decoded by the planner, not the plugin.
 pub const COMMON_KEYS: &[&str] = &[
@@ -128,6 +138,13 @@ impl ProvisionerKind {
             "shell" => decode_shell(f).map(Self::Shell),
             "file" => decode_file(f).map(Self::File),
             "shell-local" => decode_shell_local(f).map(Self::ShellLocal),
+            "breakpoint" => super::breakpoint::decode_breakpoint(f).map(Self::Breakpoint),
+            "chef-solo" => super::chef_solo::decode_chef_solo(f)
+                .map(Box::new)
+                .map(Self::ChefSolo),
+            "salt-masterless" => super::salt_masterless::decode_salt_masterless(f)
+                .map(Box::new)
+                .map(Self::SaltMasterless),
             _ => None,
         }
     }

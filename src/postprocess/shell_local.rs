@@ -40,6 +40,7 @@ pub(super) async fn run(
         template_dir: ctx.template_dir.clone(),
         pwd: ctx.pwd.clone(),
         init_time: ctx.init_time,
+        ssh_private_key_file: None,
         reporter: ctx.reporter.clone(),
         cancel: ctx.cancel.clone(),
     };

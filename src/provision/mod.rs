@@ -2,8 +2,12 @@
 //! `shell-local` on the host. Output is streamed line by line through the
 //! reporter; a failure names the script and its exit status.
 
+mod breakpoint;
+mod chef_solo;
 mod file;
+pub mod guest_command;
 pub mod remote;
+mod salt_masterless;
 mod shell;
 mod shell_local;
 
@@ -32,6 +36,9 @@ pub struct ProvisionEnv {
     pub template_dir: PathBuf,
     pub pwd: PathBuf,
     pub init_time: SystemTime,
+    /// `ssh_private_key_file`, for the breakpoint's login line (the
+    /// temporary key, when used, is in `build_values`).
+    pub ssh_private_key_file: Option<PathBuf>,
     pub reporter: Arc<dyn Reporter>,
     pub cancel: CancellationToken,
 }
@@ -128,6 +135,16 @@ pub enum ProvisionError {
     },
     #[error("this provisioner needs a communicator, but the build has \"communicator\": \"none\"")]
     NoCommunicator,
+    #[error("{what} failed with exit status {code}; its output is above")]
+    Failed { what: String, code: i32 },
+    #[error("cannot write {what}")]
+    WriteLocal {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the breakpoint cannot wait for Enter")]
+    Breakpoint(#[source] crate::ui::NoAnswer),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("interrupted")]
@@ -194,6 +211,13 @@ async fn run_once(
             file::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
         }
         ProvisionerKind::ShellLocal(c) => shell_local::run(c, env, None).await,
+        ProvisionerKind::Breakpoint(c) => breakpoint::run(c, env).await,
+        ProvisionerKind::ChefSolo(c) => {
+            chef_solo::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
+        }
+        ProvisionerKind::SaltMasterless(c) => {
+            salt_masterless::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
+        }
     }
 }
 

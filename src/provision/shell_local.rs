@@ -211,6 +211,7 @@ mod tests {
             template_dir: std::env::temp_dir(),
             pwd: std::env::temp_dir(),
             init_time: SystemTime::now(),
+            ssh_private_key_file: None,
             reporter,
             cancel: CancellationToken::new(),
         }

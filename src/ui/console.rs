@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::machine::UiKind;
-use super::{Progress, Reporter};
+use super::{NoAnswer, Progress, Reporter};
 
 /// How output should look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +243,18 @@ impl Reporter for ConsoleReporter {
         match std::io::stdin().read_line(&mut answer) {
             Ok(0) | Err(_) => None,
             Ok(_) => Some(answer.trim().to_owned()),
+        }
+    }
+
+    fn wait_for_enter(&self, build: &str, prompt: &str) -> Result<(), NoAnswer> {
+        if self.options.mode == OutputMode::MachineReadable {
+            return Err(NoAnswer::MachineReadable);
+        }
+        self.line(build, UiKind::Say, prompt, prompt);
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) | Err(_) => Err(NoAnswer::EndOfInput),
+            Ok(_) => Ok(()),
         }
     }
 

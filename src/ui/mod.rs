@@ -11,6 +11,17 @@ pub mod printable;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Why nobody can press Enter for [`Reporter::wait_for_enter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoAnswer {
+    /// stdin is closed or at its end (`</dev/null`, a finished pipe).
+    #[error("stdin reached its end before Enter was pressed")]
+    EndOfInput,
+    /// `-machine-readable` output: Packer's machine UI cannot ask either.
+    #[error("-machine-readable output cannot wait for Enter")]
+    MachineReadable,
+}
+
 /// A long-running piece of work with a known or unknown size (a download,
 /// a hash of a cached file, a disk copy).
 pub trait Progress: Send + Sync {
@@ -45,6 +56,12 @@ pub trait Reporter: Send + Sync {
     /// from `spawn_blocking`; the core never reads stdin itself.
     fn ask(&self, _build: &str, _question: &str) -> Option<String> {
         None
+    }
+    /// Shows `prompt` and waits until the person presses Enter: a line on
+    /// stdin, from a terminal or a pipe (Packer's breakpoint reads either).
+    /// Blocks, so async code calls it from `spawn_blocking`.
+    fn wait_for_enter(&self, _build: &str, _prompt: &str) -> Result<(), NoAnswer> {
+        Err(NoAnswer::EndOfInput)
     }
     /// Start a progress display counting `total` things (key events, files).
     fn progress_items(
@@ -194,6 +211,11 @@ impl Reporter for RecordingReporter {
             question: question.to_owned(),
         });
         lock(&self.answers).pop_front()
+    }
+    fn wait_for_enter(&self, build: &str, prompt: &str) -> Result<(), NoAnswer> {
+        self.ask(build, prompt)
+            .map(drop)
+            .ok_or(NoAnswer::EndOfInput)
     }
     fn progress(&self, _build: &str, label: &str, total: Option<u64>) -> Box<dyn Progress> {
         self.push(Event::ProgressStarted {

@@ -1,5 +1,6 @@
 //! Integration tests: they run the real `kiln` binary.
 
+mod ansible;
 mod cache;
 mod cli;
 mod hcl;
@@ -14,6 +15,7 @@ mod on_error;
 mod ova;
 mod postprocess;
 mod qemu;
+mod salt_chef;
 mod secrets;
 mod signals;
 mod ssh;

@@ -124,3 +124,55 @@ pub fn unbootable_qemu_template(dir: &Path, name: &str, extra: serde_json::Value
     let template = serde_json::json!({ "builders": [builder] });
     std::fs::write(dir.join("t.json"), template.to_string()).expect("write template");
 }
+
+/// The Python guest's installer ISO (`scripts/build-tiny-installer --python`:
+/// the tiny installer's system plus Debian's Python 3.11) and its sha256,
+/// built once per test run and cached in `iso-cache/` across runs.
+pub fn python_guest_iso() -> &'static (PathBuf, String) {
+    static ISO: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+    ISO.get_or_init(|| {
+        let out = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-tiny-installer"),
+        )
+        .arg("--python")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/build-tiny-installer runs");
+        assert!(
+            out.status.success(),
+            "building the Python guest's installer failed"
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let path = PathBuf::from(lines.next().expect("ISO path"));
+        let sum = lines.next().expect("sha256").trim().to_owned();
+        (path, sum)
+    })
+}
+
+/// A qemu builder (JSON object) that installs the Python guest from its ISO
+/// and logs in as root with the build's temporary key (the answer file is
+/// `http_content` with `{{ .SSHPublicKey }}`; there is no password), then
+/// powers it off with `poweroff`. Tests add their provisioners around it.
+pub fn python_guest_builder(vm_name: &str) -> serde_json::Value {
+    let (iso, sum) = python_guest_iso();
+    serde_json::json!({
+        "type": "qemu",
+        "vm_name": vm_name,
+        "iso_url": iso,
+        "iso_checksum": format!("sha256:{sum}"),
+        "accelerator": "tcg",
+        "memory": 256,
+        "disk_size": "1024M",
+        "format": "qcow2",
+        "headless": true,
+        "http_content": {
+            "/install.cfg": "hostname=pyguest\nusername=root\nauthorized_key={{ .SSHPublicKey }}\nfinish=reboot\n"
+        },
+        "boot_wait": "1s",
+        "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
+        "ssh_username": "root",
+        "ssh_timeout": "5m",
+        "shutdown_command": "poweroff"
+    })
+}

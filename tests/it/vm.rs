@@ -113,7 +113,7 @@ pub(crate) fn qemu_processes_with(needle: &str) -> Vec<u32> {
 
 /// The installed image, built once by the first test that needs it and
 /// reused (as `disk_image`) by the tests of later steps.
-fn built_image() -> &'static PathBuf {
+pub(crate) fn built_image() -> &'static PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let work = tiny_example();
@@ -202,7 +202,7 @@ fn disk_image_template(
     path
 }
 
-fn sha256_of(path: &Path) -> String {
+pub(crate) fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
     let data = std::fs::read(path).expect("read");
     sha2::Sha256::digest(&data)

@@ -54,6 +54,10 @@ fn provision_env(common: &CommonState, ctx: &StepContext) -> ProvisionEnv {
         template_dir: common.options.template_dir.clone(),
         pwd: common.options.pwd.clone(),
         init_time: common.options.init_time,
+        ssh_private_key_file: common
+            .communicator
+            .ssh()
+            .and_then(|ssh| ssh.private_key_file.clone()),
         reporter: ctx.reporter.clone(),
         cancel: ctx.cancel.clone(),
     }
