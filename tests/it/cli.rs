@@ -141,4 +141,21 @@ fn every_shipped_example_validates() {
         "examples/tiny/hcl: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The Django bake as an HCL2 file beside its JSON template.
+    let out = run_in(
+        &examples.join("django"),
+        &[
+            "validate",
+            "-var=base_image=debian-base.qcow2",
+            "-var=django_admin_password=validate-only",
+            "django.pkr.hcl",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "examples/django/django.pkr.hcl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
