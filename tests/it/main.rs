@@ -3,6 +3,7 @@
 mod ansible;
 mod cache;
 mod cli;
+mod django;
 mod hcl;
 mod hostile;
 mod http;

@@ -3,4 +3,4 @@
 set -eu
 install -m 0755 /tmp/kiln-django.nft /etc/nftables.conf
 systemctl enable --now nftables
-nft list ruleset | grep -q "dport 7777"
+nft list ruleset | grep -q "dport { 22, 7777 } accept"
