@@ -1,6 +1,7 @@
 //! Integration tests: they run the real `kiln` binary.
 
 mod cache;
+mod checkpoint;
 mod cli;
 mod hcl;
 mod hostile;
