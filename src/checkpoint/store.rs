@@ -101,8 +101,11 @@ pub struct Writer {
 impl CheckpointStore {
     /// `cache_root` is the ISO cache's directory (`KILN_CACHE_DIR`, …).
     pub fn in_cache(cache_root: &Path) -> Self {
+        // Absolute: a resumed disk names its checkpoint as backing file, and
+        // qemu-img reads a relative one from the overlay's directory.
+        let root = cache_root.join("checkpoints");
         Self {
-            root: cache_root.join("checkpoints"),
+            root: std::path::absolute(&root).unwrap_or(root),
         }
     }
 
