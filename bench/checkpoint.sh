@@ -11,14 +11,18 @@
 #
 #   bench/checkpoint.sh              (release build of kiln; accelerator tcg)
 #   ACCEL=auto bench/checkpoint.sh   to let kiln probe KVM
+#   KILN=target/debug/kiln bench/checkpoint.sh   to time an existing binary
 #
 # VM jobs take turns on this machine: run it under flock /tmp/kiln-vm.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ACCEL=${ACCEL:-tcg}
-cargo build --release --quiet >&2
-KILN="$PWD/${CARGO_TARGET_DIR:-target}/release/kiln"
+if [ -z "${KILN:-}" ]; then
+    cargo build --release --quiet >&2
+    KILN="$PWD/${CARGO_TARGET_DIR:-target}/release/kiln"
+fi
+KILN=$(realpath "$KILN")
 out=$(scripts/build-tiny-installer)
 ISO=$(sed -n 1p <<<"$out")
 SUM=$(sed -n 2p <<<"$out")
