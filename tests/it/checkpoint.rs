@@ -131,6 +131,15 @@ fn checkpoints_can_be_switched_off() {
         "{t}"
     );
 
+    // Without SSH nothing says when the install is over.
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(dir.path(), serde_json::json!({"communicator": "none"}));
+    let t = text(&build(dir.path(), &[], &[]));
+    assert!(
+        t.contains("no install checkpoint: without an SSH communicator"),
+        "{t}"
+    );
+
     // A wrong type is an error at its place, like any other key.
     let dir = tempfile::tempdir().expect("tempdir");
     unbootable(dir.path(), serde_json::json!({"checkpoint": "maybe"}));

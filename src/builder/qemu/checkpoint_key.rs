@@ -27,6 +27,12 @@ pub(super) fn why_not(state: &QemuState) -> Option<&'static str> {
     if !c.checkpoint {
         return Some("install checkpoints are off (\"checkpoint\": false)");
     }
+    if state.common.communicator.ssh().is_none() {
+        // SSH answering is how kiln knows the install is over.
+        return Some(
+            "no install checkpoint: without an SSH communicator nothing tells when the install is done",
+        );
+    }
     if !c.disk_additional_size_mib.is_empty() {
         return Some(
             "no install checkpoint: builds with disk_additional_size are not checkpointed yet",
