@@ -14,6 +14,11 @@
 #   KILN=target/debug/kiln bench/checkpoint.sh   to time an existing binary
 #
 # VM jobs take turns on this machine: run it under flock /tmp/kiln-vm.lock.
+#
+# Last run (debug kiln, TCG, 2 shared cores, load average ~10):
+#   full 104.0 s; provisioner change 39.9 s (2.6x); unchanged 39.0 s (2.7x)
+#   checkpoint 27.8 MiB written in 2.1 s (guest paused 2.0 s);
+#   compressed it would be 17.6 MiB for 1.1 s more
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
