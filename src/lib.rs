@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;
+pub mod checkpoint;
 pub mod cli;
 pub mod communicator;
 pub mod config;

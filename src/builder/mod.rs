@@ -26,6 +26,10 @@ pub struct RunOptions {
     pub on_error: OnError,
     pub debug: bool,
     pub offline: bool,
+    /// `-force-install`: ignore (and replace) a matching install checkpoint.
+    pub force_install: bool,
+    /// False with `KILN_NO_CHECKPOINT=1`: no checkpoint is read or written.
+    pub checkpoints: bool,
     pub template_dir: PathBuf,
     pub pwd: PathBuf,
     pub user_vars: BTreeMap<String, String>,

@@ -113,6 +113,9 @@ pub struct BuildArgs {
     /// Never open a network connection: ISOs must already be in the cache.
     #[arg(long)]
     pub offline: bool,
+    /// Install again even when an install checkpoint matches (and replace it).
+    #[arg(long)]
+    pub force_install: bool,
     /// The template (Packer JSON).
     pub template: PathBuf,
 }

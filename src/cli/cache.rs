@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::checkpoint::{CheckpointEntry, CheckpointError, CheckpointStore};
 use crate::iso::{
     CacheEntry, ChecksumSpec, Digest, IsoCache, IsoError, PruneOptions, find_in_checksum_file,
     parse_age,
@@ -28,9 +29,10 @@ pub enum CacheCommand {
         #[arg(long, default_value = "iso")]
         extension: String,
     },
-    /// List cached ISOs and interrupted downloads
+    /// List cached ISOs, interrupted downloads and install checkpoints
     List,
-    /// Re-hash every cached ISO; corrupt ones are moved to quarantine/
+    /// Re-hash every cached ISO (corrupt ones are moved to quarantine/) and
+    /// every install checkpoint (corrupt ones are removed)
     Verify,
     /// Remove entries unused for a while, interrupted downloads, quarantine
     Prune {
@@ -43,6 +45,10 @@ pub enum CacheCommand {
         /// Empty quarantine/
         #[arg(long)]
         quarantine: bool,
+        /// Remove every install checkpoint no build is using (--older-than
+        /// alone removes those unused for that long)
+        #[arg(long)]
+        checkpoints: bool,
     },
 }
 
@@ -78,7 +84,7 @@ pub async fn run_in(
         CacheCommand::List => {
             let now = SystemTime::now();
             let entries = cache.list()?;
-            if entries.is_empty() {
+            if entries.is_empty() && checkpoint_store(cache).list().is_ok_and(|c| c.is_empty()) {
                 reporter.info(
                     "",
                     &format!("{}: the cache is empty", cache.root().display()),
@@ -86,6 +92,10 @@ pub async fn run_in(
             }
             for e in &entries {
                 println!("{}", list_line(e, now));
+            }
+            let checkpoints = checkpoint_store(cache).list().map_err(checkpoint_error)?;
+            for c in &checkpoints {
+                println!("{}", checkpoint_line(c, now));
             }
             if entries.iter().any(|e| e.changed) {
                 reporter.info(
@@ -102,6 +112,27 @@ pub async fn run_in(
             for (from, to) in &report.quarantined {
                 println!("quarantined  {} -> {}", from.display(), to.display());
             }
+            let checked = checkpoint_store(cache)
+                .verify_all()
+                .map_err(checkpoint_error)?;
+            let mut damaged = 0;
+            for (entry, problem) in &checked {
+                match problem {
+                    None => println!("ok           {}", entry.dir.display()),
+                    Some(why) => {
+                        damaged += 1;
+                        println!("removed      {} ({why})", entry.dir.display());
+                    }
+                }
+            }
+            if damaged > 0 {
+                reporter.warn(
+                    "",
+                    &format!(
+                        "{damaged} install checkpoint(s) did not match their digest and were removed (unless a build was using them); the next build installs again"
+                    ),
+                );
+            }
             if !report.quarantined.is_empty() {
                 return Err(IsoError::Quarantined {
                     count: report.quarantined.len(),
@@ -113,6 +144,7 @@ pub async fn run_in(
             older_than,
             parts,
             quarantine,
+            checkpoints,
         } => {
             let removed = cache.prune(
                 &PruneOptions {
@@ -124,6 +156,15 @@ pub async fn run_in(
             )?;
             for p in removed {
                 println!("removed  {}", p.display());
+            }
+            if checkpoints || older_than.is_some() {
+                let limit = if checkpoints { None } else { older_than };
+                let removed = checkpoint_store(cache)
+                    .prune(limit)
+                    .map_err(checkpoint_error)?;
+                for p in removed {
+                    println!("removed  {}", p.display());
+                }
             }
         }
     }
@@ -173,6 +214,36 @@ fn list_line(e: &CacheEntry, now: SystemTime) -> String {
     )
 }
 
+fn checkpoint_store(cache: &IsoCache) -> CheckpointStore {
+    CheckpointStore::in_cache(cache.root())
+}
+
+/// Checkpoint errors are I/O on the cache, reported like the ISO cache's.
+fn checkpoint_error(e: CheckpointError) -> IsoError {
+    match e {
+        CheckpointError::Io {
+            action,
+            path,
+            source,
+        } => IsoError::io(path, action, source),
+    }
+}
+
+fn checkpoint_line(c: &CheckpointEntry, now: SystemTime) -> String {
+    let ago = |t: Option<SystemTime>| {
+        t.and_then(|t| now.duration_since(t).ok())
+            .map_or_else(|| "-".to_owned(), age)
+    };
+    format!(
+        "{:<8} {:>9} {:>9}  made {}  {}",
+        "install",
+        crate::ui::console::format_bytes(c.size),
+        ago(c.last_used),
+        ago(c.created),
+        c.dir.display()
+    )
+}
+
 fn age(d: Duration) -> String {
     let s = d.as_secs();
     match s {
@@ -210,7 +281,8 @@ mod tests {
             Some(CacheCommand::Prune {
                 older_than: Some(Duration::from_secs(30 * 86_400)),
                 parts: true,
-                quarantine: false
+                quarantine: false,
+                checkpoints: false
             })
         );
         assert!(p(&["x", "prune", "--older-than", "soon"]).is_err());

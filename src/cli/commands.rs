@@ -602,6 +602,8 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         },
         debug: args.debug,
         offline: args.offline,
+        force_install: args.force_install,
+        checkpoints: !crate::checkpoint::disabled_by_env(),
         template_dir: checked.template.dir.clone(),
         pwd: current_dir(),
         user_vars: checked.vars.values.clone(),

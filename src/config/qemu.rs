@@ -96,6 +96,10 @@ pub struct QemuConfig {
     pub qmp_socket_path: Option<PathBuf>,
     /// No VNC server at all; kiln types keys through QMP either way.
     pub disable_vnc: bool,
+    /// kiln's own option (not Packer's): keep and use install checkpoints
+    /// (default true); `false` for builds that must not leave disk images
+    /// in the cache.
+    pub checkpoint: bool,
 }
 
 /// `vnc_bind_address` must be an IP address (QEMU's `-vnc` is given one);
@@ -332,6 +336,7 @@ impl QemuConfig {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         let disable_vnc = f.bool("disable_vnc").unwrap_or(false);
+        let checkpoint = f.bool("checkpoint").unwrap_or(true);
         if qmp_socket_path.is_some()
             && !qmp_enable
             && let Some(span) = f.span_of("qmp_socket_path")
@@ -432,6 +437,7 @@ impl QemuConfig {
             qmp_enable,
             qmp_socket_path,
             disable_vnc,
+            checkpoint,
         })
     }
 }

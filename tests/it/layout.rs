@@ -20,6 +20,7 @@ const SHARED: &[&str] = &[
     "provision",
     "artifact",
     "postprocess",
+    "checkpoint",
 ];
 
 /// Rule breaks that exist today, as `file -> module` (or `cycle: a, b`).

@@ -2,6 +2,7 @@
 
 mod ansible;
 mod cache;
+mod checkpoint;
 mod cli;
 mod django;
 mod hcl;

@@ -46,6 +46,8 @@ pub struct CommonState {
     pub error_cleanup_provisioner: Option<Provisioner>,
     /// Filled by the steps, in order.
     pub iso_path: Option<PathBuf>,
+    /// The digest the ISO was verified against (`sha256:…`), when it was.
+    pub iso_digest: Option<String>,
     pub http: Option<HttpServer>,
     /// The address the guest reaches the host's HTTP server at.
     pub http_ip: String,
@@ -104,6 +106,7 @@ impl CommonState {
             output_dir,
             error_cleanup_provisioner: build.error_cleanup_provisioner.clone(),
             iso_path: None,
+            iso_digest: None,
             http: None,
             http_ip: http_ip.to_owned(),
             ssh_host_port: None,

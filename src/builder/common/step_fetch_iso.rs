@@ -19,8 +19,9 @@ impl<S: HasCommon> Step<S> for StepFetchIso {
         Box::pin(async move {
             let common = state.common();
             let iso = common.iso.clone();
-            let path = fetch_image(common, &iso, "the ISO", ctx).await?;
-            common.iso_path = Some(path);
+            let fetched = fetch_verified(common, &iso, "the ISO", ctx).await?;
+            common.iso_path = Some(fetched.path);
+            common.iso_digest = fetched.digest.map(|d| d.to_string());
             Ok(())
         })
     }
@@ -35,6 +36,16 @@ pub async fn fetch_image(
     what: &str,
     ctx: &StepContext,
 ) -> Result<PathBuf, StepError> {
+    Ok(fetch_verified(common, image, what, ctx).await?.path)
+}
+
+/// [`fetch_image`], with the digest the file was verified against.
+pub async fn fetch_verified(
+    common: &CommonState,
+    image: &IsoConfig,
+    what: &str,
+    ctx: &StepContext,
+) -> Result<crate::iso::FetchedIso, StepError> {
     let source = image
         .source(&common.options.template_dir, &common.options.pwd)
         .map_err(|e| StepError::with_source(format!("the checksum of {what} is not valid"), e))?;
@@ -53,5 +64,5 @@ pub async fn fetch_image(
         &ctx.build,
         &format!("Using {what} {}", fetched.path.display()),
     );
-    Ok(fetched.path)
+    Ok(fetched)
 }

@@ -3,12 +3,15 @@
 //! fetch ISO → output directory → disk → HTTP server → SSH port → VM →
 //! boot command → wait for SSH → provision → shut down → compact disk.
 
+mod checkpoint_key;
 mod state;
 mod step_convert_disk;
 mod step_create_disk;
 mod step_export;
+mod step_find_checkpoint;
 mod step_forward_ssh;
 mod step_run_vm;
+mod step_save_checkpoint;
 mod step_shutdown;
 mod step_type_boot_command;
 
@@ -63,6 +66,7 @@ pub async fn run(
         Box::new(StepFetchIso),
         Box::new(StepOutputDir::default()),
         Box::new(StepSshKeyPair),
+        Box::new(step_find_checkpoint::StepFindCheckpoint),
         Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
         Box::new(step_create_disk::StepCreateDisk),
@@ -71,6 +75,7 @@ pub async fn run(
         Box::new(step_run_vm::StepRunVm),
         Box::new(step_type_boot_command::StepTypeBootCommand),
         Box::new(StepWaitSsh),
+        Box::new(step_save_checkpoint::StepSaveCheckpoint),
         Box::new(StepProvision),
         Box::new(StepClearTemporaryKey),
         Box::new(step_shutdown::StepShutdown),

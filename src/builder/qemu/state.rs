@@ -28,6 +28,25 @@ pub struct QemuState {
     pub vnc: Option<Vnc>,
     /// The OVF/OVA files, when `format` asked for them.
     pub exported: Vec<PathBuf>,
+    /// Whether this build saves an install checkpoint or resumes from one.
+    pub checkpoint: CheckpointPlan,
+}
+
+/// What the build does about install checkpoints, decided once the ISO's
+/// digest is known.
+#[derive(Debug, Default)]
+pub enum CheckpointPlan {
+    /// None read or written (switched off, or nothing is installed).
+    #[default]
+    Off,
+    /// Install from the ISO, then save a checkpoint under this key
+    /// (replacing one that is there with `replace`).
+    Save {
+        key: crate::checkpoint::KeyBuilder,
+        replace: bool,
+    },
+    /// Boot a copy-on-write overlay of this verified checkpoint.
+    Resume(crate::checkpoint::Checkpoint),
 }
 
 impl QemuState {
@@ -46,6 +65,15 @@ impl QemuState {
             qmp: None,
             vnc: None,
             exported: Vec::new(),
+            checkpoint: CheckpointPlan::Off,
+        }
+    }
+
+    /// The checkpoint this build resumes from, if it does.
+    pub fn resumed_from(&self) -> Option<&crate::checkpoint::Checkpoint> {
+        match &self.checkpoint {
+            CheckpointPlan::Resume(c) => Some(c),
+            _ => None,
         }
     }
 

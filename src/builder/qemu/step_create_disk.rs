@@ -24,9 +24,32 @@ impl Step<QemuState> for StepCreateDisk {
                 .ok_or_else(|| StepError::new("no ISO was fetched"))?;
             let img = QemuImgCli::default();
             let extra = config.qemu_img_args.create.clone();
+            let checkpoint = state.resumed_from().map(|c| c.disk.clone());
+            // Compaction (qemu-img convert) flattens a qcow2 overlay into a
+            // standalone image; without it, a copy keeps the artifact free
+            // of the checkpoint.
+            let overlay = format == ImageFormat::Qcow2 && !config.skip_compaction;
             let task = tokio::task::spawn_blocking(
                 move || -> Result<Vec<std::path::PathBuf>, StepError> {
-                    if config.disk_image && config.use_backing_file {
+                    if let Some(checkpoint) = &checkpoint {
+                        if overlay {
+                            let backing = Backing {
+                                path: checkpoint,
+                                format: ImageFormat::Qcow2,
+                            };
+                            img.create(&disk, format, config.disk_size_mib, Some(backing), &extra)
+                                .map_err(|e| {
+                                    fail("cannot create the disk over the checkpoint", e)
+                                })?;
+                        } else {
+                            let options = ConvertOptions {
+                                src_format: Some(ImageFormat::Qcow2),
+                                ..ConvertOptions::default()
+                            };
+                            img.convert(checkpoint, &disk, format, &options, &[])
+                                .map_err(|e| fail("cannot copy the checkpoint", e))?;
+                        }
+                    } else if config.disk_image && config.use_backing_file {
                         let backing = Backing {
                             path: &iso,
                             format: ImageFormat::Qcow2,
@@ -66,10 +89,15 @@ impl Step<QemuState> for StepCreateDisk {
                 },
             );
             let extra_disks = task.await.map_err(|e| fail("the disk task failed", e))??;
+            let from = if state.resumed_from().is_some() {
+                ", from the install checkpoint"
+            } else {
+                ""
+            };
             ctx.reporter.info(
                 &ctx.build,
                 &format!(
-                    "Created {} ({} MiB, {})",
+                    "Created {} ({} MiB, {}{from})",
                     state.disk_path.display(),
                     state.config.disk_size_mib,
                     format.as_str()

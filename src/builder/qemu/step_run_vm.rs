@@ -35,7 +35,9 @@ fn command(
     if let Some(fw) = &c.firmware {
         cmd.firmware = Firmware::Bios(fw.clone());
     }
-    cmd.boot = Some(if c.disk_image { "c" } else { "once=d" }.to_owned());
+    // A resumed build boots the installed disk; the ISO stays out.
+    let installed = c.disk_image || state.resumed_from().is_some();
+    cmd.boot = Some(if installed { "c" } else { "once=d" }.to_owned());
     let interface = DiskInterface::parse(&c.disk_interface).unwrap_or(DiskInterface::Virtio);
     for path in std::iter::once(&state.disk_path).chain(&state.additional_disks) {
         let mut disk = DiskDrive::new(path.clone(), state.image_format());
@@ -45,9 +47,7 @@ fn command(
         disk.detect_zeroes = c.disk_detect_zeroes.clone();
         cmd.disks.push(disk);
     }
-    if !c.disk_image
-        && let Some(iso) = &state.common.iso_path
-    {
+    if !installed && let Some(iso) = &state.common.iso_path {
         cmd.cdroms.push(CdromDrive {
             path: iso.clone(),
             interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),

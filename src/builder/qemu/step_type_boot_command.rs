@@ -30,6 +30,13 @@ impl Step<QemuState> for StepTypeBootCommand {
 
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
+            if state.resumed_from().is_some() {
+                ctx.reporter.info(
+                    &ctx.build,
+                    "Resumed from the install checkpoint: no boot command to type",
+                );
+                return Ok(());
+            }
             let Some(actions) = boot_command_actions(
                 &state.common,
                 &state.config.boot,

@@ -64,6 +64,9 @@ pub struct ConvertOptions {
     pub src_format: Option<ImageFormat>,
     /// `-o` options of the output format, such as `subformat=streamOptimized`.
     pub format_options: Vec<String>,
+    /// `-U`: read a source that a running QEMU holds open (its image lock
+    /// refuses others); only safe while that VM is paused and flushed.
+    pub force_share: bool,
 }
 
 impl ConvertOptions {
@@ -187,6 +190,9 @@ pub fn convert_args(
     }
     if let Some(f) = options.src_format {
         a.extend(["-f".into(), f.as_str().into()]);
+    }
+    if options.force_share {
+        a.push("-U".into());
     }
     a.extend(extra_args.iter().map(OsString::from));
     a.extend(["-O".into(), out_format.as_str().into()]);

@@ -505,6 +505,27 @@ impl Qmp {
         self.execute("system_powerdown", None).await.map(drop)
     }
 
+    /// `stop`: pauses the guest's CPUs; QEMU drains and flushes every
+    /// drive before answering, so the image files are consistent while
+    /// paused. The `STOP` event it sends is a halt until [`Qmp::cont`].
+    pub async fn stop(&mut self) -> Result<(), QmpError> {
+        self.execute("stop", None).await.map(drop)
+    }
+
+    /// `cont`: resumes a guest paused by [`Qmp::stop`], and forgets the
+    /// pause as a halt (a deliberate pause is not the guest stopping).
+    pub async fn cont(&mut self) -> Result<(), QmpError> {
+        self.execute("cont", None).await?;
+        self.shared.halt.send_if_modified(|h| {
+            let paused = matches!(h, Some(VmHalt::Paused));
+            if paused {
+                *h = None;
+            }
+            paused
+        });
+        Ok(())
+    }
+
     pub async fn query_status(&mut self) -> Result<StatusInfo, QmpError> {
         let v = self.execute("query-status", None).await?;
         serde_json::from_value(v.clone())

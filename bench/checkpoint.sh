@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Install checkpoint bench (not a test): on a copy of examples/tiny, with a
+# fresh cache, times
+#   1. the full build (install from the ISO, checkpoint saved),
+#   2. the rebuild after a provisioner-only change (resumed from the checkpoint),
+#   3. the rebuild with nothing changed (also resumed: kiln has no
+#      up-to-date check yet, see docs/checkpoints.md),
+# and prints the ratios, the checkpoint's size on disk, the time kiln took
+# to save it (and the guest's pause), and what a compressed checkpoint would
+# cost instead (qemu-img convert -c of the same disk).
+#
+#   bench/checkpoint.sh              (release build of kiln; accelerator tcg)
+#   ACCEL=auto bench/checkpoint.sh   to let kiln probe KVM
+#   KILN=target/debug/kiln bench/checkpoint.sh   to time an existing binary
+#
+# VM jobs take turns on this machine: run it under flock /tmp/kiln-vm.lock.
+#
+# Last run (debug kiln, TCG, 2 shared cores, load average ~10):
+#   full 104.0 s; provisioner change 39.9 s (2.6x); unchanged 39.0 s (2.7x)
+#   checkpoint 27.8 MiB written in 2.1 s (guest paused 2.0 s);
+#   compressed it would be 17.6 MiB for 1.1 s more
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ACCEL=${ACCEL:-tcg}
+if [ -z "${KILN:-}" ]; then
+    cargo build --release --quiet >&2
+    KILN="$PWD/${CARGO_TARGET_DIR:-target}/release/kiln"
+fi
+KILN=$(realpath "$KILN")
+out=$(scripts/build-tiny-installer)
+ISO=$(sed -n 1p <<<"$out")
+SUM=$(sed -n 2p <<<"$out")
+
+WORK=$(mktemp -d /tmp/kiln-checkpoint-bench.XXXXXX)
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+cp -r examples/tiny/. "$WORK/"
+rm -rf "$WORK/output-tiny"
+export KILN_CACHE_DIR="$WORK/cache" NO_COLOR=1
+unset KILN_NO_CHECKPOINT
+
+# build LABEL [flags]: runs kiln build, keeps its log, prints wall seconds.
+build() {
+    local label=$1
+    shift
+    local start end
+    start=$(date +%s.%N)
+    if ! (cd "$WORK" && "$KILN" build "$@" -var "iso_url=$ISO" -var "iso_checksum=sha256:$SUM" \
+        -var "accelerator=$ACCEL" tiny.json) >"$WORK/$label.log" 2>&1; then
+        echo "$label build failed:" >&2
+        tail -30 "$WORK/$label.log" >&2
+        exit 1
+    fi
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc
+}
+
+FULL=$(build full)
+grep -q "Saved the install checkpoint" "$WORK/full.log" || { echo "no checkpoint saved" >&2; exit 1; }
+echo 'echo "a provisioner change"' >>"$WORK/scripts/greet.sh"
+CHANGED=$(build changed -force)
+grep -q "Resuming from the install checkpoint" "$WORK/changed.log" || { echo "did not resume" >&2; exit 1; }
+UNCHANGED=$(build unchanged -force)
+
+CP_DIR=$(find "$WORK/cache/checkpoints" -mindepth 1 -maxdepth 1 -type d ! -name locks | head -1)
+CP_DISK="$CP_DIR/disk.qcow2"
+CP_SIZE=$(stat -c %s "$CP_DISK")
+CP_ALLOC=$(du -k "$CP_DISK" | cut -f1)
+SAVE_LINE=$(grep -o "Saved the install checkpoint.*" "$WORK/full.log")
+C_START=$(date +%s.%N)
+qemu-img convert -c -O qcow2 "$CP_DISK" "$WORK/compressed.qcow2"
+C_END=$(date +%s.%N)
+C_SECS=$(echo "$C_END - $C_START" | bc)
+C_SIZE=$(stat -c %s "$WORK/compressed.qcow2")
+
+printf 'full build (install + checkpoint)   %7.1f s\n' "$FULL"
+printf 'provisioner change, resumed         %7.1f s   %.1fx faster\n' "$CHANGED" "$(echo "$FULL / $CHANGED" | bc -l)"
+printf 'unchanged, resumed                  %7.1f s   %.1fx faster\n' "$UNCHANGED" "$(echo "$FULL / $UNCHANGED" | bc -l)"
+echo "checkpoint: ${SAVE_LINE#Saved the install checkpoint }"
+printf 'checkpoint disk: %d bytes (%d KiB allocated)\n' "$CP_SIZE" "$CP_ALLOC"
+printf 'compressed instead (qemu-img convert -c): %d bytes, %.1f s more\n' "$C_SIZE" "$C_SECS"

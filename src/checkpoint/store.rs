@@ -1,0 +1,536 @@
+//! Checkpoints on disk, under the cache directory:
+//!
+//! ```text
+//! checkpoints/<key>/disk.qcow2          the disk, standalone (no backing file)
+//! checkpoints/<key>/disk.qcow2.sha256   "sha256:<hex> <size>": checked before every use
+//! checkpoints/<key>/inputs.txt          the key's inputs (name, sha256), for people
+//! checkpoints/<key>/last-used           touched by every build that resumes from it
+//! checkpoints/locks/<key>.lock          flock: exclusive to write or remove, shared while in use
+//! checkpoints/.partial-<key>-<pid>/     being written; renamed to <key>/ when complete
+//! ```
+//!
+//! An entry appears only by renaming a complete, fsynced directory, so a
+//! killed kiln leaves at most a `.partial-*` directory (swept once its
+//! process is gone), never a checkpoint that looks whole.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sha2::{Digest as _, Sha256};
+
+use super::key::InstallKey;
+
+const DISK: &str = "disk.qcow2";
+const DIGEST: &str = "disk.qcow2.sha256";
+const INPUTS: &str = "inputs.txt";
+const LAST_USED: &str = "last-used";
+const PARTIAL_PREFIX: &str = ".partial-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
+    let path = path.to_path_buf();
+    move |source| CheckpointError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The checkpoints directory of one cache.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    root: PathBuf,
+}
+
+/// What [`CheckpointStore::lookup`] found for a key.
+#[derive(Debug)]
+pub enum Lookup {
+    Missing,
+    /// Verified against its digest; held (shared lock) until dropped, so
+    /// `kiln cache prune` does not remove it under a running build.
+    Found(Checkpoint),
+    /// It did not match its digest (or had none) and was removed (when no
+    /// other build was using it); the build installs again.
+    Corrupt {
+        reason: String,
+    },
+}
+
+/// A verified checkpoint, in use while this value lives.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub disk: PathBuf,
+    pub size: u64,
+    _lock: File,
+}
+
+/// One entry as `kiln cache list` shows it.
+#[derive(Debug, Clone)]
+pub struct CheckpointEntry {
+    pub key: String,
+    pub dir: PathBuf,
+    /// Bytes on disk (the disk image and the small files beside it).
+    pub size: u64,
+    pub created: Option<SystemTime>,
+    pub last_used: Option<SystemTime>,
+}
+
+/// A checkpoint being written: removed when dropped uncommitted, so an
+/// error or Ctrl-C at any point leaves nothing that looks like one.
+#[derive(Debug)]
+pub struct Writer {
+    store: CheckpointStore,
+    key: InstallKey,
+    partial: PathBuf,
+    committed: bool,
+    _lock: File,
+}
+
+impl CheckpointStore {
+    /// `cache_root` is the ISO cache's directory (`KILN_CACHE_DIR`, …).
+    pub fn in_cache(cache_root: &Path) -> Self {
+        // Absolute: a resumed disk names its checkpoint as backing file, and
+        // qemu-img reads a relative one from the overlay's directory.
+        let root = cache_root.join("checkpoints");
+        Self {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, key: &InstallKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn lock_file(&self, key: &str) -> Result<File, CheckpointError> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = dir.join(format!("{key}.lock"));
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open the lock", &path))
+    }
+
+    /// Finds and verifies the checkpoint for `key` (blocking: it hashes the disk).
+    pub fn lookup(&self, key: &InstallKey) -> Result<Lookup, CheckpointError> {
+        let dir = self.dir(key);
+        if !dir.is_dir() {
+            return Ok(Lookup::Missing);
+        }
+        let lock = self.lock_file(key.as_str())?;
+        lock.lock_shared().map_err(io("lock", &dir))?;
+        if !dir.is_dir() {
+            return Ok(Lookup::Missing);
+        }
+        match verify_dir(&dir) {
+            Ok(size) => {
+                let used = dir.join(LAST_USED);
+                // Only for pruning by last use: a failure costs nothing else.
+                let _ = File::create(&used);
+                Ok(Lookup::Found(Checkpoint {
+                    disk: dir.join(DISK),
+                    size,
+                    _lock: lock,
+                }))
+            }
+            Err(reason) => {
+                drop(lock);
+                self.remove_if_unused(key.as_str());
+                Ok(Lookup::Corrupt { reason })
+            }
+        }
+    }
+
+    /// Removes an entry unless a build holds it; true when it is gone.
+    fn remove_if_unused(&self, key: &str) -> bool {
+        let Ok(lock) = self.lock_file(key) else {
+            return false;
+        };
+        if lock.try_lock().is_err() {
+            return false;
+        }
+        let dir = self.root.join(key);
+        // Renamed first, so a half-removed directory never looks like an entry.
+        let doomed = self
+            .root
+            .join(format!("{PARTIAL_PREFIX}{key}-{}", std::process::id()));
+        if std::fs::rename(&dir, &doomed).is_err() {
+            return !dir.exists();
+        }
+        std::fs::remove_dir_all(&doomed).is_ok()
+    }
+
+    /// Starts writing the checkpoint for `key`, or `None` when a complete
+    /// one is already there (another build took it first) and `replace` is
+    /// false. With `replace` (`-force-install`) the old one is removed,
+    /// unless a build is using it: then `None` too.
+    pub fn begin(
+        &self,
+        key: &InstallKey,
+        replace: bool,
+    ) -> Result<Option<Writer>, CheckpointError> {
+        std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
+        self.sweep_partials();
+        let dir = self.dir(key);
+        let lock = self.lock_file(key.as_str())?;
+        if lock.try_lock().is_err() {
+            if dir.is_dir() {
+                // Held shared by a build using it, or by a writer that
+                // finished: either way there is one.
+                return Ok(None);
+            }
+            // Another build is writing it: wait, then look again.
+            lock.lock().map_err(io("lock", &dir))?;
+        }
+        if dir.is_dir() {
+            if !replace {
+                return Ok(None);
+            }
+            drop(lock);
+            if !self.remove_if_unused(key.as_str()) {
+                return Ok(None);
+            }
+            return self.begin(key, false);
+        }
+        let partial = self.root.join(format!(
+            "{PARTIAL_PREFIX}{key}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir(&partial).map_err(io("create", &partial))?;
+        Ok(Some(Writer {
+            store: self.clone(),
+            key: key.clone(),
+            partial,
+            committed: false,
+            _lock: lock,
+        }))
+    }
+
+    /// Removes `.partial-*` directories whose process is gone.
+    pub fn sweep_partials(&self) -> Vec<PathBuf> {
+        let mut swept = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return swept;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(PARTIAL_PREFIX) else {
+                continue;
+            };
+            // <key>-<pid>[-<uuid>]
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists());
+            if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
+                swept.push(e.path());
+            }
+        }
+        swept
+    }
+
+    /// Every complete entry, sorted by key.
+    pub fn list(&self) -> Result<Vec<CheckpointEntry>, CheckpointError> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io("read", &self.root)(e)),
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if InstallKey::parse(&name).is_none() || !e.path().is_dir() {
+                continue;
+            }
+            let dir = e.path();
+            let size = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+            let modified = |f: &str| {
+                std::fs::metadata(dir.join(f))
+                    .and_then(|m| m.modified())
+                    .ok()
+            };
+            out.push(CheckpointEntry {
+                key: name,
+                size,
+                created: modified(DIGEST),
+                last_used: modified(LAST_USED).or_else(|| modified(DIGEST)),
+                dir,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Re-hashes every entry; a corrupt one is removed (unless in use).
+    /// Returns (entry, `None` if good or the reason it was not).
+    pub fn verify_all(&self) -> Result<Vec<(CheckpointEntry, Option<String>)>, CheckpointError> {
+        let mut out = Vec::new();
+        for entry in self.list()? {
+            let lock = self.lock_file(&entry.key)?;
+            lock.lock_shared().map_err(io("lock", &entry.dir))?;
+            let result = verify_dir(&entry.dir).err();
+            drop(lock);
+            if result.is_some() {
+                self.remove_if_unused(&entry.key);
+            }
+            out.push((entry, result));
+        }
+        Ok(out)
+    }
+
+    /// Removes entries last used longer than `older_than` ago (all with
+    /// `None`), skipping those a build is using; returns what went.
+    pub fn prune(
+        &self,
+        older_than: Option<std::time::Duration>,
+    ) -> Result<Vec<PathBuf>, CheckpointError> {
+        let now = SystemTime::now();
+        let mut removed = self.sweep_partials();
+        for entry in self.list()? {
+            let old = match older_than {
+                None => true,
+                Some(limit) => entry
+                    .last_used
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_none_or(|age| age >= limit),
+            };
+            if old && self.remove_if_unused(&entry.key) {
+                removed.push(entry.dir);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Checks the disk against its digest file; the size on success.
+fn verify_dir(dir: &Path) -> Result<u64, String> {
+    let recorded = std::fs::read_to_string(dir.join(DIGEST))
+        .map_err(|e| format!("its digest file cannot be read ({e})"))?;
+    let mut parts = recorded.split_whitespace();
+    let (Some(want), Some(size)) = (
+        parts.next().and_then(|d| d.strip_prefix("sha256:")),
+        parts.next().and_then(|s| s.parse::<u64>().ok()),
+    ) else {
+        return Err("its digest file is malformed".into());
+    };
+    let disk = dir.join(DISK);
+    let actual_size = std::fs::metadata(&disk)
+        .map_err(|e| format!("its disk cannot be read ({e})"))?
+        .len();
+    if actual_size != size {
+        return Err(format!(
+            "its disk is {actual_size} bytes, {size} were written (truncated?)"
+        ));
+    }
+    let got = hash_file(&disk).map_err(|e| format!("its disk cannot be read ({e})"))?;
+    if got != want {
+        return Err(format!("its disk's sha256 is {got}, {want} was written"));
+    }
+    Ok(size)
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn write_synced(path: &Path, text: &str) -> Result<(), CheckpointError> {
+    let mut f = File::create(path).map_err(io("create", path))?;
+    f.write_all(text.as_bytes()).map_err(io("write", path))?;
+    f.sync_all().map_err(io("sync", path))
+}
+
+fn sync_dir(path: &Path) -> Result<(), CheckpointError> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync", path))
+}
+
+impl Writer {
+    /// Where the builder writes the disk image (qcow2, standalone).
+    pub fn disk_path(&self) -> PathBuf {
+        self.partial.join(DISK)
+    }
+
+    /// Hashes and syncs the disk, writes the digest and the inputs, and
+    /// renames the directory into place. Returns the checkpoint's size.
+    pub fn commit(mut self, inputs: &[(String, String)]) -> Result<u64, CheckpointError> {
+        let disk = self.disk_path();
+        File::open(&disk)
+            .and_then(|f| f.sync_all())
+            .map_err(io("sync", &disk))?;
+        let size = std::fs::metadata(&disk).map_err(io("read", &disk))?.len();
+        let digest = hash_file(&disk).map_err(io("hash", &disk))?;
+        write_synced(
+            &self.partial.join(DIGEST),
+            &format!("sha256:{digest} {size}\n"),
+        )?;
+        let listing: String = inputs
+            .iter()
+            .map(|(name, d)| format!("{name} sha256:{d}\n"))
+            .collect();
+        write_synced(&self.partial.join(INPUTS), &listing)?;
+        sync_dir(&self.partial)?;
+        let dir = self.store.dir(&self.key);
+        std::fs::rename(&self.partial, &dir).map_err(io("rename into place", &dir))?;
+        sync_dir(&self.store.root)?;
+        self.committed = true;
+        Ok(size)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.partial);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::KeyBuilder;
+
+    fn key(n: u64) -> InstallKey {
+        let mut b = KeyBuilder::new("test");
+        b.number("n", n);
+        b.finish()
+    }
+
+    fn write(store: &CheckpointStore, k: &InstallKey, data: &[u8]) {
+        let w = store.begin(k, false).expect("begin").expect("a writer");
+        std::fs::write(w.disk_path(), data).expect("write disk");
+        w.commit(&[("n".into(), "x".into())]).expect("commit");
+    }
+
+    #[test]
+    fn a_committed_checkpoint_is_found_and_verified() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(1);
+        assert!(matches!(store.lookup(&k), Ok(Lookup::Missing)));
+        write(&store, &k, b"disk bytes");
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Found(c) => {
+                assert_eq!(c.size, 10);
+                assert_eq!(std::fs::read(&c.disk).expect("read"), b"disk bytes");
+            }
+            other => panic!("{other:?}"),
+        }
+        let listed = store.list().expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, k.as_str());
+    }
+
+    #[test]
+    fn a_dropped_writer_leaves_nothing() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(2);
+        let w = store.begin(&k, false).expect("begin").expect("writer");
+        std::fs::write(w.disk_path(), b"half").expect("write");
+        drop(w);
+        assert!(matches!(store.lookup(&k), Ok(Lookup::Missing)));
+        let left: Vec<_> = std::fs::read_dir(store.root())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "locks")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_corrupt_or_truncated_checkpoint_is_refused_and_removed() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        for (n, damage) in [(3u64, b"disk XXXXX".as_slice()), (4, b"disk".as_slice())] {
+            let k = key(n);
+            write(&store, &k, b"disk bytes");
+            std::fs::write(store.dir(&k).join(DISK), damage).expect("damage");
+            match store.lookup(&k).expect("lookup") {
+                Lookup::Corrupt { reason } => assert!(
+                    reason.contains("sha256") || reason.contains("truncated"),
+                    "{reason}"
+                ),
+                other => panic!("{other:?}"),
+            }
+            assert!(!store.dir(&k).exists());
+        }
+    }
+
+    #[test]
+    fn the_second_of_two_racing_writers_finds_the_first_ones() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(5);
+        let first = store.begin(&k, false).expect("begin").expect("writer");
+        std::fs::write(first.disk_path(), b"first").expect("write");
+        let (s2, k2) = (store.clone(), k.clone());
+        // The second waits on the lock while the first writes.
+        let second = std::thread::spawn(move || s2.begin(&k2, false).expect("begin").is_none());
+        first.commit(&[]).expect("commit");
+        assert!(
+            second.join().expect("thread"),
+            "the second writer must not write again"
+        );
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Found(c) => assert_eq!(std::fs::read(&c.disk).expect("read"), b"first"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn replace_and_prune_skip_a_checkpoint_in_use() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(6);
+        write(&store, &k, b"old");
+        let in_use = store.lookup(&k).expect("lookup");
+        assert!(store.begin(&k, true).expect("begin").is_none());
+        assert!(store.prune(None).expect("prune").is_empty());
+        drop(in_use);
+        let w = store.begin(&k, true).expect("begin").expect("replaces");
+        std::fs::write(w.disk_path(), b"new").expect("write");
+        w.commit(&[]).expect("commit");
+        assert_eq!(
+            std::fs::read(store.dir(&k).join(DISK)).expect("read"),
+            b"new"
+        );
+        assert_eq!(store.prune(None).expect("prune").len(), 1);
+        assert!(store.list().expect("list").is_empty());
+    }
+}

@@ -1,0 +1,434 @@
+//! Install checkpoints (#13). The first tests never boot a VM: their QEMU
+//! binary does not exist, so a build stops at "Starting the VM", after the
+//! checkpoint was looked up. The VM test at the end installs the tiny
+//! installer for real (under TCG) and resumes from its checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::kiln_bin;
+use crate::vm::{interrupt_when, qemu_processes_with, text, tiny_iso, vm_lock};
+
+/// A template whose ISO is a few verified bytes and whose QEMU does not
+/// exist; `extra` is merged into the builder.
+fn unbootable(dir: &Path, extra: serde_json::Value) -> PathBuf {
+    crate::support::unbootable_qemu_template(
+        dir,
+        "cp",
+        serde_json::json!({
+            "communicator": "ssh",
+            "ssh_username": "root",
+            "ssh_password": "secret",
+            "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/x<enter>"],
+            "http_content": { "/x": "disk=auto\n" }
+        }),
+    );
+    let path = dir.join("t.json");
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    if let (Some(b), serde_json::Value::Object(e)) = (t["builders"][0].as_object_mut(), extra) {
+        if e.contains_key("http_directory") {
+            b.remove("http_content");
+        }
+        b.extend(e);
+    }
+    std::fs::write(&path, t.to_string()).expect("write");
+    path
+}
+
+fn build(dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(kiln_bin())
+        .current_dir(dir)
+        .env("KILN_CACHE_DIR", dir.join("cache"))
+        .env_remove("KILN_NO_CHECKPOINT")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .arg("build")
+        .args(flags)
+        .arg("t.json")
+        .output()
+        .expect("kiln runs")
+}
+
+/// The install key kiln printed ("… (key <hex>) …").
+fn key_of(out: &Output) -> String {
+    let t = text(out);
+    let at = t
+        .find("(key ")
+        .unwrap_or_else(|| panic!("no key printed:\n{t}"));
+    t[at + 5..at + 5 + 64].to_owned()
+}
+
+fn key_with(extra: serde_json::Value, setup: impl FnOnce(&Path)) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    setup(dir.path());
+    unbootable(dir.path(), extra);
+    key_of(&build(dir.path(), &[], &[]))
+}
+
+#[test]
+fn the_key_follows_the_install_inputs_and_nothing_else() {
+    let base = key_with(serde_json::json!({}), |_| {});
+    assert_eq!(base, key_with(serde_json::json!({}), |_| {}), "stable");
+    // Not install inputs: the accelerator, the VM's name on the host, ports.
+    assert_eq!(
+        base,
+        key_with(
+            serde_json::json!({"accelerator": "kvm", "host_port_min": 3000, "ssh_password": "other"}),
+            |_| {}
+        )
+    );
+    for changed in [
+        serde_json::json!({"boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/y<enter>"]}),
+        serde_json::json!({"http_content": {"/x": "disk=manual\n"}}),
+        serde_json::json!({"memory": 1024}),
+        serde_json::json!({"disk_size": "32M"}),
+        serde_json::json!({"boot_wait": "3s"}),
+        serde_json::json!({"qemuargs": [["-cpu", "max"]]}),
+    ] {
+        assert_ne!(base, key_with(changed.clone(), |_| {}), "{changed}");
+    }
+    // A served file's content is in the key, not only its name.
+    let served = |content: &'static str| {
+        key_with(serde_json::json!({"http_directory": "http"}), move |d| {
+            std::fs::create_dir(d.join("http")).expect("mkdir");
+            std::fs::write(d.join("http/preseed.cfg"), content).expect("write");
+        })
+    };
+    assert_ne!(served("a"), served("b"));
+}
+
+#[test]
+fn a_value_that_changes_every_run_is_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(
+        dir.path(),
+        serde_json::json!({"boot_command": ["install id={{ timestamp }}<enter>"]}),
+    );
+    let t = text(&build(dir.path(), &[], &[]));
+    assert!(
+        t.contains("boot_command uses {{ timestamp }}, whose value changes every run"),
+        "{t}"
+    );
+}
+
+#[test]
+fn checkpoints_can_be_switched_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(dir.path(), serde_json::json!({"checkpoint": false}));
+    let t = text(&build(dir.path(), &[], &[]));
+    assert!(
+        t.contains("install checkpoints are off (\"checkpoint\": false)"),
+        "{t}"
+    );
+    assert!(!t.contains("(key "), "{t}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(dir.path(), serde_json::json!({}));
+    let t = text(&build(dir.path(), &[], &[("KILN_NO_CHECKPOINT", "1")]));
+    assert!(
+        t.contains("install checkpoints are off (KILN_NO_CHECKPOINT is set)"),
+        "{t}"
+    );
+
+    // Without SSH nothing says when the install is over.
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(dir.path(), serde_json::json!({"communicator": "none"}));
+    let t = text(&build(dir.path(), &[], &[]));
+    assert!(
+        t.contains("no install checkpoint: without an SSH communicator"),
+        "{t}"
+    );
+
+    // A wrong type is an error at its place, like any other key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(dir.path(), serde_json::json!({"checkpoint": "maybe"}));
+    let out = build(dir.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("checkpoint"), "{}", text(&out));
+}
+
+#[test]
+fn hcl2_sources_accept_the_checkpoint_switch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("t.pkr.hcl"),
+        r#"
+source "qemu" "cp" {
+  iso_url      = "fake.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+  ssh_password = "x"
+  checkpoint   = false
+}
+build { sources = ["source.qemu.cp"] }
+"#,
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("fake.iso"), "x").expect("write");
+    let out = Command::new(kiln_bin())
+        .current_dir(dir.path())
+        .args(["validate", "t.pkr.hcl"])
+        .output()
+        .expect("kiln runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Puts a checkpoint for `key` in the cache: a real (empty) qcow2 and its
+/// digest, as kiln writes them.
+fn plant(cache: &Path, key: &str, damage: bool) -> PathBuf {
+    use sha2::Digest;
+    let dir = cache.join("checkpoints").join(key);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let disk = dir.join("disk.qcow2");
+    let st = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("16M")
+        .status()
+        .expect("qemu-img runs");
+    assert!(st.success());
+    let data = std::fs::read(&disk).expect("read");
+    let sum: String = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        dir.join("disk.qcow2.sha256"),
+        format!("sha256:{sum} {}\n", data.len()),
+    )
+    .expect("write");
+    if damage {
+        let mut bad = data.clone();
+        bad[100] ^= 0xff;
+        std::fs::write(&disk, bad).expect("damage");
+    }
+    dir
+}
+
+#[test]
+fn a_verified_checkpoint_is_resumed_and_a_damaged_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    unbootable(dir.path(), serde_json::json!({}));
+    let key = key_of(&build(dir.path(), &[], &[]));
+    let cache = dir.path().join("cache");
+
+    let planted = plant(&cache, &key, false);
+    let t = text(&build(dir.path(), &[], &[]));
+    assert!(t.contains("Resuming from the install checkpoint"), "{t}");
+    assert!(
+        t.contains("from the install checkpoint)"),
+        "the disk is an overlay: {t}"
+    );
+    assert!(planted.is_dir());
+
+    // -force-install does not use it (and would replace it).
+    let t = text(&build(dir.path(), &["-force-install"], &[]));
+    assert!(t.contains("-force-install: installing from the ISO"), "{t}");
+    assert!(!t.contains("Resuming from"), "{t}");
+
+    std::fs::remove_dir_all(&planted).expect("rm");
+    let planted = plant(&cache, &key, true);
+    let t = text(&build(dir.path(), &[], &[]));
+    assert!(t.contains("is damaged (its disk's sha256 is"), "{t}");
+    assert!(!t.contains("Resuming from"), "{t}");
+    assert!(!planted.exists(), "a damaged checkpoint is removed");
+}
+
+#[test]
+fn cache_lists_verifies_and_prunes_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let good = plant(&cache, &"a".repeat(64), false);
+    let bad = plant(&cache, &"b".repeat(64), true);
+    let kiln = |args: &[&str]| {
+        let out = Command::new(kiln_bin())
+            .env("KILN_CACHE_DIR", &cache)
+            .env("NO_COLOR", "1")
+            .arg("cache")
+            .args(args)
+            .output()
+            .expect("kiln runs");
+        (out.status.code(), text(&out))
+    };
+    let (code, t) = kiln(&["list"]);
+    assert_eq!(code, Some(0), "{t}");
+    assert!(
+        t.contains(&format!("{}", good.display())) && t.contains("install"),
+        "{t}"
+    );
+    let (_, t) = kiln(&["verify"]);
+    assert!(
+        t.contains(&format!("ok           {}", good.display())),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("removed      {}", bad.display())),
+        "{t}"
+    );
+    assert!(good.exists() && !bad.exists());
+    let (code, t) = kiln(&["prune", "--checkpoints"]);
+    assert_eq!(code, Some(0), "{t}");
+    assert!(t.contains(&format!("removed  {}", good.display())), "{t}");
+    assert!(!good.exists());
+}
+
+/// A tiny-installer template with no post-processors: `provision` runs
+/// after the install, `hostname` is served in the answer file.
+fn tiny_template(dir: &Path, hostname: &str, provision: &[&str]) {
+    let (iso, sum) = tiny_iso();
+    let t = serde_json::json!({
+        "builders": [{
+            "type": "qemu", "vm_name": "cp.qcow2", "output_directory": "out",
+            "iso_url": iso, "iso_checksum": format!("sha256:{sum}"),
+            "accelerator": "tcg", "memory": 256, "disk_size": "1G", "headless": true,
+            "http_content": {
+                "/install.cfg": format!("disk=auto\nhostname={hostname}\nusername=root\npassword=kiln-tiny\nfinish=reboot\n")
+            },
+            "boot_wait": "1s", "boot_key_interval": "10ms",
+            "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
+            "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "5m",
+            "shutdown_command": "poweroff"
+        }],
+        "provisioners": [{"type": "shell", "inline": provision}]
+    });
+    std::fs::write(dir.join("t.json"), t.to_string()).expect("write");
+}
+
+/// What the provisioner leaves, printed by the build for comparison.
+const PROVISION: &[&str] = &[
+    "echo provisioned > /root/marker",
+    "hostname > /root/host",
+    "echo SUMS $(cat /root/marker /root/host /etc/hostname | sha256sum)",
+];
+
+fn sums(t: &str) -> String {
+    t.lines()
+        .find_map(|l| l.split_once("SUMS ").map(|(_, s)| s.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no SUMS line:\n{t}"))
+}
+
+fn checkpoints_in(cache: &Path) -> Vec<String> {
+    std::fs::read_dir(cache.join("checkpoints"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "locks")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn installs_once_then_resumes_from_the_checkpoint() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    tiny_template(dir.path(), "tiny", PROVISION);
+
+    // Ctrl-C while the checkpoint is written: nothing is left of it.
+    let mut cmd = Command::new(kiln_bin());
+    cmd.current_dir(dir.path())
+        .env("KILN_CACHE_DIR", &cache)
+        .env("NO_COLOR", "1")
+        .env("KILN_TEST_PAUSE_BEFORE_CHECKPOINT_RENAME", "1")
+        .args(["build", "t.json"]);
+    let (out, _) = interrupt_when(cmd, "test hook: the checkpoint is written", "cp.qcow2");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        checkpoints_in(&cache),
+        Vec::<String>::new(),
+        "{}",
+        text(&out)
+    );
+
+    // The full build saves one.
+    let full = build(dir.path(), &[], &[]);
+    let t = text(&full);
+    assert_eq!(full.status.code(), Some(0), "{t}");
+    assert!(t.contains("Saved the install checkpoint"), "{t}");
+    assert!(t.contains("Typed "), "{t}");
+    let full_sums = sums(&t);
+    let saved = checkpoints_in(&cache);
+    assert_eq!(saved.len(), 1, "{saved:?}");
+
+    // A provisioner-only change resumes: no boot command is typed, and
+    // what was provisioned is the same as after the full build.
+    let mut changed = PROVISION.to_vec();
+    changed.push("echo a new provisioner line");
+    tiny_template(dir.path(), "tiny", &changed);
+    let resumed = build(dir.path(), &["-force"], &[]);
+    let t = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{t}");
+    assert!(t.contains("Resuming from the install checkpoint"), "{t}");
+    assert!(
+        t.contains("no boot command to type") && !t.contains("Typed "),
+        "{t}"
+    );
+    assert!(t.contains("a new provisioner line"), "{t}");
+    assert_eq!(sums(&t), full_sums, "{t}");
+    // The artifact stands alone: no backing file on the checkpoint.
+    let info = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(dir.path().join("out/cp.qcow2"))
+        .output()
+        .expect("qemu-img runs");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(!info.contains("backing-filename"), "{info}");
+
+    // A damaged checkpoint is refused, the install runs again and saves a
+    // new one.
+    let disk = cache.join("checkpoints").join(&saved[0]).join("disk.qcow2");
+    let len = std::fs::metadata(&disk).expect("disk").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+    let rebuilt = build(dir.path(), &["-force"], &[]);
+    let t = text(&rebuilt);
+    assert_eq!(rebuilt.status.code(), Some(0), "{t}");
+    assert!(t.contains("is damaged (its disk is"), "{t}");
+    assert!(
+        t.contains("Typed ") && t.contains("Saved the install checkpoint"),
+        "{t}"
+    );
+    assert_eq!(checkpoints_in(&cache), saved);
+
+    // A changed served file is a different install.
+    tiny_template(dir.path(), "tiny2", PROVISION);
+    let other = build(dir.path(), &["-force"], &[]);
+    let t = text(&other);
+    assert_eq!(other.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("No install checkpoint yet") && t.contains("Typed "),
+        "{t}"
+    );
+    assert_eq!(checkpoints_in(&cache).len(), 2);
+    assert!(qemu_processes_with("cp.qcow2").is_empty());
+}
+
+#[test]
+fn two_parallel_builds_share_one_checkpoint() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    tiny_template(dir.path(), "tiny", PROVISION);
+    // The same install twice in one template, run at once.
+    let path = dir.path().join("t.json");
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let mut second = t["builders"][0].clone();
+    t["builders"][0]["name"] = "one".into();
+    t["builders"][0]["output_directory"] = "out-one".into();
+    second["name"] = "two".into();
+    second["output_directory"] = "out-two".into();
+    t["builders"].as_array_mut().expect("builders").push(second);
+    std::fs::write(&path, t.to_string()).expect("write");
+    let out = build(dir.path(), &["-parallel-builds=2"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert_eq!(t.matches("Saved the install checkpoint").count(), 1, "{t}");
+    assert_eq!(t.matches("is already there").count(), 1, "{t}");
+    assert_eq!(checkpoints_in(&cache).len(), 1);
+}
