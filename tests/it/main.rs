@@ -1,5 +1,6 @@
 //! Integration tests: they run the real `kiln` binary.
 
+mod amazon_import;
 mod cache;
 mod cli;
 mod hcl;
