@@ -10,6 +10,7 @@ pub mod build;
 pub mod builder;
 pub mod checkpoint;
 pub mod cli;
+pub mod cloud;
 pub mod communicator;
 pub mod config;
 pub mod error_chain;

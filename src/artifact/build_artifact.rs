@@ -15,6 +15,7 @@ pub mod ids {
     pub const VAGRANT: &str = "mitchellh.post-processor.vagrant";
     pub const COMPRESS: &str = "packer.post-processor.compress";
     pub const CHECKSUM: &str = "packer.post-processor.checksum";
+    pub const AMAZON_IMPORT: &str = "packer.post-processor.amazon-import";
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +90,10 @@ impl Artifact {
             ),
             ids::COMPRESS => format!("compressed artifacts in: {}", files()),
             ids::CHECKSUM => format!("Created artifact from files: {}", files()),
+            // Packer's AMI artifact: one `region: ami-…` line per region.
+            ids::AMAZON_IMPORT => {
+                format!("AMIs were created:\n{}\n", self.id.replacen(':', ": ", 1))
+            }
             _ => format!("files: {}", files()),
         }
     }

@@ -95,6 +95,7 @@ async fn post_process(
         run_uuid: options.run_uuid.clone(),
         reporter: reporter.clone(),
         cancel,
+        env: None,
     };
     reporter.step_started(&build.name, "Post-processing");
     let started = std::time::Instant::now();

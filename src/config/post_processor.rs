@@ -1,5 +1,6 @@
 //! Post-processors: `vagrant`, `checksum`, `manifest`, `compress`,
-//! `shell-local`, each a step of a chain that takes the previous artifact.
+//! `shell-local`, `amazon-import`, each a step of a chain that takes the
+//! previous artifact.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,8 +8,14 @@ use std::path::PathBuf;
 use super::decode::{Deferred, Fields};
 use super::provisioner::{ShellLocalConfig, decode_shell_local, resolve_local_path};
 
-pub const POST_PROCESSOR_TYPES: &[&str] =
-    &["vagrant", "checksum", "manifest", "compress", "shell-local"];
+pub const POST_PROCESSOR_TYPES: &[&str] = &[
+    "vagrant",
+    "checksum",
+    "manifest",
+    "compress",
+    "shell-local",
+    "amazon-import",
+];
 
 pub const VAGRANT_PROVIDERS: &[&str] = &[
     "aws",
@@ -84,8 +91,145 @@ pub struct CompressConfig {
     pub compression_level: Option<u32>,
 }
 
+/// The disk formats EC2's VM Import takes (`format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    Ova,
+    Raw,
+    Vmdk,
+    Vhd,
+    Vhdx,
+}
+
+impl ImportFormat {
+    pub const NAMES: &[&str] = &["ova", "raw", "vmdk", "vhd", "vhdx"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "ova" => Self::Ova,
+            "raw" => Self::Raw,
+            "vmdk" => Self::Vmdk,
+            "vhd" => Self::Vhd,
+            "vhdx" => Self::Vhdx,
+            _ => return None,
+        })
+    }
+
+    /// The name in templates and file extensions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ova => "ova",
+            Self::Raw => "raw",
+            Self::Vmdk => "vmdk",
+            Self::Vhd => "vhd",
+            Self::Vhdx => "vhdx",
+        }
+    }
+}
+
+/// `s3_encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Encryption {
+    Aes256,
+    Kms,
+}
+
+/// Packer's `amazon-import` keys (its AccessConfig and its own).
+#[derive(Debug, Clone)]
+pub struct AmazonImportConfig {
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub token: Option<String>,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub custom_endpoint_ec2: Option<String>,
+    pub s3_bucket_name: String,
+    /// Rendered when the post-processor runs (`{{timestamp}}` is then).
+    pub s3_key_name: Deferred,
+    pub s3_encryption: Option<S3Encryption>,
+    pub s3_encryption_key: Option<String>,
+    pub skip_clean: bool,
+    pub tags: BTreeMap<String, String>,
+    pub ami_name: Option<String>,
+    pub ami_description: String,
+    pub ami_users: Vec<String>,
+    pub ami_groups: Vec<String>,
+    pub ami_encrypt: bool,
+    pub ami_kms_key: Option<String>,
+    pub license_type: Option<String>,
+    pub role_name: String,
+    pub format: ImportFormat,
+    pub boot_mode: Option<String>,
+    pub platform: Option<String>,
+}
+
+fn decode_amazon_import(f: &mut Fields<'_>) -> Option<AmazonImportConfig> {
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let format = f
+        .one_of("format", ImportFormat::NAMES)
+        .and_then(|n| ImportFormat::parse(&n));
+    let format_bad = f.has("format") && format.is_none();
+    let format = format.unwrap_or(ImportFormat::Ova);
+    let s3_bucket_name = f.required_string("s3_bucket_name");
+    let s3_key_name = f.deferred("s3_key_name", &[]).or_else(|| {
+        deferred_default(&format!(
+            "packer-import-{{{{timestamp}}}}.{}",
+            format.name()
+        ))
+    });
+    let s3_encryption = f.one_of("s3_encryption", &["AES256", "aws:kms"]).map(|e| {
+        if e == "AES256" {
+            S3Encryption::Aes256
+        } else {
+            S3Encryption::Kms
+        }
+    });
+    let s3_encryption_key = non_empty(f.string("s3_encryption_key"));
+    if s3_encryption_key.is_some() && s3_encryption != Some(S3Encryption::Kms) {
+        let span = f.span_of("s3_encryption_key").unwrap_or_default();
+        f.error_at(
+            span,
+            "s3_encryption_key: needs s3_encryption set to `aws:kms`",
+        )
+        .hint = Some("set \"s3_encryption\": \"aws:kms\", or remove s3_encryption_key".into());
+    }
+    let ami_kms_key = non_empty(f.string("ami_kms_key"));
+    let ami_encrypt = f.bool("ami_encrypt").unwrap_or(false);
+    if ami_kms_key.is_some() && !ami_encrypt {
+        let span = f.span_of("ami_kms_key").unwrap_or_default();
+        f.error_at(span, "ami_kms_key: needs ami_encrypt set to true");
+    }
+    let config = AmazonImportConfig {
+        access_key: non_empty(f.string("access_key")),
+        secret_key: non_empty(f.string("secret_key")),
+        token: non_empty(f.string("token")),
+        profile: non_empty(f.string("profile")),
+        region: non_empty(f.string("region")),
+        custom_endpoint_ec2: non_empty(f.string("custom_endpoint_ec2")),
+        s3_bucket_name: s3_bucket_name.unwrap_or_default(),
+        s3_key_name: s3_key_name?,
+        s3_encryption,
+        s3_encryption_key,
+        skip_clean: f.bool("skip_clean").unwrap_or(false),
+        tags: f.string_map("tags").unwrap_or_default(),
+        ami_name: non_empty(f.string("ami_name")),
+        ami_description: f.string("ami_description").unwrap_or_default(),
+        ami_users: f.string_list("ami_users").unwrap_or_default(),
+        ami_groups: f.string_list("ami_groups").unwrap_or_default(),
+        ami_encrypt,
+        ami_kms_key,
+        license_type: f.one_of("license_type", &["AWS", "BYOL"]),
+        role_name: non_empty(f.string("role_name")).unwrap_or_else(|| "vmimport".into()),
+        format,
+        boot_mode: f.one_of("boot_mode", &["legacy-bios", "uefi"]),
+        platform: f.one_of("platform", &["Linux", "Windows"]),
+    };
+    (!format_bad && !config.s3_bucket_name.is_empty()).then_some(config)
+}
+
 #[derive(Debug, Clone)]
 pub enum PostProcessorKind {
+    AmazonImport(Box<AmazonImportConfig>),
     Vagrant(VagrantConfig),
     Checksum(ChecksumConfig),
     Manifest(ManifestConfig),
@@ -315,6 +459,7 @@ impl PostProcessorKind {
                 }))
             }
             "shell-local" => decode_shell_local(f).map(Self::ShellLocal),
+            "amazon-import" => decode_amazon_import(f).map(|c| Self::AmazonImport(Box::new(c))),
             _ => None,
         }
     }

@@ -13,6 +13,7 @@
 //! builder's artifact and the failed step's input are never deleted, so a
 //! failure never costs the user the image they just built.
 
+mod amazon_import;
 mod checksum;
 mod compress;
 mod manifest;
@@ -39,6 +40,7 @@ pub use manifest::{Manifest, ManifestBuild, ManifestFile};
 /// The builder ids of the artifacts post-processors make (the summary
 /// describes each kind as Packer does).
 pub use {
+    amazon_import::BUILDER_ID as AMAZON_IMPORT_BUILDER_ID,
     checksum::BUILDER_ID as CHECKSUM_BUILDER_ID, compress::BUILDER_ID as COMPRESS_BUILDER_ID,
     vagrant::BUILDER_ID as VAGRANT_BUILDER_ID,
 };
@@ -58,6 +60,10 @@ pub struct PostProcessContext {
     pub run_uuid: String,
     pub reporter: Arc<dyn Reporter>,
     pub cancel: CancellationToken,
+    /// The environment post-processors read (AWS credentials, profiles
+    /// and endpoints); `None` is kiln's own. Tests pass theirs here
+    /// rather than changing the process's.
+    pub env: Option<Arc<BTreeMap<String, String>>>,
 }
 
 impl PostProcessContext {
@@ -102,6 +108,14 @@ impl PostProcessContext {
             data,
             build_values: None,
             packer_version: crate::PACKER_COMPAT_VERSION,
+        }
+    }
+
+    /// An environment variable, from `env` when it is given.
+    fn env_var(&self, key: &str) -> Option<String> {
+        match &self.env {
+            Some(map) => map.get(key).cloned(),
+            None => std::env::var(key).ok(),
         }
     }
 
@@ -152,6 +166,8 @@ pub enum PostProcessError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("amazon-import")]
+    AmazonImport(#[source] Box<amazon_import::ImportError>),
     #[error("interrupted")]
     Cancelled,
 }
@@ -291,6 +307,7 @@ async fn run_one(
         PostProcessorKind::Compress(c) => compress::run(c, input, ctx).await,
         PostProcessorKind::Vagrant(c) => vagrant::run(c, input, ctx).await,
         PostProcessorKind::ShellLocal(c) => shell_local::run(c, input, ctx).await,
+        PostProcessorKind::AmazonImport(c) => amazon_import::run(c, input, ctx).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: they run the real `kiln` binary.
 
+mod amazon_import;
 mod ansible;
 mod cache;
 mod checkpoint;

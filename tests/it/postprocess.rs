@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Decodes `post_processors` (the template's `post-processors` value) for
 /// a qemu build named `vm`, with relative paths resolved against `dir`.
-fn chains(dir: &Path, post_processors: &str) -> Vec<Vec<PostProcessor>> {
+pub(crate) fn chains(dir: &Path, post_processors: &str) -> Vec<Vec<PostProcessor>> {
     let text = format!(
         r#"{{"builders": [{{"type": "qemu", "name": "vm", "iso_url": "a.iso", "iso_checksum": "none", "ssh_username": "root"}}],
             "post-processors": {post_processors}}}"#
@@ -61,7 +61,11 @@ fn chains(dir: &Path, post_processors: &str) -> Vec<Vec<PostProcessor>> {
     prepared.builds[0].post_processors.clone()
 }
 
-fn context(dir: &Path, run_uuid: &str, reporter: Arc<dyn Reporter>) -> PostProcessContext {
+pub(crate) fn context(
+    dir: &Path,
+    run_uuid: &str,
+    reporter: Arc<dyn Reporter>,
+) -> PostProcessContext {
     PostProcessContext {
         build_name: "vm".into(),
         build_type: "qemu".into(),
@@ -72,6 +76,7 @@ fn context(dir: &Path, run_uuid: &str, reporter: Arc<dyn Reporter>) -> PostProce
         run_uuid: run_uuid.into(),
         reporter,
         cancel: CancellationToken::new(),
+        env: None,
     }
 }
 
