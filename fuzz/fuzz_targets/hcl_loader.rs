@@ -28,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
         env: &no_env,
         env_vars: Vec::new(),
         lenient: false,
+        // No program runs on fuzzed input.
+        evaluate_datasources: false,
+        warn_undeclared: true,
     };
     // Text that opens like a JSON object is read as HCL's JSON syntax.
     let name = if text.trim_start().starts_with('{') {

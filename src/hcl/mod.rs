@@ -7,6 +7,7 @@
 
 mod body;
 pub mod builds;
+mod data;
 mod inspect;
 mod json_syntax;
 pub use inspect::render as render_inspect;
@@ -52,6 +53,12 @@ pub struct Inputs<'a> {
     /// `inspect`: missing variables are not errors, and sections whose
     /// values cannot be evaluated are still listed.
     pub lenient: bool,
+    /// Run the data sources' programs (`build`, `validate
+    /// -evaluate-datasources`); otherwise their results are placeholders.
+    pub evaluate_datasources: bool,
+    /// Warn about values set in var files for undeclared variables
+    /// (`validate -no-warn-undeclared-var` turns it off).
+    pub warn_undeclared: bool,
 }
 
 /// A loaded HCL2 template.
@@ -266,6 +273,14 @@ pub fn load_sources(
         hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
     );
     scope.set("packer", hcl::Value::Object(packer));
+    let data = data::evaluate(
+        &parsed,
+        &scope,
+        inputs.evaluate_datasources,
+        &files,
+        &mut value_diags,
+    );
+    scope.set("data", data);
     let locals = locals::evaluate(&parsed, &scope, &vars.missing, &files, &mut value_diags);
     let variables_failed = !vars.missing.is_empty();
     scope.set("local", hcl::Value::Object(locals.values.clone()));
@@ -399,16 +414,8 @@ fn check_top_level(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics) {
                 hcl::edit::structure::Structure::Block(b) => {
                     use hcl::edit::Span as _;
                     let name = b.ident.as_str();
-                    if name == "data" {
-                        diags
-                            .error(
-                                "",
-                                "data sources are not supported by kiln yet",
-                                files.location(span_of(p.base, b.ident.span())),
-                            )
-                            .hint =
-                            Some("compute the value in a local or pass it in a variable".into());
-                    } else if !BLOCKS.contains(&name) {
+                    // `data` blocks are read by `data::evaluate`.
+                    if name != "data" && !BLOCKS.contains(&name) {
                         let d = diags.error(
                             "",
                             format!("unknown block type `{name}`"),
@@ -446,6 +453,8 @@ mod tests {
             env: &no_env,
             env_vars: Vec::new(),
             lenient: false,
+            evaluate_datasources: true,
+            warn_undeclared: true,
         };
         let mut diags = Diagnostics::new();
         let sources = vec![(PathBuf::from("t.pkr.hcl"), text.to_owned())];
