@@ -1,4 +1,5 @@
-//! Fuzzes the HCL2 front end: any text as a `.pkr.hcl` file must either be
+//! Fuzzes the HCL2 front end: any text as a `.pkr.hcl` file (or, when it
+//! starts with `{`, a `.pkr.json` one) must either be
 //! refused with diagnostics or go through loading (variables, locals,
 //! sources, builds, functions) and configuration — never panic.
 #![no_main]
@@ -27,8 +28,17 @@ fuzz_target!(|data: &[u8]| {
         env: &no_env,
         env_vars: Vec::new(),
         lenient: false,
+        // No program runs on fuzzed input.
+        evaluate_datasources: false,
+        warn_undeclared: true,
     };
-    let sources = vec![(PathBuf::from("fuzz.pkr.hcl"), text.to_owned())];
+    // Text that opens like a JSON object is read as HCL's JSON syntax.
+    let name = if text.trim_start().starts_with('{') {
+        "fuzz.pkr.json"
+    } else {
+        "fuzz.pkr.hcl"
+    };
+    let sources = vec![(PathBuf::from(name), text.to_owned())];
     let Ok(loaded) = hcl::load_sources(sources, &[], PathBuf::from("/nonexistent"), &inputs, &mut diags) else {
         let _ = diags.render();
         return;

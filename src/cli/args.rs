@@ -129,6 +129,12 @@ pub struct ValidateArgs {
     /// Only check the JSON syntax and the template's structure.
     #[arg(long)]
     pub syntax_only: bool,
+    /// HCL2: run the data sources' programs while validating (Packer's flag).
+    #[arg(long)]
+    pub evaluate_datasources: bool,
+    /// HCL2: no warning for values set in var files for undeclared variables.
+    #[arg(long)]
+    pub no_warn_undeclared_var: bool,
     pub template: PathBuf,
 }
 

@@ -40,15 +40,35 @@ fn diagnostics_for(variables: &VariableArgs) -> Diagnostics {
     }
 }
 
+/// HCL2-only choices of `validate` (Packer's flags); `build` runs data
+/// sources and warns about undeclared variables.
+#[derive(Debug, Clone, Copy)]
+struct HclOptions {
+    evaluate_datasources: bool,
+    warn_undeclared: bool,
+}
+
+const BUILD_HCL: HclOptions = HclOptions {
+    evaluate_datasources: true,
+    warn_undeclared: true,
+};
+
+/// `inspect` and syntax checks run no data source program.
+const LISTING_HCL: HclOptions = HclOptions {
+    evaluate_datasources: false,
+    warn_undeclared: true,
+};
+
 /// An HCL2 template is resolved while it loads (its values need the
 /// variables); a JSON one is resolved after.
 fn load_hcl(
     path: &Path,
     variables: &VariableArgs,
     lenient: bool,
+    hcl: HclOptions,
     diags: &mut Diagnostics,
 ) -> Result<(Template, ResolvedVariables), LoadError> {
-    let loaded = hcl_inputs_load(path, variables, lenient, diags)?;
+    let loaded = hcl_inputs_load(path, variables, lenient, hcl, diags)?;
     let vars = ResolvedVariables {
         secrets: loaded.secrets,
         ..ResolvedVariables::default()
@@ -62,6 +82,7 @@ fn hcl_inputs_load(
     path: &Path,
     variables: &VariableArgs,
     lenient: bool,
+    hcl: HclOptions,
     diags: &mut Diagnostics,
 ) -> Result<crate::hcl::Loaded, LoadError> {
     let env_vars = std::env::vars()
@@ -73,6 +94,8 @@ fn hcl_inputs_load(
         env: &env_lookup,
         env_vars,
         lenient,
+        evaluate_datasources: hcl.evaluate_datasources,
+        warn_undeclared: hcl.warn_undeclared,
     };
     let loaded = crate::hcl::load(path, &inputs, diags)?;
     for note in &loaded.notes {
@@ -86,12 +109,13 @@ fn check(
     path: &Path,
     variables: &VariableArgs,
     selection: &SelectionArgs,
+    hcl_options: HclOptions,
     out: &ErrorOutput,
 ) -> Option<Checked> {
     let mut diags = diagnostics_for(variables);
     let hcl = crate::hcl::is_hcl(path);
     let loaded = if hcl {
-        load_hcl(path, variables, false, &mut diags).map(|(t, v)| (t, Some(v)))
+        load_hcl(path, variables, false, hcl_options, &mut diags).map(|(t, v)| (t, Some(v)))
     } else {
         model::load(path, &mut diags).map(|t| (t, None))
     };
@@ -199,7 +223,14 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
     if args.syntax_only {
         let mut diags = diagnostics_for(&args.variables);
         let loaded = if crate::hcl::is_hcl(&args.template) {
-            load_hcl(&args.template, &args.variables, true, &mut diags).map(|(t, _)| t)
+            load_hcl(
+                &args.template,
+                &args.variables,
+                true,
+                LISTING_HCL,
+                &mut diags,
+            )
+            .map(|(t, _)| t)
         } else {
             model::load(&args.template, &mut diags)
         };
@@ -219,7 +250,17 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
             }
         };
     }
-    match check(&args.template, &args.variables, &args.selection, out) {
+    let hcl_options = HclOptions {
+        evaluate_datasources: args.evaluate_datasources,
+        warn_undeclared: !args.no_warn_undeclared_var,
+    };
+    match check(
+        &args.template,
+        &args.variables,
+        &args.selection,
+        hcl_options,
+        out,
+    ) {
         Some(c) => {
             let n = c.prepared.builds.len();
             println!(
@@ -235,7 +276,13 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
 pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) -> bool {
     let mut diags = Diagnostics::new();
     let loaded = if crate::hcl::is_hcl(&args.template) {
-        match hcl_inputs_load(&args.template, &VariableArgs::default(), true, &mut diags) {
+        match hcl_inputs_load(
+            &args.template,
+            &VariableArgs::default(),
+            true,
+            LISTING_HCL,
+            &mut diags,
+        ) {
             Ok(l) if options.mode != crate::ui::console::OutputMode::MachineReadable => {
                 print!("{}", crate::hcl::render_inspect(&l));
                 if !diags.is_empty() {
@@ -377,7 +424,13 @@ pub fn init(args: &InitArgs, out: &ErrorOutput) -> bool {
         return false;
     }
     let mut diags = Diagnostics::new();
-    if let Err(e) = load_hcl(&args.template, &VariableArgs::default(), true, &mut diags) {
+    if let Err(e) = load_hcl(
+        &args.template,
+        &VariableArgs::default(),
+        true,
+        LISTING_HCL,
+        &mut diags,
+    ) {
         print_load_error(&e, &diags, &args.template, out);
         return false;
     }
@@ -566,7 +619,13 @@ fn fetch(
     rt: &tokio::runtime::Runtime,
     out: &ErrorOutput,
 ) -> bool {
-    let Some(checked) = check(&args.template, &args.variables, &args.selection, out) else {
+    let Some(checked) = check(
+        &args.template,
+        &args.variables,
+        &args.selection,
+        BUILD_HCL,
+        out,
+    ) else {
         return false;
     };
     let reporter = reporter(options, out);
@@ -574,7 +633,13 @@ fn fetch(
 }
 
 pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
-    let Some(checked) = check(&args.template, &args.variables, &args.selection, out) else {
+    let Some(checked) = check(
+        &args.template,
+        &args.variables,
+        &args.selection,
+        BUILD_HCL,
+        out,
+    ) else {
         return false;
     };
     let Some(rt) = runtime(out) else { return false };

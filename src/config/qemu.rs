@@ -100,6 +100,80 @@ pub struct QemuConfig {
     /// (default true); `false` for builds that must not leave disk images
     /// in the cache.
     pub checkpoint: bool,
+    /// CPU model and topology, graphics card, UEFI.
+    pub hardware: QemuHardware,
+}
+
+/// The keys Bento's templates set for the virtual hardware.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QemuHardware {
+    pub cpu_model: Option<String>,
+    pub sockets: Option<u32>,
+    pub cores: Option<u32>,
+    pub threads: Option<u32>,
+    pub vga: Option<String>,
+    /// `efi_boot`: UEFI from flash, with a private copy of the variable store.
+    pub efi: Option<EfiConfig>,
+}
+
+/// `efi_firmware_code` / `efi_firmware_vars`; when unset, QEMU's firmware
+/// descriptors are asked when the build runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EfiConfig {
+    pub code: Option<PathBuf>,
+    pub vars: Option<PathBuf>,
+}
+
+/// QEMU's `-vga` types.
+const VGA_TYPES: &[&str] = &[
+    "std", "cirrus", "vmware", "qxl", "xenfb", "tcx", "cg3", "virtio", "none",
+];
+
+impl QemuHardware {
+    fn decode(f: &mut Fields<'_>, firmware_set: bool) -> Self {
+        let cpu_model = f.string("cpu_model").filter(|s| !s.is_empty());
+        let sockets = f.u64_in("sockets", 1, 1024).map(|v| v as u32);
+        let cores = f.u64_in("cores", 1, 1024).map(|v| v as u32);
+        let threads = f.u64_in("threads", 1, 1024).map(|v| v as u32);
+        let vga = f.one_of("vga", VGA_TYPES);
+        let efi_boot = f.bool("efi_boot").unwrap_or(false);
+        let code = f
+            .string("efi_firmware_code")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        let vars = f
+            .string("efi_firmware_vars")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        if !efi_boot && (code.is_some() || vars.is_some()) {
+            let key = if code.is_some() {
+                "efi_firmware_code"
+            } else {
+                "efi_firmware_vars"
+            };
+            let span = f.span_of(key).unwrap_or_default();
+            f.warn_at(
+                span,
+                format!("`{key}` has no effect without efi_boot = true"),
+            );
+        }
+        if efi_boot && firmware_set {
+            let span = f.span_of("firmware").unwrap_or_default();
+            f.error_at(
+                span,
+                "firmware (a BIOS file) and efi_boot cannot both be set",
+            )
+            .hint = Some("for UEFI, set efi_boot and, if needed, efi_firmware_code".into());
+        }
+        Self {
+            cpu_model,
+            sockets,
+            cores,
+            threads,
+            vga,
+            efi: efi_boot.then_some(EfiConfig { code, vars }),
+        }
+    }
 }
 
 /// `vnc_bind_address` must be an IP address (QEMU's `-vnc` is given one);
@@ -316,6 +390,7 @@ impl QemuConfig {
             .string("firmware")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
+        let hardware = QemuHardware::decode(f, firmware.is_some());
         let host_ports = HostPortConfig::decode(f);
         let (host_port_min, host_port_max) = (host_ports.min, host_ports.max);
         let skip_nat_mapping = host_ports.skip_nat_mapping;
@@ -438,6 +513,7 @@ impl QemuConfig {
             qmp_socket_path,
             disable_vnc,
             checkpoint,
+            hardware,
         })
     }
 }

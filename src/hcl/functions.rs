@@ -75,6 +75,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "setintersection",
     "setproduct",
     "setunion",
+    "setsubtract",
     "slice",
     "sort",
     "sum",
@@ -83,6 +84,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "zipmap",
     "base64decode",
     "base64encode",
+    "base64gzip",
     "csvdecode",
     "jsondecode",
     "jsonencode",
@@ -94,6 +96,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "basename",
     "dirname",
     "file",
+    "filebase64",
     "fileexists",
     "fileset",
     "pathexpand",
@@ -194,6 +197,7 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "setintersection" => setintersection,
         "setproduct" => setproduct,
         "setunion" => setunion,
+        "setsubtract" => setsubtract,
         "slice" => slice,
         "sort" => sort,
         "sum" => sum,
@@ -202,6 +206,7 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "zipmap" => zipmap,
         "base64decode" => base64decode,
         "base64encode" => base64encode,
+        "base64gzip" => base64gzip,
         "csvdecode" => csvdecode,
         "jsondecode" => jsondecode,
         "jsonencode" => jsonencode,
@@ -213,6 +218,7 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "basename" => basename,
         "dirname" => dirname,
         "file" => file,
+        "filebase64" => filebase64,
         "fileexists" => fileexists,
         "fileset" => fileset,
         "pathexpand" => pathexpand,
@@ -957,6 +963,14 @@ fn setunion(a: &[Value]) -> R {
     }
     Ok(Value::Array(out))
 }
+/// The elements of the first set that are not in the second.
+fn setsubtract(a: &[Value]) -> R {
+    count(a, 2, 2)?;
+    let other = set_of(a, 1)?;
+    let mut out = set_of(a, 0)?;
+    out.retain(|v| !other.contains(v));
+    Ok(Value::Array(out))
+}
 fn setintersection(a: &[Value]) -> R {
     count(a, 1, usize::MAX)?;
     let mut out = set_of(a, 0)?;
@@ -1062,6 +1076,18 @@ fn base64encode(a: &[Value]) -> R {
     use base64::Engine;
     count(a, 1, 1)?;
     s(b64().encode(string(a, 0)?))
+}
+/// Gzip, then Base64 (Terraform's: for an S3 object or user data that
+/// must be sent compressed).
+fn base64gzip(a: &[Value]) -> R {
+    use base64::Engine;
+    use std::io::Write as _;
+    count(a, 1, 1)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(string(a, 0)?.as_bytes())
+        .and_then(|()| gz.finish())
+        .map(|bytes| Value::String(b64().encode(bytes)))
+        .map_err(|e| format!("failed to write gzip raw data: {e}"))
 }
 fn base64decode(a: &[Value]) -> R {
     use base64::Engine;
@@ -1309,6 +1335,14 @@ fn read_text(path: &str) -> Result<String, String> {
 fn file(a: &[Value]) -> R {
     count(a, 1, 1)?;
     s(read_text(&string(a, 0)?)?)
+}
+/// A file's bytes, Base64-encoded (any content, UTF-8 or not).
+fn filebase64(a: &[Value]) -> R {
+    use base64::Engine;
+    count(a, 1, 1)?;
+    let path = string(a, 0)?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    s(b64().encode(bytes))
 }
 fn fileexists(a: &[Value]) -> R {
     count(a, 1, 1)?;
@@ -1925,6 +1959,30 @@ mod tests {
     }
     fn st(x: &str) -> Value {
         Value::String(x.into())
+    }
+
+    #[test]
+    fn setsubtract_base64gzip_and_filebase64() {
+        let list = |xs: &[&str]| Value::Array(xs.iter().map(|x| st(x)).collect());
+        assert_eq!(
+            call(setsubtract, vec![list(&["a", "b", "c"]), list(&["a", "c"])]),
+            Ok(list(&["b"]))
+        );
+        // Gzip output varies with the compressor: decode it back.
+        let Ok(Value::String(b)) = call(base64gzip, vec![st("test")]) else {
+            panic!("a string");
+        };
+        use base64::Engine;
+        let gz = b64().decode(b).expect("base64");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+            .expect("gzip");
+        assert_eq!(text, "test");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bin");
+        std::fs::write(&path, [0xffu8, 0x00, 0x41]).expect("write");
+        let p = st(&path.to_string_lossy());
+        assert_eq!(call(filebase64, vec![p]), Ok(st("/wBB")));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 mod body;
 pub mod builds;
+mod data;
 mod inspect;
+mod json_syntax;
 pub use inspect::render as render_inspect;
 pub mod eval;
 pub mod functions;
@@ -51,6 +53,12 @@ pub struct Inputs<'a> {
     /// `inspect`: missing variables are not errors, and sections whose
     /// values cannot be evaluated are still listed.
     pub lenient: bool,
+    /// Run the data sources' programs (`build`, `validate
+    /// -evaluate-datasources`); otherwise their results are placeholders.
+    pub evaluate_datasources: bool,
+    /// Warn about values set in var files for undeclared variables
+    /// (`validate -no-warn-undeclared-var` turns it off).
+    pub warn_undeclared: bool,
 }
 
 /// A loaded HCL2 template.
@@ -72,6 +80,9 @@ pub struct Loaded {
 #[derive(Debug, Default)]
 pub(crate) struct Files {
     pub files: Vec<FileAt>,
+    /// Where the next file's spans start: past the longer of a file's
+    /// text and, for a JSON-syntax file, its translation.
+    next_base: usize,
 }
 
 impl Files {
@@ -84,10 +95,19 @@ impl Files {
     }
 
     fn add(&mut self, path: &Path, text: String) -> (usize, Arc<SourceFile>) {
-        let base = self
-            .files
-            .last()
-            .map_or(0, |f| f.base + f.file.text().len() + 1);
+        self.add_reserving(path, text, 0)
+    }
+
+    /// Adds a file whose spans may run to `reserve` bytes past its base
+    /// even if its text is shorter.
+    fn add_reserving(
+        &mut self,
+        path: &Path,
+        text: String,
+        reserve: usize,
+    ) -> (usize, Arc<SourceFile>) {
+        let base = self.next_base;
+        self.next_base = base + text.len().max(reserve) + 1;
         let file = Arc::new(SourceFile::new(path, text));
         self.files.push(FileAt {
             base,
@@ -98,9 +118,13 @@ impl Files {
 }
 
 /// A global span from an hcl-edit item's range in a file at `base`.
+/// In a JSON-syntax file, the range is in its translation and is mapped
+/// back to the JSON text.
 pub(crate) fn span_of(base: usize, range: Option<Range<usize>>) -> Span {
     range.map_or(Span::new(base, base), |r| {
-        Span::new(base + r.start, base + r.end)
+        let start = json_syntax::map_offset(base, r.start);
+        let end = json_syntax::map_offset(base, r.end).max(start);
+        Span::new(base + start, base + end)
     })
 }
 
@@ -174,10 +198,13 @@ pub fn load(
         let mut d = Diagnostics::new();
         d.error(
             "",
-            format!("{} has no *.pkr.hcl files", path.display()),
+            format!("{} has no *.pkr.hcl or *.pkr.json files", path.display()),
             None,
         )
-        .hint = Some("kiln reads every *.pkr.hcl file in the directory, as Packer does".into());
+        .hint = Some(
+            "kiln reads every *.pkr.hcl and *.pkr.json file in the directory, as Packer does"
+                .into(),
+        );
         return Err(LoadError::Invalid(d));
     }
     load_sources(sources, &auto_vars, dir, inputs, diags)
@@ -195,20 +222,13 @@ pub fn load_sources(
     let mut files = Files::default();
     let mut parsed = Vec::new();
     let mut syntax = Diagnostics::new();
+    let maps = json_syntax::MapsInUse::new();
     for (p, text) in sources {
-        let (base, file) = files.add(&p, text);
         if p.to_string_lossy().ends_with(".json") {
-            syntax
-                .error(
-                    "",
-                    "HCL's JSON syntax (*.pkr.json) is not supported by kiln yet",
-                    files.location(Span::new(base, base + 1)),
-                )
-                .hint = Some(
-                "write the template as *.pkr.hcl, or as a legacy JSON template (*.json)".into(),
-            );
+            read_json_syntax(&p, text, &mut files, &maps, &mut parsed, &mut syntax);
             continue;
         }
+        let (base, file) = files.add(&p, text);
         match hcl::edit::parser::parse_body(file.text()) {
             Ok(body) => parsed.push(Parsed { base, body }),
             Err(e) => {
@@ -253,6 +273,14 @@ pub fn load_sources(
         hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
     );
     scope.set("packer", hcl::Value::Object(packer));
+    let data = data::evaluate(
+        &parsed,
+        &scope,
+        inputs.evaluate_datasources,
+        &files,
+        &mut value_diags,
+    );
+    scope.set("data", data);
     let locals = locals::evaluate(&parsed, &scope, &vars.missing, &files, &mut value_diags);
     let variables_failed = !vars.missing.is_empty();
     scope.set("local", hcl::Value::Object(locals.values.clone()));
@@ -310,6 +338,52 @@ pub fn load_sources(
     })
 }
 
+/// A `*.pkr.json` file: translated to native syntax, its spans mapped back
+/// to the JSON text (see `json_syntax`).
+fn read_json_syntax(
+    path: &Path,
+    text: String,
+    files: &mut Files,
+    maps: &json_syntax::MapsInUse,
+    parsed: &mut Vec<Parsed>,
+    syntax: &mut Diagnostics,
+) {
+    match json_syntax::translate(&text) {
+        Ok(t) => {
+            let (base, _) = files.add_reserving(path, text, t.hcl.len());
+            maps.add(base, Arc::new(t.map));
+            match hcl::edit::parser::parse_body(&t.hcl) {
+                Ok(body) => parsed.push(Parsed { base, body }),
+                Err(e) => {
+                    let at = base + json_syntax::map_offset(base, e.location().offset());
+                    syntax
+                        .error(
+                            "",
+                            format!("invalid template: {}", e.message()),
+                            files.location(Span::new(at, at + 1)),
+                        )
+                        .hint = Some(
+                        "strings in *.pkr.json are HCL templates: check the ${…} in this one"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Err(errors) => {
+            let (base, _) = files.add(path, text);
+            for e in errors {
+                syntax
+                    .error(
+                        "",
+                        e.message,
+                        files.location(Span::new(base + e.span.start, base + e.span.end)),
+                    )
+                    .hint = Some(e.hint);
+            }
+        }
+    }
+}
+
 /// Blocks and attributes Packer does not know at the top of a file.
 fn check_top_level(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics) {
     const BLOCKS: &[&str] = &[
@@ -340,16 +414,8 @@ fn check_top_level(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics) {
                 hcl::edit::structure::Structure::Block(b) => {
                     use hcl::edit::Span as _;
                     let name = b.ident.as_str();
-                    if name == "data" {
-                        diags
-                            .error(
-                                "",
-                                "data sources are not supported by kiln yet",
-                                files.location(span_of(p.base, b.ident.span())),
-                            )
-                            .hint =
-                            Some("compute the value in a local or pass it in a variable".into());
-                    } else if !BLOCKS.contains(&name) {
+                    // `data` blocks are read by `data::evaluate`.
+                    if name != "data" && !BLOCKS.contains(&name) {
                         let d = diags.error(
                             "",
                             format!("unknown block type `{name}`"),
@@ -387,6 +453,8 @@ mod tests {
             env: &no_env,
             env_vars: Vec::new(),
             lenient: false,
+            evaluate_datasources: true,
+            warn_undeclared: true,
         };
         let mut diags = Diagnostics::new();
         let sources = vec![(PathBuf::from("t.pkr.hcl"), text.to_owned())];

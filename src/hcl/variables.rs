@@ -134,6 +134,7 @@ pub fn resolve(
         for (key, value, loc) in read_var_file(path, diags) {
             match vars.iter_mut().find(|v| v.name == key) {
                 Some(v) => v.value = Some(value),
+                None if !inputs.warn_undeclared => {}
                 None => {
                     // Var files are often shared between templates: a warning.
                     diags

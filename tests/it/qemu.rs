@@ -454,3 +454,58 @@ async fn vnc_serves_rfb_on_the_chosen_loopback_port() {
     assert_eq!(types, [1], "no authentication without vnc_use_password");
     qemu.kill().await.expect("kills");
 }
+
+/// UEFI as `efi_boot` runs it: OVMF found from QEMU's firmware
+/// descriptors, read-only code and a private copy of the variable store on
+/// pflash. The firmware reaches its boot manager (printed on the serial
+/// console) and the system's template is left untouched.
+#[tokio::test]
+async fn ovmf_from_the_descriptors_boots_with_a_private_variable_store() {
+    use kiln::hypervisor::qemu::Firmware;
+    use kiln::hypervisor::qemu::firmware::{DESCRIPTOR_DIR, find_uefi};
+    let Ok(fw) = find_uefi(Path::new(DESCRIPTOR_DIR), "x86_64", "q35") else {
+        eprintln!("skipped: no UEFI firmware descriptor (Debian's ovmf package)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vars = dir.path().join("efivars.fd");
+    std::fs::copy(&fw.vars_template, &vars).expect("copies the store");
+    let template_before = std::fs::read(&fw.vars_template).expect("template");
+    let mut cmd = QemuCommand::new(QEMU, Accel::Tcg);
+    cmd.machine_type = "q35".into();
+    cmd.memory_mib = 128;
+    cmd.firmware = Firmware::Pflash {
+        code: fw.code.clone(),
+        vars: vars.clone(),
+    };
+    cmd.qmp_socket = Some(dir.path().join("qmp.sock"));
+    let serial = dir.path().join("serial.log");
+    cmd.serial_log = Some(serial.clone());
+    cmd.qemuargs = vec![vec!["-nodefaults".into()]];
+    let mut qemu = QemuProcess::spawn(&cmd).expect("spawns");
+    let mut qmp = qemu
+        .connect_qmp(&dir.path().join("qmp.sock"), Duration::from_secs(30))
+        .await
+        .expect("QMP comes up");
+    // OVMF under TCG takes some seconds to reach its boot manager.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        if text.contains("BdsDxe") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    qmp.quit().await.expect("quit");
+    let _ = qemu.wait_exit(Duration::from_secs(10)).await;
+    assert!(
+        text.contains("BdsDxe"),
+        "OVMF did not reach its boot manager: {text}"
+    );
+    assert_eq!(
+        std::fs::read(&fw.vars_template).expect("template"),
+        template_before,
+        "the system's variable store template must not change"
+    );
+}

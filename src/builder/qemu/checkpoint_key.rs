@@ -201,6 +201,9 @@ pub(super) fn install_key(state: &QemuState) -> Result<(KeyBuilder, Vec<String>)
             key.optional("firmware", None);
         }
     }
+    // The virtual hardware the installer saw (Bento's keys): CPU model and
+    // topology, graphics, UEFI and its firmware files as configured.
+    key.text("hardware", &format!("{:?}", c.hardware));
     let mut args = Vec::new();
     for row in &c.qemuargs {
         let mut rendered = Vec::new();

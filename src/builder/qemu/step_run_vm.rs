@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::builder::common::render_deferred;
+use crate::hypervisor::qemu::firmware::{DESCRIPTOR_DIR, find_uefi};
 use crate::hypervisor::qemu::{
-    CdromDrive, DiskDrive, DiskInterface, Display, Firmware, NetBackend, NetDevice, QemuCommand,
-    QemuProcess, SshForward, Vnc, find_free_port_on, probe_accelerator,
+    CdromDrive, CpuTopology, DiskDrive, DiskInterface, Display, Firmware, NetBackend, NetDevice,
+    QemuCommand, QemuProcess, SshForward, Vnc, find_free_port_on, probe_accelerator,
 };
 
 use super::{QemuState, fail};
@@ -35,6 +36,7 @@ fn command(
     if let Some(fw) = &c.firmware {
         cmd.firmware = Firmware::Bios(fw.clone());
     }
+    set_hardware(&mut cmd, state)?;
     // A resumed build boots the installed disk; the ISO stays out.
     let installed = c.disk_image || state.resumed_from().is_some();
     cmd.boot = Some(if installed { "c" } else { "once=d" }.to_owned());
@@ -150,6 +152,52 @@ fn vnc_server(c: &crate::config::qemu::QemuConfig) -> Result<Option<Vnc>, StepEr
     }))
 }
 
+/// CPU model and topology, `-vga`, and UEFI (`efi_boot`).
+fn set_hardware(cmd: &mut QemuCommand, state: &QemuState) -> Result<(), StepError> {
+    let hw = &state.config.hardware;
+    cmd.cpu_model = hw.cpu_model.clone();
+    cmd.topology = CpuTopology {
+        sockets: hw.sockets,
+        cores: hw.cores,
+        threads: hw.threads,
+    };
+    cmd.vga = hw.vga.clone();
+    if let Some(efi) = &hw.efi {
+        cmd.firmware = uefi_firmware(efi, &state.config.machine_type, &state.output_dir)?;
+    }
+    Ok(())
+}
+
+/// UEFI code from `efi_firmware_code` or QEMU's firmware descriptors, and
+/// the variable store copied into the output directory as `efivars.fd`
+/// (Packer's name): the guest writes boot entries there, never into the
+/// system's template.
+fn uefi_firmware(
+    efi: &crate::config::qemu::EfiConfig,
+    machine: &str,
+    output_dir: &std::path::Path,
+) -> Result<Firmware, StepError> {
+    let (code, template) = match (&efi.code, &efi.vars) {
+        (Some(code), Some(vars)) => (code.clone(), vars.clone()),
+        _ => {
+            let found = find_uefi(std::path::Path::new(DESCRIPTOR_DIR), "x86_64", machine)
+                .map_err(|e| fail("cannot find UEFI firmware (install Debian's ovmf package, or set efi_firmware_code and efi_firmware_vars)", e))?;
+            (
+                efi.code.clone().unwrap_or(found.code),
+                efi.vars.clone().unwrap_or(found.vars_template),
+            )
+        }
+    };
+    let vars = output_dir.join("efivars.fd");
+    std::fs::copy(&template, &vars).map_err(|e| {
+        fail(
+            format!("cannot copy the UEFI variable store {}", template.display()),
+            e,
+        )
+    })?;
+    Ok(Firmware::Pflash { code, vars })
+}
+
 /// A fresh VNC password: 8 characters, all VNC's DES challenge uses.
 fn vnc_password() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
@@ -234,5 +282,63 @@ impl Step<QemuState> for StepRunVm {
             }
             state.runtime_dir = None;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::qemu::EfiConfig;
+
+    #[test]
+    fn the_uefi_variable_store_is_a_private_copy_in_the_output_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let template = dir.path().join("VARS.fd");
+        std::fs::write(&template, b"vars-template").expect("write");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("out");
+        let efi = EfiConfig {
+            code: Some("/code.fd".into()),
+            vars: Some(template.clone()),
+        };
+        let fw = uefi_firmware(&efi, "q35", &out).expect("firmware");
+        let vars = out.join("efivars.fd");
+        assert_eq!(
+            fw,
+            Firmware::Pflash {
+                code: "/code.fd".into(),
+                vars: vars.clone()
+            }
+        );
+        assert_eq!(std::fs::read(&vars).expect("copy"), b"vars-template");
+
+        let missing = EfiConfig {
+            code: Some("/code.fd".into()),
+            vars: Some(dir.path().join("nope.fd")),
+        };
+        let e = uefi_firmware(&missing, "q35", &out).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("cannot copy the UEFI variable store"),
+            "{e}"
+        );
+    }
+
+    /// With only efi_boot, the firmware comes from QEMU's descriptors
+    /// (Debian's ovmf when installed).
+    #[test]
+    fn efi_boot_alone_finds_ovmf_from_the_descriptors() {
+        if !std::path::Path::new(DESCRIPTOR_DIR).is_dir() {
+            eprintln!("skipped: no firmware descriptors");
+            return;
+        }
+        let out = tempfile::tempdir().expect("tempdir");
+        let fw = uefi_firmware(&EfiConfig::default(), "pc", out.path()).expect("found");
+        let Firmware::Pflash { code, vars } = fw else {
+            panic!("pflash: {fw:?}");
+        };
+        assert!(code.exists(), "{code:?}");
+        assert_eq!(vars, out.path().join("efivars.fd"));
+        assert!(vars.metadata().expect("copied").len() > 0);
     }
 }

@@ -216,6 +216,14 @@ pub enum Firmware {
     Pflash { code: PathBuf, vars: PathBuf },
 }
 
+/// The CPU topology; `None` leaves a count to QEMU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTopology {
+    pub sockets: Option<u32>,
+    pub cores: Option<u32>,
+    pub threads: Option<u32>,
+}
+
 /// An error in turning the description into argv.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -235,6 +243,12 @@ pub struct QemuCommand {
     pub machine_type: String,
     pub accel: Accel,
     pub cpus: u32,
+    /// `-smp`'s sockets, cores and threads (`sockets`, `cores`, `threads`).
+    pub topology: CpuTopology,
+    /// `-cpu MODEL` (`cpu_model`); QEMU's default model when none.
+    pub cpu_model: Option<String>,
+    /// `-vga TYPE` (`vga`).
+    pub vga: Option<String>,
     pub memory_mib: u64,
     pub firmware: Firmware,
     /// `-boot VALUE`: `once=d` boots the CD-ROM once, then the disk after the
@@ -270,6 +284,9 @@ impl QemuCommand {
             machine_type: "pc".into(),
             accel,
             cpus: 1,
+            topology: CpuTopology::default(),
+            cpu_model: None,
+            vga: None,
             memory_mib: 512,
             firmware: Firmware::Default,
             boot: None,
@@ -287,6 +304,26 @@ impl QemuCommand {
         }
     }
 
+    /// `-smp`: one socket per CPU unless a topology is given (Packer's
+    /// default), then QEMU checks that sockets × cores × threads fit.
+    fn smp(&self) -> Option<String> {
+        let t = &self.topology;
+        if t == &CpuTopology::default() {
+            return (self.cpus > 1).then(|| format!("cpus={0},sockets={0}", self.cpus));
+        }
+        let mut smp = format!("cpus={}", self.cpus);
+        for (name, v) in [
+            ("sockets", t.sockets),
+            ("cores", t.cores),
+            ("threads", t.threads),
+        ] {
+            if let Some(v) = v {
+                smp.push_str(&format!(",{name}={v}"));
+            }
+        }
+        Some(smp)
+    }
+
     /// kiln's own switches, in order, before `qemuargs` are applied.
     fn default_switches(&self) -> Result<Vec<(&'static str, Option<String>)>, CommandError> {
         let mut out: Vec<(&'static str, Option<String>)> = Vec::new();
@@ -302,8 +339,11 @@ impl QemuCommand {
                 a => format!("type={},accel={a}", self.machine_type),
             },
         );
-        if self.cpus > 1 {
-            push("-smp", format!("cpus={0},sockets={0}", self.cpus));
+        if let Some(smp) = self.smp() {
+            push("-smp", smp);
+        }
+        if let Some(model) = &self.cpu_model {
+            push("-cpu", model.clone());
         }
         push("-m", format!("{}M", self.memory_mib));
         match &self.firmware {
@@ -325,6 +365,9 @@ impl QemuCommand {
         }
         if let Some(boot) = &self.boot {
             push("-boot", boot.clone());
+        }
+        if let Some(vga) = &self.vga {
+            push("-vga", vga.clone());
         }
 
         let mut devices = Vec::new();
@@ -583,6 +626,31 @@ mod tests {
         c.display = Display::Named("gtk".into());
         let a = args(&c);
         assert_eq!(a[4..8], ["-smp", "cpus=2,sockets=2", "-m", "512M"], "{a:?}");
+
+        // A topology and a CPU model, as Bento's templates set them.
+        c.cpus = 4;
+        c.topology = CpuTopology {
+            sockets: Some(1),
+            cores: Some(2),
+            threads: Some(2),
+        };
+        c.cpu_model = Some("host".into());
+        c.vga = Some("virtio".into());
+        let a = c.args().expect("args");
+        assert_eq!(
+            a[4..10],
+            [
+                "-smp",
+                "cpus=4,sockets=1,cores=2,threads=2",
+                "-cpu",
+                "host",
+                "-m",
+                "512M"
+            ],
+            "{a:?}"
+        );
+        let vga = a.iter().position(|x| x == "-vga").expect("-vga");
+        assert_eq!(a[vga + 1], "virtio");
         assert!(a.windows(2).any(|w| w
             == [
                 "-drive",

@@ -5,6 +5,7 @@
 //! The qemu builder's steps compose these and do the reporting.
 
 pub mod command;
+pub mod firmware;
 pub mod img;
 pub mod probe;
 pub mod process;
@@ -12,8 +13,8 @@ pub mod qmp;
 
 pub use crate::host::port::{PortError, find_free_port, find_free_port_on};
 pub use command::{
-    Accel, CdromDrive, CommandError, DiskDrive, DiskInterface, Display, Firmware, NetBackend,
-    NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,
+    Accel, CdromDrive, CommandError, CpuTopology, DiskDrive, DiskInterface, Display, Firmware,
+    NetBackend, NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,
 };
 pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
 pub use probe::{ProbeError, ProbeResult, probe_accelerator};
