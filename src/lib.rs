@@ -9,6 +9,7 @@ pub mod bootcmd;
 pub mod build;
 pub mod builder;
 pub mod cli;
+pub mod cloud;
 pub mod communicator;
 pub mod config;
 pub mod error_chain;

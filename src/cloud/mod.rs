@@ -1,0 +1,4 @@
+//! Cloud drivers: each owns one provider's API and takes only its own typed
+//! specs (never a builder's config), like the hypervisor drivers.
+
+pub mod gce;
