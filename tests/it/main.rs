@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod gce;
 mod hcl;
 mod hostile;
 mod http;

@@ -39,6 +39,18 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> BuildResult {
     let mut state = GceState::new(build, config, options);
+    match step_connect_api::find_credentials(config, &options.pwd) {
+        Ok(credentials) => state.credentials = Some(credentials),
+        Err(e) => {
+            return BuildResult {
+                name: build.name.clone(),
+                artifact: Err(e),
+                final_artifacts: Vec::new(),
+                steps: Vec::new(),
+                cancelled: false,
+            };
+        }
+    }
     let mut steps: Vec<Box<dyn Step<GceState>>> = vec![
         Box::new(step_connect_api::StepConnectApi),
         Box::new(step_check_existing_image::StepCheckExistingImage),

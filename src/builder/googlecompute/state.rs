@@ -15,6 +15,8 @@ use crate::config::googlecompute::GoogleComputeConfig;
 pub struct GceState {
     pub config: GoogleComputeConfig,
     pub common: CommonState,
+    /// Read before the steps run.
+    pub credentials: Option<crate::cloud::gce::Credentials>,
     /// Set by the first step.
     pub client: Option<Arc<ComputeClient>>,
     pub source_image: Option<Image>,
@@ -66,6 +68,7 @@ impl GceState {
         Self {
             config: config.clone(),
             common,
+            credentials: None,
             client: None,
             source_image: None,
             instance_name,

@@ -6,10 +6,30 @@ use std::sync::Arc;
 
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::cloud::gce::{ComputeClient, Credentials, TokenSource, compute_endpoint};
+use crate::config::googlecompute::GoogleComputeConfig;
 
 use super::GceState;
 
 pub struct StepConnectApi;
+
+/// The credentials the template or the environment gives, read before any
+/// step runs (like Packer's prepare), so a build without any makes nothing.
+pub fn find_credentials(
+    config: &GoogleComputeConfig,
+    pwd: &std::path::Path,
+) -> Result<Credentials, StepError> {
+    if let Some(token) = &config.access_token {
+        Ok(Credentials::AccessToken(token.clone()))
+    } else if let Some(json) = &config.credentials_json {
+        Credentials::from_json(json, "credentials_json")
+            .map_err(|e| StepError::with_source("credentials_json", e))
+    } else if let Some(file) = &config.account_file {
+        Credentials::from_file(&pwd.join(file))
+            .map_err(|e| StepError::with_source("account_file", e))
+    } else {
+        Credentials::application_default().map_err(|e| StepError::with_source("no credentials", e))
+    }
+}
 
 impl Step<GceState> for StepConnectApi {
     fn name(&self) -> &'static str {
@@ -19,19 +39,10 @@ impl Step<GceState> for StepConnectApi {
     fn run<'a>(&'a mut self, state: &'a mut GceState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let config = &state.config;
-            let credentials = if let Some(token) = &config.access_token {
-                Credentials::AccessToken(token.clone())
-            } else if let Some(json) = &config.credentials_json {
-                Credentials::from_json(json, "credentials_json")
-                    .map_err(|e| StepError::with_source("credentials_json", e))?
-            } else if let Some(file) = &config.account_file {
-                let path = state.common.options.pwd.join(file);
-                Credentials::from_file(&path)
-                    .map_err(|e| StepError::with_source("account_file", e))?
-            } else {
-                Credentials::application_default()
-                    .map_err(|e| StepError::with_source("no credentials", e))?
-            };
+            let credentials = state
+                .credentials
+                .clone()
+                .ok_or_else(|| StepError::new("no credentials"))?;
             let http = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(120))
                 .build()
