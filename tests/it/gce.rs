@@ -306,3 +306,85 @@ fn a_quota_error_from_instance_creation_is_explained_and_cleaned_up() {
     );
     assert_nothing_left(&gce);
 }
+
+#[test]
+fn ctrl_c_while_the_instance_runs_leaves_no_instance_disk_or_qemu() {
+    use std::sync::mpsc;
+    let _lock = vm_lock();
+    let gce = FakeGce::start(&[]);
+    let dir = founding_template();
+    // A provisioner that waits for ever: the build is interrupted in it.
+    std::fs::write(
+        dir.path().join("script/install_ruby.sh"),
+        "#!/bin/sh\necho waiting-for-ctrl-c\nwhile :; do sleep 1; done\n",
+    )
+    .expect("write");
+    let mut child = gce
+        .kiln(
+            dir.path(),
+            &gce.key(),
+            &["-var-file=variables.json", "ubuntu.json"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    let mut seen = Vec::new();
+    // Generous: boot under TCG on a shared machine.
+    let bound = Duration::from_secs(600);
+    loop {
+        let line = rx.recv_timeout(bound).unwrap_or_else(|_| {
+            panic!(
+                "the provisioner never ran:\n{}\n{}",
+                seen.join("\n"),
+                gce.log()
+            )
+        });
+        let hit = line.contains("waiting-for-ctrl-c");
+        seen.push(line);
+        if hit {
+            break;
+        }
+    }
+    let state = gce.state();
+    assert_eq!(
+        state["instances"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    while let Ok(line) = rx.recv_timeout(bound) {
+        seen.push(line);
+    }
+    let status = child.wait().expect("wait");
+    let log = seen.join("\n");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("Deleting instance packer-"), "{log}");
+    assert!(log.contains("Deleting disk packer-"), "{log}");
+    assert_nothing_left(&gce);
+    assert!(
+        !gce.state()["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .any(|i| i["family"] == "reddit-base"),
+        "an interrupted build made an image"
+    );
+}
