@@ -779,6 +779,10 @@ def mint_key(emu, path, remember=True):
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     email = f"kiln-test-{secrets.token_hex(3)}@fake-project.iam.gserviceaccount.com"
+    if not remember and emu.keys:
+        # A known account with a key it never had: only the signature check
+        # can refuse it.
+        email = next(iter(emu.keys))
     if remember:
         emu.keys[email] = key.public_key()
     doc = {
@@ -1005,7 +1009,8 @@ def main():
     parser.add_argument("--cache", default=os.path.join(REPO, "iso-cache"))
     parser.add_argument("--state", help="where images, disks and instances live (default: a temporary directory)")
     parser.add_argument("--write-key", action="append", default=[], help="write a service-account key file it accepts")
-    parser.add_argument("--write-unknown-key", action="append", default=[], help="write a well-formed key it does not know")
+    parser.add_argument("--write-unknown-key", action="append", default=[],
+                        help="write a well-formed key it does not know (for the account of the first --write-key)")
     parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
     parser.add_argument("--no-base-image", action="store_true", help="start with no public image (API-only tests)")
     args = parser.parse_args()

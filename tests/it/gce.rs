@@ -242,7 +242,10 @@ fn a_key_the_token_endpoint_does_not_know_fails_before_anything_is_made() {
         log.contains("refused the credentials of service account kiln-test-"),
         "{log}"
     );
-    assert!(log.contains("invalid_client"), "{log}");
+    assert!(
+        log.contains("invalid_grant (Invalid JWT Signature.)"),
+        "{log}"
+    );
     let key: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(gce.dir.path().join("unknown-key.json")).expect("key"),
     )
