@@ -71,6 +71,9 @@ RELAY = os.path.join(HERE, "relay.py")
 PUBLIC_PROJECT = "ubuntu-os-cloud"
 PUBLIC_FAMILY = "ubuntu-1604-lts"
 PUBLIC_IMAGE = "ubuntu-1604-xenial-v20201014"
+# Part of the base image's cache key with the ISO and the agent: bump it when
+# install_tiny_system or add_guest_agent changes what the image holds (the
+# rest of this file may change without rebuilding it).
 BASE_RECIPE = "fake-gce base image v1"
 
 LOCK = threading.RLock()
@@ -129,7 +132,7 @@ def build_base_image(iso, cache):
     with open(iso, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             key.update(chunk)
-    for path in (AGENT, __file__):
+    for path in (AGENT,):
         with open(path, "rb") as f:
             key.update(f.read())
     key.update(BASE_RECIPE.encode())
