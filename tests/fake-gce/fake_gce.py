@@ -306,6 +306,7 @@ class Emulator:
         self.failures = dict(f.split("=", 1) for f in args.fail if "=" in f)
         self.next_id = random.randint(10**17, 10**18)
         self.all_pids = []
+        self.tokens_issued = 0
         base_path = os.path.join(self.state_dir, "images", f"{PUBLIC_PROJECT}-{PUBLIC_IMAGE}.qcow2")
         os.makedirs(os.path.dirname(base_path), exist_ok=True)
         if base_image:
@@ -585,6 +586,7 @@ class Emulator:
                                  key=lambda i: (i["project"], i["name"])),
                 "qemu_pids": sorted(i.proc.pid for i in self.instances.values() if i.proc and i.proc.poll() is None),
                 "all_qemu_pids": sorted(self.all_pids),
+                "tokens_issued": self.tokens_issued,
             }
 
     def shutdown(self):
@@ -838,8 +840,10 @@ def exchange_assertion(emu, form):
     if not claims.get("scope"):
         bad("Invalid JWT: scope is required.")
     token = "ya29.fake-" + secrets.token_urlsafe(32)
-    emu.tokens[token] = now + 3599
-    return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+    life = emu.args.token_lifetime
+    emu.tokens[token] = now + life
+    emu.tokens_issued += 1
+    return {"access_token": token, "expires_in": life, "token_type": "Bearer"}
 
 
 class OAuthError(Exception):
@@ -1015,6 +1019,7 @@ def main():
     parser.add_argument("--write-unknown-key", action="append", default=[],
                         help="write a well-formed key it does not know (for the account of the first --write-key)")
     parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
+    parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
     parser.add_argument("--no-base-image", action="store_true", help="start with no public image (API-only tests)")
     args = parser.parse_args()
     args.fail += [f for f in os.environ.get("FAKE_GCE_FAIL", "").split(",") if f]

@@ -391,3 +391,28 @@ fn ctrl_c_while_the_instance_runs_leaves_no_instance_disk_or_qemu() {
         "an interrupted build made an image"
     );
 }
+
+#[test]
+fn a_token_about_to_expire_is_renewed_before_the_next_call() {
+    // Tokens that live 60 s are within kiln's one-minute margin at once:
+    // every compute call must fetch a new one rather than reuse it.
+    let gce = FakeGce::start(&["--no-base-image", "--token-lifetime", "60"]);
+    let dir = founding_template();
+    let out = gce
+        .kiln(
+            dir.path(),
+            &gce.key(),
+            &["-var-file=variables.json", "ubuntu.json"],
+        )
+        .output()
+        .expect("kiln runs");
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("image family `ubuntu-1604-lts` was not found"),
+        "{log}"
+    );
+    // The connection check, the image-name check and 13 family lookups.
+    let issued = gce.state()["tokens_issued"].as_u64().expect("count");
+    assert!(issued >= 15, "only {issued} tokens for 15 calls:\n{log}");
+}
