@@ -171,7 +171,7 @@ struct MetadataItem<'a> {
 impl InstanceSpec {
     /// The body of `instances.insert`, with Packer's choices: the boot disk
     /// is not auto-deleted (the build deletes it after making the image).
-    pub fn body(&self, project: &str) -> Value {
+    pub fn body(&self) -> Value {
         let zone = &self.zone;
         let items: Vec<MetadataItem<'_>> = self
             .metadata
@@ -227,7 +227,6 @@ impl InstanceSpec {
         } else {
             body["serviceAccounts"] = json!([{ "email": "default", "scopes": self.scopes }]);
         }
-        let _ = project;
         body
     }
 }
@@ -324,7 +323,7 @@ impl ComputeClient {
 
     pub async fn insert_instance(&self, spec: &InstanceSpec) -> Result<Operation, GceError> {
         let url = self.url(&self.project, &format!("zones/{}/instances", spec.zone));
-        self.post_op(&url, &spec.body(&self.project)).await
+        self.post_op(&url, &spec.body()).await
     }
 
     pub async fn get_instance(&self, zone: &str, name: &str) -> Result<Instance, GceError> {
@@ -478,6 +477,55 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("source_image_family"), "{text}");
+    }
+
+    #[test]
+    fn an_instance_body_carries_packers_keys_and_keeps_its_disk() {
+        let spec = InstanceSpec {
+            name: "packer-1".into(),
+            zone: "europe-west1-b".into(),
+            machine_type: "f1-micro".into(),
+            source_image: "projects/ubuntu-os-cloud/global/images/u".into(),
+            disk_name: "packer-1".into(),
+            disk_size_gb: 10,
+            disk_type: "pd-ssd".into(),
+            network: "default".into(),
+            network_project_id: "infra".into(),
+            subnetwork: Some("sub".into()),
+            external_ip: true,
+            preemptible: true,
+            on_host_maintenance: "TERMINATE".into(),
+            tags: vec!["puma-server".into()],
+            metadata: [(
+                "ssh-keys".to_owned(),
+                "muxun:ssh-ed25519 AAAA kiln".to_owned(),
+            )]
+            .into(),
+            ..InstanceSpec::default()
+        };
+        let body = spec.body();
+        assert_eq!(
+            body["machineType"],
+            "zones/europe-west1-b/machineTypes/f1-micro"
+        );
+        assert_eq!(body["disks"][0]["autoDelete"], false);
+        assert_eq!(body["disks"][0]["initializeParams"]["diskSizeGb"], "10");
+        assert_eq!(
+            body["disks"][0]["initializeParams"]["diskType"],
+            "zones/europe-west1-b/diskTypes/pd-ssd"
+        );
+        assert_eq!(
+            body["networkInterfaces"][0]["subnetwork"],
+            "projects/infra/regions/europe-west1/subnetworks/sub"
+        );
+        assert_eq!(
+            body["networkInterfaces"][0]["accessConfigs"][0]["type"],
+            "ONE_TO_ONE_NAT"
+        );
+        assert_eq!(body["scheduling"]["preemptible"], true);
+        assert_eq!(body["scheduling"]["automaticRestart"], false);
+        assert_eq!(body["tags"]["items"][0], "puma-server");
+        assert_eq!(body["metadata"]["items"][0]["key"], "ssh-keys");
     }
 
     #[test]
