@@ -307,14 +307,19 @@ class Emulator:
         self.next_id = random.randint(10**17, 10**18)
         self.all_pids = []
         self.tokens_issued = 0
-        base_path = os.path.join(self.state_dir, "images", f"{PUBLIC_PROJECT}-{PUBLIC_IMAGE}.qcow2")
-        os.makedirs(os.path.dirname(base_path), exist_ok=True)
+        os.makedirs(os.path.join(self.state_dir, "images"), exist_ok=True)
+        public_image = {
+            "name": PUBLIC_IMAGE, "family": PUBLIC_FAMILY,
+            "description": "Canonical, Ubuntu, 16.04 LTS (the kiln tiny system)",
+        }
         if base_image:
+            base_path = os.path.join(self.state_dir, "images", f"{PUBLIC_PROJECT}-{PUBLIC_IMAGE}.qcow2")
             os.link(base_image, base_path) if same_fs(base_image, self.state_dir) else shutil.copyfile(base_image, base_path)
-            self.add_image(PUBLIC_PROJECT, {
-                "name": PUBLIC_IMAGE, "family": PUBLIC_FAMILY,
-                "description": "Canonical, Ubuntu, 16.04 LTS (the kiln tiny system)",
-            }, base_path)
+            self.add_image(PUBLIC_PROJECT, public_image, base_path)
+        else:
+            # API-only runs: the image is listed but has no disk, so no
+            # instance can boot from it (errors that come first still can).
+            self.add_image(PUBLIC_PROJECT, public_image, None)
 
     def new_id(self):
         self.next_id += 1
@@ -327,7 +332,7 @@ class Emulator:
         return "/".join([self.base_url(), "projects", project, *parts])
 
     def add_image(self, project, spec, path):
-        size = qcow2_virtual_size(path)
+        size = qcow2_virtual_size(path) if path else 10 << 30
         image = {
             "kind": "compute#image",
             "id": self.new_id(),
@@ -336,7 +341,7 @@ class Emulator:
             "description": spec.get("description", ""),
             "sourceType": "RAW",
             "status": "READY",
-            "archiveSizeBytes": str(os.path.getsize(path)),
+            "archiveSizeBytes": str(os.path.getsize(path) if path else 0),
             "diskSizeGb": str(max(1, size >> 30)),
             "selfLink": self.link(project, "global", "images", spec["name"]),
             "labelFingerprint": "42WmSpB8rSM=",
@@ -446,7 +451,8 @@ class Emulator:
             raise ApiError(404, "notFound", f"The resource 'projects/{project}/global/images/{name}' was not found")
         op = self.operation(project, "global", "delete", image["selfLink"], image["id"])
         try:
-            os.unlink(image["_path"])
+            if image["_path"]:
+                os.unlink(image["_path"])
         except OSError:
             pass
         self.op_done(op)
@@ -482,6 +488,8 @@ class Emulator:
             self.op_done(op, {"code": "QUOTA_EXCEEDED",
                               "message": f"Quota 'CPUS' exceeded.  Limit: 0.0 in region {region}."}, 403)
             return op
+        if not image["_path"]:
+            raise ApiError(400, "invalid", f"fake-gce was started with --no-base-image: image '{source}' has no disk to boot")
         disk_path = os.path.join(self.state_dir, "disks", f"{project}-{zone}-{disk_name}.qcow2")
         os.makedirs(os.path.dirname(disk_path), exist_ok=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", image["_path"], "-F", "qcow2", disk_path, f"{size_gb}G"], check=True)
@@ -1020,7 +1028,7 @@ def main():
                         help="write a well-formed key it does not know (for the account of the first --write-key)")
     parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
-    parser.add_argument("--no-base-image", action="store_true", help="start with no public image (API-only tests)")
+    parser.add_argument("--no-base-image", action="store_true", help="no base image: the public image has no disk (API-only tests, no VM)")
     args = parser.parse_args()
     args.fail += [f for f in os.environ.get("FAKE_GCE_FAIL", "").split(",") if f]
     own_state = args.state is None
