@@ -370,6 +370,7 @@ class Emulator:
             "user": "kiln-test@fake-gce.iam.gserviceaccount.com",
             "progress": 0,
             "insertTime": now_rfc3339(),
+            "creationTimestamp": now_rfc3339(),
             "selfLink": self.link(project, *scope_parts, "operations", name),
         }
         if scope != "global":
