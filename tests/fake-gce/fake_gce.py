@@ -644,7 +644,8 @@ class Instance:
     def __init__(self, emu, project, zone, name, inst_id, body, disk):
         self.emu = emu
         self.proc = None
-        self.dir = os.path.join(emu.state_dir, "instances", f"{project}-{zone}-{name}")
+        # Named by id: QMP's Unix socket path must stay under 108 bytes.
+        self.dir = os.path.join(emu.state_dir, "instances", inst_id)
         os.makedirs(self.dir, exist_ok=True)
         self.metadata_server = None
         self.nat_ip = free_loopback_22()
