@@ -3,6 +3,7 @@
 //! `common` and one hypervisor driver.
 
 pub mod common;
+pub mod googlecompute;
 pub mod qemu;
 mod ssh_remote;
 pub mod virtualbox;
@@ -61,16 +62,9 @@ pub async fn run(
         BuilderConfig::VirtualBoxIso(config) => {
             virtualbox::run(build, config, options, reporter, cancel).await
         }
-        BuilderConfig::GoogleCompute(_) => BuildResult {
-            name: build.name.clone(),
-            artifact: Err(StepError::new(format!(
-                "the {} builder is not implemented yet in this version of kiln (the qemu builder is)",
-                build.type_name
-            ))),
-            final_artifacts: Vec::new(),
-            steps: Vec::new(),
-            cancelled: false,
-        },
+        BuilderConfig::GoogleCompute(config) => {
+            googlecompute::run(build, config, options, reporter, cancel).await
+        }
     }
 }
 

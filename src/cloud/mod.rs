@@ -1,4 +1,6 @@
-//! Cloud drivers: the few APIs of cloud providers kiln calls, each owning
-//! its own signing, endpoints and error bodies, with no SDK underneath.
+//! Cloud drivers: each owns one provider's API (its signing, endpoints and
+//! error bodies, with no SDK underneath) and takes only its own typed specs,
+//! never a builder's or post-processor's config, like the hypervisor drivers.
 
 pub mod aws;
+pub mod gce;

@@ -34,6 +34,10 @@ pub struct GoogleComputeConfig {
     pub metadata: BTreeMap<String, String>,
     pub metadata_files: BTreeMap<String, String>,
     pub account_file: Option<String>,
+    /// `credentials_json`: the key itself, sensitive.
+    pub credentials_json: Option<String>,
+    pub access_token: Option<String>,
+    pub skip_create_image: bool,
     pub service_account_email: Option<String>,
     pub scopes: Vec<String>,
     pub preemptible: bool,
@@ -101,7 +105,14 @@ impl GoogleComputeConfig {
         let labels = f.string_map("labels").unwrap_or_default();
         let metadata = f.string_map("metadata").unwrap_or_default();
         let metadata_files = f.string_map("metadata_files").unwrap_or_default();
-        let account_file = f.string("account_file").filter(|s| !s.is_empty());
+        // `credentials_file` is the newer plugin's name for `account_file`.
+        let account_file = f
+            .string("account_file")
+            .filter(|s| !s.is_empty())
+            .or_else(|| f.string("credentials_file").filter(|s| !s.is_empty()));
+        let credentials_json = f.string("credentials_json").filter(|s| !s.is_empty());
+        let access_token = f.string("access_token").filter(|s| !s.is_empty());
+        let skip_create_image = f.bool("skip_create_image").unwrap_or(false);
         let service_account_email = f.string("service_account_email").filter(|s| !s.is_empty());
         let scopes = f
             .string_list("scopes")
@@ -125,7 +136,6 @@ impl GoogleComputeConfig {
             "enable_vtpm",
             "enable_integrity_monitoring",
             "min_cpu_platform",
-            "skip_create_image",
             "wait_to_add_ssh_keys",
             "wrap_startup_script",
             "impersonate_service_account",
@@ -203,6 +213,9 @@ impl GoogleComputeConfig {
             metadata,
             metadata_files,
             account_file,
+            credentials_json,
+            access_token,
+            skip_create_image,
             service_account_email,
             scopes,
             on_host_maintenance: on_host_maintenance.unwrap_or_else(|| {

@@ -6,6 +6,7 @@ mod cache;
 mod checkpoint;
 mod cli;
 mod django;
+mod gce;
 mod hcl;
 mod hostile;
 mod http;

@@ -1,0 +1,36 @@
+//! Fails before anything is created when `image_name` already exists, as
+//! Packer does (the build would otherwise run to its very end first).
+
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::cloud::gce::GceError;
+
+use super::GceState;
+
+pub struct StepCheckExistingImage;
+
+impl Step<GceState> for StepCheckExistingImage {
+    fn name(&self) -> &'static str {
+        "Checking the image name"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut GceState, _ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            if state.config.skip_create_image {
+                return Ok(());
+            }
+            let client = state.client()?;
+            let name = &state.config.image_name;
+            match client.get_image(&client.project, name).await {
+                Ok(_) => Err(StepError::new(format!(
+                    "image {name} already exists in project {}\n  = hint: choose another image_name (\"…-{{{{timestamp}}}}\" makes one per build) or delete the image",
+                    client.project
+                ))),
+                Err(GceError::Api { code: 404, .. }) => Ok(()),
+                Err(e) => Err(StepError::with_source(
+                    format!("cannot check whether image {name} exists"),
+                    e,
+                )),
+            }
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! Finds the credentials (account_file, access_token, application default
+//! credentials) and makes the compute v1 client; checks them at once by
+//! fetching a token, so bad credentials fail before anything is created.
+
+use std::sync::Arc;
+
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::cloud::gce::{ComputeClient, Credentials, TokenSource, compute_endpoint};
+use crate::config::googlecompute::GoogleComputeConfig;
+
+use super::GceState;
+
+pub struct StepConnectApi;
+
+/// The credentials the template or the environment gives, read before any
+/// step runs (like Packer's prepare), so a build without any makes nothing.
+pub fn find_credentials(
+    config: &GoogleComputeConfig,
+    pwd: &std::path::Path,
+) -> Result<Credentials, StepError> {
+    if let Some(token) = &config.access_token {
+        Ok(Credentials::AccessToken(token.clone()))
+    } else if let Some(json) = &config.credentials_json {
+        Credentials::from_json(json, "credentials_json")
+            .map_err(|e| StepError::with_source("credentials_json", e))
+    } else if let Some(file) = &config.account_file {
+        Credentials::from_file(&pwd.join(file))
+            .map_err(|e| StepError::with_source("account_file", e))
+    } else {
+        Credentials::application_default().map_err(|e| StepError::with_source("no credentials", e))
+    }
+}
+
+impl Step<GceState> for StepConnectApi {
+    fn name(&self) -> &'static str {
+        "Connecting to the compute API"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut GceState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let config = &state.config;
+            let credentials = state
+                .credentials
+                .clone()
+                .ok_or_else(|| StepError::new("no credentials"))?;
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(120))
+                .build()
+                .map_err(|e| StepError::with_source("cannot make an HTTP client", e))?;
+            let endpoint = compute_endpoint();
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("Using {} with {endpoint}", credentials.describe()),
+            );
+            let tokens = TokenSource::new(credentials, config.scopes.clone(), http.clone());
+            tokens
+                .token()
+                .await
+                .map_err(|e| StepError::with_source("cannot get an access token", e))?;
+            state.client = Some(Arc::new(ComputeClient::new(
+                config.project_id.clone(),
+                endpoint,
+                tokens,
+                http,
+            )));
+            Ok(())
+        })
+    }
+}

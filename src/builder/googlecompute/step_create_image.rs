@@ -1,0 +1,53 @@
+//! Makes the image from the stopped instance's boot disk, with the image keys.
+
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::cloud::gce::ImageSpec;
+
+use super::GceState;
+
+pub struct StepCreateImage;
+
+impl Step<GceState> for StepCreateImage {
+    fn name(&self) -> &'static str {
+        "Creating the image"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut GceState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let config = &state.config;
+            if config.skip_create_image {
+                ctx.reporter
+                    .info(&ctx.build, "skip_create_image: no image is made");
+                return Ok(());
+            }
+            let client = state.client()?;
+            let spec = ImageSpec {
+                name: config.image_name.clone(),
+                family: config.image_family.clone(),
+                description: config.image_description.clone(),
+                labels: config.image_labels.clone(),
+                licenses: config.image_licenses.clone(),
+                storage_locations: config.image_storage_locations.clone(),
+                source_disk: client.disk_link(&config.zone, &state.disk_name),
+            };
+            ctx.reporter.info(
+                &ctx.build,
+                &format!("Creating image {} from disk {}", spec.name, state.disk_name),
+            );
+            let op = client.insert_image(&spec).await.map_err(|e| {
+                StepError::with_source(format!("cannot create image {}", spec.name), e)
+            })?;
+            client
+                .wait(
+                    op,
+                    &format!("creating image {}", spec.name),
+                    config.state_timeout,
+                    &ctx.cancel,
+                )
+                .await
+                .map_err(|e| {
+                    StepError::with_source(format!("image {} was not created", spec.name), e)
+                })
+        })
+    }
+}

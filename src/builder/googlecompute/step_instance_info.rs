@@ -1,0 +1,60 @@
+//! Waits for the instance to be RUNNING and points the communicator at its
+//! address (external, or internal with `use_internal_ip`), port 22 as on GCE.
+
+use std::time::{Duration, Instant};
+
+use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::config::common::Communicator;
+
+use super::GceState;
+
+pub struct StepInstanceInfo;
+
+impl Step<GceState> for StepInstanceInfo {
+    fn name(&self) -> &'static str {
+        "Waiting for the instance to run"
+    }
+
+    fn run<'a>(&'a mut self, state: &'a mut GceState, ctx: &'a StepContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let client = state.client()?;
+            let zone = state.config.zone.clone();
+            let name = state.instance_name.clone();
+            let started = Instant::now();
+            let instance = loop {
+                let instance = client.get_instance(&zone, &name).await.map_err(|e| {
+                    StepError::with_source(format!("cannot read instance {name}"), e)
+                })?;
+                if instance.status == "RUNNING" {
+                    break instance;
+                }
+                if started.elapsed() > state.config.state_timeout {
+                    return Err(StepError::new(format!(
+                        "instance {name} is still {} after {:?} (state_timeout)",
+                        instance.status, state.config.state_timeout
+                    )));
+                }
+                tokio::select! {
+                    () = ctx.cancel.cancelled() => return Err(StepError::new("interrupted")),
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            };
+            let address = instance
+                .address(state.config.use_internal_ip)
+                .ok_or_else(|| {
+                    StepError::new(format!(
+                        "instance {name} has no {} IP address\n  = hint: use_internal_ip: true reaches it on its network's address",
+                        if state.config.use_internal_ip { "internal" } else { "external" }
+                    ))
+                })?;
+            ctx.reporter
+                .info(&ctx.build, &format!("Instance {name} runs at {address}"));
+            if let Communicator::Ssh(ssh) = &mut state.common.communicator
+                && ssh.host.is_none()
+            {
+                ssh.host = Some(address);
+            }
+            Ok(())
+        })
+    }
+}

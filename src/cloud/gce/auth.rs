@@ -1,0 +1,336 @@
+//! Google credentials → OAuth 2.0 access tokens.
+//!
+//! A service-account key is exchanged for a token with an RS256-signed JWT at
+//! the key's `token_uri` (RFC 7523, as Google's libraries do); an
+//! `authorized_user` file (gcloud's application default credentials) with its
+//! refresh token; a given access token is used as it is. Tokens are cached
+//! and refreshed a minute before they expire. No token or key is ever put
+//! into an error or a log line.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::error::GceError;
+
+/// Where the credentials come from.
+#[derive(Clone)]
+pub enum Credentials {
+    ServiceAccount(ServiceAccountKey),
+    AuthorizedUser(AuthorizedUser),
+    /// `access_token`: used as it is, never refreshed.
+    AccessToken(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ServiceAccount(k) => write!(f, "ServiceAccount({})", k.client_email),
+            Self::AuthorizedUser(_) => f.write_str("AuthorizedUser"),
+            Self::AccessToken(_) => f.write_str("AccessToken(<sensitive>)"),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct ServiceAccountKey {
+    pub client_email: String,
+    pub private_key: String,
+    #[serde(default)]
+    pub private_key_id: Option<String>,
+    #[serde(default = "default_token_uri")]
+    pub token_uri: String,
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AuthorizedUser {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    #[serde(default = "default_token_uri")]
+    pub token_uri: String,
+}
+
+fn default_token_uri() -> String {
+    "https://oauth2.googleapis.com/token".to_owned()
+}
+
+#[derive(Deserialize)]
+struct CredentialsFile {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+impl Credentials {
+    /// A credentials JSON document (`service_account` or `authorized_user`);
+    /// `what` names it in errors.
+    pub fn from_json(text: &str, what: &str) -> Result<Self, GceError> {
+        let format = |reason: String| GceError::CredentialsFormat {
+            what: what.to_owned(),
+            reason,
+        };
+        let head: CredentialsFile =
+            serde_json::from_str(text).map_err(|e| format(e.to_string()))?;
+        match head.kind.as_deref() {
+            Some("service_account") => serde_json::from_str(text)
+                .map(Self::ServiceAccount)
+                .map_err(|e| format(e.to_string())),
+            Some("authorized_user") => serde_json::from_str(text)
+                .map(Self::AuthorizedUser)
+                .map_err(|e| format(e.to_string())),
+            Some(other) => Err(format(format!(
+                "type `{other}` is not supported (service_account or authorized_user)"
+            ))),
+            None => Err(format("it has no `type` field".to_owned())),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, GceError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GceError::ReadCredentials {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Application default credentials, in Google's order:
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's
+    /// `~/.config/gcloud/application_default_credentials.json`.
+    pub fn application_default() -> Result<Self, GceError> {
+        if let Some(path) =
+            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
+        {
+            return Self::from_file(Path::new(&path));
+        }
+        let config_dir = std::env::var_os("CLOUDSDK_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")));
+        match config_dir.map(|d| d.join("application_default_credentials.json")) {
+            Some(path) if path.is_file() => Self::from_file(&path),
+            _ => Err(GceError::NoCredentials),
+        }
+    }
+
+    /// Who the credentials are, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::ServiceAccount(k) => format!("service account {}", k.client_email),
+            Self::AuthorizedUser(_) => "the gcloud user credentials".to_owned(),
+            Self::AccessToken(_) => "the access_token".to_owned(),
+        }
+    }
+}
+
+/// Hands out a valid token, fetching a new one when the last is about to expire.
+pub struct TokenSource {
+    credentials: Credentials,
+    scopes: Vec<String>,
+    http: reqwest::Client,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+/// A token is renewed when less than this is left of its life.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl TokenSource {
+    pub fn new(credentials: Credentials, scopes: Vec<String>, http: reqwest::Client) -> Self {
+        Self {
+            credentials,
+            scopes,
+            http,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// A token valid for at least a minute.
+    pub async fn token(&self) -> Result<String, GceError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, expiry)) = cached.as_ref()
+            && Instant::now() + REFRESH_MARGIN < *expiry
+        {
+            return Ok(token.clone());
+        }
+        let (uri, body) = match &self.credentials {
+            Credentials::AccessToken(token) => return Ok(token.clone()),
+            Credentials::ServiceAccount(key) => {
+                let assertion = signed_assertion(key, &self.scopes, SystemTime::now())?;
+                (
+                    key.token_uri.clone(),
+                    form(&[
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                        ("assertion", &assertion),
+                    ]),
+                )
+            }
+            Credentials::AuthorizedUser(user) => (
+                user.token_uri.clone(),
+                form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &user.client_id),
+                    ("client_secret", &user.client_secret),
+                    ("refresh_token", &user.refresh_token),
+                ]),
+            ),
+        };
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(&uri)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| GceError::Http {
+                url: uri.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|source| GceError::Http {
+            url: uri.clone(),
+            source,
+        })?;
+        if !status.is_success() {
+            let (error, description) = match serde_json::from_str::<TokenError>(&text) {
+                Ok(e) => (e.error, e.error_description),
+                Err(_) => (format!("HTTP {status}"), None),
+            };
+            return Err(GceError::TokenRefused {
+                uri,
+                who: self.credentials.describe(),
+                error,
+                description,
+            });
+        }
+        let token: TokenResponse =
+            serde_json::from_str(&text).map_err(|e| GceError::BadResponse {
+                url: uri.clone(),
+                reason: format!("no access_token in the answer ({e})"),
+            })?;
+        let life = Duration::from_secs(token.expires_in.unwrap_or(3600));
+        *cached = Some((token.access_token.clone(), started + life));
+        Ok(token.access_token)
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The JWT a service account presents at its `token_uri`: RS256 over
+/// `header.claims`, valid for an hour from `now`.
+pub fn signed_assertion(
+    key: &ServiceAccountKey,
+    scopes: &[String],
+    now: SystemTime,
+) -> Result<String, GceError> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let iat = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut header = serde_json::json!({ "alg": "RS256", "typ": "JWT" });
+    if let Some(kid) = &key.private_key_id {
+        header["kid"] = serde_json::Value::String(kid.clone());
+    }
+    let claims = serde_json::json!({
+        "iss": key.client_email,
+        "scope": scopes.join(" "),
+        "aud": key.token_uri,
+        "iat": iat,
+        "exp": iat + 3600,
+    });
+    let message = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let bad_key = |reason: String| GceError::PrivateKey {
+        email: key.client_email.clone(),
+        reason,
+    };
+    let der = pem_body(&key.private_key, "PRIVATE KEY")
+        .ok_or_else(|| bad_key("private_key is not a PEM \"PRIVATE KEY\" (PKCS #8)".to_owned()))?;
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der)
+        .map_err(|e| bad_key(format!("not an RSA key ({e})")))?;
+    let mut signature = vec![0; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        message.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| bad_key("signing failed".to_owned()))?;
+    Ok(format!("{message}.{}", b64.encode(signature)))
+}
+
+/// The DER inside `-----BEGIN {label}-----` … `-----END {label}-----`.
+fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem.find(&begin)? + begin.len();
+    let stop = start + pem[start..].find(&end)?;
+    let text: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_without_a_pem_block_is_refused_without_quoting_it() {
+        let key = ServiceAccountKey {
+            client_email: "a@b.iam.gserviceaccount.com".into(),
+            private_key: "secret-material".into(),
+            private_key_id: None,
+            token_uri: default_token_uri(),
+            project_id: None,
+        };
+        let e = signed_assertion(&key, &[], SystemTime::now()).expect_err("no PEM");
+        assert!(!e.to_string().contains("secret-material"), "{e}");
+    }
+
+    #[test]
+    fn credentials_of_an_unknown_type_are_named() {
+        let e = Credentials::from_json(r#"{"type":"external_account"}"#, "creds.json")
+            .expect_err("unsupported");
+        assert!(e.to_string().contains("external_account"), "{e}");
+    }
+}

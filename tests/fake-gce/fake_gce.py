@@ -1,0 +1,1072 @@
+#!/usr/bin/env python3
+"""fake-gce: a small Google Compute Engine emulator for kiln's tests.
+
+It serves, on 127.0.0.1, the parts of compute v1 that kiln's googlecompute
+builder calls (images get/getFromFamily/list/insert/delete, instances
+insert/get/list/stop/delete, disks get/list/delete, zone and global
+operations get/wait) with compute v1's JSON shapes, operation objects, error
+bodies and pagination, plus an OAuth 2.0 token endpoint that checks the RS256
+JWT assertion against the public key of a service-account key it issued.
+
+Instances are real QEMU guests under TCG booted from the emulator's images
+(qcow2 files; an instance's disk is an overlay on its image). Each guest
+reaches a metadata server at 169.254.169.254 (QEMU user networking with
+net=169.254.169.0/24 and a guestfwd) that serves
+computeMetadata/v1/instance/attributes/{ssh-keys,startup-script,...}; the
+image carries a small guest agent (a boot script) that adds the users and
+keys of `ssh-keys`, as Google's guest agent does.
+
+SSH: GCE gives an instance an external IP with sshd on port 22. The emulator
+gives each instance its own loopback address 127.77.X.Y as natIP and forwards
+port 22 of that address to the guest, so a client connects to natIP:22 as it
+would on GCE: nothing emulator-specific in the client.
+
+Usage:
+  fake_gce.py [--iso PATH] [--cache DIR] [--state DIR]
+              [--write-key PATH] [--write-unknown-key PATH]
+              [--fail OPERATION=KIND]...
+
+Prints one line `fake-gce: listening on http://127.0.0.1:PORT` on stdout when
+it is ready (PORT is chosen by the system), and `fake-gce: base image ready`
+before it, once the base image exists. Base images are built once from the
+kiln tiny installer ISO and cached in --cache (keyed by the ISO and the agent).
+
+--fail instances.insert=quota makes instance creation end with a
+QUOTA_EXCEEDED operation error, as GCE does when a regional quota is used up.
+The same can be set with FAKE_GCE_FAIL=instances.insert=quota.
+
+Public images: project `ubuntu-os-cloud`, family `ubuntu-1604-lts`, image
+`ubuntu-1604-xenial-v20201014` (the tiny system, whatever its name says).
+"""
+
+import argparse
+import base64
+import datetime
+import fcntl
+import hashlib
+import http.server
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.exceptions import InvalidSignature
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+AGENT = os.path.join(HERE, "guest-agent.sh")
+RELAY = os.path.join(HERE, "relay.py")
+PUBLIC_PROJECT = "ubuntu-os-cloud"
+PUBLIC_FAMILY = "ubuntu-1604-lts"
+PUBLIC_IMAGE = "ubuntu-1604-xenial-v20201014"
+# Part of the base image's cache key with the ISO and the agent: bump it when
+# install_tiny_system or add_guest_agent changes what the image holds (the
+# rest of this file may change without rebuilding it).
+BASE_RECIPE = "fake-gce base image v1"
+
+LOCK = threading.RLock()
+
+
+def log(msg):
+    print(f"fake-gce: {msg}", file=sys.stderr, flush=True)
+
+
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class ApiError(Exception):
+    """An error answered with compute v1's error body."""
+
+    def __init__(self, code, reason, message, status=None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.status = status or {
+            400: "INVALID_ARGUMENT",
+            401: "UNAUTHENTICATED",
+            403: "PERMISSION_DENIED",
+            404: "NOT_FOUND",
+            409: "ALREADY_EXISTS",
+        }.get(code, "UNKNOWN")
+
+    def body(self):
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+                "status": self.status,
+            }
+        }
+
+
+# ---------------------------------------------------------------- base image
+
+
+def build_base_image(iso, cache):
+    """The tiny system installed once, with the guest agent added: a qcow2 in
+    the cache, keyed by the ISO's content, the agent and this recipe."""
+    key = hashlib.sha256()
+    with open(iso, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            key.update(chunk)
+    for path in (AGENT,):
+        with open(path, "rb") as f:
+            key.update(f.read())
+    key.update(BASE_RECIPE.encode())
+    name = f"fake-gce-base-{key.hexdigest()[:16]}.qcow2"
+    os.makedirs(cache, exist_ok=True)
+    target = os.path.join(cache, name)
+    with open(os.path.join(cache, "fake-gce-base.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(target):
+            return target
+        work = tempfile.mkdtemp(prefix="fake-gce-base-", dir=cache)
+        try:
+            install_tiny_system(iso, work)
+            add_guest_agent(work)
+            subprocess.run(
+                ["qemu-img", "convert", "-O", "qcow2", os.path.join(work, "disk.raw"), os.path.join(work, "disk.qcow2")],
+                check=True,
+            )
+            os.rename(os.path.join(work, "disk.qcow2"), target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def install_tiny_system(iso, work):
+    log("installing the base image with the tiny installer (once; cached)")
+    disk = os.path.join(work, "disk.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "1G"], check=True)
+    answer = "disk=auto\nhostname=gce-instance\nusername=root\npassword=%s\nfinish=poweroff\n" % secrets.token_hex(16)
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = answer.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serial = os.path.join(work, "serial-install.log")
+    qmp = os.path.join(work, "qmp.sock")
+    proc = subprocess.Popen(
+        ["qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-no-reboot", "-cdrom", iso,
+         "-drive", f"file={disk},if=virtio,format=qcow2", "-boot", "d", "-nic", "user,model=virtio-net-pci",
+         "-serial", f"file:{serial}", "-display", "none", "-qmp", f"unix:{qmp},server=on,wait=off"],
+        stdin=subprocess.DEVNULL, preexec_fn=os.setsid,
+    )
+    try:
+        wait_for_text(serial, b"boot:", 120, proc)
+        type_line(qmp, f"install url=http://10.0.2.2:{server.server_address[1]}/install.cfg")
+        proc.wait(timeout=600)
+    finally:
+        server.shutdown()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with open(serial, "rb") as f:
+        text = f.read()
+    if b"tiny-installer: done" not in text:
+        raise RuntimeError("the tiny installer did not finish:\n" + text[-2000:].decode(errors="replace"))
+    subprocess.run(["qemu-img", "convert", "-O", "raw", disk, os.path.join(work, "disk.raw")], check=True)
+
+
+def wait_for_text(path, text, seconds, proc):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("QEMU exited while installing the base image")
+        try:
+            with open(path, "rb") as f:
+                if text in f.read():
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"no {text!r} in {path} after {seconds} s")
+
+
+def qmp_connect(path):
+    s = socket.socket(socket.AF_UNIX)
+    for _ in range(100):
+        try:
+            s.connect(path)
+            break
+        except OSError:
+            time.sleep(0.1)
+    f = s.makefile("rw")
+    json.loads(f.readline())
+
+    def cmd(c, **a):
+        f.write(json.dumps({"execute": c, "arguments": a} if a else {"execute": c}) + "\n")
+        f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if "return" in r or "error" in r:
+                return r
+
+    cmd("qmp_capabilities")
+    return s, cmd
+
+
+def type_line(qmp, text):
+    s, cmd = qmp_connect(qmp)
+    names = {" ": "spc", ".": "dot", "/": "slash", "-": "minus", "=": "equal", "\n": "ret"}
+    shifted = {":": "semicolon", "_": "minus"}
+    for ch in text + "\n":
+        if ch in shifted:
+            keys = ["shift", shifted[ch]]
+        elif ch in names:
+            keys = [names[ch]]
+        else:
+            keys = [ch]
+        cmd("send-key", keys=[{"type": "qcode", "data": k} for k in keys], **{"hold-time": 20})
+        time.sleep(0.03)
+    s.close()
+
+
+def add_guest_agent(work):
+    """Writes the agent into the installed ext2 filesystem (partition 1 at
+    sector 2048) with debugfs, and runs it from rcS before sshd starts so the
+    keys are in place when SSH answers."""
+    raw = os.path.join(work, "disk.raw")
+    fs = f"{raw}?offset={2048 * 512}"
+    rcs = os.path.join(work, "rcS")
+    subprocess.run(["debugfs", "-R", f"dump /etc/init.d/rcS {rcs}", fs], check=True, capture_output=True)
+    with open(rcs) as f:
+        text = f.read()
+    marker = "mkdir -p /etc/dropbear\n"
+    if marker not in text:
+        raise RuntimeError("the tiny system's rcS changed: no place for the guest agent")
+    text = text.replace(marker, "/usr/sbin/gce-guest-agent\n" + marker, 1)
+    with open(rcs, "w") as f:
+        f.write(text)
+    sudo = os.path.join(work, "sudo")
+    with open(sudo, "w") as f:
+        # The agent's users are uid 0 (the tiny system has no sudo): sudo only runs the command.
+        f.write('#!/bin/sh\nwhile [ $# -gt 0 ]; do case "$1" in -E|-H|-n|-S) shift ;; -u) shift 2 ;; *) break ;; esac; done\nexec "$@"\n')
+    script = "\n".join([
+        "rm /etc/init.d/rcS",
+        f"write {rcs} /etc/init.d/rcS",
+        "sif /etc/init.d/rcS mode 0100755",
+        f"write {AGENT} /usr/sbin/gce-guest-agent",
+        "sif /usr/sbin/gce-guest-agent mode 0100755",
+        f"write {sudo} /usr/bin/sudo",
+        "sif /usr/bin/sudo mode 0100755",
+    ]) + "\n"
+    out = subprocess.run(["debugfs", "-w", "-f", "-", fs], input=script.encode(), check=True, capture_output=True)
+    check = subprocess.run(["debugfs", "-R", "stat /usr/sbin/gce-guest-agent", fs], capture_output=True)
+    if check.returncode != 0 or b"Inode:" not in check.stdout:
+        raise RuntimeError("debugfs did not write the guest agent: " + out.stderr.decode(errors="replace"))
+
+
+# ---------------------------------------------------------------- state
+
+
+class Emulator:
+    def __init__(self, args, base_image):
+        self.args = args
+        self.state_dir = args.state
+        self.port = None
+        self.keys = {}  # client_email -> public key
+        self.tokens = {}  # token -> expiry
+        self.images = {}  # (project, name) -> dict
+        self.instances = {}  # (project, zone, name) -> Instance
+        self.disks = {}  # (project, zone, name) -> dict
+        self.operations = {}  # (project, scope, name) -> dict
+        self.failures = dict(f.split("=", 1) for f in args.fail if "=" in f)
+        self.next_id = random.randint(10**17, 10**18)
+        self.all_pids = []
+        self.tokens_issued = 0
+        os.makedirs(os.path.join(self.state_dir, "images"), exist_ok=True)
+        public_image = {
+            "name": PUBLIC_IMAGE, "family": PUBLIC_FAMILY,
+            "description": "Canonical, Ubuntu, 16.04 LTS (the kiln tiny system)",
+        }
+        if base_image:
+            base_path = os.path.join(self.state_dir, "images", f"{PUBLIC_PROJECT}-{PUBLIC_IMAGE}.qcow2")
+            os.link(base_image, base_path) if same_fs(base_image, self.state_dir) else shutil.copyfile(base_image, base_path)
+            self.add_image(PUBLIC_PROJECT, public_image, base_path)
+        else:
+            # API-only runs: the image is listed but has no disk, so no
+            # instance can boot from it (errors that come first still can).
+            self.add_image(PUBLIC_PROJECT, public_image, None)
+
+    def new_id(self):
+        self.next_id += 1
+        return str(self.next_id)
+
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/compute/v1"
+
+    def link(self, project, *parts):
+        return "/".join([self.base_url(), "projects", project, *parts])
+
+    def add_image(self, project, spec, path):
+        size = qcow2_virtual_size(path) if path else 10 << 30
+        image = {
+            "kind": "compute#image",
+            "id": self.new_id(),
+            "creationTimestamp": now_rfc3339(),
+            "name": spec["name"],
+            "description": spec.get("description", ""),
+            "sourceType": "RAW",
+            "status": "READY",
+            "archiveSizeBytes": str(os.path.getsize(path) if path else 0),
+            "diskSizeGb": str(max(1, size >> 30)),
+            "selfLink": self.link(project, "global", "images", spec["name"]),
+            "labelFingerprint": "42WmSpB8rSM=",
+            "storageLocations": spec.get("storageLocations") or ["eu"],
+        }
+        for key in ("family", "labels", "licenses", "guestOsFeatures", "sourceDisk", "sourceDiskId"):
+            if spec.get(key):
+                image[key] = spec[key]
+        image["_path"] = path
+        self.images[(project, spec["name"])] = image
+        return image
+
+    # ------------------------------------------------------- operations
+
+    def operation(self, project, scope, kind, target_link, target_id):
+        name = f"operation-{int(time.time() * 1000)}-{secrets.token_hex(6)}"
+        scope_parts = ["global"] if scope == "global" else ["zones", scope]
+        op = {
+            "kind": "compute#operation",
+            "id": self.new_id(),
+            "name": name,
+            "operationType": kind,
+            "targetLink": target_link,
+            "targetId": target_id,
+            "status": "PENDING",
+            "user": "kiln-test@fake-gce.iam.gserviceaccount.com",
+            "progress": 0,
+            "insertTime": now_rfc3339(),
+            "creationTimestamp": now_rfc3339(),
+            "selfLink": self.link(project, *scope_parts, "operations", name),
+        }
+        if scope != "global":
+            op["zone"] = self.link(project, "zones", scope)
+        self.operations[(project, scope, name)] = op
+        return op
+
+    def op_running(self, op):
+        with LOCK:
+            op["status"] = "RUNNING"
+            op["progress"] = 50
+            op["startTime"] = now_rfc3339()
+
+    def op_done(self, op, error=None, http_status=None):
+        with LOCK:
+            op["status"] = "DONE"
+            op["progress"] = 100
+            op.setdefault("startTime", now_rfc3339())
+            op["endTime"] = now_rfc3339()
+            if error:
+                op["error"] = {"errors": [error]}
+                op["httpErrorStatusCode"] = http_status or 400
+                op["httpErrorMessage"] = {403: "FORBIDDEN", 404: "NOT FOUND", 409: "CONFLICT"}.get(http_status, "BAD REQUEST")
+
+    def in_background(self, fn):
+        threading.Thread(target=fn, daemon=True).start()
+
+    # ------------------------------------------------------- images
+
+    def image_get(self, project, name):
+        image = self.images.get((project, name))
+        if not image:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/global/images/{name}' was not found")
+        return public(image)
+
+    def image_from_family(self, project, family):
+        candidates = [i for (p, _), i in self.images.items() if p == project and i.get("family") == family
+                      and i.get("deprecated", {}).get("state") not in ("DEPRECATED", "OBSOLETE", "DELETED")]
+        if not candidates:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/global/images/family/{family}' was not found")
+        return public(max(candidates, key=lambda i: (i["creationTimestamp"], int(i["id"]))))
+
+    def image_insert(self, project, body):
+        name = body.get("name", "")
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'")
+        if (project, name) in self.images:
+            raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/global/images/{name}' already exists")
+        source = body.get("sourceDisk", "")
+        m = re.search(r"projects/([^/]+)/zones/([^/]+)/disks/([^/]+)$", source)
+        if not m or m.groups() not in self.disks:
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.sourceDisk': '{source}'. The referenced source disk resource cannot be found.")
+        disk = self.disks[m.groups()]
+        for inst in self.instances.values():
+            if disk["selfLink"] in [d["source"] for d in inst.data["disks"]] and inst.data["status"] not in ("TERMINATED",):
+                raise ApiError(400, "resourceInUseByAnotherResource",
+                               f"The disk resource '{disk['selfLink']}' is already being used by '{inst.data['selfLink']}'")
+        link = self.link(project, "global", "images", name)
+        op = self.operation(project, "global", "insert", link, self.new_id())
+        path = os.path.join(self.state_dir, "images", f"{project}-{name}.qcow2")
+
+        def work():
+            self.op_running(op)
+            subprocess.run(["qemu-img", "convert", "-O", "qcow2", disk["_path"], path + ".tmp"], check=True)
+            os.rename(path + ".tmp", path)
+            with LOCK:
+                spec = dict(body)
+                spec["sourceDisk"] = disk["selfLink"]
+                spec["sourceDiskId"] = disk["id"]
+                self.add_image(project, spec, path)
+            self.op_done(op)
+
+        self.in_background(work)
+        return op
+
+    def image_delete(self, project, name):
+        image = self.images.pop((project, name), None)
+        if not image:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/global/images/{name}' was not found")
+        op = self.operation(project, "global", "delete", image["selfLink"], image["id"])
+        try:
+            if image["_path"]:
+                os.unlink(image["_path"])
+        except OSError:
+            pass
+        self.op_done(op)
+        return op
+
+    # ------------------------------------------------------- instances
+
+    def instance_insert(self, project, zone, body):
+        name = body.get("name", "")
+        if (project, zone, name) in self.instances:
+            raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists")
+        disks = body.get("disks") or []
+        if len(disks) != 1 or "initializeParams" not in disks[0]:
+            raise ApiError(400, "invalid", "Invalid value for field 'resource.disks': exactly one boot disk with initializeParams is supported by fake-gce")
+        params = disks[0]["initializeParams"]
+        source = params.get("sourceImage", "")
+        m = re.search(r"projects/([^/]+)/global/images/([^/]+)$", source)
+        if not m or m.groups() not in self.images:
+            raise ApiError(404, "notFound", f"The resource '{source}' was not found")
+        image = self.images[m.groups()]
+        disk_name = params.get("diskName") or name
+        if (project, zone, disk_name) in self.disks:
+            raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/zones/{zone}/disks/{disk_name}' already exists")
+        size_gb = int(params.get("diskSizeGb") or image["diskSizeGb"])
+        if size_gb < int(image["diskSizeGb"]):
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.disks[0].initializeParams.diskSizeGb': '{size_gb}'. Requested disk size cannot be smaller than the image size ({image['diskSizeGb']} GB)")
+        link = self.link(project, "zones", zone, "instances", name)
+        inst_id = self.new_id()
+        op = self.operation(project, zone, "insert", link, inst_id)
+        failure = self.failures.get("instances.insert")
+        if failure == "quota":
+            region = zone.rsplit("-", 1)[0]
+            self.op_done(op, {"code": "QUOTA_EXCEEDED",
+                              "message": f"Quota 'CPUS' exceeded.  Limit: 0.0 in region {region}."}, 403)
+            return op
+        if not image["_path"]:
+            raise ApiError(400, "invalid", f"fake-gce was started with --no-base-image: image '{source}' has no disk to boot")
+        disk_path = os.path.join(self.state_dir, "disks", f"{project}-{zone}-{disk_name}.qcow2")
+        os.makedirs(os.path.dirname(disk_path), exist_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", image["_path"], "-F", "qcow2", disk_path, f"{size_gb}G"], check=True)
+        disk = {
+            "kind": "compute#disk", "id": self.new_id(), "creationTimestamp": now_rfc3339(), "name": disk_name,
+            "sizeGb": str(size_gb), "zone": self.link(project, "zones", zone), "status": "READY",
+            "selfLink": self.link(project, "zones", zone, "disks", disk_name),
+            "sourceImage": image["selfLink"], "sourceImageId": image["id"],
+            "type": self.link(project, "zones", zone, "diskTypes", params.get("diskType", "pd-standard").rsplit("/", 1)[-1]),
+            "users": [link], "_path": disk_path,
+        }
+        self.disks[(project, zone, disk_name)] = disk
+        inst = Instance(self, project, zone, name, inst_id, body, disk)
+        self.instances[(project, zone, name)] = inst
+
+        def work():
+            self.op_running(op)
+            try:
+                inst.start()
+            except Exception as e:  # noqa: BLE001 - reported in the operation
+                log(f"instance {name} did not start: {e}")
+                inst.data["status"] = "TERMINATED"
+                self.op_done(op, {"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": f"fake-gce could not start the instance: {e}"}, 503)
+                return
+            self.op_done(op)
+
+        self.in_background(work)
+        return op
+
+    def find_instance(self, project, zone, name):
+        inst = self.instances.get((project, zone, name))
+        if not inst:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found")
+        return inst
+
+    def instance_stop(self, project, zone, name):
+        inst = self.find_instance(project, zone, name)
+        op = self.operation(project, zone, "stop", inst.data["selfLink"], inst.data["id"])
+
+        def work():
+            self.op_running(op)
+            inst.stop()
+            self.op_done(op)
+
+        self.in_background(work)
+        return op
+
+    def instance_delete(self, project, zone, name):
+        inst = self.find_instance(project, zone, name)
+        op = self.operation(project, zone, "delete", inst.data["selfLink"], inst.data["id"])
+
+        def work():
+            self.op_running(op)
+            inst.kill()
+            with LOCK:
+                self.instances.pop((project, zone, name), None)
+                for d in inst.data["disks"]:
+                    key = disk_key(d["source"])
+                    disk = self.disks.get(key)
+                    if disk:
+                        disk["users"] = [u for u in disk.get("users", []) if u != inst.data["selfLink"]]
+                        if d.get("autoDelete"):
+                            self.drop_disk(key)
+            self.op_done(op)
+
+        self.in_background(work)
+        return op
+
+    def drop_disk(self, key):
+        disk = self.disks.pop(key, None)
+        if disk:
+            try:
+                os.unlink(disk["_path"])
+            except OSError:
+                pass
+
+    def disk_get(self, project, zone, name):
+        disk = self.disks.get((project, zone, name))
+        if not disk:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found")
+        return public(disk)
+
+    def disk_delete(self, project, zone, name):
+        disk = self.disks.get((project, zone, name))
+        if not disk:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found")
+        if disk.get("users"):
+            raise ApiError(400, "resourceInUseByAnotherResource",
+                           f"The disk resource '{disk['selfLink']}' is already being used by '{disk['users'][0]}'")
+        op = self.operation(project, zone, "delete", disk["selfLink"], disk["id"])
+        self.drop_disk((project, zone, name))
+        self.op_done(op)
+        return op
+
+    def summary(self):
+        """Everything that exists, for tests (not part of compute v1)."""
+        with LOCK:
+            return {
+                "instances": sorted(f"{p}/{z}/{n}" for p, z, n in self.instances),
+                "disks": sorted(f"{p}/{z}/{n}" for p, z, n in self.disks),
+                "images": sorted([{"project": p, "name": n, "family": i.get("family")} for (p, n), i in self.images.items()],
+                                 key=lambda i: (i["project"], i["name"])),
+                "qemu_pids": sorted(i.proc.pid for i in self.instances.values() if i.proc and i.proc.poll() is None),
+                "all_qemu_pids": sorted(self.all_pids),
+                "tokens_issued": self.tokens_issued,
+            }
+
+    def shutdown(self):
+        for inst in list(self.instances.values()):
+            inst.kill()
+
+
+def disk_key(link):
+    m = re.search(r"projects/([^/]+)/zones/([^/]+)/disks/([^/]+)$", link)
+    return m.groups() if m else None
+
+
+def public(resource):
+    return {k: v for k, v in resource.items() if not k.startswith("_")}
+
+
+def same_fs(a, b):
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
+def qcow2_virtual_size(path):
+    out = subprocess.run(["qemu-img", "info", "--output=json", "-U", path], check=True, capture_output=True)
+    return int(json.loads(out.stdout)["virtual-size"])
+
+
+def free_loopback_22():
+    """A loopback address whose port 22 is free, for one instance's sshd."""
+    for _ in range(200):
+        addr = f"127.77.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((addr, 22))
+            return addr
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no loopback address with a free port 22")
+
+
+class Instance:
+    def __init__(self, emu, project, zone, name, inst_id, body, disk):
+        self.emu = emu
+        self.proc = None
+        # Named by id: QMP's Unix socket path must stay under 108 bytes.
+        self.dir = os.path.join(emu.state_dir, "instances", inst_id)
+        os.makedirs(self.dir, exist_ok=True)
+        self.metadata_server = None
+        self.nat_ip = free_loopback_22()
+        boot = (body.get("disks") or [{}])[0]
+        self.data = {
+            "kind": "compute#instance",
+            "id": inst_id,
+            "creationTimestamp": now_rfc3339(),
+            "name": name,
+            "description": body.get("description", ""),
+            "tags": {"items": body.get("tags", {}).get("items", []), "fingerprint": "42WmSpB8rSM="},
+            "machineType": body.get("machineType", ""),
+            "status": "PROVISIONING",
+            "zone": emu.link(project, "zones", zone),
+            "canIpForward": False,
+            "networkInterfaces": [{
+                "kind": "compute#networkInterface",
+                "network": (body.get("networkInterfaces") or [{}])[0].get("network", ""),
+                "networkIP": "169.254.169.15",
+                "name": "nic0",
+                "accessConfigs": [] if not (body.get("networkInterfaces") or [{}])[0].get("accessConfigs") else [{
+                    "kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT",
+                    "natIP": self.nat_ip, "networkTier": "PREMIUM"}],
+            }],
+            "disks": [{
+                "kind": "compute#attachedDisk", "type": "PERSISTENT", "mode": "READ_WRITE",
+                "source": disk["selfLink"], "deviceName": boot.get("deviceName", "persistent-disk-0"),
+                "index": 0, "boot": True, "autoDelete": bool(boot.get("autoDelete", False)),
+                "interface": "SCSI", "diskSizeGb": disk["sizeGb"],
+            }],
+            "metadata": body.get("metadata") or {"kind": "compute#metadata", "items": []},
+            "serviceAccounts": body.get("serviceAccounts", []),
+            "selfLink": emu.link(project, "zones", zone, "instances", name),
+            "scheduling": body.get("scheduling", {}),
+            "labels": body.get("labels", {}),
+        }
+        self.disk = disk
+
+    def metadata_value(self, key):
+        for item in self.data["metadata"].get("items") or []:
+            if item.get("key") == key:
+                return item.get("value", "")
+        return None
+
+    def start(self):
+        self.data["status"] = "STAGING"
+        inst = self
+
+        class Metadata(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                prefix = "/computeMetadata/v1/instance/attributes/"
+                path = urllib.parse.urlparse(self.path).path
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    return self.reply(403, "Missing required header \"Metadata-Flavor\": \"Google\"\n")
+                if path == prefix:
+                    keys = [i["key"] for i in inst.data["metadata"].get("items") or []]
+                    return self.reply(200, "".join(k + "\n" for k in keys))
+                if path.startswith(prefix):
+                    value = inst.metadata_value(path[len(prefix):])
+                    if value is not None:
+                        return self.reply(200, value)
+                if path == "/computeMetadata/v1/instance/hostname":
+                    return self.reply(200, f"{inst.data['name']}.c.internal")
+                self.reply(404, "not found\n")
+
+            def reply(self, code, text):
+                body = text.encode()
+                self.send_response(code)
+                self.send_header("Metadata-Flavor", "Google")
+                self.send_header("Content-Type", "application/text")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, fmt, *args):
+                log(f"metadata {inst.data['name']}: " + fmt % args)
+
+        self.metadata_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+        threading.Thread(target=self.metadata_server.serve_forever, daemon=True).start()
+        mport = self.metadata_server.server_address[1]
+        relay = f"cmd:{sys.executable} {RELAY} {mport}"
+        netdev = ("user,id=n0,net=169.254.169.0/24,"
+                  f"hostfwd=tcp:{self.nat_ip}:22-:22,guestfwd=tcp:169.254.169.254:80-{relay}")
+        self.serial = os.path.join(self.dir, "serial.log")
+        self.qmp = os.path.join(self.dir, "qmp.sock")
+        self.proc = subprocess.Popen(
+            ["qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-display", "none", "-no-reboot",
+             "-drive", f"file={self.disk['_path']},if=virtio,format=qcow2",
+             "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+             "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp},server=on,wait=off"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "qemu.log"), "wb"),
+            preexec_fn=os.setsid,
+        )
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.qmp):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                with open(os.path.join(self.dir, "qemu.log"), "rb") as f:
+                    raise RuntimeError("QEMU did not start: " + f.read().decode(errors="replace"))
+            time.sleep(0.05)
+        self.emu.all_pids.append(self.proc.pid)
+        self.data["status"] = "RUNNING"
+        self.data["lastStartTimestamp"] = now_rfc3339()
+        log(f"instance {self.data['name']} running (pid {self.proc.pid}, ssh {self.nat_ip}:22)")
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def watch(self):
+        proc = self.proc
+        proc.wait()
+        with LOCK:
+            if self.proc is proc and self.data["status"] == "RUNNING":
+                self.data["status"] = "TERMINATED"
+
+    def stop(self):
+        if not self.proc or self.proc.poll() is not None:
+            self.data["status"] = "TERMINATED"
+            return
+        self.data["status"] = "STOPPING"
+        try:
+            s, cmd = qmp_connect(self.qmp)
+            cmd("system_powerdown")
+            s.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.data["status"] = "TERMINATED"
+        self.data["lastStopTimestamp"] = now_rfc3339()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.metadata_server:
+            self.metadata_server.shutdown()
+            self.metadata_server = None
+        self.data["status"] = "TERMINATED"
+
+
+# ---------------------------------------------------------------- OAuth
+
+
+def mint_key(emu, path, remember=True):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    email = f"kiln-test-{secrets.token_hex(3)}@fake-project.iam.gserviceaccount.com"
+    if not remember and emu.keys:
+        # A known account with a key it never had: only the signature check
+        # can refuse it.
+        email = next(iter(emu.keys))
+    if remember:
+        emu.keys[email] = key.public_key()
+    doc = {
+        "type": "service_account",
+        "project_id": "fake-project",
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem,
+        "client_email": email,
+        "client_id": str(random.randint(10**20, 10**21)),
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": f"http://127.0.0.1:{emu.port}/token",
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/" + urllib.parse.quote(email),
+    }
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2)
+    os.rename(path + ".tmp", path)
+
+
+def exchange_assertion(emu, form):
+    """RFC 7523 JWT bearer grant, as oauth2.googleapis.com/token answers it."""
+    def bad(desc):
+        raise OAuthError(400, "invalid_grant", desc)
+
+    if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        raise OAuthError(400, "unsupported_grant_type", "Invalid grant_type: " + form.get("grant_type", ""))
+    parts = form.get("assertion", "").split(".")
+    if len(parts) != 3:
+        bad("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except ValueError:
+        bad("Invalid JWT Signature.")
+    if header.get("alg") != "RS256":
+        bad("Invalid JWT Signature.")
+    public_key = emu.keys.get(claims.get("iss"))
+    if public_key is None:
+        raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
+    try:
+        public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        bad("Invalid JWT Signature.")
+    now = time.time()
+    if claims.get("aud") != f"http://127.0.0.1:{emu.port}/token":
+        bad("Invalid JWT: aud must be the token URI.")
+    if not (claims.get("iat", 0) - 300 <= now <= claims.get("exp", 0) + 300) or claims["exp"] - claims["iat"] > 3600:
+        bad("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.")
+    if not claims.get("scope"):
+        bad("Invalid JWT: scope is required.")
+    token = "ya29.fake-" + secrets.token_urlsafe(32)
+    life = emu.args.token_lifetime
+    emu.tokens[token] = now + life
+    emu.tokens_issued += 1
+    return {"access_token": token, "expires_in": life, "token_type": "Bearer"}
+
+
+class OAuthError(Exception):
+    def __init__(self, code, error, description):
+        super().__init__(description)
+        self.code = code
+        self.error = error
+        self.description = description
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def paginate(items, query, kind, self_link):
+    max_results = int(query.get("maxResults", ["500"])[0])
+    start = int(query.get("pageToken", ["0"])[0] or 0)
+    page = items[start:start + max_results]
+    out = {"kind": kind, "id": self_link, "items": page, "selfLink": self_link}
+    if start + max_results < len(items):
+        out["nextPageToken"] = str(start + max_results)
+    if not page:
+        del out["items"]
+    return out
+
+
+def filter_items(items, query):
+    """compute v1's `filter` for the simple `name = x` / `family = x` forms."""
+    text = query.get("filter", [""])[0].strip()
+    if not text:
+        return items
+    m = re.fullmatch(r"\(?\s*(\w+)\s*(=|!=|eq|ne)\s*\"?([^\")]*)\"?\s*\)?", text)
+    if not m:
+        raise ApiError(400, "invalid", f"Invalid value for field 'filter': '{text}'. Invalid list filter expression.")
+    field, op, value = m.groups()
+    if op in ("=", "!="):
+        keep = [i for i in items if (str(i.get(field, "")) == value) == (op == "=")]
+    else:
+        keep = [i for i in items if bool(re.fullmatch(value, str(i.get(field, "")))) == (op == "eq")]
+    return keep
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    emu = None
+
+    def log_message(self, fmt, *args):
+        log(fmt % args)
+
+    def reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def dispatch(self, method):
+        url = urllib.parse.urlparse(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        raw = self.body()
+        try:
+            if url.path == "/token" and method == "POST":
+                form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
+                return self.reply(200, exchange_assertion(self.emu, form))
+            if url.path == "/emulator/v1/state" and method == "GET":
+                return self.reply(200, self.emu.summary())
+            if url.path.startswith("/compute/v1/"):
+                self.authorize()
+                with LOCK:
+                    result = self.compute(method, url.path[len("/compute/v1/"):].split("/"), query, raw)
+                return self.reply(200, result)
+            raise ApiError(404, "notFound", f"fake-gce does not serve {method} {url.path}")
+        except OAuthError as e:
+            self.reply(e.code, {"error": e.error, "error_description": e.description})
+        except ApiError as e:
+            self.reply(e.code, e.body())
+
+    def authorize(self):
+        auth = self.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        if not token or self.emu.tokens.get(token, 0) < time.time():
+            raise ApiError(401, "authError", "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "UNAUTHENTICATED")
+
+    def compute(self, method, parts, query, raw):
+        emu = self.emu
+        body = json.loads(raw) if raw else {}
+        if len(parts) < 3 or parts[0] != "projects":
+            raise ApiError(404, "notFound", "Not Found")
+        project, rest = parts[1], parts[2:]
+        if rest[0] == "global":
+            kind = rest[1] if len(rest) > 1 else ""
+            if kind == "images":
+                if len(rest) == 2 and method == "GET":
+                    items = sorted((public(i) for (p, _), i in emu.images.items() if p == project), key=lambda i: i["name"])
+                    return paginate(filter_items(items, query), query, "compute#imageList", emu.link(project, "global", "images"))
+                if len(rest) == 2 and method == "POST":
+                    return emu.image_insert(project, body)
+                if len(rest) == 4 and rest[2] == "family" and method == "GET":
+                    return emu.image_from_family(project, rest[3])
+                if len(rest) == 3 and method == "GET":
+                    return emu.image_get(project, rest[2])
+                if len(rest) == 3 and method == "DELETE":
+                    return emu.image_delete(project, rest[2])
+            if kind == "operations" and len(rest) >= 3:
+                return self.operation(project, "global", rest[2], len(rest) == 4 and rest[3] == "wait")
+        if rest[0] == "zones" and len(rest) >= 3:
+            zone, kind = rest[1], rest[2]
+            if kind == "instances":
+                if len(rest) == 3 and method == "POST":
+                    return emu.instance_insert(project, zone, body)
+                if len(rest) == 3 and method == "GET":
+                    items = sorted((i.data for (p, z, _), i in emu.instances.items() if (p, z) == (project, zone)), key=lambda i: i["name"])
+                    return paginate(filter_items(items, query), query, "compute#instanceList", emu.link(project, "zones", zone, "instances"))
+                if len(rest) == 4 and method == "GET":
+                    return emu.find_instance(project, zone, rest[3]).data
+                if len(rest) == 4 and method == "DELETE":
+                    return emu.instance_delete(project, zone, rest[3])
+                if len(rest) == 5 and rest[4] == "stop" and method == "POST":
+                    return emu.instance_stop(project, zone, rest[3])
+                if len(rest) == 5 and rest[4] == "serialPort" and method == "GET":
+                    inst = emu.find_instance(project, zone, rest[3])
+                    with open(inst.serial, "rb") as f:
+                        return {"kind": "compute#serialPortOutput", "contents": f.read().decode(errors="replace")}
+            if kind == "disks":
+                if len(rest) == 3 and method == "GET":
+                    items = sorted((public(d) for (p, z, _), d in emu.disks.items() if (p, z) == (project, zone)), key=lambda d: d["name"])
+                    return paginate(filter_items(items, query), query, "compute#diskList", emu.link(project, "zones", zone, "disks"))
+                if len(rest) == 4 and method == "GET":
+                    return emu.disk_get(project, zone, rest[3])
+                if len(rest) == 4 and method == "DELETE":
+                    return emu.disk_delete(project, zone, rest[3])
+            if kind == "operations" and len(rest) >= 4:
+                return self.operation(project, zone, rest[3], len(rest) == 5 and rest[4] == "wait")
+        raise ApiError(404, "notFound", f"fake-gce does not serve {method} projects/{project}/{'/'.join(rest)}")
+
+    def operation(self, project, scope, name, wait):
+        op = self.emu.operations.get((project, scope, name))
+        if not op:
+            where = "global" if scope == "global" else f"zones/{scope}"
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/{where}/operations/{name}' was not found")
+        if wait:
+            # operations.wait returns when DONE or after about two minutes;
+            # the lock is released while waiting.
+            deadline = time.monotonic() + 120
+            LOCK.release()
+            try:
+                while op["status"] != "DONE" and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            finally:
+                LOCK.acquire()
+        return dict(op)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="a GCE emulator for kiln's tests")
+    parser.add_argument("--iso", help="the tiny installer ISO (default: scripts/build-tiny-installer)")
+    parser.add_argument("--cache", default=os.path.join(REPO, "iso-cache"))
+    parser.add_argument("--state", help="where images, disks and instances live (default: a temporary directory)")
+    parser.add_argument("--write-key", action="append", default=[], help="write a service-account key file it accepts")
+    parser.add_argument("--write-unknown-key", action="append", default=[],
+                        help="write a well-formed key it does not know (for the account of the first --write-key)")
+    parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
+    parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
+    parser.add_argument("--no-base-image", action="store_true", help="no base image: the public image has no disk (API-only tests, no VM)")
+    args = parser.parse_args()
+    args.fail += [f for f in os.environ.get("FAKE_GCE_FAIL", "").split(",") if f]
+    own_state = args.state is None
+    if own_state:
+        args.state = tempfile.mkdtemp(prefix="fake-gce-")
+    base = None
+    if not args.no_base_image:
+        iso = args.iso
+        if not iso:
+            out = subprocess.run([os.path.join(REPO, "scripts", "build-tiny-installer")], check=True, capture_output=True, text=True)
+            iso = out.stdout.splitlines()[0]
+        base = build_base_image(iso, args.cache)
+        print("fake-gce: base image ready", flush=True)
+    emu = Emulator(args, base)
+    Handler.emu = emu
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    emu.port = server.server_address[1]
+    for path in args.write_key:
+        mint_key(emu, path)
+    for path in args.write_unknown_key:
+        mint_key(emu, path, remember=False)
+
+    def stop(*_):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"fake-gce: listening on http://127.0.0.1:{emu.port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        emu.shutdown()
+        if own_state:
+            shutil.rmtree(args.state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
