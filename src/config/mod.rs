@@ -3,6 +3,7 @@
 //! a loaded template plus resolved variables into the builds to run,
 //! collecting every error; it has no side effects.
 
+pub mod ansible;
 pub mod common;
 pub mod decode;
 pub mod googlecompute;

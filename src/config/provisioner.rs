@@ -86,6 +86,8 @@ pub enum ProvisionerKind {
     Shell(ShellConfig),
     File(FileConfig),
     ShellLocal(ShellLocalConfig),
+    Ansible(super::ansible::AnsibleConfig),
+    AnsibleLocal(super::ansible::AnsibleLocalConfig),
 }
 
 /// A provisioner as it runs for one build (its `override` applied).
@@ -99,7 +101,8 @@ pub struct Provisioner {
     pub kind: ProvisionerKind,
 }
 
-pub const PROVISIONER_TYPES: &[&str] = &["shell", "file", "shell-local"];
+pub const PROVISIONER_TYPES: &[&str] =
+    &["shell", "file", "shell-local", "ansible", "ansible-local"];
 
 /// The keys every provisioner has; decoded by the planner, not the plugin.
 pub const COMMON_KEYS: &[&str] = &[
@@ -128,6 +131,8 @@ impl ProvisionerKind {
             "shell" => decode_shell(f).map(Self::Shell),
             "file" => decode_file(f).map(Self::File),
             "shell-local" => decode_shell_local(f).map(Self::ShellLocal),
+            "ansible" => super::ansible::decode_ansible(f).map(Self::Ansible),
+            "ansible-local" => super::ansible::decode_ansible_local(f).map(Self::AnsibleLocal),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
-//! Provisioners at run time: `shell` and `file` over the communicator,
-//! `shell-local` on the host. Output is streamed line by line through the
+//! Provisioners at run time: `shell`, `file` and `ansible-local` over the
+//! communicator, `shell-local` and `ansible` on the host. Output is streamed line by line through the
 //! reporter; a failure names the script and its exit status.
 
+mod ansible;
+mod ansible_local;
 mod file;
 pub mod remote;
 mod shell;
@@ -128,6 +130,8 @@ pub enum ProvisionError {
     },
     #[error("this provisioner needs a communicator, but the build has \"communicator\": \"none\"")]
     NoCommunicator,
+    #[error(transparent)]
+    Ansible(#[from] ansible::AnsibleError),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("interrupted")]
@@ -194,6 +198,10 @@ async fn run_once(
             file::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
         }
         ProvisionerKind::ShellLocal(c) => shell_local::run(c, env, None).await,
+        ProvisionerKind::Ansible(c) => ansible::run(c, env).await,
+        ProvisionerKind::AnsibleLocal(c) => {
+            ansible_local::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
+        }
     }
 }
 
