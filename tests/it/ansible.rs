@@ -140,7 +140,9 @@ fn ansible_core_bundle() -> &'static std::path::PathBuf {
             std::env::temp_dir().join(format!("kiln-test-ansible-core-{}", std::process::id()));
         let pkgs = work.join("site");
         std::fs::create_dir_all(&pkgs).expect("mkdir");
-        for pkg in [
+        // The packages, and their dist-info: ansible-core checks its
+        // dependencies' versions through importlib.metadata.
+        let packages = [
             "ansible",
             "jinja2",
             "markupsafe",
@@ -148,14 +150,29 @@ fn ansible_core_bundle() -> &'static std::path::PathBuf {
             "_yaml",
             "packaging",
             "resolvelib",
-        ] {
-            let ok = std::process::Command::new("cp")
-                .args(["-a", &format!("{site}/{pkg}")])
-                .arg(&pkgs)
-                .status()
-                .expect("cp runs");
-            assert!(ok.success(), "copying {pkg} from {site}");
+        ];
+        let dists = [
+            "ansible_core-",
+            "jinja2-",
+            "markupsafe-",
+            "pyyaml-",
+            "packaging-",
+            "resolvelib-",
+        ];
+        let mut wanted: Vec<String> = packages.iter().map(|p| format!("{site}/{p}")).collect();
+        for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".dist-info") && dists.iter().any(|d| name.starts_with(d)) {
+                wanted.push(format!("{site}/{name}"));
+            }
         }
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .args(&wanted)
+            .arg(&pkgs)
+            .status()
+            .expect("cp runs");
+        assert!(ok.success(), "copying {wanted:?}");
         let ok =
             std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
                 .args(["-m", "compileall", "-q", "-j", "0"])
