@@ -136,7 +136,12 @@ pub async fn run(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionE
     let password = value("Password");
     let (key_file, password_vars) = if !private_key.is_empty() {
         let path = scratch.path().join("ansible-key");
-        write_private(&path, private_key.as_bytes())?;
+        // OpenSSH refuses a key file whose last line has no newline.
+        let mut pem = private_key;
+        if !pem.ends_with('\n') {
+            pem.push('\n');
+        }
+        write_private(&path, pem.as_bytes())?;
         (Some(path), None)
     } else if !password.is_empty() {
         if find_program("sshpass").is_none() {
