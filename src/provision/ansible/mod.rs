@@ -294,3 +294,89 @@ fn not_found_as_hint(e: ProvisionError, command: &str) -> ProvisionError {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::RecordingReporter;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    use tokio_util::sync::CancellationToken;
+
+    fn env(values: &[(&str, &str)]) -> ProvisionEnv {
+        ProvisionEnv {
+            build_name: "b".into(),
+            build_type: "qemu".into(),
+            http: None,
+            build_values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            user_vars: BTreeMap::new(),
+            template_dir: std::env::temp_dir(),
+            pwd: std::env::temp_dir(),
+            init_time: SystemTime::now(),
+            reporter: Arc::new(RecordingReporter::default()),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn config(command: &str) -> AnsibleConfig {
+        AnsibleConfig {
+            command: command.into(),
+            playbook_file: "/nonexistent/site.yml".into(),
+            extra_arguments: vec![],
+            ansible_env_vars: vec![],
+            groups: vec![],
+            empty_groups: vec![],
+            host_alias: "default".into(),
+            user: None,
+            inventory_file: None,
+            inventory_directory: None,
+            inventory_file_template: None,
+            keep_inventory_file: false,
+            galaxy_file: None,
+            galaxy_command: "ansible-galaxy".into(),
+            galaxy_force_install: false,
+            roles_path: None,
+            collections_path: None,
+            ansible_ssh_extra_args: vec![],
+            use_sftp: false,
+            skip_version_check: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_ansible_playbook_says_where_to_get_it() {
+        let e = run(
+            &config("/nonexistent/ansible-playbook"),
+            &env(&[("ConnType", "ssh")]),
+        )
+        .await
+        .expect_err("fails");
+        let text = e.to_string();
+        assert!(
+            text.contains("`/nonexistent/ansible-playbook` was not found"),
+            "{text}"
+        );
+        assert!(text.contains("scripts/bootstrap"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn without_a_communicator_or_credentials_it_says_so() {
+        let e = run(&config("/bin/true"), &env(&[("ConnType", "none")]))
+            .await
+            .expect_err("fails");
+        assert!(matches!(e, ProvisionError::NoCommunicator), "{e}");
+        let e = run(
+            &config("/bin/true"),
+            &env(&[("ConnType", "ssh"), ("User", "root")]),
+        )
+        .await
+        .expect_err("fails");
+        assert!(
+            matches!(e, ProvisionError::Ansible(AnsibleError::NoCredentials)),
+            "{e}"
+        );
+    }
+}
