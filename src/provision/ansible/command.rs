@@ -39,8 +39,11 @@ pub fn playbook_args(c: &AnsibleConfig, inv: &Invocation<'_>) -> Vec<String> {
         args.push(format!("@{}", vars.display()));
     }
     // Packer's default: only the key it gives, not every key of the agent.
+    // kiln adds a throwaway known_hosts: each build's guest has new host
+    // keys on a reused loopback port, and a stale entry in the user's
+    // known_hosts would turn off password logins.
     let ssh_extra = if c.ansible_ssh_extra_args.is_empty() {
-        "-o IdentitiesOnly=yes".to_owned()
+        "-o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null".to_owned()
     } else {
         c.ansible_ssh_extra_args.join(" ")
     };
@@ -179,7 +182,7 @@ mod tests {
                 "-e",
                 "ansible_ssh_private_key_file=/s/key",
                 "--ssh-extra-args",
-                "-o IdentitiesOnly=yes",
+                "-o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null",
                 "-v",
                 "-i",
                 "/s/inv",
