@@ -201,7 +201,9 @@ fn ansible_core_bundle() -> &'static std::path::PathBuf {
 const INSTALL_ANSIBLE_IN_GUEST: &[&str] = &[
     "mkdir -p /usr/local/lib/python3.11/dist-packages",
     "tar -xzf /tmp/ansible-core.tgz -C /usr/local/lib/python3.11/dist-packages && rm /tmp/ansible-core.tgz",
-    "printf '#!/usr/bin/python3\\nimport sys\\nfrom ansible.cli.playbook import main\\nsys.exit(main())\\n' > /usr/bin/ansible-playbook",
+    // ansible-core refuses a non-UTF-8 locale, and the guest sets none:
+    // glibc's built-in C.UTF-8 serves.
+    "printf '#!/usr/bin/python3\\nimport os, sys\\nos.environ.setdefault(\"LC_ALL\", \"C.UTF-8\")\\nfrom ansible.cli.playbook import main\\nsys.exit(main())\\n' > /usr/bin/ansible-playbook",
     "chmod 755 /usr/bin/ansible-playbook",
 ];
 
