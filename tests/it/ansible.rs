@@ -249,7 +249,7 @@ fn ansible_and_ansible_local_provision_the_python_guest() {
                 "type": "ansible",
                 "playbook_file": fx.join("remote.yml"),
                 "groups": ["web"],
-                "extra_arguments": ["-e", "greeting=hello from the host"]
+                "extra_arguments": ["-e", "greeting=hello-from-the-host"]
             },
             {"type": "file", "source": bundle, "destination": "/tmp/ansible-core.tgz"},
             {"type": "shell", "inline": INSTALL_ANSIBLE_IN_GUEST},
@@ -274,7 +274,7 @@ fn ansible_and_ansible_local_provision_the_python_guest() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     // ansible's own output, streamed line by line.
     assert!(t.contains("TASK [write a file on the guest]"), "{t}");
-    assert!(t.contains("hello from the host in qemu (qemu)"), "{t}");
+    assert!(t.contains("hello-from-the-host in qemu (qemu)"), "{t}");
     assert!(
         t.contains("hello from group_vars via ansible-local in qemu"),
         "{t}"
