@@ -3,6 +3,7 @@
 //! a loaded template plus resolved variables into the builds to run,
 //! collecting every error; it has no side effects.
 
+pub mod ansible;
 pub mod breakpoint;
 pub mod chef_solo;
 pub mod common;

@@ -89,6 +89,8 @@ pub enum ProvisionerKind {
     Breakpoint(super::breakpoint::BreakpointConfig),
     ChefSolo(Box<super::chef_solo::ChefSoloConfig>),
     SaltMasterless(Box<super::salt_masterless::SaltMasterlessConfig>),
+    Ansible(super::ansible::AnsibleConfig),
+    AnsibleLocal(super::ansible::AnsibleLocalConfig),
 }
 
 /// A provisioner as it runs for one build (its `override` applied).
@@ -109,6 +111,8 @@ pub const PROVISIONER_TYPES: &[&str] = &[
     "breakpoint",
     "chef-solo",
     "salt-masterless",
+    "ansible",
+    "ansible-local",
 ];
 
 /// The keys every provisioner has; decoded by the planner, not the plugin.
@@ -145,6 +149,8 @@ impl ProvisionerKind {
             "salt-masterless" => super::salt_masterless::decode_salt_masterless(f)
                 .map(Box::new)
                 .map(Self::SaltMasterless),
+            "ansible" => super::ansible::decode_ansible(f).map(Self::Ansible),
+            "ansible-local" => super::ansible::decode_ansible_local(f).map(Self::AnsibleLocal),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
-//! Provisioners at run time: `shell` and `file` over the communicator,
-//! `shell-local` on the host. Output is streamed line by line through the
+//! Provisioners at run time: `shell`, `file` and `ansible-local` over the
+//! communicator, `shell-local` and `ansible` on the host. Output is streamed line by line through the
 //! reporter; a failure names the script and its exit status.
 
+mod ansible;
+mod ansible_local;
 mod breakpoint;
 mod chef_solo;
 mod file;
@@ -145,6 +147,8 @@ pub enum ProvisionError {
     },
     #[error("the breakpoint cannot wait for Enter")]
     Breakpoint(#[source] crate::ui::NoAnswer),
+    #[error(transparent)]
+    Ansible(#[from] ansible::AnsibleError),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("interrupted")]
@@ -217,6 +221,10 @@ async fn run_once(
         }
         ProvisionerKind::SaltMasterless(c) => {
             salt_masterless::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
+        }
+        ProvisionerKind::Ansible(c) => ansible::run(c, env).await,
+        ProvisionerKind::AnsibleLocal(c) => {
+            ansible_local::run(c, env, remote.ok_or(ProvisionError::NoCommunicator)?).await
         }
     }
 }

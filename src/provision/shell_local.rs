@@ -101,7 +101,7 @@ pub async fn run(
             &env.build_name,
             &format!("Running local command: {}", argv.join(" ")),
         );
-        let code = run_streamed(program, args, env).await?;
+        let code = run_streamed(program, args, &[], env).await?;
         if !c.valid_exit_codes.contains(&i64::from(code)) {
             return Err(ProvisionError::ExitStatus {
                 what: format!("local command `{}`", argv.join(" ")),
@@ -137,14 +137,17 @@ async fn stop_group(child: &mut tokio::process::Child) {
     let _ = child.kill().await;
 }
 
-/// Spawns a host process, streams its output lines, kills it on cancel.
-async fn run_streamed(
+/// Spawns a host process with `envs` added to kiln's environment, streams
+/// its output lines, kills it (and its process group) on cancel.
+pub(super) async fn run_streamed(
     program: &str,
     args: &[String],
+    envs: &[(String, String)],
     env: &ProvisionEnv,
 ) -> Result<i32, ProvisionError> {
     let mut child = tokio::process::Command::new(program)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -62,3 +62,274 @@ fn the_python_guest_has_python3_and_no_sftp_server() {
     assert!(t.contains("python ok 3.11.2 cdfe9ad5"), "{t}");
     assert!(t.contains("no sftp-server"), "{t}");
 }
+
+/// The same provisioner keys decode from HCL2 blocks as from JSON: a valid
+/// block passes, and a mistake is reported with its place in the .pkr.hcl.
+#[test]
+fn ansible_blocks_decode_from_hcl2_like_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let playbook = crate::support::fixtures().join("ansible/remote.yml");
+    let local = crate::support::fixtures().join("ansible/local.yml");
+    let template = format!(
+        r#"source "qemu" "a" {{
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+}}
+
+build {{
+  sources = ["source.qemu.a"]
+  provisioner "ansible" {{
+    playbook_file    = "{playbook}"
+    groups           = ["web"]
+    extra_arguments  = ["-e", "greeting=hi"]
+    ansible_env_vars = ["ANSIBLE_NOCOLOR=True"]
+  }}
+  provisioner "ansible-local" {{
+    playbook_file    = "{local}"
+    inventory_groups = ["guests"]
+  }}
+}}
+"#,
+        playbook = playbook.display(),
+        local = local.display()
+    );
+    std::fs::write(dir.path().join("t.pkr.hcl"), &template).expect("write");
+    let out = crate::support::run_in(dir.path(), &["validate", "t.pkr.hcl"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+
+    let bad = template.replace(
+        "groups           = [\"web\"]",
+        "use_proxy = true\n    grups = [\"web\"]",
+    );
+    std::fs::write(dir.path().join("t.pkr.hcl"), bad).expect("write");
+    let out = crate::support::run_in(dir.path(), &["validate", "t.pkr.hcl"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("use_proxy: kiln does not run Packer's SSH proxy adapter"),
+        "{t}"
+    );
+    assert!(t.contains("t.pkr.hcl:11:"), "{t}");
+    assert!(t.contains("grups"), "{t}");
+}
+
+/// ansible-core from the project's `.venv` (made by scripts/bootstrap),
+/// first on PATH, as the README tells users to run the tests.
+fn venv_path() -> String {
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin");
+    assert!(
+        Path::new(venv).join("ansible-playbook").is_file(),
+        "no {venv}/ansible-playbook: run scripts/bootstrap"
+    );
+    format!("{venv}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+/// ansible-core and the packages it imports, byte-compiled, as a .tar.gz
+/// that a `file` provisioner uploads to the guest: the guest has Debian's
+/// Python but no pip and no network beyond the host. Made once per run.
+fn ansible_core_bundle() -> &'static std::path::PathBuf {
+    static BUNDLE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let site = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.venv/lib/python3.11/site-packages"
+        );
+        let work =
+            std::env::temp_dir().join(format!("kiln-test-ansible-core-{}", std::process::id()));
+        let pkgs = work.join("site");
+        std::fs::create_dir_all(&pkgs).expect("mkdir");
+        // The packages, and their dist-info: ansible-core checks its
+        // dependencies' versions through importlib.metadata.
+        let packages = [
+            "ansible",
+            "jinja2",
+            "markupsafe",
+            "yaml",
+            "_yaml",
+            "packaging",
+            "resolvelib",
+        ];
+        let dists = [
+            "ansible_core-",
+            "jinja2-",
+            "markupsafe-",
+            "pyyaml-",
+            "packaging-",
+            "resolvelib-",
+        ];
+        let mut wanted: Vec<String> = packages.iter().map(|p| format!("{site}/{p}")).collect();
+        for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".dist-info") && dists.iter().any(|d| name.starts_with(d)) {
+                wanted.push(format!("{site}/{name}"));
+            }
+        }
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .args(&wanted)
+            .arg(&pkgs)
+            .status()
+            .expect("cp runs");
+        assert!(ok.success(), "copying {wanted:?}");
+        let ok =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
+                .args(["-m", "compileall", "-q", "-j", "0"])
+                .arg(&pkgs)
+                .env_remove("PYTHONDONTWRITEBYTECODE")
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("compileall runs");
+        assert!(ok.success(), "byte-compiling ansible-core");
+        let bundle = work.join("ansible-core.tgz");
+        let ok = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&bundle)
+            .arg("-C")
+            .arg(&pkgs)
+            .arg(".")
+            .status()
+            .expect("tar runs");
+        assert!(ok.success(), "tar");
+        bundle
+    })
+}
+
+/// Shell lines that unpack the bundle where Debian's Python looks and add
+/// an `ansible-playbook` entry point, as pip would write it.
+const INSTALL_ANSIBLE_IN_GUEST: &[&str] = &[
+    "mkdir -p /usr/local/lib/python3.11/dist-packages",
+    "tar -xzf /tmp/ansible-core.tgz -C /usr/local/lib/python3.11/dist-packages && rm /tmp/ansible-core.tgz",
+    // ansible-core refuses a non-UTF-8 locale, and the guest sets none:
+    // glibc's built-in C.UTF-8 serves.
+    "printf '#!/usr/bin/python3\\nimport os, sys\\nos.environ.setdefault(\"LC_ALL\", \"C.UTF-8\")\\nfrom ansible.cli.playbook import main\\nsys.exit(main())\\n' > /usr/bin/ansible-playbook",
+    "chmod 755 /usr/bin/ansible-playbook",
+];
+
+/// Runs `kiln build` and returns its output and its pid (for its scratch
+/// directories).
+fn build_with_venv(dir: &Path, template: &Path) -> (std::process::Output, u32) {
+    let child = build_in(dir, &[], template)
+        .env("PATH", venv_path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let pid = child.id();
+    (child.wait_with_output().expect("kiln runs"), pid)
+}
+
+fn scratch_dirs_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("kiln-{pid}-ansible")))
+        .collect()
+}
+
+/// One build runs both provisioners: `ansible` from the host writes a file
+/// (through SCP: the guest has no sftp-server) with the build's extra vars,
+/// then ansible-core is put in the guest and `ansible-local` runs a role
+/// with group vars; a shell provisioner shows both files.
+#[test]
+fn ansible_and_ansible_local_provision_the_python_guest() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fx = crate::support::fixtures().join("ansible");
+    let bundle = ansible_core_bundle();
+    let template = python_template(
+        dir.path(),
+        "ansible-ok",
+        &serde_json::json!([
+            {
+                "type": "ansible",
+                "playbook_file": fx.join("remote.yml"),
+                "groups": ["web"],
+                "extra_arguments": ["-e", "greeting=hello-from-the-host"]
+            },
+            {"type": "file", "source": bundle, "destination": "/tmp/ansible-core.tgz"},
+            {"type": "shell", "inline": INSTALL_ANSIBLE_IN_GUEST},
+            {
+                "type": "ansible-local",
+                "playbook_file": fx.join("local.yml"),
+                "role_paths": [fx.join("roles/greeter")],
+                "group_vars": fx.join("group_vars"),
+                "inventory_groups": ["guests"],
+                "clean_staging_directory": true
+            },
+            {"type": "shell", "inline": [
+                "cat /root/from-ansible /root/from-ansible-local",
+                "echo staging entries: $(ls -A /tmp/packer-provisioner-ansible-local | wc -l)"
+            ]}
+        ]),
+    );
+    let started = Instant::now();
+    let (out, pid) = build_with_venv(dir.path(), &template);
+    eprintln!("ansible build: {:?}", started.elapsed());
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    // ansible's own output, streamed line by line.
+    assert!(t.contains("TASK [write a file on the guest]"), "{t}");
+    assert!(t.contains("hello-from-the-host in qemu (qemu)"), "{t}");
+    assert!(
+        t.contains("hello from group_vars via ansible-local in qemu"),
+        "{t}"
+    );
+    assert!(t.contains("staging entries: 0"), "{t}");
+    assert!(!t.contains("PRIVATE KEY"), "{t}");
+    // The key file kiln gave ansible went with its scratch directory.
+    assert_eq!(scratch_dirs_of(pid), Vec::<String>::new());
+}
+
+/// A failing playbook fails the build with ansible's exit status and its
+/// output shown, and leaves no VM behind; then the same for ansible-local.
+#[test]
+fn a_failing_playbook_fails_the_build_and_stops_the_vm() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fx = crate::support::fixtures().join("ansible");
+    let template = python_template(
+        dir.path(),
+        "ansible-fails",
+        &serde_json::json!([
+            {"type": "ansible", "playbook_file": fx.join("failing.yml")}
+        ]),
+    );
+    let (out, pid) = build_with_venv(dir.path(), &template);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("kiln-test: the playbook failed on purpose"),
+        "{t}"
+    );
+    assert!(t.contains("exited with status 2"), "{t}");
+    assert!(t.contains("failing.yml"), "{t}");
+    assert_eq!(scratch_dirs_of(pid), Vec::<String>::new());
+    assert!(crate::vm::qemu_processes_with("ansible-fails").is_empty());
+
+    // ansible-local: ansible-core in the guest, the same failing playbook.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = python_template(
+        dir.path(),
+        "ansible-local-fails",
+        &serde_json::json!([
+            {"type": "file", "source": ansible_core_bundle(), "destination": "/tmp/ansible-core.tgz"},
+            {"type": "shell", "inline": INSTALL_ANSIBLE_IN_GUEST},
+            {"type": "ansible-local", "playbook_file": fx.join("failing.yml")}
+        ]),
+    );
+    let (out, _) = build_with_venv(dir.path(), &template);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("kiln-test: the playbook failed on purpose"),
+        "{t}"
+    );
+    assert!(t.contains("exited with status 2"), "{t}");
+    assert!(crate::vm::qemu_processes_with("ansible-local-fails").is_empty());
+    assert!(!dir.path().join("output-qemu").exists(), "{t}");
+}

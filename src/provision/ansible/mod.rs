@@ -1,0 +1,383 @@
+//! The `ansible` provisioner: runs `ansible-playbook` on the host against
+//! the guest. kiln connects ansible straight to the guest's forwarded SSH
+//! port (Packer's `use_proxy: false`) with a private key file it writes for
+//! the run (0600, in a kiln scratch directory removed afterwards).
+
+mod command;
+mod inventory;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{ProvisionEnv, ProvisionError};
+use crate::config::ansible::AnsibleConfig;
+use command::Invocation;
+use inventory::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnsibleError {
+    #[error(
+        "`{command}` was not found: install ansible-core (scripts/bootstrap puts it in the project's .venv; put .venv/bin first in PATH) or set \"command\" to its path"
+    )]
+    NotFound { command: String },
+    #[error("`{command} --version` exited with status {code}: {output}")]
+    VersionCheck {
+        command: String,
+        code: i32,
+        output: String,
+    },
+    #[error(
+        "the build logs in without a key or a password that ansible could use; give the communicator ssh_private_key_file, or leave out ssh_password so kiln makes a temporary key"
+    )]
+    NoCredentials,
+    #[error(
+        "the build logs in with a password, and ansible needs `sshpass` on the host for that: install it (apt-get install sshpass), or log in with a key (ssh_private_key_file, or no ssh_password so kiln makes a temporary key)"
+    )]
+    NeedsSshpass,
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AnsibleError {
+    let what = what.into();
+    move |source| AnsibleError::Io { what, source }
+}
+
+/// Writes `data` to a new file only its owner can read.
+fn write_private(path: &Path, data: &[u8]) -> Result<(), AnsibleError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("cannot create {}", path.display())))?;
+    file.write_all(data)
+        .map_err(io(format!("cannot write {}", path.display())))
+}
+
+/// Is `program` runnable: a path that exists, or a name found on PATH.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// `ansible-playbook --version`, as Packer checks it before running.
+async fn check_version(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionError> {
+    let out = tokio::process::Command::new(&c.command)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                AnsibleError::NotFound {
+                    command: c.command.clone(),
+                }
+            } else {
+                AnsibleError::Io {
+                    what: format!("cannot run `{} --version`", c.command),
+                    source: e,
+                }
+            }
+        })?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(AnsibleError::VersionCheck {
+            command: c.command.clone(),
+            code: out.status.code().unwrap_or(-1),
+            output: text.trim().to_owned(),
+        }
+        .into());
+    }
+    let first = text.lines().next().unwrap_or_default();
+    env.reporter
+        .info(&env.build_name, &format!("Using {first}"));
+    Ok(())
+}
+
+pub async fn run(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionError> {
+    if env.build_values.get("ConnType").map(String::as_str) != Some("ssh") {
+        return Err(ProvisionError::NoCommunicator);
+    }
+    if !c.skip_version_check {
+        check_version(c, env).await?;
+    } else if find_program(&c.command).is_none() {
+        return Err(AnsibleError::NotFound {
+            command: c.command.clone(),
+        }
+        .into());
+    }
+    let value = |k: &str| env.build_values.get(k).cloned().unwrap_or_default();
+    let target = Target {
+        host_alias: c.host_alias.clone(),
+        host: value("Host"),
+        user: c.user.clone().unwrap_or_else(|| value("User")),
+        port: value("Port"),
+    };
+    let scratch = crate::host::scratch::tempdir("ansible")
+        .map_err(io("cannot make a scratch directory for ansible"))?;
+
+    // How ansible logs in: the build's key (temporary or ssh_private_key_file),
+    // else its password through sshpass.
+    let private_key = value("SSHPrivateKey");
+    let password = value("Password");
+    let (key_file, password_vars) = if !private_key.is_empty() {
+        let path = scratch.path().join("ansible-key");
+        // OpenSSH refuses a key file whose last line has no newline.
+        let mut pem = private_key;
+        if !pem.ends_with('\n') {
+            pem.push('\n');
+        }
+        write_private(&path, pem.as_bytes())?;
+        (Some(path), None)
+    } else if !password.is_empty() {
+        if find_program("sshpass").is_none() {
+            return Err(AnsibleError::NeedsSshpass.into());
+        }
+        let path = scratch.path().join("ansible-password.json");
+        let vars = serde_json::json!({ "ansible_password": password });
+        write_private(&path, vars.to_string().as_bytes())?;
+        (None, Some(path))
+    } else {
+        return Err(AnsibleError::NoCredentials.into());
+    };
+
+    // The inventory: the user's, or one written like Packer's.
+    let mut kept_inventory = None;
+    let inventory = match &c.inventory_file {
+        Some(p) => p.clone(),
+        None => {
+            let host_line = match &c.inventory_file_template {
+                Some(t) => {
+                    let data: BTreeMap<String, String> = [
+                        ("HostAlias", &target.host_alias),
+                        ("Host", &target.host),
+                        ("User", &target.user),
+                        ("Port", &target.port),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.clone()))
+                    .collect();
+                    env.render_with(t.source(), &data)?
+                }
+                None => inventory::default_host_line(&target),
+            };
+            let text =
+                inventory::inventory_text(&host_line, &c.host_alias, &c.groups, &c.empty_groups);
+            let dir = c.inventory_directory.clone().unwrap_or_else(|| {
+                if c.keep_inventory_file {
+                    std::env::temp_dir()
+                } else {
+                    scratch.path().to_owned()
+                }
+            });
+            let file = tempfile::Builder::new()
+                .prefix("packer-provisioner-ansible")
+                .tempfile_in(&dir)
+                .map_err(io(format!(
+                    "cannot create an inventory file in {}",
+                    dir.display()
+                )))?;
+            std::fs::write(file.path(), text)
+                .map_err(io(format!("cannot write {}", file.path().display())))?;
+            let (_, path) = file
+                .keep()
+                .map_err(|e| io("cannot keep the inventory file")(e.error))?;
+            if c.keep_inventory_file {
+                env.reporter.info(
+                    &env.build_name,
+                    &format!("Keeping the inventory file {}", path.display()),
+                );
+            } else {
+                kept_inventory = Some(path.clone());
+            }
+            path
+        }
+    };
+    let result = run_with_inventory(
+        c,
+        env,
+        &inventory,
+        key_file.as_deref(),
+        password_vars.as_deref(),
+    )
+    .await;
+    // The inventory outside the scratch directory (inventory_directory) is
+    // removed unless kept; the scratch directory goes with `scratch`.
+    if let Some(p) = kept_inventory {
+        let _ = std::fs::remove_file(p);
+    }
+    drop(scratch);
+    result
+}
+
+async fn run_with_inventory(
+    c: &AnsibleConfig,
+    env: &ProvisionEnv,
+    inventory: &Path,
+    private_key: Option<&Path>,
+    password_vars: Option<&Path>,
+) -> Result<(), ProvisionError> {
+    let http_addr = env
+        .http
+        .as_ref()
+        .map(|(ip, port)| format!("{ip}:{port}"))
+        .unwrap_or_default();
+    let inv = Invocation {
+        build_name: &env.build_name,
+        builder_type: &env.build_type,
+        http_addr: &http_addr,
+        inventory,
+        private_key,
+        password_vars,
+    };
+    let envs = command::playbook_env(c, &inv);
+    for args in command::galaxy_runs(c) {
+        env.reporter.info(
+            &env.build_name,
+            &format!(
+                "Executing Ansible Galaxy: {} {}",
+                c.galaxy_command,
+                args.join(" ")
+            ),
+        );
+        let code = super::shell_local::run_streamed(&c.galaxy_command, &args, &envs, env)
+            .await
+            .map_err(|e| not_found_as_hint(e, &c.galaxy_command))?;
+        if code != 0 {
+            return Err(ProvisionError::ExitStatus {
+                what: format!("{} {}", c.galaxy_command, args.join(" ")),
+                code,
+                allowed: vec![0],
+            });
+        }
+    }
+    let args = command::playbook_args(c, &inv);
+    env.reporter.info(
+        &env.build_name,
+        &format!("Executing Ansible: {} {}", c.command, args.join(" ")),
+    );
+    let code = super::shell_local::run_streamed(&c.command, &args, &envs, env)
+        .await
+        .map_err(|e| not_found_as_hint(e, &c.command))?;
+    if code != 0 {
+        return Err(ProvisionError::ExitStatus {
+            what: format!("{} {}", c.command, c.playbook_file.display()),
+            code,
+            allowed: vec![0],
+        });
+    }
+    Ok(())
+}
+
+fn not_found_as_hint(e: ProvisionError, command: &str) -> ProvisionError {
+    match e {
+        ProvisionError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            AnsibleError::NotFound {
+                command: command.to_owned(),
+            }
+            .into()
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::RecordingReporter;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    use tokio_util::sync::CancellationToken;
+
+    fn env(values: &[(&str, &str)]) -> ProvisionEnv {
+        ProvisionEnv {
+            build_name: "b".into(),
+            build_type: "qemu".into(),
+            http: None,
+            build_values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            user_vars: BTreeMap::new(),
+            template_dir: std::env::temp_dir(),
+            pwd: std::env::temp_dir(),
+            init_time: SystemTime::now(),
+            ssh_private_key_file: None,
+            reporter: Arc::new(RecordingReporter::default()),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn config(command: &str) -> AnsibleConfig {
+        AnsibleConfig {
+            command: command.into(),
+            playbook_file: "/nonexistent/site.yml".into(),
+            extra_arguments: vec![],
+            ansible_env_vars: vec![],
+            groups: vec![],
+            empty_groups: vec![],
+            host_alias: "default".into(),
+            user: None,
+            inventory_file: None,
+            inventory_directory: None,
+            inventory_file_template: None,
+            keep_inventory_file: false,
+            galaxy_file: None,
+            galaxy_command: "ansible-galaxy".into(),
+            galaxy_force_install: false,
+            roles_path: None,
+            collections_path: None,
+            ansible_ssh_extra_args: vec![],
+            use_sftp: false,
+            skip_version_check: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_ansible_playbook_says_where_to_get_it() {
+        let e = run(
+            &config("/nonexistent/ansible-playbook"),
+            &env(&[("ConnType", "ssh")]),
+        )
+        .await
+        .expect_err("fails");
+        let text = e.to_string();
+        assert!(
+            text.contains("`/nonexistent/ansible-playbook` was not found"),
+            "{text}"
+        );
+        assert!(text.contains("scripts/bootstrap"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn without_a_communicator_or_credentials_it_says_so() {
+        let e = run(&config("/bin/true"), &env(&[("ConnType", "none")]))
+            .await
+            .expect_err("fails");
+        assert!(matches!(e, ProvisionError::NoCommunicator), "{e}");
+        let e = run(
+            &config("/bin/true"),
+            &env(&[("ConnType", "ssh"), ("User", "root")]),
+        )
+        .await
+        .expect_err("fails");
+        assert!(
+            matches!(e, ProvisionError::Ansible(AnsibleError::NoCredentials)),
+            "{e}"
+        );
+    }
+}
