@@ -9,6 +9,17 @@
 #   bench/box.sh               (builds the box_bench example in release mode)
 #   SIZE_MIB=512 bench/box.sh  for a quicker run;  LEVEL=6 is the default
 #   DISK=some.qcow2 bench/box.sh  to pack an existing image
+#   PACKER=0 bench/box.sh      skips the Packer comparison below
+#
+# Packer: Debian's `packer` (1.6.6, installed if missing) and `kiln build`
+# run the same template on the same disk: the qemu builder boots a copy of
+# it (disk_image; the tiny installer's kernel powers the VM off at once,
+# so nothing in the disk changes), then the vagrant post-processor packs
+# the libvirt box at compression_level 6. Each tool's output lines are
+# timestamped; the post-processor's time is from its first line to the
+# end of the build. Packer copies the disk into a scratch folder before
+# packing it and kiln does not: that copy is part of Packer's time, as it
+# is of every Packer build.
 #
 # Last run (2 shared cores, load average ~2.5 from other jobs, release,
 # 2 GiB qcow2 = 1.79 GiB of /usr data, level 6):
@@ -17,6 +28,7 @@
 #   -> 2.46x tar -czf, 1.43x pigz, +0.7% / +0.8% size
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 
 SIZE_MIB=${SIZE_MIB:-2048}
 LEVEL=${LEVEL:-6}
@@ -89,3 +101,51 @@ printf 'size vs gzip: %+.2f%%, vs pigz: %+.2f%% (target <= +2%%)\n' \
     "$(echo "100 * ($KILN_SIZE - $TAR_SIZE) / $TAR_SIZE" | bc -l)" \
     "$(echo "100 * ($KILN_SIZE - $PIGZ_SIZE) / $PIGZ_SIZE" | bc -l)"
 printf 'kiln peak RSS: %.1f MiB (target < 256)\n' "$(echo "$KILN_KB / 1024" | bc -l)"
+
+# --- Packer and kiln building the same box from the same disk -------------
+[ "${PACKER:-1}" = 1 ] || exit 0
+command -v packer >/dev/null || apt-get install -y -qq packer >/dev/null
+(cd "$REPO" && cargo build --release --bin kiln >&2)
+KILN=$(cd "$REPO" && realpath "$TARGET/release/kiln")
+out=$(cd "$REPO" && scripts/build-tiny-installer)
+ISO=$(sed -n 1p <<<"$out")
+xorriso -osirrox on -indev "$ISO" -extract /boot/vmlinuz "$WORK/vmlinuz" \
+    -extract /boot/installer.gz "$WORK/initrd" >/dev/null 2>&1
+for tool in packer kiln; do
+    cat >"$WORK/$tool.json" <<JSON
+{
+  "builders": [{
+    "type": "qemu", "iso_url": "box.img", "iso_checksum": "none",
+    "disk_image": true, "format": "qcow2", "skip_compaction": true,
+    "accelerator": "tcg", "headless": true, "memory": 256,
+    "communicator": "none", "shutdown_timeout": "5m",
+    "output_directory": "out-$tool", "vm_name": "disk.qcow2",
+    "qemuargs": [["-kernel", "vmlinuz"], ["-initrd", "initrd"],
+                 ["-append", "rdinit=/bin/busybox poweroff -f"]]
+  }],
+  "post-processors": [{"type": "vagrant", "compression_level": $LEVEL, "output": "$tool.box"}]
+}
+JSON
+done
+# stamped TOOL CMD...: runs CMD with each output line prefixed by the time.
+stamped() {
+    local tool=$1
+    shift
+    "$@" 2>&1 | while IFS= read -r line; do
+        printf '%s %s\n' "$(date +%s.%N)" "$line"
+    done >"$WORK/$tool.log"
+}
+# The post-processor's seconds: its first line to the last line.
+pp_seconds() {
+    awk '/Running post-processor: vagrant|post-processor vagrant|==> Post-process/ && !s { s = $1 }
+         { e = $1 } END { if (s) printf "%.2f", e - s; else print "?" }' "$WORK/$1.log"
+}
+stamped packer env PACKER_LOG=0 CHECKPOINT_DISABLE=1 packer build -machine-readable packer.json
+stamped kiln "$KILN" build -machine-readable kiln.json
+P_PP=$(pp_seconds packer) K_PP=$(pp_seconds kiln)
+P_SIZE=$(stat -c %s packer.box) K_SIZE=$(stat -c %s kiln.box)
+echo
+printf 'same disk, same template: packer post-processor %s s, %.1f MiB; kiln %s s, %.1f MiB\n' \
+    "$P_PP" "$(echo "$P_SIZE / 1048576" | bc -l)" "$K_PP" "$(echo "$K_SIZE / 1048576" | bc -l)"
+printf 'kiln vs packer: %.2fx faster (target >= 1.0), size %+.2f%% (target <= 0)\n' \
+    "$(echo "$P_PP / $K_PP" | bc -l)" "$(echo "100 * ($K_SIZE - $P_SIZE) / $P_SIZE" | bc -l)"
