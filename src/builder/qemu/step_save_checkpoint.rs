@@ -116,9 +116,19 @@ impl Step<QemuState> for StepSaveCheckpoint {
                     &ctx.build,
                     "test hook: the checkpoint is written, waiting before renaming it into place",
                 );
-                // Ends by Ctrl-C (this future is dropped with the writer,
-                // which removes the partial checkpoint) or the bound.
+                // Ends by Ctrl-C or the bound.
                 let _ = tokio::time::timeout(PAUSE_HOOK_LIMIT, ctx.cancel.cancelled()).await;
+            }
+            // An interrupted build keeps no checkpoint. The writer is dropped
+            // here, removing the partial checkpoint now: once it moves into
+            // the commit task below, a Ctrl-C can end the process before
+            // that task finishes or drops it (a partial left that way is
+            // swept by the next kiln, as after a kill).
+            if ctx.cancel.is_cancelled() {
+                drop(writer);
+                return Err(StepError::new(
+                    "interrupted before the install checkpoint was saved",
+                ));
             }
             let committed = tokio::task::spawn_blocking(move || writer.commit(&inputs))
                 .await
