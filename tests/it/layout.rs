@@ -30,10 +30,7 @@ const KNOWN_DEBT: &[&str] = &[
     "artifact/ovf/package.rs -> hypervisor::qemu",
     "cycle: build, builder, postprocess",
     "cycle: config, media",
-    "hypervisor/qemu/command.rs -> config",
     "hypervisor/qemu/img.rs -> config",
-    "hypervisor/qemu/probe.rs -> config",
-    "hypervisor/virtualbox/command.rs -> config",
 ];
 
 /// The unit a rule talks about: `hypervisor::qemu`, `builder::virtualbox`,

@@ -8,7 +8,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kiln::config::qemu::Accelerator;
 use kiln::hypervisor::qemu::probe::{self, boot_sector};
 use kiln::hypervisor::qemu::{
     Accel, Backing, ConvertOptions, DiskDrive, DiskInterface, ImageFormat, InputEvent, KeyValue,
@@ -186,7 +185,7 @@ async fn probe_guest_exits_under_tcg() {
 #[tokio::test]
 async fn auto_probe_decides_quickly_and_is_cached() {
     let start = Instant::now();
-    let auto = probe::probe_accelerator(Accelerator::Auto, QEMU)
+    let auto = probe::probe_accelerator(None, QEMU)
         .await
         .expect("auto always decides");
     let first = start.elapsed();
@@ -209,13 +208,11 @@ async fn auto_probe_decides_quickly_and_is_cached() {
     }
 
     let start = Instant::now();
-    let again = probe::probe_accelerator(Accelerator::Auto, QEMU)
-        .await
-        .expect("cached");
+    let again = probe::probe_accelerator(None, QEMU).await.expect("cached");
     assert_eq!(again, auto);
     assert!(start.elapsed() < Duration::from_millis(100), "not cached");
 
-    let kvm = probe::probe_accelerator(Accelerator::Kvm, QEMU).await;
+    let kvm = probe::probe_accelerator(Some(Accel::Kvm), QEMU).await;
     match auto.chosen {
         Accel::Kvm => assert_eq!(kvm.map(|r| r.chosen), Ok(Accel::Kvm)),
         _ => {

@@ -12,6 +12,8 @@ use crate::hypervisor::qemu::{
 };
 
 use super::{QemuState, fail};
+use crate::config::qemu::Accelerator;
+use crate::hypervisor::qemu::Accel;
 
 pub struct StepRunVm;
 
@@ -210,9 +212,12 @@ impl Step<QemuState> for StepRunVm {
 
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let probe = probe_accelerator(state.config.accelerator, &state.config.qemu_binary)
-                .await
-                .map_err(|e| fail("cannot use the requested accelerator", e))?;
+            let probe = probe_accelerator(
+                requested_accel(state.config.accelerator),
+                &state.config.qemu_binary,
+            )
+            .await
+            .map_err(|e| fail("cannot use the requested accelerator", e))?;
             if probe.fell_back {
                 ctx.reporter.warn(&ctx.build, &probe.reason);
             } else {
@@ -283,6 +288,21 @@ impl Step<QemuState> for StepRunVm {
             state.runtime_dir = None;
         })
     }
+}
+
+/// The `accelerator` setting as the driver's type; `None` for `auto`,
+/// which the driver probes.
+fn requested_accel(requested: Accelerator) -> Option<Accel> {
+    Some(match requested {
+        Accelerator::Auto => return None,
+        Accelerator::Kvm => Accel::Kvm,
+        Accelerator::Tcg => Accel::Tcg,
+        Accelerator::Hvf => Accel::Hvf,
+        Accelerator::Whpx => Accel::Whpx,
+        Accelerator::Xen => Accel::Xen,
+        Accelerator::Hax => Accel::Hax,
+        Accelerator::None => Accel::None,
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! unregistered and deleted afterwards unless `keep_registered`.
 
 mod guest_additions;
+mod specs;
 mod steps;
 
 use std::sync::Arc;

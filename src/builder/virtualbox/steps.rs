@@ -15,8 +15,8 @@ use crate::hypervisor::virtualbox::command::{
     acpi_power_button, boot_command_steps, floppy, poweroff, startvm, unregister_delete, vrde_on,
 };
 use crate::hypervisor::virtualbox::{
-    BootCommandStep, DiskSpec, ExportSpec, IsoAttachment, NatRule, VBoxCommand, VBoxManage,
-    VBoxManageCli, VmSpec, VmState, render_vboxmanage_rows,
+    BootCommandStep, IsoAttachment, NatRule, VBoxCommand, VBoxManage, VBoxManageCli, VmState,
+    render_vboxmanage_rows,
 };
 
 /// Runs `commands` in order; the first failure stops, with its stderr.
@@ -73,7 +73,7 @@ impl Step<VBoxState> for StepCreateVm {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let commands = VmSpec::from_config(&state.config).create_commands();
+            let commands = super::specs::vm_spec(&state.config).create_commands();
             let (first, rest) = commands.split_at(1.min(commands.len()));
             run_all(state.vbox()?, first.to_vec()).await?;
             state.registered = true;
@@ -139,7 +139,7 @@ impl Step<VBoxState> for StepCreateDisk {
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let commands =
-                DiskSpec::from_config(&state.config).create_commands(&state.config.vm_name);
+                super::specs::disk_spec(&state.config).create_commands(&state.config.vm_name);
             run_all(state.vbox()?, commands).await
         })
     }
@@ -149,7 +149,7 @@ impl Step<VBoxState> for StepCreateDisk {
 /// guest additions when `guest_additions_mode` is "attach", the
 /// `cd_files` CD.
 fn dvd_slots(state: &VBoxState) -> Vec<(IsoAttachment, Option<std::path::PathBuf>)> {
-    let disk = DiskSpec::from_config(&state.config);
+    let disk = super::specs::disk_spec(&state.config);
     let mut slots = vec![(
         IsoAttachment::boot_iso(disk.iso_bus),
         state.common.iso_path.clone(),
@@ -534,7 +534,7 @@ impl Step<VBoxState> for StepExport {
                 );
                 commands.push(NatRule::ssh(port, ssh.port).delete_command(vm));
             }
-            commands.push(ExportSpec::from_config(&state.config).command(vm));
+            commands.push(super::specs::export_spec(&state.config).command(vm));
             run_all(state.vbox()?, commands).await?;
             let dir = &state.common.output_dir;
             let mut files: Vec<_> = std::fs::read_dir(dir)

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use super::img::ImageFormat;
-use crate::config::qemu::Accelerator;
 
 /// The accelerator a VM actually runs with (the outcome of a probe, never "auto").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,21 +25,6 @@ pub enum Accel {
 }
 
 impl Accel {
-    /// The explicit choice in the configuration; `None` for `auto`, which
-    /// must be probed.
-    pub fn from_requested(requested: Accelerator) -> Option<Self> {
-        Some(match requested {
-            Accelerator::Auto => return None,
-            Accelerator::Kvm => Self::Kvm,
-            Accelerator::Tcg => Self::Tcg,
-            Accelerator::Hvf => Self::Hvf,
-            Accelerator::Whpx => Self::Whpx,
-            Accelerator::Xen => Self::Xen,
-            Accelerator::Hax => Self::Hax,
-            Accelerator::None => Self::None,
-        })
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Kvm => "kvm",

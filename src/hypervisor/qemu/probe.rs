@@ -17,7 +17,6 @@ use tokio::sync::OnceCell;
 
 use super::command::Accel;
 use super::process::QemuProcess;
-use crate::config::qemu::Accelerator;
 
 /// How long a probe guest may take under KVM before KVM counts as broken.
 /// A working KVM finishes in well under a second, QEMU's start included.
@@ -84,15 +83,16 @@ pub enum ProbeError {
     KvmUnusable { detail: String },
 }
 
-/// Chooses the accelerator for `requested` (the `accelerator` setting).
+/// Chooses the accelerator for `requested` (the `accelerator` setting;
+/// `None` for `auto`).
 ///
 /// `auto` and `kvm` boot a test guest under KVM (once per run and binary);
 /// any other setting is taken as given, unprobed.
 pub async fn probe_accelerator(
-    requested: Accelerator,
+    requested: Option<Accel>,
     qemu_binary: &str,
 ) -> Result<ProbeResult, ProbeError> {
-    if let Some(explicit) = Accel::from_requested(requested)
+    if let Some(explicit) = requested
         && explicit != Accel::Kvm
     {
         return Ok(ProbeResult {
@@ -108,7 +108,7 @@ pub async fn probe_accelerator(
             reason: format!("KVM ran a test guest in {} ms", verdict.elapsed.as_millis()),
             fell_back: false,
         }),
-        (Accelerator::Kvm, Some(detail)) => Err(ProbeError::KvmUnusable {
+        (Some(Accel::Kvm), Some(detail)) => Err(ProbeError::KvmUnusable {
             detail: detail.clone(),
         }),
         (_, Some(detail)) => Ok(ProbeResult {
@@ -268,7 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn explicit_accelerators_are_not_probed() {
-        let r = probe_accelerator(Accelerator::Tcg, "/nonexistent/qemu")
+        let r = probe_accelerator(Some(Accel::Tcg), "/nonexistent/qemu")
             .await
             .expect("tcg needs no probe");
         assert_eq!(r.chosen, Accel::Tcg);

@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use crate::bootcmd::Action;
 use crate::bootcmd::scancode::{self, VboxStep};
-use crate::config::decode::Deferred;
-use crate::config::virtualbox::{ExportFormat, GuestAdditionsMode, VirtualBoxIsoConfig};
 
 use super::driver::VBOXMANAGE;
 
@@ -88,22 +86,6 @@ pub struct VmSpec {
 }
 
 impl VmSpec {
-    pub fn from_config(c: &VirtualBoxIsoConfig) -> Self {
-        Self {
-            name: c.vm_name.clone(),
-            os_type: c.guest_os_type.clone(),
-            cpus: c.cpus,
-            memory_mib: c.memory_mib,
-            usb: c.usb,
-            audio: c.sound.clone(),
-            chipset: c.chipset.clone(),
-            firmware: c.firmware.clone(),
-            nic_type: c.nic_type.clone(),
-            gfx_controller: c.gfx_controller.clone(),
-            gfx_vram_mib: c.gfx_vram_size,
-        }
-    }
-
     /// `createvm` then one `modifyvm` per setting (as Packer does: an error
     /// then names the one setting VirtualBox refused). Boot order: disk,
     /// then DVD, so the installed system boots once the installer is done.
@@ -260,27 +242,6 @@ pub struct DiskSpec {
 }
 
 impl DiskSpec {
-    /// `OUTPUT_DIR/VM_NAME.vdi`, as Packer names it.
-    pub fn from_config(c: &VirtualBoxIsoConfig) -> Self {
-        Self {
-            path: c.output_directory.join(format!("{}.vdi", c.vm_name)),
-            size_mib: c.disk_size_mib,
-            bus: StorageBus::parse(&c.hard_drive_interface).unwrap_or(StorageBus::Ide),
-            iso_bus: StorageBus::parse(&c.iso_interface).unwrap_or(StorageBus::Ide),
-            additions_bus: (c.guest_additions_mode == GuestAdditionsMode::Attach).then(|| {
-                c.guest_additions_interface
-                    .as_deref()
-                    .and_then(StorageBus::parse)
-                    .unwrap_or(StorageBus::Ide)
-            }),
-            cd_files: !c.media.cd.is_empty(),
-            sata_port_count: c.sata_port_count,
-            nvme_port_count: c.nvme_port_count,
-            nonrotational: c.hard_drive_nonrotational,
-            discard: c.hard_drive_discard,
-        }
-    }
-
     /// `createmedium`, the controllers, `storageattach`. The IDE controller
     /// is always added: the DVD drive (and guest additions) live there
     /// unless `iso_interface` says otherwise.
@@ -594,21 +555,6 @@ pub struct ExportSpec {
 }
 
 impl ExportSpec {
-    pub fn from_config(c: &VirtualBoxIsoConfig) -> Self {
-        let ext = match c.format {
-            ExportFormat::Ovf => "ovf",
-            ExportFormat::Ova => "ova",
-        };
-        Self {
-            output: c
-                .output_directory
-                .join(format!("{}.{ext}", c.output_filename)),
-            // Packer users ask for it through export_opts; not added twice.
-            manifest: false,
-            options: c.export_opts.clone(),
-        }
-    }
-
     pub fn command(&self, vm: &str) -> VBoxCommand {
         let mut c = VBoxCommand::new(["export", vm, "--output"]);
         c.push(&self.output);
@@ -625,10 +571,10 @@ impl ExportSpec {
 /// Renders `vboxmanage` / `vboxmanage_post` rows with `{{ .Name }}` = the
 /// VM's name, through the builder's renderer (which knows user variables
 /// and the build's context).
-pub fn render_vboxmanage_rows<E>(
-    rows: &[Vec<Deferred>],
+pub fn render_vboxmanage_rows<T, E>(
+    rows: &[Vec<T>],
     vm: &str,
-    mut render: impl FnMut(&Deferred, &BTreeMap<String, String>) -> Result<String, E>,
+    mut render: impl FnMut(&T, &BTreeMap<String, String>) -> Result<String, E>,
 ) -> Result<Vec<VBoxCommand>, E> {
     let data = BTreeMap::from([("Name".to_owned(), vm.to_owned())]);
     rows.iter()
@@ -640,7 +586,3 @@ pub fn render_vboxmanage_rows<E>(
         })
         .collect()
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;

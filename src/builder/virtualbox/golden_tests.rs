@@ -2,8 +2,12 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use super::*;
+use crate::config::decode::Deferred;
 use crate::config::{BuilderConfig, Selection};
+use crate::hypervisor::virtualbox::command::*;
 use crate::template::interp::Context;
 
 fn config(text: &str) -> VirtualBoxIsoConfig {
@@ -27,8 +31,8 @@ fn render(d: &Deferred, data: &BTreeMap<String, String>) -> Result<String, Strin
 /// one per line; waits as comments. SSH and provisioning happen between
 /// the boot command and the state check and call no VBoxManage.
 fn build_sequence(c: &VirtualBoxIsoConfig, iso: &Path, host_port: u16) -> String {
-    let vm = VmSpec::from_config(c);
-    let disk = DiskSpec::from_config(c);
+    let vm = vm_spec(c);
+    let disk = disk_spec(c);
     let boot_iso = IsoAttachment::boot_iso(disk.iso_bus);
     let nat = NatRule::ssh(host_port, 22);
     let data = BTreeMap::from([
@@ -67,7 +71,7 @@ fn build_sequence(c: &VirtualBoxIsoConfig, iso: &Path, host_port: u16) -> String
             .map(ToString::to_string),
     );
     lines.push(nat.delete_command(n).to_string());
-    lines.push(ExportSpec::from_config(c).command(n).to_string());
+    lines.push(export_spec(c).command(n).to_string());
     lines.push(unregister_delete(n).to_string());
     lines.join("\n")
 }
@@ -203,7 +207,7 @@ fn controllers_are_added_for_every_slot_that_uses_them() {
         ))
     };
     let controllers = |extra: &str| -> Vec<String> {
-        DiskSpec::from_config(&base(extra))
+        disk_spec(&base(extra))
             .create_commands("v")
             .iter()
             .map(ToString::to_string)

@@ -1,0 +1,62 @@
+//! The VirtualBox driver's typed specs, from a `virtualbox-iso`
+//! configuration: the driver never sees config types (DESIGN: drivers take
+//! their own typed specs).
+
+use crate::config::virtualbox::{ExportFormat, GuestAdditionsMode, VirtualBoxIsoConfig};
+use crate::hypervisor::virtualbox::{DiskSpec, ExportSpec, StorageBus, VmSpec};
+
+pub fn vm_spec(c: &VirtualBoxIsoConfig) -> VmSpec {
+    VmSpec {
+        name: c.vm_name.clone(),
+        os_type: c.guest_os_type.clone(),
+        cpus: c.cpus,
+        memory_mib: c.memory_mib,
+        usb: c.usb,
+        audio: c.sound.clone(),
+        chipset: c.chipset.clone(),
+        firmware: c.firmware.clone(),
+        nic_type: c.nic_type.clone(),
+        gfx_controller: c.gfx_controller.clone(),
+        gfx_vram_mib: c.gfx_vram_size,
+    }
+}
+
+/// `OUTPUT_DIR/VM_NAME.vdi`, as Packer names it.
+pub fn disk_spec(c: &VirtualBoxIsoConfig) -> DiskSpec {
+    DiskSpec {
+        path: c.output_directory.join(format!("{}.vdi", c.vm_name)),
+        size_mib: c.disk_size_mib,
+        bus: StorageBus::parse(&c.hard_drive_interface).unwrap_or(StorageBus::Ide),
+        iso_bus: StorageBus::parse(&c.iso_interface).unwrap_or(StorageBus::Ide),
+        additions_bus: (c.guest_additions_mode == GuestAdditionsMode::Attach).then(|| {
+            c.guest_additions_interface
+                .as_deref()
+                .and_then(StorageBus::parse)
+                .unwrap_or(StorageBus::Ide)
+        }),
+        cd_files: !c.media.cd.is_empty(),
+        sata_port_count: c.sata_port_count,
+        nvme_port_count: c.nvme_port_count,
+        nonrotational: c.hard_drive_nonrotational,
+        discard: c.hard_drive_discard,
+    }
+}
+
+pub fn export_spec(c: &VirtualBoxIsoConfig) -> ExportSpec {
+    let ext = match c.format {
+        ExportFormat::Ovf => "ovf",
+        ExportFormat::Ova => "ova",
+    };
+    ExportSpec {
+        output: c
+            .output_directory
+            .join(format!("{}.{ext}", c.output_filename)),
+        // Packer users ask for it through export_opts; not added twice.
+        manifest: false,
+        options: c.export_opts.clone(),
+    }
+}
+
+#[cfg(test)]
+#[path = "golden_tests.rs"]
+mod golden_tests;
