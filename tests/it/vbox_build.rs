@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::virtualbox::FakeVbox;
 use crate::vm::{
     READ_CD, READ_FLOPPY, build_in, interrupt_when_checking, private_mounts_work,
-    qemu_processes_with, text, tiny_iso, vm_lock,
+    qemu_processes_with, run_on_small_tmpfs, text, tiny_iso, vm_lock,
 };
 use kiln::hypervisor::virtualbox::VBoxManage;
 
@@ -478,40 +478,12 @@ fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     std::fs::create_dir(vbox.path("small")).expect("mkdir");
     let inner = build(&vbox, &template, &[]);
     // A private tmpfs of 6 MiB: the empty disk and the VM's files fit, the
-    // install's writes do not.
-    let mut cmd = Command::new("unshare");
-    cmd.current_dir(vbox.path(""))
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=6m kiln-small small && exec "$0" "$@""#)
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let started = std::time::Instant::now();
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kiln runs");
-    // Far below ssh_timeout: the install fills the disk within a minute or
-    // two under TCG, and the VM's state is polled every half second.
+    // install's writes do not. Far below ssh_timeout: the install fills the
+    // disk within a minute or two under TCG, and the VM's state is polled
+    // every half second.
     let bound = Duration::from_secs(300);
-    let finished = loop {
-        if child.try_wait().expect("waits").is_some() {
-            break true;
-        }
-        if started.elapsed() > bound {
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let out = child.wait_with_output().expect("kiln exits");
+    let started = std::time::Instant::now();
+    let (out, finished) = run_on_small_tmpfs(&inner, &vbox.path(""), bound);
     let t = text(&out);
     eprintln!("kiln finished after {:?}", started.elapsed());
     assert!(finished, "kiln was still waiting after {bound:?}:\n{t}");

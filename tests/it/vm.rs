@@ -763,6 +763,46 @@ pub(crate) fn private_mounts_work() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Runs `inner` (a kiln command) in a private mount namespace where
+/// `dir/small` is a 6 MiB tmpfs, interrupting it after `bound`. Returns
+/// its output and whether it finished by itself.
+pub(crate) fn run_on_small_tmpfs(
+    inner: &Command,
+    dir: &Path,
+    bound: Duration,
+) -> (std::process::Output, bool) {
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(dir)
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=6m kiln-small small && exec "$0" "$@""#)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let finished = loop {
+        if child.try_wait().expect("waits").is_some() {
+            break true;
+        }
+        if started.elapsed() > bound {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    (child.wait_with_output().expect("kiln exits"), finished)
+}
+
 /// Issue #16: QEMU pauses a guest whose host disk is full (its default on
 /// write errors); kiln must fail at once, naming the disk, the error and
 /// the free space, rather than wait out `ssh_timeout`.
@@ -787,39 +827,11 @@ fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     std::fs::create_dir(work.dir.path().join("small")).expect("mkdir");
     let mut inner = kiln(&work, &["build"]);
     inner.arg("tiny.json");
-    let mut cmd = Command::new("unshare");
-    cmd.current_dir(work.dir.path())
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=6m kiln-small small && exec "$0" "$@""#)
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kiln runs");
     // Far below ssh_timeout: the install fills the disk in well under a
     // minute under TCG; an idle machine needs ~40 s for the whole install.
     let bound = Duration::from_secs(240);
-    let finished = loop {
-        if child.try_wait().expect("waits").is_some() {
-            break true;
-        }
-        if started.elapsed() > bound {
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let out = child.wait_with_output().expect("kiln exits");
+    let started = Instant::now();
+    let (out, finished) = run_on_small_tmpfs(&inner, work.dir.path(), bound);
     let took = started.elapsed();
     let t = text(&out);
     eprintln!("kiln finished after {took:?}");
