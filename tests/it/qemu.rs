@@ -184,16 +184,44 @@ async fn probe_guest_exits_under_tcg() {
 /// with it (failing clearly where KVM is broken, as on this machine).
 #[tokio::test]
 async fn auto_probe_decides_quickly_and_is_cached() {
+    // QEMU behind a wrapper that counts its starts: the cache is seen in
+    // the count, not guessed from a clock.
+    let work = tempfile::tempdir().expect("tempdir");
+    let starts = work.path().join("starts");
+    let wrapper = work.path().join("qemu-counting");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho start >> '{}'\nexec {QEMU} \"$@\"\n",
+            starts.display()
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let counted = wrapper.display().to_string();
+    let count_starts = || {
+        std::fs::read_to_string(&starts)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+
     let start = Instant::now();
-    let auto = probe::probe_accelerator(None, QEMU)
+    let auto = probe::probe_accelerator(None, &counted)
         .await
         .expect("auto always decides");
     let first = start.elapsed();
     eprintln!("auto probe: {} ms -> {auto:?}", first.as_millis());
+    // Bounded by the probe's own timeout; the slack is for starting and
+    // killing QEMU on a loaded machine.
     assert!(
-        first < probe::KVM_PROBE_TIMEOUT + Duration::from_secs(3),
+        first < probe::KVM_PROBE_TIMEOUT + Duration::from_secs(30),
         "{first:?}"
     );
+    let probed = count_starts();
     match auto.chosen {
         Accel::Kvm => assert!(!auto.fell_back),
         Accel::Tcg => {
@@ -207,12 +235,18 @@ async fn auto_probe_decides_quickly_and_is_cached() {
         other => panic!("auto chose {other}"),
     }
 
-    let start = Instant::now();
-    let again = probe::probe_accelerator(None, QEMU).await.expect("cached");
+    let again = probe::probe_accelerator(None, &counted)
+        .await
+        .expect("cached");
     assert_eq!(again, auto);
-    assert!(start.elapsed() < Duration::from_millis(100), "not cached");
+    assert_eq!(
+        count_starts(),
+        probed,
+        "the second probe started QEMU again"
+    );
 
-    let kvm = probe::probe_accelerator(Some(Accel::Kvm), QEMU).await;
+    let kvm = probe::probe_accelerator(Some(Accel::Kvm), &counted).await;
+    assert_eq!(count_starts(), probed, "`kvm` reuses the verdict");
     match auto.chosen {
         Accel::Kvm => assert_eq!(kvm.map(|r| r.chosen), Ok(Accel::Kvm)),
         _ => {
@@ -317,12 +351,9 @@ async fn kill_stops_qemu_with_sigterm() {
     qemu.connect_qmp(&guest.qmp_socket(), Duration::from_secs(10))
         .await
         .expect("QMP comes up");
-    let start = Instant::now();
     let status = qemu.kill().await.expect("kills");
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "SIGTERM was enough"
-    );
+    // kill() sends SIGKILL only when SIGTERM was not enough.
+    assert_ne!(status.signal(), Some(9), "SIGTERM was enough: {status:?}");
     assert!(status.success() || status.signal().is_some(), "{status:?}");
     assert!(!alive(pid));
 }

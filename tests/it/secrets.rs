@@ -174,3 +174,29 @@ fn inspect_masks_a_sensitive_default_in_an_error() {
         "{t}"
     );
 }
+
+/// A one-letter password is not masked (it would turn `-except` into
+/// `-e<sensitive>cept`); kiln says so instead of garbling its output.
+#[test]
+fn a_secret_too_short_to_mask_is_left_and_warned_about() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    template(work.path(), "http://127.0.0.1:9/x.iso", "none");
+    let out = run_with_env(
+        work.path(),
+        &["validate", "-var", "password=e", "t.json"],
+        &[("KILN_CACHE_DIR", cache.path())],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("1 sensitive value(s) shorter than 4 characters are not masked"),
+        "{text}"
+    );
+    assert!(!text.contains("<sensitive>cept"), "{text}");
+    assert!(text.contains("valid"), "{text}");
+}

@@ -11,7 +11,7 @@ use kiln::ui::RecordingReporter;
 use tokio_util::sync::CancellationToken;
 
 use super::servers::{self, Kind};
-use super::{connect, quick, stdout_of};
+use super::{connect, patient, stdout_of};
 
 /// A foreground `ssh-agent` on its own socket, killed with the test.
 struct Agent {
@@ -76,10 +76,11 @@ fn agent_target(port: u16, socket: Option<PathBuf>, password: Option<&str>) -> S
 }
 
 async fn agent_error(target: &SshTarget) -> String {
+    let opts = patient();
     let started = Instant::now();
     let error = wait_for_ssh(
         target,
-        &quick(),
+        &opts,
         Arc::new(RecordingReporter::new()),
         "test",
         &CancellationToken::new(),
@@ -88,7 +89,7 @@ async fn agent_error(target: &SshTarget) -> String {
     .expect_err("the agent cannot be used");
     assert!(matches!(error, SshError::Agent { .. }), "{error:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < opts.timeout / 2,
         "reported before waiting for the server"
     );
     error.to_string()

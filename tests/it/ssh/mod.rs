@@ -36,6 +36,15 @@ fn password_target(port: u16, password: &str) -> SshTarget {
     }
 }
 
+/// A wait whose timeout a "fails at once" test must beat by far, whatever
+/// the machine's load: the test compares against it, not against a clock.
+pub(crate) fn patient() -> WaitOptions {
+    WaitOptions {
+        timeout: Duration::from_secs(300),
+        ..WaitOptions::default()
+    }
+}
+
 fn quick() -> WaitOptions {
     WaitOptions {
         timeout: Duration::from_secs(10),
@@ -178,7 +187,7 @@ async fn wrong_password_fails_after_the_handshake_attempts_naming_user_and_metho
     };
     let opts = WaitOptions {
         handshake_attempts: 2,
-        ..quick()
+        ..patient()
     };
     let started = Instant::now();
     let error = wait_for_ssh(
@@ -190,8 +199,9 @@ async fn wrong_password_fails_after_the_handshake_attempts_naming_user_and_metho
     )
     .await
     .expect_err("a wrong password cannot log in");
+    // Two refused logins end the wait long before its timeout.
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        started.elapsed() < opts.timeout / 2,
         "{:?}",
         started.elapsed()
     );
@@ -518,16 +528,12 @@ async fn sftp_against_a_guest_without_sftp_server_fails_clearly_and_scp_works() 
     let mut session = connect(&key_target(&fixture)).await;
     let remote = format!("{}/up.txt", fixture.dir.path().display());
     session.set_file_transfer(FileTransfer::Sftp);
-    let started = Instant::now();
     let error = session
         .upload(&mut &b"hi\n"[..], 3, &remote, 0o644)
         .await
         .expect_err("no sftp server");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    // The server's answer, not the 10 s bound on a silent subsystem.
+    assert!(!error.to_string().contains("did not answer"), "{error}");
     assert!(
         matches!(error, SshError::SftpUnavailable { .. }),
         "{error:?}"
