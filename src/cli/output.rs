@@ -19,7 +19,20 @@ impl ErrorOutput {
     /// Masks `secrets` from now on, in this output and in reporters made
     /// from [`ErrorOutput::mask`] afterwards.
     pub fn add_secrets(&self, secrets: &[String]) {
-        self.lock().extend(secrets.iter().cloned());
+        let (before, after) = {
+            let mut mask = self.lock();
+            let before = mask.too_short();
+            mask.extend(secrets.iter().cloned());
+            (before, mask.too_short())
+        };
+        if after > before {
+            self.write(&format!(
+                "warning: {} sensitive value(s) shorter than {} characters are not masked \
+                 in kiln's output (masking them would hide ordinary text); use longer secrets\n",
+                after - before,
+                crate::ui::console::MIN_MASKED_CHARS
+            ));
+        }
     }
 
     /// The mask as it is now, for a reporter.

@@ -38,11 +38,20 @@ pub struct SecretMask {
 
 const MASKED: &str = "<sensitive>";
 
+/// Secrets shorter than this are not masked: masking a one-letter password
+/// everywhere turns `-except` into `-e<sensitive>cept` and makes every
+/// line unreadable while hiding nothing an observer could not guess.
+/// [`SecretMask::too_short`] counts them so the CLI can say so.
+pub const MIN_MASKED_CHARS: usize = 4;
+
 impl SecretMask {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         let given: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let mut all = Vec::new();
         for secret in given.iter().cloned() {
+            if secret.chars().count() < MIN_MASKED_CHARS {
+                continue;
+            }
             // A secret inside a URL (`http://user:SECRET@host/`) may be
             // printed percent-encoded by whatever parsed the URL.
             let encoded =
@@ -70,6 +79,18 @@ impl SecretMask {
 
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
+    }
+
+    /// How many distinct secrets are too short to be masked.
+    pub fn too_short(&self) -> usize {
+        let mut short: Vec<&String> = self
+            .given
+            .iter()
+            .filter(|s| s.chars().count() < MIN_MASKED_CHARS)
+            .collect();
+        short.sort();
+        short.dedup();
+        short.len()
     }
 
     /// Bytes in the longest secret (they are sorted longest first).
@@ -465,14 +486,22 @@ mod tests {
 
     #[test]
     fn extending_keeps_every_secret_once() {
-        let mut mask = SecretMask::new(["a b".to_owned()]);
-        mask.extend(["c d".to_owned()]);
+        let mut mask = SecretMask::new(["a  b".to_owned()]);
+        mask.extend(["c  d".to_owned()]);
         mask.extend(Vec::new());
         assert_eq!(
-            mask.mask("a b, c d, a%20b"),
+            mask.mask("a  b, c  d, a%20%20b"),
             "<sensitive>, <sensitive>, <sensitive>"
         );
         assert_eq!(mask.secrets.len(), 4, "{:?}", mask.secrets);
+    }
+
+    #[test]
+    fn leaves_secrets_too_short_to_mask_and_counts_them() {
+        let mask = SecretMask::new(["x".to_owned(), "abc".to_owned(), "abcd".to_owned()]);
+        assert_eq!(mask.mask("-except x abc abcd"), "-except x abc <sensitive>");
+        assert_eq!(mask.too_short(), 2);
+        assert_eq!(SecretMask::new(["abcd".to_owned()]).too_short(), 0);
     }
 
     #[test]
