@@ -16,6 +16,7 @@ pub mod ids {
     pub const COMPRESS: &str = "packer.post-processor.compress";
     pub const CHECKSUM: &str = "packer.post-processor.checksum";
     pub const AMAZON_IMPORT: &str = "packer.post-processor.amazon-import";
+    pub const GOOGLECOMPUTE: &str = "packer.googlecompute";
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +95,11 @@ impl Artifact {
             ids::AMAZON_IMPORT => {
                 format!("AMIs were created:\n{}\n", self.id.replacen(':', ": ", 1))
             }
+            ids::GOOGLECOMPUTE => format!(
+                "A disk image was created in the {} project: {}",
+                self.state.get("ProjectId").map_or("", String::as_str),
+                self.id
+            ),
             _ => format!("files: {}", files()),
         }
     }

@@ -191,6 +191,16 @@ pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
         match &r.artifact {
             Ok(_) => {
                 for a in &r.final_artifacts {
+                    if a.files.is_empty() {
+                        // A cloud image (an AMI, a GCE image) has no local
+                        // file: Packer's description says what was made.
+                        out.push_str(&format!(
+                            "--> {}: {}\n",
+                            r.name,
+                            a.description().trim_end().replace('\n', "\n    ")
+                        ));
+                        continue;
+                    }
                     out.push_str(&format!(
                         "--> {}: {} file(s), {}\n",
                         r.name,

@@ -413,9 +413,6 @@ fn power_button_boot_disk(path: &Path) {
 /// `kiln build` end to end: a real QEMU build (TCG) whose qcow2 disk the
 /// post-processor converts to raw, uploads to moto's S3 and imports.
 #[test]
-#[ignore = "fails: on its one run the one-sector guest did not stop on the ACPI power-down \
-            within 2 min (is the disk_image copied? is PM1 at 0x600?); run it with \
-            `flock /tmp/kiln-vm.lock cargo test --test it amazon_import::kiln_build -- --ignored`"]
 fn kiln_build_imports_its_disk_as_an_ami() {
     let _vm = crate::vm::vm_lock();
     let aws = FakeAws::start(false, &[]);

@@ -29,7 +29,7 @@ use crate::ui::Reporter;
 pub use state::GceState;
 
 /// Packer's id for this builder's artifacts.
-pub const BUILDER_ID: &str = "packer.googlecompute";
+pub const BUILDER_ID: &str = crate::artifact::ids::GOOGLECOMPUTE;
 
 pub async fn run(
     build: &Build,

@@ -1,12 +1,29 @@
 //! Stops the guest cleanly: `shutdown_command` over SSH, or ACPI power-down
 //! through QMP, then waits for QEMU to exit within `shutdown_timeout`.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::builder::common::{run_shutdown_command, serial_note};
 
 use super::{QemuState, fail};
 
 pub struct StepShutdown;
+
+/// How often an unanswered ACPI power button is pressed again.
+const REPRESS_EVERY: Duration = Duration::from_secs(10);
+
+async fn press_power_button(state: &mut QemuState) -> Result<(), StepError> {
+    let qmp = state
+        .qmp
+        .as_mut()
+        .ok_or_else(|| StepError::new("no QMP connection"))?;
+    qmp.system_powerdown()
+        .await
+        .map_err(|e| fail("QEMU refused the power-down", e))
+}
 
 impl Step<QemuState> for StepShutdown {
     fn name(&self) -> &'static str {
@@ -16,39 +33,58 @@ impl Step<QemuState> for StepShutdown {
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let timeout = state.config.shutdown.timeout;
-            match (&state.config.shutdown.command, state.common.ssh.clone()) {
-                (Some(command), Some(ssh)) => run_shutdown_command(&ssh, command, ctx).await,
+            let deadline = Instant::now() + timeout;
+            let acpi = match (&state.config.shutdown.command, state.common.ssh.clone()) {
+                (Some(command), Some(ssh)) => {
+                    run_shutdown_command(&ssh, command, ctx).await;
+                    false
+                }
                 _ => {
                     ctx.reporter
                         .info(&ctx.build, "Sending an ACPI power-down to the VM");
-                    let qmp = state
-                        .qmp
-                        .as_mut()
-                        .ok_or_else(|| StepError::new("no QMP connection"))?;
-                    qmp.system_powerdown()
-                        .await
-                        .map_err(|e| fail("QEMU refused the power-down", e))?;
+                    press_power_button(state).await?;
+                    true
                 }
-            }
+            };
             // The session is useless once the guest is going down.
             state.common.ssh = None;
-            let vm = state
-                .vm
-                .as_mut()
-                .ok_or_else(|| StepError::new("the VM is not running"))?;
-            match vm
-                .wait_exit(timeout)
-                .await
-                .map_err(|e| fail("cannot wait for QEMU", e))?
-            {
-                Some(_) => {
+            loop {
+                let now = Instant::now();
+                let left = deadline.saturating_duration_since(now);
+                // A guest that has not enabled its ACPI power button yet
+                // (still booting, as with `communicator: none`) drops the
+                // press: it is pressed again until the guest stops.
+                let wait = if acpi { left.min(REPRESS_EVERY) } else { left };
+                let vm = state
+                    .vm
+                    .as_mut()
+                    .ok_or_else(|| StepError::new("the VM is not running"))?;
+                if vm
+                    .wait_exit(wait)
+                    .await
+                    .map_err(|e| fail("cannot wait for QEMU", e))?
+                    .is_some()
+                {
                     ctx.reporter.info(&ctx.build, "The VM has stopped");
-                    Ok(())
+                    return Ok(());
                 }
-                None => Err(StepError::new(format!(
-                    "the guest did not stop within shutdown_timeout ({timeout:?}); it will be killed. Check shutdown_command, or raise shutdown_timeout{}",
-                    serial_note(state.common.serial_log.as_ref(), 10)
-                ))),
+                if Instant::now() >= deadline {
+                    return Err(StepError::new(format!(
+                        "the guest did not stop within shutdown_timeout ({timeout:?}); it will be killed. Check shutdown_command, or raise shutdown_timeout{}",
+                        serial_note(state.common.serial_log.as_ref(), 10)
+                    )));
+                }
+                if let Err(e) = press_power_button(state).await {
+                    // QEMU may have exited between the wait and the press.
+                    let exited = state
+                        .vm
+                        .as_mut()
+                        .and_then(|vm| vm.try_wait().ok().flatten())
+                        .is_some();
+                    if !exited {
+                        return Err(e);
+                    }
+                }
             }
         })
     }
