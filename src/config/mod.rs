@@ -303,17 +303,37 @@ fn is_supported(
     if supported.contains(&section.type_name.as_str()) {
         return true;
     }
-    let (msg, hint) = unsupported_type(kind, &section.type_name, supported);
+    let (msg, hint) = unsupported_type(kind, &section.type_name, &section.name, supported);
     let location = ctx.template.location(section.type_span);
     diags.error(section.path.clone(), msg, location).hint = Some(hint);
     false
 }
 
-fn unsupported_type(kind: &str, name: &str, supported: &[&str]) -> (String, String) {
+fn unsupported_type(
+    kind: &str,
+    name: &str,
+    section_name: &str,
+    supported: &[&str],
+) -> (String, String) {
+    // The flag to copy, for a template made for several hypervisors.
+    let leave_out = match kind {
+        "provisioner" => {
+            "kiln cannot run it: remove it, or limit it with `only` to builds kiln leaves out"
+                .to_owned()
+        }
+        _ => {
+            let flag_name = if section_name.is_empty() {
+                name
+            } else {
+                section_name
+            };
+            format!("`-except={flag_name}` leaves it out and runs the rest")
+        }
+    };
     let hint = match did_you_mean(name, supported.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!(
-            "kiln supports the {kind} types {}; leave this one out with -except or -only",
+            "kiln supports the {kind} types {}; {leave_out}",
             supported.join(", ")
         ),
     };
@@ -477,10 +497,15 @@ fn provisioner_for_build(
     names: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<Provisioner> {
+    let applies = applies_to(ctx, section, names, diags);
+    // One kiln cannot run is fine where its `only`/`except` keeps it out
+    // of this build (a template's VMware-only tools step, say).
+    if !applies && !PROVISIONER_TYPES.contains(&section.type_name.as_str()) {
+        return None;
+    }
     if !is_supported("provisioner", PROVISIONER_TYPES, ctx, section, diags) {
         return None;
     }
-    let applies = applies_to(ctx, section, names, diags);
     let body = with_override(ctx, section, names, diags);
     let mut f = Fields::new(ctx, section.path.clone(), &body, diags);
     let pause_before = duration_key(&mut f, "pause_before").unwrap_or_default();
@@ -507,10 +532,15 @@ fn post_processor_for_build(
     names: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<PostProcessor> {
+    let applies = applies_to(ctx, section, names, diags);
+    // One kiln cannot run is fine where its `only`/`except` keeps it out
+    // of this build (a template's VMware-only tools step, say).
+    if !applies && !POST_PROCESSOR_TYPES.contains(&section.type_name.as_str()) {
+        return None;
+    }
     if !is_supported("post-processor", POST_PROCESSOR_TYPES, ctx, section, diags) {
         return None;
     }
-    let applies = applies_to(ctx, section, names, diags);
     // Packer decodes this key strictly: it must be a JSON boolean.
     let keep_input_artifact = match section.body.get("keep_input_artifact") {
         None => None,
