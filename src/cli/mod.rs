@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod fmt;
 mod output;
 pub mod packer_flags;
 
@@ -38,6 +39,8 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect(&a, &options, &out),
         Command::Fix(a) => commands::fix(&a, &out),
         Command::Init(a) => commands::init(&a, &out),
+        // The one command with an exit status other than 0 and 1.
+        Command::Fmt(a) => return fmt::run(&a, &out),
         Command::Build(a) => commands::build(&a, &options, &out),
         Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {

@@ -12,6 +12,7 @@ mod inspect;
 mod json_syntax;
 pub use inspect::render as render_inspect;
 pub mod eval;
+pub mod fmt;
 pub mod functions;
 mod locals;
 mod packer_block;

@@ -6,6 +6,7 @@ mod cache;
 mod checkpoint;
 mod cli;
 mod django;
+mod fmt;
 mod gce;
 mod hcl;
 mod hostile;
