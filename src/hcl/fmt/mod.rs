@@ -108,6 +108,61 @@ mod tests {
         );
     }
 
+    /// Every HCL2 file the repository holds (fixtures, examples) formats
+    /// to text that means the same (hcl-rs reads the same body) and is
+    /// stable.
+    #[test]
+    fn formatting_keeps_the_meaning_of_every_shipped_file() {
+        fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, found);
+                } else if p.to_string_lossy().ends_with(".hcl") {
+                    found.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        walk(&root.join("tests/fixtures"), &mut files);
+        walk(&root.join("examples"), &mut files);
+        assert!(files.len() > 20, "{files:?}");
+        for f in files {
+            let src = std::fs::read_to_string(&f).expect("read");
+            let Ok(before) = hcl::parse(&src) else {
+                continue; // the syntax-error fixtures
+            };
+            let once = format_text(&src);
+            let after = hcl::parse(&once).unwrap_or_else(|e| {
+                panic!(
+                    "{}: formatted text does not parse: {e}\n{once}",
+                    f.display()
+                )
+            });
+            // hcl-rs keeps `${…}` templates as text, whose spaces the
+            // formatter changes as hclwrite does: compare those without
+            // spaces, everything else exactly.
+            if src.contains("${") || src.contains("%{") {
+                let squeeze = |b: &hcl::Body| {
+                    format!("{b:?}")
+                        .chars()
+                        .filter(|c| !c.is_whitespace())
+                        .collect::<String>()
+                };
+                assert_eq!(squeeze(&before), squeeze(&after), "{}", f.display());
+            } else {
+                assert_eq!(
+                    before,
+                    after,
+                    "{}: formatting changed the meaning",
+                    f.display()
+                );
+            }
+            assert_eq!(format_text(&once), once, "{}: not idempotent", f.display());
+        }
+    }
+
     #[test]
     fn trailing_spaces_go() {
         formats("a = 1   \n  \n", "a = 1\n\n");
