@@ -47,6 +47,9 @@ pub enum Command {
     /// Format HCL2 files (*.pkr.hcl, *.pkrvars.hcl) as packer fmt does.
     /// Exit status 3 under -check when a file is not formatted.
     Fmt(FmtArgs),
+    /// Write an equivalent HCL2 template (TEMPLATE.pkr.hcl) for a JSON one.
+    #[command(name = "hcl2_upgrade")]
+    Hcl2Upgrade(Hcl2UpgradeArgs),
     /// Check an HCL2 template's required plugins (kiln's are built in:
     /// nothing is downloaded).
     Init(InitArgs),
@@ -170,6 +173,18 @@ pub struct FmtArgs {
     /// Files or directories; `-` formats stdin to stdout.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Hcl2UpgradeArgs {
+    /// Where to write the HCL2 template (default: TEMPLATE.pkr.hcl).
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    /// Add comments explaining the generated blocks.
+    #[arg(long)]
+    pub with_annotations: bool,
+    /// The JSON template.
+    pub template: PathBuf,
 }
 
 #[derive(Debug, Args)]

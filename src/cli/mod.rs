@@ -6,6 +6,7 @@ mod commands;
 mod fmt;
 mod output;
 pub mod packer_flags;
+mod upgrade;
 
 pub mod cache;
 
@@ -41,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Init(a) => commands::init(&a, &out),
         // The one command with an exit status other than 0 and 1.
         Command::Fmt(a) => return fmt::run(&a, &out),
+        Command::Hcl2Upgrade(a) => upgrade::run(&a, &out),
         Command::Build(a) => commands::build(&a, &options, &out),
         Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {

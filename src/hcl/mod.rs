@@ -17,6 +17,7 @@ pub mod functions;
 mod locals;
 mod packer_block;
 pub mod types;
+pub mod upgrade;
 mod variables;
 
 use std::ops::Range;

@@ -28,6 +28,7 @@ mod strict;
 mod support;
 mod templates;
 mod temporary_key;
+mod upgrade;
 mod vbox_build;
 mod virtualbox;
 mod vm;
