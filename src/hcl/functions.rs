@@ -14,7 +14,7 @@ use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
 
 #[path = "functions_extra.rs"]
 mod functions_extra;
-use functions_extra::{bcrypt, legacy_strftime};
+use functions_extra::{bcrypt, legacy_strftime, rsadecrypt};
 use hcl::{Map, Number, Value};
 
 type R = Result<Value, String>;
@@ -115,6 +115,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "sha256",
     "sha512",
     "bcrypt",
+    "rsadecrypt",
     "uuidv4",
     "uuidv5",
     "cidrhost",
@@ -233,6 +234,7 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "legacy_isotime" => legacy_isotime,
         "legacy_strftime" => legacy_strftime,
         "bcrypt" => bcrypt,
+        "rsadecrypt" => rsadecrypt,
         "timeadd" => timeadd,
         "timestamp" => timestamp,
         "md5" => md5,

@@ -1,7 +1,8 @@
 //! Packer functions that needed more than the others: `legacy_strftime`
 //! (C-style layouts, as the go-strftime package Packer uses reads them)
-//! and `bcrypt` (Go's `x/crypto/bcrypt` output, `$2a$10$…`, over the
-//! blowfish crate russh already builds).
+//! `bcrypt` (Go's `x/crypto/bcrypt` output, `$2a$10$…`, over the
+//! blowfish crate russh already builds) and `rsadecrypt` (PKCS #1 v1.5,
+//! over the rsa crate russh already builds).
 
 use std::time::SystemTime;
 
@@ -172,6 +173,50 @@ fn bcrypt_base64(bytes: &[u8]) -> String {
     out
 }
 
+/// `rsadecrypt(ciphertext_base64, private_key_pem)`: PKCS #1 v1.5, the
+/// key as PKCS #1 (`RSA PRIVATE KEY`) or PKCS #8 (`PRIVATE KEY`) PEM.
+pub(super) fn rsadecrypt(a: &[Value]) -> R {
+    use base64::Engine;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    count(a, 2, 2)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let ciphertext = b64.decode(string(a, 0)?.trim()).map_err(|_| {
+        "failed to decode input \"ciphertext\": cipher text must be base64-encoded".to_owned()
+    })?;
+    let pem = string(a, 1)?;
+    let der = pem_body(&pem).ok_or_else(|| {
+        "invalid private key: no PEM block (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)".to_owned()
+    })?;
+    let key = rsa::RsaPrivateKey::from_pkcs1_der(&der)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_der(&der))
+        .map_err(|_| "invalid private key: not an RSA key in PKCS #1 or PKCS #8 form".to_owned())?;
+    let plain = key
+        .decrypt(rsa::Pkcs1v15Encrypt, &ciphertext)
+        .map_err(|e| format!("failed to decrypt: {e}"))?;
+    String::from_utf8(plain)
+        .map(Value::String)
+        .map_err(|_| "the decrypted text is not valid UTF-8".into())
+}
+
+/// The bytes of the first PEM block in `pem`.
+fn pem_body(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let start = pem.find("-----BEGIN ")?;
+    let rest = &pem[start..];
+    let body_start = rest.find('\n')? + 1;
+    let end = rest.find("-----END ")?;
+    let body: String = rest
+        .get(body_start..end)?
+        .lines()
+        .filter(|l| !l.contains(':')) // headers of encrypted keys
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +295,67 @@ mod tests {
         assert!(h.starts_with("$2a$10$") && h.len() == 60, "{h}");
         assert!(bcrypt(&[Value::from("x".repeat(73))]).is_err());
         assert!(bcrypt(&[Value::from("x"), Value::from(3)]).is_err());
+    }
+
+    /// A message OpenSSL encrypts (an implementation that is not ours)
+    /// comes back, with the key in both PEM forms.
+    #[test]
+    fn rsadecrypt_reads_what_openssl_encrypted() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        run(&["genrsa", "-traditional", "-out", "pkcs1.pem", "2048"]);
+        run(&[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "pkcs1.pem",
+            "-out",
+            "pkcs8.pem",
+        ]);
+        std::fs::write(dir.path().join("msg"), "s3cret é").expect("write");
+        run(&[
+            "pkeyutl",
+            "-encrypt",
+            "-inkey",
+            "pkcs1.pem",
+            "-in",
+            "msg",
+            "-out",
+            "msg.enc",
+        ]);
+        let ct = base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(dir.path().join("msg.enc")).expect("read"));
+        for key in ["pkcs1.pem", "pkcs8.pem"] {
+            let pem = std::fs::read_to_string(dir.path().join(key)).expect("key");
+            assert_eq!(
+                rsadecrypt(&[Value::from(ct.clone()), Value::from(pem)]),
+                Ok(Value::from("s3cret é")),
+                "{key}"
+            );
+        }
+        let pem = std::fs::read_to_string(dir.path().join("pkcs1.pem")).expect("key");
+        let err =
+            rsadecrypt(&[Value::from("not base64!"), Value::from(pem.clone())]).expect_err("bad");
+        assert!(err.contains("must be base64-encoded"), "{err}");
+        let err = rsadecrypt(&[Value::from(ct.clone()), Value::from("nope")]).expect_err("bad");
+        assert!(err.contains("invalid private key"), "{err}");
+        let other = base64::engine::general_purpose::STANDARD.encode([1u8; 256]);
+        let err = rsadecrypt(&[Value::from(other), Value::from(pem)]).expect_err("bad");
+        assert!(err.starts_with("failed to decrypt"), "{err}");
     }
 
     #[test]
