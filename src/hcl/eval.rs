@@ -110,6 +110,23 @@ fn resolve_try_can(expr: &Expression, ctx: &Context<'_>) -> Result<Expression, S
                     }
                     return Ok(Expression::Bool(args[0].evaluate(ctx).is_ok()));
                 }
+                // Its second argument is a type, not a value: like try and
+                // can, it is resolved before hcl-rs evaluates the rest.
+                "convert" => {
+                    let [value, ty] = args.as_slice() else {
+                        return Err(format!(
+                            "convert(): takes 2 arguments (a value and a type), given {}",
+                            args.len()
+                        ));
+                    };
+                    let ty = super::types::parse(&hcl::edit::expr::Expression::from(ty.clone()))
+                        .map_err(|e| format!("convert(): {e}"))?;
+                    let value = value.evaluate(ctx).map_err(|e| describe(&e))?;
+                    let converted = super::types::convert(value, &ty).map_err(|e| {
+                        format!("convert(): Invalid value for \"value\" parameter: {e}")
+                    })?;
+                    return Ok(value_expr(converted));
+                }
                 _ => {
                     let mut c = (**call).clone();
                     c.args = args;
@@ -254,6 +271,25 @@ mod tests {
             run("[for x in [1, 2] : x * var.n]"),
             Ok(Value::from(vec![2, 4]))
         );
+    }
+
+    #[test]
+    fn convert_takes_a_type_and_says_what_does_not_fit() {
+        assert_eq!(run("convert(var.n, string)"), Ok(Value::from("2")));
+        assert_eq!(
+            run(r#"convert(["1", 2], list(number))"#),
+            Ok(Value::from(vec![1, 2]))
+        );
+        assert_eq!(
+            run(r#"convert({a = "x"}, map(string))"#),
+            Ok(Value::Object(Map::from_iter([("a".to_owned(), Value::from("x"))])))
+        );
+        let err = run(r#"convert("x", number)"#).expect_err("not a number");
+        assert!(err.starts_with("convert(): Invalid value"), "{err}");
+        let err = run("convert(1, nosuchtype)").expect_err("not a type");
+        assert!(err.starts_with("convert(): "), "{err}");
+        let err = run("convert(1)").expect_err("one argument");
+        assert!(err.contains("takes 2 arguments"), "{err}");
     }
 
     #[test]

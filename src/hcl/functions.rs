@@ -130,6 +130,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "tostring",
     "try",
     "can",
+    "convert",
 ];
 
 /// Functions Packer has that reach a network service: a clear error.
