@@ -67,7 +67,7 @@ build {
 
   provisioner "shell" {
     execute_command = "echo '${var.ssh_password}' | {{.Vars}} sudo -S -E sh -eu '{{.Path}}'"
-    inline          = [
+    inline = [
       "systemctl is-enabled django-site",
       "cd /srv/site && python3 manage.py shell -c \"from django.contrib.auth.models import User; print('superuser:', User.objects.get(username='django', is_superuser=True).email)\"",
       "curl -fsS --retry 60 --retry-connrefused --retry-delay 1 -o /dev/null -w 'site answers: HTTP %%{http_code}\\n' http://127.0.0.1:7777/admin/login/",

@@ -1,7 +1,8 @@
 //! Fuzzes the HCL2 front end: any text as a `.pkr.hcl` file (or, when it
 //! starts with `{`, a `.pkr.json` one) must either be
 //! refused with diagnostics or go through loading (variables, locals,
-//! sources, builds, functions) and configuration — never panic.
+//! sources, builds, functions) and configuration — never panic; and
+//! `kiln fmt` of what parses is stable (formatting twice = once).
 #![no_main]
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,13 @@ fuzz_target!(|data: &[u8]| {
     } else {
         "fuzz.pkr.hcl"
     };
+    // kiln fmt: what parses formats without a panic, and formatting is
+    // idempotent (format twice = once).
+    if name == "fuzz.pkr.hcl"
+        && let Ok(once) = hcl::fmt::format_file(Path::new(name), text)
+    {
+        assert_eq!(hcl::fmt::format_text(&once), once, "kiln fmt is not idempotent");
+    }
     let sources = vec![(PathBuf::from(name), text.to_owned())];
     let Ok(loaded) = hcl::load_sources(sources, &[], PathBuf::from("/nonexistent"), &inputs, &mut diags) else {
         let _ = diags.render();

@@ -44,6 +44,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print the template with deprecated keys rewritten to their modern form.
     Fix(FixArgs),
+    /// Format HCL2 files (*.pkr.hcl, *.pkrvars.hcl) as packer fmt does.
+    /// Exit status 3 under -check when a file is not formatted.
+    Fmt(FmtArgs),
+    /// Write an equivalent HCL2 template (TEMPLATE.pkr.hcl) for a JSON one.
+    #[command(name = "hcl2_upgrade")]
+    Hcl2Upgrade(Hcl2UpgradeArgs),
     /// Check an HCL2 template's required plugins (kiln's are built in:
     /// nothing is downloaded).
     Init(InitArgs),
@@ -146,6 +152,38 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// An HCL2 template: a .pkr.hcl file or a directory.
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Only check: list the files that are not formatted, write nothing,
+    /// exit 3 if there are any.
+    #[arg(long)]
+    pub check: bool,
+    /// Print a unified diff of each change.
+    #[arg(long)]
+    pub diff: bool,
+    /// Also format the files in subdirectories.
+    #[arg(long)]
+    pub recursive: bool,
+    /// -write=false: list (and diff) the changes without writing them.
+    #[arg(long, num_args = 0..=1, default_value = "true", default_missing_value = "true", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub write: bool,
+    /// Files or directories; `-` formats stdin to stdout.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Hcl2UpgradeArgs {
+    /// Where to write the HCL2 template (default: TEMPLATE.pkr.hcl).
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    /// Add comments explaining the generated blocks.
+    #[arg(long)]
+    pub with_annotations: bool,
+    /// The JSON template.
     pub template: PathBuf,
 }
 

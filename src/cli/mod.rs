@@ -3,8 +3,10 @@
 
 pub mod args;
 mod commands;
+mod fmt;
 mod output;
 pub mod packer_flags;
+mod upgrade;
 
 pub mod cache;
 
@@ -38,6 +40,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect(&a, &options, &out),
         Command::Fix(a) => commands::fix(&a, &out),
         Command::Init(a) => commands::init(&a, &out),
+        // The one command with an exit status other than 0 and 1.
+        Command::Fmt(a) => return fmt::run(&a, &out),
+        Command::Hcl2Upgrade(a) => upgrade::run(&a, &out),
         Command::Build(a) => commands::build(&a, &options, &out),
         Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {

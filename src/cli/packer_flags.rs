@@ -11,6 +11,7 @@ const TAKES_VALUE: &[&str] = &[
     "parallel-builds",
     "checksum",
     "older-than",
+    "output-file",
 ];
 
 pub fn normalize(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {

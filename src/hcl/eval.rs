@@ -110,6 +110,23 @@ fn resolve_try_can(expr: &Expression, ctx: &Context<'_>) -> Result<Expression, S
                     }
                     return Ok(Expression::Bool(args[0].evaluate(ctx).is_ok()));
                 }
+                // Its second argument is a type, not a value: like try and
+                // can, it is resolved before hcl-rs evaluates the rest.
+                "convert" => {
+                    let [value, ty] = args.as_slice() else {
+                        return Err(format!(
+                            "convert(): takes 2 arguments (a value and a type), given {}",
+                            args.len()
+                        ));
+                    };
+                    let ty = super::types::parse(&hcl::edit::expr::Expression::from(ty.clone()))
+                        .map_err(|e| format!("convert(): {e}"))?;
+                    let value = value.evaluate(ctx).map_err(|e| describe(&e))?;
+                    let converted = super::types::convert(value, &ty).map_err(|e| {
+                        format!("convert(): Invalid value for \"value\" parameter: {e}")
+                    })?;
+                    return Ok(value_expr(converted));
+                }
                 _ => {
                     let mut c = (**call).clone();
                     c.args = args;
@@ -165,6 +182,36 @@ fn resolve_try_can(expr: &Expression, ctx: &Context<'_>) -> Result<Expression, S
                 // HCL: a string that is one interpolation is that value,
                 // not its text (`"${var.list}"` is the list, null is null).
                 [hcl::template::Element::Interpolation(i)] => recur(&i.expr)?,
+                elements if interpolations_use_resolved_functions(elements) => {
+                    // `"a-${try(x, "")}"`: the pieces resolved here, as
+                    // hcl-rs would not let try see its argument's error.
+                    let mut out = String::new();
+                    for e in elements {
+                        match e {
+                            hcl::template::Element::Literal(l) => out.push_str(l),
+                            hcl::template::Element::Interpolation(i) => {
+                                let v = recur(&i.expr)?.evaluate(ctx).map_err(|e| describe(&e))?;
+                                match functions::as_string(&v) {
+                                    Some(text) => out.push_str(&text),
+                                    None if v.is_null() => {
+                                        return Err(format!(
+                                            "`${{{}}}` is null, and a null value cannot be part of a string",
+                                            i.expr
+                                        ));
+                                    }
+                                    None => {
+                                        return Err(format!(
+                                            "`${{{}}}` is a list or an object, which cannot be part of a string",
+                                            i.expr
+                                        ));
+                                    }
+                                }
+                            }
+                            hcl::template::Element::Directive(_) => return Ok(expr.clone()),
+                        }
+                    }
+                    Expression::String(out)
+                }
                 elements => {
                     for e in elements {
                         if let hcl::template::Element::Interpolation(i) = e
@@ -181,9 +228,115 @@ fn resolve_try_can(expr: &Expression, ctx: &Context<'_>) -> Result<Expression, S
                 }
             }
         }
-        // `for` bodies may use try/can with names only bound inside them;
-        // there the fallback functions (functions.rs) stand in.
+        // A `for` whose body uses try, can or convert: evaluated here, one
+        // element at a time with its names bound, so those see the
+        // element's errors (hcl-rs would bind the names only inside).
+        Expression::ForExpr(f) if uses_resolved_functions(f) => value_expr(eval_for(f, ctx)?),
         other => other.clone(),
+    })
+}
+
+/// Whether a template of literals and plain interpolations (no
+/// directives, no `~` strip markers) calls try, can or convert.
+fn interpolations_use_resolved_functions(elements: &[hcl::template::Element]) -> bool {
+    use hcl::template::{Element, Strip};
+    let plain = elements.iter().all(|e| match e {
+        Element::Literal(_) => true,
+        Element::Interpolation(i) => i.strip == Strip::None,
+        Element::Directive(_) => false,
+    });
+    plain
+        && elements.iter().any(|e| match e {
+            Element::Interpolation(i) => {
+                let text = hcl::format::to_string(&i.expr).unwrap_or_default();
+                ["try(", "can(", "convert("]
+                    .iter()
+                    .any(|f| text.contains(f))
+            }
+            _ => false,
+        })
+}
+
+/// Whether a `for` expression's body, key or condition calls a function
+/// that must be resolved before hcl-rs evaluates it.
+fn uses_resolved_functions(f: &hcl::expr::ForExpr) -> bool {
+    let mut parts = vec![&f.value_expr];
+    parts.extend(f.key_expr.as_ref());
+    parts.extend(f.cond_expr.as_ref());
+    parts.iter().any(|e| {
+        let text = hcl::format::to_string(*e).unwrap_or_default();
+        ["try(", "can(", "convert("]
+            .iter()
+            .any(|f| text.contains(f))
+    })
+}
+
+/// A `for` expression evaluated element by element, as HCL defines it.
+fn eval_for(f: &hcl::expr::ForExpr, ctx: &Context<'_>) -> Result<Value, String> {
+    let collection = resolve_try_can(&f.collection_expr, ctx)?
+        .evaluate(ctx)
+        .map_err(|e| describe(&e))?;
+    let elements: Vec<(Value, Value)> = match collection {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::from(i as u64), v))
+            .collect(),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| (Value::String(k), v))
+            .collect(),
+        other => {
+            return Err(format!(
+                "a `for` expression iterates over a list, set, map or object, not {other}"
+            ));
+        }
+    };
+    let mut list = Vec::new();
+    let mut object: Map<String, Value> = Map::new();
+    for (key, value) in elements {
+        let mut c = ctx.clone();
+        if let Some(k) = &f.key_var {
+            c.declare_var(k.clone(), key);
+        }
+        c.declare_var(f.value_var.clone(), value);
+        let eval_in = |e: &Expression| {
+            resolve_try_can(e, &c)?
+                .evaluate(&c)
+                .map_err(|e| describe(&e))
+        };
+        if let Some(cond) = &f.cond_expr {
+            match eval_in(cond)? {
+                Value::Bool(true) => {}
+                Value::Bool(false) => continue,
+                other => return Err(format!("a `for` condition must be a bool, not {other}")),
+            }
+        }
+        let v = eval_in(&f.value_expr)?;
+        match &f.key_expr {
+            None => list.push(v),
+            Some(k) => {
+                let Some(k) = functions::as_string(&eval_in(k)?) else {
+                    return Err("a `for` key must be a string".into());
+                };
+                if f.grouping {
+                    if let Value::Array(group) =
+                        object.entry(k).or_insert_with(|| Value::Array(Vec::new()))
+                    {
+                        group.push(v);
+                    }
+                } else if object.insert(k.clone(), v).is_some() {
+                    return Err(format!(
+                        "duplicate key `{k}` in a `for` expression; use `...` after the value to group"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(if f.key_expr.is_some() {
+        Value::Object(object)
+    } else {
+        Value::Array(list)
     })
 }
 
@@ -254,6 +407,77 @@ mod tests {
             run("[for x in [1, 2] : x * var.n]"),
             Ok(Value::from(vec![2, 4]))
         );
+    }
+
+    #[test]
+    fn try_and_can_catch_errors_inside_for_bodies() {
+        assert_eq!(
+            run(r#"[for x in ["1", "a", "3"] : try(tonumber(x), -1)]"#),
+            Ok(Value::from(vec![1, -1, 3]))
+        );
+        assert_eq!(
+            run(r#"[for x in ["1", "a"] : x if can(tonumber(x))]"#),
+            Ok(Value::from(vec!["1"]))
+        );
+        assert_eq!(
+            run(r#"{for k, v in {a = "1", b = "x"} : k => try(tonumber(v), 0)}"#),
+            Ok(Value::Object(Map::from_iter([
+                ("a".to_owned(), Value::from(1)),
+                ("b".to_owned(), Value::from(0)),
+            ])))
+        );
+        assert_eq!(
+            run(r#"{for x in ["a", "b", "a"] : x => try(x, "") ...}"#),
+            Ok(Value::Object(Map::from_iter([
+                ("a".to_owned(), Value::from(vec!["a", "a"])),
+                ("b".to_owned(), Value::from(vec!["b"])),
+            ])))
+        );
+        assert_eq!(
+            run(r#"[for x in [1, 2] : convert(x * var.n, string)]"#),
+            Ok(Value::from(vec!["2", "4"]))
+        );
+        let err = run(r#"[for x in ["a"] : tonumber(x) if can(x)]"#).expect_err("not a number");
+        assert!(err.contains("tonumber"), "{err}");
+    }
+
+    #[test]
+    fn try_and_can_catch_errors_inside_string_templates() {
+        assert_eq!(
+            run(r#""n=${try(tonumber("x"), var.n)}, ok=${can(var.nope)}""#),
+            Ok(Value::from("n=2, ok=false"))
+        );
+        assert_eq!(
+            run(r#""a${convert(var.n, string)}b""#),
+            Ok(Value::from("a2b"))
+        );
+        let err = run(r#""x${try(null, null)}""#).expect_err("null");
+        assert!(
+            err.contains("null value cannot be part of a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn convert_takes_a_type_and_says_what_does_not_fit() {
+        assert_eq!(run("convert(var.n, string)"), Ok(Value::from("2")));
+        assert_eq!(
+            run(r#"convert(["1", 2], list(number))"#),
+            Ok(Value::from(vec![1, 2]))
+        );
+        assert_eq!(
+            run(r#"convert({a = "x"}, map(string))"#),
+            Ok(Value::Object(Map::from_iter([(
+                "a".to_owned(),
+                Value::from("x")
+            )])))
+        );
+        let err = run(r#"convert("x", number)"#).expect_err("not a number");
+        assert!(err.starts_with("convert(): Invalid value"), "{err}");
+        let err = run("convert(1, nosuchtype)").expect_err("not a type");
+        assert!(err.starts_with("convert(): "), "{err}");
+        let err = run("convert(1)").expect_err("one argument");
+        assert!(err.contains("takes 2 arguments"), "{err}");
     }
 
     #[test]

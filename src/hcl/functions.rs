@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
+
+#[path = "functions_extra.rs"]
+mod functions_extra;
+use functions_extra::{bcrypt, legacy_strftime, rsadecrypt};
 use hcl::{Map, Number, Value};
 
 type R = Result<Value, String>;
@@ -103,12 +107,15 @@ pub const IMPLEMENTED: &[&str] = &[
     "templatefile",
     "formatdate",
     "legacy_isotime",
+    "legacy_strftime",
     "timeadd",
     "timestamp",
     "md5",
     "sha1",
     "sha256",
     "sha512",
+    "bcrypt",
+    "rsadecrypt",
     "uuidv4",
     "uuidv5",
     "cidrhost",
@@ -123,6 +130,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "tostring",
     "try",
     "can",
+    "convert",
 ];
 
 /// Functions Packer has that reach a network service: a clear error.
@@ -225,6 +233,9 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "templatefile" => templatefile,
         "formatdate" => formatdate,
         "legacy_isotime" => legacy_isotime,
+        "legacy_strftime" => legacy_strftime,
+        "bcrypt" => bcrypt,
+        "rsadecrypt" => rsadecrypt,
         "timeadd" => timeadd,
         "timestamp" => timestamp,
         "md5" => md5,

@@ -12,10 +12,12 @@ mod inspect;
 mod json_syntax;
 pub use inspect::render as render_inspect;
 pub mod eval;
+pub mod fmt;
 pub mod functions;
 mod locals;
 mod packer_block;
 pub mod types;
+pub mod upgrade;
 mod variables;
 
 use std::ops::Range;

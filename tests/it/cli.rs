@@ -8,7 +8,17 @@ fn help_lists_every_command() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     // Each command has its own line in the "Commands:" list.
-    for cmd in ["build", "validate", "inspect", "fix", "cache", "version"] {
+    for cmd in [
+        "build",
+        "validate",
+        "inspect",
+        "fix",
+        "fmt",
+        "hcl2_upgrade",
+        "init",
+        "cache",
+        "version",
+    ] {
         assert!(
             text.lines().any(|l| l
                 .strip_prefix("  ")

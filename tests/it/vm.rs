@@ -973,3 +973,69 @@ fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
         panic!("{e}\n{seen}{}", text(&out));
     }
 }
+
+/// `kiln hcl2_upgrade tiny.json` writes an HCL2 template that builds what
+/// tiny.json builds: the image (with the provisioners' work on it, and
+/// `{{build_name}}` still "qemu"), the box, its checksum and the manifest.
+#[test]
+fn upgraded_tiny_template_builds_the_same_image_as_the_json_one() {
+    let _vm = vm_lock();
+    let work = tiny_example();
+    let up = Command::new(kiln_bin())
+        .current_dir(work.dir.path())
+        .args(["hcl2_upgrade", "tiny.json"])
+        .output()
+        .expect("kiln runs");
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let started = Instant::now();
+    let out = kiln(&work, &["build"])
+        .arg("tiny.json.pkr.hcl")
+        .output()
+        .expect("kiln runs");
+    eprintln!("upgraded tiny build: {:?}", started.elapsed());
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        !t.contains("kiln-tiny"),
+        "the sensitive password leaked: {t}"
+    );
+    let out_dir = work.dir.path().join("output-tiny");
+    let image = out_dir.join("tiny.qcow2");
+    assert!(image.is_file(), "{t}");
+    assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
+    let sums: Vec<_> = std::fs::read_dir(&out_dir)
+        .expect("output dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sha256"))
+        .collect();
+    assert_eq!(sums.len(), 1, "{sums:?}");
+    let check = Command::new("sha256sum")
+        .args(["-c", &sums[0]])
+        .current_dir(&out_dir)
+        .output()
+        .expect("sha256sum runs");
+    assert!(check.status.success(), "{}", text(&check));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest is JSON");
+    assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = disk_image_template(
+        dir.path(),
+        &image,
+        "verify-upgraded-image",
+        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
+        "",
+    );
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("provisioned by kiln"), "{t}");
+    assert!(t.contains("hello from qemu"), "{t}");
+    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
+    assert!(qemu_processes_with("verify-upgraded-image").is_empty());
+}
