@@ -61,6 +61,35 @@ fn tiny_example() -> Workdir {
     }
 }
 
+/// Edits the copied tiny.json's builder as JSON: a text replace that
+/// silently matched nothing once let a test run a different build than it
+/// meant (the guest installed where it was to wait at its prompt).
+fn edit_tiny_builder(
+    work: &Workdir,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let path = work.dir.path().join("tiny.json");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let builder = template["builders"][0]
+        .as_object_mut()
+        .expect("a builder object");
+    edit(builder);
+    std::fs::write(&path, template.to_string()).expect("write");
+}
+
+/// Sets `key` in the tiny builder, which must have had it.
+fn replace_key(
+    builder: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    value: serde_json::Value,
+) {
+    assert!(
+        builder.insert(key.into(), value).is_some(),
+        "tiny.json has no {key}"
+    );
+}
+
 fn kiln(work: &Workdir, args: &[&str]) -> Command {
     let (iso, sum) = tiny_iso();
     let mut cmd = Command::new(kiln_bin());
@@ -326,14 +355,10 @@ fn a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
     let _vm = vm_lock();
     let work = tiny_example();
     // No boot command: the installer waits at its boot prompt forever.
-    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
-    let template = template
-        .replace(r#""ssh_timeout": "5m""#, r#""ssh_timeout": "8s""#)
-        .replace(
-            r#""boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],"#,
-            "",
-        );
-    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    edit_tiny_builder(&work, |b| {
+        assert!(b.remove("boot_command").is_some(), "{b:?}");
+        replace_key(b, "ssh_timeout", "8s".into());
+    });
     let out = kiln(&work, &["build"])
         .arg("tiny.json")
         .output()
@@ -814,16 +839,12 @@ fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     }
     let _vm = vm_lock();
     let work = tiny_example();
-    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
     // The install writes tens of MiB; 6 MiB hold the empty qcow2 and the
     // serial log, and fill up during the install.
-    let template = template
-        .replace(r#""ssh_timeout": "5m""#, r#""ssh_timeout": "30m""#)
-        .replace(
-            r#""output_directory": "output-tiny""#,
-            r#""output_directory": "small/output-tiny""#,
-        );
-    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    edit_tiny_builder(&work, |b| {
+        replace_key(b, "ssh_timeout", "30m".into());
+        replace_key(b, "output_directory", "small/output-tiny".into());
+    });
     std::fs::create_dir(work.dir.path().join("small")).expect("mkdir");
     let mut inner = kiln(&work, &["build"]);
     inner.arg("tiny.json");
@@ -885,17 +906,13 @@ fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
     let _vm = vm_lock();
     let work = tiny_example();
     // No boot command: the installer waits at its prompt while we look.
-    let template = std::fs::read_to_string(work.dir.path().join("tiny.json")).expect("read");
-    let template = template
-        .replace(
-            r#""boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],"#,
-            "",
-        )
-        .replace(
-            r#""headless": true,"#,
-            r#""headless": true, "vnc_use_password": true, "vnc_port_min": 5990, "vnc_port_max": 6010, "qmp_enable": true,"#,
-        );
-    std::fs::write(work.dir.path().join("tiny.json"), template).expect("write");
+    edit_tiny_builder(&work, |b| {
+        assert!(b.remove("boot_command").is_some(), "{b:?}");
+        b.insert("vnc_use_password".into(), true.into());
+        b.insert("vnc_port_min".into(), 5990.into());
+        b.insert("vnc_port_max".into(), 6010.into());
+        b.insert("qmp_enable".into(), true.into());
+    });
     let mut child = kiln(&work, &["build"])
         .arg("tiny.json")
         .stdout(Stdio::piped())
