@@ -201,10 +201,11 @@ pub async fn wait_for_ssh(
 /// QEMU's user networking (and VirtualBox NAT) accept a forwarded port at
 /// once, even while the guest boots and nothing listens: the connection
 /// then hangs with no byte from the guest until the whole attempt timed out
-/// (20 s), so SSH could be found up to 20 s after it answered (a resumed
-/// tiny build's wait was 41.1 s: two whole attempts). An SSH server sends its
-/// banner as soon as it accepts, so a short wait for it, retried, finds the
-/// guest within a few seconds of its start.
+/// (20 s), so SSH could be found up to 20 s after it answered. An SSH
+/// server sends its banner as soon as it accepts, so a short wait for it,
+/// retried, finds the guest within a few seconds of its start. (On the
+/// loaded bench machine a resumed tiny build still waited 40.5 s: there
+/// the guest's own boot under TCG is the cost, not this.)
 const FIRST_BANNER_WAIT: Duration = Duration::from_secs(3);
 
 /// Waits for the first bytes of the server (its banner) without taking
