@@ -2,8 +2,10 @@
 //! policies and cancellation on signals.
 
 pub mod artifact;
+pub mod build_key;
 pub mod runner;
 pub mod signals;
+pub mod up_to_date;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,15 +38,22 @@ pub async fn run_all(
     let permits = Arc::new(tokio::sync::Semaphore::new(limit));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, build) in builds.iter().cloned().enumerate() {
-        let options = options.clone();
+        let mut options = options.clone();
         let reporter = reporter.clone();
         let cancel = cancel.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
+            let key = match up_to_date::check(&build, &mut options, reporter.as_ref()) {
+                up_to_date::Before::UpToDate(result) => return (index, *result),
+                up_to_date::Before::Run { key } => key,
+            };
             let mut result =
                 crate::builder::run(&build, &options, reporter.clone(), cancel.clone()).await;
-            post_process(&build, &options, reporter, cancel, &mut result).await;
+            post_process(&build, &options, reporter.clone(), cancel, &mut result).await;
+            if let Some(key) = &key {
+                up_to_date::record(&build, &options, key, &result, reporter.as_ref());
+            }
             (index, result)
         });
     }
@@ -65,6 +74,7 @@ pub async fn run_all(
                 final_artifacts: Vec::new(),
                 steps: Vec::new(),
                 cancelled: false,
+                up_to_date: None,
             })
         })
         .collect()
@@ -123,11 +133,35 @@ async fn post_process(
 pub fn machine_summary(results: &[BuildResult]) -> Vec<String> {
     use crate::ui::machine::{ArtifactRecord, UiKind, artifact_records, record, ui_record};
     let mut out = Vec::new();
-    let failed = results.iter().filter(|r| r.artifact.is_err()).count();
+    let failed = results.iter().filter(|r| !r.succeeded()).count();
     if failed > 0 {
         out.push(record("", "error-count", &[&failed.to_string()]));
     }
     for r in results {
+        if let Some(recorded) = &r.up_to_date {
+            // The last run's artifacts, as Packer's records: a CI job
+            // reading them works the same; the say line tells it nothing ran.
+            let artifacts: Vec<ArtifactRecord<'_>> = recorded
+                .iter()
+                .map(|a| ArtifactRecord {
+                    builder_id: &a.builder_id,
+                    id: &a.id,
+                    description: &a.description,
+                    files: a
+                        .files
+                        .iter()
+                        .map(|f| f.path.display().to_string())
+                        .collect(),
+                })
+                .collect();
+            out.extend(artifact_records(&r.name, &artifacts));
+            out.push(ui_record(
+                "",
+                UiKind::Say,
+                &format!("--> {}: up to date, nothing to do", r.name),
+            ));
+            continue;
+        }
         match &r.artifact {
             Ok(_) => {
                 let descriptions: Vec<String> = r
@@ -181,13 +215,23 @@ fn interrupted(r: &BuildResult) -> String {
 /// The final summary: each build's artifacts or error, and its steps' durations.
 pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
     let mut out = String::new();
-    let ok = results.iter().filter(|r| r.artifact.is_ok()).count();
+    let ok = results.iter().filter(|r| r.succeeded()).count();
     out.push_str(&format!(
         "\n==> {ok} of {} build(s) succeeded in {}\n",
         results.len(),
         format_duration(elapsed)
     ));
     for r in results {
+        if let Some(recorded) = &r.up_to_date {
+            out.push_str(&format!(
+                "--> {}: up to date, nothing to do (-force rebuilds)\n",
+                r.name
+            ));
+            for f in recorded.iter().flat_map(|a| &a.files) {
+                out.push_str(&format!("    {}\n", f.path.display()));
+            }
+            continue;
+        }
         match &r.artifact {
             Ok(_) => {
                 for a in &r.final_artifacts {

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub init_time: SystemTime,
     /// Packer's run UUID: one per `kiln build`, in manifests and `{{build}}`.
     pub run_uuid: String,
+    /// Why this build's existing output is not up to date (set per build
+    /// by the up-to-date check): the output-directory error names it.
+    pub stale_because: Option<String>,
 }
 
 /// How one build ended.
@@ -48,6 +51,16 @@ pub struct BuildResult {
     pub final_artifacts: Vec<Artifact>,
     pub steps: Vec<StepTiming>,
     pub cancelled: bool,
+    /// Set when nothing ran because the last run's artifacts are up to
+    /// date: those artifacts, as its build record lists them.
+    pub up_to_date: Option<Vec<crate::checkpoint::record::RecordedArtifact>>,
+}
+
+impl BuildResult {
+    /// Built, or up to date.
+    pub fn succeeded(&self) -> bool {
+        self.artifact.is_ok() || self.up_to_date.is_some()
+    }
 }
 
 /// Runs one build's builder.
@@ -100,5 +113,6 @@ pub(crate) async fn run_builder<S: Send>(
         artifact: result,
         steps: report.steps,
         cancelled: report.outcome == Outcome::Cancelled,
+        up_to_date: None,
     }
 }

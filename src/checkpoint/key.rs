@@ -67,6 +67,15 @@ impl KeyBuilder {
         }
     }
 
+    /// A builder over inputs read back (a build record's): its key can be
+    /// compared with the one recorded beside them.
+    pub fn from_inputs(kind: &str, inputs: &[(String, String)]) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            inputs: inputs.to_vec(),
+        }
+    }
+
     fn add_digest(&mut self, name: &str, digest: String) {
         self.inputs.push((name.to_owned(), digest));
     }

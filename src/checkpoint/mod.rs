@@ -7,6 +7,8 @@
 //! builder decides what goes into its key and how it saves and boots a disk.
 
 pub mod key;
+pub mod record;
+pub mod stamp;
 pub mod store;
 
 pub use key::{FORMAT_VERSION, InstallKey, KeyBuilder, volatile_functions};

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! checkpoints/<key>/disk.qcow2          the disk, standalone (no backing file)
-//! checkpoints/<key>/disk.qcow2.sha256   "sha256:<hex> <size>": checked before every use
+//! checkpoints/<key>/disk.qcow2.sha256   "sha256:<hex> <size>": what the disk must hash to
+//! checkpoints/<key>/disk.qcow2.stamp    the disk's stat fields when it last hashed right
 //! checkpoints/<key>/inputs.txt          the key's inputs (name, sha256), for people
 //! checkpoints/<key>/last-used           touched by every build that resumes from it
 //! checkpoints/locks/<key>.lock          flock: exclusive to write or remove, shared while in use
@@ -14,16 +15,18 @@
 //! process is gone), never a checkpoint that looks whole.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use sha2::{Digest as _, Sha256};
-
 use super::key::InstallKey;
+use super::stamp::{FileStamp, StampCheck};
 
 const DISK: &str = "disk.qcow2";
 const DIGEST: &str = "disk.qcow2.sha256";
+/// A [`FileStamp`] (JSON): a build re-hashes the disk only when its stat
+/// fields moved, so using a checkpoint costs a `stat`, not ~1 s/GiB.
+const STAMP: &str = "disk.qcow2.stamp";
 const INPUTS: &str = "inputs.txt";
 const LAST_USED: &str = "last-used";
 const PARTIAL_PREFIX: &str = ".partial-";
@@ -140,7 +143,7 @@ impl CheckpointStore {
         if !dir.is_dir() {
             return Ok(Lookup::Missing);
         }
-        match verify_dir(&dir) {
+        match verify_dir(&dir, true) {
             Ok(size) => {
                 let used = dir.join(LAST_USED);
                 // Only for pruning by last use: a failure costs nothing else.
@@ -291,7 +294,7 @@ impl CheckpointStore {
         for entry in self.list()? {
             let lock = self.lock_file(&entry.key)?;
             lock.lock_shared().map_err(io("lock", &entry.dir))?;
-            let result = verify_dir(&entry.dir).err();
+            let result = verify_dir(&entry.dir, false).err();
             drop(lock);
             if result.is_some() {
                 self.remove_if_unused(&entry.key);
@@ -325,8 +328,10 @@ impl CheckpointStore {
     }
 }
 
-/// Checks the disk against its digest file; the size on success.
-fn verify_dir(dir: &Path) -> Result<u64, String> {
+/// Checks the disk against its digest file; the size on success. With
+/// `trust_stamp`, a disk whose stat fields match its stamp is not
+/// re-hashed (`kiln cache verify` always re-hashes).
+fn verify_dir(dir: &Path, trust_stamp: bool) -> Result<u64, String> {
     let recorded = std::fs::read_to_string(dir.join(DIGEST))
         .map_err(|e| format!("its digest file cannot be read ({e})"))?;
     let mut parts = recorded.split_whitespace();
@@ -345,25 +350,40 @@ fn verify_dir(dir: &Path) -> Result<u64, String> {
             "its disk is {actual_size} bytes, {size} were written (truncated?)"
         ));
     }
-    let got = hash_file(&disk).map_err(|e| format!("its disk cannot be read ({e})"))?;
-    if got != want {
-        return Err(format!("its disk's sha256 is {got}, {want} was written"));
+    let stamp = std::fs::read(dir.join(STAMP))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<FileStamp>(&t).ok())
+        .filter(|s| s.sha256 == want && s.size == size);
+    if trust_stamp && let Some(stamp) = &stamp {
+        match stamp.check(&disk) {
+            StampCheck::Unchanged => return Ok(size),
+            StampCheck::SameContent(fresh) => {
+                write_stamp(dir, &fresh);
+                return Ok(size);
+            }
+            // The digest decides, and says how it differs.
+            StampCheck::Changed(_) => {}
+        }
     }
+    let fresh = FileStamp::take(&disk).map_err(|e| format!("its disk cannot be read ({e})"))?;
+    if fresh.sha256 != want {
+        return Err(format!(
+            "its disk's sha256 is {}, {want} was written",
+            fresh.sha256
+        ));
+    }
+    write_stamp(dir, &fresh);
     Ok(size)
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
+/// Best effort (a shared lock is held, so two builds may both write it:
+/// each writes a complete file and renames it, the last one stays).
+fn write_stamp(dir: &Path, stamp: &FileStamp) {
+    let tmp = dir.join(format!("{STAMP}.{}.tmp", std::process::id()));
+    let text = serde_json::to_vec(stamp).unwrap_or_default();
+    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, dir.join(STAMP)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn write_synced(path: &Path, text: &str) -> Result<(), CheckpointError> {
@@ -391,11 +411,15 @@ impl Writer {
         File::open(&disk)
             .and_then(|f| f.sync_all())
             .map_err(io("sync", &disk))?;
-        let size = std::fs::metadata(&disk).map_err(io("read", &disk))?.len();
-        let digest = hash_file(&disk).map_err(io("hash", &disk))?;
+        let stamp = FileStamp::take(&disk).map_err(io("hash", &disk))?;
+        let (size, digest) = (stamp.size, &stamp.sha256);
         write_synced(
             &self.partial.join(DIGEST),
             &format!("sha256:{digest} {size}\n"),
+        )?;
+        write_synced(
+            &self.partial.join(STAMP),
+            &serde_json::to_string(&stamp).unwrap_or_default(),
         )?;
         let listing: String = inputs
             .iter()

@@ -674,6 +674,7 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         user_vars: checked.vars.values.clone(),
         init_time: SystemTime::now(),
         run_uuid: uuid::Uuid::new_v4().to_string(),
+        stale_because: None,
     };
     let started = std::time::Instant::now();
     let results = rt.block_on(crate::build::run_all(
@@ -693,5 +694,5 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         }
     }
     out.write(&crate::build::summary(&results, elapsed));
-    results.iter().all(|r| r.artifact.is_ok())
+    results.iter().all(crate::builder::BuildResult::succeeded)
 }

@@ -432,3 +432,132 @@ fn two_parallel_builds_share_one_checkpoint() {
     assert_eq!(t.matches("is already there").count(), 1, "{t}");
     assert_eq!(checkpoints_in(&cache).len(), 1);
 }
+
+/// A tiny-installer build whose provisioner is a script file and whose
+/// checksum post-processor writes outside the output directory.
+fn tiny_scripted(dir: &Path, script: &str) {
+    tiny_template(dir, "tiny", &[]);
+    let path = dir.join("t.json");
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    t["provisioners"] = serde_json::json!([{"type": "shell", "script": "scripts/p.sh"}]);
+    t["post-processors"] = serde_json::json!([{
+        "type": "checksum", "checksum_types": ["sha256"],
+        "output": "sums/{{.BuildName}}.{{.ChecksumType}}"
+    }]);
+    std::fs::write(&path, t.to_string()).expect("write");
+    std::fs::create_dir_all(dir.join("scripts")).expect("mkdir");
+    std::fs::write(dir.join("scripts/p.sh"), script).expect("write script");
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An unchanged build, timed: up to date, no VM, nothing rewritten.
+fn assert_up_to_date(dir: &Path, artifacts: &[PathBuf]) -> std::time::Duration {
+    let before: Vec<_> = artifacts.iter().map(|a| mtime(a)).collect();
+    let started = std::time::Instant::now();
+    let out = build(dir, &[], &[]);
+    let took = started.elapsed();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("Up to date: its inputs are unchanged"), "{t}");
+    assert!(t.contains("up to date, nothing to do"), "{t}");
+    assert!(
+        !t.contains("Starting the VM") && !t.contains("Fetching"),
+        "{t}"
+    );
+    let after: Vec<_> = artifacts.iter().map(|a| mtime(a)).collect();
+    assert_eq!(before, after, "an up-to-date build rewrote an artifact");
+    eprintln!("up-to-date build took {took:?}");
+    took
+}
+
+#[test]
+fn an_unchanged_build_is_up_to_date_until_an_input_or_artifact_changes() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    tiny_scripted(d, "echo first script run\n");
+    let disk = d.join("out/cp.qcow2");
+    let sums = d.join("sums/qemu.sha256");
+    let artifacts = [disk.clone(), sums.clone()];
+
+    let full = build(d, &[], &[]);
+    let t = text(&full);
+    assert_eq!(full.status.code(), Some(0), "{t}");
+    assert!(t.contains("Saved the install checkpoint"), "{t}");
+    assert!(sums.is_file(), "{t}");
+
+    let took = assert_up_to_date(d, &artifacts);
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    // -machine-readable: Packer's records for the last run's artifacts,
+    // and a say line a CI job can grep.
+    let mr = build(d, &["-machine-readable"], &[]);
+    let stdout = String::from_utf8_lossy(&mr.stdout);
+    assert_eq!(mr.status.code(), Some(0), "{}", text(&mr));
+    assert!(stdout.contains(",qemu,artifact-count,2"), "{stdout}");
+    assert!(
+        stdout.contains(",ui,say,--> qemu: up to date%!(PACKER_COMMA) nothing to do"),
+        "{stdout}"
+    );
+
+    // -force on an unchanged build rebuilds, from the install checkpoint.
+    let forced = build(d, &["-force"], &[]);
+    let t = text(&forced);
+    assert_eq!(forced.status.code(), Some(0), "{t}");
+    assert!(t.contains("Resuming from the install checkpoint"), "{t}");
+    assert!(t.contains("first script run"), "{t}");
+    assert_up_to_date(d, &artifacts);
+
+    // A deleted artifact outside the output directory, then a modified
+    // one inside it (same size): not up to date, and the error names it.
+    let kept = std::fs::read(&sums).expect("read sums");
+    std::fs::remove_file(&sums).expect("rm sums");
+    let t = text(&build(d, &[], &[]));
+    assert!(
+        t.contains("already exists (not up to date: sums/qemu.sha256: it is gone)"),
+        "{t}"
+    );
+    std::fs::write(&sums, kept).expect("restore sums");
+    let len = std::fs::metadata(&disk).expect("disk").len();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&disk)
+            .expect("open disk");
+        f.seek(SeekFrom::Start(len - 1)).expect("seek");
+        f.write_all(&[0xAA]).expect("poke");
+    }
+    let out = build(d, &[], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("(not up to date: out/cp.qcow2: its content changed (sha256 differs))"),
+        "{t}"
+    );
+
+    // A provisioner's script edited: Packer's error, naming the change;
+    // -force rebuilds from the install checkpoint and runs the new script.
+    std::fs::write(d.join("scripts/p.sh"), "echo second script run\n").expect("edit");
+    let out = build(d, &[], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("already exists (not up to date: provisioner 1 (shell) script scripts/p.sh changed); remove it or run with -force"),
+        "{t}"
+    );
+    let forced = build(d, &["-force"], &[]);
+    let t = text(&forced);
+    assert_eq!(forced.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("Resuming from the install checkpoint") && t.contains("second script run"),
+        "{t}"
+    );
+    assert_up_to_date(d, &artifacts);
+    assert!(qemu_processes_with("cp.qcow2").is_empty());
+}

@@ -27,8 +27,15 @@ impl<S: HasCommon> Step<S> for StepOutputDir {
             let dir = state.common().output_dir.clone();
             if dir.exists() {
                 if !state.common().options.force {
+                    // Packer's error; kiln adds what changed when it knows.
+                    let why = state
+                        .common()
+                        .options
+                        .stale_because
+                        .as_deref()
+                        .map_or_else(String::new, |w| format!(" (not up to date: {w})"));
                     return Err(StepError::new(format!(
-                        "the output directory {} already exists; remove it or run with -force to replace it",
+                        "the output directory {} already exists{why}; remove it or run with -force to replace it",
                         dir.display()
                     )));
                 }

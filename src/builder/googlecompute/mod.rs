@@ -48,6 +48,7 @@ pub async fn run(
                 final_artifacts: Vec::new(),
                 steps: Vec::new(),
                 cancelled: false,
+                up_to_date: None,
             };
         }
     }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
-use crate::hypervisor::qemu::{ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
+use crate::hypervisor::qemu::{ConvertOptions, ImageFormat, QemuProcess, img::convert_args};
 
 use super::state::CheckpointPlan;
 use super::step_find_checkpoint::store;
@@ -94,21 +94,12 @@ impl Step<QemuState> for StepSaveCheckpoint {
                 force_share: true,
                 ..ConvertOptions::default()
             };
-            let copied = tokio::task::spawn_blocking(move || {
-                QemuImgCli::default().convert(&source, &target, ImageFormat::Qcow2, &options, &[])
-            })
-            .await
-            .map_err(|e| fail("the checkpoint copy failed", e))?;
-            if let Err(e) = copied {
+            let args = convert_args(&source, &target, ImageFormat::Qcow2, &options, &[]);
+            if let Err(why) = copy_owned(&args).await {
                 drop(writer);
                 resume(state).await?;
-                ctx.reporter.warn(
-                    &ctx.build,
-                    &format!(
-                        "no install checkpoint: {}",
-                        crate::error_chain::error_chain(&e, ": ")
-                    ),
-                );
+                ctx.reporter
+                    .warn(&ctx.build, &format!("no install checkpoint: {why}"));
                 return Ok(());
             }
             if std::env::var_os(PAUSE_HOOK).is_some() {
@@ -156,6 +147,37 @@ impl Step<QemuState> for StepSaveCheckpoint {
             }
             Ok(())
         })
+    }
+}
+
+/// Runs `qemu-img ARGS` as an owned child (its own process group, killed
+/// with kiln): a Ctrl-C drops this future with the step, which kills the
+/// copy at once instead of letting it write on into a removed checkpoint.
+async fn copy_owned(args: &[std::ffi::OsString]) -> Result<(), String> {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{} is not UTF-8", a.to_string_lossy()))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut child = QemuProcess::spawn_args("qemu-img", &args)
+        .map_err(|e| crate::error_chain::error_chain(&e, ": "))?;
+    // Bounded only to never hang a build: a copy of the largest disks
+    // takes minutes, not a day.
+    let status = child
+        .wait_exit(Duration::from_secs(24 * 3600))
+        .await
+        .map_err(|e| crate::error_chain::error_chain(&e, ": "))?;
+    match status {
+        Some(s) if s.success() => Ok(()),
+        Some(s) => Err(format!(
+            "`{}` failed ({s}): {}",
+            child.command_line(),
+            child.final_stderr_tail().join(" ")
+        )),
+        None => Err(format!("`{}` did not finish", child.command_line())),
     }
 }
 

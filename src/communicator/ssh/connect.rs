@@ -2,7 +2,7 @@
 //! in a loop until it works, the time is up, or the build is cancelled.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
@@ -49,6 +49,9 @@ enum AttemptFailure {
     /// Nobody answered yet, or the guest dropped us while starting up:
     /// retried until the timeout, never counted.
     NotReady(String),
+    /// Connected, but no SSH banner within the wait: retried at once with
+    /// a longer wait, never counted.
+    NoBanner(String),
     /// The server answered but the handshake failed: counted against
     /// `handshake_attempts`.
     Handshake(String),
@@ -100,6 +103,7 @@ pub async fn wait_for_ssh(
     let deadline = started + opts.timeout;
     let mut handshake_failures = 0;
     let mut last_failure = "no connection attempt finished".to_owned();
+    let mut banner_wait = FIRST_BANNER_WAIT;
 
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -113,7 +117,13 @@ pub async fn wait_for_ssh(
         let attempt_limit = remaining.min(opts.attempt_timeout);
         let attempt = tokio::time::timeout(
             attempt_limit,
-            attempt(target, key.as_ref(), agent.as_mut(), config.clone()),
+            attempt(
+                target,
+                key.as_ref(),
+                agent.as_mut(),
+                config.clone(),
+                banner_wait,
+            ),
         );
         let outcome = tokio::select! {
             () = cancel.cancelled() => return Err(SshError::Cancelled { addr }),
@@ -139,6 +149,12 @@ pub async fn wait_for_ssh(
                     "no SSH handshake within {}",
                     super::error::human_duration(attempt_limit)
                 );
+            }
+            Ok(Err(AttemptFailure::NoBanner(why))) => {
+                // A slow guest gets longer each time, so a banner that
+                // always takes a while still arrives within one wait.
+                banner_wait = (banner_wait * 2).min(opts.attempt_timeout);
+                last_failure = why;
             }
             Ok(Err(AttemptFailure::NotReady(why))) => last_failure = why,
             Ok(Err(AttemptFailure::Handshake(why))) => {
@@ -180,16 +196,47 @@ pub async fn wait_for_ssh(
     }
 }
 
+/// How long the first attempt waits for the server's banner.
+///
+/// QEMU's user networking (and VirtualBox NAT) accept a forwarded port at
+/// once, even while the guest boots and nothing listens: the connection
+/// then hangs with no byte from the guest until the whole attempt timed out
+/// (20 s), so SSH could be found up to 20 s after it answered. An SSH
+/// server sends its banner as soon as it accepts, so a short wait for it,
+/// retried, finds the guest within a few seconds of its start. (On the
+/// loaded bench machine a resumed tiny build still waited 40.5 s: there
+/// the guest's own boot under TCG is the cost, not this.)
+const FIRST_BANNER_WAIT: Duration = Duration::from_secs(3);
+
+/// Waits for the first bytes of the server (its banner) without taking
+/// them: the SSH client reads them itself.
+async fn wait_for_banner(tcp: &TcpStream, wait: Duration) -> Result<(), AttemptFailure> {
+    let mut first = [0u8; 4];
+    match tokio::time::timeout(wait, tcp.peek(&mut first)).await {
+        Ok(Ok(0)) => Err(AttemptFailure::NotReady(
+            "the connection was closed before the SSH banner".into(),
+        )),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(AttemptFailure::NotReady(format!("connect: {e}"))),
+        Err(_) => Err(AttemptFailure::NoBanner(format!(
+            "connected, but no SSH banner within {}",
+            super::error::human_duration(wait)
+        ))),
+    }
+}
+
 /// One connect + handshake + authentication.
 async fn attempt(
     target: &SshTarget,
     key: Option<&Arc<PrivateKey>>,
     agent: Option<&mut super::agent::Agent>,
     config: Arc<client::Config>,
+    banner_wait: Duration,
 ) -> Result<(Handle<HostKeyRecorder>, String), AttemptFailure> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| AttemptFailure::NotReady(format!("connect: {e}")))?;
+    wait_for_banner(&tcp, banner_wait).await?;
     // SCP and exec are lock-step request/answer: Nagle would add a delay
     // to every round trip. (russh sets this only when it connects itself.)
     let _ = tcp.set_nodelay(true);
@@ -301,5 +348,67 @@ fn classify(error: russh::Error) -> AttemptFailure {
             AttemptFailure::NotReady(format!("handshake: {error}"))
         }
         other => AttemptFailure::Handshake(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A server on loopback that does `serve` with each connection.
+    async fn server(
+        serve: impl Fn(tokio::net::TcpStream) -> tokio::task::JoinHandle<()> + Send + 'static,
+    ) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                serve(s);
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_forward_with_nobody_behind_it_is_retried_after_the_banner_wait() {
+        // Accepts and says nothing, as QEMU's forward does while the guest boots.
+        let addr = server(|s| {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(s);
+            })
+        })
+        .await;
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let started = Instant::now();
+        let r = wait_for_banner(&tcp, Duration::from_millis(300)).await;
+        assert!(matches!(r, Err(AttemptFailure::NoBanner(_))));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn the_banner_is_seen_and_left_for_the_client() {
+        let addr = server(|mut s| {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"SSH-2.0-test\r\n").await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            })
+        })
+        .await;
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        assert!(wait_for_banner(&tcp, Duration::from_secs(30)).await.is_ok());
+        let mut buf = [0u8; 8];
+        tcp.read_exact(&mut buf).await.expect("read");
+        assert_eq!(&buf, b"SSH-2.0-");
+
+        // A server that closes at once is "not ready", not a missing banner.
+        let closing = server(|s| tokio::spawn(async move { drop(s) })).await;
+        let tcp = TcpStream::connect(closing).await.expect("connect");
+        assert!(matches!(
+            wait_for_banner(&tcp, Duration::from_secs(30)).await,
+            Err(AttemptFailure::NotReady(_))
+        ));
     }
 }
