@@ -16,6 +16,7 @@
 mod amazon_import;
 mod checksum;
 mod compress;
+mod convert_disk;
 mod manifest;
 pub mod pgzip;
 mod shell_local;
