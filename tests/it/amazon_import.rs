@@ -387,7 +387,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
 /// 0x600, where SeaBIOS puts them) and powers off with SLP_EN, so the
 /// qemu builder's ACPI power-down stops it within a second of TCG boot.
 /// It ends with the MBR boot signature VM Import looks for.
-fn power_button_boot_disk(path: &Path) {
+pub(crate) fn power_button_boot_disk(path: &Path) {
     #[rustfmt::skip]
     let code: [u8; 26] = [
         0xBA, 0x02, 0x06,       // mov dx, 0x602    PM1a_EN

@@ -15,17 +15,23 @@ fn repo() -> PathBuf {
 }
 
 /// A running emulator, stopped (with its instances) when dropped.
-struct FakeGce {
+pub(crate) struct FakeGce {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     dir: tempfile::TempDir,
 }
 
 impl FakeGce {
-    fn start(extra: &[&str]) -> Self {
+    pub(crate) fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// `env`: the emulator's own switches (FAKE_GCE_HOLD_CHUNK, …).
+    pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (iso, _) = tiny_iso();
         let mut child = Command::new(repo().join(".venv/bin/python"))
+            .envs(env.iter().copied())
             .arg(repo().join("tests/fake-gce/fake_gce.py"))
             .arg("--iso")
             .arg(iso)
@@ -57,11 +63,11 @@ impl FakeGce {
         Self { child, url, dir }
     }
 
-    fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.path().join("key.json")
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(crate) fn state(&self) -> serde_json::Value {
         let out = Command::new(repo().join(".venv/bin/python"))
             .arg("-c")
             .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())")
@@ -71,7 +77,7 @@ impl FakeGce {
         serde_json::from_slice(&out.stdout).expect("state JSON")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("fake-gce.log")).unwrap_or_default()
     }
 

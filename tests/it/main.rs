@@ -7,6 +7,7 @@ mod checkpoint;
 mod cli;
 mod django;
 mod gce;
+mod gce_import;
 mod hcl;
 mod hostile;
 mod http;
