@@ -235,6 +235,7 @@ pub struct GceAccess {
     pub account_file: Option<PathBuf>,
     pub credentials_json: Option<String>,
     pub access_token: Option<String>,
+    pub impersonate_service_account: Option<String>,
 }
 
 impl std::fmt::Debug for GceAccess {
@@ -262,6 +263,7 @@ fn decode_gce_access(f: &mut Fields<'_>) -> GceAccess {
         account_file: account_file.map(PathBuf::from),
         credentials_json: non_empty(f.string("credentials_json")),
         access_token: non_empty(f.string("access_token")),
+        impersonate_service_account: non_empty(f.string("impersonate_service_account")),
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::artifact::{Artifact, DiskFormat};
+use crate::cloud::gce::auth::iam_credentials_endpoint;
 use crate::cloud::gce::storage::{self, StorageClient, UploadError};
 use crate::cloud::gce::{
     ComputeClient, Credentials, GceError, ImageSpec, TokenSource, compute_endpoint_from,
@@ -86,7 +87,22 @@ impl From<ImportError> for PostProcessError {
 
 /// The credentials the post-processor's keys name, else application
 /// default credentials.
-fn credentials(access: &GceAccess, pwd: &Path) -> Result<Credentials, PostProcessError> {
+fn credentials(
+    access: &GceAccess,
+    ctx: &PostProcessContext,
+) -> Result<Credentials, PostProcessError> {
+    let own = own_credentials(access, &ctx.pwd)?;
+    Ok(match &access.impersonate_service_account {
+        Some(target) => Credentials::Impersonated {
+            source: Box::new(own),
+            target: target.clone(),
+            endpoint: iam_credentials_endpoint(&|k| ctx.env_var(k)),
+        },
+        None => own,
+    })
+}
+
+fn own_credentials(access: &GceAccess, pwd: &Path) -> Result<Credentials, PostProcessError> {
     let read =
         |key| move |source| PostProcessError::from(ImportError::ReadCredentials { key, source });
     if let Some(token) = &access.access_token {
@@ -107,7 +123,7 @@ pub async fn run(
 ) -> Result<StepOutput, PostProcessError> {
     let say = |line: &str| ctx.reporter.info(&ctx.build_name, line);
     let env = |k: &str| ctx.env_var(k);
-    let credentials = credentials(&config.access, &ctx.pwd)?;
+    let credentials = credentials(&config.access, ctx)?;
     let who = credentials.describe();
     // Built in-process (tests, library use) there is no provider yet.
     crate::iso::install_crypto_provider();

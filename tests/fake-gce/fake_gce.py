@@ -312,6 +312,9 @@ class Emulator:
         self.port = None
         self.keys = {}  # client_email -> public key
         self.tokens = {}  # token -> expiry
+        self.principals = {}  # token -> the account it was issued to
+        self.callers = set()  # accounts whose tokens called compute or storage
+        self.impersonable = set(args.service_account)
         self.images = {}  # (project, name) -> dict
         self.instances = {}  # (project, zone, name) -> Instance
         self.disks = {}  # (project, zone, name) -> dict
@@ -495,6 +498,23 @@ class Emulator:
         return op
 
     # ------------------------------------------------------- storage
+
+    def generate_access_token(self, caller, target, body):
+        """IAM Credentials generateAccessToken: any caller with a valid token
+        may impersonate the accounts given with --service-account (as if it
+        held roles/iam.serviceAccountTokenCreator on them); for any other
+        account the API's 403, which does not say whether it exists."""
+        if target not in self.impersonable:
+            raise ApiError(403, "forbidden", f"Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).", "PERMISSION_DENIED")
+        if not body.get("scope"):
+            raise ApiError(400, "badRequest", "Request contains an invalid argument: scope is required.", "INVALID_ARGUMENT")
+        life = min(int(str(body.get("lifetime", "3600s")).rstrip("s") or 3600), 3600)
+        token = "ya29.fake-impersonated-" + secrets.token_urlsafe(32)
+        with LOCK:
+            self.tokens[token] = time.time() + life
+            self.principals[token] = target
+        expire = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=life)
+        return {"accessToken": token, "expireTime": expire.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def bucket_insert(self, project, body):
         name = body.get("name", "")
@@ -724,6 +744,7 @@ class Emulator:
                 "buckets": sorted(self.buckets),
                 "objects": sorted(f"{b}/{n}" for b, n in self.objects),
                 "gcs_requests": list(self.gcs_requests),
+                "callers": sorted(self.callers),
             }
 
     def shutdown(self):
@@ -1013,6 +1034,7 @@ def exchange_assertion(emu, form):
     token = "ya29.fake-" + secrets.token_urlsafe(32)
     life = emu.args.token_lifetime
     emu.tokens[token] = now + life
+    emu.principals[token] = claims["iss"]
     emu.tokens_issued += 1
     return {"access_token": token, "expires_in": life, "token_type": "Bearer"}
 
@@ -1105,6 +1127,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, exchange_assertion(self.emu, form))
             if url.path == "/emulator/v1/state" and method == "GET":
                 return self.reply(200, self.emu.summary())
+            m = re.fullmatch(r"/v1/projects/-/serviceAccounts/([^/:]+):generateAccessToken", url.path)
+            if m and method == "POST":
+                caller = self.authorize()
+                return self.reply(200, self.emu.generate_access_token(caller, urllib.parse.unquote(m.group(1)), json.loads(raw or b"{}")))
             if url.path.startswith(("/storage/v1/", "/upload/storage/v1/", "/download/storage/v1/")):
                 return self.storage(method, url.path, query, raw)
             if url.path.startswith("/compute/v1/"):
@@ -1123,6 +1149,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
         if not token or self.emu.tokens.get(token, 0) < time.time():
             raise ApiError(401, "authError", "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "UNAUTHENTICATED")
+        caller = self.emu.principals.get(token)
+        if not self.path.startswith("/v1/projects/-/serviceAccounts/"):
+            with LOCK:
+                self.emu.callers.add(caller)
+        return caller
 
     def compute(self, method, parts, query, raw):
         emu = self.emu
@@ -1286,6 +1317,7 @@ def main():
     parser.add_argument("--write-unknown-key", action="append", default=[],
                         help="write a well-formed key it does not know (for the account of the first --write-key)")
     parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
+    parser.add_argument("--service-account", action="append", default=[], help="an account any valid token may impersonate (IAM Credentials generateAccessToken)")
     parser.add_argument("--bucket", action="append", default=[], help="a Cloud Storage bucket that exists from the start")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
     parser.add_argument("--no-base-image", action="store_true", help="no base image: the public image has no disk (API-only tests, no VM)")

@@ -29,6 +29,10 @@ fn gce_env(gce: &FakeGce) -> Vec<(&'static str, String)> {
             "STORAGE_EMULATOR_HOST",
             gce.url.trim_start_matches("http://").to_owned(),
         ),
+        (
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+            format!("{}/", gce.url),
+        ),
     ]
 }
 
@@ -47,14 +51,21 @@ fn recording_ctx(
     (ctx, reporter)
 }
 
-fn import_chain(dir: &Path, key: &Path) -> Vec<Vec<kiln::config::post_processor::PostProcessor>> {
+type Chains = Vec<Vec<kiln::config::post_processor::PostProcessor>>;
+
+fn import_chain(dir: &Path, key: &Path) -> Chains {
+    import_chain_with(dir, key, "")
+}
+
+/// The import with `extra` keys (`, "key": value…`).
+fn import_chain_with(dir: &Path, key: &Path, extra: &str) -> Chains {
     chains(
         dir,
         &format!(
             r#"[{{"type": "googlecompute-import", "account_file": "{}",
                  "project_id": "kiln-project", "bucket": "kiln-images",
                  "gcs_object_name": "imports/disk.tar.gz",
-                 "image_name": "kiln-imported", "image_family": "kiln"}}]"#,
+                 "image_name": "kiln-imported", "image_family": "kiln"{extra}}}]"#,
             key.display()
         ),
     )
@@ -368,4 +379,76 @@ fn validate_names_the_missing_keys_and_a_misspelt_one() {
     assert!(t.contains("image_name is required"), "{t}");
     assert!(t.contains("t.json:6:5"), "{t}");
     assert!(t.contains("image_nmae"), "{t}");
+}
+
+const BUILDER_SA: &str = "image-builder@kiln-project.iam.gserviceaccount.com";
+
+#[test]
+fn impersonate_service_account_makes_every_call_as_that_account() {
+    let gce = FakeGce::start(&[
+        "--no-base-image",
+        "--bucket",
+        "kiln-images",
+        "--service-account",
+        BUILDER_SA,
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.raw");
+    random_raw_disk(&disk, 1);
+    let chains = import_chain_with(
+        dir.path(),
+        &gce.key(),
+        &format!(r#", "impersonate_service_account": "{BUILDER_SA}""#),
+    );
+    let (ctx, reporter) = recording_ctx(dir.path(), &gce_env(&gce));
+    run_import(&chains, raw_artifact(&disk), &ctx)
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", reporter.events(), gce.log()));
+    let state = gce.state();
+    // The key's own account only asked IAM for the token: every compute
+    // and storage call carried the impersonated account's token.
+    assert_eq!(state["callers"], serde_json::json!([BUILDER_SA]), "{state}");
+    assert!(
+        state["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .any(|i| i["name"] == "kiln-imported"),
+        "{state}"
+    );
+    let info = format!("{:?}", reporter.events());
+    assert!(
+        info.contains(&format!(
+            "Using service account {BUILDER_SA}, impersonated by service account kiln-test-"
+        )),
+        "{info}"
+    );
+}
+
+#[test]
+fn impersonating_an_account_without_permission_says_which_role_is_missing() {
+    let gce = FakeGce::start(&["--no-base-image", "--bucket", "kiln-images"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.raw");
+    random_raw_disk(&disk, 1);
+    let chains = import_chain_with(
+        dir.path(),
+        &gce.key(),
+        &format!(r#", "impersonate_service_account": "{BUILDER_SA}""#),
+    );
+    let (ctx, _) = recording_ctx(dir.path(), &gce_env(&gce));
+    let err = run_import(&chains, raw_artifact(&disk), &ctx).expect_err("refused");
+    assert!(
+        err.contains(&format!("cannot impersonate {BUILDER_SA}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("roles/iam.serviceAccountTokenCreator"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Permission 'iam.serviceAccounts.getAccessToken' denied"),
+        "{err}"
+    );
+    assert_eq!(gcs_requests(&gce), Vec::<serde_json::Value>::new());
+    assert_eq!(gce.state()["callers"], serde_json::json!([]));
 }

@@ -23,7 +23,40 @@ pub enum Credentials {
     AuthorizedUser(AuthorizedUser),
     /// `access_token`: used as it is, never refreshed.
     AccessToken(String),
+    /// `impersonate_service_account`: the `source` credentials ask the IAM
+    /// Credentials API (`endpoint`) for a token of `target`.
+    Impersonated {
+        source: Box<Credentials>,
+        target: String,
+        endpoint: String,
+    },
 }
+
+/// The IAM Credentials API's public endpoint.
+pub const IAM_CREDENTIALS_ENDPOINT: &str = "https://iamcredentials.googleapis.com/";
+
+/// The IAM Credentials base URL: `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS`
+/// (gcloud's variable for this API) or Google's.
+pub fn iam_credentials_endpoint(env: &dyn Fn(&str) -> Option<String>) -> String {
+    let url = env("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| IAM_CREDENTIALS_ENDPOINT.to_owned());
+    if url.ends_with('/') {
+        url
+    } else {
+        format!("{url}/")
+    }
+}
+
+/// What `generateAccessToken` answers.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeneratedToken {
+    access_token: String,
+}
+
+/// Impersonated tokens are asked for this long (the API's default maximum).
+const IMPERSONATED_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,6 +64,9 @@ impl std::fmt::Debug for Credentials {
             Self::ServiceAccount(k) => write!(f, "ServiceAccount({})", k.client_email),
             Self::AuthorizedUser(_) => f.write_str("AuthorizedUser"),
             Self::AccessToken(_) => f.write_str("AccessToken(<sensitive>)"),
+            Self::Impersonated { source, target, .. } => {
+                write!(f, "Impersonated({target} by {source:?})")
+            }
         }
     }
 }
@@ -122,6 +158,12 @@ impl Credentials {
             Self::ServiceAccount(k) => format!("service account {}", k.client_email),
             Self::AuthorizedUser(_) => "the gcloud user credentials".to_owned(),
             Self::AccessToken(_) => "the access_token".to_owned(),
+            Self::Impersonated { source, target, .. } => {
+                format!(
+                    "service account {target}, impersonated by {}",
+                    source.describe()
+                )
+            }
         }
     }
 }
@@ -132,6 +174,8 @@ pub struct TokenSource {
     scopes: Vec<String>,
     http: reqwest::Client,
     cached: Mutex<Option<(String, Instant)>>,
+    /// The caller's own tokens, when impersonating.
+    impersonator: Option<Box<TokenSource>>,
 }
 
 /// A token is renewed when less than this is left of its life.
@@ -153,11 +197,21 @@ struct TokenError {
 
 impl TokenSource {
     pub fn new(credentials: Credentials, scopes: Vec<String>, http: reqwest::Client) -> Self {
+        let impersonator = match &credentials {
+            // The caller needs only the scope that lets it call IAM.
+            Credentials::Impersonated { source, .. } => Some(Box::new(Self::new(
+                (**source).clone(),
+                vec!["https://www.googleapis.com/auth/cloud-platform".to_owned()],
+                http.clone(),
+            ))),
+            _ => None,
+        };
         Self {
             credentials,
             scopes,
             http,
             cached: Mutex::new(None),
+            impersonator,
         }
     }
 
@@ -175,6 +229,14 @@ impl TokenSource {
         }
         let (uri, body) = match &self.credentials {
             Credentials::AccessToken(token) => return Ok(token.clone()),
+            Credentials::Impersonated {
+                target, endpoint, ..
+            } => {
+                let started = Instant::now();
+                let token = self.impersonate(target, endpoint).await?;
+                *cached = Some((token.clone(), started + IMPERSONATED_LIFETIME));
+                return Ok(token);
+            }
             Credentials::ServiceAccount(key) => {
                 let assertion = signed_assertion(key, &self.scopes, SystemTime::now())?;
                 (
@@ -232,6 +294,69 @@ impl TokenSource {
         let life = Duration::from_secs(token.expires_in.unwrap_or(3600));
         *cached = Some((token.access_token.clone(), started + life));
         Ok(token.access_token)
+    }
+}
+
+impl TokenSource {
+    /// IAM Credentials `generateAccessToken` for `target`, called with the
+    /// impersonator's own token.
+    ///
+    /// Boxed as a `Send` future: `token` → `impersonate` → the caller's
+    /// `token` recurses, which an `async fn` cannot.
+    fn impersonate<'a>(
+        &'a self,
+        target: &'a str,
+        endpoint: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, GceError>> + Send + 'a>>
+    {
+        Box::pin(self.impersonate_inner(target, endpoint))
+    }
+
+    async fn impersonate_inner(&self, target: &str, endpoint: &str) -> Result<String, GceError> {
+        let caller = self
+            .impersonator
+            .as_ref()
+            .ok_or_else(|| GceError::BadResponse {
+                url: endpoint.to_owned(),
+                reason: "no impersonating credentials".into(),
+            })?;
+        let wrap = |source: GceError| GceError::Impersonate {
+            target: target.to_owned(),
+            source: Box::new(source),
+        };
+        let token = caller.token().await.map_err(wrap)?;
+        let url = format!(
+            "{endpoint}v1/projects/-/serviceAccounts/{}:generateAccessToken",
+            percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let body = serde_json::json!({
+            "scope": self.scopes,
+            "lifetime": format!("{}s", IMPERSONATED_LIFETIME.as_secs()),
+        });
+        let http_err = |source| GceError::Http {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(http_err)?;
+        let status = response.status();
+        let text = response.text().await.map_err(http_err)?;
+        if !status.is_success() {
+            return Err(wrap(super::compute::api_error(status.as_u16(), &text)));
+        }
+        let generated: GeneratedToken =
+            serde_json::from_str(&text).map_err(|e| GceError::BadResponse {
+                url: url.clone(),
+                reason: format!("no accessToken in the answer ({e})"),
+            })?;
+        Ok(generated.access_token)
     }
 }
 
