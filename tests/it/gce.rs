@@ -422,3 +422,40 @@ fn a_token_about_to_expire_is_renewed_before_the_next_call() {
     let issued = gce.state()["tokens_issued"].as_u64().expect("count");
     assert!(issued >= 15, "only {issued} tokens for 15 calls:\n{log}");
 }
+
+#[test]
+fn impersonating_an_account_the_key_may_not_use_fails_before_anything_is_made() {
+    let gce = FakeGce::start(&["--no-base-image"]);
+    let dir = founding_template();
+    let path = dir.path().join("ubuntu.json");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("template")).expect("JSON");
+    template["builders"][0]["impersonate_service_account"] =
+        "image-builder@infra-111111.iam.gserviceaccount.com".into();
+    std::fs::write(&path, template.to_string()).expect("write");
+    let out = gce
+        .kiln(
+            dir.path(),
+            &gce.key(),
+            &["-var-file=variables.json", "ubuntu.json"],
+        )
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+            format!("{}/", gce.url),
+        )
+        .output()
+        .expect("kiln runs");
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("cannot impersonate image-builder@infra-111111.iam.gserviceaccount.com"),
+        "{log}"
+    );
+    assert!(
+        log.contains("roles/iam.serviceAccountTokenCreator"),
+        "{log}"
+    );
+    let state = gce.state();
+    assert_eq!(state["callers"], serde_json::json!([]), "{state}");
+    assert_nothing_left(&gce);
+}
