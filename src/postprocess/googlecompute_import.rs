@@ -91,7 +91,7 @@ fn credentials(
     access: &GceAccess,
     ctx: &PostProcessContext,
 ) -> Result<Credentials, PostProcessError> {
-    let own = own_credentials(access, &ctx.pwd)?;
+    let own = own_credentials(access, ctx)?;
     Ok(match &access.impersonate_service_account {
         Some(target) => Credentials::Impersonated {
             source: Box::new(own),
@@ -102,7 +102,11 @@ fn credentials(
     })
 }
 
-fn own_credentials(access: &GceAccess, pwd: &Path) -> Result<Credentials, PostProcessError> {
+fn own_credentials(
+    access: &GceAccess,
+    ctx: &PostProcessContext,
+) -> Result<Credentials, PostProcessError> {
+    let pwd = &ctx.pwd;
     let read =
         |key| move |source| PostProcessError::from(ImportError::ReadCredentials { key, source });
     if let Some(token) = &access.access_token {
@@ -112,7 +116,8 @@ fn own_credentials(access: &GceAccess, pwd: &Path) -> Result<Credentials, PostPr
     } else if let Some(file) = &access.account_file {
         Credentials::from_file(&pwd.join(file)).map_err(read("account_file"))
     } else {
-        Credentials::application_default().map_err(read("application default credentials"))
+        Credentials::application_default_from(&|k| ctx.env_var(k))
+            .map_err(read("application default credentials"))
     }
 }
 

@@ -752,6 +752,54 @@ class Emulator:
             inst.kill()
 
 
+def metadata_token_answer(emu, email, path):
+    """The service-account paths of a metadata server for `email`: its
+    email and a token the emulator accepts, as GCE's server answers them."""
+    prefix = "/computeMetadata/v1/instance/service-accounts/default/"
+    if path == prefix + "email":
+        return email
+    if path == prefix + "token":
+        token = "ya29.fake-metadata-" + secrets.token_urlsafe(32)
+        life = emu.args.token_lifetime
+        with LOCK:
+            emu.tokens[token] = time.time() + life
+            emu.principals[token] = email
+            emu.tokens_issued += 1
+        return json.dumps({"access_token": token, "expires_in": life, "token_type": "Bearer"})
+    return None
+
+
+def start_host_metadata(emu, email):
+    """A metadata server on 127.0.0.1 as if the caller ran on an instance
+    whose service account is `email` (point GCE_METADATA_HOST at it)."""
+
+    class HostMetadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = urllib.parse.urlparse(self.path).path
+            if self.headers.get("Metadata-Flavor") != "Google":
+                return self.reply(403, "Missing required header \"Metadata-Flavor\": \"Google\"\n")
+            answer = metadata_token_answer(emu, email, path)
+            if answer is None:
+                return self.reply(404, "not found\n")
+            self.reply(200, answer)
+
+        def reply(self, code, text):
+            body = text.encode()
+            self.send_response(code)
+            self.send_header("Metadata-Flavor", "Google")
+            self.send_header("Content-Type", "application/json" if text.startswith("{") else "application/text")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt, *args):
+            log("host metadata: " + fmt % args)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostMetadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
 def unpack_raw_disk(tarball, image_path):
     """disk.raw out of a .tar.gz → a qcow2 at image_path; a problem as GCE
     words it, or None."""
@@ -825,6 +873,7 @@ def free_loopback_22():
 class Instance:
     def __init__(self, emu, project, zone, name, inst_id, body, disk):
         self.emu = emu
+        self.project = project
         self.proc = None
         # Named by id: QMP's Unix socket path must stay under 108 bytes.
         self.dir = os.path.join(emu.state_dir, "instances", inst_id)
@@ -891,6 +940,13 @@ class Instance:
                         return self.reply(200, value)
                 if path == "/computeMetadata/v1/instance/hostname":
                     return self.reply(200, f"{inst.data['name']}.c.internal")
+                accounts = inst.data.get("serviceAccounts") or [{}]
+                email = accounts[0].get("email", "default")
+                if email == "default":
+                    email = f"{inst.project}-compute@developer.gserviceaccount.com"
+                answer = metadata_token_answer(inst.emu, email, path)
+                if answer is not None:
+                    return self.reply(200, answer)
                 self.reply(404, "not found\n")
 
             def reply(self, code, text):
@@ -1317,6 +1373,7 @@ def main():
     parser.add_argument("--write-unknown-key", action="append", default=[],
                         help="write a well-formed key it does not know (for the account of the first --write-key)")
     parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
+    parser.add_argument("--host-metadata", metavar="EMAIL", help="also serve a metadata server on 127.0.0.1 for an instance running as EMAIL (for GCE_METADATA_HOST)")
     parser.add_argument("--service-account", action="append", default=[], help="an account any valid token may impersonate (IAM Credentials generateAccessToken)")
     parser.add_argument("--bucket", action="append", default=[], help="a Cloud Storage bucket that exists from the start")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
@@ -1349,6 +1406,9 @@ def main():
     def stop(*_):
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    if args.host_metadata:
+        port = start_host_metadata(emu, args.host_metadata)
+        print(f"fake-gce: metadata server on 127.0.0.1:{port}", flush=True)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"fake-gce: listening on http://127.0.0.1:{emu.port}", flush=True)

@@ -18,6 +18,8 @@ fn repo() -> PathBuf {
 pub(crate) struct FakeGce {
     child: Child,
     pub(crate) url: String,
+    /// `host:port` of the metadata server `--host-metadata` starts.
+    pub(crate) metadata_host: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -46,9 +48,13 @@ impl FakeGce {
             .expect("fake-gce starts (is .venv made? scripts/bootstrap)");
         let stdout = child.stdout.take().expect("stdout");
         let mut url = None;
+        let mut metadata_host = None;
         // The base image is built once (a tiny install, ~1 min) and cached.
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("line");
+            if let Some(h) = line.strip_prefix("fake-gce: metadata server on ") {
+                metadata_host = Some(h.trim().to_owned());
+            }
             if let Some(u) = line.strip_prefix("fake-gce: listening on ") {
                 url = Some(u.trim().to_owned());
                 break;
@@ -60,7 +66,12 @@ impl FakeGce {
                 std::fs::read_to_string(dir.path().join("fake-gce.log")).unwrap_or_default()
             )
         });
-        Self { child, url, dir }
+        Self {
+            child,
+            url,
+            metadata_host,
+            dir,
+        }
     }
 
     pub(crate) fn key(&self) -> PathBuf {

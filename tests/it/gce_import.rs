@@ -452,3 +452,43 @@ fn impersonating_an_account_without_permission_says_which_role_is_missing() {
     assert_eq!(gcs_requests(&gce), Vec::<serde_json::Value>::new());
     assert_eq!(gce.state()["callers"], serde_json::json!([]));
 }
+
+#[test]
+fn on_gce_the_metadata_server_gives_the_instance_accounts_token() {
+    const INSTANCE_SA: &str = "builder-vm@kiln-project.iam.gserviceaccount.com";
+    let gce = FakeGce::start(&[
+        "--no-base-image",
+        "--bucket",
+        "kiln-images",
+        "--host-metadata",
+        INSTANCE_SA,
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.raw");
+    random_raw_disk(&disk, 1);
+    // No credential keys and no ADC file (HOME is the empty temp dir).
+    let chains = chains(
+        dir.path(),
+        r#"[{"type": "googlecompute-import", "project_id": "kiln-project",
+             "bucket": "kiln-images", "image_name": "kiln-from-vm"}]"#,
+    );
+    let mut env = gce_env(&gce);
+    env.push((
+        "GCE_METADATA_HOST",
+        gce.metadata_host.clone().expect("metadata host"),
+    ));
+    let (ctx, reporter) = recording_ctx(dir.path(), &env);
+    run_import(&chains, raw_artifact(&disk), &ctx)
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", reporter.events(), gce.log()));
+    let state = gce.state();
+    assert_eq!(
+        state["callers"],
+        serde_json::json!([INSTANCE_SA]),
+        "{state}"
+    );
+    let info = format!("{:?}", reporter.events());
+    assert!(
+        info.contains("Using the instance's service account (metadata server 127.0.0.1:"),
+        "{info}"
+    );
+}

@@ -23,6 +23,11 @@ pub enum Credentials {
     AuthorizedUser(AuthorizedUser),
     /// `access_token`: used as it is, never refreshed.
     AccessToken(String),
+    /// The metadata server of the GCE instance kiln runs on (`host`:
+    /// `GCE_METADATA_HOST`, else Google's 169.254.169.254).
+    MetadataServer {
+        host: String,
+    },
     /// `impersonate_service_account`: the `source` credentials ask the IAM
     /// Credentials API (`endpoint`) for a token of `target`.
     Impersonated {
@@ -67,6 +72,7 @@ impl std::fmt::Debug for Credentials {
             Self::Impersonated { source, target, .. } => {
                 write!(f, "Impersonated({target} by {source:?})")
             }
+            Self::MetadataServer { host } => write!(f, "MetadataServer({host})"),
         }
     }
 }
@@ -138,18 +144,37 @@ impl Credentials {
     /// `GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's
     /// `~/.config/gcloud/application_default_credentials.json`.
     pub fn application_default() -> Result<Self, GceError> {
-        if let Some(path) =
-            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
-        {
+        Self::application_default_from(&|k| std::env::var(k).ok())
+    }
+
+    /// `application_default` with the environment given. Last, as Google's
+    /// libraries do, the metadata server when kiln runs on GCE: the one
+    /// `GCE_METADATA_HOST` names, else 169.254.169.254 if it answers at
+    /// once (off GCE nothing listens there).
+    pub fn application_default_from(
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, GceError> {
+        let set = |k: &str| env(k).filter(|v| !v.is_empty());
+        if let Some(path) = set("GOOGLE_APPLICATION_CREDENTIALS") {
             return Self::from_file(Path::new(&path));
         }
-        let config_dir = std::env::var_os("CLOUDSDK_CONFIG")
+        let config_dir = set("CLOUDSDK_CONFIG")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")));
+            .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")));
         match config_dir.map(|d| d.join("application_default_credentials.json")) {
-            Some(path) if path.is_file() => Self::from_file(&path),
-            _ => Err(GceError::NoCredentials),
+            Some(path) if path.is_file() => return Self::from_file(&path),
+            _ => {}
         }
+        if let Some(host) = set("GCE_METADATA_HOST") {
+            return Ok(Self::MetadataServer { host });
+        }
+        let google = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+        if std::net::TcpStream::connect_timeout(&google, Duration::from_millis(300)).is_ok() {
+            return Ok(Self::MetadataServer {
+                host: "169.254.169.254".to_owned(),
+            });
+        }
+        Err(GceError::NoCredentials)
     }
 
     /// Who the credentials are, for messages.
@@ -163,6 +188,9 @@ impl Credentials {
                     "service account {target}, impersonated by {}",
                     source.describe()
                 )
+            }
+            Self::MetadataServer { host } => {
+                format!("the instance's service account (metadata server {host})")
             }
         }
     }
@@ -229,6 +257,12 @@ impl TokenSource {
         }
         let (uri, body) = match &self.credentials {
             Credentials::AccessToken(token) => return Ok(token.clone()),
+            Credentials::MetadataServer { host } => {
+                let started = Instant::now();
+                let (token, life) = self.metadata_token(host).await?;
+                *cached = Some((token.clone(), started + life));
+                return Ok(token);
+            }
             Credentials::Impersonated {
                 target, endpoint, ..
             } => {
@@ -298,6 +332,45 @@ impl TokenSource {
 }
 
 impl TokenSource {
+    /// The instance's token from its metadata server.
+    async fn metadata_token(&self, host: &str) -> Result<(String, Duration), GceError> {
+        let url = format!(
+            "http://{host}/computeMetadata/v1/instance/service-accounts/default/token?scopes={}",
+            percent_encoding::utf8_percent_encode(
+                &self.scopes.join(","),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        let http_err = |source| GceError::Http {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .map_err(http_err)?;
+        let status = response.status();
+        let text = response.text().await.map_err(http_err)?;
+        if !status.is_success() {
+            return Err(GceError::TokenRefused {
+                uri: url.clone(),
+                who: self.credentials.describe(),
+                error: format!("HTTP {status}"),
+                description: Some(text.trim().chars().take(200).collect()),
+            });
+        }
+        let token: TokenResponse =
+            serde_json::from_str(&text).map_err(|e| GceError::BadResponse {
+                url: url.clone(),
+                reason: format!("no access_token in the answer ({e})"),
+            })?;
+        let life = Duration::from_secs(token.expires_in.unwrap_or(3600));
+        Ok((token.access_token, life))
+    }
+
     /// IAM Credentials `generateAccessToken` for `target`, called with the
     /// impersonator's own token.
     ///
