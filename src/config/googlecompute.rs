@@ -37,6 +37,8 @@ pub struct GoogleComputeConfig {
     /// `credentials_json`: the key itself, sensitive.
     pub credentials_json: Option<String>,
     pub access_token: Option<String>,
+    /// `impersonate_service_account`: the credentials above act as it.
+    pub impersonate_service_account: Option<String>,
     pub skip_create_image: bool,
     pub service_account_email: Option<String>,
     pub scopes: Vec<String>,
@@ -112,6 +114,9 @@ impl GoogleComputeConfig {
             .or_else(|| f.string("credentials_file").filter(|s| !s.is_empty()));
         let credentials_json = f.string("credentials_json").filter(|s| !s.is_empty());
         let access_token = f.string("access_token").filter(|s| !s.is_empty());
+        let impersonate_service_account = f
+            .string("impersonate_service_account")
+            .filter(|s| !s.is_empty());
         let skip_create_image = f.bool("skip_create_image").unwrap_or(false);
         let service_account_email = f.string("service_account_email").filter(|s| !s.is_empty());
         let scopes = f
@@ -138,7 +143,6 @@ impl GoogleComputeConfig {
             "min_cpu_platform",
             "wait_to_add_ssh_keys",
             "wrap_startup_script",
-            "impersonate_service_account",
             "vault_gcp_oauth_engine",
         ] {
             let _ = f.raw(key);
@@ -215,6 +219,7 @@ impl GoogleComputeConfig {
             account_file,
             credentials_json,
             access_token,
+            impersonate_service_account,
             skip_create_image,
             service_account_email,
             scopes,

@@ -1,5 +1,5 @@
 //! Post-processors: `vagrant`, `checksum`, `manifest`, `compress`,
-//! `shell-local`, `amazon-import`, each a step of a chain that takes the
+//! `shell-local`, `amazon-import`, `googlecompute-import`, each a step of a chain that takes the
 //! previous artifact.
 
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ pub const POST_PROCESSOR_TYPES: &[&str] = &[
     "compress",
     "shell-local",
     "amazon-import",
+    "googlecompute-import",
 ];
 
 pub const VAGRANT_PROVIDERS: &[&str] = &[
@@ -227,9 +228,89 @@ fn decode_amazon_import(f: &mut Fields<'_>) -> Option<AmazonImportConfig> {
     (!format_bad && !config.s3_bucket_name.is_empty()).then_some(config)
 }
 
+/// How a GCE post-processor authenticates (Packer's keys; the first one
+/// set wins, else application default credentials).
+#[derive(Clone, Default)]
+pub struct GceAccess {
+    pub account_file: Option<PathBuf>,
+    pub credentials_json: Option<String>,
+    pub access_token: Option<String>,
+    pub impersonate_service_account: Option<String>,
+}
+
+impl std::fmt::Debug for GceAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GceAccess")
+            .field("account_file", &self.account_file)
+            .field(
+                "credentials_json",
+                &self.credentials_json.as_ref().map(|_| "<sensitive>"),
+            )
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<sensitive>"),
+            )
+            .finish()
+    }
+}
+
+fn decode_gce_access(f: &mut Fields<'_>) -> GceAccess {
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    // `credentials_file` is the plugin's newer name for `account_file`.
+    let account_file =
+        non_empty(f.string("account_file")).or_else(|| non_empty(f.string("credentials_file")));
+    GceAccess {
+        account_file: account_file.map(PathBuf::from),
+        credentials_json: non_empty(f.string("credentials_json")),
+        access_token: non_empty(f.string("access_token")),
+        impersonate_service_account: non_empty(f.string("impersonate_service_account")),
+    }
+}
+
+/// Packer's `googlecompute-import` keys.
+#[derive(Debug, Clone)]
+pub struct GoogleComputeImportConfig {
+    pub access: GceAccess,
+    pub project_id: String,
+    pub bucket: String,
+    /// Rendered when the post-processor runs (`{{timestamp}}` is then).
+    pub gcs_object_name: Deferred,
+    pub image_name: String,
+    pub image_description: String,
+    pub image_family: Option<String>,
+    pub image_labels: BTreeMap<String, String>,
+    pub image_guest_os_features: Vec<String>,
+    pub image_storage_locations: Vec<String>,
+    pub skip_clean: bool,
+}
+
+fn decode_googlecompute_import(f: &mut Fields<'_>) -> Option<GoogleComputeImportConfig> {
+    let access = decode_gce_access(f);
+    let project_id = f.required_string("project_id");
+    let bucket = f.required_string("bucket");
+    let image_name = f.required_string("image_name");
+    let gcs_object_name = f
+        .deferred("gcs_object_name", &[])
+        .or_else(|| deferred_default("packer-import-{{timestamp}}.tar.gz"));
+    Some(GoogleComputeImportConfig {
+        access,
+        image_description: f.string("image_description").unwrap_or_default(),
+        image_family: f.string("image_family").filter(|s| !s.is_empty()),
+        image_labels: f.string_map("image_labels").unwrap_or_default(),
+        image_guest_os_features: f.string_list("image_guest_os_features").unwrap_or_default(),
+        image_storage_locations: f.string_list("image_storage_locations").unwrap_or_default(),
+        skip_clean: f.bool("skip_clean").unwrap_or(false),
+        project_id: project_id?,
+        bucket: bucket?,
+        image_name: image_name?,
+        gcs_object_name: gcs_object_name?,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub enum PostProcessorKind {
     AmazonImport(Box<AmazonImportConfig>),
+    GoogleComputeImport(Box<GoogleComputeImportConfig>),
     Vagrant(VagrantConfig),
     Checksum(ChecksumConfig),
     Manifest(ManifestConfig),
@@ -460,6 +541,9 @@ impl PostProcessorKind {
             }
             "shell-local" => decode_shell_local(f).map(Self::ShellLocal),
             "amazon-import" => decode_amazon_import(f).map(|c| Self::AmazonImport(Box::new(c))),
+            "googlecompute-import" => {
+                decode_googlecompute_import(f).map(|c| Self::GoogleComputeImport(Box::new(c)))
+            }
             _ => None,
         }
     }

@@ -386,11 +386,6 @@ async fn upload_source(
         ImportFormat::Vhdx => ("vhdx", &[]),
         ImportFormat::Ova => unreachable!("handled above"),
     };
-    let source_format = match disk.format {
-        DiskFormat::Qcow2 => "qcow2",
-        DiskFormat::Raw => "raw",
-        DiskFormat::Vmdk => "vmdk",
-    };
     let mut name = disk.path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".import.{}", format.name()));
     let out = disk.path.with_file_name(name);
@@ -398,22 +393,11 @@ async fn upload_source(
         &ctx.build_name,
         &format!("Converting {} to {}", disk.path.display(), format.name()),
     );
-    let src = disk.path.clone();
-    let dst = out.clone();
-    let status = tokio::process::Command::new("qemu-img")
-        .args(["convert", "-f", source_format, "-O", qemu_format])
-        .args(options)
-        .arg(&src)
-        .arg(&dst)
-        .kill_on_drop(true)
-        .output()
-        .await;
-    let problem = match status {
-        Ok(o) if o.status.success() => return Ok((out, Some(dst))),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-        Err(e) => e.to_string(),
+    let problem = match super::convert_disk::convert_disk(disk, &out, qemu_format, options).await {
+        Ok(()) => return Ok((out.clone(), Some(out))),
+        Err(problem) => problem,
     };
-    let _ = std::fs::remove_file(&out);
+    let src = disk.path.clone();
     Err(ImportError::Convert {
         source_disk: src,
         format: format.name(),

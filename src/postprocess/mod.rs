@@ -16,6 +16,8 @@
 mod amazon_import;
 mod checksum;
 mod compress;
+mod convert_disk;
+mod googlecompute_import;
 mod manifest;
 pub mod pgzip;
 mod shell_local;
@@ -168,6 +170,8 @@ pub enum PostProcessError {
     },
     #[error("amazon-import")]
     AmazonImport(#[source] Box<amazon_import::ImportError>),
+    #[error("googlecompute-import")]
+    GoogleComputeImport(#[source] Box<googlecompute_import::ImportError>),
     #[error("interrupted")]
     Cancelled,
 }
@@ -308,6 +312,7 @@ async fn run_one(
         PostProcessorKind::Vagrant(c) => vagrant::run(c, input, ctx).await,
         PostProcessorKind::ShellLocal(c) => shell_local::run(c, input, ctx).await,
         PostProcessorKind::AmazonImport(c) => amazon_import::run(c, input, ctx).await,
+        PostProcessorKind::GoogleComputeImport(c) => googlecompute_import::run(c, input, ctx).await,
     }
 }
 

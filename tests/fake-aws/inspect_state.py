@@ -3,10 +3,16 @@
     inspect_state.py URL KEY SECRET objects BUCKET
     inspect_state.py URL KEY SECRET images
     inspect_state.py URL KEY SECRET uploads BUCKET
-Prints JSON."""
+    inspect_state.py URL KEY SECRET hold BUCKET PART
+Prints JSON. INSPECT_REGION (default us-east-1) is the region asked, so
+tests sharing one server each look at their own region."""
 
 import json
 import sys
+
+import os
+import urllib.parse
+import urllib.request
 
 import boto3
 
@@ -14,15 +20,23 @@ url, key, secret, command = sys.argv[1:5]
 rest = sys.argv[5:]
 kw = dict(
     endpoint_url=url,
-    region_name="us-east-1",
+    region_name=os.environ.get("INSPECT_REGION", "us-east-1"),
     aws_access_key_id=key,
     aws_secret_access_key=secret,
 )
 s3 = boto3.client("s3", **kw)
 ec2 = boto3.client("ec2", **kw)
 if command == "make-bucket":
-    s3.create_bucket(Bucket=rest[0])
+    region = kw["region_name"]
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=rest[0])
+    else:
+        s3.create_bucket(Bucket=rest[0], CreateBucketConfiguration={"LocationConstraint": region})
     out = {"created": rest[0]}
+elif command == "hold":
+    query = urllib.parse.urlencode({"bucket": rest[0], "part": rest[1]})
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_fake_aws/hold?{query}", method="POST")).read()
+    out = {"hold": rest[0]}
 elif command == "objects":
     out = [o["Key"] for o in s3.list_objects_v2(Bucket=rest[0]).get("Contents", [])]
 elif command == "uploads":

@@ -18,6 +18,12 @@ Test hooks (environment):
   FAKE_AWS_HOLD_PART=N     the first UploadPart numbered N is read and then
                            never answered (logged as "held"), to interrupt
                            an upload at a known point
+  POST /_fake_aws/hold?bucket=B&part=N
+                           the same for bucket B only, set while running (one
+                           server shared by many tests, each with its bucket)
+  --exit-on-stdin-eof      exit when stdin closes: a test binary that shares
+                           one server keeps its stdin open and, by ending
+                           (however it ends), stops it; no orphan is left
 """
 
 import argparse
@@ -32,6 +38,7 @@ import uuid
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--auth", action="store_true", help="enforce IAM authentication")
+parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin is closed")
 args = parser.parse_args()
 if args.auth:
     # Read by moto at import time: every request must then be signed by a
@@ -54,6 +61,7 @@ LOG = os.environ.get("FAKE_AWS_LOG")
 HOLD_PART = os.environ.get("FAKE_AWS_HOLD_PART")
 lock = threading.Lock()
 held = threading.Event()
+holds = {}  # bucket -> part number to hold once (per-bucket hook)
 tasks = {}
 
 
@@ -253,8 +261,24 @@ class Harness:
             "path": environ.get("PATH_INFO", ""),
             "query": {k: v[0] for k, v in query.items()},
             "action": action,
+            "region": region_of(environ),
             "bytes": len(body),
         })
+        path = environ.get("PATH_INFO", "")
+        if path == "/_fake_aws/hold" and environ["REQUEST_METHOD"] == "POST":
+            with lock:
+                holds[query["bucket"][0]] = query["part"][0]
+            return self.answer(start_response, 200, "<Ok/>")
+        bucket = path.strip("/").split("/")[0]
+        with lock:
+            hold = environ["REQUEST_METHOD"] == "PUT" and holds.get(bucket) is not None \
+                and query.get("partNumber") == [holds[bucket]]
+            if hold:
+                part = int(holds.pop(bucket))
+        if hold:
+            log({"held": part, "bucket": bucket})
+            threading.Event().wait(300)
+            return self.answer(start_response, 500, "<Error><Code>InternalError</Code></Error>")
         if (
             HOLD_PART
             and environ["REQUEST_METHOD"] == "PUT"
@@ -323,6 +347,13 @@ def main():
     if args.auth:
         ready["access_key_id"], ready["secret_access_key"] = admin_key()
     print(json.dumps(ready), flush=True)
+    if args.exit_on_stdin_eof:
+        def watch_stdin():
+            while sys.stdin.buffer.read(65536):
+                pass
+            os._exit(0)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
     server.serve_forever()
 
 

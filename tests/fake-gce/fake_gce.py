@@ -21,10 +21,23 @@ gives each instance its own loopback address 127.77.X.Y as natIP and forwards
 port 22 of that address to the guest, so a client connects to natIP:22 as it
 would on GCE: nothing emulator-specific in the client.
 
+Cloud Storage (the JSON API's parts googlecompute-import uses): buckets
+get/insert, resumable uploads with Google's semantics (a session URI in
+`Location`, chunks with `Content-Range`, 308 with `Range: bytes=0-N` while
+incomplete, `bytes */TOTAL` to ask where a session stands), objects
+get/media/delete, and GCS's error bodies. images.insert takes a
+`rawDisk.source` naming one of its objects (https://storage.googleapis.com/
+BUCKET/OBJECT): a GNU-format .tar.gz holding `disk.raw`, which becomes the
+image's qcow2. Point clients at it with STORAGE_EMULATOR_HOST=127.0.0.1:PORT.
+
 Usage:
   fake_gce.py [--iso PATH] [--cache DIR] [--state DIR]
               [--write-key PATH] [--write-unknown-key PATH]
-              [--fail OPERATION=KIND]...
+              [--fail OPERATION=KIND]... [--bucket NAME]...
+
+FAKE_GCE_HOLD_CHUNK=N: the first time a session receives its Nth data
+chunk, the emulator reads it and never answers (an upload interrupted
+mid-chunk); the chunk is not persisted.
 
 Prints one line `fake-gce: listening on http://127.0.0.1:PORT` on stdout when
 it is ready (PORT is chosen by the system), and `fake-gce: base image ready`
@@ -299,6 +312,9 @@ class Emulator:
         self.port = None
         self.keys = {}  # client_email -> public key
         self.tokens = {}  # token -> expiry
+        self.principals = {}  # token -> the account it was issued to
+        self.callers = set()  # accounts whose tokens called compute or storage
+        self.impersonable = set(args.service_account)
         self.images = {}  # (project, name) -> dict
         self.instances = {}  # (project, zone, name) -> Instance
         self.disks = {}  # (project, zone, name) -> dict
@@ -307,7 +323,14 @@ class Emulator:
         self.next_id = random.randint(10**17, 10**18)
         self.all_pids = []
         self.tokens_issued = 0
+        self.buckets = {}  # name -> bucket resource
+        self.objects = {}  # (bucket, name) -> object resource (+ _path)
+        self.sessions = {}  # upload_id -> dict
+        self.gcs_requests = []  # what the tests check: method, range, held
+        self.hold_chunk = int(os.environ.get("FAKE_GCE_HOLD_CHUNK") or 0)
+        self.held = False
         os.makedirs(os.path.join(self.state_dir, "images"), exist_ok=True)
+        os.makedirs(os.path.join(self.state_dir, "gcs"), exist_ok=True)
         public_image = {
             "name": PUBLIC_IMAGE, "family": PUBLIC_FAMILY,
             "description": "Canonical, Ubuntu, 16.04 LTS (the kiln tiny system)",
@@ -419,6 +442,8 @@ class Emulator:
             raise ApiError(400, "invalid", f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'")
         if (project, name) in self.images:
             raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/global/images/{name}' already exists")
+        if "rawDisk" in body:
+            return self.image_insert_raw(project, name, body)
         source = body.get("sourceDisk", "")
         m = re.search(r"projects/([^/]+)/zones/([^/]+)/disks/([^/]+)$", source)
         if not m or m.groups() not in self.disks:
@@ -445,6 +470,124 @@ class Emulator:
 
         self.in_background(work)
         return op
+
+    def image_insert_raw(self, project, name, body):
+        """rawDisk.source: a .tar.gz in GCS holding disk.raw, as GCE takes it."""
+        source = (body.get("rawDisk") or {}).get("source", "")
+        m = re.fullmatch(r"https://(?:storage\.googleapis\.com|storage\.cloud\.google\.com)/([^/]+)/(.+)", source)
+        obj = self.objects.get((m.group(1), urllib.parse.unquote(m.group(2)))) if m else None
+        if obj is None:
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.rawDisk.source': '{source}'. The referenced Google Cloud Storage object does not exist or cannot be read.")
+        link = self.link(project, "global", "images", name)
+        op = self.operation(project, "global", "insert", link, self.new_id())
+        path = os.path.join(self.state_dir, "images", f"{project}-{name}.qcow2")
+        tarball = obj["_path"]
+
+        def work():
+            self.op_running(op)
+            problem = unpack_raw_disk(tarball, path)
+            if problem:
+                return self.op_done(op, {"code": "INVALID_IMAGE_FILE", "message": problem}, 400)
+            with LOCK:
+                spec = dict(body)
+                spec["sourceType"] = "RAW"
+                self.add_image(project, spec, path)
+            self.op_done(op)
+
+        self.in_background(work)
+        return op
+
+    # ------------------------------------------------------- storage
+
+    def generate_access_token(self, caller, target, body):
+        """IAM Credentials generateAccessToken: any caller with a valid token
+        may impersonate the accounts given with --service-account (as if it
+        held roles/iam.serviceAccountTokenCreator on them); for any other
+        account the API's 403, which does not say whether it exists."""
+        if target not in self.impersonable:
+            raise ApiError(403, "forbidden", f"Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).", "PERMISSION_DENIED")
+        if not body.get("scope"):
+            raise ApiError(400, "badRequest", "Request contains an invalid argument: scope is required.", "INVALID_ARGUMENT")
+        life = min(int(str(body.get("lifetime", "3600s")).rstrip("s") or 3600), 3600)
+        token = "ya29.fake-impersonated-" + secrets.token_urlsafe(32)
+        with LOCK:
+            self.tokens[token] = time.time() + life
+            self.principals[token] = target
+        expire = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=life)
+        return {"accessToken": token, "expireTime": expire.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def bucket_insert(self, project, body):
+        name = body.get("name", "")
+        if name in self.buckets:
+            raise ApiError(409, "conflict", "Your previous request to create the named bucket succeeded and you already own it.")
+        self.buckets[name] = {
+            "kind": "storage#bucket", "id": name, "name": name,
+            "selfLink": f"{self.storage_base()}/storage/v1/b/{name}",
+            "projectNumber": "123456789012", "timeCreated": now_rfc3339(),
+            "location": "US", "storageClass": "STANDARD",
+        }
+        return self.buckets[name]
+
+    def storage_base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def bucket_get(self, name):
+        if name not in self.buckets:
+            raise ApiError(404, "notFound", "The specified bucket does not exist.")
+        return self.buckets[name]
+
+    def object_get(self, bucket, name):
+        self.bucket_get(bucket)
+        obj = self.objects.get((bucket, name))
+        if obj is None:
+            raise ApiError(404, "notFound", f"No such object: {bucket}/{name}")
+        return obj
+
+    def object_delete(self, bucket, name):
+        obj = self.object_get(bucket, name)
+        del self.objects[(bucket, name)]
+        try:
+            os.unlink(obj["_path"])
+        except OSError:
+            pass
+
+    def upload_start(self, bucket, query, headers):
+        self.bucket_get(bucket)
+        name = query.get("name", [""])[0]
+        if not name:
+            raise ApiError(400, "required", "Required")
+        upload_id = "ADPycd" + secrets.token_urlsafe(24)
+        total = headers.get("X-Upload-Content-Length")
+        self.sessions[upload_id] = {
+            "bucket": bucket, "name": name, "received": 0, "chunks": 0,
+            "total": int(total) if total else None,
+            "content_type": headers.get("X-Upload-Content-Type") or "application/octet-stream",
+            "path": os.path.join(self.state_dir, "gcs", upload_id),
+        }
+        open(self.sessions[upload_id]["path"], "wb").close()
+        return (f"{self.storage_base()}/upload/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o"
+                f"?uploadType=resumable&name={urllib.parse.quote(name, safe='')}&upload_id={upload_id}")
+
+    def upload_finish(self, session):
+        bucket, name = session["bucket"], session["name"]
+        path = os.path.join(self.state_dir, "gcs", f"object-{secrets.token_hex(8)}")
+        os.rename(session["path"], path)
+        obj = {
+            "kind": "storage#object", "id": f"{bucket}/{name}/1", "name": name, "bucket": bucket,
+            "generation": str(int(time.time() * 1e6)), "metageneration": "1",
+            "contentType": session["content_type"], "size": str(session["received"]),
+            "md5Hash": base64.b64encode(hashlib.md5(open(path, "rb").read()).digest()).decode(),
+            "timeCreated": now_rfc3339(), "updated": now_rfc3339(),
+            "selfLink": f"{self.storage_base()}/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}",
+            "mediaLink": f"{self.storage_base()}/download/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}?alt=media",
+            "_path": path,
+        }
+        old = self.objects.get((bucket, name))
+        if old:
+            os.unlink(old["_path"])
+        self.objects[(bucket, name)] = obj
+        session["done"] = obj
+        return public(obj)
 
     def image_delete(self, project, name):
         image = self.images.pop((project, name), None)
@@ -591,16 +734,103 @@ class Emulator:
             return {
                 "instances": sorted(f"{p}/{z}/{n}" for p, z, n in self.instances),
                 "disks": sorted(f"{p}/{z}/{n}" for p, z, n in self.disks),
-                "images": sorted([{"project": p, "name": n, "family": i.get("family")} for (p, n), i in self.images.items()],
+                "images": sorted([{"project": p, "name": n, "family": i.get("family"), "labels": i.get("labels"),
+                                  "guestOsFeatures": i.get("guestOsFeatures"), "sourceType": i.get("sourceType"),
+                                  "path": i["_path"]} for (p, n), i in self.images.items()],
                                  key=lambda i: (i["project"], i["name"])),
                 "qemu_pids": sorted(i.proc.pid for i in self.instances.values() if i.proc and i.proc.poll() is None),
                 "all_qemu_pids": sorted(self.all_pids),
                 "tokens_issued": self.tokens_issued,
+                "buckets": sorted(self.buckets),
+                "objects": sorted(f"{b}/{n}" for b, n in self.objects),
+                "gcs_requests": list(self.gcs_requests),
+                "callers": sorted(self.callers),
             }
 
     def shutdown(self):
         for inst in list(self.instances.values()):
             inst.kill()
+
+
+def metadata_token_answer(emu, email, path):
+    """The service-account paths of a metadata server for `email`: its
+    email and a token the emulator accepts, as GCE's server answers them."""
+    prefix = "/computeMetadata/v1/instance/service-accounts/default/"
+    if path == prefix + "email":
+        return email
+    if path == prefix + "token":
+        token = "ya29.fake-metadata-" + secrets.token_urlsafe(32)
+        life = emu.args.token_lifetime
+        with LOCK:
+            emu.tokens[token] = time.time() + life
+            emu.principals[token] = email
+            emu.tokens_issued += 1
+        return json.dumps({"access_token": token, "expires_in": life, "token_type": "Bearer"})
+    return None
+
+
+def start_host_metadata(emu, email):
+    """A metadata server on 127.0.0.1 as if the caller ran on an instance
+    whose service account is `email` (point GCE_METADATA_HOST at it)."""
+
+    class HostMetadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = urllib.parse.urlparse(self.path).path
+            if self.headers.get("Metadata-Flavor") != "Google":
+                return self.reply(403, "Missing required header \"Metadata-Flavor\": \"Google\"\n")
+            answer = metadata_token_answer(emu, email, path)
+            if answer is None:
+                return self.reply(404, "not found\n")
+            self.reply(200, answer)
+
+        def reply(self, code, text):
+            body = text.encode()
+            self.send_response(code)
+            self.send_header("Metadata-Flavor", "Google")
+            self.send_header("Content-Type", "application/json" if text.startswith("{") else "application/text")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt, *args):
+            log("host metadata: " + fmt % args)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostMetadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+def unpack_raw_disk(tarball, image_path):
+    """disk.raw out of a .tar.gz → a qcow2 at image_path; a problem as GCE
+    words it, or None."""
+    import gzip
+    import tarfile
+    try:
+        with gzip.open(tarball, "rb") as f:
+            header = f.read(512)
+    except OSError:
+        return "The image file is not a gzip-compressed tar archive."
+    # GCE takes GNU tar ("ustar  \0" magic), not POSIX ustar or pax.
+    if header[257:265] != b"ustar  \0":
+        return "The tar archive is not in GNU (oldgnu) format."
+    work = image_path + ".raw"
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            names = tar.getnames()
+            if names != ["disk.raw"]:
+                return f"The tar archive must hold exactly one file named disk.raw; it holds {names}."
+            src = tar.extractfile("disk.raw")
+            with open(work, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", work, image_path + ".tmp"],
+                       check=True, capture_output=True)
+        os.rename(image_path + ".tmp", image_path)
+        return None
+    except (OSError, tarfile.TarError, subprocess.CalledProcessError) as e:
+        return f"The image file cannot be read: {e}"
+    finally:
+        if os.path.exists(work):
+            os.unlink(work)
 
 
 def disk_key(link):
@@ -643,6 +873,7 @@ def free_loopback_22():
 class Instance:
     def __init__(self, emu, project, zone, name, inst_id, body, disk):
         self.emu = emu
+        self.project = project
         self.proc = None
         # Named by id: QMP's Unix socket path must stay under 108 bytes.
         self.dir = os.path.join(emu.state_dir, "instances", inst_id)
@@ -709,6 +940,13 @@ class Instance:
                         return self.reply(200, value)
                 if path == "/computeMetadata/v1/instance/hostname":
                     return self.reply(200, f"{inst.data['name']}.c.internal")
+                accounts = inst.data.get("serviceAccounts") or [{}]
+                email = accounts[0].get("email", "default")
+                if email == "default":
+                    email = f"{inst.project}-compute@developer.gserviceaccount.com"
+                answer = metadata_token_answer(inst.emu, email, path)
+                if answer is not None:
+                    return self.reply(200, answer)
                 self.reply(404, "not found\n")
 
             def reply(self, code, text):
@@ -852,6 +1090,7 @@ def exchange_assertion(emu, form):
     token = "ya29.fake-" + secrets.token_urlsafe(32)
     life = emu.args.token_lifetime
     emu.tokens[token] = now + life
+    emu.principals[token] = claims["iss"]
     emu.tokens_issued += 1
     return {"access_token": token, "expires_in": life, "token_type": "Bearer"}
 
@@ -923,6 +1162,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.dispatch("DELETE")
 
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def reply_raw(self, code, headers=(), data=b""):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def dispatch(self, method):
         url = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(url.query)
@@ -933,6 +1183,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, exchange_assertion(self.emu, form))
             if url.path == "/emulator/v1/state" and method == "GET":
                 return self.reply(200, self.emu.summary())
+            m = re.fullmatch(r"/v1/projects/-/serviceAccounts/([^/:]+):generateAccessToken", url.path)
+            if m and method == "POST":
+                caller = self.authorize()
+                return self.reply(200, self.emu.generate_access_token(caller, urllib.parse.unquote(m.group(1)), json.loads(raw or b"{}")))
+            if url.path.startswith(("/storage/v1/", "/upload/storage/v1/", "/download/storage/v1/")):
+                return self.storage(method, url.path, query, raw)
             if url.path.startswith("/compute/v1/"):
                 self.authorize()
                 with LOCK:
@@ -949,6 +1205,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
         if not token or self.emu.tokens.get(token, 0) < time.time():
             raise ApiError(401, "authError", "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "UNAUTHENTICATED")
+        caller = self.emu.principals.get(token)
+        if not self.path.startswith("/v1/projects/-/serviceAccounts/"):
+            with LOCK:
+                self.emu.callers.add(caller)
+        return caller
 
     def compute(self, method, parts, query, raw):
         emu = self.emu
@@ -1002,6 +1263,89 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.operation(project, zone, rest[3], len(rest) == 5 and rest[4] == "wait")
         raise ApiError(404, "notFound", f"fake-gce does not serve {method} projects/{project}/{'/'.join(rest)}")
 
+    def storage(self, method, path, query, raw):
+        """The Cloud Storage JSON API's parts kiln uses."""
+        emu = self.emu
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        if parts[0] == "upload" and "upload_id" in query:
+            # The session URI authorises the upload by itself, as on GCS.
+            return self.upload_chunk(query["upload_id"][0], raw)
+        self.authorize()
+        with LOCK:
+            if parts[0] == "upload" and method == "POST" and len(parts) == 6 and parts[5] == "o":
+                if query.get("uploadType", [""])[0] != "resumable":
+                    raise ApiError(400, "invalid", "kiln's emulator serves uploadType=resumable only")
+                location = emu.upload_start(parts[4], query, self.headers)
+                emu.gcs_requests.append({"method": "POST", "upload": "start"})
+                return self.reply_raw(200, [("Location", location)])
+            if parts[0] == "download" and len(parts) == 7 and method == "GET":
+                obj = emu.object_get(parts[4], parts[6])
+                with open(obj["_path"], "rb") as f:
+                    return self.reply_raw(200, [("Content-Type", obj["contentType"])], f.read())
+            rest = parts[2:]  # storage/v1/...
+            if rest == ["b"] and method == "POST":
+                return self.reply(200, emu.bucket_insert(query.get("project", [""])[0], json.loads(raw or b"{}")))
+            if len(rest) == 2 and rest[0] == "b" and method == "GET":
+                return self.reply(200, emu.bucket_get(rest[1]))
+            if len(rest) == 4 and rest[0] == "b" and rest[2] == "o":
+                if method == "GET" and query.get("alt", [""])[0] == "media":
+                    obj = emu.object_get(rest[1], rest[3])
+                    with open(obj["_path"], "rb") as f:
+                        return self.reply_raw(200, [("Content-Type", obj["contentType"])], f.read())
+                if method == "GET":
+                    return self.reply(200, public(emu.object_get(rest[1], rest[3])))
+                if method == "DELETE":
+                    emu.object_delete(rest[1], rest[3])
+                    emu.gcs_requests.append({"method": "DELETE", "object": f"{rest[1]}/{rest[3]}"})
+                    return self.reply_raw(204)
+        raise ApiError(404, "notFound", f"fake-gce does not serve {method} {path}")
+
+    def upload_chunk(self, upload_id, raw):
+        """A PUT to a session URI: a chunk (`bytes S-E/T`), a status query
+        (`bytes */T`), answered 308 + Range while incomplete."""
+        emu = self.emu
+        with LOCK:
+            session = emu.sessions.get(upload_id)
+        if session is None:
+            raise ApiError(404, "notFound", "No such upload session.")
+        if session.get("done"):
+            return self.reply(200, public(session["done"]))
+        header = self.headers.get("Content-Range", "")
+        m = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", header.strip())
+        if not m:
+            raise ApiError(400, "invalid", f"Failed to parse Content-Range header.")
+        start, end, total = m.groups()
+        if total != "*":
+            session["total"] = int(total)
+        entry = {"method": "PUT", "range": header, "held": False}
+        if start is not None:
+            start, end = int(start), int(end)
+            if end - start + 1 != len(raw):
+                raise ApiError(400, "invalid", "The Content-Range does not match the number of bytes sent.")
+            session["chunks"] += 1
+            if emu.hold_chunk and session["chunks"] == emu.hold_chunk and not emu.held:
+                # Read, never persisted, never answered: an interrupted chunk.
+                emu.held = True
+                entry["held"] = True
+                emu.gcs_requests.append(entry)
+                while True:
+                    time.sleep(3600)
+            received = session["received"]
+            if start > received:
+                # A gap: GCS keeps what it had and says so.
+                entry["gap"] = True
+            else:
+                with open(session["path"], "r+b") as f:
+                    f.seek(start)
+                    f.write(raw)
+                session["received"] = max(received, end + 1)
+        emu.gcs_requests.append(entry)
+        if session["total"] is not None and session["received"] == session["total"]:
+            with LOCK:
+                return self.reply(200, emu.upload_finish(session))
+        headers = [("Range", f"bytes=0-{session['received'] - 1}")] if session["received"] else []
+        return self.reply_raw(308, headers)
+
     def operation(self, project, scope, name, wait):
         op = self.emu.operations.get((project, scope, name))
         if not op:
@@ -1029,6 +1373,9 @@ def main():
     parser.add_argument("--write-unknown-key", action="append", default=[],
                         help="write a well-formed key it does not know (for the account of the first --write-key)")
     parser.add_argument("--fail", action="append", default=[], help="OPERATION=KIND, e.g. instances.insert=quota")
+    parser.add_argument("--host-metadata", metavar="EMAIL", help="also serve a metadata server on 127.0.0.1 for an instance running as EMAIL (for GCE_METADATA_HOST)")
+    parser.add_argument("--service-account", action="append", default=[], help="an account any valid token may impersonate (IAM Credentials generateAccessToken)")
+    parser.add_argument("--bucket", action="append", default=[], help="a Cloud Storage bucket that exists from the start")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
     parser.add_argument("--no-base-image", action="store_true", help="no base image: the public image has no disk (API-only tests, no VM)")
     args = parser.parse_args()
@@ -1049,6 +1396,8 @@ def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     emu.port = server.server_address[1]
+    for bucket in args.bucket:
+        emu.bucket_insert("fake-project", {"name": bucket})
     for path in args.write_key:
         mint_key(emu, path)
     for path in args.write_unknown_key:
@@ -1057,6 +1406,9 @@ def main():
     def stop(*_):
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    if args.host_metadata:
+        port = start_host_metadata(emu, args.host_metadata)
+        print(f"fake-gce: metadata server on 127.0.0.1:{port}", flush=True)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"fake-gce: listening on http://127.0.0.1:{emu.port}", flush=True)

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kiln::artifact::{Artifact, Disk, DiskFormat};
@@ -19,34 +19,49 @@ use crate::postprocess::{chains, context};
 const VENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv");
 const FAKE_AWS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-aws");
 
-/// A moto server of this test's own, killed when dropped.
+/// One moto server for the whole test binary: moto takes 10–18 s to
+/// start on a loaded machine, so it is started once, lazily, with IAM
+/// authentication on (the key it prints is the one every test signs with).
+/// Tests stay independent by each using its own region and bucket (`Scope`).
+/// The server exits when its stdin closes, which happens when this process
+/// ends however it ends: no python is left behind.
 pub(crate) struct FakeAws {
-    child: Child,
     pub(crate) url: String,
     pub(crate) key: String,
     pub(crate) secret: String,
     pub(crate) log: PathBuf,
+    /// Held open for the process's life: closing it stops the server.
+    _stdin: Mutex<ChildStdin>,
     _dir: tempfile::TempDir,
 }
 
+/// One test's corner of the shared server.
+pub(crate) struct Scope {
+    pub(crate) aws: &'static FakeAws,
+    pub(crate) region: &'static str,
+    pub(crate) bucket: &'static str,
+}
+
+static SHARED: OnceLock<FakeAws> = OnceLock::new();
+
 impl FakeAws {
-    /// `auth`: moto checks every signature against an IAM user's key
-    /// (printed by the server); otherwise any key is accepted.
-    pub(crate) fn start(auth: bool, env: &[(&str, &str)]) -> Self {
+    fn shared() -> &'static Self {
+        SHARED.get_or_init(Self::start)
+    }
+
+    fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("requests.log");
-        let mut cmd = Command::new(format!("{VENV}/bin/python"));
-        cmd.arg(format!("{FAKE_AWS}/server.py"))
+        let mut child = Command::new(format!("{VENV}/bin/python"))
+            .arg(format!("{FAKE_AWS}/server.py"))
+            .args(["--auth", "--exit-on-stdin-eof"])
             .env("FAKE_AWS_LOG", &log)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if auth {
-            cmd.arg("--auth");
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("starts the fake AWS server");
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts the fake AWS server");
+        let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -60,22 +75,38 @@ impl FakeAws {
             .expect("the fake AWS server says it is ready");
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
         let port = ready["port"].as_u64().expect("port");
-        let text = |k: &str, default: &str| ready[k].as_str().unwrap_or(default).to_owned();
+        let text = |k: &str| ready[k].as_str().expect("--auth prints a key").to_owned();
+        // Reaped by the OS when this process ends; the server ends with it.
+        drop(child);
         Self {
-            child,
             url: format!("http://127.0.0.1:{port}"),
-            key: text("access_key_id", "AKIDKILNTEST"),
-            secret: text("secret_access_key", "kiln-test-secret"),
+            key: text("access_key_id"),
+            secret: text("secret_access_key"),
             log,
+            _stdin: Mutex::new(stdin),
             _dir: dir,
+        }
+    }
+}
+
+impl Scope {
+    /// The shared server, seen from `region` with `bucket` (both used by no
+    /// other test).
+    pub(crate) fn new(region: &'static str, bucket: &'static str) -> Self {
+        Self {
+            aws: FakeAws::shared(),
+            region,
+            bucket,
         }
     }
 
     pub(crate) fn inspect(&self, args: &[&str]) -> serde_json::Value {
+        let aws = self.aws;
         let out = Command::new(format!("{VENV}/bin/python"))
             .arg(format!("{FAKE_AWS}/inspect_state.py"))
-            .args([&self.url, &self.key, &self.secret])
+            .args([&aws.url, &aws.key, &aws.secret])
             .args(args)
+            .env("INSPECT_REGION", self.region)
             .output()
             .expect("runs inspect_state.py");
         assert!(
@@ -86,11 +117,24 @@ impl FakeAws {
         serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
     }
 
+    pub(crate) fn make_bucket(&self) {
+        self.inspect(&["make-bucket", self.bucket]);
+    }
+
+    /// This test's requests: to its bucket, or EC2 calls in its region.
     pub(crate) fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
+        let prefix = format!("/{}", self.bucket);
+        std::fs::read_to_string(&self.aws.log)
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str(l).expect("log line is JSON"))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("log line is JSON"))
+            .filter(|r| {
+                r["bucket"] == self.bucket
+                    || r["path"]
+                        .as_str()
+                        .is_some_and(|p| p == prefix || p.starts_with(&format!("{prefix}/")))
+                    || (r["action"].is_string() && r["region"] == self.region)
+            })
             .collect()
     }
 
@@ -106,21 +150,14 @@ impl FakeAws {
         panic!("no such request within 120 s: {:#?}", self.requests());
     }
 
-    /// The environment that points kiln at this server.
+    /// The environment that points kiln at the server, in this region.
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("AWS_ENDPOINT_URL", self.url.clone()),
-            ("AWS_ACCESS_KEY_ID", self.key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
-            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.aws.url.clone()),
+            ("AWS_ACCESS_KEY_ID", self.aws.key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.aws.secret.clone()),
+            ("AWS_REGION", self.region.into()),
         ]
-    }
-}
-
-impl Drop for FakeAws {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -149,11 +186,15 @@ fn disk_artifact(path: &Path, format: DiskFormat) -> Artifact {
     a
 }
 
-fn import_chain(dir: &Path, extra: &str) -> Vec<Vec<kiln::config::post_processor::PostProcessor>> {
+fn import_chain(
+    dir: &Path,
+    bucket: &str,
+    extra: &str,
+) -> Vec<Vec<kiln::config::post_processor::PostProcessor>> {
     chains(
         dir,
         &format!(
-            r#"[{{"type": "amazon-import", "s3_bucket_name": "kiln-images",
+            r#"[{{"type": "amazon-import", "s3_bucket_name": "{bucket}",
                  "s3_key_name": "imports/disk.raw", "format": "raw"{extra}}}]"#
         ),
     )
@@ -188,8 +229,8 @@ fn recording_ctx(
 
 #[test]
 fn a_qcow2_disk_becomes_a_named_tagged_shared_ami() {
-    let aws = FakeAws::start(true, &[]);
-    aws.inspect(&["make-bucket", "kiln-images"]);
+    let aws = Scope::new("us-east-1", "kiln-ami-named");
+    aws.make_bucket();
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("seed.raw");
     raw_disk(&raw, 3, true);
@@ -203,6 +244,7 @@ fn a_qcow2_disk_becomes_a_named_tagged_shared_ami() {
     assert!(status.success());
     let chains = import_chain(
         dir.path(),
+        aws.bucket,
         r#", "ami_name": "kiln-test-ami", "ami_description": "made by kiln",
             "ami_users": ["123456789012"], "ami_groups": ["all"],
             "license_type": "BYOL", "tags": {"Project": "kiln", "Stage": "test"}"#,
@@ -234,10 +276,7 @@ fn a_qcow2_disk_becomes_a_named_tagged_shared_ami() {
         "{perms}"
     );
     // The converted raw file was uploaded, then the object removed.
-    assert_eq!(
-        aws.inspect(&["objects", "kiln-images"]),
-        serde_json::json!([])
-    );
+    assert_eq!(aws.inspect(&["objects", aws.bucket]), serde_json::json!([]));
     let converted: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
         .filter_map(|e| e.ok())
@@ -249,17 +288,17 @@ fn a_qcow2_disk_becomes_a_named_tagged_shared_ami() {
     assert!(!qcow2.exists());
     // No secret in anything kiln reported.
     let events = format!("{:?}", reporter.events());
-    assert!(!events.contains(&aws.secret), "the secret was reported");
+    assert!(!events.contains(&aws.aws.secret), "the secret was reported");
 }
 
 #[test]
 fn refused_credentials_say_where_they_came_from_and_hide_the_secret() {
-    let aws = FakeAws::start(true, &[]);
-    aws.inspect(&["make-bucket", "kiln-images"]);
+    let aws = Scope::new("us-east-2", "kiln-ami-refused");
+    aws.make_bucket();
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     raw_disk(&disk, 1, true);
-    let chains = import_chain(dir.path(), "");
+    let chains = import_chain(dir.path(), aws.bucket, "");
     let mut env = aws.env();
     env[2].1 = "not-the-secret-at-all".into();
     let (ctx, _reporter) = recording_ctx(dir.path(), &env);
@@ -278,16 +317,18 @@ fn refused_credentials_say_where_they_came_from_and_hide_the_secret() {
 
 #[test]
 fn a_missing_bucket_is_named() {
-    let aws = FakeAws::start(false, &[]);
+    let aws = Scope::new("us-west-1", "kiln-ami-missing");
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     raw_disk(&disk, 1, true);
-    let chains = import_chain(dir.path(), "");
+    let chains = import_chain(dir.path(), aws.bucket, "");
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
     let err =
         run_import(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx).expect_err("no bucket");
     assert!(
-        err.contains("s3_bucket_name: bucket `kiln-images` does not exist in us-east-1: create it"),
+        err.contains(
+            "s3_bucket_name: bucket `kiln-ami-missing` does not exist in us-west-1: create it"
+        ),
         "{err}"
     );
     // Nothing was uploaded or imported.
@@ -302,12 +343,12 @@ fn a_missing_bucket_is_named() {
 
 #[test]
 fn a_failed_import_task_reports_aws_reason_and_cleans_the_bucket() {
-    let aws = FakeAws::start(false, &[]);
-    aws.inspect(&["make-bucket", "kiln-images"]);
+    let aws = Scope::new("us-west-2", "kiln-ami-failed");
+    aws.make_bucket();
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     raw_disk(&disk, 1, false);
-    let chains = import_chain(dir.path(), "");
+    let chains = import_chain(dir.path(), aws.bucket, "");
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
     let err = run_import(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
         .expect_err("an unbootable disk fails to import");
@@ -316,22 +357,20 @@ fn a_failed_import_task_reports_aws_reason_and_cleans_the_bucket() {
         "{err}"
     );
     assert!(err.contains("role `vmimport`"), "{err}");
-    assert_eq!(
-        aws.inspect(&["objects", "kiln-images"]),
-        serde_json::json!([])
-    );
+    assert_eq!(aws.inspect(&["objects", aws.bucket]), serde_json::json!([]));
     assert_eq!(aws.inspect(&["images"]), serde_json::json!([]));
 }
 
 #[test]
 fn an_interrupted_upload_resumes_without_resending_finished_parts() {
     // 20 MiB in 8 MiB parts: 3 parts; the first attempt at part 2 hangs.
-    let aws = FakeAws::start(false, &[("FAKE_AWS_HOLD_PART", "2")]);
-    aws.inspect(&["make-bucket", "kiln-images"]);
+    let aws = Scope::new("eu-west-1", "kiln-ami-resumed");
+    aws.make_bucket();
+    aws.inspect(&["hold", aws.bucket, "2"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     raw_disk(&disk, 20, true);
-    let chains = import_chain(dir.path(), "");
+    let chains = import_chain(dir.path(), aws.bucket, "");
 
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
     let cancel = ctx.cancel.clone();
@@ -351,7 +390,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
     assert!(state.exists(), "the upload state is kept for the rerun");
     assert!(disk.exists(), "the input is kept after a failure");
     assert_eq!(
-        aws.inspect(&["uploads", "kiln-images"]),
+        aws.inspect(&["uploads", aws.bucket]),
         serde_json::json!(["imports/disk.raw"])
     );
 
@@ -387,7 +426,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
 /// 0x600, where SeaBIOS puts them) and powers off with SLP_EN, so the
 /// qemu builder's ACPI power-down stops it within a second of TCG boot.
 /// It ends with the MBR boot signature VM Import looks for.
-fn power_button_boot_disk(path: &Path) {
+pub(crate) fn power_button_boot_disk(path: &Path) {
     #[rustfmt::skip]
     let code: [u8; 26] = [
         0xBA, 0x02, 0x06,       // mov dx, 0x602    PM1a_EN
@@ -415,8 +454,8 @@ fn power_button_boot_disk(path: &Path) {
 #[test]
 fn kiln_build_imports_its_disk_as_an_ami() {
     let _vm = crate::vm::vm_lock();
-    let aws = FakeAws::start(false, &[]);
-    aws.inspect(&["make-bucket", "kiln-images"]);
+    let aws = Scope::new("eu-west-2", "kiln-ami-build");
+    aws.make_bucket();
     let dir = tempfile::tempdir().expect("tempdir");
     let boot = dir.path().join("boot.raw");
     power_button_boot_disk(&boot);
@@ -428,7 +467,7 @@ fn kiln_build_imports_its_disk_as_an_ami() {
             "communicator": "none", "shutdown_timeout": "2m"
         }],
         "post-processors": [{
-            "type": "amazon-import", "s3_bucket_name": "kiln-images", "format": "raw",
+            "type": "amazon-import", "s3_bucket_name": aws.bucket, "format": "raw",
             "ami_name": "kiln-boot-{{timestamp}}", "tags": {"Built": "kiln"}
         }]
     });
@@ -451,6 +490,6 @@ fn kiln_build_imports_its_disk_as_an_ami() {
     );
     assert_eq!(image["tags"]["Built"], "kiln");
     let id = image["id"].as_str().expect("id");
-    assert!(text.contains(&format!("us-east-1: {id}")), "{text}");
-    assert!(!text.contains(&aws.secret));
+    assert!(text.contains(&format!("eu-west-2: {id}")), "{text}");
+    assert!(!text.contains(&aws.aws.secret));
 }

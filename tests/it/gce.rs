@@ -15,17 +15,25 @@ fn repo() -> PathBuf {
 }
 
 /// A running emulator, stopped (with its instances) when dropped.
-struct FakeGce {
+pub(crate) struct FakeGce {
     child: Child,
-    url: String,
+    pub(crate) url: String,
+    /// `host:port` of the metadata server `--host-metadata` starts.
+    pub(crate) metadata_host: Option<String>,
     dir: tempfile::TempDir,
 }
 
 impl FakeGce {
-    fn start(extra: &[&str]) -> Self {
+    pub(crate) fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// `env`: the emulator's own switches (FAKE_GCE_HOLD_CHUNK, …).
+    pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (iso, _) = tiny_iso();
         let mut child = Command::new(repo().join(".venv/bin/python"))
+            .envs(env.iter().copied())
             .arg(repo().join("tests/fake-gce/fake_gce.py"))
             .arg("--iso")
             .arg(iso)
@@ -40,9 +48,13 @@ impl FakeGce {
             .expect("fake-gce starts (is .venv made? scripts/bootstrap)");
         let stdout = child.stdout.take().expect("stdout");
         let mut url = None;
+        let mut metadata_host = None;
         // The base image is built once (a tiny install, ~1 min) and cached.
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("line");
+            if let Some(h) = line.strip_prefix("fake-gce: metadata server on ") {
+                metadata_host = Some(h.trim().to_owned());
+            }
             if let Some(u) = line.strip_prefix("fake-gce: listening on ") {
                 url = Some(u.trim().to_owned());
                 break;
@@ -54,14 +66,19 @@ impl FakeGce {
                 std::fs::read_to_string(dir.path().join("fake-gce.log")).unwrap_or_default()
             )
         });
-        Self { child, url, dir }
+        Self {
+            child,
+            url,
+            metadata_host,
+            dir,
+        }
     }
 
-    fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.path().join("key.json")
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(crate) fn state(&self) -> serde_json::Value {
         let out = Command::new(repo().join(".venv/bin/python"))
             .arg("-c")
             .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())")
@@ -71,7 +88,7 @@ impl FakeGce {
         serde_json::from_slice(&out.stdout).expect("state JSON")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("fake-gce.log")).unwrap_or_default()
     }
 
@@ -415,4 +432,41 @@ fn a_token_about_to_expire_is_renewed_before_the_next_call() {
     // The connection check, the image-name check and 13 family lookups.
     let issued = gce.state()["tokens_issued"].as_u64().expect("count");
     assert!(issued >= 15, "only {issued} tokens for 15 calls:\n{log}");
+}
+
+#[test]
+fn impersonating_an_account_the_key_may_not_use_fails_before_anything_is_made() {
+    let gce = FakeGce::start(&["--no-base-image"]);
+    let dir = founding_template();
+    let path = dir.path().join("ubuntu.json");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("template")).expect("JSON");
+    template["builders"][0]["impersonate_service_account"] =
+        "image-builder@infra-111111.iam.gserviceaccount.com".into();
+    std::fs::write(&path, template.to_string()).expect("write");
+    let out = gce
+        .kiln(
+            dir.path(),
+            &gce.key(),
+            &["-var-file=variables.json", "ubuntu.json"],
+        )
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+            format!("{}/", gce.url),
+        )
+        .output()
+        .expect("kiln runs");
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("cannot impersonate image-builder@infra-111111.iam.gserviceaccount.com"),
+        "{log}"
+    );
+    assert!(
+        log.contains("roles/iam.serviceAccountTokenCreator"),
+        "{log}"
+    );
+    let state = gce.state();
+    assert_eq!(state["callers"], serde_json::json!([]), "{state}");
+    assert_nothing_left(&gce);
 }

@@ -8,6 +8,7 @@ mod cli;
 mod django;
 mod fmt;
 mod gce;
+mod gce_import;
 mod hcl;
 mod hostile;
 mod http;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::cloud::gce::auth::iam_credentials_endpoint;
 use crate::cloud::gce::{ComputeClient, Credentials, TokenSource, compute_endpoint};
 use crate::config::googlecompute::GoogleComputeConfig;
 
@@ -15,6 +16,21 @@ pub struct StepConnectApi;
 /// The credentials the template or the environment gives, read before any
 /// step runs (like Packer's prepare), so a build without any makes nothing.
 pub fn find_credentials(
+    config: &GoogleComputeConfig,
+    pwd: &std::path::Path,
+) -> Result<Credentials, StepError> {
+    let own = own_credentials(config, pwd)?;
+    Ok(match &config.impersonate_service_account {
+        Some(target) => Credentials::Impersonated {
+            source: Box::new(own),
+            target: target.clone(),
+            endpoint: iam_credentials_endpoint(&|k| std::env::var(k).ok()),
+        },
+        None => own,
+    })
+}
+
+fn own_credentials(
     config: &GoogleComputeConfig,
     pwd: &std::path::Path,
 ) -> Result<Credentials, StepError> {

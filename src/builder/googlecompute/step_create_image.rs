@@ -29,6 +29,7 @@ impl Step<GceState> for StepCreateImage {
                 licenses: config.image_licenses.clone(),
                 storage_locations: config.image_storage_locations.clone(),
                 source_disk: client.disk_link(&config.zone, &state.disk_name),
+                ..ImageSpec::default()
             };
             ctx.reporter.info(
                 &ctx.build,

@@ -23,7 +23,45 @@ pub enum Credentials {
     AuthorizedUser(AuthorizedUser),
     /// `access_token`: used as it is, never refreshed.
     AccessToken(String),
+    /// The metadata server of the GCE instance kiln runs on (`host`:
+    /// `GCE_METADATA_HOST`, else Google's 169.254.169.254).
+    MetadataServer {
+        host: String,
+    },
+    /// `impersonate_service_account`: the `source` credentials ask the IAM
+    /// Credentials API (`endpoint`) for a token of `target`.
+    Impersonated {
+        source: Box<Credentials>,
+        target: String,
+        endpoint: String,
+    },
 }
+
+/// The IAM Credentials API's public endpoint.
+pub const IAM_CREDENTIALS_ENDPOINT: &str = "https://iamcredentials.googleapis.com/";
+
+/// The IAM Credentials base URL: `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS`
+/// (gcloud's variable for this API) or Google's.
+pub fn iam_credentials_endpoint(env: &dyn Fn(&str) -> Option<String>) -> String {
+    let url = env("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| IAM_CREDENTIALS_ENDPOINT.to_owned());
+    if url.ends_with('/') {
+        url
+    } else {
+        format!("{url}/")
+    }
+}
+
+/// What `generateAccessToken` answers.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeneratedToken {
+    access_token: String,
+}
+
+/// Impersonated tokens are asked for this long (the API's default maximum).
+const IMPERSONATED_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,6 +69,10 @@ impl std::fmt::Debug for Credentials {
             Self::ServiceAccount(k) => write!(f, "ServiceAccount({})", k.client_email),
             Self::AuthorizedUser(_) => f.write_str("AuthorizedUser"),
             Self::AccessToken(_) => f.write_str("AccessToken(<sensitive>)"),
+            Self::Impersonated { source, target, .. } => {
+                write!(f, "Impersonated({target} by {source:?})")
+            }
+            Self::MetadataServer { host } => write!(f, "MetadataServer({host})"),
         }
     }
 }
@@ -102,18 +144,37 @@ impl Credentials {
     /// `GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's
     /// `~/.config/gcloud/application_default_credentials.json`.
     pub fn application_default() -> Result<Self, GceError> {
-        if let Some(path) =
-            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
-        {
+        Self::application_default_from(&|k| std::env::var(k).ok())
+    }
+
+    /// `application_default` with the environment given. Last, as Google's
+    /// libraries do, the metadata server when kiln runs on GCE: the one
+    /// `GCE_METADATA_HOST` names, else 169.254.169.254 if it answers at
+    /// once (off GCE nothing listens there).
+    pub fn application_default_from(
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, GceError> {
+        let set = |k: &str| env(k).filter(|v| !v.is_empty());
+        if let Some(path) = set("GOOGLE_APPLICATION_CREDENTIALS") {
             return Self::from_file(Path::new(&path));
         }
-        let config_dir = std::env::var_os("CLOUDSDK_CONFIG")
+        let config_dir = set("CLOUDSDK_CONFIG")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")));
+            .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")));
         match config_dir.map(|d| d.join("application_default_credentials.json")) {
-            Some(path) if path.is_file() => Self::from_file(&path),
-            _ => Err(GceError::NoCredentials),
+            Some(path) if path.is_file() => return Self::from_file(&path),
+            _ => {}
         }
+        if let Some(host) = set("GCE_METADATA_HOST") {
+            return Ok(Self::MetadataServer { host });
+        }
+        let google = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+        if std::net::TcpStream::connect_timeout(&google, Duration::from_millis(300)).is_ok() {
+            return Ok(Self::MetadataServer {
+                host: "169.254.169.254".to_owned(),
+            });
+        }
+        Err(GceError::NoCredentials)
     }
 
     /// Who the credentials are, for messages.
@@ -122,6 +183,15 @@ impl Credentials {
             Self::ServiceAccount(k) => format!("service account {}", k.client_email),
             Self::AuthorizedUser(_) => "the gcloud user credentials".to_owned(),
             Self::AccessToken(_) => "the access_token".to_owned(),
+            Self::Impersonated { source, target, .. } => {
+                format!(
+                    "service account {target}, impersonated by {}",
+                    source.describe()
+                )
+            }
+            Self::MetadataServer { host } => {
+                format!("the instance's service account (metadata server {host})")
+            }
         }
     }
 }
@@ -132,6 +202,8 @@ pub struct TokenSource {
     scopes: Vec<String>,
     http: reqwest::Client,
     cached: Mutex<Option<(String, Instant)>>,
+    /// The caller's own tokens, when impersonating.
+    impersonator: Option<Box<TokenSource>>,
 }
 
 /// A token is renewed when less than this is left of its life.
@@ -153,11 +225,21 @@ struct TokenError {
 
 impl TokenSource {
     pub fn new(credentials: Credentials, scopes: Vec<String>, http: reqwest::Client) -> Self {
+        let impersonator = match &credentials {
+            // The caller needs only the scope that lets it call IAM.
+            Credentials::Impersonated { source, .. } => Some(Box::new(Self::new(
+                (**source).clone(),
+                vec!["https://www.googleapis.com/auth/cloud-platform".to_owned()],
+                http.clone(),
+            ))),
+            _ => None,
+        };
         Self {
             credentials,
             scopes,
             http,
             cached: Mutex::new(None),
+            impersonator,
         }
     }
 
@@ -175,6 +257,20 @@ impl TokenSource {
         }
         let (uri, body) = match &self.credentials {
             Credentials::AccessToken(token) => return Ok(token.clone()),
+            Credentials::MetadataServer { host } => {
+                let started = Instant::now();
+                let (token, life) = self.metadata_token(host).await?;
+                *cached = Some((token.clone(), started + life));
+                return Ok(token);
+            }
+            Credentials::Impersonated {
+                target, endpoint, ..
+            } => {
+                let started = Instant::now();
+                let token = self.impersonate(target, endpoint).await?;
+                *cached = Some((token.clone(), started + IMPERSONATED_LIFETIME));
+                return Ok(token);
+            }
             Credentials::ServiceAccount(key) => {
                 let assertion = signed_assertion(key, &self.scopes, SystemTime::now())?;
                 (
@@ -232,6 +328,108 @@ impl TokenSource {
         let life = Duration::from_secs(token.expires_in.unwrap_or(3600));
         *cached = Some((token.access_token.clone(), started + life));
         Ok(token.access_token)
+    }
+}
+
+impl TokenSource {
+    /// The instance's token from its metadata server.
+    async fn metadata_token(&self, host: &str) -> Result<(String, Duration), GceError> {
+        let url = format!(
+            "http://{host}/computeMetadata/v1/instance/service-accounts/default/token?scopes={}",
+            percent_encoding::utf8_percent_encode(
+                &self.scopes.join(","),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        let http_err = |source| GceError::Http {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .map_err(http_err)?;
+        let status = response.status();
+        let text = response.text().await.map_err(http_err)?;
+        if !status.is_success() {
+            return Err(GceError::TokenRefused {
+                uri: url.clone(),
+                who: self.credentials.describe(),
+                error: format!("HTTP {status}"),
+                description: Some(text.trim().chars().take(200).collect()),
+            });
+        }
+        let token: TokenResponse =
+            serde_json::from_str(&text).map_err(|e| GceError::BadResponse {
+                url: url.clone(),
+                reason: format!("no access_token in the answer ({e})"),
+            })?;
+        let life = Duration::from_secs(token.expires_in.unwrap_or(3600));
+        Ok((token.access_token, life))
+    }
+
+    /// IAM Credentials `generateAccessToken` for `target`, called with the
+    /// impersonator's own token.
+    ///
+    /// Boxed as a `Send` future: `token` → `impersonate` → the caller's
+    /// `token` recurses, which an `async fn` cannot.
+    fn impersonate<'a>(
+        &'a self,
+        target: &'a str,
+        endpoint: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, GceError>> + Send + 'a>>
+    {
+        Box::pin(self.impersonate_inner(target, endpoint))
+    }
+
+    async fn impersonate_inner(&self, target: &str, endpoint: &str) -> Result<String, GceError> {
+        let caller = self
+            .impersonator
+            .as_ref()
+            .ok_or_else(|| GceError::BadResponse {
+                url: endpoint.to_owned(),
+                reason: "no impersonating credentials".into(),
+            })?;
+        let wrap = |source: GceError| GceError::Impersonate {
+            target: target.to_owned(),
+            source: Box::new(source),
+        };
+        let token = caller.token().await.map_err(wrap)?;
+        let url = format!(
+            "{endpoint}v1/projects/-/serviceAccounts/{}:generateAccessToken",
+            percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let body = serde_json::json!({
+            "scope": self.scopes,
+            "lifetime": format!("{}s", IMPERSONATED_LIFETIME.as_secs()),
+        });
+        let http_err = |source| GceError::Http {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(http_err)?;
+        let status = response.status();
+        let text = response.text().await.map_err(http_err)?;
+        if !status.is_success() {
+            return Err(wrap(super::compute::api_error(status.as_u16(), &text)));
+        }
+        let generated: GeneratedToken =
+            serde_json::from_str(&text).map_err(|e| GceError::BadResponse {
+                url: url.clone(),
+                reason: format!("no accessToken in the answer ({e})"),
+            })?;
+        Ok(generated.access_token)
     }
 }
 

@@ -160,6 +160,10 @@ pub struct ImageSpec {
     pub licenses: Vec<String>,
     pub storage_locations: Vec<String>,
     pub source_disk: String,
+    /// `rawDisk.source`: a `disk.raw` in a `.tar.gz` in GCS, used instead
+    /// of `source_disk` when set (googlecompute-import).
+    pub raw_disk_source: Option<String>,
+    pub guest_os_features: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -236,10 +240,21 @@ impl ImageSpec {
         let mut body = json!({
             "name": self.name,
             "description": self.description,
-            "sourceDisk": self.source_disk,
             "labels": self.labels,
             "licenses": self.licenses,
         });
+        match &self.raw_disk_source {
+            Some(source) => body["rawDisk"] = json!({ "source": source }),
+            None => body["sourceDisk"] = json!(self.source_disk),
+        }
+        if !self.guest_os_features.is_empty() {
+            let features: Vec<Value> = self
+                .guest_os_features
+                .iter()
+                .map(|f| json!({ "type": f }))
+                .collect();
+            body["guestOsFeatures"] = json!(features);
+        }
         if let Some(family) = &self.family {
             body["family"] = json!(family);
         }
@@ -258,6 +273,11 @@ impl ComputeClient {
             tokens,
             project,
         }
+    }
+
+    /// The token source, for the other Google APIs of the same build.
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
     }
 
     fn url(&self, project: &str, path: &str) -> String {
@@ -434,7 +454,7 @@ fn decode<T: serde::de::DeserializeOwned>(url: &str, value: Value) -> Result<T, 
 }
 
 /// compute v1's error body → a typed error with a hint.
-fn api_error(code: u16, text: &str) -> GceError {
+pub(super) fn api_error(code: u16, text: &str) -> GceError {
     match serde_json::from_str::<ErrorBody>(text) {
         Ok(body) => {
             let reason = body

@@ -52,6 +52,14 @@ pub enum GceError {
     },
     #[error("{operation} did not finish within {seconds} s")]
     OperationTimeout { operation: String, seconds: u64 },
+    #[error(
+        "cannot impersonate {target}\n  = hint: the caller needs roles/iam.serviceAccountTokenCreator on {target}, and the account must exist"
+    )]
+    Impersonate {
+        target: String,
+        #[source]
+        source: Box<GceError>,
+    },
     #[error("interrupted")]
     Cancelled,
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod compute;
 pub mod error;
+pub mod storage;
 
 pub use auth::{Credentials, TokenSource};
 pub use compute::{ComputeClient, ImageSpec, InstanceSpec};
@@ -16,8 +17,13 @@ pub const COMPUTE_ENDPOINT: &str = "https://compute.googleapis.com/compute/v1/";
 /// variable gcloud reads, e.g. `http://127.0.0.1:PORT/compute/v1/`, for
 /// emulators and private endpoints) or Google's.
 pub fn compute_endpoint() -> String {
-    let url = std::env::var("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE")
-        .ok()
+    compute_endpoint_from(&|k| std::env::var(k).ok())
+}
+
+/// `compute_endpoint` with the environment given (post-processors read
+/// theirs through their context).
+pub fn compute_endpoint_from(env: &dyn Fn(&str) -> Option<String>) -> String {
+    let url = env("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE")
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| COMPUTE_ENDPOINT.to_owned());
     if url.ends_with('/') {
