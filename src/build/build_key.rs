@@ -188,7 +188,7 @@ fn post_processor(
                 }
             }
         }
-        PostProcessorKind::AmazonImport(_) => {
+        PostProcessorKind::AmazonImport(_) | PostProcessorKind::GoogleComputeImport(_) => {
             // Its artifact is an AMI in an account, not a file kiln can stat.
             return Err(Untracked(format!(
                 "{name}: an imported image cannot be checked from here"
