@@ -151,6 +151,25 @@ pub trait QemuImg: Send + Sync {
     fn info(&self, path: &Path) -> Result<ImageInfo, QemuImgError>;
 }
 
+/// The conversion OVF/OVA export needs, for every `qemu-img` (the real one
+/// and test fakes).
+impl<T: QemuImg> crate::artifact::VmdkConverter for T {
+    fn to_stream_optimized_vmdk(
+        &self,
+        src: &Path,
+        dst: &Path,
+    ) -> Result<(), crate::artifact::ConvertError> {
+        self.convert(
+            src,
+            dst,
+            ImageFormat::Vmdk,
+            &ConvertOptions::vmdk_stream_optimized(),
+            &[],
+        )
+        .map_err(Into::into)
+    }
+}
+
 /// `qemu-img create -f FMT [-b BACKING -F FMT] [extra…] PATH SIZEM`
 /// (user arguments before the operands, where Packer puts them).
 pub fn create_args(
