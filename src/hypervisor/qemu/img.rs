@@ -10,7 +10,6 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::config::qemu::DiskFormat;
 use crate::host::command_line::display_command;
 
 /// Disk image formats kiln creates or converts to.
@@ -35,15 +34,6 @@ impl ImageFormat {
             Self::Vdi => "vdi",
             Self::Vhdx => "vhdx",
             Self::Vpc => "vpc",
-        }
-    }
-}
-
-impl From<DiskFormat> for ImageFormat {
-    fn from(f: DiskFormat) -> Self {
-        match f {
-            DiskFormat::Qcow2 => Self::Qcow2,
-            DiskFormat::Raw => Self::Raw,
         }
     }
 }
