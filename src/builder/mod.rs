@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::build::runner::{OnError, StepError, StepTiming};
 use crate::config::{Build, BuilderConfig};
 use crate::ui::Reporter;

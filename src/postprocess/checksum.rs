@@ -14,7 +14,7 @@ use std::sync::Arc;
 use sha2::Digest;
 
 use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blocking};
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::config::post_processor::ChecksumConfig;
 
 pub const BUILDER_ID: &str = crate::artifact::ids::CHECKSUM;
