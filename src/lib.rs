@@ -6,7 +6,6 @@
 
 pub mod artifact;
 pub mod bootcmd;
-pub mod build;
 pub mod builder;
 pub mod checkpoint;
 pub mod cli;
@@ -22,6 +21,7 @@ pub mod iso;
 pub mod media;
 pub mod postprocess;
 pub mod provision;
+pub mod run;
 pub mod template;
 pub mod ui;
 

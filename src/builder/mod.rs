@@ -16,8 +16,8 @@ use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::Artifact;
-use crate::build::runner::{OnError, StepError, StepTiming};
 use crate::config::{Build, BuilderConfig};
+use crate::run::runner::{OnError, StepError, StepTiming};
 use crate::ui::Reporter;
 
 /// What every build needs from the command line and the template.
@@ -75,11 +75,11 @@ pub(crate) async fn run_builder<S: Send>(
     options: &RunOptions,
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
-    steps: &mut [Box<dyn crate::build::runner::Step<S>>],
+    steps: &mut [Box<dyn crate::run::runner::Step<S>>],
     state: &mut S,
     artifact: impl FnOnce(&S) -> Artifact,
 ) -> BuildResult {
-    use crate::build::runner::{Outcome, StepContext, run_steps};
+    use crate::run::runner::{Outcome, StepContext, run_steps};
     let ctx = StepContext {
         build: build.name.clone(),
         reporter,

@@ -658,11 +658,11 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
     let run_options = crate::builder::RunOptions {
         force: args.force,
         on_error: match args.on_error {
-            super::args::OnError::Cleanup => crate::build::runner::OnError::Cleanup,
-            super::args::OnError::Abort => crate::build::runner::OnError::Abort,
-            super::args::OnError::Ask => crate::build::runner::OnError::Ask,
+            super::args::OnError::Cleanup => crate::run::runner::OnError::Cleanup,
+            super::args::OnError::Abort => crate::run::runner::OnError::Abort,
+            super::args::OnError::Ask => crate::run::runner::OnError::Ask,
             super::args::OnError::RunCleanupProvisioner => {
-                crate::build::runner::OnError::RunCleanupProvisioner
+                crate::run::runner::OnError::RunCleanupProvisioner
             }
         },
         debug: args.debug,
@@ -676,7 +676,7 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         run_uuid: uuid::Uuid::new_v4().to_string(),
     };
     let started = std::time::Instant::now();
-    let results = rt.block_on(crate::build::run_all(
+    let results = rt.block_on(crate::run::run_all(
         &checked.prepared.builds,
         &run_options,
         args.parallel_builds,
@@ -688,10 +688,10 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
     // still on stderr for whoever reads the CI log; both masked.
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
         let mask = out.mask();
-        for line in crate::build::machine_summary(&results) {
+        for line in crate::run::machine_summary(&results) {
             println!("{}", mask.mask(&line));
         }
     }
-    out.write(&crate::build::summary(&results, elapsed));
+    out.write(&crate::run::summary(&results, elapsed));
     results.iter().all(|r| r.artifact.is_ok())
 }

@@ -26,11 +26,11 @@ use super::common::{
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{self, Artifact, Machine, Package};
-use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::qemu::DiskFormat;
 use crate::config::qemu::QemuConfig;
 use crate::hypervisor::qemu::Accel;
+use crate::run::runner::{Step, StepError};
 use crate::ui::Reporter;
 pub use state::QemuState;
 

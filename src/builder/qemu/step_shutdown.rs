@@ -1,8 +1,8 @@
 //! Stops the guest cleanly: `shutdown_command` over SSH, or ACPI power-down
 //! through QMP, then waits for QEMU to exit within `shutdown_timeout`.
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::builder::common::{run_shutdown_command, serial_note};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
 

@@ -22,10 +22,10 @@ use super::common::{
 };
 use super::{BuildResult, RunOptions};
 use crate::artifact::{Accelerator, Artifact, Machine, Package};
-use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
+use crate::run::runner::{Step, StepError};
 use crate::ui::Reporter;
 
 /// Packer's id for this builder; the vagrant post-processor picks virtualbox by it.

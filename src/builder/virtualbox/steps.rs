@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::VBoxState;
 use crate::bootcmd;
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::builder::common::{
     boot_command_actions, render_deferred, run_shutdown_command, serial_note,
 };
@@ -18,6 +17,7 @@ use crate::hypervisor::virtualbox::{
     BootCommandStep, IsoAttachment, NatRule, VBoxCommand, VBoxManage, VBoxManageCli, VmState,
     render_vboxmanage_rows,
 };
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 /// Runs `commands` in order; the first failure stops, with its stderr.
 async fn run_all(vbox: Arc<dyn VBoxManage>, commands: Vec<VBoxCommand>) -> Result<(), StepError> {

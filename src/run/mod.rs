@@ -1,4 +1,5 @@
-//! Running builds: the step runner with guaranteed cleanup, `-on-error`
+//! Running builds (the runner, named apart from `builder/` and from build
+//! output): the step runner with guaranteed cleanup, `-on-error`
 //! policies and cancellation on signals.
 
 pub mod runner;
