@@ -8,49 +8,18 @@ pub mod qemu;
 mod ssh_remote;
 pub mod virtualbox;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::Artifact;
 use crate::config::{Build, BuilderConfig};
-use crate::run::runner::{OnError, StepError, StepTiming};
+use crate::run::runner::StepError;
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
-/// What every build needs from the command line and the template.
-#[derive(Clone)]
-pub struct RunOptions {
-    pub force: bool,
-    pub on_error: OnError,
-    pub debug: bool,
-    pub offline: bool,
-    /// `-force-install`: ignore (and replace) a matching install checkpoint.
-    pub force_install: bool,
-    /// False with `KILN_NO_CHECKPOINT=1`: no checkpoint is read or written.
-    pub checkpoints: bool,
-    pub template_dir: PathBuf,
-    pub pwd: PathBuf,
-    pub user_vars: BTreeMap<String, String>,
-    pub init_time: SystemTime,
-    /// Packer's run UUID: one per `kiln build`, in manifests and `{{build}}`.
-    pub run_uuid: String,
-}
-
-/// How one build ended.
-pub struct BuildResult {
-    pub name: String,
-    pub artifact: Result<Artifact, StepError>,
-    /// What is left after the post-processor chains (the builder's
-    /// artifact when there are none).
-    pub final_artifacts: Vec<Artifact>,
-    pub steps: Vec<StepTiming>,
-    pub cancelled: bool,
-}
-
-/// Runs one build's builder.
+/// Runs one build's builder: the entry point the CLI hands to
+/// [`crate::run::run_all`].
 pub async fn run(
     build: &Build,
     options: &RunOptions,

@@ -655,7 +655,7 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
             ),
         );
     }
-    let run_options = crate::builder::RunOptions {
+    let run_options = crate::run::RunOptions {
         force: args.force,
         on_error: match args.on_error {
             super::args::OnError::Cleanup => crate::run::runner::OnError::Cleanup,
@@ -681,6 +681,9 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         &run_options,
         args.parallel_builds,
         reporter.clone(),
+        |build, options, reporter, cancel| async move {
+            crate::builder::run(&build, &options, reporter, cancel).await
+        },
     ));
     let elapsed = started.elapsed();
     leave(rt);

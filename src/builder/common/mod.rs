@@ -30,7 +30,7 @@ use crate::config::common::{Communicator, HttpConfig, IsoConfig};
 use crate::config::provisioner::Provisioner;
 use crate::http::HttpServer;
 
-use super::RunOptions;
+use crate::run::RunOptions;
 
 /// The state the shared steps read and write.
 pub struct CommonState {

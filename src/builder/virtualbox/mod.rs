@@ -20,12 +20,12 @@ use super::common::{
     StepCreateCd, StepCreateFloppy, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision,
     StepSshKeyPair, StepWaitSsh, free_space_beside,
 };
-use super::{BuildResult, RunOptions};
 use crate::artifact::{Accelerator, Artifact, Machine, Package};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
 use crate::run::runner::{Step, StepError};
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
 /// Packer's id for this builder; the vagrant post-processor picks virtualbox by it.
