@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cloud;
 pub mod communicator;
 pub mod config;
+pub mod digest;
 pub mod error_chain;
 pub mod hcl;
 pub mod host;
