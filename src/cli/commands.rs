@@ -657,14 +657,7 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
     }
     let run_options = crate::run::RunOptions {
         force: args.force,
-        on_error: match args.on_error {
-            super::args::OnError::Cleanup => crate::run::runner::OnError::Cleanup,
-            super::args::OnError::Abort => crate::run::runner::OnError::Abort,
-            super::args::OnError::Ask => crate::run::runner::OnError::Ask,
-            super::args::OnError::RunCleanupProvisioner => {
-                crate::run::runner::OnError::RunCleanupProvisioner
-            }
-        },
+        on_error: args.on_error,
         debug: args.debug,
         offline: args.offline,
         force_install: args.force_install,
