@@ -430,8 +430,7 @@ async fn qemu_failing_to_start_reports_its_stderr() {
 async fn vnc_serves_rfb_on_the_chosen_loopback_port() {
     let mut guest = Guest::new(IDLE);
     let localhost = std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
-    let port =
-        kiln::hypervisor::qemu::find_free_port_on(localhost, 5900, 6000).expect("a free port");
+    let port = kiln::host::port::find_free_port_on(localhost, 5900, 6000).expect("a free port");
     guest.cmd.vnc = Some(kiln::hypervisor::qemu::Vnc {
         bind: localhost,
         port,

@@ -1,6 +1,6 @@
 //! Chooses the host port forwarded to the guest's SSH port (loopback only).
 
-use crate::hypervisor::qemu::find_free_port;
+use crate::host::port::find_free_port;
 use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::{QemuState, fail};
