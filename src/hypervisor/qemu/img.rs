@@ -6,11 +6,11 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Deserialize;
 
 use crate::host::command_line::display_command;
+use crate::host::program::run_captured;
 
 /// Disk image formats kiln creates or converts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,20 +254,16 @@ impl QemuImgCli {
     /// Runs `qemu-img ARGS`, returning stdout; stdout and stderr are small
     /// for every subcommand kiln uses, so both are buffered.
     fn run(&self, args: &[OsString]) -> Result<Vec<u8>, QemuImgError> {
-        let command = display_command(self.program.as_os_str(), args);
-        let out = Command::new(&self.program)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| QemuImgError::Spawn {
-                command: command.clone(),
-                source,
+        let out =
+            run_captured(self.program.as_os_str(), args).map_err(|e| QemuImgError::Spawn {
+                command: e.command,
+                source: e.source,
             })?;
         if !out.status.success() {
             return Err(QemuImgError::Failed {
-                command,
+                command: out.command,
                 status: out.status,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                stderr: out.stderr,
             });
         }
         Ok(out.stdout)
