@@ -415,8 +415,8 @@ fn power_button_boot_disk(path: &Path) {
 #[test]
 #[ignore = "fails: on its one run the one-sector guest did not stop on the ACPI power-down \
             within 2 min (is the disk_image copied? is PM1 at 0x600?); run it with \
-            `flock /tmp/kiln-vm.lock cargo test --test it amazon_import::kiln_build -- --ignored`"]
-fn kiln_build_imports_its_disk_as_an_ami() {
+            `flock /tmp/kiln-vm.lock cargo test --test it amazon_import::vm_kiln_build -- --ignored`"]
+fn vm_kiln_build_imports_its_disk_as_an_ami() {
     let _vm = crate::vm::vm_lock();
     let aws = FakeAws::start(false, &[]);
     aws.inspect(&["make-bucket", "kiln-images"]);

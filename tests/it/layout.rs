@@ -269,3 +269,57 @@ fn the_checker_sees_each_kind_of_break() {
     .collect();
     assert_eq!(found, expected);
 }
+
+/// Every integration test that boots a VM (it takes the VM lock) or runs
+/// the real `vagrant` is named `vm_…`, so `cargo test -- --skip ::vm_`
+/// runs the fast ones alone (README, "Tests").
+#[test]
+fn vm_and_vagrant_tests_carry_the_vm_prefix() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut unnamed = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("read tests/it").flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("layout.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read a test file");
+        for (name, body) in test_functions(&text) {
+            let boots = body.contains("vm_lock()") || body.contains("Command::new(\"vagrant\")");
+            if boots && !name.starts_with("vm_") {
+                let file = path.file_name().unwrap_or_default().to_string_lossy();
+                unnamed.push(format!("{file}: {name}"));
+            }
+        }
+    }
+    unnamed.sort();
+    assert!(
+        unnamed.is_empty(),
+        "these tests boot a VM or run vagrant: name them vm_…\n  {}",
+        unnamed.join("\n  ")
+    );
+}
+
+/// The name and body of each `#[test]` / `#[tokio::test]` function: the
+/// text from its `fn` to the next top-level item.
+fn test_functions(text: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = ["#[test]", "#[tokio::test"]
+        .iter()
+        .filter_map(|a| rest.find(a))
+        .min()
+    {
+        rest = &rest[at + 2..];
+        let Some(fn_at) = rest.find("fn ") else { break };
+        let after = &rest[fn_at + 3..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        // The body ends where the next item starts at column 0.
+        let end = after.find("\n}\n").map_or(after.len(), |e| e + 3);
+        found.push((name, after[..end].to_owned()));
+        rest = &after[end..];
+    }
+    found
+}

@@ -315,7 +315,7 @@ impl Drop for KillOnDrop {
 }
 
 #[test]
-fn boot_command_typed_as_scancodes_starts_the_tiny_installer() {
+fn vm_boot_command_typed_as_scancodes_starts_the_tiny_installer() {
     // A VM test like any other: one guest at a time, or a loaded machine
     // stretches each boot past any bound.
     let _vm = crate::vm::vm_lock();
