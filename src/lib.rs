@@ -6,13 +6,13 @@
 
 pub mod artifact;
 pub mod bootcmd;
-pub mod build;
 pub mod builder;
 pub mod checkpoint;
 pub mod cli;
 pub mod cloud;
 pub mod communicator;
 pub mod config;
+pub mod digest;
 pub mod error_chain;
 pub mod hcl;
 pub mod host;
@@ -22,6 +22,7 @@ pub mod iso;
 pub mod media;
 pub mod postprocess;
 pub mod provision;
+pub mod run;
 pub mod template;
 pub mod ui;
 

@@ -2,10 +2,13 @@
 //! chains, and disk artifacts in the forms other tools import (the OVF/OVA
 //! writer, shared by the qemu post-processing and the virtualbox builder).
 //!
-//! Nothing here drives a VM; the only external program is `qemu-img`,
-//! reached through the [`QemuImg`](crate::hypervisor::qemu::QemuImg) trait.
+//! Nothing here drives a VM or knows a hypervisor; the one external
+//! program, a disk converter, is reached through [`VmdkConverter`] (the
+//! qemu-img driver implements it).
 
 mod build_artifact;
+mod convert;
 pub mod ovf;
 
 pub use build_artifact::{Accelerator, Artifact, Disk, DiskFormat, Machine, Package, ids};
+pub use convert::{ConvertError, VmdkConverter};

@@ -8,62 +8,18 @@ pub mod qemu;
 mod ssh_remote;
 pub mod virtualbox;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::build::artifact::Artifact;
-use crate::build::runner::{OnError, StepError, StepTiming};
+use crate::artifact::Artifact;
 use crate::config::{Build, BuilderConfig};
+use crate::run::runner::StepError;
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
-/// What every build needs from the command line and the template.
-#[derive(Clone)]
-pub struct RunOptions {
-    pub force: bool,
-    pub on_error: OnError,
-    pub debug: bool,
-    pub offline: bool,
-    /// `-force-install`: ignore (and replace) a matching install checkpoint.
-    pub force_install: bool,
-    /// False with `KILN_NO_CHECKPOINT=1`: no checkpoint is read or written.
-    pub checkpoints: bool,
-    pub template_dir: PathBuf,
-    pub pwd: PathBuf,
-    pub user_vars: BTreeMap<String, String>,
-    pub init_time: SystemTime,
-    /// Packer's run UUID: one per `kiln build`, in manifests and `{{build}}`.
-    pub run_uuid: String,
-    /// Why this build's existing output is not up to date (set per build
-    /// by the up-to-date check): the output-directory error names it.
-    pub stale_because: Option<String>,
-}
-
-/// How one build ended.
-pub struct BuildResult {
-    pub name: String,
-    pub artifact: Result<Artifact, StepError>,
-    /// What is left after the post-processor chains (the builder's
-    /// artifact when there are none).
-    pub final_artifacts: Vec<Artifact>,
-    pub steps: Vec<StepTiming>,
-    pub cancelled: bool,
-    /// Set when nothing ran because the last run's artifacts are up to
-    /// date: those artifacts, as its build record lists them.
-    pub up_to_date: Option<Vec<crate::checkpoint::record::RecordedArtifact>>,
-}
-
-impl BuildResult {
-    /// Built, or up to date.
-    pub fn succeeded(&self) -> bool {
-        self.artifact.is_ok() || self.up_to_date.is_some()
-    }
-}
-
-/// Runs one build's builder.
+/// Runs one build's builder: the entry point the CLI hands to
+/// [`crate::run::run_all`].
 pub async fn run(
     build: &Build,
     options: &RunOptions,
@@ -88,11 +44,11 @@ pub(crate) async fn run_builder<S: Send>(
     options: &RunOptions,
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
-    steps: &mut [Box<dyn crate::build::runner::Step<S>>],
+    steps: &mut [Box<dyn crate::run::runner::Step<S>>],
     state: &mut S,
     artifact: impl FnOnce(&S) -> Artifact,
 ) -> BuildResult {
-    use crate::build::runner::{Outcome, StepContext, run_steps};
+    use crate::run::runner::{Outcome, StepContext, run_steps};
     let ctx = StepContext {
         build: build.name.clone(),
         reporter,

@@ -85,17 +85,34 @@ pub struct SelectionArgs {
     pub except: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OnError {
-    /// Kill the VM and remove what the build created.
-    #[default]
-    Cleanup,
-    /// Kill the VM but keep everything for inspection.
-    Abort,
-    /// Ask what to do (on a terminal).
-    Ask,
-    /// Run the template's error-cleanup-provisioner, then clean up.
-    RunCleanupProvisioner,
+/// `-on-error` takes the runner's own policy type; only the spelling and
+/// the help of each value live here.
+pub use crate::run::runner::OnError;
+
+impl ValueEnum for OnError {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Self::Cleanup,
+            Self::Abort,
+            Self::Ask,
+            Self::RunCleanupProvisioner,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Self::Cleanup => {
+                PossibleValue::new("cleanup").help("Kill the VM and remove what the build created")
+            }
+            Self::Abort => {
+                PossibleValue::new("abort").help("Kill the VM but keep everything for inspection")
+            }
+            Self::Ask => PossibleValue::new("ask").help("Ask what to do (on a terminal)"),
+            Self::RunCleanupProvisioner => PossibleValue::new("run-cleanup-provisioner")
+                .help("Run the template's error-cleanup-provisioner, then clean up"),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

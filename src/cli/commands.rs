@@ -655,16 +655,9 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
             ),
         );
     }
-    let run_options = crate::builder::RunOptions {
+    let run_options = crate::run::RunOptions {
         force: args.force,
-        on_error: match args.on_error {
-            super::args::OnError::Cleanup => crate::build::runner::OnError::Cleanup,
-            super::args::OnError::Abort => crate::build::runner::OnError::Abort,
-            super::args::OnError::Ask => crate::build::runner::OnError::Ask,
-            super::args::OnError::RunCleanupProvisioner => {
-                crate::build::runner::OnError::RunCleanupProvisioner
-            }
-        },
+        on_error: args.on_error,
         debug: args.debug,
         offline: args.offline,
         force_install: args.force_install,
@@ -677,11 +670,14 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         stale_because: None,
     };
     let started = std::time::Instant::now();
-    let results = rt.block_on(crate::build::run_all(
+    let results = rt.block_on(crate::run::run_all(
         &checked.prepared.builds,
         &run_options,
         args.parallel_builds,
         reporter.clone(),
+        |build, options, reporter, cancel| async move {
+            crate::builder::run(&build, &options, reporter, cancel).await
+        },
     ));
     let elapsed = started.elapsed();
     leave(rt);
@@ -689,10 +685,10 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
     // still on stderr for whoever reads the CI log; both masked.
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
         let mask = out.mask();
-        for line in crate::build::machine_summary(&results) {
+        for line in crate::run::machine_summary(&results) {
             println!("{}", mask.mask(&line));
         }
     }
-    out.write(&crate::build::summary(&results, elapsed));
-    results.iter().all(crate::builder::BuildResult::succeeded)
+    out.write(&crate::run::summary(&results, elapsed));
+    results.iter().all(crate::run::BuildResult::succeeded)
 }

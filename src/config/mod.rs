@@ -19,6 +19,7 @@ pub mod virtualbox;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::host::glob::glob_match;
 use crate::template::diagnostic::{Diagnostics, did_you_mean};
 use crate::template::json::{Member, Node, Span, Value};
 use crate::template::model::{Section, Template};
@@ -62,27 +63,6 @@ impl Selection {
         let only = self.only.is_empty() || self.only.iter().any(|p| glob_match(p, name));
         only && !self.except.iter().any(|p| glob_match(p, name))
     }
-}
-
-/// Matches `*` wildcards, as Packer's -only/-except do.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else {
-        return pattern == name;
-    };
-    let Some(mut remaining) = name.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('*').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i == parts.len() - 1 {
-            return remaining.ends_with(part);
-        }
-        match remaining.find(part) {
-            Some(at) => remaining = &remaining[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// A build left out, said once so nothing is silently ignored.
@@ -780,15 +760,5 @@ mod tests {
             ["b"]
         );
         assert_eq!(p.skipped.len(), 1);
-    }
-
-    #[test]
-    fn globs_match_like_packer() {
-        assert!(glob_match("qemu", "qemu"));
-        assert!(glob_match("q*", "qemu"));
-        assert!(glob_match("*-iso", "virtualbox-iso"));
-        assert!(glob_match("v*box*iso", "virtualbox-iso"));
-        assert!(!glob_match("q*", "virtualbox-iso"));
-        assert!(!glob_match("qemu", "qemu2"));
     }
 }

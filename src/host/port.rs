@@ -1,5 +1,7 @@
 //! Choosing a free host port: the one that forwards to the guest's SSH
-//! server (and, for VirtualBox, the VRDP port).
+//! server (and, for VirtualBox, the VRDP and VNC ports), and the order in
+//! which every port range is searched (the HTTP server's too, which keeps
+//! the listener it binds).
 //!
 //! A port is free if kiln can bind it on 127.0.0.1 now. The listener is
 //! closed before QEMU binds the port itself, so another program can take it
@@ -34,6 +36,24 @@ pub fn find_free_port_on(addr: std::net::IpAddr, min: u16, max: u16) -> Option<u
     .ok()
 }
 
+/// Every port of `min..=max` once, from a random start and wrapping
+/// around, so parallel builds rarely try the same port first; nothing when
+/// `min > max`.
+pub fn ports_from_random_start(min: u16, max: u16) -> impl Iterator<Item = u16> {
+    ports_from(min, max, random_u64())
+}
+
+/// Every port of `min..=max` once, starting at `seed` within the range.
+fn ports_from(min: u16, max: u16, seed: u64) -> impl Iterator<Item = u16> {
+    let span = if min > max {
+        0
+    } else {
+        u64::from(max - min) + 1
+    };
+    let start = if span == 0 { 0 } else { seed % span };
+    (0..span).map(move |i| min + ((start + i) % span) as u16)
+}
+
 /// Tries every port of the range once, starting at `seed` within it.
 fn find_port_where(
     min: u16,
@@ -44,10 +64,7 @@ fn find_port_where(
     if min > max {
         return Err(PortError::EmptyRange { min, max });
     }
-    let span = u64::from(max - min) + 1;
-    let start = seed % span;
-    (0..span)
-        .map(|i| min + ((start + i) % span) as u16)
+    ports_from(min, max, seed)
         .find(|&port| port != 0 && is_free(port))
         .ok_or(PortError::NoneFree { min, max })
 }
@@ -71,6 +88,15 @@ mod tests {
         });
         assert_eq!(port, Ok(2223));
         assert_eq!(tried, [2224, 2225, 2222, 2223]);
+    }
+
+    #[test]
+    fn every_port_of_the_range_comes_once() {
+        let mut ports: Vec<u16> = ports_from_random_start(65530, 65535).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, [65530, 65531, 65532, 65533, 65534, 65535]);
+        assert_eq!(ports_from(0, 0, 9).collect::<Vec<_>>(), [0]);
+        assert_eq!(ports_from(5, 4, 0).count(), 0);
     }
 
     #[test]

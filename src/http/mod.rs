@@ -9,7 +9,6 @@ mod body;
 mod site;
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -21,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::host::port::ports_from_random_start;
 use crate::ui::Reporter;
 
 pub use site::content_type;
@@ -150,16 +150,11 @@ impl Drop for HttpServer {
     }
 }
 
-/// Tries every port of the range once, from a random start so parallel
-/// builds do not race for the same first port.
+/// Tries every port of the range once, in the order of
+/// [`ports_from_random_start`], and keeps the first listener that binds
+/// (so no other program can take the port in between).
 async fn bind_in_range(address: IpAddr, min: u16, max: u16) -> Result<TcpListener, HttpError> {
-    let count = u32::from(max) - u32::from(min) + 1;
-    let start = (RandomState::new().hash_one(std::process::id()) % u64::from(count)) as u32;
-    for i in 0..count {
-        let offset = (start + i) % count;
-        let Ok(port) = u16::try_from(u32::from(min) + offset) else {
-            continue;
-        };
+    for port in ports_from_random_start(min, max) {
         let socket = SocketAddr::new(address, port);
         match TcpListener::bind(socket).await {
             Ok(listener) => return Ok(listener),

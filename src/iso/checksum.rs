@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use sha2::Digest as _;
-
 /// A hash algorithm Packer templates may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HashAlgo {
@@ -58,11 +56,20 @@ impl HashAlgo {
 
     /// A fresh incremental hasher.
     pub fn hasher(self) -> Hasher {
+        Hasher {
+            algo: self,
+            inner: crate::digest::Hasher::new(self.algorithm()),
+        }
+    }
+
+    /// The same algorithm in kiln's digest module.
+    fn algorithm(self) -> crate::digest::Algorithm {
+        use crate::digest::Algorithm;
         match self {
-            HashAlgo::Md5 => Hasher::Md5(md5::Md5::new()),
-            HashAlgo::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
-            HashAlgo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            HashAlgo::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+            HashAlgo::Md5 => Algorithm::Md5,
+            HashAlgo::Sha1 => Algorithm::Sha1,
+            HashAlgo::Sha256 => Algorithm::Sha256,
+            HashAlgo::Sha512 => Algorithm::Sha512,
         }
     }
 }
@@ -103,13 +110,10 @@ impl Digest {
     }
 
     fn from_bytes(algo: HashAlgo, bytes: &[u8]) -> Digest {
-        use fmt::Write as _;
-        let mut hex = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{b:02x}");
+        Digest {
+            algo,
+            hex: crate::digest::hex(bytes),
         }
-        Digest { algo, hex }
     }
 
     pub fn algo(&self) -> HashAlgo {
@@ -128,42 +132,25 @@ impl fmt::Display for Digest {
     }
 }
 
-/// An incremental hasher over one of the supported algorithms.
+/// An incremental hasher over one of the `iso_checksum` algorithms,
+/// finishing in a [`Digest`].
 #[derive(Clone)]
-pub enum Hasher {
-    Md5(md5::Md5),
-    Sha1(sha1::Sha1),
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
+pub struct Hasher {
+    algo: HashAlgo,
+    inner: crate::digest::Hasher,
 }
 
 impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Md5(h) => h.update(data),
-            Hasher::Sha1(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
+        self.inner.update(data);
     }
 
     pub fn algo(&self) -> HashAlgo {
-        match self {
-            Hasher::Md5(_) => HashAlgo::Md5,
-            Hasher::Sha1(_) => HashAlgo::Sha1,
-            Hasher::Sha256(_) => HashAlgo::Sha256,
-            Hasher::Sha512(_) => HashAlgo::Sha512,
-        }
+        self.algo
     }
 
     pub fn finalize(self) -> Digest {
-        let algo = self.algo();
-        match self {
-            Hasher::Md5(h) => Digest::from_bytes(algo, &h.finalize()),
-            Hasher::Sha1(h) => Digest::from_bytes(algo, &h.finalize()),
-            Hasher::Sha256(h) => Digest::from_bytes(algo, &h.finalize()),
-            Hasher::Sha512(h) => Digest::from_bytes(algo, &h.finalize()),
-        }
+        Digest::from_bytes(self.algo, &self.inner.finalize())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::glob_match;
+use crate::host::glob::glob_match;
 
 /// Why a listed entry stands for no file.
 #[derive(Debug)]

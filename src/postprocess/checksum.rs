@@ -11,60 +11,13 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::Digest;
-
 use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blocking};
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::config::post_processor::ChecksumConfig;
+use crate::digest::Algorithm;
+pub(super) use crate::digest::Hasher;
 
 pub const BUILDER_ID: &str = crate::artifact::ids::CHECKSUM;
-
-#[derive(Clone)]
-pub(super) enum Hasher {
-    Md5(md5::Md5),
-    Sha1(sha1::Sha1),
-    Sha224(sha2::Sha224),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    pub(super) fn new(kind: &str) -> Option<Self> {
-        Some(match kind {
-            "md5" => Self::Md5(md5::Md5::new()),
-            "sha1" => Self::Sha1(sha1::Sha1::new()),
-            "sha224" => Self::Sha224(sha2::Sha224::new()),
-            "sha256" => Self::Sha256(sha2::Sha256::new()),
-            "sha384" => Self::Sha384(sha2::Sha384::new()),
-            "sha512" => Self::Sha512(sha2::Sha512::new()),
-            _ => return None,
-        })
-    }
-
-    pub(super) fn update(&mut self, data: &[u8]) {
-        match self {
-            Self::Md5(h) => h.update(data),
-            Self::Sha1(h) => h.update(data),
-            Self::Sha224(h) => h.update(data),
-            Self::Sha256(h) => h.update(data),
-            Self::Sha384(h) => h.update(data),
-            Self::Sha512(h) => h.update(data),
-        }
-    }
-
-    pub(super) fn hex(self) -> String {
-        let bytes: Vec<u8> = match self {
-            Self::Md5(h) => h.finalize().to_vec(),
-            Self::Sha1(h) => h.finalize().to_vec(),
-            Self::Sha224(h) => h.finalize().to_vec(),
-            Self::Sha256(h) => h.finalize().to_vec(),
-            Self::Sha384(h) => h.finalize().to_vec(),
-            Self::Sha512(h) => h.finalize().to_vec(),
-        };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
 
 /// A digest some bytes must have, as a manifest lists it (an OVA's `.mf`).
 pub struct ExpectedDigest {
@@ -83,7 +36,7 @@ impl ExpectedDigest {
     /// `SHA1`, `sha256`, …).
     pub(super) fn new(algorithm: &str, hex: &str, listed_in: &str) -> Option<Self> {
         Some(Self {
-            hasher: Hasher::new(&algorithm.to_ascii_lowercase())?,
+            hasher: Hasher::new(Algorithm::from_name(algorithm)?),
             algorithm: algorithm.to_owned(),
             hex: hex.to_ascii_lowercase(),
             listed_in: listed_in.to_owned(),
@@ -103,7 +56,7 @@ impl ExpectedDigest {
         archive: &Path,
         member: &str,
     ) -> Result<(), PostProcessError> {
-        let actual = hasher.hex();
+        let actual = hasher.finalize_hex();
         if actual == self.hex {
             return Ok(());
         }
@@ -195,7 +148,10 @@ pub(super) async fn run(
         let mut reader_base = 0u64;
         let mut all = Vec::new();
         for file in &files {
-            let mut hashers: Vec<Hasher> = kinds.iter().filter_map(|k| Hasher::new(k)).collect();
+            let mut hashers: Vec<Hasher> = kinds
+                .iter()
+                .filter_map(|k| Algorithm::from_name(k).map(Hasher::new))
+                .collect();
             if hashers.len() != kinds.len() {
                 return Err(PostProcessError::Unsupported(format!(
                     "checksum_types: one of {kinds:?} is not supported"
@@ -226,7 +182,7 @@ pub(super) async fn run(
                 }
             }
             reader_base += reader.position;
-            all.push(hashers.into_iter().map(Hasher::hex).collect());
+            all.push(hashers.into_iter().map(Hasher::finalize_hex).collect());
         }
         Ok(all)
     })

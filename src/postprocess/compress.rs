@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::checksum::{ExpectedDigest, Hasher};
 use super::pgzip::ParallelGzWriter;
 use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blocking};
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::config::post_processor::CompressConfig;
 
 pub const BUILDER_ID: &str = crate::artifact::ids::COMPRESS;

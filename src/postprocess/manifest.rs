@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{PostProcessContext, PostProcessError, StepOutput};
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::config::post_processor::ManifestConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::config::decode::Deferred;
 use crate::config::post_processor::{PostProcessor, PostProcessorKind};
 use crate::template::interp::{Context, InterpError};

@@ -9,7 +9,7 @@
 //! forces.
 
 use super::{PostProcessContext, PostProcessError, StepOutput};
-use crate::build::artifact::Artifact;
+use crate::artifact::Artifact;
 use crate::config::provisioner::ShellLocalConfig;
 use crate::provision::{ProvisionEnv, ProvisionError, run_shell_local};
 

@@ -452,7 +452,7 @@ pub(crate) fn power_button_boot_disk(path: &Path) {
 /// `kiln build` end to end: a real QEMU build (TCG) whose qcow2 disk the
 /// post-processor converts to raw, uploads to moto's S3 and imports.
 #[test]
-fn kiln_build_imports_its_disk_as_an_ami() {
+fn vm_kiln_build_imports_its_disk_as_an_ami() {
     let _vm = crate::vm::vm_lock();
     let aws = Scope::new("eu-west-2", "kiln-ami-build");
     aws.make_bucket();

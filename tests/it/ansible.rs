@@ -27,7 +27,7 @@ fn python_template(
 }
 
 #[test]
-fn the_python_guest_has_python3_and_no_sftp_server() {
+fn vm_the_python_guest_has_python3_and_no_sftp_server() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     // The modules ansible's module wrapper (AnsiballZ) and its common module
@@ -236,7 +236,7 @@ fn scratch_dirs_of(pid: u32) -> Vec<String> {
 /// then ansible-core is put in the guest and `ansible-local` runs a role
 /// with group vars; a shell provisioner shows both files.
 #[test]
-fn ansible_and_ansible_local_provision_the_python_guest() {
+fn vm_ansible_and_ansible_local_provision_the_python_guest() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let fx = crate::support::fixtures().join("ansible");
@@ -288,7 +288,7 @@ fn ansible_and_ansible_local_provision_the_python_guest() {
 /// A failing playbook fails the build with ansible's exit status and its
 /// output shown, and leaves no VM behind; then the same for ansible-local.
 #[test]
-fn a_failing_playbook_fails_the_build_and_stops_the_vm() {
+fn vm_a_failing_playbook_fails_the_build_and_stops_the_vm() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let fx = crate::support::fixtures().join("ansible");

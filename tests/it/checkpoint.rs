@@ -320,7 +320,7 @@ fn checkpoints_in(cache: &Path) -> Vec<String> {
 }
 
 #[test]
-fn installs_once_then_resumes_from_the_checkpoint() {
+fn vm_installs_once_then_resumes_from_the_checkpoint() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = dir.path().join("cache");
@@ -409,7 +409,7 @@ fn installs_once_then_resumes_from_the_checkpoint() {
 }
 
 #[test]
-fn two_parallel_builds_share_one_checkpoint() {
+fn vm_two_parallel_builds_share_one_checkpoint() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = dir.path().join("cache");
@@ -477,7 +477,7 @@ fn assert_up_to_date(dir: &Path, artifacts: &[PathBuf]) -> std::time::Duration {
 }
 
 #[test]
-fn an_unchanged_build_is_up_to_date_until_an_input_or_artifact_changes() {
+fn vm_an_unchanged_build_is_up_to_date_until_an_input_or_artifact_changes() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();

@@ -258,6 +258,6 @@ fn bake_and_serve(template: &str, artifact: &str, extra_path: Option<&Path>) {
 
 #[test]
 #[ignore = "slow (base image + bake under TCG): scripts/test --slow"]
-fn django_bake_serves_the_site_and_admin_when_the_image_boots_alone() {
+fn vm_django_bake_serves_the_site_and_admin_when_the_image_boots_alone() {
     bake_and_serve("django.json", "output-django/django.qcow2", None);
 }

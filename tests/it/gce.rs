@@ -179,7 +179,7 @@ fn assert_nothing_left(gce: &FakeGce) {
 }
 
 #[test]
-fn the_founding_template_bakes_reddit_base_then_the_app_on_top() {
+fn vm_the_founding_template_bakes_reddit_base_then_the_app_on_top() {
     let _lock = vm_lock();
     let gce = FakeGce::start(&[]);
     let dir = founding_template();
@@ -327,7 +327,7 @@ fn a_quota_error_from_instance_creation_is_explained_and_cleaned_up() {
 }
 
 #[test]
-fn ctrl_c_while_the_instance_runs_leaves_no_instance_disk_or_qemu() {
+fn vm_ctrl_c_while_the_instance_runs_leaves_no_instance_disk_or_qemu() {
     use std::sync::mpsc;
     let _lock = vm_lock();
     let gce = FakeGce::start(&[]);

@@ -131,7 +131,7 @@ fn assert_image_holds(image: &serde_json::Value, disk: &Path) {
 /// its qcow2 converted, packed as disk.raw, uploaded to the emulator's GCS
 /// and imported with images.insert's rawDisk.
 #[test]
-fn kiln_build_imports_its_disk_as_a_gce_image() {
+fn vm_kiln_build_imports_its_disk_as_a_gce_image() {
     let _vm = crate::vm::vm_lock();
     let gce = FakeGce::start(&["--no-base-image", "--bucket", "kiln-images"]);
     let dir = tempfile::tempdir().expect("tempdir");

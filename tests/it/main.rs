@@ -12,6 +12,7 @@ mod gce_import;
 mod hcl;
 mod hostile;
 mod http;
+mod iso_fetch;
 #[path = "../iso_support/mod.rs"]
 mod iso_support;
 mod key_pair;

@@ -452,7 +452,7 @@ fn cancelled_midway(dir: &Path) -> PostProcessContext {
 }
 
 #[tokio::test]
-async fn interrupted_packing_leaves_nothing() {
+async fn vm_interrupted_packing_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("output-vm/disk.qcow2");
     std::fs::create_dir_all(disk.parent().expect("parent")).expect("dir");
@@ -492,7 +492,7 @@ fn box_entries(file: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn libvirt_box_is_added_by_vagrant() {
+async fn vm_libvirt_box_is_added_by_vagrant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("output-vm/packer-vm");
     std::fs::create_dir_all(disk.parent().expect("parent")).expect("dir");
@@ -610,7 +610,7 @@ fn stream_optimized_vmdk(scratch: &Path, vmdk: &Path) {
 }
 
 #[tokio::test]
-async fn virtualbox_box_is_added_by_vagrant() {
+async fn vm_virtualbox_box_is_added_by_vagrant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("output-vm");
     std::fs::create_dir_all(&out_dir).expect("dir");
@@ -714,7 +714,7 @@ fn extract(file: &Path, member: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn virtualbox_box_from_an_ova_is_added_by_vagrant() {
+async fn vm_virtualbox_box_from_an_ova_is_added_by_vagrant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ova, vmdk) = virtualbox_ova(dir.path());
     let chain = chains(
@@ -756,7 +756,7 @@ async fn virtualbox_box_from_an_ova_is_added_by_vagrant() {
 }
 
 #[tokio::test]
-async fn a_corrupt_ova_makes_no_box() {
+async fn vm_a_corrupt_ova_makes_no_box() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ova, _) = virtualbox_ova(dir.path());
     // One byte of the disk flipped: ustar puts it after the descriptor's
@@ -789,7 +789,7 @@ async fn a_corrupt_ova_makes_no_box() {
 }
 
 #[tokio::test]
-async fn interrupted_packing_from_an_ova_leaves_nothing() {
+async fn vm_interrupted_packing_from_an_ova_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let package = dir.path().join("package");
     std::fs::create_dir_all(&package).expect("dir");
@@ -821,7 +821,7 @@ async fn interrupted_packing_from_an_ova_leaves_nothing() {
 /// kiln's own OVA (the qemu builder's `format: "ova"`, whose artifact maps
 /// to libvirt unless told otherwise) becomes a virtualbox box too.
 #[tokio::test]
-async fn kilns_own_ova_becomes_a_virtualbox_box() {
+async fn vm_kilns_own_ova_becomes_a_virtualbox_box() {
     use kiln::artifact::ovf::{OsType, OvfSpec, export_ova};
     let dir = tempfile::tempdir().expect("tempdir");
     let qcow2 = dir.path().join("disk.qcow2");
@@ -877,7 +877,7 @@ async fn kilns_own_ova_becomes_a_virtualbox_box() {
 /// One vagrant post-processor with an `override` for each provider: each
 /// box is made with its provider's keys, and only those.
 #[tokio::test]
-async fn vagrant_override_applies_to_its_own_provider_only() {
+async fn vm_vagrant_override_applies_to_its_own_provider_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("libvirt.Vagrantfile"),

@@ -172,7 +172,7 @@ fn qemu_img_errors_carry_the_command_and_stderr() {
 
 /// The probe guest itself works: under TCG it always reaches its exit.
 #[tokio::test]
-async fn probe_guest_exits_under_tcg() {
+async fn vm_probe_guest_exits_under_tcg() {
     let elapsed = probe::run_probe_guest(QEMU, Accel::Tcg, Duration::from_secs(20))
         .await
         .expect("the probe runs under TCG");
@@ -183,7 +183,7 @@ async fn probe_guest_exits_under_tcg() {
 /// works) or TCG with a reason; the verdict is cached, and `kvm` agrees
 /// with it (failing clearly where KVM is broken, as on this machine).
 #[tokio::test]
-async fn auto_probe_decides_quickly_and_is_cached() {
+async fn vm_auto_probe_decides_quickly_and_is_cached() {
     // QEMU behind a wrapper that counts its starts: the cache is seen in
     // the count, not guessed from a clock.
     let work = tempfile::tempdir().expect("tempdir");
@@ -261,7 +261,7 @@ async fn auto_probe_decides_quickly_and_is_cached() {
 }
 
 #[tokio::test]
-async fn qmp_drives_a_running_guest_and_quit_ends_it() {
+async fn vm_qmp_drives_a_running_guest_and_quit_ends_it() {
     let guest = Guest::new(IDLE);
     let start = Instant::now();
     let mut qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
@@ -317,7 +317,7 @@ async fn qmp_drives_a_running_guest_and_quit_ends_it() {
 
 /// The keys QMP sends reach the guest's keyboard controller.
 #[tokio::test]
-async fn send_key_reaches_the_guest() {
+async fn vm_send_key_reaches_the_guest() {
     let guest = Guest::new(FIRST_SCANCODE_EXITS);
     let mut qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
     let mut qmp = qemu
@@ -344,7 +344,7 @@ async fn send_key_reaches_the_guest() {
 }
 
 #[tokio::test]
-async fn kill_stops_qemu_with_sigterm() {
+async fn vm_kill_stops_qemu_with_sigterm() {
     let guest = Guest::new(IDLE);
     let mut qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
     let pid = qemu.pid();
@@ -359,7 +359,7 @@ async fn kill_stops_qemu_with_sigterm() {
 }
 
 #[tokio::test]
-async fn dropping_the_handle_kills_qemu() {
+async fn vm_dropping_the_handle_kills_qemu() {
     let guest = Guest::new(IDLE);
     let qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
     let pid = qemu.pid();
@@ -369,7 +369,7 @@ async fn dropping_the_handle_kills_qemu() {
 }
 
 #[tokio::test]
-async fn a_panicking_owner_task_takes_qemu_with_it() {
+async fn vm_a_panicking_owner_task_takes_qemu_with_it() {
     let guest = Guest::new(IDLE);
     let cmd = guest.cmd.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -389,7 +389,7 @@ async fn a_panicking_owner_task_takes_qemu_with_it() {
 /// is then killed with SIGKILL (so no Drop runs).
 const ORPHAN_ENV: &str = "KILN_TEST_QEMU_ORPHAN_DIR";
 
-/// Only does something as the child of `qemu_dies_with_a_killed_kiln`.
+/// Only does something as the child of `vm_qemu_dies_with_a_killed_kiln`.
 #[test]
 fn orphan_helper() {
     let Some(dir) = std::env::var_os(ORPHAN_ENV) else {
@@ -413,7 +413,7 @@ fn orphan_helper() {
 /// PR_SET_PDEATHSIG: a kiln killed with SIGKILL runs no destructors, yet
 /// its VM goes with it.
 #[tokio::test]
-async fn qemu_dies_with_a_killed_kiln() {
+async fn vm_qemu_dies_with_a_killed_kiln() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "qemu::orphan_helper", "--nocapture"])
@@ -442,7 +442,7 @@ async fn qemu_dies_with_a_killed_kiln() {
 }
 
 #[tokio::test]
-async fn qemu_failing_to_start_reports_its_stderr() {
+async fn vm_qemu_failing_to_start_reports_its_stderr() {
     let mut guest = Guest::new(IDLE);
     guest.cmd.disks[0].path = "/nonexistent/boot.img".into();
     let mut qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
@@ -458,11 +458,10 @@ async fn qemu_failing_to_start_reports_its_stderr() {
 /// `-vnc` from the typed command: QEMU serves RFB 3.8 on the loopback
 /// port asked for, with no authentication when no password is asked for.
 #[tokio::test]
-async fn vnc_serves_rfb_on_the_chosen_loopback_port() {
+async fn vm_vnc_serves_rfb_on_the_chosen_loopback_port() {
     let mut guest = Guest::new(IDLE);
     let localhost = std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
-    let port =
-        kiln::hypervisor::qemu::find_free_port_on(localhost, 5900, 6000).expect("a free port");
+    let port = kiln::host::port::find_free_port_on(localhost, 5900, 6000).expect("a free port");
     guest.cmd.vnc = Some(kiln::hypervisor::qemu::Vnc {
         bind: localhost,
         port,
@@ -488,7 +487,7 @@ async fn vnc_serves_rfb_on_the_chosen_loopback_port() {
 /// pflash. The firmware reaches its boot manager (printed on the serial
 /// console) and the system's template is left untouched.
 #[tokio::test]
-async fn ovmf_from_the_descriptors_boots_with_a_private_variable_store() {
+async fn vm_ovmf_from_the_descriptors_boots_with_a_private_variable_store() {
     use kiln::hypervisor::qemu::Firmware;
     use kiln::hypervisor::qemu::firmware::{DESCRIPTOR_DIR, find_uefi};
     let Ok(fw) = find_uefi(Path::new(DESCRIPTOR_DIR), "x86_64", "q35") else {

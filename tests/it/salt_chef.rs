@@ -88,7 +88,7 @@ fn with_fixtures(json: &str) -> String {
 /// state tree, pillar and grains, a failing salt state let through by
 /// no_exit_on_failure; then the results are read back.
 #[test]
-fn chef_solo_salt_masterless_and_a_breakpoint_provision_a_real_guest() {
+fn vm_chef_solo_salt_masterless_and_a_breakpoint_provision_a_real_guest() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -190,7 +190,7 @@ fn assert_failed_and_cleaned(dir: &Path, out: &Output, vm_name: &str) -> String 
 /// failing state fails it with salt-call's (passed through); a breakpoint
 /// whose stdin has ended fails rather than going on unseen.
 #[test]
-fn a_failing_recipe_a_failing_state_and_a_breakpoint_without_input_fail_the_build() {
+fn vm_a_failing_recipe_a_failing_state_and_a_breakpoint_without_input_fail_the_build() {
     let _vm = vm_lock();
     let image = built_image();
 

@@ -46,7 +46,7 @@ fn template(dir: &Path) -> std::path::PathBuf {
 }
 
 #[test]
-fn a_build_without_password_logs_in_with_a_temporary_key_and_reports_machine_readable() {
+fn vm_a_build_without_password_logs_in_with_a_temporary_key_and_reports_machine_readable() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let template = template(dir.path());

@@ -184,7 +184,7 @@ fn normalised_calls(vbox: &FakeVbox) -> String {
 }
 
 #[test]
-fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage() {
+fn vm_virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage() {
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let additions = install_guest_additions(&vbox);
@@ -308,7 +308,7 @@ fn virtualbox_iso_build_makes_an_ova_and_a_box_through_the_simulated_vboxmanage(
 }
 
 #[test]
-fn ctrl_c_while_waiting_for_ssh_unregisters_the_vm_and_deletes_its_files() {
+fn vm_ctrl_c_while_waiting_for_ssh_unregisters_the_vm_and_deletes_its_files() {
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let additions = install_guest_additions(&vbox);
@@ -359,7 +359,7 @@ fn ctrl_c_while_waiting_for_ssh_unregisters_the_vm_and_deletes_its_files() {
 }
 
 #[test]
-fn keep_registered_skip_export_and_bundle_iso_leave_the_vm_for_the_user() {
+fn vm_keep_registered_skip_export_and_bundle_iso_leave_the_vm_for_the_user() {
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let template = template_for(
@@ -408,7 +408,7 @@ fn keep_registered_skip_export_and_bundle_iso_leave_the_vm_for_the_user() {
 }
 
 #[test]
-fn without_a_shutdown_command_the_vm_is_powered_off_or_times_out_on_acpi() {
+fn vm_without_a_shutdown_command_the_vm_is_powered_off_or_times_out_on_acpi() {
     let _vm = vm_lock();
     // Neither shutdown_command nor acpi_shutdown: pulled out, as in Packer.
     let vbox = FakeVbox::new();
@@ -461,7 +461,7 @@ fn without_a_shutdown_command_the_vm_is_powered_off_or_times_out_on_acpi() {
 /// disk, the error and the free space, as it does for QEMU, rather than
 /// wait out `ssh_timeout`.
 #[test]
-fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
+fn vm_a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     if !private_mounts_work() {
         eprintln!("\n!!! SKIPPED: `unshare -m` does not work here (needs root)\n");
         return;
@@ -543,7 +543,7 @@ fn failing_row_template(vm_name: &str) -> String {
 }
 
 #[test]
-fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
+fn vm_a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
     // Reaches the HTTP server (HTTP_PORT): takes turns with the VM tests.
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
@@ -587,7 +587,7 @@ fn a_failing_vboxmanage_call_shows_its_stderr_and_removes_the_vm() {
 }
 
 #[test]
-fn on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
+fn vm_on_error_abort_leaves_the_failed_vm_registered_for_inspection() {
     let _vm = vm_lock();
     let vbox = FakeVbox::new();
     let template = failing_row_template("kiln-vbox-abort");

@@ -315,7 +315,7 @@ impl Drop for KillOnDrop {
 }
 
 #[test]
-fn boot_command_typed_as_scancodes_starts_the_tiny_installer() {
+fn vm_boot_command_typed_as_scancodes_starts_the_tiny_installer() {
     // A VM test like any other: one guest at a time, or a loaded machine
     // stretches each boot past any bound.
     let _vm = crate::vm::vm_lock();
@@ -328,7 +328,7 @@ fn boot_command_typed_as_scancodes_starts_the_tiny_installer() {
     let mut commands = vm_spec(name).create_commands();
     commands.extend(disk_spec(vbox.path("out/tiny.vdi")).create_commands(name));
     commands.push(IsoAttachment::boot_iso(StorageBus::Ide).attach(name, &iso));
-    let port = kiln::hypervisor::qemu::find_free_port(2200, 2900).expect("a free port");
+    let port = kiln::host::port::find_free_port(2200, 2900).expect("a free port");
     commands.extend(NatRule::ssh(port, 22).add_commands(name));
     // What a template's `vboxmanage` rows do to get a serial log.
     commands.push(VBoxCommand::verbatim(vec![

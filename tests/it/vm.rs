@@ -241,7 +241,7 @@ pub(crate) fn sha256_of(path: &Path) -> String {
 }
 
 #[test]
-fn tiny_installer_build_produces_an_image_that_boots_alone() {
+fn vm_tiny_installer_build_produces_an_image_that_boots_alone() {
     let _vm = vm_lock();
     let started = Instant::now();
     let image = built_image();
@@ -278,7 +278,7 @@ fn tiny_installer_build_produces_an_image_that_boots_alone() {
 /// image, the box, its checksum and the manifest, and the image boots by
 /// itself with the provisioners' work on it.
 #[test]
-fn tiny_hcl2_directory_builds_the_same_image_as_the_json_template() {
+fn vm_tiny_hcl2_directory_builds_the_same_image_as_the_json_template() {
     let _vm = vm_lock();
     let work = tiny_example();
     let started = Instant::now();
@@ -351,7 +351,7 @@ fn existing_output_directory_needs_force() {
 }
 
 #[test]
-fn a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
+fn vm_a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
     let _vm = vm_lock();
     let work = tiny_example();
     // No boot command: the installer waits at its boot prompt forever.
@@ -381,7 +381,7 @@ fn a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
 }
 
 #[test]
-fn a_wrong_password_names_the_user_and_methods() {
+fn vm_a_wrong_password_names_the_user_and_methods() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -408,7 +408,7 @@ fn a_wrong_password_names_the_user_and_methods() {
 }
 
 #[test]
-fn a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
+fn vm_a_failing_provisioner_kills_the_vm_and_removes_the_output_unless_abort() {
     let _vm = vm_lock();
     let image = built_image();
     let modes = [
@@ -512,7 +512,7 @@ pub(crate) fn interrupt_when_checking(
 }
 
 #[test]
-fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
+fn vm_ctrl_c_during_boot_and_during_provisioning_cleans_up() {
     let _vm = vm_lock();
     let image = built_image();
     for (marker, vm_name) in [
@@ -547,7 +547,7 @@ fn ctrl_c_during_boot_and_during_provisioning_cleans_up() {
 }
 
 #[test]
-fn format_ova_exports_an_ovf_package_as_the_artifact() {
+fn vm_format_ova_exports_an_ovf_package_as_the_artifact() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -592,7 +592,7 @@ fn format_ova_exports_an_ovf_package_as_the_artifact() {
 /// var-file key the template never declares, a deprecated key is templated,
 /// and an undeclared `{{user}}` renders empty.
 #[test]
-fn a_template_written_packer_style_builds_unchanged() {
+fn vm_a_template_written_packer_style_builds_unchanged() {
     let _vm = vm_lock();
     let work = tiny_example();
     let path = work.dir.path().join("tiny.json");
@@ -665,7 +665,7 @@ pub(crate) fn floppy_path_in(output: &str) -> PathBuf {
 }
 
 #[test]
-fn the_guest_reads_floppy_files_dirs_and_content_from_drive_a() {
+fn vm_the_guest_reads_floppy_files_dirs_and_content_from_drive_a() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -715,7 +715,7 @@ fn the_guest_reads_floppy_files_dirs_and_content_from_drive_a() {
 /// providers: the libvirt box is made with the libvirt keys alone, and
 /// Vagrant adds it.
 #[test]
-fn vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
+fn vm_vagrant_override_makes_the_libvirt_box_with_its_own_settings() {
     let _vm = vm_lock();
     let image = built_image();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -832,7 +832,7 @@ pub(crate) fn run_on_small_tmpfs(
 /// write errors); kiln must fail at once, naming the disk, the error and
 /// the free space, rather than wait out `ssh_timeout`.
 #[test]
-fn a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
+fn vm_a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     if !private_mounts_work() {
         eprintln!("\n!!! SKIPPED: `unshare -m` does not work here (needs root)\n");
         return;
@@ -901,7 +901,7 @@ pub(crate) fn rfb_handshake(port: u16) -> Result<(String, Vec<u8>), String> {
 /// loopback in vnc_port_min..max, says where, and with vnc_use_password
 /// asks for the password it prints; qmp_enable opens the user's QMP socket.
 #[test]
-fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
+fn vm_a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
     use std::io::{BufRead, BufReader};
     let _vm = vm_lock();
     let work = tiny_example();
@@ -995,7 +995,7 @@ fn a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
 /// tiny.json builds: the image (with the provisioners' work on it, and
 /// `{{build_name}}` still "qemu"), the box, its checksum and the manifest.
 #[test]
-fn upgraded_tiny_template_builds_the_same_image_as_the_json_one() {
+fn vm_upgraded_tiny_template_builds_the_same_image_as_the_json_one() {
     let _vm = vm_lock();
     let work = tiny_example();
     let up = Command::new(kiln_bin())

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::hypervisor::qemu::QemuImgError;
+use crate::artifact::ConvertError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OvaError {
@@ -21,7 +21,7 @@ pub enum OvaError {
     Convert {
         source_disk: PathBuf,
         #[source]
-        source: QemuImgError,
+        source: ConvertError,
     },
     #[error("could not read {}", path.display())]
     Read {

@@ -1,17 +1,9 @@
 //! The `.mf` manifest: one `SHA256(name)= hex` line per file, the form
 //! ovftool writes and VirtualBox, VMware and virt-v2v verify.
 
-use std::fmt::Write as _;
-
 /// `SHA256(name)= hex\n` for a file of the package.
 pub fn manifest_line(file_name: &str, sha256: &[u8]) -> String {
-    let mut line = format!("SHA256({file_name})= ");
-    for b in sha256 {
-        // Writing to a String cannot fail.
-        let _ = write!(line, "{b:02x}");
-    }
-    line.push('\n');
-    line
+    format!("SHA256({file_name})= {}\n", crate::digest::hex(sha256))
 }
 
 /// The (file name, lowercase hex digest) pairs of a SHA256 manifest;

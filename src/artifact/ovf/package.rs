@@ -1,5 +1,5 @@
-//! Packing an OVF package: convert the disk to a streamOptimized VMDK with
-//! qemu-img, describe it, and either tar the three files into an `.ova` or
+//! Packing an OVF package: convert the disk to a streamOptimized VMDK
+//! (through a [`VmdkConverter`], qemu-img in kiln), describe it, and either tar the three files into an `.ova` or
 //! leave them as a directory.
 //!
 //! Everything is staged in a hidden directory next to the output and moved
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::descriptor::write_ovf;
 use super::manifest::manifest_line;
 use super::{DiskRef, OvaError, OvfSpec};
-use crate::hypervisor::qemu::{ConvertOptions, ImageFormat, QemuImg};
+use crate::artifact::VmdkConverter;
 use crate::ui::{Progress, Reporter};
 
 /// Read size while packing: large enough that syscalls do not matter next
@@ -38,7 +38,7 @@ const USTAR_NAME_MAX: usize = 100;
 /// the disk, and `NAME.mf` (SHA256 of both, computed while they are
 /// packed). Returns the files written (just `out`).
 pub fn export_ova(
-    img: &dyn QemuImg,
+    img: &dyn VmdkConverter,
     source_disk: &Path,
     spec: &OvfSpec,
     out: &Path,
@@ -95,7 +95,7 @@ pub fn export_ova(
 /// disk (`spec.disk_file_name`) and `NAME.mf`. `out_dir` must not exist, or
 /// be empty. Returns the three files.
 pub fn export_ovf(
-    img: &dyn QemuImg,
+    img: &dyn VmdkConverter,
     source_disk: &Path,
     spec: &OvfSpec,
     out_dir: &Path,
@@ -238,7 +238,7 @@ fn staging_dir(out: &Path, out_name: &str) -> Result<TempDir, OvaError> {
 }
 
 fn convert_disk(
-    img: &dyn QemuImg,
+    img: &dyn VmdkConverter,
     source_disk: &Path,
     staging: &Path,
     disk_name: &str,
@@ -249,17 +249,11 @@ fn convert_disk(
         return Err(cancelled(out));
     }
     let vmdk = staging.join(disk_name);
-    img.convert(
-        source_disk,
-        &vmdk,
-        ImageFormat::Vmdk,
-        &ConvertOptions::vmdk_stream_optimized(),
-        &[],
-    )
-    .map_err(|source| OvaError::Convert {
-        source_disk: source_disk.to_path_buf(),
-        source,
-    })?;
+    img.to_stream_optimized_vmdk(source_disk, &vmdk)
+        .map_err(|source| OvaError::Convert {
+            source_disk: source_disk.to_path_buf(),
+            source,
+        })?;
     if cancel.is_cancelled() {
         return Err(cancelled(out));
     }

@@ -30,7 +30,7 @@ use crate::config::common::{Communicator, HttpConfig, IsoConfig};
 use crate::config::provisioner::Provisioner;
 use crate::http::HttpServer;
 
-use super::RunOptions;
+use crate::run::RunOptions;
 
 /// The state the shared steps read and write.
 pub struct CommonState {
@@ -172,7 +172,7 @@ pub trait HasCommon: Send {
 pub async fn run_shutdown_command(
     ssh: &SshSession,
     command: &str,
-    ctx: &crate::build::runner::StepContext,
+    ctx: &crate::run::runner::StepContext,
 ) {
     ctx.reporter.info(
         &ctx.build,
@@ -196,8 +196,8 @@ pub async fn boot_command_actions(
     common: &CommonState,
     boot: &crate::config::common::BootConfig,
     vm_name: &str,
-    ctx: &crate::build::runner::StepContext,
-) -> Result<Option<Vec<crate::bootcmd::Action>>, crate::build::runner::StepError> {
+    ctx: &crate::run::runner::StepContext,
+) -> Result<Option<Vec<crate::bootcmd::Action>>, crate::run::runner::StepError> {
     if boot.command.is_empty() {
         return Ok(None);
     }
@@ -216,7 +216,7 @@ pub async fn boot_command_actions(
         text.push_str(&render_deferred(common, "boot_command", d, &data)?);
     }
     crate::bootcmd::parse(&text).map(Some).map_err(|e| {
-        crate::build::runner::StepError::with_source(
+        crate::run::runner::StepError::with_source(
             format!(
                 "boot_command: cannot type `{}`",
                 common.without_private_key(&text)
@@ -261,7 +261,7 @@ pub fn render_deferred(
     key: &str,
     deferred: &crate::config::decode::Deferred,
     data: &std::collections::BTreeMap<String, String>,
-) -> Result<String, crate::build::runner::StepError> {
+) -> Result<String, crate::run::runner::StepError> {
     let ctx = crate::template::interp::Context {
         user_vars: &common.options.user_vars,
         env: None,
@@ -275,7 +275,7 @@ pub fn render_deferred(
         packer_version: crate::PACKER_COMPAT_VERSION,
     };
     deferred.template.render(&ctx).map_err(|e| {
-        crate::build::runner::StepError::with_source(
+        crate::run::runner::StepError::with_source(
             format!("{key}: cannot render `{}`", deferred.source()),
             e,
         )

@@ -3,8 +3,8 @@
 //! trust a key nobody holds any more (Packer's cleanup of temporary keys).
 //! A failure is reported and does not fail the build, as in Packer.
 
-use crate::build::runner::{Step, StepContext, StepFuture};
 use crate::communicator::ssh::Stream;
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::HasCommon;
 

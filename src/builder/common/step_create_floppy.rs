@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::media::floppy::{self, FloppyError, FloppySpec};
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::HasCommon;
 

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::config::common::IsoConfig;
 use crate::iso::{FetchOptions, IsoCache};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::{CommonState, HasCommon};
 

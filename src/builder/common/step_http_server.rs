@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::http::{HttpServer, HttpServerConfig};
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::HasCommon;
 

@@ -1,10 +1,10 @@
 //! Creates `output_directory`; refuses an existing one unless `-force`.
 //! After a failure it is removed (kept under `-on-error=abort`).
 
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::HasCommon;
-use crate::build::runner::StepError as Fail;
+use crate::run::runner::StepError as Fail;
 
 fn fail(message: String, e: std::io::Error) -> Fail {
     Fail::with_source(message, e)

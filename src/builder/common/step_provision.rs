@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::runner::{
+use crate::provision::{self, ProvisionEnv, remote::Remote};
+use crate::run::runner::{
     CleanupFuture, OnError, Outcome, Step, StepContext, StepError, StepFuture,
 };
-use crate::provision::{self, ProvisionEnv, remote::Remote};
 
 use super::super::ssh_remote::SshRemote;
 use super::{CommonState, HasCommon};

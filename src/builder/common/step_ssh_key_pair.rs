@@ -4,8 +4,8 @@
 //! nothing, a key file offers its own public key, the agent is used as it
 //! is, and otherwise a temporary pair is made for this build.
 
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::communicator::ssh::generate_temporary_key;
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::HasCommon;
 

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::communicator::ssh::{SshSession, SshTarget, WaitOptions, wait_for_ssh};
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::{GuestStopped, HasCommon, serial_note};
 

@@ -20,11 +20,11 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{StepProvision, StepSshKeyPair, StepWaitSsh};
-use super::{BuildResult, RunOptions};
 use crate::artifact::Artifact;
-use crate::build::runner::Step;
 use crate::config::Build;
 use crate::config::googlecompute::GoogleComputeConfig;
+use crate::run::runner::Step;
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 pub use state::GceState;
 

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::build::runner::StepError;
-use crate::builder::RunOptions;
 use crate::builder::common::{CommonState, GuestStopWatch, GuestStopped, HasCommon, SharedConfig};
 use crate::cloud::gce::ComputeClient;
 use crate::cloud::gce::compute::Image;
 use crate::config::Build;
 use crate::config::common::{HttpConfig, IsoConfig, MediaConfig};
 use crate::config::googlecompute::GoogleComputeConfig;
+use crate::run::RunOptions;
+use crate::run::runner::StepError;
 
 pub struct GceState {
     pub config: GoogleComputeConfig,

@@ -1,8 +1,8 @@
 //! Fails before anything is created when `image_name` already exists, as
 //! Packer does (the build would otherwise run to its very end first).
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::cloud::gce::GceError;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 

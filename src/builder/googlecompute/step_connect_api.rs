@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::cloud::gce::auth::iam_credentials_endpoint;
 use crate::cloud::gce::{ComputeClient, Credentials, TokenSource, compute_endpoint};
 use crate::config::googlecompute::GoogleComputeConfig;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 

@@ -1,7 +1,7 @@
 //! Makes the image from the stopped instance's boot disk, with the image keys.
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::cloud::gce::ImageSpec;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 

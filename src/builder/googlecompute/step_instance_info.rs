@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::config::common::Communicator;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 

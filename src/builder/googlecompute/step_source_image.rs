@@ -2,8 +2,8 @@
 //! `source_image_project_id` (in order), then the build's own project and
 //! Google's public image projects, as Packer's driver searches them.
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::cloud::gce::GceError;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 

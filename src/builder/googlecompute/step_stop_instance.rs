@@ -1,6 +1,6 @@
 //! Stops the instance so its disk is consistent before the image is made.
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 

@@ -24,13 +24,13 @@ use super::common::{
     CommonState, SharedConfig, StepClearTemporaryKey, StepCreateCd, StepCreateFloppy, StepFetchIso,
     StepHttpServer, StepOutputDir, StepProvision, StepSshKeyPair, StepWaitSsh,
 };
-use super::{BuildResult, RunOptions};
 use crate::artifact::{self, Artifact, Machine, Package};
-use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::qemu::DiskFormat;
 use crate::config::qemu::QemuConfig;
 use crate::hypervisor::qemu::Accel;
+use crate::run::runner::{Step, StepError};
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 pub use state::QemuState;
 

@@ -1,9 +1,9 @@
 //! Compacts (and optionally compresses) the finished disk with
 //! `qemu-img convert`, writing a temporary file renamed over the original.
 
-use crate::build::runner::{Step, StepContext, StepFuture};
 use crate::config::qemu::DiskFormat;
 use crate::hypervisor::qemu::{ConvertOptions, QemuImg, QemuImgCli};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::{QemuState, fail};
 

@@ -1,7 +1,7 @@
 //! Creates the VM's disk with qemu-img (or starts from `disk_image`).
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::hypervisor::qemu::{Backing, ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
 

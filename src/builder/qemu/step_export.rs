@@ -3,9 +3,9 @@
 //! replaces the qcow2 with it.
 
 use crate::artifact::ovf::{DiskController, OsType, OvfSpec, export_ova, export_ovf};
-use crate::build::runner::{Step, StepContext, StepFuture};
 use crate::config::qemu::ExportFormat;
 use crate::hypervisor::qemu::QemuImgCli;
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::{QemuState, fail};
 

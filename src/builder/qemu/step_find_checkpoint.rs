@@ -2,9 +2,9 @@
 //! one is found the build resumes from it (no ISO boot, no boot command,
 //! no install); otherwise it will save one when SSH first answers.
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::checkpoint::{CheckpointStore, Lookup};
 use crate::iso::IsoCache;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::checkpoint_key::{install_key, why_not};
 use super::state::CheckpointPlan;

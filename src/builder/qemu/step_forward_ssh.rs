@@ -1,7 +1,7 @@
 //! Chooses the host port forwarded to the guest's SSH port (loopback only).
 
-use crate::build::runner::{Step, StepContext, StepFuture};
-use crate::hypervisor::qemu::find_free_port;
+use crate::host::port::find_free_port;
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::{QemuState, fail};
 

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use crate::build::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 use crate::builder::common::render_deferred;
+use crate::host::port::find_free_port_on;
 use crate::hypervisor::qemu::firmware::{DESCRIPTOR_DIR, find_uefi};
 use crate::hypervisor::qemu::{
     CdromDrive, CpuTopology, DiskDrive, DiskInterface, Display, Firmware, NetBackend, NetDevice,
-    QemuCommand, QemuProcess, SshForward, Vnc, find_free_port_on, probe_accelerator,
+    QemuCommand, QemuProcess, SshForward, Vnc, probe_accelerator,
 };
+use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
 use crate::config::qemu::Accelerator;

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::hypervisor::qemu::{ConvertOptions, ImageFormat, QemuProcess, img::convert_args};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::state::CheckpointPlan;
 use super::step_find_checkpoint::store;

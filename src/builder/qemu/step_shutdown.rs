@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::builder::common::{run_shutdown_command, serial_note};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
 

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::bootcmd::{self, Action};
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::builder::common::boot_command_actions;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
 

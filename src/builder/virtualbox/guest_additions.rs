@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::VBoxState;
-use crate::build::runner::{Step, StepContext, StepError, StepFuture};
 use crate::builder::common::{fetch_image, render_deferred};
 use crate::config::common::IsoConfig;
 use crate::config::virtualbox::GuestAdditionsMode;
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 /// Where VirtualBox publishes each release's guest additions and checksums.
 const DOWNLOAD_BASE: &str = "https://download.virtualbox.org/virtualbox";

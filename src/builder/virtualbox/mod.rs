@@ -7,9 +7,24 @@
 //! shut down → detach ISOs → vboxmanage_post → export; the VM is
 //! unregistered and deleted afterwards unless `keep_registered`.
 
+mod calls;
 mod guest_additions;
 mod specs;
-mod steps;
+mod step_attach_floppy;
+mod step_attach_iso;
+mod step_configure_vrdp;
+mod step_create_disk;
+mod step_create_vm;
+mod step_detach_floppy;
+mod step_detach_iso;
+mod step_export;
+mod step_find_vboxmanage;
+mod step_forward_ssh;
+mod step_run_vm;
+mod step_shutdown;
+mod step_type_boot_command;
+mod step_upload_version;
+mod step_vboxmanage_rows;
 
 use std::sync::Arc;
 
@@ -20,12 +35,12 @@ use super::common::{
     StepCreateCd, StepCreateFloppy, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision,
     StepSshKeyPair, StepWaitSsh, free_space_beside,
 };
-use super::{BuildResult, RunOptions};
 use crate::artifact::{Accelerator, Artifact, Machine, Package};
-use crate::build::runner::{Step, StepError};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
+use crate::run::runner::{Step, StepError};
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
 /// Packer's id for this builder; the vagrant post-processor picks virtualbox by it.
@@ -190,33 +205,33 @@ pub async fn run(
         exported: Vec::new(),
     };
     let mut steps: Vec<Box<dyn Step<VBoxState>>> = vec![
-        Box::new(steps::StepFindVBoxManage),
+        Box::new(step_find_vboxmanage::StepFindVBoxManage),
         Box::new(StepFetchIso),
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
         Box::new(StepSshKeyPair),
         Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
-        Box::new(steps::StepCreateVm),
-        Box::new(steps::StepCreateDisk),
-        Box::new(steps::StepAttachIso),
-        Box::new(steps::StepAttachFloppy),
-        Box::new(steps::StepConfigureVrdp),
+        Box::new(step_create_vm::StepCreateVm),
+        Box::new(step_create_disk::StepCreateDisk),
+        Box::new(step_attach_iso::StepAttachIso),
+        Box::new(step_attach_floppy::StepAttachFloppy),
+        Box::new(step_configure_vrdp::StepConfigureVrdp),
         Box::new(StepHttpServer),
-        Box::new(steps::StepForwardSsh),
-        Box::new(steps::StepVBoxManageRows { post: false }),
-        Box::new(steps::StepRunVm),
-        Box::new(steps::StepTypeBootCommand),
+        Box::new(step_forward_ssh::StepForwardSsh),
+        Box::new(step_vboxmanage_rows::StepVBoxManageRows { post: false }),
+        Box::new(step_run_vm::StepRunVm),
+        Box::new(step_type_boot_command::StepTypeBootCommand),
         Box::new(StepWaitSsh),
-        Box::new(steps::StepUploadVersion),
+        Box::new(step_upload_version::StepUploadVersion),
         Box::new(guest_additions::StepUploadGuestAdditions),
         Box::new(StepProvision),
         Box::new(StepClearTemporaryKey),
-        Box::new(steps::StepShutdown),
-        Box::new(steps::StepDetachIso),
-        Box::new(steps::StepDetachFloppy),
-        Box::new(steps::StepVBoxManageRows { post: true }),
-        Box::new(steps::StepExport),
+        Box::new(step_shutdown::StepShutdown),
+        Box::new(step_detach_iso::StepDetachIso),
+        Box::new(step_detach_floppy::StepDetachFloppy),
+        Box::new(step_vboxmanage_rows::StepVBoxManageRows { post: true }),
+        Box::new(step_export::StepExport),
     ];
     super::run_builder(
         build,

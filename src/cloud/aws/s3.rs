@@ -197,7 +197,7 @@ impl AwsClient {
             file.seek(SeekFrom::Start(offset))
                 .and_then(|_| file.read_exact(&mut data))
                 .map_err(io("cannot read", &spec.file))?;
-            let md5 = format!("\"{}\"", sigv4::hex(&md5::Md5::digest(&data)));
+            let md5 = format!("\"{}\"", crate::digest::hex(&md5::Md5::digest(&data)));
             let number = number as u32;
             let etag = if existing.iter().any(|(n, e)| *n == number && *e == md5) {
                 reused += 1;

@@ -6,6 +6,7 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use super::credentials::Credentials;
+use crate::digest::hex;
 
 /// The SHA-256 of an empty body, which every body-less request signs.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -165,10 +166,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ impl Credentials {
             return Ok(Self::MetadataServer { host });
         }
         let google = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
-        if std::net::TcpStream::connect_timeout(&google, Duration::from_millis(300)).is_ok() {
+        if is_metadata_server(google) {
             return Ok(Self::MetadataServer {
                 host: "169.254.169.254".to_owned(),
             });
@@ -508,8 +508,56 @@ fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
+/// Whether a GCE metadata server answers at `addr`: it must reply with
+/// `Metadata-Flavor: Google`, as Google's libraries require. A proxy or
+/// firewall that answers every address (seen: a 403 "denied destination"
+/// for 169.254.169.254) is not one, and must not turn "no credentials"
+/// into a refused token from a server that is not there.
+fn is_metadata_server(addr: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    let request = format!(
+        "GET / HTTP/1.0\r\nHost: {}\r\nMetadata-Flavor: Google\r\n\r\n",
+        addr.ip()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = Vec::new();
+    let _ = stream.take(8192).read_to_end(&mut head);
+    has_google_flavor(&String::from_utf8_lossy(&head))
+}
+
+/// The response head carries `Metadata-Flavor: Google` (any case).
+fn has_google_flavor(response: &str) -> bool {
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines().skip(1).any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("metadata-flavor") && value.trim() == "Google"
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_reply_with_the_google_flavor_is_a_metadata_server() {
+        assert!(super::has_google_flavor(
+            "HTTP/1.1 200 OK\r\nmetadata-flavor: Google\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(!super::has_google_flavor(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nresolve_deny: denied destination"
+        ));
+        assert!(!super::has_google_flavor(
+            "HTTP/1.1 200 OK\r\n\r\nMetadata-Flavor: Google"
+        ));
+    }
+
     use super::*;
 
     #[test]

@@ -10,10 +10,11 @@
 use std::path::{Path, PathBuf};
 
 use russh::ChannelMsg;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::channel::{Answer, Request, Started};
 use super::exec::{ExitStatus, signal_name};
+use super::transfer::{Entry, local_error, read_chunk};
 use super::{Direction, SshError, SshSession, shell_quote};
 use crate::ui::Progress;
 
@@ -341,103 +342,6 @@ fn is_verbose_chatter(line: &str) -> bool {
     ]
     .iter()
     .any(|p| line.starts_with(p))
-}
-
-/// Reads the next chunk of a `size`-byte upload of which `sent` bytes are
-/// done, into `buf`; a source that ends early is an error naming it.
-pub(crate) async fn read_chunk(
-    source: &mut (impl AsyncRead + Unpin),
-    buf: &mut [u8],
-    sent: u64,
-    size: u64,
-    local_name: &Path,
-) -> Result<usize, SshError> {
-    let want = usize::try_from(size - sent).map_or(buf.len(), |left| left.min(buf.len()));
-    let n = source
-        .read(&mut buf[..want])
-        .await
-        .map_err(|e| local_error("read", local_name, e))?;
-    if n == 0 {
-        return Err(local_error(
-            "read",
-            local_name,
-            std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("it ended after {sent} of {size} bytes"),
-            ),
-        ));
-    }
-    Ok(n)
-}
-
-pub(crate) fn local_error(action: &'static str, path: &Path, source: std::io::Error) -> SshError {
-    SshError::Local {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// What the upload walk sends, computed before any byte goes out so a
-/// local error stops the upload before the guest sees half a tree.
-#[derive(Debug)]
-pub(crate) enum Entry {
-    Enter {
-        name: String,
-        mode: u32,
-    },
-    File {
-        path: PathBuf,
-        name: String,
-        mode: u32,
-        size: u64,
-    },
-    Leave,
-}
-
-/// Lists `dir` depth first in name order (symlinks followed, as scp does).
-pub(crate) fn walk(dir: &Path, out: &mut Vec<Entry>) -> Result<(), SshError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut children: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| local_error("read directory", dir, e))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| local_error("read directory", dir, e))?;
-    children.sort();
-    for path in children {
-        let meta = std::fs::metadata(&path).map_err(|e| local_error("read", &path, e))?;
-        let name = file_name(&path)?;
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.is_dir() {
-            out.push(Entry::Enter { name, mode });
-            walk(&path, out)?;
-            out.push(Entry::Leave);
-        } else {
-            out.push(Entry::File {
-                path,
-                name,
-                mode,
-                size: meta.len(),
-            });
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn file_name(path: &Path) -> Result<String, SshError> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            local_error(
-                "name on the guest",
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "the name is not valid UTF-8 or is empty",
-                ),
-            )
-        })
 }
 
 /// Splits `/a/b/c` into (`/a/b`, `c`); a bare name lands in the login

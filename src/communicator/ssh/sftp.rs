@@ -9,7 +9,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::channel::{Answer, Request};
-use super::scp::{Entry, local_error, read_chunk};
+use super::transfer::{Entry, local_error, read_chunk};
 use super::{Direction, SshError, SshSession};
 use crate::ui::Progress;
 

@@ -6,12 +6,11 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::config::qemu::DiskFormat;
 use crate::host::command_line::display_command;
+use crate::host::program::run_captured;
 
 /// Disk image formats kiln creates or converts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +34,6 @@ impl ImageFormat {
             Self::Vdi => "vdi",
             Self::Vhdx => "vhdx",
             Self::Vpc => "vpc",
-        }
-    }
-}
-
-impl From<DiskFormat> for ImageFormat {
-    fn from(f: DiskFormat) -> Self {
-        match f {
-            DiskFormat::Qcow2 => Self::Qcow2,
-            DiskFormat::Raw => Self::Raw,
         }
     }
 }
@@ -151,6 +141,25 @@ pub trait QemuImg: Send + Sync {
     fn info(&self, path: &Path) -> Result<ImageInfo, QemuImgError>;
 }
 
+/// The conversion OVF/OVA export needs, for every `qemu-img` (the real one
+/// and test fakes).
+impl<T: QemuImg> crate::artifact::VmdkConverter for T {
+    fn to_stream_optimized_vmdk(
+        &self,
+        src: &Path,
+        dst: &Path,
+    ) -> Result<(), crate::artifact::ConvertError> {
+        self.convert(
+            src,
+            dst,
+            ImageFormat::Vmdk,
+            &ConvertOptions::vmdk_stream_optimized(),
+            &[],
+        )
+        .map_err(Into::into)
+    }
+}
+
 /// `qemu-img create -f FMT [-b BACKING -F FMT] [extra…] PATH SIZEM`
 /// (user arguments before the operands, where Packer puts them).
 pub fn create_args(
@@ -245,20 +254,16 @@ impl QemuImgCli {
     /// Runs `qemu-img ARGS`, returning stdout; stdout and stderr are small
     /// for every subcommand kiln uses, so both are buffered.
     fn run(&self, args: &[OsString]) -> Result<Vec<u8>, QemuImgError> {
-        let command = display_command(self.program.as_os_str(), args);
-        let out = Command::new(&self.program)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| QemuImgError::Spawn {
-                command: command.clone(),
-                source,
+        let out =
+            run_captured(self.program.as_os_str(), args).map_err(|e| QemuImgError::Spawn {
+                command: e.command,
+                source: e.source,
             })?;
         if !out.status.success() {
             return Err(QemuImgError::Failed {
-                command,
+                command: out.command,
                 status: out.status,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                stderr: out.stderr,
             });
         }
         Ok(out.stdout)

@@ -11,7 +11,6 @@ pub mod probe;
 pub mod process;
 pub mod qmp;
 
-pub use crate::host::port::{PortError, find_free_port, find_free_port_on};
 pub use command::{
     Accel, CdromDrive, CommandError, CpuTopology, DiskDrive, DiskInterface, Display, Firmware,
     NetBackend, NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,

@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 
 use super::command::VBoxCommand;
-use crate::host::command_line::display_command;
+use crate::host::program::run_captured;
 
 /// The program's name on PATH.
 pub const VBOXMANAGE: &str = "VBoxManage";
@@ -386,25 +386,19 @@ fn is_executable(path: &Path) -> bool {
 
 impl VBoxManage for VBoxManageCli {
     fn run(&self, args: &[OsString]) -> Result<String, VBoxError> {
-        let command = display_command(self.program.as_os_str(), args);
-        let output = Command::new(&self.program)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| VBoxError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        let out = run_captured(self.program.as_os_str(), args).map_err(|e| VBoxError::Spawn {
+            command: e.command,
+            source: e.source,
+        })?;
         // Like Packer: some failures exit 0 but say so on stderr.
-        if !output.status.success() || reports_error(&stderr) {
+        if !out.status.success() || reports_error(&out.stderr) {
             return Err(VBoxError::Failed {
-                command,
-                status: output.status,
-                stderr,
+                command: out.command,
+                status: out.status,
+                stderr: out.stderr,
             });
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 

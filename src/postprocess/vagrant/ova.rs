@@ -294,10 +294,7 @@ mod tests {
     }
 
     fn sha256(data: &[u8]) -> String {
-        sha2::Sha256::digest(data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::digest::hex(&sha2::Sha256::digest(data))
     }
 
     fn problem(result: Result<Ova, PostProcessError>) -> String {

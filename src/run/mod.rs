@@ -1,30 +1,88 @@
-//! Running builds: the step runner with guaranteed cleanup, `-on-error`
+//! Running builds (the runner, named apart from `builder/` and from build
+//! output): the step runner with guaranteed cleanup, `-on-error`
 //! policies and cancellation on signals.
 
-pub mod artifact;
 pub mod build_key;
 pub mod runner;
 pub mod signals;
 pub mod up_to_date;
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::builder::{BuildResult, RunOptions};
+use crate::artifact::Artifact;
 use crate::config::Build;
 use crate::ui::Reporter;
 use crate::ui::console::{format_bytes, format_duration};
+use runner::{OnError, StepError, StepTiming};
+
+/// What every build needs from the command line and the template.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub force: bool,
+    pub on_error: OnError,
+    pub debug: bool,
+    pub offline: bool,
+    /// `-force-install`: ignore (and replace) a matching install checkpoint.
+    pub force_install: bool,
+    /// False with `KILN_NO_CHECKPOINT=1`: no checkpoint is read or written.
+    pub checkpoints: bool,
+    pub template_dir: PathBuf,
+    pub pwd: PathBuf,
+    pub user_vars: BTreeMap<String, String>,
+    pub init_time: SystemTime,
+    /// Packer's run UUID: one per `kiln build`, in manifests and `{{build}}`.
+    pub run_uuid: String,
+    /// Why this build's existing output is not up to date (set per build
+    /// by the up-to-date check): the output-directory error names it.
+    pub stale_because: Option<String>,
+}
+
+/// How one build ended.
+pub struct BuildResult {
+    pub name: String,
+    pub artifact: Result<Artifact, StepError>,
+    /// What is left after the post-processor chains (the builder's
+    /// artifact when there are none).
+    pub final_artifacts: Vec<Artifact>,
+    pub steps: Vec<StepTiming>,
+    pub cancelled: bool,
+    /// Set when nothing ran because the last run's artifacts are up to
+    /// date: those artifacts, as its build record lists them.
+    pub up_to_date: Option<Vec<crate::checkpoint::record::RecordedArtifact>>,
+}
+
+impl BuildResult {
+    /// Built, or up to date.
+    pub fn succeeded(&self) -> bool {
+        self.artifact.is_ok() || self.up_to_date.is_some()
+    }
+}
 
 /// Runs every build, at most `parallel` at once (0 = all), stopping them
 /// all cleanly on Ctrl-C / SIGTERM. Results come back in template order.
-pub async fn run_all(
+///
+/// `run_builder` runs one build's builder (the CLI passes
+/// `builder::run`): builders are made of this module's steps, so the
+/// runner takes them as a function instead of importing them, and the two
+/// modules do not import each other.
+pub async fn run_all<F, Fut>(
     builds: &[Build],
     options: &RunOptions,
     parallel: usize,
     reporter: Arc<dyn Reporter>,
-) -> Vec<BuildResult> {
+    run_builder: F,
+) -> Vec<BuildResult>
+where
+    F: Fn(Build, RunOptions, Arc<dyn Reporter>, CancellationToken) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = BuildResult> + Send + 'static,
+{
+    let run_builder = Arc::new(run_builder);
     let cancel = CancellationToken::new();
     let warn = reporter.clone();
     signals::cancel_on_signals(cancel.clone(), move |name| {
@@ -42,14 +100,20 @@ pub async fn run_all(
         let reporter = reporter.clone();
         let cancel = cancel.clone();
         let permits = permits.clone();
+        let run_builder = run_builder.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let key = match up_to_date::check(&build, &mut options, reporter.as_ref()) {
                 up_to_date::Before::UpToDate(result) => return (index, *result),
                 up_to_date::Before::Run { key } => key,
             };
-            let mut result =
-                crate::builder::run(&build, &options, reporter.clone(), cancel.clone()).await;
+            let mut result = run_builder(
+                build.clone(),
+                options.clone(),
+                reporter.clone(),
+                cancel.clone(),
+            )
+            .await;
             post_process(&build, &options, reporter.clone(), cancel, &mut result).await;
             if let Some(key) = &key {
                 up_to_date::record(&build, &options, key, &result, reporter.as_ref());

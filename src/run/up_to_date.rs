@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::builder::{BuildResult, RunOptions};
 use crate::checkpoint::record::{self, BuildKey, Freshness, MadeArtifact};
 use crate::config::Build;
+use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
 use super::build_key::{build_key, output_dir};
@@ -53,7 +53,7 @@ pub fn check(build: &Build, options: &mut RunOptions, reporter: &dyn Reporter) -
             );
             Before::UpToDate(Box::new(BuildResult {
                 name: build.name.clone(),
-                artifact: Err(crate::build::runner::StepError::new("up to date")),
+                artifact: Err(crate::run::runner::StepError::new("up to date")),
                 final_artifacts: Vec::new(),
                 steps: Vec::new(),
                 cancelled: false,

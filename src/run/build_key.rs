@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::builder::RunOptions;
 use crate::checkpoint::KeyBuilder;
 use crate::checkpoint::record::{BuildKey, KEY_KIND};
 use crate::config::post_processor::{PostProcessor, PostProcessorKind};
 use crate::config::provisioner::{Direction, Provisioner, ProvisionerKind, ShellSource};
 use crate::config::{Build, BuilderConfig, common::HttpConfig, common::MediaConfig};
+use crate::run::RunOptions;
 
 /// A build kiln cannot vouch for, and why (it always builds).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,11 @@
 //! ISO acquisition against a real HTTP server on loopback: downloads,
 //! resume, mirrors, timeouts, checksums, the cache and offline mode.
 
-mod iso_support;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use iso_support::{Mode, TestServer, data};
+use crate::iso_support::{Mode, TestServer, data};
 use kiln::iso::{
     ChecksumSpec, Digest, FetchOptions, HashAlgo, IsoCache, IsoError, IsoSource, PruneOptions,
 };
