@@ -140,6 +140,18 @@ pub(crate) fn qemu_processes_with(needle: &str) -> Vec<u32> {
     pids
 }
 
+/// QEMU processes started in `dir` (their working directory, where kiln
+/// runs them): a test's own VMs, not those of another build on the machine
+/// that uses the same vm_name (a helper's, a user's, a parallel CI job's).
+pub(crate) fn qemu_processes_in(dir: &Path) -> Vec<u32> {
+    qemu_processes_with("qemu-system")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
 /// The installed image, built once by the first test that needs it and
 /// reused (as `disk_image`) by the tests of later steps.
 pub(crate) fn built_image() -> &'static PathBuf {
@@ -375,7 +387,7 @@ fn vm_a_guest_that_never_opens_ssh_times_out_with_its_serial_console() {
         "cleanup removes the output directory"
     );
     assert!(
-        qemu_processes_with("tiny.qcow2").is_empty(),
+        qemu_processes_in(work.dir.path()).is_empty(),
         "the VM is killed"
     );
 }
@@ -468,6 +480,10 @@ pub(crate) fn interrupt_when_checking(
     check: impl FnOnce() -> Result<(), String>,
 ) -> (Output, Duration) {
     use std::io::{BufRead, BufReader};
+    // Only this build's VMs count: others on the machine may share its name.
+    let dir = cmd
+        .get_current_dir()
+        .map_or_else(|| std::env::current_dir().expect("cwd"), Path::to_path_buf);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -502,7 +518,9 @@ pub(crate) fn interrupt_when_checking(
     let mut out = child.wait_with_output().expect("kiln exits");
     out.stderr = seen.clone().into_bytes();
     assert!(
-        qemu_processes_with(name).is_empty(),
+        qemu_processes_with(name)
+            .iter()
+            .all(|pid| !qemu_processes_in(&dir).contains(pid)),
         "no qemu may survive an interrupted build:\n{seen}"
     );
     if let Err(e) = checked {
@@ -872,7 +890,7 @@ fn vm_a_full_host_disk_fails_the_build_at_once_naming_the_disk() {
     );
     assert!(t.contains("output_directory on a larger filesystem"), "{t}");
     assert!(
-        qemu_processes_with("tiny.qcow2").is_empty(),
+        qemu_processes_in(work.dir.path()).is_empty(),
         "the VM is killed"
     );
 }
@@ -983,7 +1001,7 @@ fn vm_a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
         .status();
     let out = child.wait_with_output().expect("kiln exits");
     assert!(
-        qemu_processes_with("tiny.qcow2").is_empty(),
+        qemu_processes_in(work.dir.path()).is_empty(),
         "the VM is killed"
     );
     if let Err(e) = checked {
