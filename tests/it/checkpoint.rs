@@ -285,7 +285,7 @@ fn tiny_template(dir: &Path, hostname: &str, provision: &[&str]) {
             "http_content": {
                 "/install.cfg": format!("disk=auto\nhostname={hostname}\nusername=root\npassword=kiln-tiny\nfinish=reboot\n")
             },
-            "boot_wait": "1s",
+            "boot_wait": "5s",
             "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
             "ssh_username": "root", "ssh_password": "kiln-tiny", "ssh_timeout": "5m",
             "shutdown_command": "poweroff"

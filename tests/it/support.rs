@@ -169,7 +169,7 @@ pub fn python_guest_builder(vm_name: &str) -> serde_json::Value {
         "http_content": {
             "/install.cfg": "hostname=pyguest\nusername=root\nauthorized_key={{ .SSHPublicKey }}\nfinish=reboot\n"
         },
-        "boot_wait": "1s",
+        "boot_wait": "5s",
         "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
         "ssh_username": "root",
         "ssh_timeout": "5m",

@@ -27,7 +27,7 @@ fn template(dir: &Path) -> std::path::PathBuf {
             "http_content": {
                 "/install.cfg": "hostname=tmpkey\nusername=root\nauthorized_key={{ .SSHPublicKey }}\nfinish=reboot\n"
             },
-            "boot_wait": "1s",
+            "boot_wait": "5s",
             "boot_key_interval": "100ms",
             "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
             "ssh_username": "root",

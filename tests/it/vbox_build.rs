@@ -62,7 +62,7 @@ fn template_for(guest: Guest, vm_name: &str, extra: &str, rest: &str) -> String 
     "memory": 256, "disk_size": 1024, "headless": true,
     "http_content": {{"/install.cfg": "disk=auto\nusername=root\npassword=kiln-tiny\nfinish={finish}\n"}},
     "http_port_min": {HTTP_PORT}, "http_port_max": {HTTP_PORT},
-    "boot_wait": "2s",
+    "boot_wait": "5s",
     "boot_command": ["install url=http://{{{{ .HTTPIP }}}}:{{{{ .HTTPPort }}}}/install.cfg<enter>"],
     {extra}
     {communicator}

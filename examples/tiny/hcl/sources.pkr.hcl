@@ -25,7 +25,7 @@ source "qemu" "tiny" {
   http_content = {
     "/install.cfg" = local.install_cfg
   }
-  boot_wait = "1s"
+  boot_wait = "5s"
   boot_command = [
     "install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>",
   ]
