@@ -15,6 +15,7 @@ pub mod provisioner;
 pub mod qemu;
 pub mod salt_masterless;
 pub mod virtualbox;
+pub mod virtualbox_hw;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
