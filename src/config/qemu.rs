@@ -114,6 +114,8 @@ pub struct QemuHardware {
     pub vga: Option<String>,
     /// `efi_boot`: UEFI from flash, with a private copy of the variable store.
     pub efi: Option<EfiConfig>,
+    /// `use_pflash`: `firmware` as a flash drive rather than `-bios`.
+    pub use_pflash: bool,
 }
 
 /// `efi_firmware_code` / `efi_firmware_vars`; when unset, QEMU's firmware
@@ -122,6 +124,9 @@ pub struct QemuHardware {
 pub struct EfiConfig {
     pub code: Option<PathBuf>,
     pub vars: Option<PathBuf>,
+    /// `efi_drop_efivars`: no variable store at all (for guests that
+    /// cannot use one); only the code is attached.
+    pub drop_efivars: bool,
 }
 
 /// QEMU's `-vga` types.
@@ -157,6 +162,29 @@ impl QemuHardware {
                 format!("`{key}` has no effect without efi_boot = true"),
             );
         }
+        let drop_efivars = f.bool("efi_drop_efivars").unwrap_or(false);
+        if drop_efivars && !efi_boot {
+            let span = f.span_of("efi_drop_efivars").unwrap_or_default();
+            f.warn_at(
+                span,
+                "`efi_drop_efivars` has no effect without efi_boot = true",
+            );
+        }
+        if drop_efivars && vars.is_some() {
+            let span = f.span_of("efi_firmware_vars").unwrap_or_default();
+            f.warn_at(
+                span,
+                "`efi_firmware_vars` is not used: efi_drop_efivars = true attaches no variable store",
+            );
+        }
+        let use_pflash = f.bool("use_pflash").unwrap_or(false);
+        if use_pflash && !firmware_set {
+            let span = f.span_of("use_pflash").unwrap_or_default();
+            f.warn_at(
+                span,
+                "`use_pflash` has no effect without `firmware` (for UEFI, efi_boot always uses flash)",
+            );
+        }
         if efi_boot && firmware_set {
             let span = f.span_of("firmware").unwrap_or_default();
             f.error_at(
@@ -171,7 +199,12 @@ impl QemuHardware {
             cores,
             threads,
             vga,
-            efi: efi_boot.then_some(EfiConfig { code, vars }),
+            efi: efi_boot.then_some(EfiConfig {
+                code,
+                vars,
+                drop_efivars,
+            }),
+            use_pflash,
         }
     }
 }

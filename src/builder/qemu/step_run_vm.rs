@@ -36,7 +36,11 @@ fn command(
     cmd.cpus = c.cpus;
     cmd.memory_mib = c.memory_mib;
     if let Some(fw) = &c.firmware {
-        cmd.firmware = Firmware::Bios(fw.clone());
+        cmd.firmware = if c.hardware.use_pflash {
+            Firmware::PflashCode(fw.clone())
+        } else {
+            Firmware::Bios(fw.clone())
+        };
     }
     set_hardware(&mut cmd, state)?;
     // A resumed build boots the installed disk; the ISO stays out.
@@ -180,6 +184,7 @@ fn uefi_firmware(
     output_dir: &std::path::Path,
 ) -> Result<Firmware, StepError> {
     let (code, template) = match (&efi.code, &efi.vars) {
+        (Some(code), _) if efi.drop_efivars => return Ok(Firmware::PflashCode(code.clone())),
         (Some(code), Some(vars)) => (code.clone(), vars.clone()),
         _ => {
             let found = find_uefi(std::path::Path::new(DESCRIPTOR_DIR), "x86_64", machine)
@@ -190,6 +195,9 @@ fn uefi_firmware(
             )
         }
     };
+    if efi.drop_efivars {
+        return Ok(Firmware::PflashCode(code));
+    }
     let vars = output_dir.join("efivars.fd");
     std::fs::copy(&template, &vars).map_err(|e| {
         fail(
@@ -320,6 +328,7 @@ mod tests {
         let efi = EfiConfig {
             code: Some("/code.fd".into()),
             vars: Some(template.clone()),
+            drop_efivars: false,
         };
         let fw = uefi_firmware(&efi, "q35", &out).expect("firmware");
         let vars = out.join("efivars.fd");
@@ -335,6 +344,7 @@ mod tests {
         let missing = EfiConfig {
             code: Some("/code.fd".into()),
             vars: Some(dir.path().join("nope.fd")),
+            drop_efivars: false,
         };
         let e = uefi_firmware(&missing, "q35", &out).expect_err("refused");
         assert!(
@@ -360,5 +370,18 @@ mod tests {
         assert!(code.exists(), "{code:?}");
         assert_eq!(vars, out.path().join("efivars.fd"));
         assert!(vars.metadata().expect("copied").len() > 0);
+    }
+
+    #[test]
+    fn efi_drop_efivars_attaches_the_code_alone_and_copies_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let efi = EfiConfig {
+            code: Some("/code.fd".into()),
+            vars: Some(dir.path().join("VARS.fd")),
+            drop_efivars: true,
+        };
+        let fw = uefi_firmware(&efi, "q35", dir.path()).expect("firmware");
+        assert_eq!(fw, Firmware::PflashCode("/code.fd".into()));
+        assert!(!dir.path().join("efivars.fd").exists());
     }
 }

@@ -198,6 +198,9 @@ pub enum Firmware {
     /// UEFI from flash: read-only code and a private, writable copy of the
     /// variable store (never the system's template file).
     Pflash { code: PathBuf, vars: PathBuf },
+    /// One read-only flash drive and no variable store: `firmware` with
+    /// `use_pflash`, or UEFI code with `efi_drop_efivars` (Packer's keys).
+    PflashCode(PathBuf),
 }
 
 /// The CPU topology; `None` leaves a count to QEMU.
@@ -346,6 +349,13 @@ impl QemuCommand {
                     format!("if=pflash,unit=1,format=raw,file={}", opt_path(vars)?),
                 );
             }
+            Firmware::PflashCode(code) => push(
+                "-drive",
+                format!(
+                    "if=pflash,unit=0,format=raw,readonly=on,file={}",
+                    opt_path(code)?
+                ),
+            ),
         }
         if let Some(boot) = &self.boot {
             push("-boot", boot.clone());
@@ -772,6 +782,18 @@ mod tests {
         let a = args(&c);
         assert_eq!(a[..2], ["-machine", "type=q35"]);
         assert!(a.windows(2).any(|w| w == ["-bios", "/opt/bios.bin"]));
+        c.firmware = Firmware::PflashCode("/opt/bios.bin".into());
+        let a = args(&c);
+        assert!(!a.iter().any(|x| x == "-bios"), "{a:?}");
+        let drives: Vec<&str> = a
+            .windows(2)
+            .filter(|w| w[0] == "-drive" && w[1].contains("pflash"))
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            drives,
+            ["if=pflash,unit=0,format=raw,readonly=on,file=/opt/bios.bin"]
+        );
     }
 
     #[test]
