@@ -4,6 +4,7 @@
 //! collecting every error; it has no side effects.
 
 pub mod ansible;
+pub mod boot_steps;
 pub mod breakpoint;
 pub mod chef_solo;
 pub mod common;

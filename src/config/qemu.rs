@@ -49,6 +49,8 @@ pub struct QemuConfig {
     pub iso: IsoConfig,
     pub http: HttpConfig,
     pub boot: BootConfig,
+    /// `boot_steps`, typed instead of `boot_command` (never both).
+    pub boot_steps: Vec<super::boot_steps::BootStep>,
     pub communicator: Communicator,
     pub shutdown: ShutdownConfig,
     pub media: MediaConfig,
@@ -330,6 +332,7 @@ impl QemuConfig {
         let iso = IsoConfig::decode(f);
         let http = HttpConfig::decode(f);
         let boot = BootConfig::decode(f);
+        let boot_steps = super::boot_steps::decode(f, !boot.command.is_empty());
         if let Some(span) = f.span_of("boot_keygroup_interval") {
             f.warn_at(
                 span,
@@ -503,6 +506,7 @@ impl QemuConfig {
             iso: iso?,
             http,
             boot,
+            boot_steps,
             communicator: communicator?,
             shutdown,
             media,
