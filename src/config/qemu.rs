@@ -118,6 +118,9 @@ pub struct QemuHardware {
     pub efi: Option<EfiConfig>,
     /// `use_pflash`: `firmware` as a flash drive rather than `-bios`.
     pub use_pflash: bool,
+    /// `vtpm`: a TPM 2.0 from swtpm, as this device (`tpm_device_type`,
+    /// default `tpm-tis`).
+    pub tpm_device: Option<String>,
 }
 
 /// `efi_firmware_code` / `efi_firmware_vars`; when unset, QEMU's firmware
@@ -187,6 +190,14 @@ impl QemuHardware {
                 "`use_pflash` has no effect without `firmware` (for UEFI, efi_boot always uses flash)",
             );
         }
+        let vtpm = f.bool("vtpm").unwrap_or(false);
+        let tpm_device_type =
+            f.one_of("tpm_device_type", &["tpm-tis", "tpm-crb", "tpm-tis-device"]);
+        if !vtpm && tpm_device_type.is_some() {
+            let span = f.span_of("tpm_device_type").unwrap_or_default();
+            f.warn_at(span, "`tpm_device_type` has no effect without vtpm = true");
+        }
+        let tpm_device = vtpm.then(|| tpm_device_type.unwrap_or_else(|| "tpm-tis".into()));
         if efi_boot && firmware_set {
             let span = f.span_of("firmware").unwrap_or_default();
             f.error_at(
@@ -207,6 +218,7 @@ impl QemuHardware {
                 drop_efivars,
             }),
             use_pflash,
+            tpm_device,
         }
     }
 }

@@ -168,6 +168,12 @@ fn set_hardware(cmd: &mut QemuCommand, state: &QemuState) -> Result<(), StepErro
         threads: hw.threads,
     };
     cmd.vga = hw.vga.clone();
+    if let (Some(device), Some(tpm)) = (&hw.tpm_device, &state.swtpm) {
+        cmd.tpm = Some(crate::hypervisor::qemu::command::Tpm {
+            socket: tpm.socket().to_owned(),
+            device: device.clone(),
+        });
+    }
     if let Some(efi) = &hw.efi {
         cmd.firmware = uefi_firmware(efi, &state.config.machine_type, &state.output_dir)?;
     }
@@ -237,6 +243,17 @@ impl Step<QemuState> for StepRunVm {
             state.accel = Some(probe.chosen);
             let runtime = crate::host::scratch::tempdir("vm")
                 .map_err(|e| fail("cannot create a runtime directory", e))?;
+            if let Some(device) = &state.config.hardware.tpm_device {
+                use crate::hypervisor::qemu::swtpm::{SOCKET_TIMEOUT, Swtpm};
+                let tpm = Swtpm::start(runtime.path(), SOCKET_TIMEOUT)
+                    .await
+                    .map_err(|e| fail("cannot start the software TPM (vtpm)", e))?;
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("swtpm started (pid {}) for a {device} TPM 2.0", tpm.pid()),
+                );
+                state.swtpm = Some(tpm);
+            }
             state.runtime_dir = Some(runtime);
             state.common.serial_log = Some(state.output_dir.join("serial.log"));
 
@@ -292,6 +309,12 @@ impl Step<QemuState> for StepRunVm {
                         }
                     }
                 }
+            }
+            if let Some(tpm) = state.swtpm.take()
+                && let Err(e) = tpm.stop().await
+            {
+                ctx.reporter
+                    .warn(&ctx.build, &format!("could not stop swtpm: {e}"));
             }
             state.runtime_dir = None;
         })

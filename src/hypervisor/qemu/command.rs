@@ -187,6 +187,14 @@ impl Vnc {
     }
 }
 
+/// A TPM emulated by swtpm: its control socket and the guest device
+/// (`tpm-tis`, `tpm-crb`, `tpm-tis-device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tpm {
+    pub socket: PathBuf,
+    pub device: String,
+}
+
 /// What the VM boots its firmware from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Firmware {
@@ -251,6 +259,8 @@ pub struct QemuCommand {
     pub vnc: Option<Vnc>,
     /// `-qmp unix:PATH,server=on,wait=off`.
     pub qmp_socket: Option<PathBuf>,
+    /// A TPM from swtpm's socket (`vtpm`), as the given device.
+    pub tpm: Option<Tpm>,
     /// A second `-qmp` socket for the user (`qmp_enable`); kiln's own is
     /// `qmp_socket`, and a QMP socket serves one client at a time.
     pub user_qmp_socket: Option<PathBuf>,
@@ -284,6 +294,7 @@ impl QemuCommand {
             display: Display::Headless,
             vnc: None,
             qmp_socket: None,
+            tpm: None,
             user_qmp_socket: None,
             serial_log: None,
             no_reboot: false,
@@ -362,6 +373,14 @@ impl QemuCommand {
         }
         if let Some(vga) = &self.vga {
             push("-vga", vga.clone());
+        }
+        if let Some(tpm) = &self.tpm {
+            push(
+                "-chardev",
+                format!("socket,id=chrtpm,path={}", utf8(&tpm.socket)?),
+            );
+            push("-tpmdev", "emulator,id=tpm0,chardev=chrtpm".to_owned());
+            push("-device", format!("{},tpmdev=tpm0", tpm.device));
         }
 
         let mut devices = Vec::new();
@@ -498,6 +517,14 @@ impl QemuCommand {
             && !values.iter().any(|v| v.contains(&net.model))
         {
             values.push(format!("{},netdev=user.0", net.model));
+        }
+        // The TPM device likewise: `vtpm` asked for it, a -device row for
+        // something else should not drop it.
+        if let Some(tpm) = &self.tpm
+            && let Some((_, values)) = user.iter_mut().find(|(s, _)| s == "-device")
+            && !values.iter().any(|v| v.contains("tpmdev=tpm0"))
+        {
+            values.push(format!("{},tpmdev=tpm0", tpm.device));
         }
 
         let mut argv = Vec::new();
@@ -750,6 +777,42 @@ mod tests {
             .map(|w| w[1].as_str())
             .collect();
         assert_eq!(devices, ["virtio-rng-pci", "virtio-net,netdev=user.0"]);
+    }
+
+    #[test]
+    fn a_vtpm_is_swtpms_socket_as_a_tis_or_crb_device_kept_beside_user_devices() {
+        let mut c = installer();
+        c.tpm = Some(Tpm {
+            socket: "/run/kiln-vm-x/swtpm.sock".into(),
+            device: "tpm-crb".into(),
+        });
+        let a = args(&c);
+        let pairs: Vec<(&str, &str)> = a
+            .windows(2)
+            .filter(|w| {
+                ["-chardev", "-tpmdev"].contains(&w[0].as_str())
+                    || (w[0] == "-device" && w[1].contains("tpm"))
+            })
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "-chardev",
+                    "socket,id=chrtpm,path=/run/kiln-vm-x/swtpm.sock"
+                ),
+                ("-tpmdev", "emulator,id=tpm0,chardev=chrtpm"),
+                ("-device", "tpm-crb,tpmdev=tpm0"),
+            ]
+        );
+        c.qemuargs = vec![vec!["-device".into(), "virtio-rng-pci".into()]];
+        let a = args(&c);
+        assert!(
+            a.windows(2)
+                .any(|w| w == ["-device", "tpm-crb,tpmdev=tpm0"]),
+            "{a:?}"
+        );
     }
 
     #[test]

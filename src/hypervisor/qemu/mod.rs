@@ -10,6 +10,7 @@ pub mod img;
 pub mod probe;
 pub mod process;
 pub mod qmp;
+pub mod swtpm;
 
 pub use crate::host::port::{PortError, find_free_port, find_free_port_on};
 pub use command::{
