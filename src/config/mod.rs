@@ -4,6 +4,7 @@
 //! collecting every error; it has no side effects.
 
 pub mod ansible;
+pub mod boot_steps;
 pub mod breakpoint;
 pub mod chef_solo;
 pub mod common;
@@ -15,6 +16,7 @@ pub mod provisioner;
 pub mod qemu;
 pub mod salt_masterless;
 pub mod virtualbox;
+pub mod virtualbox_hw;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

@@ -49,6 +49,8 @@ pub struct QemuConfig {
     pub iso: IsoConfig,
     pub http: HttpConfig,
     pub boot: BootConfig,
+    /// `boot_steps`, typed instead of `boot_command` (never both).
+    pub boot_steps: Vec<super::boot_steps::BootStep>,
     pub communicator: Communicator,
     pub shutdown: ShutdownConfig,
     pub media: MediaConfig,
@@ -114,6 +116,11 @@ pub struct QemuHardware {
     pub vga: Option<String>,
     /// `efi_boot`: UEFI from flash, with a private copy of the variable store.
     pub efi: Option<EfiConfig>,
+    /// `use_pflash`: `firmware` as a flash drive rather than `-bios`.
+    pub use_pflash: bool,
+    /// `vtpm`: a TPM 2.0 from swtpm, as this device (`tpm_device_type`,
+    /// default `tpm-tis`).
+    pub tpm_device: Option<String>,
 }
 
 /// `efi_firmware_code` / `efi_firmware_vars`; when unset, QEMU's firmware
@@ -122,6 +129,9 @@ pub struct QemuHardware {
 pub struct EfiConfig {
     pub code: Option<PathBuf>,
     pub vars: Option<PathBuf>,
+    /// `efi_drop_efivars`: no variable store at all (for guests that
+    /// cannot use one); only the code is attached.
+    pub drop_efivars: bool,
 }
 
 /// QEMU's `-vga` types.
@@ -157,6 +167,37 @@ impl QemuHardware {
                 format!("`{key}` has no effect without efi_boot = true"),
             );
         }
+        let drop_efivars = f.bool("efi_drop_efivars").unwrap_or(false);
+        if drop_efivars && !efi_boot {
+            let span = f.span_of("efi_drop_efivars").unwrap_or_default();
+            f.warn_at(
+                span,
+                "`efi_drop_efivars` has no effect without efi_boot = true",
+            );
+        }
+        if drop_efivars && vars.is_some() {
+            let span = f.span_of("efi_firmware_vars").unwrap_or_default();
+            f.warn_at(
+                span,
+                "`efi_firmware_vars` is not used: efi_drop_efivars = true attaches no variable store",
+            );
+        }
+        let use_pflash = f.bool("use_pflash").unwrap_or(false);
+        if use_pflash && !firmware_set {
+            let span = f.span_of("use_pflash").unwrap_or_default();
+            f.warn_at(
+                span,
+                "`use_pflash` has no effect without `firmware` (for UEFI, efi_boot always uses flash)",
+            );
+        }
+        let vtpm = f.bool("vtpm").unwrap_or(false);
+        let tpm_device_type =
+            f.one_of("tpm_device_type", &["tpm-tis", "tpm-crb", "tpm-tis-device"]);
+        if !vtpm && tpm_device_type.is_some() {
+            let span = f.span_of("tpm_device_type").unwrap_or_default();
+            f.warn_at(span, "`tpm_device_type` has no effect without vtpm = true");
+        }
+        let tpm_device = vtpm.then(|| tpm_device_type.unwrap_or_else(|| "tpm-tis".into()));
         if efi_boot && firmware_set {
             let span = f.span_of("firmware").unwrap_or_default();
             f.error_at(
@@ -171,7 +212,13 @@ impl QemuHardware {
             cores,
             threads,
             vga,
-            efi: efi_boot.then_some(EfiConfig { code, vars }),
+            efi: efi_boot.then_some(EfiConfig {
+                code,
+                vars,
+                drop_efivars,
+            }),
+            use_pflash,
+            tpm_device,
         }
     }
 }
@@ -297,6 +344,7 @@ impl QemuConfig {
         let iso = IsoConfig::decode(f);
         let http = HttpConfig::decode(f);
         let boot = BootConfig::decode(f);
+        let boot_steps = super::boot_steps::decode(f, !boot.command.is_empty());
         if let Some(span) = f.span_of("boot_keygroup_interval") {
             f.warn_at(
                 span,
@@ -470,6 +518,7 @@ impl QemuConfig {
             iso: iso?,
             http,
             boot,
+            boot_steps,
             communicator: communicator?,
             shutdown,
             media,

@@ -282,6 +282,16 @@ pub struct Vm {
     /// or a disk error that suspends it, as VirtualBox does).
     #[serde(default)]
     pub paused: bool,
+    /// On/off settings kiln only sets (`rtcuseutc`, `nested-hw-virt`,
+    /// `accelerate3d`, `ehci`, `xhci`…), by their `--machinereadable` name.
+    #[serde(default)]
+    pub flags: std::collections::BTreeMap<String, String>,
+    /// `audio_controller`, as VirtualBox prints it (`AC97`, `HDA`, `SB16`).
+    #[serde(default)]
+    pub audio_controller: String,
+    /// `setextradata` keys and values.
+    #[serde(default)]
+    pub extradata: std::collections::BTreeMap<String, String>,
 }
 
 impl Vm {
@@ -316,6 +326,9 @@ impl Vm {
             vrdeauthtype: "null".into(),
             pid: None,
             paused: false,
+            flags: Default::default(),
+            audio_controller: String::new(),
+            extradata: Default::default(),
         }
     }
 }
@@ -437,21 +450,29 @@ pub fn modify(vm: &mut Vm, opt: &str, opts: &mut Opts<'_>) -> Result<(), Fail> {
             vm.boot[i] = opts.one_of(opt, &["none", "floppy", "dvd", "disk", "net"])?;
         }
         "--usb" | "--usbohci" => vm.usb = opts.on_off(opt)?,
-        "--usbehci"
-        | "--usbxhci"
-        | "--acpi"
+        "--usbehci" | "--usbxhci" | "--rtcuseutc" | "--nested-hw-virt" | "--accelerate3d" => {
+            let key = match opt {
+                "--usbehci" => "ehci",
+                "--usbxhci" => "xhci",
+                other => &other[2..],
+            };
+            let on = opts.on_off(opt)?;
+            vm.flags.insert(key.to_owned(), on_off(on).to_owned());
+        }
+        "--audiocontroller" => {
+            let c = opts.one_of(opt, &["ac97", "hda", "sb16"])?;
+            vm.audio_controller = c.to_uppercase();
+        }
+        "--acpi"
         | "--ioapic"
         | "--pae"
-        | "--rtcuseutc"
         | "--hwvirtex"
         | "--nested-paging"
-        | "--nested-hw-virt"
         | "--audioin"
         | "--audioout"
         | "--audio-in"
         | "--audio-out"
         | "--audio-enabled"
-        | "--accelerate3d"
         | "--nat-localhostreachable1"
         | "--cableconnected1"
         | "--x2apic"
@@ -751,6 +772,12 @@ pub fn machinereadable(vm: &Vm, media: &[Medium]) -> String {
         }
     ));
     out.push_str(&format!("usb=\"{}\"\n", on_off(vm.usb)));
+    if !vm.audio_controller.is_empty() {
+        out.push_str(&format!("audio_controller=\"{}\"\n", vm.audio_controller));
+    }
+    for (k, v) in &vm.flags {
+        out.push_str(&format!("{k}=\"{v}\"\n"));
+    }
     out
 }
 

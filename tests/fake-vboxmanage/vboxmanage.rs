@@ -76,6 +76,8 @@ fn run(home: &Path, args: &[String]) -> Result<(), Fail> {
         "createvm" => createvm(home, &rest),
         "showvminfo" => showvminfo(home, &rest),
         "modifyvm" => modifyvm(home, &rest),
+        "setextradata" => setextradata(home, &rest),
+        "getextradata" => getextradata(home, &rest),
         "createmedium" | "createhd" | "createvdi" => createmedium(home, &rest),
         "storagectl" => storagectl(home, &rest),
         "storageattach" => storageattach(home, &rest),
@@ -243,6 +245,34 @@ fn modifyvm(home: &Path, rest: &[String]) -> Result<(), Fail> {
         machine::modify(vm, &opt, &mut opts)?;
     }
     reg.save(home)
+}
+
+/// `setextradata VM KEY [VALUE]`: no value deletes the key, as in VirtualBox.
+fn setextradata(home: &Path, rest: &[String]) -> Result<(), Fail> {
+    let (Some(name), Some(key)) = (rest.first(), rest.get(1)) else {
+        return Err(Fail::syntax("Not enough parameters"));
+    };
+    let mut reg = Registry::load(home)?;
+    let i = reg.find(name)?;
+    match rest.get(2) {
+        Some(value) => reg.vms[i].extradata.insert(key.clone(), value.clone()),
+        None => reg.vms[i].extradata.remove(key),
+    };
+    reg.save(home)
+}
+
+/// `getextradata VM KEY`: `Value: V`, or `No value set!`.
+fn getextradata(home: &Path, rest: &[String]) -> Result<(), Fail> {
+    let (Some(name), Some(key)) = (rest.first(), rest.get(1)) else {
+        return Err(Fail::syntax("Not enough parameters"));
+    };
+    let reg = Registry::load(home)?;
+    let i = reg.find(name)?;
+    match reg.vms[i].extradata.get(key) {
+        Some(v) => println!("Value: {v}"),
+        None => println!("No value set!"),
+    }
+    Ok(())
 }
 
 fn createmedium(home: &Path, rest: &[String]) -> Result<(), Fail> {

@@ -536,3 +536,47 @@ async fn vm_ovmf_from_the_descriptors_boots_with_a_private_variable_store() {
         "the system's variable store template must not change"
     );
 }
+
+/// `vtpm`: QEMU gets swtpm's TPM 2.0 as the asked device, and swtpm ends
+/// when QEMU does (`--terminate`), so no TPM outlives its VM.
+#[tokio::test]
+async fn a_vtpm_from_swtpm_is_the_guests_tpm_and_ends_with_qemu() {
+    use kiln::hypervisor::qemu::swtpm::{SOCKET_TIMEOUT, Swtpm};
+    if std::process::Command::new("swtpm")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: swtpm is not installed (apt-get install swtpm swtpm-tools)");
+        return;
+    }
+    let mut guest = Guest::new(IDLE);
+    let tpm = Swtpm::start(guest.dir.path(), SOCKET_TIMEOUT)
+        .await
+        .expect("swtpm starts");
+    let swtpm_pid = tpm.pid();
+    guest.cmd.tpm = Some(kiln::hypervisor::qemu::command::Tpm {
+        socket: tpm.socket().to_owned(),
+        device: "tpm-tis".into(),
+    });
+    let mut qemu = QemuProcess::spawn(&guest.cmd).expect("spawns");
+    let mut qmp = qemu
+        .connect_qmp(&guest.qmp_socket(), Duration::from_secs(30))
+        .await
+        .expect("QMP comes up");
+    let tpms = qmp.execute("query-tpm", None).await.expect("query-tpm");
+    let text = tpms.to_string();
+    assert!(text.contains("tpm-tis"), "{text}");
+    assert!(text.contains("emulator"), "{text}");
+
+    qmp.quit().await.expect("quit");
+    qemu.wait_exit(Duration::from_secs(30))
+        .await
+        .expect("waits")
+        .expect("QEMU exits after quit");
+    assert!(
+        gone_within(swtpm_pid, Duration::from_secs(30)).await,
+        "swtpm outlived QEMU"
+    );
+    drop(tpm);
+}

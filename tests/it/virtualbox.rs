@@ -89,6 +89,12 @@ fn vm_spec(name: &str) -> VmSpec {
         nic_type: None,
         gfx_controller: None,
         gfx_vram_mib: None,
+        accelerate_3d: None,
+        efi_resolution: None,
+        nested_virt: None,
+        rtc_utc: None,
+        audio_controller: None,
+        usb_controllers: Vec::new(),
     }
 }
 
@@ -104,6 +110,7 @@ fn disk_spec(path: PathBuf) -> DiskSpec {
         nvme_port_count: 1,
         nonrotational: false,
         discard: false,
+        additional: Vec::new(),
     }
 }
 
@@ -479,5 +486,48 @@ fn sata_disk_and_dvd_as_kiln_builds_them() {
     assert!(
         err.stderr().is_some_and(|s| s.contains("out of range")),
         "{err}"
+    );
+}
+
+#[test]
+fn bento_hardware_rows_are_accepted_by_vboxmanage() {
+    let vbox = FakeVbox::new();
+    let name = "bento";
+    std::fs::create_dir_all(vbox.path("out")).expect("out dir");
+    let vm = VmSpec {
+        nested_virt: Some(true),
+        rtc_utc: Some(true),
+        audio_controller: Some("hda".into()),
+        accelerate_3d: Some(false),
+        efi_resolution: Some("1920x1080".into()),
+        usb_controllers: vec!["ehci".into(), "xhci".into()],
+        ..vm_spec(name)
+    };
+    let extra = vbox.path("out/bento-1.vdi");
+    let disk = DiskSpec {
+        bus: StorageBus::Sata,
+        additional: vec![(extra.clone(), 32)],
+        ..disk_spec(vbox.path("out/bento-0.vdi"))
+    };
+    let mut commands = vm.create_commands();
+    commands.extend(disk.create_commands(name));
+    vbox.run_all(&commands);
+
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["nested-hw-virt"], "on");
+    assert_eq!(info["rtcuseutc"], "on");
+    assert_eq!(info["audio_controller"], "HDA");
+    assert_eq!(info["accelerate3d"], "off");
+    assert_eq!(info["ehci"], "on");
+    assert_eq!(info["xhci"], "on");
+    assert!(extra.is_file(), "the additional disk is created");
+    assert_eq!(info["SATA Controller-1-0"], extra.to_string_lossy());
+    let got = std::process::Command::new(vbox.path("bin/VBoxManage"))
+        .args(["getextradata", name, "VBoxInternal2/EfiGraphicsResolution"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "Value: 1920x1080"
     );
 }

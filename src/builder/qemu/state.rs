@@ -21,6 +21,8 @@ pub struct QemuState {
     pub additional_disks: Vec<PathBuf>,
     /// Holds the QMP socket (short path: unix sockets are limited to 108 bytes).
     pub runtime_dir: Option<tempfile::TempDir>,
+    /// The software TPM (`vtpm`), its socket in `runtime_dir`.
+    pub swtpm: Option<crate::hypervisor::qemu::swtpm::Swtpm>,
     pub accel: Option<Accel>,
     pub vm: Option<QemuProcess>,
     pub qmp: Option<Qmp>,
@@ -60,6 +62,7 @@ impl QemuState {
             disk_path,
             additional_disks: Vec::new(),
             runtime_dir: None,
+            swtpm: None,
             accel: None,
             vm: None,
             qmp: None,

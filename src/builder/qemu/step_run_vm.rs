@@ -37,7 +37,11 @@ fn command(
     cmd.cpus = c.cpus;
     cmd.memory_mib = c.memory_mib;
     if let Some(fw) = &c.firmware {
-        cmd.firmware = Firmware::Bios(fw.clone());
+        cmd.firmware = if c.hardware.use_pflash {
+            Firmware::PflashCode(fw.clone())
+        } else {
+            Firmware::Bios(fw.clone())
+        };
     }
     set_hardware(&mut cmd, state)?;
     // A resumed build boots the installed disk; the ISO stays out.
@@ -165,6 +169,12 @@ fn set_hardware(cmd: &mut QemuCommand, state: &QemuState) -> Result<(), StepErro
         threads: hw.threads,
     };
     cmd.vga = hw.vga.clone();
+    if let (Some(device), Some(tpm)) = (&hw.tpm_device, &state.swtpm) {
+        cmd.tpm = Some(crate::hypervisor::qemu::command::Tpm {
+            socket: tpm.socket().to_owned(),
+            device: device.clone(),
+        });
+    }
     if let Some(efi) = &hw.efi {
         cmd.firmware = uefi_firmware(efi, &state.config.machine_type, &state.output_dir)?;
     }
@@ -181,6 +191,7 @@ fn uefi_firmware(
     output_dir: &std::path::Path,
 ) -> Result<Firmware, StepError> {
     let (code, template) = match (&efi.code, &efi.vars) {
+        (Some(code), _) if efi.drop_efivars => return Ok(Firmware::PflashCode(code.clone())),
         (Some(code), Some(vars)) => (code.clone(), vars.clone()),
         _ => {
             let found = find_uefi(std::path::Path::new(DESCRIPTOR_DIR), "x86_64", machine)
@@ -191,6 +202,9 @@ fn uefi_firmware(
             )
         }
     };
+    if efi.drop_efivars {
+        return Ok(Firmware::PflashCode(code));
+    }
     let vars = output_dir.join("efivars.fd");
     std::fs::copy(&template, &vars).map_err(|e| {
         fail(
@@ -230,6 +244,17 @@ impl Step<QemuState> for StepRunVm {
             state.accel = Some(probe.chosen);
             let runtime = crate::host::scratch::tempdir("vm")
                 .map_err(|e| fail("cannot create a runtime directory", e))?;
+            if let Some(device) = &state.config.hardware.tpm_device {
+                use crate::hypervisor::qemu::swtpm::{SOCKET_TIMEOUT, Swtpm};
+                let tpm = Swtpm::start(runtime.path(), SOCKET_TIMEOUT)
+                    .await
+                    .map_err(|e| fail("cannot start the software TPM (vtpm)", e))?;
+                ctx.reporter.info(
+                    &ctx.build,
+                    &format!("swtpm started (pid {}) for a {device} TPM 2.0", tpm.pid()),
+                );
+                state.swtpm = Some(tpm);
+            }
             state.runtime_dir = Some(runtime);
             state.common.serial_log = Some(state.output_dir.join("serial.log"));
 
@@ -286,6 +311,12 @@ impl Step<QemuState> for StepRunVm {
                     }
                 }
             }
+            if let Some(tpm) = state.swtpm.take()
+                && let Err(e) = tpm.stop().await
+            {
+                ctx.reporter
+                    .warn(&ctx.build, &format!("could not stop swtpm: {e}"));
+            }
             state.runtime_dir = None;
         })
     }
@@ -321,6 +352,7 @@ mod tests {
         let efi = EfiConfig {
             code: Some("/code.fd".into()),
             vars: Some(template.clone()),
+            drop_efivars: false,
         };
         let fw = uefi_firmware(&efi, "q35", &out).expect("firmware");
         let vars = out.join("efivars.fd");
@@ -336,6 +368,7 @@ mod tests {
         let missing = EfiConfig {
             code: Some("/code.fd".into()),
             vars: Some(dir.path().join("nope.fd")),
+            drop_efivars: false,
         };
         let e = uefi_firmware(&missing, "q35", &out).expect_err("refused");
         assert!(
@@ -361,5 +394,18 @@ mod tests {
         assert!(code.exists(), "{code:?}");
         assert_eq!(vars, out.path().join("efivars.fd"));
         assert!(vars.metadata().expect("copied").len() > 0);
+    }
+
+    #[test]
+    fn efi_drop_efivars_attaches_the_code_alone_and_copies_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let efi = EfiConfig {
+            code: Some("/code.fd".into()),
+            vars: Some(dir.path().join("VARS.fd")),
+            drop_efivars: true,
+        };
+        let fw = uefi_firmware(&efi, "q35", dir.path()).expect("firmware");
+        assert_eq!(fw, Firmware::PflashCode("/code.fd".into()));
+        assert!(!dir.path().join("efivars.fd").exists());
     }
 }

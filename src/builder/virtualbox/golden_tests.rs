@@ -298,3 +298,66 @@ fn the_floppy_gets_its_own_controller_as_in_packer() {
         ]
     );
 }
+
+#[test]
+fn bento_hardware_keys_become_packers_rows() {
+    let c = config(
+        r#"{"builders": [{
+            "type": "virtualbox-iso", "vm_name": "b", "output_directory": "/out",
+            "iso_url": "/isos/tiny.iso", "iso_checksum": "none",
+            "ssh_username": "root", "shutdown_command": "poweroff",
+            "hard_drive_interface": "sata", "disk_size": 4096,
+            "nested_virt": true, "rtc_time_base": "local", "audio_controller": "hda",
+            "gfx_accelerate_3d": true, "gfx_efi_resolution": "1280x800",
+            "usb_controller": ["xhci", "ehci"],
+            "disk_additional_size": [1024, "2048"]
+        }]}"#,
+    );
+    let vm: Vec<String> = vm_spec(&c)
+        .create_commands()
+        .iter()
+        .map(ToString::to_string)
+        .skip_while(|l| !l.contains("--firmware"))
+        .skip(1)
+        .collect();
+    assert_eq!(
+        vm,
+        [
+            "VBoxManage modifyvm b --audiocontroller hda",
+            "VBoxManage modifyvm b --rtcuseutc off",
+            "VBoxManage modifyvm b --nested-hw-virt on",
+            "VBoxManage modifyvm b --accelerate3d on",
+            "VBoxManage setextradata b VBoxInternal2/EfiGraphicsResolution 1280x800",
+            "VBoxManage modifyvm b --usbxhci on",
+            "VBoxManage modifyvm b --usbehci on",
+        ]
+    );
+    let disks: Vec<String> = disk_spec(&c)
+        .create_commands("b")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        disks,
+        [
+            "VBoxManage createmedium disk --filename /out/b-0.vdi --size 4096 --format VDI --variant Standard",
+            "VBoxManage createmedium disk --filename /out/b-1.vdi --size 1024 --format VDI --variant Standard",
+            "VBoxManage createmedium disk --filename /out/b-2.vdi --size 2048 --format VDI --variant Standard",
+            "VBoxManage storagectl b --name 'IDE Controller' --add ide",
+            "VBoxManage storagectl b --name 'SATA Controller' --add sata --portcount 1",
+            "VBoxManage storageattach b --storagectl 'SATA Controller' --port 0 --device 0 --type hdd --medium /out/b-0.vdi --nonrotational off --discard off",
+            "VBoxManage storageattach b --storagectl 'SATA Controller' --port 1 --device 0 --type hdd --medium /out/b-1.vdi --nonrotational off --discard off",
+            "VBoxManage storageattach b --storagectl 'SATA Controller' --port 2 --device 0 --type hdd --medium /out/b-2.vdi --nonrotational off --discard off",
+        ]
+    );
+    // Unset, they leave VirtualBox's defaults alone (no row at all).
+    let plain = config(
+        r#"{"builders": [{"type": "virtualbox-iso", "vm_name": "p", "iso_url": "x.iso",
+            "iso_checksum": "none", "ssh_username": "u", "shutdown_command": "poweroff"}]}"#,
+    );
+    let rows = vm_spec(&plain).create_commands();
+    assert!(
+        rows.last()
+            .is_some_and(|r| r.to_string().contains("--firmware"))
+    );
+}

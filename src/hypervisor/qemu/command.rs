@@ -187,6 +187,14 @@ impl Vnc {
     }
 }
 
+/// A TPM emulated by swtpm: its control socket and the guest device
+/// (`tpm-tis`, `tpm-crb`, `tpm-tis-device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tpm {
+    pub socket: PathBuf,
+    pub device: String,
+}
+
 /// What the VM boots its firmware from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Firmware {
@@ -198,6 +206,9 @@ pub enum Firmware {
     /// UEFI from flash: read-only code and a private, writable copy of the
     /// variable store (never the system's template file).
     Pflash { code: PathBuf, vars: PathBuf },
+    /// One read-only flash drive and no variable store: `firmware` with
+    /// `use_pflash`, or UEFI code with `efi_drop_efivars` (Packer's keys).
+    PflashCode(PathBuf),
 }
 
 /// The CPU topology; `None` leaves a count to QEMU.
@@ -248,6 +259,8 @@ pub struct QemuCommand {
     pub vnc: Option<Vnc>,
     /// `-qmp unix:PATH,server=on,wait=off`.
     pub qmp_socket: Option<PathBuf>,
+    /// A TPM from swtpm's socket (`vtpm`), as the given device.
+    pub tpm: Option<Tpm>,
     /// A second `-qmp` socket for the user (`qmp_enable`); kiln's own is
     /// `qmp_socket`, and a QMP socket serves one client at a time.
     pub user_qmp_socket: Option<PathBuf>,
@@ -281,6 +294,7 @@ impl QemuCommand {
             display: Display::Headless,
             vnc: None,
             qmp_socket: None,
+            tpm: None,
             user_qmp_socket: None,
             serial_log: None,
             no_reboot: false,
@@ -346,12 +360,27 @@ impl QemuCommand {
                     format!("if=pflash,unit=1,format=raw,file={}", opt_path(vars)?),
                 );
             }
+            Firmware::PflashCode(code) => push(
+                "-drive",
+                format!(
+                    "if=pflash,unit=0,format=raw,readonly=on,file={}",
+                    opt_path(code)?
+                ),
+            ),
         }
         if let Some(boot) = &self.boot {
             push("-boot", boot.clone());
         }
         if let Some(vga) = &self.vga {
             push("-vga", vga.clone());
+        }
+        if let Some(tpm) = &self.tpm {
+            push(
+                "-chardev",
+                format!("socket,id=chrtpm,path={}", utf8(&tpm.socket)?),
+            );
+            push("-tpmdev", "emulator,id=tpm0,chardev=chrtpm".to_owned());
+            push("-device", format!("{},tpmdev=tpm0", tpm.device));
         }
 
         let mut devices = Vec::new();
@@ -488,6 +517,14 @@ impl QemuCommand {
             && !values.iter().any(|v| v.contains(&net.model))
         {
             values.push(format!("{},netdev=user.0", net.model));
+        }
+        // The TPM device likewise: `vtpm` asked for it, a -device row for
+        // something else should not drop it.
+        if let Some(tpm) = &self.tpm
+            && let Some((_, values)) = user.iter_mut().find(|(s, _)| s == "-device")
+            && !values.iter().any(|v| v.contains("tpmdev=tpm0"))
+        {
+            values.push(format!("{},tpmdev=tpm0", tpm.device));
         }
 
         let mut argv = Vec::new();
@@ -743,6 +780,42 @@ mod tests {
     }
 
     #[test]
+    fn a_vtpm_is_swtpms_socket_as_a_tis_or_crb_device_kept_beside_user_devices() {
+        let mut c = installer();
+        c.tpm = Some(Tpm {
+            socket: "/run/kiln-vm-x/swtpm.sock".into(),
+            device: "tpm-crb".into(),
+        });
+        let a = args(&c);
+        let pairs: Vec<(&str, &str)> = a
+            .windows(2)
+            .filter(|w| {
+                ["-chardev", "-tpmdev"].contains(&w[0].as_str())
+                    || (w[0] == "-device" && w[1].contains("tpm"))
+            })
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "-chardev",
+                    "socket,id=chrtpm,path=/run/kiln-vm-x/swtpm.sock"
+                ),
+                ("-tpmdev", "emulator,id=tpm0,chardev=chrtpm"),
+                ("-device", "tpm-crb,tpmdev=tpm0"),
+            ]
+        );
+        c.qemuargs = vec![vec!["-device".into(), "virtio-rng-pci".into()]];
+        let a = args(&c);
+        assert!(
+            a.windows(2)
+                .any(|w| w == ["-device", "tpm-crb,tpmdev=tpm0"]),
+            "{a:?}"
+        );
+    }
+
+    #[test]
     fn efi_firmware_from_pflash_kvm_and_no_accel() {
         let mut c = QemuCommand::new("qemu-system-x86_64", Accel::Kvm);
         c.machine_type = "q35".into();
@@ -772,6 +845,18 @@ mod tests {
         let a = args(&c);
         assert_eq!(a[..2], ["-machine", "type=q35"]);
         assert!(a.windows(2).any(|w| w == ["-bios", "/opt/bios.bin"]));
+        c.firmware = Firmware::PflashCode("/opt/bios.bin".into());
+        let a = args(&c);
+        assert!(!a.iter().any(|x| x == "-bios"), "{a:?}");
+        let drives: Vec<&str> = a
+            .windows(2)
+            .filter(|w| w[0] == "-drive" && w[1].contains("pflash"))
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            drives,
+            ["if=pflash,unit=0,format=raw,readonly=on,file=/opt/bios.bin"]
+        );
     }
 
     #[test]

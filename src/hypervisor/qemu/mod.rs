@@ -10,6 +10,7 @@ pub mod img;
 pub mod probe;
 pub mod process;
 pub mod qmp;
+pub mod swtpm;
 
 pub use command::{
     Accel, CdromDrive, CommandError, CpuTopology, DiskDrive, DiskInterface, Display, Firmware,

@@ -83,6 +83,19 @@ pub struct VmSpec {
     pub nic_type: Option<String>,
     pub gfx_controller: Option<String>,
     pub gfx_vram_mib: Option<u64>,
+    /// `--accelerate3d`; left at VirtualBox's default when None.
+    pub accelerate_3d: Option<bool>,
+    /// `WIDTHxHEIGHT`, set as the `VBoxInternal2/EfiGraphicsResolution`
+    /// extradata (how Packer's plugin sets it; modifyvm has no option).
+    pub efi_resolution: Option<String>,
+    /// `--nested-hw-virt`; left at VirtualBox's default when None.
+    pub nested_virt: Option<bool>,
+    /// `--rtcuseutc`: true for UTC, false for local time.
+    pub rtc_utc: Option<bool>,
+    /// `--audiocontroller`: `ac97`, `hda`, `sb16`.
+    pub audio_controller: Option<String>,
+    /// USB controllers turned on: `ohci`, `ehci`, `xhci`.
+    pub usb_controllers: Vec<String>,
 }
 
 impl VmSpec {
@@ -146,6 +159,54 @@ impl VmSpec {
                 c.push("--vram").push(v.to_string());
             }
             out.push(c);
+        }
+        out.extend(self.extra_hardware_commands());
+        out
+    }
+
+    /// The later plugin keys, each its own `modifyvm` as Packer's plugin
+    /// does, and only when the template sets it.
+    fn extra_hardware_commands(&self) -> Vec<VBoxCommand> {
+        let n = self.name.as_str();
+        let mut out = Vec::new();
+        if let Some(ac) = &self.audio_controller {
+            out.push(VBoxCommand::new(["modifyvm", n, "--audiocontroller", ac]));
+        }
+        if let Some(utc) = self.rtc_utc {
+            out.push(VBoxCommand::new([
+                "modifyvm",
+                n,
+                "--rtcuseutc",
+                on_off(utc),
+            ]));
+        }
+        if let Some(nested) = self.nested_virt {
+            out.push(VBoxCommand::new([
+                "modifyvm",
+                n,
+                "--nested-hw-virt",
+                on_off(nested),
+            ]));
+        }
+        if let Some(acc) = self.accelerate_3d {
+            out.push(VBoxCommand::new([
+                "modifyvm",
+                n,
+                "--accelerate3d",
+                on_off(acc),
+            ]));
+        }
+        if let Some(res) = &self.efi_resolution {
+            out.push(VBoxCommand::new([
+                "setextradata",
+                n,
+                "VBoxInternal2/EfiGraphicsResolution",
+                res,
+            ]));
+        }
+        for usb in &self.usb_controllers {
+            let opt = format!("--usb{usb}");
+            out.push(VBoxCommand::new(["modifyvm", n, &opt, "on"]));
         }
         out
     }
@@ -239,6 +300,9 @@ pub struct DiskSpec {
     pub nvme_port_count: u32,
     pub nonrotational: bool,
     pub discard: bool,
+    /// `disk_additional_size`: each disk's file and size, attached at
+    /// ports 1, 2, … of the disk's controller.
+    pub additional: Vec<(PathBuf, u64)>,
 }
 
 impl DiskSpec {
@@ -246,21 +310,13 @@ impl DiskSpec {
     /// is always added: the DVD drive (and guest additions) live there
     /// unless `iso_interface` says otherwise.
     pub fn create_commands(&self, vm: &str) -> Vec<VBoxCommand> {
-        let mut out = vec![
-            VBoxCommand::new([
-                OsString::from("createmedium"),
-                "disk".into(),
-                "--filename".into(),
-                self.path.clone().into(),
-                "--size".into(),
-                self.size_mib.to_string().into(),
-                "--format".into(),
-                "VDI".into(),
-                "--variant".into(),
-                "Standard".into(),
-            ]),
-            StorageBus::Ide.storagectl(vm, 0),
-        ];
+        // All disks first, then the controllers, then the attachments, as
+        // Packer's plugin orders them.
+        let mut out: Vec<VBoxCommand> = std::iter::once((&self.path, self.size_mib))
+            .chain(self.additional.iter().map(|(p, s)| (p, *s)))
+            .map(|(path, size)| create_medium(path, size))
+            .collect();
+        out.push(StorageBus::Ide.storagectl(vm, 0));
         // The port count as given: `storageattach` grows it to reach a
         // DVD slot (ports 13-15), as VBoxManage does.
         if self.uses(StorageBus::Sata) {
@@ -274,28 +330,48 @@ impl DiskSpec {
             StorageBus::Pcie => out.push(StorageBus::Pcie.storagectl(vm, self.nvme_port_count)),
             StorageBus::Scsi => out.push(StorageBus::Scsi.storagectl(vm, 0)),
         }
-        let mut attach = VBoxCommand::new([
-            "storageattach",
-            vm,
-            "--storagectl",
-            self.bus.controller_name(),
-            "--port",
-            "0",
-            "--device",
-            "0",
-            "--type",
-            "hdd",
-            "--medium",
-        ]);
-        attach
-            .push(&self.path)
-            .push("--nonrotational")
-            .push(on_off(self.nonrotational))
-            .push("--discard")
-            .push(on_off(self.discard));
-        out.push(attach);
+        let disks = std::iter::once(&self.path).chain(self.additional.iter().map(|(p, _)| p));
+        for (port, path) in disks.enumerate() {
+            let port = port.to_string();
+            let mut attach = VBoxCommand::new([
+                "storageattach",
+                vm,
+                "--storagectl",
+                self.bus.controller_name(),
+                "--port",
+                &port,
+                "--device",
+                "0",
+                "--type",
+                "hdd",
+                "--medium",
+            ]);
+            attach
+                .push(path)
+                .push("--nonrotational")
+                .push(on_off(self.nonrotational))
+                .push("--discard")
+                .push(on_off(self.discard));
+            out.push(attach);
+        }
         out
     }
+}
+
+/// `createmedium disk` of a dynamically allocated VDI.
+fn create_medium(path: &std::path::Path, size_mib: u64) -> VBoxCommand {
+    VBoxCommand::new([
+        OsString::from("createmedium"),
+        "disk".into(),
+        "--filename".into(),
+        path.into(),
+        "--size".into(),
+        size_mib.to_string().into(),
+        "--format".into(),
+        "VDI".into(),
+        "--variant".into(),
+        "Standard".into(),
+    ])
 }
 
 impl DiskSpec {

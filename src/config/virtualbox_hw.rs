@@ -1,0 +1,149 @@
+//! The `virtualbox-iso` hardware keys the VirtualBox plugin added after
+//! Packer 1.6 and that Bento's templates set: nested virtualisation, the
+//! RTC's time base, the audio and USB controllers, 3D acceleration, the EFI
+//! console resolution and additional disks.
+
+use super::decode::Fields;
+use crate::template::json::Value;
+
+/// Packer's limit: VirtualBox has 30 SATA ports, and kiln keeps 13-15 for
+/// the DVD drives; this bound keeps the disks below them on every bus.
+const MAX_ADDITIONAL_DISKS: usize = 12;
+
+pub struct HwExtras {
+    pub gfx_accelerate_3d: Option<bool>,
+    pub gfx_efi_resolution: Option<String>,
+    pub nested_virt: Option<bool>,
+    pub rtc_time_base: Option<String>,
+    pub audio_controller: Option<String>,
+    pub usb_controllers: Vec<String>,
+    pub disk_additional_size_mib: Vec<u64>,
+}
+
+impl HwExtras {
+    pub fn decode(f: &mut Fields<'_>, hard_drive_interface: &str, nvme_port_count: u32) -> Self {
+        let gfx_accelerate_3d = f.bool("gfx_accelerate_3d");
+        let gfx_efi_resolution = f.string("gfx_efi_resolution").filter(|s| !s.is_empty());
+        if let Some(res) = &gfx_efi_resolution
+            && !is_resolution(res)
+        {
+            let span = f.span_of("gfx_efi_resolution").unwrap_or_default();
+            f.error_at(
+                span,
+                format!("gfx_efi_resolution: `{res}` is not WIDTHxHEIGHT"),
+            )
+            .hint = Some("write it as VirtualBox takes it, e.g. \"1920x1080\"".into());
+        }
+        let nested_virt = f.bool("nested_virt");
+        let rtc_time_base = f.one_of("rtc_time_base", &["UTC", "local"]);
+        let audio_controller = f.one_of("audio_controller", &["ac97", "hda", "sb16"]);
+        let usb_controllers = usb_controllers(f);
+        let disk_additional_size_mib = additional_disks(f, hard_drive_interface, nvme_port_count);
+        Self {
+            gfx_accelerate_3d,
+            gfx_efi_resolution,
+            nested_virt,
+            rtc_time_base,
+            audio_controller,
+            usb_controllers,
+            disk_additional_size_mib,
+        }
+    }
+}
+
+fn is_resolution(s: &str) -> bool {
+    let Some((w, h)) = s.split_once('x') else {
+        return false;
+    };
+    let number = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    number(w) && number(h)
+}
+
+/// `usb_controller`: each of `ohci`, `ehci`, `xhci`, at most once.
+fn usb_controllers(f: &mut Fields<'_>) -> Vec<String> {
+    const ALLOWED: [&str; 3] = ["ohci", "ehci", "xhci"];
+    let Some(list) = f.string_list("usb_controller") else {
+        return Vec::new();
+    };
+    let span = f.span_of("usb_controller").unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for name in list {
+        if !ALLOWED.contains(&name.as_str()) {
+            f.error_at(
+                span,
+                format!(
+                    "usb_controller: `{name}` is not one of {}",
+                    ALLOWED.join(", ")
+                ),
+            );
+        } else if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// `disk_additional_size`: a list of sizes in MiB, each a positive number.
+fn additional_disks(f: &mut Fields<'_>, bus: &str, nvme_port_count: u32) -> Vec<u64> {
+    let Some(node) = f.raw("disk_additional_size") else {
+        return Vec::new();
+    };
+    let Value::Array(items) = &node.value else {
+        f.error_at(
+            node.span,
+            format!(
+                "disk_additional_size: expected a list of sizes in MiB, found {}",
+                node.kind()
+            ),
+        )
+        .hint = Some("write e.g. [10240, 20480]".into());
+        return Vec::new();
+    };
+    let mut sizes = Vec::new();
+    for item in items {
+        let text = match &item.value {
+            Value::Number(n) => Some(n.clone()),
+            Value::String(_) => f.render_node("disk_additional_size", item),
+            _ => None,
+        };
+        match text.as_deref().and_then(super::decode::parse_go_uint) {
+            Some(n) if n > 0 => sizes.push(n),
+            _ => {
+                f.error_at(
+                    item.span,
+                    "disk_additional_size: each size is a whole number of MiB above 0",
+                );
+            }
+        }
+    }
+    if sizes.is_empty() {
+        return sizes;
+    }
+    let span = node.span;
+    if bus == "ide" {
+        f.error_at(
+            span,
+            "disk_additional_size needs hard_drive_interface sata, scsi, pcie or virtio: the IDE controller's four slots hold the disk and the DVD drives",
+        )
+        .hint = Some("set \"hard_drive_interface\": \"sata\"".into());
+    } else if sizes.len() > MAX_ADDITIONAL_DISKS {
+        f.error_at(
+            span,
+            format!(
+                "disk_additional_size: {} disks, at most {MAX_ADDITIONAL_DISKS}",
+                sizes.len()
+            ),
+        );
+    } else if matches!(bus, "pcie" | "nvme") && sizes.len() + 1 > nvme_port_count as usize {
+        let span = f.span_of("nvme_port_count").unwrap_or(span);
+        f.error_at(
+            span,
+            format!(
+                "nvme_port_count ({nvme_port_count}) is smaller than the number of disks ({})",
+                sizes.len() + 1
+            ),
+        )
+        .hint = Some(format!("set \"nvme_port_count\": {}", sizes.len() + 1));
+    }
+    sizes
+}
