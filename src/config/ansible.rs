@@ -71,7 +71,22 @@ const PROXY_ONLY_KEYS: &[&str] = &[
 /// A local file that must exist (a playbook, a galaxy file, an inventory).
 fn existing_file(f: &mut Fields<'_>, key: &'static str, want_dir: bool) -> Option<PathBuf> {
     let name = f.string(key).filter(|s| !s.is_empty())?;
-    let path = resolve_local_path(f, &name);
+    Some(checked_path(f, key, &name, want_dir))
+}
+
+fn existing_files(f: &mut Fields<'_>, key: &'static str, want_dir: bool) -> Vec<PathBuf> {
+    let names = f.string_list(key).unwrap_or_default();
+    names
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .map(|name| checked_path(f, key, &name, want_dir))
+        .collect()
+}
+
+/// `name` resolved, with an error at `key` when it is not a file (or a
+/// directory, with `want_dir`).
+fn checked_path(f: &mut Fields<'_>, key: &'static str, name: &str, want_dir: bool) -> PathBuf {
+    let path = resolve_local_path(f, name);
     let ok = if want_dir {
         path.is_dir()
     } else {
@@ -89,33 +104,7 @@ fn existing_file(f: &mut Fields<'_>, key: &'static str, want_dir: bool) -> Optio
         )
         .hint = Some("paths are relative to the directory kiln runs in".into());
     }
-    Some(path)
-}
-
-fn existing_files(f: &mut Fields<'_>, key: &'static str, want_dir: bool) -> Vec<PathBuf> {
-    let names = f.string_list(key).unwrap_or_default();
-    let mut out = Vec::new();
-    for name in names.into_iter().filter(|n| !n.is_empty()) {
-        let path = resolve_local_path(f, &name);
-        let ok = if want_dir {
-            path.is_dir()
-        } else {
-            path.is_file()
-        };
-        if !ok {
-            let span = f.span_of(key).unwrap_or_default();
-            let what = if want_dir { "directory" } else { "file" };
-            f.error_at(
-                span,
-                format!(
-                    "{key}: the {what} `{name}` does not exist (looked in {})",
-                    path.display()
-                ),
-            );
-        }
-        out.push(path);
-    }
-    out
+    path
 }
 
 /// `["KEY=value", ...]`, as `ansible_env_vars` is written.
