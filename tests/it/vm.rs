@@ -144,12 +144,61 @@ pub(crate) fn qemu_processes_with(needle: &str) -> Vec<u32> {
 /// runs them): a test's own VMs, not those of another build on the machine
 /// that uses the same vm_name (a helper's, a user's, a parallel CI job's).
 pub(crate) fn qemu_processes_in(dir: &Path) -> Vec<u32> {
-    qemu_processes_with("qemu-system")
+    qemu_processes_in_with(dir, "qemu-system")
+}
+
+/// [`qemu_processes_in`] whose command line also contains `needle`.
+pub(crate) fn qemu_processes_in_with(dir: &Path, needle: &str) -> Vec<u32> {
+    qemu_processes_with(needle)
         .into_iter()
         .filter(|pid| {
             std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
         })
         .collect()
+}
+
+/// What examples/tiny leaves in `out_dir` (an image, a box, a checksum file
+/// that checks, a manifest), and that the image boots alone with the
+/// provisioners' work on it, in a build of its own named `verify_name`.
+fn assert_the_tiny_example_output(t: &str, out_dir: &Path, verify_name: &str) {
+    let image = out_dir.join("tiny.qcow2");
+    assert!(image.is_file(), "{t}");
+    assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
+    let sums: Vec<_> = std::fs::read_dir(out_dir)
+        .expect("output dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sha256"))
+        .collect();
+    assert_eq!(sums.len(), 1, "{sums:?}");
+    let check = Command::new("sha256sum")
+        .args(["-c", &sums[0]])
+        .current_dir(out_dir)
+        .output()
+        .expect("sha256sum runs");
+    assert!(check.status.success(), "{}", text(&check));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest is JSON");
+    assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = disk_image_template(
+        dir.path(),
+        &image,
+        verify_name,
+        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
+        "",
+    );
+    let out = build_in(dir.path(), &[], &template)
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("provisioned by kiln"), "{t}");
+    assert!(t.contains("hello from qemu"), "{t}");
+    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
+    assert!(qemu_processes_in(dir.path()).is_empty());
 }
 
 /// The installed image, built once by the first test that needs it and
@@ -305,42 +354,7 @@ fn vm_tiny_hcl2_directory_builds_the_same_image_as_the_json_template() {
         !t.contains("kiln-tiny"),
         "the sensitive password leaked: {t}"
     );
-    let out_dir = work.dir.path().join("output-tiny");
-    let image = out_dir.join("tiny.qcow2");
-    assert!(image.is_file(), "{t}");
-    assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
-    let sums = Command::new("sha256sum")
-        .args(["-c", "tiny-qemu.sha256"])
-        .current_dir(&out_dir)
-        .output()
-        .expect("sha256sum runs");
-    assert!(
-        sums.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sums.stdout)
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).expect("manifest"))
-            .expect("manifest is JSON");
-    assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let template = disk_image_template(
-        dir.path(),
-        &image,
-        "verify-hcl-image",
-        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
-        "",
-    );
-    let out = build_in(dir.path(), &[], &template)
-        .output()
-        .expect("kiln runs");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
-    assert!(t.contains("provisioned by kiln"), "{t}");
-    assert!(t.contains("hello from qemu"), "{t}");
-    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
-    assert!(qemu_processes_with("verify-hcl-image").is_empty());
+    assert_the_tiny_example_output(&t, &work.dir.path().join("output-tiny"), "verify-hcl-image");
 }
 
 #[test]
@@ -518,9 +532,7 @@ pub(crate) fn interrupt_when_checking(
     let mut out = child.wait_with_output().expect("kiln exits");
     out.stderr = seen.clone().into_bytes();
     assert!(
-        qemu_processes_with(name)
-            .iter()
-            .all(|pid| !qemu_processes_in(&dir).contains(pid)),
+        qemu_processes_in_with(&dir, name).is_empty(),
         "no qemu may survive an interrupted build:\n{seen}"
     );
     if let Err(e) = checked {
@@ -1034,43 +1046,9 @@ fn vm_upgraded_tiny_template_builds_the_same_image_as_the_json_one() {
         !t.contains("kiln-tiny"),
         "the sensitive password leaked: {t}"
     );
-    let out_dir = work.dir.path().join("output-tiny");
-    let image = out_dir.join("tiny.qcow2");
-    assert!(image.is_file(), "{t}");
-    assert!(out_dir.join("tiny-libvirt.box").is_file(), "{t}");
-    let sums: Vec<_> = std::fs::read_dir(&out_dir)
-        .expect("output dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".sha256"))
-        .collect();
-    assert_eq!(sums.len(), 1, "{sums:?}");
-    let check = Command::new("sha256sum")
-        .args(["-c", &sums[0]])
-        .current_dir(&out_dir)
-        .output()
-        .expect("sha256sum runs");
-    assert!(check.status.success(), "{}", text(&check));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).expect("manifest"))
-            .expect("manifest is JSON");
-    assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let template = disk_image_template(
-        dir.path(),
-        &image,
+    assert_the_tiny_example_output(
+        &t,
+        &work.dir.path().join("output-tiny"),
         "verify-upgraded-image",
-        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
-        "",
     );
-    let out = build_in(dir.path(), &[], &template)
-        .output()
-        .expect("kiln runs");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
-    assert!(t.contains("provisioned by kiln"), "{t}");
-    assert!(t.contains("hello from qemu"), "{t}");
-    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
-    assert!(qemu_processes_with("verify-upgraded-image").is_empty());
 }
