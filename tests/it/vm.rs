@@ -999,12 +999,18 @@ fn vm_a_headless_build_serves_vnc_on_loopback_with_the_password_it_prints() {
         let monitor = work.dir.path().join("output-tiny/tiny.qcow2.monitor");
         let stream = std::os::unix::net::UnixStream::connect(&monitor)
             .map_err(|e| format!("connect to {}: {e}", monitor.display()))?;
+        // QEMU may broadcast an event (our VNC client leaving) on the new
+        // socket before its greeting; a QMP client skips those.
         let mut greeting = String::new();
-        BufReader::new(stream)
-            .read_line(&mut greeting)
-            .map_err(|e| e.to_string())?;
-        if !greeting.contains("\"QMP\"") {
-            return Err(format!("not a QMP greeting: {greeting}"));
+        let mut reader = BufReader::new(stream);
+        while !greeting.contains("\"QMP\"") {
+            if !greeting.is_empty() && !greeting.contains("\"event\"") {
+                return Err(format!("not a QMP greeting: {greeting}"));
+            }
+            greeting.clear();
+            if reader.read_line(&mut greeting).map_err(|e| e.to_string())? == 0 {
+                return Err("the QMP socket closed before its greeting".into());
+            }
         }
         Ok(())
     })();

@@ -348,6 +348,20 @@ async fn read_until_closed(mut reader: BufReader<OwnedReadHalf>, shared: Arc<Sha
     shared.end(ended);
 }
 
+/// Reads up to the greeting. QEMU can broadcast an event (a VNC client
+/// leaving, say) on a socket it has just accepted before it writes the
+/// greeting there; such an event belongs to no session of ours and is
+/// dropped. Anything else first is not QMP.
+async fn read_greeting(reader: &mut BufReader<OwnedReadHalf>) -> Result<(), QmpError> {
+    loop {
+        match read_message(reader).await? {
+            Message::Greeting { .. } => return Ok(()),
+            Message::Event(_) => continue,
+            _ => return Err(QmpError::Protocol("expected the QMP greeting".into())),
+        }
+    }
+}
+
 impl Qmp {
     /// Connects and negotiates, or `None` when QEMU has not created or is
     /// not yet listening on the socket (the caller retries).
@@ -389,15 +403,12 @@ impl Qmp {
     async fn handshake(stream: UnixStream) -> Result<Self, QmpError> {
         let (r, w) = stream.into_split();
         let mut reader = BufReader::new(r);
-        let greeting = tokio::time::timeout(COMMAND_TIMEOUT, read_message(&mut reader))
+        tokio::time::timeout(COMMAND_TIMEOUT, read_greeting(&mut reader))
             .await
             .map_err(|_| QmpError::Timeout {
                 command: "(greeting)".into(),
                 timeout: COMMAND_TIMEOUT,
             })??;
-        if !matches!(greeting, Message::Greeting { .. }) {
-            return Err(QmpError::Protocol("expected the QMP greeting".into()));
-        }
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
             event_arrived: Notify::new(),
@@ -653,8 +664,9 @@ mod tests {
         assert!(matches!(m, Message::Greeting { .. }));
     }
 
-    /// A fake QEMU on a socket pair: events interleaved with answers, an
-    /// error with its desc, a stale answer skipped by id.
+    /// A fake QEMU on a socket pair: an event before the greeting dropped,
+    /// events interleaved with answers, an error with its desc, a stale
+    /// answer skipped by id.
     #[tokio::test]
     async fn events_interleaved_with_answers() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -664,9 +676,13 @@ mod tests {
             let (s, _) = listener.accept().await.expect("accepts");
             let (r, mut w) = s.into_split();
             let mut r = BufReader::new(r).lines();
-            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
-                .await
-                .expect("writes");
+            // As QEMU can: an event broadcast before this socket's greeting.
+            w.write_all(
+                b"{\"timestamp\": {}, \"event\": \"VNC_DISCONNECTED\", \"data\": {}}\r\n\
+                  {\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n",
+            )
+            .await
+            .expect("writes");
             let mut seen = Vec::new();
             while let Ok(Some(line)) = r.next_line().await {
                 let req: Value = serde_json::from_str(&line).expect("json");
