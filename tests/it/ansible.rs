@@ -232,15 +232,37 @@ fn scratch_dirs_of(pid: u32) -> Vec<String> {
 }
 
 /// One build runs both provisioners: `ansible` from the host writes a file
-/// (through SCP: the guest has no sftp-server) with the build's extra vars,
-/// then ansible-core is put in the guest and `ansible-local` runs a role
-/// with group vars; a shell provisioner shows both files.
+/// (through SCP: the guest has no sftp-server) with the build's extra vars;
+/// a second `ansible` installs a role from a `galaxy_file` (a local role
+/// tarball: no network here) into `roles_path` and keeps its inventory in
+/// `inventory_directory`; then ansible-core is put in the guest and
+/// `ansible-local` runs a role with group vars; a shell provisioner shows
+/// the three files.
 #[test]
 fn vm_ansible_and_ansible_local_provision_the_python_guest() {
     let _vm = vm_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let fx = crate::support::fixtures().join("ansible");
     let bundle = ansible_core_bundle();
+    let role_tarball = dir.path().join("galaxy-role.tar.gz");
+    let packed = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&fx)
+        .arg("-czf")
+        .arg(&role_tarball)
+        .arg("galaxy-role")
+        .status()
+        .expect("tar runs");
+    assert!(packed.success());
+    let requirements = dir.path().join("requirements.yml");
+    std::fs::write(
+        &requirements,
+        format!("- src: {}\n  name: from_galaxy\n", role_tarball.display()),
+    )
+    .expect("write requirements");
+    let roles = dir.path().join("roles");
+    let inventory_dir = dir.path().join("inventory");
+    std::fs::create_dir(&inventory_dir).expect("mkdir");
     let template = python_template(
         dir.path(),
         "ansible-ok",
@@ -250,6 +272,15 @@ fn vm_ansible_and_ansible_local_provision_the_python_guest() {
                 "playbook_file": fx.join("remote.yml"),
                 "groups": ["web"],
                 "extra_arguments": ["-e", "greeting=hello-from-the-host"]
+            },
+            {
+                "type": "ansible",
+                "playbook_file": fx.join("galaxy.yml"),
+                "galaxy_file": requirements,
+                "roles_path": roles,
+                "ansible_env_vars": [format!("ANSIBLE_ROLES_PATH={}", roles.display())],
+                "keep_inventory_file": true,
+                "inventory_directory": inventory_dir
             },
             {"type": "file", "source": bundle, "destination": "/tmp/ansible-core.tgz"},
             {"type": "shell", "inline": INSTALL_ANSIBLE_IN_GUEST},
@@ -262,7 +293,7 @@ fn vm_ansible_and_ansible_local_provision_the_python_guest() {
                 "clean_staging_directory": true
             },
             {"type": "shell", "inline": [
-                "cat /root/from-ansible /root/from-ansible-local",
+                "cat /root/from-ansible /root/from-galaxy /root/from-ansible-local",
                 "echo staging entries: $(ls -A /tmp/packer-provisioner-ansible-local | wc -l)"
             ]}
         ]),
@@ -281,7 +312,98 @@ fn vm_ansible_and_ansible_local_provision_the_python_guest() {
     );
     assert!(t.contains("staging entries: 0"), "{t}");
     assert!(!t.contains("PRIVATE KEY"), "{t}");
+    // galaxy_file: the role went into roles_path, and the playbook used it.
+    assert!(roles.join("from_galaxy/tasks/main.yml").is_file(), "{t}");
+    assert!(t.contains("installed by ansible-galaxy for qemu"), "{t}");
+    // keep_inventory_file: the inventory outlives the build, where asked.
+    let kept: Vec<_> = std::fs::read_dir(&inventory_dir)
+        .expect("read inventory_directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}\n{t}");
+    assert!(
+        t.contains(&format!("Keeping the inventory file {}", kept[0].display())),
+        "{t}"
+    );
+    let inventory = std::fs::read_to_string(&kept[0]).expect("read the inventory");
+    assert!(
+        inventory.starts_with("default ansible_host=127.0.0.1 ansible_user=root ansible_port="),
+        "{inventory}"
+    );
     // The key file kiln gave ansible went with its scratch directory.
+    assert_eq!(scratch_dirs_of(pid), Vec::<String>::new());
+}
+
+/// The tiny guest has no Python and takes the build's password: ansible
+/// logs in through sshpass (a `raw` task), the password never on a command
+/// line or in the output. First without sshpass on PATH: the build fails at
+/// the provisioner with the hint and stops its VM; then the rerun, with
+/// sshpass, resumes from the install checkpoint the first one left.
+#[test]
+fn vm_ansible_logs_in_with_the_builds_password_through_sshpass() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fx = crate::support::fixtures().join("ansible");
+    let (iso, sum) = crate::vm::tiny_iso();
+    let password = "kiln-tiny";
+    let template = serde_json::json!({
+        "variables": {"password": password},
+        "sensitive-variables": ["password"],
+        "builders": [{
+            "type": "qemu", "vm_name": "sshpass", "accelerator": "tcg",
+            "iso_url": iso, "iso_checksum": format!("sha256:{sum}"),
+            "memory": 256, "disk_size": "1024M", "format": "qcow2", "headless": true,
+            "http_content": {
+                "/install.cfg": "disk=auto\nusername=root\npassword={{user `password`}}\nfinish=reboot\n"
+            },
+            "boot_wait": "5s",
+            "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
+            "ssh_username": "root", "ssh_password": "{{user `password`}}",
+            "ssh_timeout": "5m", "shutdown_command": "poweroff"
+        }],
+        "provisioners": [
+            {"type": "ansible", "playbook_file": fx.join("raw.yml")},
+            {"type": "shell", "inline": ["cat /root/from-sshpass"]}
+        ]
+    });
+    let path = dir.path().join("t.json");
+    std::fs::write(&path, template.to_string()).expect("write template");
+
+    // PATH: the venv and every program of /usr/bin but sshpass.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    for entry in std::fs::read_dir("/usr/bin")
+        .expect("read /usr/bin")
+        .flatten()
+    {
+        if entry.file_name() != "sshpass" {
+            std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).expect("symlink");
+        }
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin");
+    let out = build_in(dir.path(), &[], &path)
+        .env("PATH", format!("{venv}:{}", bin.display()))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("ansible needs `sshpass` on the host"), "{t}");
+    assert!(t.contains("apt-get install sshpass"), "{t}");
+    assert!(
+        crate::vm::qemu_processes_in(dir.path()).is_empty(),
+        "the VM is stopped"
+    );
+
+    let (out, pid) = build_with_venv(dir.path(), &path);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("from the install checkpoint"), "{t}");
+    assert!(t.contains("TASK [write a file without Python]"), "{t}");
+    assert!(t.contains("written over a password login"), "{t}");
+    assert!(!t.contains(password), "the password is printed:\n{t}");
+    // The 0600 vars file holding the password went with the scratch directory.
     assert_eq!(scratch_dirs_of(pid), Vec::<String>::new());
 }
 
