@@ -5,6 +5,7 @@ mod ansible;
 mod cache;
 mod checkpoint;
 mod cli;
+mod cloud_harness;
 mod django;
 mod fmt;
 mod gce;
