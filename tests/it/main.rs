@@ -9,6 +9,7 @@ mod cloud_harness;
 mod django;
 mod fmt;
 mod gce;
+mod gce_export;
 mod gce_import;
 mod hcl;
 mod hostile;
