@@ -299,7 +299,7 @@ fn decode_googlecompute_import(f: &mut Fields<'_>) -> Option<GoogleComputeImport
         image_description: f.string("image_description").unwrap_or_default(),
         image_family: f.string("image_family").filter(|s| !s.is_empty()),
         image_labels: f.string_map("image_labels").unwrap_or_default(),
-        image_guest_os_features: f.string_list("image_guest_os_features").unwrap_or_default(),
+        image_guest_os_features: super::googlecompute::guest_os_features(f),
         image_storage_locations: f.string_list("image_storage_locations").unwrap_or_default(),
         skip_clean: f.bool("skip_clean").unwrap_or(false),
         project_id: project_id?,

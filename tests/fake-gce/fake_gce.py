@@ -101,6 +101,12 @@ RELAY = os.path.join(HERE, "relay.py")
 PUBLIC_PROJECT = "ubuntu-os-cloud"
 PUBLIC_FAMILY = "ubuntu-1604-lts"
 PUBLIC_IMAGE = "ubuntu-1604-xenial-v20201014"
+# compute v1's GuestOsFeature.type values; images.insert refuses others.
+GUEST_OS_FEATURES = {
+    "BARE_METAL_LINUX_COMPATIBLE", "CCA_CAPABLE", "GVNIC", "IDPF", "MULTI_IP_SUBNET", "SECURE_BOOT",
+    "SEV_CAPABLE", "SEV_LIVE_MIGRATABLE", "SEV_LIVE_MIGRATABLE_V2", "SEV_SNP_CAPABLE", "SNP_SVSM_CAPABLE",
+    "SUSPEND_RESUME_COMPATIBLE", "TDX_CAPABLE", "UEFI_COMPATIBLE", "VIRTIO_SCSI_MULTIQUEUE", "WINDOWS",
+}
 # The image Packer's googlecompute-export boots its exporter from.
 WORKER_PROJECT = "compute-image-tools"
 WORKER_FAMILY = "debian-9-worker"
@@ -474,6 +480,9 @@ class Emulator:
             raise ApiError(400, "invalid", f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'")
         if (project, name) in self.images:
             raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/global/images/{name}' already exists")
+        for i, feature in enumerate(body.get("guestOsFeatures") or []):
+            if feature.get("type") not in GUEST_OS_FEATURES:
+                raise ApiError(400, "invalid", f"Invalid value for field 'resource.guestOsFeatures[{i}].type': '{feature.get('type')}'. Value must be one of {sorted(GUEST_OS_FEATURES)}")
         if "rawDisk" in body:
             return self.image_insert_raw(project, name, body)
         source = body.get("sourceDisk", "")

@@ -339,3 +339,31 @@ fn impersonating_an_account_the_key_may_not_use_fails_before_anything_is_made() 
     assert_eq!(state["callers"], serde_json::json!([]), "{state}");
     assert_nothing_left(&gce);
 }
+
+#[test]
+fn an_unknown_guest_os_feature_is_named_with_the_known_ones_at_validation() {
+    let dir = founding_template();
+    let path = dir.path().join("ubuntu.json");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("template")).expect("JSON");
+    template["builders"][0]["image_guest_os_features"] =
+        serde_json::json!(["GVNIC", "UEFI_COMPATIBEL"]);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&template).expect("JSON"),
+    )
+    .expect("write");
+    let out = crate::support::run_in(
+        dir.path(),
+        &["validate", "-var-file=variables.json", "ubuntu.json"],
+    );
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("image_guest_os_features: `UEFI_COMPATIBEL` is not a GCE guest OS feature; known: BARE_METAL_LINUX_COMPATIBLE, CCA_CAPABLE, GVNIC, IDPF, MULTI_IP_SUBNET, SECURE_BOOT,"),
+        "{log}"
+    );
+    assert!(log.contains("did you mean `UEFI_COMPATIBLE`?"), "{log}");
+    // At the bad item itself (serde_json writes the keys sorted).
+    assert!(log.contains("ubuntu.json:19:9"), "{log}");
+}

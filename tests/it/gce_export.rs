@@ -315,8 +315,8 @@ fn validate_names_bad_and_missing_paths() {
 }
 
 /// The founding template's first stage, as a builder that impersonates an
-/// image-builder account, followed by an export of its image: one guest
-/// boot for both.
+/// image-builder account and names guest OS features, followed by an
+/// export of its image: one guest boot for the three.
 #[test]
 fn vm_kiln_build_impersonates_and_exports_its_image() {
     let _lock = crate::vm::vm_lock();
@@ -341,6 +341,8 @@ fn vm_kiln_build_impersonates_and_exports_its_image() {
     let mut template: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("template")).expect("JSON");
     template["builders"][0]["impersonate_service_account"] = BUILDER_SA.into();
+    template["builders"][0]["image_guest_os_features"] =
+        serde_json::json!(["UEFI_COMPATIBLE", "GVNIC"]);
     template["post-processors"] = serde_json::json!([{
         "type": "googlecompute-export",
         "impersonate_service_account": BUILDER_SA,
@@ -374,6 +376,11 @@ fn vm_kiln_build_impersonates_and_exports_its_image() {
         .find(|i| i["family"] == "reddit-base")
         .unwrap_or_else(|| panic!("no reddit-base image: {state}"))
         .clone();
+    assert_eq!(
+        image["guestOsFeatures"],
+        serde_json::json!([{"type": "UEFI_COMPATIBLE"}, {"type": "GVNIC"}]),
+        "{image}"
+    );
     assert!(
         log.contains(&format!(
             "Exported artifacts in: [gs://{BUCKET}/reddit-base.tar.gz]"
