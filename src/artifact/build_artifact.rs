@@ -17,6 +17,7 @@ pub mod ids {
     pub const CHECKSUM: &str = "packer.post-processor.checksum";
     pub const AMAZON_IMPORT: &str = "packer.post-processor.amazon-import";
     pub const GOOGLECOMPUTE: &str = "packer.googlecompute";
+    pub const GOOGLECOMPUTE_EXPORT: &str = "packer.post-processor.googlecompute-export";
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +100,11 @@ impl Artifact {
                 "A disk image was created in the {} project: {}",
                 self.state.get("ProjectId").map_or("", String::as_str),
                 self.id
+            ),
+            // Packer prints the paths as a Go slice.
+            ids::GOOGLECOMPUTE_EXPORT => format!(
+                "Exported artifacts in: {}",
+                self.state.get("Paths").map_or("[]", String::as_str)
             ),
             _ => format!("files: {}", files()),
         }

@@ -21,6 +21,8 @@ pub struct GoogleComputeConfig {
     pub image_labels: BTreeMap<String, String>,
     pub image_licenses: Vec<String>,
     pub image_storage_locations: Vec<String>,
+    /// `guestOsFeatures` of the image, each one of `GUEST_OS_FEATURES`.
+    pub image_guest_os_features: Vec<String>,
     pub instance_name: Option<String>,
     pub machine_type: String,
     pub disk_size_gb: u64,
@@ -66,6 +68,65 @@ fn is_gce_name(s: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
+/// compute v1's `GuestOsFeature.type` values (its discovery document);
+/// GCE refuses any other with a 400 after the build has run.
+pub const GUEST_OS_FEATURES: &[&str] = &[
+    "BARE_METAL_LINUX_COMPATIBLE",
+    "CCA_CAPABLE",
+    "GVNIC",
+    "IDPF",
+    "MULTI_IP_SUBNET",
+    "SECURE_BOOT",
+    "SEV_CAPABLE",
+    "SEV_LIVE_MIGRATABLE",
+    "SEV_LIVE_MIGRATABLE_V2",
+    "SEV_SNP_CAPABLE",
+    "SNP_SVSM_CAPABLE",
+    "SUSPEND_RESUME_COMPATIBLE",
+    "TDX_CAPABLE",
+    "UEFI_COMPATIBLE",
+    "VIRTIO_SCSI_MULTIQUEUE",
+    "WINDOWS",
+];
+
+/// `image_guest_os_features`, each checked against GCE's known values (an
+/// error names the bad one and lists them).
+pub fn guest_os_features(f: &mut Fields<'_>) -> Vec<String> {
+    let features = f.string_list("image_guest_os_features").unwrap_or_default();
+    for feature in features
+        .iter()
+        .filter(|v| !GUEST_OS_FEATURES.contains(&v.as_str()))
+    {
+        let span = item_span(f, "image_guest_os_features", feature);
+        let hint =
+            crate::template::diagnostic::did_you_mean(feature, GUEST_OS_FEATURES.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"));
+        f.error_at(
+            span,
+            format!(
+                "image_guest_os_features: `{feature}` is not a GCE guest OS feature; known: {}",
+                GUEST_OS_FEATURES.join(", ")
+            ),
+        )
+        .hint = hint;
+    }
+    features
+}
+
+/// The span of the list item `value` of `key` (the key's value when the
+/// list was written as a comma-separated string).
+fn item_span(f: &mut Fields<'_>, key: &'static str, value: &str) -> crate::template::json::Span {
+    use crate::template::json::Value;
+    let whole = f.span_of(key).unwrap_or_default();
+    match f.raw(key).map(|n| &n.value) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .find(|i| matches!(&i.value, Value::String(s) if s == value))
+            .map_or(whole, |i| i.span),
+        _ => whole,
+    }
+}
+
 const DEFAULT_SCOPES: &[&str] = &[
     "https://www.googleapis.com/auth/userinfo.email",
     "https://www.googleapis.com/auth/compute",
@@ -88,6 +149,7 @@ impl GoogleComputeConfig {
         let image_labels = f.string_map("image_labels").unwrap_or_default();
         let image_licenses = f.string_list("image_licenses").unwrap_or_default();
         let image_storage_locations = f.string_list("image_storage_locations").unwrap_or_default();
+        let image_guest_os_features = guest_os_features(f);
         let _ = f.raw("image_encryption_key");
         let instance_name = f.string("instance_name").filter(|s| !s.is_empty());
         let machine_type = f
@@ -204,6 +266,7 @@ impl GoogleComputeConfig {
             image_labels,
             image_licenses,
             image_storage_locations,
+            image_guest_os_features,
             instance_name,
             machine_type,
             disk_size_gb,

@@ -1,5 +1,6 @@
 //! Post-processors: `vagrant`, `checksum`, `manifest`, `compress`,
-//! `shell-local`, `amazon-import`, `googlecompute-import`, each a step of a chain that takes the
+//! `shell-local`, `amazon-import`, `googlecompute-import`, `googlecompute-export`, each a step
+//! of a chain that takes the
 //! previous artifact.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ pub const POST_PROCESSOR_TYPES: &[&str] = &[
     "shell-local",
     "amazon-import",
     "googlecompute-import",
+    "googlecompute-export",
 ];
 
 pub const VAGRANT_PROVIDERS: &[&str] = &[
@@ -297,7 +299,7 @@ fn decode_googlecompute_import(f: &mut Fields<'_>) -> Option<GoogleComputeImport
         image_description: f.string("image_description").unwrap_or_default(),
         image_family: f.string("image_family").filter(|s| !s.is_empty()),
         image_labels: f.string_map("image_labels").unwrap_or_default(),
-        image_guest_os_features: f.string_list("image_guest_os_features").unwrap_or_default(),
+        image_guest_os_features: super::googlecompute::guest_os_features(f),
         image_storage_locations: f.string_list("image_storage_locations").unwrap_or_default(),
         skip_clean: f.bool("skip_clean").unwrap_or(false),
         project_id: project_id?,
@@ -307,10 +309,71 @@ fn decode_googlecompute_import(f: &mut Fields<'_>) -> Option<GoogleComputeImport
     })
 }
 
+/// Packer's `googlecompute-export` keys (the exporter instance's settings;
+/// the project, image and default zone come from the builder's artifact).
+#[derive(Debug, Clone)]
+pub struct GoogleComputeExportConfig {
+    pub access: GceAccess,
+    /// `gs://BUCKET/OBJECT` paths, the first written by the exporter, the
+    /// others copied from it.
+    pub paths: Vec<String>,
+    pub disk_size_gb: u64,
+    pub disk_type: String,
+    pub machine_type: String,
+    pub network: String,
+    pub subnetwork: Option<String>,
+    pub zone: Option<String>,
+    pub service_account_email: Option<String>,
+}
+
+/// `gs://bucket/object`, with an object name that is not a folder.
+fn is_gcs_object_path(path: &str) -> bool {
+    path.strip_prefix("gs://")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(bucket, object)| {
+            !bucket.is_empty() && !object.is_empty() && !object.ends_with('/')
+        })
+}
+
+fn decode_googlecompute_export(f: &mut Fields<'_>) -> Option<GoogleComputeExportConfig> {
+    let access = decode_gce_access(f);
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let paths = f.string_list("paths").unwrap_or_default();
+    let mut bad = false;
+    if paths.is_empty() {
+        f.error("paths is required: the GCS objects the image is exported to")
+            .hint = Some("e.g. \"paths\": [\"gs://my-bucket/images/my-image.tar.gz\"]".into());
+        bad = true;
+    }
+    for path in paths.iter().filter(|p| !is_gcs_object_path(p)) {
+        let span = f.span_of("paths").unwrap_or_default();
+        f.error_at(
+            span,
+            format!("paths: `{path}` is not a Cloud Storage object (gs://BUCKET/OBJECT)"),
+        )
+        .hint = Some("e.g. gs://my-bucket/images/my-image.tar.gz".into());
+        bad = true;
+    }
+    let subnetwork = non_empty(f.string("subnetwork"));
+    let config = GoogleComputeExportConfig {
+        access,
+        disk_size_gb: f.u64("disk_size").filter(|&n| n > 0).unwrap_or(200),
+        disk_type: non_empty(f.string("disk_type")).unwrap_or_else(|| "pd-ssd".into()),
+        machine_type: non_empty(f.string("machine_type")).unwrap_or_else(|| "n1-highcpu-4".into()),
+        network: non_empty(f.string("network")).unwrap_or_else(|| "default".into()),
+        subnetwork,
+        zone: non_empty(f.string("zone")),
+        service_account_email: non_empty(f.string("service_account_email")),
+        paths,
+    };
+    (!bad).then_some(config)
+}
+
 #[derive(Debug, Clone)]
 pub enum PostProcessorKind {
     AmazonImport(Box<AmazonImportConfig>),
     GoogleComputeImport(Box<GoogleComputeImportConfig>),
+    GoogleComputeExport(Box<GoogleComputeExportConfig>),
     Vagrant(VagrantConfig),
     Checksum(ChecksumConfig),
     Manifest(ManifestConfig),
@@ -543,6 +606,9 @@ impl PostProcessorKind {
             "amazon-import" => decode_amazon_import(f).map(|c| Self::AmazonImport(Box::new(c))),
             "googlecompute-import" => {
                 decode_googlecompute_import(f).map(|c| Self::GoogleComputeImport(Box::new(c)))
+            }
+            "googlecompute-export" => {
+                decode_googlecompute_export(f).map(|c| Self::GoogleComputeExport(Box::new(c)))
             }
             _ => None,
         }

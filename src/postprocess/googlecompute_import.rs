@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::artifact::{Artifact, DiskFormat};
-use crate::cloud::gce::auth::iam_credentials_endpoint;
 use crate::cloud::gce::storage::{self, StorageClient, UploadError};
-use crate::cloud::gce::{
-    ComputeClient, Credentials, GceError, ImageSpec, TokenSource, compute_endpoint_from,
-};
-use crate::config::post_processor::{GceAccess, GoogleComputeImportConfig};
+use crate::cloud::gce::{ComputeClient, GceError, ImageSpec};
+use crate::config::post_processor::GoogleComputeImportConfig;
+
+use super::google_session::{SessionError, connect};
 
 use super::compress::{Codec, Entry, Format, pack};
 use super::{PostProcessContext, PostProcessError, StepOutput};
@@ -30,18 +29,8 @@ const IMAGE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{key}: cannot read the credentials")]
-    ReadCredentials {
-        key: &'static str,
-        #[source]
-        source: GceError,
-    },
-    #[error("Google refused the credentials ({who})")]
-    BadCredentials {
-        who: String,
-        #[source]
-        source: GceError,
-    },
+    #[error(transparent)]
+    Session(#[from] SessionError),
     #[error(
         "bucket: `{bucket}` does not exist or this account cannot see it\n  = hint: create it (`gcloud storage buckets create gs://{bucket} --project {project}`) or grant the account roles/storage.objectAdmin on it"
     )]
@@ -85,42 +74,6 @@ impl From<ImportError> for PostProcessError {
     }
 }
 
-/// The credentials the post-processor's keys name, else application
-/// default credentials.
-fn credentials(
-    access: &GceAccess,
-    ctx: &PostProcessContext,
-) -> Result<Credentials, PostProcessError> {
-    let own = own_credentials(access, ctx)?;
-    Ok(match &access.impersonate_service_account {
-        Some(target) => Credentials::Impersonated {
-            source: Box::new(own),
-            target: target.clone(),
-            endpoint: iam_credentials_endpoint(&|k| ctx.env_var(k)),
-        },
-        None => own,
-    })
-}
-
-fn own_credentials(
-    access: &GceAccess,
-    ctx: &PostProcessContext,
-) -> Result<Credentials, PostProcessError> {
-    let pwd = &ctx.pwd;
-    let read =
-        |key| move |source| PostProcessError::from(ImportError::ReadCredentials { key, source });
-    if let Some(token) = &access.access_token {
-        Ok(Credentials::AccessToken(token.clone()))
-    } else if let Some(json) = &access.credentials_json {
-        Credentials::from_json(json, "credentials_json").map_err(read("credentials_json"))
-    } else if let Some(file) = &access.account_file {
-        Credentials::from_file(&pwd.join(file)).map_err(read("account_file"))
-    } else {
-        Credentials::application_default_from(&|k| ctx.env_var(k))
-            .map_err(read("application default credentials"))
-    }
-}
-
 pub async fn run(
     config: &GoogleComputeImportConfig,
     input: &Artifact,
@@ -128,31 +81,17 @@ pub async fn run(
 ) -> Result<StepOutput, PostProcessError> {
     let say = |line: &str| ctx.reporter.info(&ctx.build_name, line);
     let env = |k: &str| ctx.env_var(k);
-    let credentials = credentials(&config.access, ctx)?;
-    let who = credentials.describe();
-    // Built in-process (tests, library use) there is no provider yet.
-    crate::iso::install_crypto_provider();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .build()
-        .map_err(|e| PostProcessError::Unsupported(format!("cannot make an HTTP client: {e}")))?;
-    let scopes = SCOPES.iter().map(|s| (*s).to_owned()).collect();
-    let tokens = TokenSource::new(credentials, scopes, http.clone());
     // Bad credentials fail here, before anything is converted or uploaded.
-    tokens
-        .token()
+    let session = connect(&config.access, None, &config.project_id, SCOPES, ctx)
         .await
-        .map_err(|source| ImportError::BadCredentials {
-            who: who.clone(),
-            source,
-        })?;
-    let compute = ComputeClient::new(
-        config.project_id.clone(),
-        compute_endpoint_from(&env),
-        tokens,
-        http.clone(),
+        .map_err(ImportError::from)?;
+    let compute = session.compute;
+    let gcs = StorageClient::new(
+        storage::storage_endpoint(&env),
+        compute.tokens(),
+        session.http,
     );
-    let gcs = StorageClient::new(storage::storage_endpoint(&env), compute.tokens(), http);
+    let who = session.who;
     say(&format!("Using {who}"));
 
     let bucket = &config.bucket;

@@ -17,6 +17,8 @@ mod amazon_import;
 mod checksum;
 mod compress;
 mod convert_disk;
+mod google_session;
+mod googlecompute_export;
 mod googlecompute_import;
 mod manifest;
 pub mod pgzip;
@@ -172,6 +174,8 @@ pub enum PostProcessError {
     AmazonImport(#[source] Box<amazon_import::ImportError>),
     #[error("googlecompute-import")]
     GoogleComputeImport(#[source] Box<googlecompute_import::ImportError>),
+    #[error("googlecompute-export")]
+    GoogleComputeExport(#[source] Box<googlecompute_export::ExportError>),
     #[error("interrupted")]
     Cancelled,
 }
@@ -313,6 +317,7 @@ async fn run_one(
         PostProcessorKind::ShellLocal(c) => shell_local::run(c, input, ctx).await,
         PostProcessorKind::AmazonImport(c) => amazon_import::run(c, input, ctx).await,
         PostProcessorKind::GoogleComputeImport(c) => googlecompute_import::run(c, input, ctx).await,
+        PostProcessorKind::GoogleComputeExport(c) => googlecompute_export::run(c, input, ctx).await,
     }
 }
 

@@ -194,6 +194,11 @@ fn post_processor(
                 "{name}: an imported image cannot be checked from here"
             )));
         }
+        PostProcessorKind::GoogleComputeExport(_) => {
+            return Err(Untracked(format!(
+                "{name}: an exported object in Cloud Storage cannot be checked from here"
+            )));
+        }
         PostProcessorKind::Checksum(_)
         | PostProcessorKind::Manifest(_)
         | PostProcessorKind::Compress(_) => {}

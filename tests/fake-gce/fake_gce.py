@@ -30,6 +30,23 @@ get/media/delete, and GCS's error bodies. images.insert takes a
 BUCKET/OBJECT): a GNU-format .tar.gz holding `disk.raw`, which becomes the
 image's qcow2. Point clients at it with STORAGE_EMULATOR_HOST=127.0.0.1:PORT.
 
+googlecompute-export: an instance booted from the worker image
+(compute-image-tools, family debian-9-worker) is an exporter. It boots no
+guest: the emulator performs what the startup script Packer puts in its
+metadata does with gcloud and gsutil (create the disk NAME-toexport from
+metadata `image_name`, attach it as `toexport`, dump it as disk.raw in a
+GNU .tar.gz, `tar --format=oldgnu -Sczf` as Google documents, copy it to
+each of the space-separated gs:// `paths`, detach and delete the disk),
+writes its log to the serial port, and sets the instance's metadata
+`startup-script-status` to `done`, or `error` after copying its log to
+PATH.exporter.log when a step fails. Each step changes the emulator's state
+as the API call would, so an interrupted export leaves what GCE would leave.
+--fail export=script fails the dump; FAKE_GCE_HOLD_EXPORT=1 holds the
+export (disk attached) until the instance is deleted.
+
+--image PROJECT/NAME=FILE adds an image made from a disk file (any format
+qemu-img reads), for tests that need an image without a build.
+
 Usage:
   fake_gce.py [--iso PATH] [--cache DIR] [--state DIR]
               [--write-key PATH] [--write-unknown-key PATH]
@@ -84,6 +101,16 @@ RELAY = os.path.join(HERE, "relay.py")
 PUBLIC_PROJECT = "ubuntu-os-cloud"
 PUBLIC_FAMILY = "ubuntu-1604-lts"
 PUBLIC_IMAGE = "ubuntu-1604-xenial-v20201014"
+# compute v1's GuestOsFeature.type values; images.insert refuses others.
+GUEST_OS_FEATURES = {
+    "BARE_METAL_LINUX_COMPATIBLE", "CCA_CAPABLE", "GVNIC", "IDPF", "MULTI_IP_SUBNET", "SECURE_BOOT",
+    "SEV_CAPABLE", "SEV_LIVE_MIGRATABLE", "SEV_LIVE_MIGRATABLE_V2", "SEV_SNP_CAPABLE", "SNP_SVSM_CAPABLE",
+    "SUSPEND_RESUME_COMPATIBLE", "TDX_CAPABLE", "UEFI_COMPATIBLE", "VIRTIO_SCSI_MULTIQUEUE", "WINDOWS",
+}
+# The image Packer's googlecompute-export boots its exporter from.
+WORKER_PROJECT = "compute-image-tools"
+WORKER_FAMILY = "debian-9-worker"
+WORKER_IMAGE = "debian-9-worker-v20200914"
 # Part of the base image's cache key with the ISO and the agent: bump it when
 # install_tiny_system or add_guest_agent changes what the image holds (the
 # rest of this file may change without rebuilding it).
@@ -323,6 +350,7 @@ class Emulator:
         self.next_id = random.randint(10**17, 10**18)
         self.all_pids = []
         self.tokens_issued = 0
+        self.instances_created = 0  # instances.insert calls accepted
         self.buckets = {}  # name -> bucket resource
         self.objects = {}  # (bucket, name) -> object resource (+ _path)
         self.sessions = {}  # upload_id -> dict
@@ -343,6 +371,16 @@ class Emulator:
             # API-only runs: the image is listed but has no disk, so no
             # instance can boot from it (errors that come first still can).
             self.add_image(PUBLIC_PROJECT, public_image, None)
+        # The exporter's worker: never booted, so it needs no disk.
+        self.add_image(WORKER_PROJECT, {"name": WORKER_IMAGE, "family": WORKER_FAMILY,
+                                        "description": "Debian 9 worker (fake-gce runs its exports itself)"}, None)
+        self.hold_export = os.environ.get("FAKE_GCE_HOLD_EXPORT") == "1"
+        for spec in args.image:
+            where, _, source = spec.partition("=")
+            project, _, name = where.partition("/")
+            path = os.path.join(self.state_dir, "images", f"{project}-{name}.qcow2")
+            subprocess.run(["qemu-img", "convert", "-O", "qcow2", source, path], check=True, capture_output=True)
+            self.add_image(project, {"name": name}, path)
 
     def new_id(self):
         self.next_id += 1
@@ -442,6 +480,9 @@ class Emulator:
             raise ApiError(400, "invalid", f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'")
         if (project, name) in self.images:
             raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/global/images/{name}' already exists")
+        for i, feature in enumerate(body.get("guestOsFeatures") or []):
+            if feature.get("type") not in GUEST_OS_FEATURES:
+                raise ApiError(400, "invalid", f"Invalid value for field 'resource.guestOsFeatures[{i}].type': '{feature.get('type')}'. Value must be one of {sorted(GUEST_OS_FEATURES)}")
         if "rawDisk" in body:
             return self.image_insert_raw(project, name, body)
         source = body.get("sourceDisk", "")
@@ -624,6 +665,7 @@ class Emulator:
         if size_gb < int(image["diskSizeGb"]):
             raise ApiError(400, "invalid", f"Invalid value for field 'resource.disks[0].initializeParams.diskSizeGb': '{size_gb}'. Requested disk size cannot be smaller than the image size ({image['diskSizeGb']} GB)")
         link = self.link(project, "zones", zone, "instances", name)
+        self.instances_created += 1
         inst_id = self.new_id()
         op = self.operation(project, zone, "insert", link, inst_id)
         failure = self.failures.get("instances.insert")
@@ -632,11 +674,13 @@ class Emulator:
             self.op_done(op, {"code": "QUOTA_EXCEEDED",
                               "message": f"Quota 'CPUS' exceeded.  Limit: 0.0 in region {region}."}, 403)
             return op
-        if not image["_path"]:
+        exporter = m.groups() == (WORKER_PROJECT, WORKER_IMAGE)
+        if not image["_path"] and not exporter:
             raise ApiError(400, "invalid", f"fake-gce was started with --no-base-image: image '{source}' has no disk to boot")
         disk_path = os.path.join(self.state_dir, "disks", f"{project}-{zone}-{disk_name}.qcow2")
         os.makedirs(os.path.dirname(disk_path), exist_ok=True)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", image["_path"], "-F", "qcow2", disk_path, f"{size_gb}G"], check=True)
+        backing = ["-b", image["_path"], "-F", "qcow2"] if image["_path"] else []
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *backing, disk_path, f"{size_gb}G"], check=True)
         disk = {
             "kind": "compute#disk", "id": self.new_id(), "creationTimestamp": now_rfc3339(), "name": disk_name,
             "sizeGb": str(size_gb), "zone": self.link(project, "zones", zone), "status": "READY",
@@ -646,7 +690,7 @@ class Emulator:
             "users": [link], "_path": disk_path,
         }
         self.disks[(project, zone, disk_name)] = disk
-        inst = Instance(self, project, zone, name, inst_id, body, disk)
+        inst = (Exporter if exporter else Instance)(self, project, zone, name, inst_id, body, disk)
         self.instances[(project, zone, name)] = inst
 
         def work():
@@ -702,6 +746,37 @@ class Emulator:
         self.in_background(work)
         return op
 
+    def disk_from_image(self, project, zone, name, image_name, user):
+        """`gcloud compute disks create NAME --image IMAGE`: a disk whose
+        content is the image's, in use by `user` once attached."""
+        image = self.images.get((project, image_name))
+        if image is None or not image["_path"]:
+            raise ApiError(404, "notFound", f"The resource 'projects/{project}/global/images/{image_name}' was not found")
+        if (project, zone, name) in self.disks:
+            raise ApiError(409, "alreadyExists", f"The resource 'projects/{project}/zones/{zone}/disks/{name}' already exists")
+        path = os.path.join(self.state_dir, "disks", f"{project}-{zone}-{name}.qcow2")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", image["_path"], "-F", "qcow2", path], check=True)
+        disk = {
+            "kind": "compute#disk", "id": self.new_id(), "creationTimestamp": now_rfc3339(), "name": name,
+            "sizeGb": image["diskSizeGb"], "zone": self.link(project, "zones", zone), "status": "READY",
+            "selfLink": self.link(project, "zones", zone, "disks", name),
+            "sourceImage": image["selfLink"], "sourceImageId": image["id"],
+            "type": self.link(project, "zones", zone, "diskTypes", "pd-standard"),
+            "users": [user], "_path": path,
+        }
+        self.disks[(project, zone, name)] = disk
+        return disk
+
+    def put_object(self, bucket, name, source, content_type):
+        """An object with `source`'s bytes (gsutil cp)."""
+        self.bucket_get(bucket)
+        path = os.path.join(self.state_dir, "gcs", f"object-{secrets.token_hex(8)}")
+        shutil.copyfile(source, path)
+        session = {"bucket": bucket, "name": name, "path": path, "received": os.path.getsize(path),
+                   "content_type": content_type}
+        return self.upload_finish(session)
+
     def drop_disk(self, key):
         disk = self.disks.pop(key, None)
         if disk:
@@ -741,8 +816,10 @@ class Emulator:
                 "qemu_pids": sorted(i.proc.pid for i in self.instances.values() if i.proc and i.proc.poll() is None),
                 "all_qemu_pids": sorted(self.all_pids),
                 "tokens_issued": self.tokens_issued,
+                "instances_created": self.instances_created,
                 "buckets": sorted(self.buckets),
                 "objects": sorted(f"{b}/{n}" for b, n in self.objects),
+                "object_files": {f"{b}/{n}": o["_path"] for (b, n), o in self.objects.items()},
                 "gcs_requests": list(self.gcs_requests),
                 "callers": sorted(self.callers),
             }
@@ -1021,6 +1098,108 @@ class Instance:
         if self.metadata_server:
             self.metadata_server.shutdown()
             self.metadata_server = None
+        self.data["status"] = "TERMINATED"
+
+
+class Exporter(Instance):
+    """An instance of the worker image running googlecompute-export's
+    startup script: the emulator does what the script does (see the module
+    documentation) instead of booting a guest that would."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.killed = threading.Event()
+        self.serial = os.path.join(self.dir, "serial.log")
+        open(self.serial, "w").close()
+        self.lines = []
+
+    def start(self):
+        self.data["status"] = "RUNNING"
+        self.data["lastStartTimestamp"] = now_rfc3339()
+        threading.Thread(target=self.run_script, daemon=True).start()
+
+    def say(self, line):
+        self.lines.append(line)
+        with open(self.serial, "a") as f:
+            f.write(f"startup-script: {line}\n")
+        log(f"exporter {self.data['name']}: {line}")
+
+    def set_status(self, value):
+        with LOCK:
+            items = [i for i in self.data["metadata"].get("items") or [] if i.get("key") != "startup-script-status"]
+            items.append({"key": "startup-script-status", "value": value})
+            self.data["metadata"]["items"] = items
+            self.data["metadata"]["fingerprint"] = secrets.token_urlsafe(8)
+
+    def run_script(self):
+        emu, project = self.emu, self.project
+        zone = self.data["zone"].rsplit("/", 1)[-1]
+        image_name = self.metadata_value("image_name") or ""
+        name = self.metadata_value("name") or self.data["name"]
+        paths = (self.metadata_value("paths") or "").split()
+        disk_name = f"{name}-toexport"
+        work = os.path.join(self.dir, "export")
+        os.makedirs(work, exist_ok=True)
+        self.say(f"Image name - {image_name}; export paths - {' '.join(paths)}")
+        try:
+            self.say("Creating disk from image to be exported...")
+            with LOCK:
+                disk = emu.disk_from_image(project, zone, disk_name, image_name, self.data["selfLink"])
+                self.data["disks"].append({
+                    "kind": "compute#attachedDisk", "type": "PERSISTENT", "mode": "READ_WRITE",
+                    "source": disk["selfLink"], "deviceName": "toexport", "index": 1, "boot": False,
+                    "autoDelete": False, "interface": "SCSI", "diskSizeGb": disk["sizeGb"],
+                })
+            self.say("Attached the disk as toexport")
+            if emu.hold_export:
+                self.killed.wait()
+            if self.killed.is_set():
+                return
+            self.say("GCEExport: Running export tool.")
+            if emu.failures.get("export") == "script":
+                raise RuntimeError(f"ExportFailed: Failed to export disk source to {paths[0]}.")
+            raw = os.path.join(work, "disk.raw")
+            subprocess.run(["qemu-img", "convert", "-O", "raw", disk["_path"], raw], check=True, capture_output=True)
+            tarball = os.path.join(work, "root.tar.gz")
+            subprocess.run(["tar", "--format=oldgnu", "-Sczf", tarball, "-C", work, "disk.raw"], check=True, capture_output=True)
+            os.unlink(raw)
+            if self.killed.is_set():
+                return
+            for path in paths:
+                bucket, _, obj = path[len("gs://"):].partition("/")
+                self.say(f"Copying archive image to {path}...")
+                try:
+                    with LOCK:
+                        emu.put_object(bucket, obj, tarball, "application/x-gzip")
+                except ApiError as e:
+                    raise RuntimeError(f"Failed to copy image to {path}: {e.message}")
+            self.say("ExportSuccess")
+            with LOCK:
+                self.data["disks"] = [d for d in self.data["disks"] if d["source"] != disk["selfLink"]]
+                disk["users"] = []
+                emu.drop_disk((project, zone, disk_name))
+            self.set_status("done")
+        except (RuntimeError, ApiError, subprocess.CalledProcessError) as e:
+            self.say(str(getattr(e, "message", e)))
+            log_file = os.path.join(work, "exporter.log")
+            with open(log_file, "w") as f:
+                f.write("".join(line + "\n" for line in self.lines))
+            for path in paths:
+                bucket, _, obj = path[len("gs://"):].partition("/")
+                try:
+                    with LOCK:
+                        emu.put_object(bucket, obj + ".exporter.log", log_file, "text/plain")
+                except ApiError:
+                    pass
+            self.set_status("error")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def stop(self):
+        self.kill()
+
+    def kill(self):
+        self.killed.set()
         self.data["status"] = "TERMINATED"
 
 
@@ -1377,6 +1556,7 @@ def main():
     parser.add_argument("--service-account", action="append", default=[], help="an account any valid token may impersonate (IAM Credentials generateAccessToken)")
     parser.add_argument("--bucket", action="append", default=[], help="a Cloud Storage bucket that exists from the start")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="expires_in of the tokens it issues, in seconds")
+    parser.add_argument("--image", action="append", default=[], metavar="PROJECT/NAME=FILE", help="an image made from a disk file")
     parser.add_argument("--no-base-image", action="store_true", help="no base image: the public image has no disk (API-only tests, no VM)")
     args = parser.parse_args()
     args.fail += [f for f in os.environ.get("FAKE_GCE_FAIL", "").split(",") if f]

@@ -3,163 +3,13 @@
 //! upload, import, naming, tags and sharing, and each way it fails.
 //! State is checked with boto3 (`inspect_state.py`), not with kiln's client.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use kiln::artifact::{Artifact, Disk, DiskFormat};
-use kiln::postprocess::{PostProcessContext, run_chains};
-use kiln::ui::RecordingReporter;
 
-use crate::postprocess::{chains, context};
-
-const VENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv");
-const FAKE_AWS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-aws");
-
-/// One moto server for the whole test binary: moto takes 10–18 s to
-/// start on a loaded machine, so it is started once, lazily, with IAM
-/// authentication on (the key it prints is the one every test signs with).
-/// Tests stay independent by each using its own region and bucket (`Scope`).
-/// The server exits when its stdin closes, which happens when this process
-/// ends however it ends: no python is left behind.
-pub(crate) struct FakeAws {
-    pub(crate) url: String,
-    pub(crate) key: String,
-    pub(crate) secret: String,
-    pub(crate) log: PathBuf,
-    /// Held open for the process's life: closing it stops the server.
-    _stdin: Mutex<ChildStdin>,
-    _dir: tempfile::TempDir,
-}
-
-/// One test's corner of the shared server.
-pub(crate) struct Scope {
-    pub(crate) aws: &'static FakeAws,
-    pub(crate) region: &'static str,
-    pub(crate) bucket: &'static str,
-}
-
-static SHARED: OnceLock<FakeAws> = OnceLock::new();
-
-impl FakeAws {
-    fn shared() -> &'static Self {
-        SHARED.get_or_init(Self::start)
-    }
-
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("requests.log");
-        let mut child = Command::new(format!("{VENV}/bin/python"))
-            .arg(format!("{FAKE_AWS}/server.py"))
-            .args(["--auth", "--exit-on-stdin-eof"])
-            .env("FAKE_AWS_LOG", &log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts the fake AWS server");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        // moto imports slowly on a loaded machine: a generous bound.
-        let line = rx
-            .recv_timeout(Duration::from_secs(180))
-            .expect("the fake AWS server says it is ready");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
-        let port = ready["port"].as_u64().expect("port");
-        let text = |k: &str| ready[k].as_str().expect("--auth prints a key").to_owned();
-        // Reaped by the OS when this process ends; the server ends with it.
-        drop(child);
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            key: text("access_key_id"),
-            secret: text("secret_access_key"),
-            log,
-            _stdin: Mutex::new(stdin),
-            _dir: dir,
-        }
-    }
-}
-
-impl Scope {
-    /// The shared server, seen from `region` with `bucket` (both used by no
-    /// other test).
-    pub(crate) fn new(region: &'static str, bucket: &'static str) -> Self {
-        Self {
-            aws: FakeAws::shared(),
-            region,
-            bucket,
-        }
-    }
-
-    pub(crate) fn inspect(&self, args: &[&str]) -> serde_json::Value {
-        let aws = self.aws;
-        let out = Command::new(format!("{VENV}/bin/python"))
-            .arg(format!("{FAKE_AWS}/inspect_state.py"))
-            .args([&aws.url, &aws.key, &aws.secret])
-            .args(args)
-            .env("INSPECT_REGION", self.region)
-            .output()
-            .expect("runs inspect_state.py");
-        assert!(
-            out.status.success(),
-            "inspect {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
-    }
-
-    pub(crate) fn make_bucket(&self) {
-        self.inspect(&["make-bucket", self.bucket]);
-    }
-
-    /// This test's requests: to its bucket, or EC2 calls in its region.
-    pub(crate) fn requests(&self) -> Vec<serde_json::Value> {
-        let prefix = format!("/{}", self.bucket);
-        std::fs::read_to_string(&self.aws.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("log line is JSON"))
-            .filter(|r| {
-                r["bucket"] == self.bucket
-                    || r["path"]
-                        .as_str()
-                        .is_some_and(|p| p == prefix || p.starts_with(&format!("{prefix}/")))
-                    || (r["action"].is_string() && r["region"] == self.region)
-            })
-            .collect()
-    }
-
-    /// Waits (bounded) until a logged request satisfies `pred`.
-    fn wait_for_request(&self, pred: impl Fn(&serde_json::Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if self.requests().iter().any(&pred) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no such request within 120 s: {:#?}", self.requests());
-    }
-
-    /// The environment that points kiln at the server, in this region.
-    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.aws.url.clone()),
-            ("AWS_ACCESS_KEY_ID", self.aws.key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.aws.secret.clone()),
-            ("AWS_REGION", self.region.into()),
-        ]
-    }
-}
+use crate::cloud_harness::{Chains, Scope, recording_ctx, run_post_processors};
+use crate::postprocess::chains;
 
 /// A raw disk of `mib` MiB whose first sector ends with the MBR boot
 /// signature (what VM Import checks first) unless `bootable` is false.
@@ -186,11 +36,7 @@ fn disk_artifact(path: &Path, format: DiskFormat) -> Artifact {
     a
 }
 
-fn import_chain(
-    dir: &Path,
-    bucket: &str,
-    extra: &str,
-) -> Vec<Vec<kiln::config::post_processor::PostProcessor>> {
+fn import_chain(dir: &Path, bucket: &str, extra: &str) -> Chains {
     chains(
         dir,
         &format!(
@@ -198,33 +44,6 @@ fn import_chain(
                  "s3_key_name": "imports/disk.raw", "format": "raw"{extra}}}]"#
         ),
     )
-}
-
-fn run_import(
-    chains: &[Vec<kiln::config::post_processor::PostProcessor>],
-    artifact: Artifact,
-    ctx: &PostProcessContext,
-) -> Result<Vec<Artifact>, String> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(run_chains(chains, artifact, ctx))
-        .map_err(|e| kiln::error_chain::error_chain(&e, ": "))
-}
-
-/// A context whose environment is `env` (and HOME in `dir`, so no
-/// shared file of the machine is read).
-fn recording_ctx(
-    dir: &Path,
-    env: &[(&'static str, String)],
-) -> (PostProcessContext, Arc<RecordingReporter>) {
-    let reporter = Arc::new(RecordingReporter::new());
-    let mut ctx = context(dir, "run-1", reporter.clone());
-    let mut map: BTreeMap<String, String> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    map.insert("HOME".into(), dir.display().to_string());
-    ctx.env = Some(Arc::new(map));
-    (ctx, reporter)
 }
 
 #[test]
@@ -250,7 +69,7 @@ fn a_qcow2_disk_becomes_a_named_tagged_shared_ami() {
             "license_type": "BYOL", "tags": {"Project": "kiln", "Stage": "test"}"#,
     );
     let (ctx, reporter) = recording_ctx(dir.path(), &aws.env());
-    let artifacts = run_import(&chains, disk_artifact(&qcow2, DiskFormat::Qcow2), &ctx)
+    let artifacts = run_post_processors(&chains, disk_artifact(&qcow2, DiskFormat::Qcow2), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}", reporter.events()));
     let last = artifacts.last().expect("an artifact");
     assert_eq!(last.builder_id, "packer.post-processor.amazon-import");
@@ -302,7 +121,7 @@ fn refused_credentials_say_where_they_came_from_and_hide_the_secret() {
     let mut env = aws.env();
     env[2].1 = "not-the-secret-at-all".into();
     let (ctx, _reporter) = recording_ctx(dir.path(), &env);
-    let err = run_import(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    let err = run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
         .expect_err("bad secret fails");
     assert!(
         err.contains(
@@ -323,8 +142,8 @@ fn a_missing_bucket_is_named() {
     raw_disk(&disk, 1, true);
     let chains = import_chain(dir.path(), aws.bucket, "");
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
-    let err =
-        run_import(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx).expect_err("no bucket");
+    let err = run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+        .expect_err("no bucket");
     assert!(
         err.contains(
             "s3_bucket_name: bucket `kiln-ami-missing` does not exist in us-west-1: create it"
@@ -350,7 +169,7 @@ fn a_failed_import_task_reports_aws_reason_and_cleans_the_bucket() {
     raw_disk(&disk, 1, false);
     let chains = import_chain(dir.path(), aws.bucket, "");
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
-    let err = run_import(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    let err = run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
         .expect_err("an unbootable disk fails to import");
     assert!(
         err.contains("ended `deleted`: ClientError: Unknown OS / Missing OS files."),
@@ -377,7 +196,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
     let first = {
         let chains = chains.clone();
         let artifact = disk_artifact(&disk, DiskFormat::Raw);
-        std::thread::spawn(move || run_import(&chains, artifact, &ctx))
+        std::thread::spawn(move || run_post_processors(&chains, artifact, &ctx))
     };
     aws.wait_for_request(|r| r["held"] == 2);
     cancel.cancel();
@@ -395,7 +214,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
     );
 
     let (ctx, reporter) = recording_ctx(dir.path(), &aws.env());
-    run_import(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}", reporter.events()));
     let parts = |n: &str| {
         aws.requests()

@@ -3,130 +3,12 @@
 //! tests that boot one take the VM lock.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
-use crate::support::kiln_bin;
-use crate::vm::{tiny_iso, vm_lock};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A running emulator, stopped (with its instances) when dropped.
-pub(crate) struct FakeGce {
-    child: Child,
-    pub(crate) url: String,
-    /// `host:port` of the metadata server `--host-metadata` starts.
-    pub(crate) metadata_host: Option<String>,
-    dir: tempfile::TempDir,
-}
-
-impl FakeGce {
-    pub(crate) fn start(extra: &[&str]) -> Self {
-        Self::start_with_env(extra, &[])
-    }
-
-    /// `env`: the emulator's own switches (FAKE_GCE_HOLD_CHUNK, …).
-    pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (iso, _) = tiny_iso();
-        let mut child = Command::new(repo().join(".venv/bin/python"))
-            .envs(env.iter().copied())
-            .arg(repo().join("tests/fake-gce/fake_gce.py"))
-            .arg("--iso")
-            .arg(iso)
-            .arg("--write-key")
-            .arg(dir.path().join("key.json"))
-            .arg("--write-unknown-key")
-            .arg(dir.path().join("unknown-key.json"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("fake-gce.log")).expect("log"))
-            .spawn()
-            .expect("fake-gce starts (is .venv made? scripts/bootstrap)");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut url = None;
-        let mut metadata_host = None;
-        // The base image is built once (a tiny install, ~1 min) and cached.
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("line");
-            if let Some(h) = line.strip_prefix("fake-gce: metadata server on ") {
-                metadata_host = Some(h.trim().to_owned());
-            }
-            if let Some(u) = line.strip_prefix("fake-gce: listening on ") {
-                url = Some(u.trim().to_owned());
-                break;
-            }
-        }
-        let url = url.unwrap_or_else(|| {
-            panic!(
-                "fake-gce did not start:\n{}",
-                std::fs::read_to_string(dir.path().join("fake-gce.log")).unwrap_or_default()
-            )
-        });
-        Self {
-            child,
-            url,
-            metadata_host,
-            dir,
-        }
-    }
-
-    pub(crate) fn key(&self) -> PathBuf {
-        self.dir.path().join("key.json")
-    }
-
-    pub(crate) fn state(&self) -> serde_json::Value {
-        let out = Command::new(repo().join(".venv/bin/python"))
-            .arg("-c")
-            .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())")
-            .arg(format!("{}/emulator/v1/state", self.url))
-            .output()
-            .expect("python");
-        serde_json::from_slice(&out.stdout).expect("state JSON")
-    }
-
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("fake-gce.log")).unwrap_or_default()
-    }
-
-    /// `kiln build` in `dir` against this emulator, with `key` as the
-    /// application default credentials.
-    fn kiln(&self, dir: &Path, key: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kiln_bin());
-        cmd.current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env(
-                "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
-                format!("{}/compute/v1/", self.url),
-            )
-            .env("GOOGLE_APPLICATION_CREDENTIALS", key)
-            .env("HOME", self.dir.path())
-            .arg("build")
-            .args(args);
-        cmd
-    }
-}
-
-impl Drop for FakeGce {
-    fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.child),
-            rustix::process::Signal::TERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::cloud_harness::{FakeGce, repo, text};
+use crate::vm::vm_lock;
 
 /// examples/gce-ubuntu's template and variables, with small scripts in
 /// place of its apt installs, plus the second stage.
@@ -153,14 +35,6 @@ fn founding_template() -> tempfile::TempDir {
     )
     .expect("copy");
     dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn assert_nothing_left(gce: &FakeGce) {
@@ -247,7 +121,7 @@ fn a_key_the_token_endpoint_does_not_know_fails_before_anything_is_made() {
     let out = gce
         .kiln(
             dir.path(),
-            &gce.dir.path().join("unknown-key.json"),
+            &gce.unknown_key(),
             &["-var-file=variables.json", "ubuntu.json"],
         )
         .output()
@@ -263,10 +137,9 @@ fn a_key_the_token_endpoint_does_not_know_fails_before_anything_is_made() {
         log.contains("invalid_grant (Invalid JWT Signature.)"),
         "{log}"
     );
-    let key: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(gce.dir.path().join("unknown-key.json")).expect("key"),
-    )
-    .expect("json");
+    let key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gce.unknown_key()).expect("key"))
+            .expect("json");
     let pem = key["private_key"].as_str().expect("pem");
     let body_line = pem.lines().nth(1).expect("a PEM body line");
     assert!(!log.contains(body_line), "the private key leaked:\n{log}");
@@ -450,10 +323,6 @@ fn impersonating_an_account_the_key_may_not_use_fails_before_anything_is_made() 
             &gce.key(),
             &["-var-file=variables.json", "ubuntu.json"],
         )
-        .env(
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
-            format!("{}/", gce.url),
-        )
         .output()
         .expect("kiln runs");
     let log = text(&out);
@@ -469,4 +338,32 @@ fn impersonating_an_account_the_key_may_not_use_fails_before_anything_is_made() 
     let state = gce.state();
     assert_eq!(state["callers"], serde_json::json!([]), "{state}");
     assert_nothing_left(&gce);
+}
+
+#[test]
+fn an_unknown_guest_os_feature_is_named_with_the_known_ones_at_validation() {
+    let dir = founding_template();
+    let path = dir.path().join("ubuntu.json");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("template")).expect("JSON");
+    template["builders"][0]["image_guest_os_features"] =
+        serde_json::json!(["GVNIC", "UEFI_COMPATIBEL"]);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&template).expect("JSON"),
+    )
+    .expect("write");
+    let out = crate::support::run_in(
+        dir.path(),
+        &["validate", "-var-file=variables.json", "ubuntu.json"],
+    );
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("image_guest_os_features: `UEFI_COMPATIBEL` is not a GCE guest OS feature; known: BARE_METAL_LINUX_COMPATIBLE, CCA_CAPABLE, GVNIC, IDPF, MULTI_IP_SUBNET, SECURE_BOOT,"),
+        "{log}"
+    );
+    assert!(log.contains("did you mean `UEFI_COMPATIBLE`?"), "{log}");
+    // At the bad item itself (serde_json writes the keys sorted).
+    assert!(log.contains("ubuntu.json:19:9"), "{log}");
 }

@@ -3,55 +3,16 @@
 //! image, and each way the import fails or resumes. State is read from the
 //! emulator's own record, not from kiln's client.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln::artifact::{Artifact, Disk, DiskFormat};
-use kiln::postprocess::{PostProcessContext, run_chains};
-use kiln::ui::RecordingReporter;
 
-use crate::gce::FakeGce;
-use crate::postprocess::{chains, context};
+use crate::cloud_harness::{Chains, FakeGce, recording_ctx, run_post_processors};
+use crate::postprocess::chains;
 
 const CHUNK: u64 = 8 * 1024 * 1024;
-
-/// The environment that points kiln at the emulator.
-fn gce_env(gce: &FakeGce) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
-            format!("{}/compute/v1/", gce.url),
-        ),
-        (
-            "STORAGE_EMULATOR_HOST",
-            gce.url.trim_start_matches("http://").to_owned(),
-        ),
-        (
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
-            format!("{}/", gce.url),
-        ),
-    ]
-}
-
-fn recording_ctx(
-    dir: &Path,
-    env: &[(&'static str, String)],
-) -> (PostProcessContext, Arc<RecordingReporter>) {
-    let reporter = Arc::new(RecordingReporter::new());
-    let mut ctx = context(dir, "run-1", reporter.clone());
-    let mut map: BTreeMap<String, String> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    map.insert("HOME".into(), dir.display().to_string());
-    ctx.env = Some(Arc::new(map));
-    (ctx, reporter)
-}
-
-type Chains = Vec<Vec<kiln::config::post_processor::PostProcessor>>;
 
 fn import_chain(dir: &Path, key: &Path) -> Chains {
     import_chain_with(dir, key, "")
@@ -69,16 +30,6 @@ fn import_chain_with(dir: &Path, key: &Path, extra: &str) -> Chains {
             key.display()
         ),
     )
-}
-
-fn run_import(
-    chains: &[Vec<kiln::config::post_processor::PostProcessor>],
-    artifact: Artifact,
-    ctx: &PostProcessContext,
-) -> Result<Vec<Artifact>, String> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(run_chains(chains, artifact, ctx))
-        .map_err(|e| kiln::error_chain::error_chain(&e, ": "))
 }
 
 /// `mib` MiB that gzip cannot shrink (so the upload has several chunks).
@@ -153,7 +104,7 @@ fn vm_kiln_build_imports_its_disk_as_a_gce_image() {
     });
     std::fs::write(dir.path().join("t.json"), template.to_string()).expect("template");
     let mut cmd = crate::vm::build_in(dir.path(), &[], Path::new("t.json"));
-    for (k, v) in gce_env(&gce) {
+    for (k, v) in gce.env() {
         cmd.env(k, v);
     }
     cmd.env("HOME", dir.path()).env("NO_COLOR", "1");
@@ -217,8 +168,8 @@ fn a_missing_bucket_is_named_before_anything_is_packed() {
     let disk = dir.path().join("disk.raw");
     random_raw_disk(&disk, 1);
     let chains = import_chain(dir.path(), &gce.key());
-    let (ctx, _) = recording_ctx(dir.path(), &gce_env(&gce));
-    let err = run_import(&chains, raw_artifact(&disk), &ctx).expect_err("no bucket");
+    let (ctx, _) = recording_ctx(dir.path(), &gce.env());
+    let err = run_post_processors(&chains, raw_artifact(&disk), &ctx).expect_err("no bucket");
     assert!(
         err.contains("bucket: `kiln-images` does not exist or this account cannot see it"),
         "{err}"
@@ -245,10 +196,10 @@ fn a_key_google_does_not_know_is_refused_before_any_upload() {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     random_raw_disk(&disk, 1);
-    let unknown = gce.key().with_file_name("unknown-key.json");
+    let unknown = gce.unknown_key();
     let chains = import_chain(dir.path(), &unknown);
-    let (ctx, reporter) = recording_ctx(dir.path(), &gce_env(&gce));
-    let err = run_import(&chains, raw_artifact(&disk), &ctx).expect_err("bad key");
+    let (ctx, reporter) = recording_ctx(dir.path(), &gce.env());
+    let err = run_post_processors(&chains, raw_artifact(&disk), &ctx).expect_err("bad key");
     assert!(
         err.contains("Google refused the credentials (service account kiln-test-"),
         "{err}"
@@ -281,12 +232,12 @@ fn an_interrupted_upload_resumes_where_gcs_stopped() {
     std::fs::copy(&disk, &expected).expect("copy");
     let chains = import_chain(dir.path(), &gce.key());
 
-    let (ctx, _) = recording_ctx(dir.path(), &gce_env(&gce));
+    let (ctx, _) = recording_ctx(dir.path(), &gce.env());
     let cancel = ctx.cancel.clone();
     let first = {
         let chains = chains.clone();
         let artifact = raw_artifact(&disk);
-        std::thread::spawn(move || run_import(&chains, artifact, &ctx))
+        std::thread::spawn(move || run_post_processors(&chains, artifact, &ctx))
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while !gcs_requests(&gce).iter().any(|r| r["held"] == true) {
@@ -311,8 +262,8 @@ fn an_interrupted_upload_resumes_where_gcs_stopped() {
     let total = std::fs::metadata(&packed).expect("packed").len();
     assert!(total > 2 * CHUNK, "three chunks: {total}");
 
-    let (ctx, reporter) = recording_ctx(dir.path(), &gce_env(&gce));
-    run_import(&chains, raw_artifact(&disk), &ctx)
+    let (ctx, reporter) = recording_ctx(dir.path(), &gce.env());
+    run_post_processors(&chains, raw_artifact(&disk), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", reporter.events(), gce.log()));
     let requests = gcs_requests(&gce);
     let puts = |range: String| {
@@ -400,8 +351,8 @@ fn impersonate_service_account_makes_every_call_as_that_account() {
         &gce.key(),
         &format!(r#", "impersonate_service_account": "{BUILDER_SA}""#),
     );
-    let (ctx, reporter) = recording_ctx(dir.path(), &gce_env(&gce));
-    run_import(&chains, raw_artifact(&disk), &ctx)
+    let (ctx, reporter) = recording_ctx(dir.path(), &gce.env());
+    run_post_processors(&chains, raw_artifact(&disk), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", reporter.events(), gce.log()));
     let state = gce.state();
     // The key's own account only asked IAM for the token: every compute
@@ -435,8 +386,8 @@ fn impersonating_an_account_without_permission_says_which_role_is_missing() {
         &gce.key(),
         &format!(r#", "impersonate_service_account": "{BUILDER_SA}""#),
     );
-    let (ctx, _) = recording_ctx(dir.path(), &gce_env(&gce));
-    let err = run_import(&chains, raw_artifact(&disk), &ctx).expect_err("refused");
+    let (ctx, _) = recording_ctx(dir.path(), &gce.env());
+    let err = run_post_processors(&chains, raw_artifact(&disk), &ctx).expect_err("refused");
     assert!(
         err.contains(&format!("cannot impersonate {BUILDER_SA}")),
         "{err}"
@@ -472,13 +423,13 @@ fn on_gce_the_metadata_server_gives_the_instance_accounts_token() {
         r#"[{"type": "googlecompute-import", "project_id": "kiln-project",
              "bucket": "kiln-images", "image_name": "kiln-from-vm"}]"#,
     );
-    let mut env = gce_env(&gce);
+    let mut env = gce.env();
     env.push((
         "GCE_METADATA_HOST",
         gce.metadata_host.clone().expect("metadata host"),
     ));
     let (ctx, reporter) = recording_ctx(dir.path(), &env);
-    run_import(&chains, raw_artifact(&disk), &ctx)
+    run_post_processors(&chains, raw_artifact(&disk), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", reporter.events(), gce.log()));
     let state = gce.state();
     assert_eq!(

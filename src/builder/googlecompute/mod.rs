@@ -71,13 +71,21 @@ pub async fn run(
         cancel,
         &mut steps,
         &mut state,
-        |state| artifact(build, state),
+        |state| artifact(build, state, options),
     )
     .await
 }
 
-fn artifact(build: &Build, state: &GceState) -> Artifact {
+fn artifact(build: &Build, state: &GceState, options: &RunOptions) -> Artifact {
     let mut pass_through = BTreeMap::new();
+    // Packer's artifact carries the key file's path (never its content):
+    // googlecompute-export falls back to it.
+    if let Some(file) = &state.config.account_file {
+        pass_through.insert(
+            "AccountFilePath".to_owned(),
+            options.pwd.join(file).display().to_string(),
+        );
+    }
     pass_through.insert("ImageName".to_owned(), state.config.image_name.clone());
     pass_through.insert("ProjectId".to_owned(), state.config.project_id.clone());
     pass_through.insert("BuildZone".to_owned(), state.config.zone.clone());

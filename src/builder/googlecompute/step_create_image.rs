@@ -28,6 +28,7 @@ impl Step<GceState> for StepCreateImage {
                 labels: config.image_labels.clone(),
                 licenses: config.image_licenses.clone(),
                 storage_locations: config.image_storage_locations.clone(),
+                guest_os_features: config.image_guest_os_features.clone(),
                 source_disk: client.disk_link(&config.zone, &state.disk_name),
                 ..ImageSpec::default()
             };

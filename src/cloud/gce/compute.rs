@@ -38,9 +38,34 @@ pub struct Instance {
     pub network_interfaces: Vec<NetworkInterface>,
     #[serde(default)]
     pub disks: Vec<AttachedDisk>,
+    #[serde(default)]
+    pub metadata: Option<InstanceMetadata>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InstanceMetadata {
+    #[serde(default)]
+    pub items: Vec<MetadataEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetadataEntry {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
 }
 
 impl Instance {
+    /// The value of metadata `key` (a startup script reports through one).
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .as_ref()?
+            .items
+            .iter()
+            .find(|i| i.key == key)
+            .map(|i| i.value.as_str())
+    }
+
     /// The external IP (`use_internal_ip: false`) or the internal one.
     pub fn address(&self, internal: bool) -> Option<String> {
         let nic = self.network_interfaces.first()?;

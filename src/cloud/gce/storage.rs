@@ -119,6 +119,22 @@ impl<'a> StorageClient<'a> {
         self.send(self.http.get(&url), &url).await.map(drop)
     }
 
+    /// An object's bytes (`alt=media`), for small objects such as logs.
+    pub async fn read_object(&self, bucket: &str, object: &str) -> Result<Vec<u8>, GceError> {
+        let url = format!(
+            "{}storage/v1/b/{}/o/{}?alt=media",
+            self.base,
+            utf8_percent_encode(bucket, SEGMENT),
+            utf8_percent_encode(object, SEGMENT)
+        );
+        let response = self.send(self.http.get(&url), &url).await?;
+        let bytes = response.bytes().await.map_err(|source| GceError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        Ok(bytes.to_vec())
+    }
+
     pub async fn delete_object(&self, bucket: &str, object: &str) -> Result<(), GceError> {
         let url = format!(
             "{}storage/v1/b/{}/o/{}",
