@@ -318,6 +318,8 @@ pub fn hint_for(message: &str) -> Option<String> {
         Some("refer to a variable as var.NAME and to a local as local.NAME".into())
     } else if message.contains("no attribute") {
         Some("check the name: is it declared in a variable block or a locals block?".into())
+    } else if message.starts_with("yamldecode(): on line") {
+        Some("the line and column are in the YAML text; yamldecode reads one document, as Packer's does".into())
     } else {
         None
     }
