@@ -68,12 +68,24 @@ fn load_hcl(
     hcl: HclOptions,
     diags: &mut Diagnostics,
 ) -> Result<(Template, ResolvedVariables), LoadError> {
+    load_hcl_checkable(path, variables, lenient, hcl, diags).map(|(t, v, _)| (t, v))
+}
+
+/// `load_hcl`, and whether the builds can be checked: not when a value
+/// they use comes from a data source that plain `validate` does not run.
+fn load_hcl_checkable(
+    path: &Path,
+    variables: &VariableArgs,
+    lenient: bool,
+    hcl: HclOptions,
+    diags: &mut Diagnostics,
+) -> Result<(Template, ResolvedVariables, bool), LoadError> {
     let loaded = hcl_inputs_load(path, variables, lenient, hcl, diags)?;
     let vars = ResolvedVariables {
         secrets: loaded.secrets,
         ..ResolvedVariables::default()
     };
-    Ok((loaded.template, vars))
+    Ok((loaded.template, vars, !loaded.builds_unchecked))
 }
 
 /// Loads an HCL2 template with the command line's and the environment's
@@ -115,11 +127,12 @@ fn check(
     let mut diags = diagnostics_for(variables);
     let hcl = crate::hcl::is_hcl(path);
     let loaded = if hcl {
-        load_hcl(path, variables, false, hcl_options, &mut diags).map(|(t, v)| (t, Some(v)))
+        load_hcl_checkable(path, variables, false, hcl_options, &mut diags)
+            .map(|(t, v, checkable)| (t, Some(v), checkable))
     } else {
-        model::load(path, &mut diags).map(|t| (t, None))
+        model::load(path, &mut diags).map(|t| (t, None, true))
     };
-    let (template, hcl_vars) = match loaded {
+    let (template, hcl_vars, checkable) = match loaded {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, path, out);
@@ -145,7 +158,7 @@ fn check(
     out.add_secrets(&vars.secrets);
     // Without every variable's value, checking the sections would only
     // repeat the variables' errors.
-    let prepared = if diags.error_count() > errors_before {
+    let prepared = if diags.error_count() > errors_before || !checkable {
         Prepared::default()
     } else {
         let selection = Selection {

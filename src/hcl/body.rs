@@ -137,6 +137,9 @@ pub fn evaluate(
                         key_span,
                         value: to_node(&v, Some(&a.value), base, span),
                     }),
+                    // Its cause (a local or data source that failed) is
+                    // reported already.
+                    Err(_) if scope.uses_failed(&a.value) => ok = false,
                     Err(e) => {
                         diags
                             .error(path, format!("{key}: {e}"), files.location(span))

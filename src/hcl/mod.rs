@@ -8,6 +8,7 @@
 mod body;
 pub mod builds;
 mod data;
+mod data_http;
 mod inspect;
 mod json_syntax;
 pub use inspect::render as render_inspect;
@@ -75,6 +76,9 @@ pub struct Loaded {
     pub builds: Vec<builds::BuildOutline>,
     /// Every source block, as `TYPE.NAME`.
     pub sources: Vec<String>,
+    /// The builds use values computed from data sources that were not run
+    /// (plain `validate`): their configuration cannot be checked.
+    pub builds_unchecked: bool,
 }
 
 /// Every file of the template, its spans offset so that one `Span` says
@@ -275,16 +279,30 @@ pub fn load_sources(
         hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
     );
     scope.set("packer", hcl::Value::Object(packer));
-    let data = data::evaluate(
+    let evaluated = locals::evaluate(
         &parsed,
         &scope,
+        &vars.missing,
         inputs.evaluate_datasources,
         &files,
         &mut value_diags,
     );
-    scope.set("data", data);
-    let locals = locals::evaluate(&parsed, &scope, &vars.missing, &files, &mut value_diags);
-    let variables_failed = !vars.missing.is_empty();
+    let locals = evaluated.locals;
+    scope.set("data", evaluated.data);
+    scope.failed = evaluated.failed;
+    // Plain `validate` does not run data sources; what was computed from
+    // one could not be, and the builds' errors would follow from that.
+    let unchecked = !evaluated.from_placeholder.is_empty();
+    for (what, source) in &evaluated.from_placeholder {
+        value_diags
+            .warning(
+                what.as_str(),
+                format!("not evaluated: it needs the result of {source}, which validate does not fetch or run; the builds were not checked"),
+                None,
+            )
+            .hint = Some("run kiln validate -evaluate-datasources to check them with the data sources' results".into());
+    }
+    let variables_failed = !vars.missing.is_empty() || unchecked;
     scope.set("local", hcl::Value::Object(locals.values.clone()));
 
     let mut secrets = vars.secrets;
@@ -337,6 +355,7 @@ pub fn load_sources(
         locals: locals_shown,
         builds,
         sources,
+        builds_unchecked: unchecked,
     })
 }
 

@@ -10,6 +10,7 @@ mod fmt;
 mod gce;
 mod gce_import;
 mod hcl;
+mod hcl_data;
 mod hostile;
 mod http;
 mod iso_fetch;
