@@ -523,6 +523,62 @@ build {
             .collect()
     }
 
+    /// Packer names a build `[BUILD.]TYPE.NAME` for -only/-except and the
+    /// output, but gives the builder the source's own name as its build
+    /// name: `output-tiny` and `packer-tiny` for `source "qemu" "tiny"`,
+    /// even where a build uses it under another `name`.
+    #[test]
+    fn builds_are_named_type_dot_name_and_builders_get_the_source_name() {
+        let text = r#"
+source "qemu" "tiny" {
+  iso_url          = "http://127.0.0.1/x.iso"
+  iso_checksum     = "none"
+  ssh_username     = "root"
+  shutdown_command = "poweroff"
+}
+build {
+  sources = ["source.qemu.tiny"]
+}
+build {
+  name = "b"
+  source "source.qemu.tiny" {
+    name = "second"
+  }
+}
+"#;
+        let (p, diags) = prepare(text, &Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let named: Vec<(String, String, String)> = p
+            .builds
+            .iter()
+            .map(|b| match &b.builder {
+                config::BuilderConfig::Qemu(q) => (
+                    b.name.clone(),
+                    q.output_directory.display().to_string(),
+                    q.vm_name.clone(),
+                ),
+                other => panic!("not qemu: {other:?}"),
+            })
+            .collect();
+        let expected = |name: &str| {
+            (
+                name.to_owned(),
+                "output-tiny".to_owned(),
+                "packer-tiny".to_owned(),
+            )
+        };
+        assert_eq!(named, [expected("qemu.tiny"), expected("b.qemu.second")]);
+
+        let only = Selection {
+            only: vec!["qemu.tiny".to_owned()],
+            except: Vec::new(),
+        };
+        let (p, diags) = prepare(text, &only);
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let names: Vec<&str> = p.builds.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["qemu.tiny"]);
+    }
+
     #[test]
     fn except_names_post_processors_and_drops_the_rest_of_their_chain() {
         let (p, diags) = prepare(TWO_CHAINS, &Selection::default());
