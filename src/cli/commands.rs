@@ -116,6 +116,47 @@ fn hcl_inputs_load(
     Ok(loaded)
 }
 
+/// The values `-var` and `-var-file` give a JSON template's variables, for
+/// `inspect`: their errors (a malformed `-var`, an unreadable file, an
+/// undeclared name) are reported as `validate` reports them; a required
+/// variable left unset is not an error here.
+fn inspect_values_given(
+    t: &Template,
+    variables: &VariableArgs,
+    diags: &mut Diagnostics,
+) -> std::collections::BTreeMap<String, String> {
+    if variables.vars.is_empty() && variables.var_files.is_empty() {
+        return std::collections::BTreeMap::new();
+    }
+    let pwd = current_dir();
+    let environment = Environment {
+        env: &env_lookup,
+        init_time: SystemTime::now(),
+        pwd: &pwd,
+    };
+    let inputs = VariableInputs {
+        var_files: variables.var_files.clone(),
+        vars: variables.vars.clone(),
+    };
+    let mut own = diagnostics_for(variables);
+    let resolved = variables::resolve(t, &inputs, &environment, &mut own);
+    for d in own.iter() {
+        if !d.message.starts_with("required variable") {
+            diags.push(d.clone());
+        }
+    }
+    resolved
+        .values
+        .into_iter()
+        .filter(|(k, _)| {
+            resolved
+                .origins
+                .get(k)
+                .is_some_and(|o| *o != crate::template::variables::Origin::Default)
+        })
+        .collect()
+}
+
 /// Loads and checks a template, printing every diagnostic. None on errors.
 fn check(
     path: &Path,
@@ -287,11 +328,11 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
 }
 
 pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) -> bool {
-    let mut diags = Diagnostics::new();
+    let mut diags = diagnostics_for(&args.variables);
     let loaded = if crate::hcl::is_hcl(&args.template) {
         match hcl_inputs_load(
             &args.template,
-            &VariableArgs::default(),
+            &args.variables,
             true,
             LISTING_HCL,
             &mut diags,
@@ -324,11 +365,21 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
         .filter_map(|v| v.default.clone())
         .collect();
     err.add_secrets(&defaults);
+    let given = if diags.has_errors() {
+        std::collections::BTreeMap::new()
+    } else {
+        inspect_values_given(&t, &args.variables, &mut diags)
+    };
     if diags.has_errors() {
         print_diagnostics(&diags, &args.template, err);
         return false;
     }
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
+    // A value from -var or -var-file replaces the default shown; the
+    // others are shown as written.
+    let shown = |v: &crate::template::model::VariableDecl| {
+        given.get(&v.name).cloned().or_else(|| v.default.clone())
+    };
     let mut out = String::new();
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
         let now = SystemTime::now()
@@ -336,7 +387,7 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
             .map(|d| d.as_secs())
             .unwrap_or(0);
         for v in &t.variables {
-            let value = match &v.default {
+            let value = match &shown(v) {
                 _ if sensitive(&v.name) => "<sensitive>".to_owned(),
                 Some(d) => d.clone(),
                 None => String::new(),
@@ -372,16 +423,17 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
     }
     let optional: Vec<_> = t.variables.iter().filter(|v| !v.is_required()).collect();
     let required: Vec<_> = t.variables.iter().filter(|v| v.is_required()).collect();
+    let shown_values: Vec<Option<String>> = optional.iter().map(|v| shown(v)).collect();
     out.push_str("Optional variables and their defaults:\n\n");
     if optional.is_empty() {
         out.push_str("  <none>\n");
     }
     let width = optional.iter().map(|v| v.name.len()).max().unwrap_or(0);
-    for v in &optional {
+    for (v, value) in optional.iter().zip(&shown_values) {
         let value = if sensitive(&v.name) {
             "<sensitive>"
         } else {
-            v.default.as_deref().unwrap_or("")
+            value.as_deref().unwrap_or("")
         };
         out.push_str(&format!("  {:width$} = {value}\n", v.name));
     }

@@ -73,6 +73,9 @@ pub struct Loaded {
     /// Things said once, not problems (a built-in plugin that needs no install).
     pub notes: Vec<String>,
     pub locals: Vec<(String, String)>,
+    /// Each variable's value after var files, `-var` and `PKR_VAR_*`
+    /// (absent: a required variable nobody set), for `inspect`.
+    pub variable_values: hcl::Map<String, hcl::Value>,
     pub builds: Vec<builds::BuildOutline>,
     /// Every source block, as `TYPE.NAME`.
     pub sources: Vec<String>,
@@ -305,6 +308,12 @@ pub fn load_sources(
     let variables_failed = !vars.missing.is_empty() || unchecked;
     scope.set("local", hcl::Value::Object(locals.values.clone()));
 
+    let variable_values: hcl::Map<String, hcl::Value> = vars
+        .values
+        .iter()
+        .filter(|(k, _)| !vars.missing.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut secrets = vars.secrets;
     secrets.extend(locals.secrets);
     let Some(first) = files.files.first().map(|f| f.file.clone()) else {
@@ -353,6 +362,7 @@ pub fn load_sources(
         secrets,
         notes,
         locals: locals_shown,
+        variable_values,
         builds,
         sources,
         builds_unchecked: unchecked,
