@@ -196,6 +196,14 @@ impl VirtualBoxIsoConfig {
         };
         let guest_additions_interface =
             f.one_of("guest_additions_interface", &["ide", "sata", "virtio"]);
+        if hard_drive_interface == "ide" {
+            super::virtualbox_hw::check_ide_disk_and_guest_additions(
+                f,
+                extra.disk_additional_size_mib.len(),
+                guest_additions_mode == GuestAdditionsMode::Attach
+                    && guest_additions_interface.as_deref().unwrap_or("ide") == "ide",
+            );
+        }
         let guest_additions_path = f.deferred("guest_additions_path", &["Version"]);
         let guest_additions_url = f.deferred("guest_additions_url", &["Version"]);
         let guest_additions_sha256 = f
