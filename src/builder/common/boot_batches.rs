@@ -54,3 +54,25 @@ pub fn step_announcements(batches: &[BootBatch]) -> Vec<(usize, String)> {
     }
     starts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_steps_are_announced_at_their_first_action() {
+        let wait = || Action::Wait(Duration::from_millis(1));
+        let batches = vec![
+            (Some("first".to_owned()), vec![wait(), wait()]),
+            (None, vec![wait()]),
+            (Some("third".to_owned()), vec![wait()]),
+        ];
+        assert_eq!(
+            step_announcements(&batches),
+            [
+                (0, "Boot step 1/3: first".to_owned()),
+                (3, "Boot step 3/3: third".to_owned()),
+            ]
+        );
+    }
+}
