@@ -554,6 +554,7 @@ build {
   source "source.qemu.tiny" {
     name = "second"
   }
+  post-processor "manifest" {}
 }
 "#;
         let (p, diags) = prepare(text, &Selection::default());
@@ -578,6 +579,13 @@ build {
             )
         };
         assert_eq!(named, [expected("qemu.tiny"), expected("b.qemu.second")]);
+        // The manifest records the builder's build name, as Packer's does.
+        match &p.builds[1].post_processors[0][0].kind {
+            config::post_processor::PostProcessorKind::Manifest(m) => {
+                assert_eq!(m.build_name.as_deref(), Some("tiny"));
+            }
+            other => panic!("not a manifest: {other:?}"),
+        }
 
         let only = Selection {
             only: vec!["qemu.tiny".to_owned()],
