@@ -163,6 +163,9 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// Values to show for the variables (Packer 1.7+'s inspect takes them).
+    #[command(flatten)]
+    pub variables: VariableArgs,
     pub template: PathBuf,
 }
 

@@ -68,12 +68,24 @@ fn load_hcl(
     hcl: HclOptions,
     diags: &mut Diagnostics,
 ) -> Result<(Template, ResolvedVariables), LoadError> {
+    load_hcl_checkable(path, variables, lenient, hcl, diags).map(|(t, v, _)| (t, v))
+}
+
+/// `load_hcl`, and whether the builds can be checked: not when a value
+/// they use comes from a data source that plain `validate` does not run.
+fn load_hcl_checkable(
+    path: &Path,
+    variables: &VariableArgs,
+    lenient: bool,
+    hcl: HclOptions,
+    diags: &mut Diagnostics,
+) -> Result<(Template, ResolvedVariables, bool), LoadError> {
     let loaded = hcl_inputs_load(path, variables, lenient, hcl, diags)?;
     let vars = ResolvedVariables {
         secrets: loaded.secrets,
         ..ResolvedVariables::default()
     };
-    Ok((loaded.template, vars))
+    Ok((loaded.template, vars, !loaded.builds_unchecked))
 }
 
 /// Loads an HCL2 template with the command line's and the environment's
@@ -104,6 +116,47 @@ fn hcl_inputs_load(
     Ok(loaded)
 }
 
+/// The values `-var` and `-var-file` give a JSON template's variables, for
+/// `inspect`: their errors (a malformed `-var`, an unreadable file, an
+/// undeclared name) are reported as `validate` reports them; a required
+/// variable left unset is not an error here.
+fn inspect_values_given(
+    t: &Template,
+    variables: &VariableArgs,
+    diags: &mut Diagnostics,
+) -> std::collections::BTreeMap<String, String> {
+    if variables.vars.is_empty() && variables.var_files.is_empty() {
+        return std::collections::BTreeMap::new();
+    }
+    let pwd = current_dir();
+    let environment = Environment {
+        env: &env_lookup,
+        init_time: SystemTime::now(),
+        pwd: &pwd,
+    };
+    let inputs = VariableInputs {
+        var_files: variables.var_files.clone(),
+        vars: variables.vars.clone(),
+    };
+    let mut own = diagnostics_for(variables);
+    let resolved = variables::resolve(t, &inputs, &environment, &mut own);
+    for d in own.iter() {
+        if !d.message.starts_with("required variable") {
+            diags.push(d.clone());
+        }
+    }
+    resolved
+        .values
+        .into_iter()
+        .filter(|(k, _)| {
+            resolved
+                .origins
+                .get(k)
+                .is_some_and(|o| *o != crate::template::variables::Origin::Default)
+        })
+        .collect()
+}
+
 /// Loads and checks a template, printing every diagnostic. None on errors.
 fn check(
     path: &Path,
@@ -115,11 +168,12 @@ fn check(
     let mut diags = diagnostics_for(variables);
     let hcl = crate::hcl::is_hcl(path);
     let loaded = if hcl {
-        load_hcl(path, variables, false, hcl_options, &mut diags).map(|(t, v)| (t, Some(v)))
+        load_hcl_checkable(path, variables, false, hcl_options, &mut diags)
+            .map(|(t, v, checkable)| (t, Some(v), checkable))
     } else {
-        model::load(path, &mut diags).map(|t| (t, None))
+        model::load(path, &mut diags).map(|t| (t, None, true))
     };
-    let (template, hcl_vars) = match loaded {
+    let (template, hcl_vars, checkable) = match loaded {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, path, out);
@@ -145,7 +199,7 @@ fn check(
     out.add_secrets(&vars.secrets);
     // Without every variable's value, checking the sections would only
     // repeat the variables' errors.
-    let prepared = if diags.error_count() > errors_before {
+    let prepared = if diags.error_count() > errors_before || !checkable {
         Prepared::default()
     } else {
         let selection = Selection {
@@ -274,11 +328,11 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
 }
 
 pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) -> bool {
-    let mut diags = Diagnostics::new();
+    let mut diags = diagnostics_for(&args.variables);
     let loaded = if crate::hcl::is_hcl(&args.template) {
         match hcl_inputs_load(
             &args.template,
-            &VariableArgs::default(),
+            &args.variables,
             true,
             LISTING_HCL,
             &mut diags,
@@ -311,11 +365,21 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
         .filter_map(|v| v.default.clone())
         .collect();
     err.add_secrets(&defaults);
+    let given = if diags.has_errors() {
+        std::collections::BTreeMap::new()
+    } else {
+        inspect_values_given(&t, &args.variables, &mut diags)
+    };
     if diags.has_errors() {
         print_diagnostics(&diags, &args.template, err);
         return false;
     }
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
+    // A value from -var or -var-file replaces the default shown; the
+    // others are shown as written.
+    let shown = |v: &crate::template::model::VariableDecl| {
+        given.get(&v.name).cloned().or_else(|| v.default.clone())
+    };
     let mut out = String::new();
     if options.mode == crate::ui::console::OutputMode::MachineReadable {
         let now = SystemTime::now()
@@ -323,7 +387,7 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
             .map(|d| d.as_secs())
             .unwrap_or(0);
         for v in &t.variables {
-            let value = match &v.default {
+            let value = match &shown(v) {
                 _ if sensitive(&v.name) => "<sensitive>".to_owned(),
                 Some(d) => d.clone(),
                 None => String::new(),
@@ -359,16 +423,17 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
     }
     let optional: Vec<_> = t.variables.iter().filter(|v| !v.is_required()).collect();
     let required: Vec<_> = t.variables.iter().filter(|v| v.is_required()).collect();
+    let shown_values: Vec<Option<String>> = optional.iter().map(|v| shown(v)).collect();
     out.push_str("Optional variables and their defaults:\n\n");
     if optional.is_empty() {
         out.push_str("  <none>\n");
     }
     let width = optional.iter().map(|v| v.name.len()).max().unwrap_or(0);
-    for v in &optional {
+    for (v, value) in optional.iter().zip(&shown_values) {
         let value = if sensitive(&v.name) {
             "<sensitive>"
         } else {
-            v.default.as_deref().unwrap_or("")
+            value.as_deref().unwrap_or("")
         };
         out.push_str(&format!("  {:width$} = {value}\n", v.name));
     }

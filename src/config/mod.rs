@@ -151,7 +151,7 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         let ctx = DecodeContext {
             template: t,
             vars: input.vars,
-            build_name: Some(name),
+            build_name: Some(section.packer_build_name.as_deref().unwrap_or(name)),
             raw_build_name: Some(&section.name),
             build_type: Some(&section.type_name),
             pwd: input.pwd,

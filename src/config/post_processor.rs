@@ -82,6 +82,10 @@ pub struct ChecksumConfig {
 #[derive(Debug, Clone)]
 pub struct ManifestConfig {
     pub output: String,
+    /// The build name the builder was given (an HCL2 source's own name,
+    /// `tiny`, not `qemu.tiny`): Packer's manifest records
+    /// `packer_build_name`.
+    pub build_name: Option<String>,
     pub strip_path: bool,
     pub strip_time: bool,
     pub custom_data: BTreeMap<String, String>,
@@ -585,6 +589,7 @@ impl PostProcessorKind {
                     .unwrap_or_else(|| "packer-manifest.json".into());
                 Some(Self::Manifest(ManifestConfig {
                     output,
+                    build_name: f.context().build_name.map(str::to_owned),
                     strip_path: f.bool("strip_path").unwrap_or(false),
                     strip_time: f.bool("strip_time").unwrap_or(false),
                     custom_data: f.string_map("custom_data").unwrap_or_default(),

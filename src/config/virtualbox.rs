@@ -28,6 +28,8 @@ pub struct VirtualBoxIsoConfig {
     pub iso: IsoConfig,
     pub http: HttpConfig,
     pub boot: BootConfig,
+    /// `boot_steps`, typed instead of `boot_command` (never both).
+    pub boot_steps: Vec<super::boot_steps::BootStep>,
     pub communicator: Communicator,
     pub shutdown: ShutdownConfig,
     pub post_shutdown_delay: Duration,
@@ -96,6 +98,7 @@ impl VirtualBoxIsoConfig {
         let iso = IsoConfig::decode(f);
         let http = HttpConfig::decode(f);
         let boot = BootConfig::decode(f);
+        let boot_steps = super::boot_steps::decode(f, !boot.command.is_empty());
         if let Some(span) = f.span_of("boot_key_interval") {
             f.warn_at(
                 span,
@@ -193,6 +196,14 @@ impl VirtualBoxIsoConfig {
         };
         let guest_additions_interface =
             f.one_of("guest_additions_interface", &["ide", "sata", "virtio"]);
+        if hard_drive_interface == "ide" {
+            super::virtualbox_hw::check_ide_disk_and_guest_additions(
+                f,
+                extra.disk_additional_size_mib.len(),
+                guest_additions_mode == GuestAdditionsMode::Attach
+                    && guest_additions_interface.as_deref().unwrap_or("ide") == "ide",
+            );
+        }
         let guest_additions_path = f.deferred("guest_additions_path", &["Version"]);
         let guest_additions_url = f.deferred("guest_additions_url", &["Version"]);
         let guest_additions_sha256 = f
@@ -290,6 +301,7 @@ impl VirtualBoxIsoConfig {
             iso: iso?,
             http,
             boot,
+            boot_steps,
             communicator: communicator?,
             shutdown,
             post_shutdown_delay,

@@ -10,6 +10,31 @@ use crate::template::json::Value;
 /// the DVD drives; this bound keeps the disks below them on every bus.
 const MAX_ADDITIONAL_DISKS: usize = 12;
 
+/// On IDE, Packer attaches disk N at port N, device 0: the first
+/// additional disk takes 1:0 (where guest additions would go), a second
+/// would need a port 2 that IDE does not have.
+pub const IDE_ADDITIONAL_DISKS: usize = 1;
+
+/// An additional disk on IDE sits at 1:0, the slot attached guest
+/// additions take on IDE: the two cannot both be there.
+pub fn check_ide_disk_and_guest_additions(
+    f: &mut Fields<'_>,
+    disks: usize,
+    additions_on_ide: bool,
+) {
+    if disks == 0 || !additions_on_ide {
+        return;
+    }
+    let span = f.span_of("disk_additional_size").unwrap_or_default();
+    f.error_at(
+        span,
+        "disk_additional_size: on hard_drive_interface ide the additional disk takes IDE 1:0, where guest_additions_mode \"attach\" puts the guest additions",
+    )
+    .hint = Some(
+        "set \"guest_additions_interface\": \"sata\", or \"hard_drive_interface\": \"sata\"".into(),
+    );
+}
+
 pub struct HwExtras {
     pub gfx_accelerate_3d: Option<bool>,
     pub gfx_efi_resolution: Option<String>,
@@ -120,12 +145,15 @@ fn additional_disks(f: &mut Fields<'_>, bus: &str, nvme_port_count: u32) -> Vec<
         return sizes;
     }
     let span = node.span;
-    if bus == "ide" {
+    if bus == "ide" && sizes.len() > IDE_ADDITIONAL_DISKS {
         f.error_at(
             span,
-            "disk_additional_size needs hard_drive_interface sata, scsi, pcie or virtio: the IDE controller's four slots hold the disk and the DVD drives",
+            format!(
+                "disk_additional_size: hard_drive_interface ide has room for one additional disk, not {}: disk N goes at IDE port N, and IDE has ports 0 and 1 (the disk at 0:0, the ISO at 0:1, the additional disk at 1:0)",
+                sizes.len()
+            ),
         )
-        .hint = Some("set \"hard_drive_interface\": \"sata\"".into());
+        .hint = Some("set \"hard_drive_interface\": \"sata\" for more disks".into());
     } else if sizes.len() > MAX_ADDITIONAL_DISKS {
         f.error_at(
             span,

@@ -137,6 +137,9 @@ pub fn evaluate(
                         key_span,
                         value: to_node(&v, Some(&a.value), base, span),
                     }),
+                    // Its cause (a local or data source that failed) is
+                    // reported already.
+                    Err(_) if scope.uses_failed(&a.value) => ok = false,
                     Err(e) => {
                         diags
                             .error(path, format!("{key}: {e}"), files.location(span))
@@ -318,6 +321,8 @@ pub fn hint_for(message: &str) -> Option<String> {
         Some("refer to a variable as var.NAME and to a local as local.NAME".into())
     } else if message.contains("no attribute") {
         Some("check the name: is it declared in a variable block or a locals block?".into())
+    } else if message.starts_with("yamldecode(): on line") {
+        Some("the line and column are in the YAML text; yamldecode reads one document, as Packer's does".into())
     } else {
         None
     }

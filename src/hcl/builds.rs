@@ -407,6 +407,9 @@ fn read_build(
             type_name: u.source.type_name.clone(),
             type_span: u.source.type_span,
             name: u.full_name.clone(),
+            // Packer's builderVariables: the source's own name, not the
+            // build's `name` nor a `name` given where the build uses it.
+            packer_build_name: Some(u.source.name.clone()),
             body: Node {
                 value: Value::Object(members),
                 span: span_of(u.source.base, u.source.block.span()),
@@ -693,6 +696,7 @@ fn plugin_sections(
                 type_name: type_name.clone(),
                 type_span,
                 name: block_name.clone(),
+                packer_build_name: None,
                 body: Node {
                     value: Value::Object(members),
                     span: span_of(base, b.span()),

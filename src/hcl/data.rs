@@ -1,21 +1,25 @@
 //! `data "TYPE" "NAME" {}` blocks: the data sources that need nothing
-//! beyond this machine. `null` (Packer's own: `input` → `output`),
+//! beyond this machine or a URL. `null` (Packer's own: `input` → `output`),
+//! `http` (Packer's own: a GET of a checksum file, say; see `data_http`),
 //! `external-raw` and `external` (the joomcode/external plugin Bento uses
-//! to learn the host: a program's standard output). They are evaluated
-//! after the variables and before the locals, and their values are
-//! `data.TYPE.NAME.ATTR`. As in Packer, `validate` runs no program unless
-//! given `-evaluate-datasources`: the results are then empty placeholders.
+//! to learn the host: a program's standard output). Their values are
+//! `data.TYPE.NAME.ATTR`. As in Packer, `validate` runs no program and
+//! fetches nothing unless given `-evaluate-datasources`: the results are
+//! then empty placeholders. They are evaluated in one dependency order
+//! with the locals (see `locals`).
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use hcl::edit::Span as _;
+use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Block, Structure};
 use hcl::{Map, Value};
 
 use super::eval::{Scope, eval};
 use super::{Files, Parsed, span_of};
 use crate::template::diagnostic::Diagnostics;
+use crate::template::json::Span;
 
 /// Data sources kiln cannot run here because they ask a cloud or network
 /// service; named so the error says why rather than "unknown".
@@ -29,24 +33,47 @@ const NETWORK_TYPES: &[&str] = &[
     "hcp-packer-image",
     "hcp-packer-iteration",
     "hcp-packer-version",
-    "http",
     "vsphere-virtualmachine",
     "git-commit",
     "git-repository",
 ];
 
 /// The data sources kiln runs.
-const TYPES: &[&str] = &["null", "external", "external-raw"];
+const TYPES: &[&str] = &["null", "http", "external", "external-raw"];
 
-/// Evaluates every data block; returns the `data` object for the scope.
-pub fn evaluate(
-    parsed: &[Parsed],
-    scope: &Scope,
-    run_programs: bool,
+/// One `data "TYPE" "NAME"` block, found but not yet evaluated: the
+/// locals and data sources are evaluated together in dependency order.
+pub struct DataBlock<'a> {
+    pub ty: &'a str,
+    pub name: &'a str,
+    pub block: &'a Block,
+    pub base: usize,
+    /// The block's `data` keyword.
+    pub span: Span,
+}
+
+impl DataBlock<'_> {
+    /// `data.TYPE.NAME`.
+    pub fn path(&self) -> String {
+        format!("data.{}.{}", self.ty, self.name)
+    }
+
+    /// The expressions of the block's attributes (what it depends on).
+    pub fn expressions(&self) -> impl Iterator<Item = &Expression> {
+        self.block.body.iter().filter_map(|s| match s {
+            Structure::Attribute(a) => Some(&a.value),
+            Structure::Block(_) => None,
+        })
+    }
+}
+
+/// Every well-formed data block, each defined once.
+pub fn collect<'a>(
+    parsed: &'a [Parsed],
     files: &Files,
     diags: &mut Diagnostics,
-) -> Value {
-    let mut data: Map<String, Value> = Map::new();
+) -> Vec<DataBlock<'a>> {
+    let mut out: Vec<DataBlock<'a>> = Vec::new();
     for p in parsed {
         for s in p.body.iter() {
             let Structure::Block(b) = s else { continue };
@@ -64,48 +91,62 @@ pub fn evaluate(
                     .hint = Some("write data \"TYPE\" \"NAME\" { … }".into());
                 continue;
             };
-            let (ty, name) = (ty.as_str(), name.as_str());
-            let path = format!("data.{ty}.{name}");
-            let mut inner = scope.clone();
-            inner.set("data", Value::Object(data.clone()));
-            let Some(attrs) = read_attributes(b, p.base, &inner, &path, ty, files, diags) else {
+            let block = DataBlock {
+                ty: ty.as_str(),
+                name: name.as_str(),
+                block: b,
+                base: p.base,
+                span,
+            };
+            if out.iter().any(|d| d.ty == block.ty && d.name == block.name) {
+                diags
+                    .error(block.path(), "is defined twice", files.location(span))
+                    .hint =
+                    Some("a data source is defined once across the template's files".into());
                 continue;
-            };
-            let value = match ty {
-                "null" => Ok(null_source(&attrs)),
-                "external" | "external-raw" if !run_programs => Ok(placeholder(ty)),
-                "external" | "external-raw" => run_external(ty, &attrs),
-                _ => unreachable_type(ty),
-            };
-            match value {
-                Ok(v) => {
-                    let by_type = data
-                        .entry(ty.to_owned())
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(m) = by_type {
-                        if m.contains_key(name) {
-                            diags
-                                .error(&path, "is defined twice", files.location(span))
-                                .hint = Some(
-                                "a data source is defined once across the template's files".into(),
-                            );
-                        }
-                        m.insert(name.to_owned(), v);
-                    }
-                }
-                Err(e) => {
-                    diags.error(&path, e, files.location(span)).hint = Some(
-                        "the data source runs on this machine while the template loads; run the program by hand to see why it fails".into(),
-                    );
-                }
             }
+            out.push(block);
         }
     }
-    Value::Object(data)
+    out
 }
 
-fn unreachable_type(ty: &str) -> Result<Value, String> {
-    Err(format!("data source type `{ty}` is not supported"))
+/// True when `validate` without `-evaluate-datasources` gives this data
+/// source an empty placeholder instead of its result.
+pub fn gives_placeholder(ty: &str, run_programs: bool) -> bool {
+    !run_programs && matches!(ty, "external" | "external-raw" | "http")
+}
+
+/// Evaluates one data block in `scope` (which holds the locals and data
+/// sources it depends on); `None` after reporting why it has no value.
+pub fn evaluate(
+    d: &DataBlock<'_>,
+    scope: &Scope,
+    run_programs: bool,
+    files: &Files,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    let path = d.path();
+    let attrs = read_attributes(d.block, d.base, scope, &path, d.ty, files, diags)?;
+    let value = match d.ty {
+        "null" => Ok(null_source(&attrs)),
+        ty if gives_placeholder(ty, run_programs) => Ok(placeholder(ty)),
+        "external" | "external-raw" => run_external(d.ty, &attrs),
+        "http" => super::data_http::fetch(&attrs),
+        _ => Err(format!("data source type `{}` is not supported", d.ty)),
+    };
+    match value {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let hint = if d.ty == "http" {
+                "the data source fetches the URL while the template loads; try it with curl to see why it fails"
+            } else {
+                "the data source runs on this machine while the template loads; run the program by hand to see why it fails"
+            };
+            diags.error(&path, e, files.location(d.span)).hint = Some(hint.into());
+            None
+        }
+    }
 }
 
 /// The block's attributes evaluated, after checking its type and keys.
@@ -146,6 +187,7 @@ fn read_attributes(
     }
     let allowed: &[&str] = match ty {
         "null" => &["input"],
+        "http" => &["url", "method", "request_headers", "request_body"],
         _ => &["program", "query", "working_dir"],
     };
     let mut out = Map::new();
@@ -195,7 +237,13 @@ fn read_attributes(
             }
         }
     }
-    if ty != "null" && !out.contains_key("program") {
+    if ty == "http" && !out.contains_key("url") {
+        diags
+            .error(path, "url is required", files.location(type_span))
+            .hint = Some("url = \"https://example.com/SHA256SUMS\": the URL to fetch".into());
+        ok = false;
+    }
+    if ty.starts_with("external") && !out.contains_key("program") {
         diags
             .error(path, "program is required", files.location(type_span))
             .hint = Some("program = [\"uname\", \"-s\"]: the command and its arguments".into());
@@ -221,6 +269,13 @@ fn null_source(attrs: &Map<String, Value>) -> Value {
 /// What `validate` sees when programs are not run.
 fn placeholder(ty: &str) -> Value {
     let mut m = Map::new();
+    if ty == "http" {
+        for key in ["url", "body"] {
+            m.insert(key.to_owned(), Value::String(String::new()));
+        }
+        m.insert("request_headers".to_owned(), Value::Object(Map::new()));
+        return Value::Object(m);
+    }
     let result = if ty == "external" {
         Value::Object(Map::new())
     } else {

@@ -16,9 +16,31 @@ pub struct Scope {
     pub vars: Map<String, Value>,
     /// `env()` is only allowed in variable defaults.
     pub allow_env: bool,
+    /// Locals and data sources that have no value because their own
+    /// evaluation failed (already reported): an expression that uses one
+    /// fails only in consequence, and says nothing more.
+    pub failed: Vec<FailedValue>,
+}
+
+/// A local (`local.NAME`) or a data source (`data.TYPE.NAME`) without a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailedValue {
+    Local(String),
+    Data(String, String),
 }
 
 impl Scope {
+    /// True when `expr` uses a local or data source that failed.
+    pub fn uses_failed(&self, expr: &hcl::edit::expr::Expression) -> bool {
+        !self.failed.is_empty()
+            && (references(expr, "local")
+                .into_iter()
+                .any(|n| self.failed.contains(&FailedValue::Local(n)))
+                || data_references(expr)
+                    .into_iter()
+                    .any(|(t, n)| self.failed.contains(&FailedValue::Data(t, n))))
+    }
+
     pub fn set(&mut self, name: &str, value: Value) {
         self.vars.insert(name.to_owned(), value);
     }
@@ -383,6 +405,30 @@ pub fn references(expr: &hcl::edit::expr::Expression, root: &str) -> Vec<String>
     };
     r.visit_expr(expr);
     r.found
+}
+
+/// The `data.TYPE.NAME` sources an expression refers to.
+pub fn data_references(expr: &hcl::edit::expr::Expression) -> Vec<(String, String)> {
+    use hcl::edit::expr::{Expression, TraversalOperator};
+    use hcl::edit::visit::{Visit, visit_traversal};
+    struct Refs(Vec<(String, String)>);
+    impl Visit for Refs {
+        fn visit_traversal(&mut self, node: &hcl::edit::expr::Traversal) {
+            if let Expression::Variable(v) = &node.expr
+                && v.as_str() == "data"
+                && let [ty, name, ..] = node.operators.as_slice()
+                && let (TraversalOperator::GetAttr(ty), TraversalOperator::GetAttr(name)) =
+                    (ty.value(), name.value())
+            {
+                self.0
+                    .push((ty.as_str().to_owned(), name.as_str().to_owned()));
+            }
+            visit_traversal(self, node);
+        }
+    }
+    let mut r = Refs(Vec::new());
+    r.visit_expr(expr);
+    r.0
 }
 
 #[cfg(test)]

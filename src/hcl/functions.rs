@@ -15,7 +15,10 @@ use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
 #[path = "functions_extra.rs"]
 mod functions_extra;
 use functions_extra::{bcrypt, legacy_strftime, rsadecrypt};
+#[path = "yaml_decode.rs"]
+mod yaml_decode;
 use hcl::{Map, Number, Value};
+use yaml_decode::yamldecode;
 
 type R = Result<Value, String>;
 /// The widest padding `indent` and `format` make: a typo must not ask for
@@ -95,6 +98,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "textdecodebase64",
     "textencodebase64",
     "urlencode",
+    "yamldecode",
     "yamlencode",
     "abspath",
     "basename",
@@ -221,6 +225,7 @@ pub fn declare_all(ctx: &mut Context<'_>, with_env: bool) {
         "textdecodebase64" => textdecodebase64,
         "textencodebase64" => textencodebase64,
         "urlencode" => urlencode,
+        "yamldecode" => yamldecode,
         "yamlencode" => yamlencode,
         "abspath" => abspath,
         "basename" => basename,

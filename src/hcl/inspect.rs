@@ -12,10 +12,14 @@ pub fn render(loaded: &Loaded) -> String {
     let mut out = String::from("Packer Inspect: HCL2 mode\n\n> input-variables:\n\n");
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
     for v in &t.variables {
-        let value = match &v.default {
+        // The value var files, -var and PKR_VAR_* give, as Packer shows it.
+        let value = match loaded.variable_values.get(&v.name) {
             _ if sensitive(&v.name) => "<sensitive>".to_owned(),
-            Some(d) => d.clone(),
-            None => "<unknown> (required)".to_owned(),
+            Some(value) => super::variables::display(value),
+            None => match &v.default {
+                Some(d) => d.clone(),
+                None => "<unknown> (required)".to_owned(),
+            },
         };
         let _ = writeln!(out, "var.{}: {value}", v.name);
     }

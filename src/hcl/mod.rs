@@ -8,6 +8,7 @@
 mod body;
 pub mod builds;
 mod data;
+mod data_http;
 mod inspect;
 mod json_syntax;
 pub use inspect::render as render_inspect;
@@ -72,9 +73,15 @@ pub struct Loaded {
     /// Things said once, not problems (a built-in plugin that needs no install).
     pub notes: Vec<String>,
     pub locals: Vec<(String, String)>,
+    /// Each variable's value after var files, `-var` and `PKR_VAR_*`
+    /// (absent: a required variable nobody set), for `inspect`.
+    pub variable_values: hcl::Map<String, hcl::Value>,
     pub builds: Vec<builds::BuildOutline>,
     /// Every source block, as `TYPE.NAME`.
     pub sources: Vec<String>,
+    /// The builds use values computed from data sources that were not run
+    /// (plain `validate`): their configuration cannot be checked.
+    pub builds_unchecked: bool,
 }
 
 /// Every file of the template, its spans offset so that one `Span` says
@@ -275,18 +282,38 @@ pub fn load_sources(
         hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
     );
     scope.set("packer", hcl::Value::Object(packer));
-    let data = data::evaluate(
+    let evaluated = locals::evaluate(
         &parsed,
         &scope,
+        &vars.missing,
         inputs.evaluate_datasources,
         &files,
         &mut value_diags,
     );
-    scope.set("data", data);
-    let locals = locals::evaluate(&parsed, &scope, &vars.missing, &files, &mut value_diags);
-    let variables_failed = !vars.missing.is_empty();
+    let locals = evaluated.locals;
+    scope.set("data", evaluated.data);
+    scope.failed = evaluated.failed;
+    // Plain `validate` does not run data sources; what was computed from
+    // one could not be, and the builds' errors would follow from that.
+    let unchecked = !evaluated.from_placeholder.is_empty();
+    for (what, source) in &evaluated.from_placeholder {
+        value_diags
+            .warning(
+                what.as_str(),
+                format!("not evaluated: it needs the result of {source}, which validate does not fetch or run; the builds were not checked"),
+                None,
+            )
+            .hint = Some("run kiln validate -evaluate-datasources to check them with the data sources' results".into());
+    }
+    let variables_failed = !vars.missing.is_empty() || unchecked;
     scope.set("local", hcl::Value::Object(locals.values.clone()));
 
+    let variable_values: hcl::Map<String, hcl::Value> = vars
+        .values
+        .iter()
+        .filter(|(k, _)| !vars.missing.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut secrets = vars.secrets;
     secrets.extend(locals.secrets);
     let Some(first) = files.files.first().map(|f| f.file.clone()) else {
@@ -335,8 +362,10 @@ pub fn load_sources(
         secrets,
         notes,
         locals: locals_shown,
+        variable_values,
         builds,
         sources,
+        builds_unchecked: unchecked,
     })
 }
 
@@ -502,6 +531,70 @@ build {
             .iter()
             .map(|c| c.iter().map(|pp| pp.type_name.clone()).collect())
             .collect()
+    }
+
+    /// Packer names a build `[BUILD.]TYPE.NAME` for -only/-except and the
+    /// output, but gives the builder the source's own name as its build
+    /// name: `output-tiny` and `packer-tiny` for `source "qemu" "tiny"`,
+    /// even where a build uses it under another `name`.
+    #[test]
+    fn builds_are_named_type_dot_name_and_builders_get_the_source_name() {
+        let text = r#"
+source "qemu" "tiny" {
+  iso_url          = "http://127.0.0.1/x.iso"
+  iso_checksum     = "none"
+  ssh_username     = "root"
+  shutdown_command = "poweroff"
+}
+build {
+  sources = ["source.qemu.tiny"]
+}
+build {
+  name = "b"
+  source "source.qemu.tiny" {
+    name = "second"
+  }
+  post-processor "manifest" {}
+}
+"#;
+        let (p, diags) = prepare(text, &Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let named: Vec<(String, String, String)> = p
+            .builds
+            .iter()
+            .map(|b| match &b.builder {
+                config::BuilderConfig::Qemu(q) => (
+                    b.name.clone(),
+                    q.output_directory.display().to_string(),
+                    q.vm_name.clone(),
+                ),
+                other => panic!("not qemu: {other:?}"),
+            })
+            .collect();
+        let expected = |name: &str| {
+            (
+                name.to_owned(),
+                "output-tiny".to_owned(),
+                "packer-tiny".to_owned(),
+            )
+        };
+        assert_eq!(named, [expected("qemu.tiny"), expected("b.qemu.second")]);
+        // The manifest records the builder's build name, as Packer's does.
+        match &p.builds[1].post_processors[0][0].kind {
+            config::post_processor::PostProcessorKind::Manifest(m) => {
+                assert_eq!(m.build_name.as_deref(), Some("tiny"));
+            }
+            other => panic!("not a manifest: {other:?}"),
+        }
+
+        let only = Selection {
+            only: vec!["qemu.tiny".to_owned()],
+            except: Vec::new(),
+        };
+        let (p, diags) = prepare(text, &only);
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let names: Vec<&str> = p.builds.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["qemu.tiny"]);
     }
 
     #[test]

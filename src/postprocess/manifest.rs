@@ -85,7 +85,10 @@ pub(super) async fn run(
             .unwrap_or(0)
     };
     let build = ManifestBuild {
-        name: ctx.build_name.clone(),
+        name: c
+            .build_name
+            .clone()
+            .unwrap_or_else(|| ctx.build_name.clone()),
         builder_type: ctx.build_type.clone(),
         build_time,
         files,

@@ -74,6 +74,12 @@ pub struct Section {
     pub type_span: Span,
     /// Builders: `name`, defaulting to the type. Others: `name` if given.
     pub name: String,
+    /// An HCL2 builder: its source block's own name (`tiny` for
+    /// `source "qemu" "tiny"`), which Packer gives the builder as its build
+    /// name (the default `output_directory` and `vm_name`,
+    /// `{{build_name}}`), while `name` is the full `qemu.tiny` that
+    /// `-only`, `-except` and the output show. None: `name` is both.
+    pub packer_build_name: Option<String>,
     /// The whole object (`type` and `name` included); for a post-processor
     /// written as a bare string, an empty object spanning the string.
     pub body: Node,
@@ -507,6 +513,7 @@ fn read_section(
         type_name: type_name.to_owned(),
         type_span: type_node.span,
         name,
+        packer_build_name: None,
         body: item.clone(),
     })
 }
@@ -552,6 +559,7 @@ fn post_processor(
             type_name: type_name.clone(),
             type_span: step.span,
             name: String::new(),
+            packer_build_name: None,
             body: Node {
                 value: Value::Object(Vec::new()),
                 span: step.span,

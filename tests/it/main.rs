@@ -12,6 +12,7 @@ mod gce;
 mod gce_export;
 mod gce_import;
 mod hcl;
+mod hcl_data;
 mod hostile;
 mod http;
 mod iso_fetch;

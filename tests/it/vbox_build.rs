@@ -701,3 +701,42 @@ fn offline_guest_additions_name_what_to_add_to_the_cache() {
     assert!(t.contains("kiln cache add"), "{t}");
     assert!(registered(&vbox).is_empty(), "{t}");
 }
+
+/// `boot_steps` on virtualbox-iso: the installer's command typed as two
+/// described steps, each announced before its keys, reaches the guest (it
+/// installs and powers off by itself), as scancodes through VBoxManage.
+#[test]
+fn vm_boot_steps_are_announced_and_typed_as_scancodes() {
+    let _vm = vm_lock();
+    let vbox = FakeVbox::new();
+    let template = template_for(
+        Guest::PowersOffAlone,
+        "kiln-vbox-steps",
+        r#""guest_additions_mode": "disable", "virtualbox_version_file": "", "skip_export": true,"#,
+        "",
+    )
+    .replace(
+        r#""boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],"#,
+        r#""boot_steps": [
+      ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg", "Type the installer's command"],
+      ["<enter>", "Start the install"]
+    ],"#,
+    );
+    assert!(template.contains("boot_steps"), "{template}");
+    let out = build(&vbox, &template, &[]).output().expect("kiln runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let first = t.find("Boot step 1/2: Type the installer's command");
+    let second = t.find("Boot step 2/2: Start the install");
+    assert!(
+        matches!((first, second), (Some(a), Some(b)) if a < b),
+        "{t}"
+    );
+    let scancodes = vbox
+        .calls()
+        .iter()
+        .filter(|c| c.iter().any(|a| a == "keyboardputscancode"))
+        .count();
+    assert!(scancodes >= 2, "{t}");
+    assert!(qemu_processes_with("kiln-vbox-steps").is_empty(), "{t}");
+}

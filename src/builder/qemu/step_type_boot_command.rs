@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::bootcmd::{self, Action};
-use crate::builder::common::boot_command_actions;
+use crate::builder::common::boot_batches::{boot_batches, step_announcements};
 use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
@@ -38,19 +38,14 @@ impl Step<QemuState> for StepTypeBootCommand {
                 );
                 return Ok(());
             }
-            let Some(batches) = boot_batches(&state.common, &state.config, ctx).await? else {
+            let c = &state.config;
+            let Some(batches) =
+                boot_batches(&state.common, &c.boot, &c.boot_steps, &c.vm_name, ctx).await?
+            else {
                 return Ok(());
             };
             let actions: Vec<Action> = batches.iter().flat_map(|b| b.1.clone()).collect();
-            // Where each described step starts, by action index.
-            let mut starts = Vec::new();
-            let mut at = 0;
-            for (i, (description, batch)) in batches.iter().enumerate() {
-                if let Some(d) = description {
-                    starts.push((at, format!("Boot step {}/{}: {d}", i + 1, batches.len())));
-                }
-                at += batch.len();
-            }
+            let starts = step_announcements(&batches);
             let interval = key_interval(state.config.boot.key_interval);
             let qmp = state
                 .qmp
@@ -100,30 +95,4 @@ impl Step<QemuState> for StepTypeBootCommand {
             Ok(())
         })
     }
-}
-
-/// The actions to type, in batches: one for `boot_command`, one per
-/// `boot_steps` step with its description. `boot_wait` is waited once,
-/// before the first.
-async fn boot_batches(
-    common: &crate::builder::common::CommonState,
-    c: &crate::config::qemu::QemuConfig,
-    ctx: &StepContext,
-) -> Result<Option<Vec<(Option<String>, Vec<Action>)>>, StepError> {
-    if c.boot_steps.is_empty() {
-        let actions = boot_command_actions(common, &c.boot, &c.vm_name, ctx).await?;
-        return Ok(actions.map(|a| vec![(None, a)]));
-    }
-    let mut out = Vec::new();
-    for (i, step) in c.boot_steps.iter().enumerate() {
-        let boot = crate::config::common::BootConfig {
-            command: vec![step.keys.clone()],
-            wait: if i == 0 { c.boot.wait } else { Duration::ZERO },
-            ..c.boot.clone()
-        };
-        if let Some(actions) = boot_command_actions(common, &boot, &c.vm_name, ctx).await? {
-            out.push((step.description.clone(), actions));
-        }
-    }
-    Ok(Some(out))
 }

@@ -361,3 +361,39 @@ fn bento_hardware_keys_become_packers_rows() {
             .is_some_and(|r| r.to_string().contains("--firmware"))
     );
 }
+
+/// On IDE, Packer attaches disk N at port N, device 0: one additional
+/// disk fits at 1:0, beside the boot ISO at 0:1 (cd_files would take 1:1).
+#[test]
+fn one_additional_disk_fits_on_ide_as_in_packer() {
+    let c = config(
+        r#"{"builders": [{
+            "type": "virtualbox-iso", "vm_name": "i", "output_directory": "/out",
+            "iso_url": "/isos/tiny.iso", "iso_checksum": "none",
+            "ssh_username": "root", "shutdown_command": "poweroff",
+            "disk_size": 4096, "disk_additional_size": [1024]
+        }]}"#,
+    );
+    let disk = disk_spec(&c);
+    let mut rows: Vec<String> = disk
+        .create_commands("i")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    rows.push(
+        IsoAttachment::boot_iso(disk.iso_bus)
+            .attach("i", Path::new("/isos/tiny.iso"))
+            .to_string(),
+    );
+    assert_eq!(
+        rows,
+        [
+            "VBoxManage createmedium disk --filename /out/i-0.vdi --size 4096 --format VDI --variant Standard",
+            "VBoxManage createmedium disk --filename /out/i-1.vdi --size 1024 --format VDI --variant Standard",
+            "VBoxManage storagectl i --name 'IDE Controller' --add ide",
+            "VBoxManage storageattach i --storagectl 'IDE Controller' --port 0 --device 0 --type hdd --medium /out/i-0.vdi --nonrotational off --discard off",
+            "VBoxManage storageattach i --storagectl 'IDE Controller' --port 1 --device 0 --type hdd --medium /out/i-1.vdi --nonrotational off --discard off",
+            "VBoxManage storageattach i --storagectl 'IDE Controller' --port 0 --device 1 --type dvddrive --medium /isos/tiny.iso",
+        ]
+    );
+}

@@ -472,8 +472,8 @@ mod same_config {
         (prepared, diags)
     }
 
-    /// Everything but the build's name (`qemu` in JSON, `qemu.qemu` in
-    /// HCL2) and where each value came from (spans, template paths).
+    /// Everything but the build's full name (`qemu` in JSON, `qemu.qemu`
+    /// in HCL2; the builders' defaults come from `qemu` in both) and where each value came from (spans, template paths).
     fn typed(p: &config::Prepared) -> Vec<String> {
         let whence =
             regex::Regex::new(r"^\s*(start|end|offset): \d+,$|^\s*path: .*,$").expect("regex");
