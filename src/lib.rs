@@ -25,6 +25,7 @@ pub mod provision;
 pub mod run;
 pub mod template;
 pub mod ui;
+pub mod vm;
 
 /// The version kiln reports, and the Packer version it answers
 /// `{{packer_version}}` and `min_packer_version` with.

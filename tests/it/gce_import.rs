@@ -9,9 +9,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiln::artifact::{Artifact, Disk, DiskFormat};
+use kiln::artifact::{Artifact, Disk};
 use kiln::postprocess::{PostProcessContext, run_chains};
 use kiln::ui::RecordingReporter;
+use kiln::vm::ImageFormat;
 
 use crate::gce::FakeGce;
 use crate::postprocess::{chains, context};
@@ -98,7 +99,7 @@ fn raw_artifact(path: &Path) -> Artifact {
     let mut a = Artifact::files_only("transcend.qemu", "vm", "qemu", "vm", vec![path.to_owned()]);
     a.disks = vec![Disk {
         path: path.to_owned(),
-        format: DiskFormat::Raw,
+        format: ImageFormat::Raw,
         virtual_size: None,
     }];
     a

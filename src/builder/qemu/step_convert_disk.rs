@@ -1,9 +1,9 @@
 //! Compacts (and optionally compresses) the finished disk with
 //! `qemu-img convert`, writing a temporary file renamed over the original.
 
-use crate::config::qemu::DiskFormat;
 use crate::hypervisor::qemu::{ConvertOptions, QemuImg, QemuImgCli};
 use crate::run::runner::{Step, StepContext, StepFuture};
+use crate::vm::ImageFormat;
 
 use super::{QemuState, fail};
 
@@ -17,7 +17,7 @@ impl Step<QemuState> for StepConvertDisk {
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let c = &state.config;
-            if c.skip_compaction || c.format != DiskFormat::Qcow2 || c.use_backing_file {
+            if c.skip_compaction || c.format != ImageFormat::Qcow2 || c.use_backing_file {
                 ctx.reporter.info(
                     &ctx.build,
                     "Not compacting (skip_compaction, raw format or backing file)",

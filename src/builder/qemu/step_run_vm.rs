@@ -13,8 +13,7 @@ use crate::hypervisor::qemu::{
 use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail};
-use crate::config::qemu::Accelerator;
-use crate::hypervisor::qemu::Accel;
+use crate::vm::Accelerator;
 
 pub struct StepRunVm;
 
@@ -28,7 +27,7 @@ fn has_display() -> bool {
 fn command(
     state: &QemuState,
     ctx: &StepContext,
-    accel: crate::hypervisor::qemu::Accel,
+    accel: Accelerator,
 ) -> Result<QemuCommand, StepError> {
     let c = &state.config;
     let mut cmd = QemuCommand::new(c.qemu_binary.clone(), accel);
@@ -227,12 +226,9 @@ impl Step<QemuState> for StepRunVm {
 
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let probe = probe_accelerator(
-                requested_accel(state.config.accelerator),
-                &state.config.qemu_binary,
-            )
-            .await
-            .map_err(|e| fail("cannot use the requested accelerator", e))?;
+            let probe = probe_accelerator(state.config.accelerator, &state.config.qemu_binary)
+                .await
+                .map_err(|e| fail("cannot use the requested accelerator", e))?;
             if probe.fell_back {
                 ctx.reporter.warn(&ctx.build, &probe.reason);
             } else {
@@ -320,21 +316,6 @@ impl Step<QemuState> for StepRunVm {
             state.runtime_dir = None;
         })
     }
-}
-
-/// The `accelerator` setting as the driver's type; `None` for `auto`,
-/// which the driver probes.
-fn requested_accel(requested: Accelerator) -> Option<Accel> {
-    Some(match requested {
-        Accelerator::Auto => return None,
-        Accelerator::Kvm => Accel::Kvm,
-        Accelerator::Tcg => Accel::Tcg,
-        Accelerator::Hvf => Accel::Hvf,
-        Accelerator::Whpx => Accel::Whpx,
-        Accelerator::Xen => Accel::Xen,
-        Accelerator::Hax => Accel::Hax,
-        Accelerator::None => Accel::None,
-    })
 }
 
 #[cfg(test)]
