@@ -828,12 +828,21 @@ pub fn parse_go_uint(s: &str) -> Option<u64> {
 /// Go's time.ParseDuration: "300ms", "1.5h", "2h45m", "1m30s". Negative
 /// durations are refused (no Packer setting means anything by them).
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.starts_with('-') {
-        return Err("it is negative".into());
+    match parse_signed_go_duration(s)? {
+        (false, d) => Ok(d),
+        (true, _) => Err("it is negative".into()),
     }
+}
+
+/// Go's time.ParseDuration with its sign: `(negative, magnitude)`. The
+/// one parser behind settings and HCL's `timeadd`, which takes "-10s".
+pub fn parse_signed_go_duration(s: &str) -> Result<(bool, Duration), String> {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
     if rest == "0" {
-        return Ok(Duration::ZERO);
+        return Ok((negative, Duration::ZERO));
     }
     if rest.is_empty() {
         return Err("it is empty".into());
@@ -871,7 +880,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         total += number * scale;
         rest = &rest[unit_len..];
     }
-    Duration::try_from_secs_f64(total).map_err(|_| "it is too long".into())
+    let magnitude = Duration::try_from_secs_f64(total).map_err(|_| "it is too long")?;
+    Ok((negative, magnitude))
 }
 
 /// Sizes in MiB: "10240" (MiB), "10G", "512M", "1T", "1048576K", "10GiB", "10GB".
@@ -909,6 +919,14 @@ mod tests {
         assert!(parse_go_duration("10").is_err_and(|e| e.contains("no unit")));
         assert!(parse_go_duration("10x").is_err_and(|e| e.contains("unknown unit")));
         assert!(parse_go_duration("-1s").is_err());
+        assert_eq!(
+            parse_signed_go_duration("-1m30s"),
+            Ok((true, Duration::from_secs(90)))
+        );
+        assert_eq!(
+            parse_signed_go_duration("+2s"),
+            Ok((false, Duration::from_secs(2)))
+        );
         assert!(parse_go_duration("s").is_err());
     }
 
