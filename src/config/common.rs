@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::decode::{Deferred, Fields};
+use crate::communicator::ssh::{FileTransfer, KeyPairType, TemporaryKeyPair};
 
 /// Template fields `boot_command` can use.
 pub const BOOT_COMMAND_FIELDS: &[&str] = &[
@@ -310,95 +311,50 @@ fn check_boot_command(f: &mut Fields<'_>) {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileTransfer {
-    Scp,
-    Sftp,
-}
-
-/// `temporary_key_pair_type`: the key a build makes when the template
-/// gives no way to log in. DSA (deprecated, and refused by modern servers)
-/// is not offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyPairType {
-    Rsa,
-    Ecdsa,
-    Ed25519,
-}
-
-impl KeyPairType {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Rsa => "rsa",
-            Self::Ecdsa => "ecdsa",
-            Self::Ed25519 => "ed25519",
-        }
-    }
-}
-
 /// `temporary_key_pair_type` and `temporary_key_pair_bits`, checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TemporaryKeyPair {
-    pub kind: KeyPairType,
-    /// As given; `bits()` applies Packer's defaults.
-    pub bits: Option<u32>,
-}
-
-impl TemporaryKeyPair {
-    /// Packer's defaults: RSA 4096 bits, ECDSA on P-521; Ed25519 has one size.
-    pub fn bits(&self) -> u32 {
-        match (self.kind, self.bits) {
-            (KeyPairType::Ed25519, _) => 256,
-            (_, Some(b)) => b,
-            (KeyPairType::Rsa, None) => 4096,
-            (KeyPairType::Ecdsa, None) => 521,
+fn decode_temporary_key_pair(f: &mut Fields<'_>) -> TemporaryKeyPair {
+    let kind = match f
+        .one_of(
+            "temporary_key_pair_type",
+            &["rsa", "ecdsa", "ed25519", "dsa"],
+        )
+        .as_deref()
+    {
+        Some("ecdsa") => KeyPairType::Ecdsa,
+        Some("ed25519") => KeyPairType::Ed25519,
+        Some("dsa") => {
+            let span = f.span_of("temporary_key_pair_type").unwrap_or_default();
+            f.error_at(span, "temporary_key_pair_type: kiln does not make DSA keys")
+                .hint = Some(
+                "DSA is deprecated and refused by current SSH servers; use \"ed25519\" or \"rsa\""
+                    .into(),
+            );
+            KeyPairType::Rsa
         }
-    }
-
-    fn decode(f: &mut Fields<'_>) -> Self {
-        let kind = match f
-            .one_of(
-                "temporary_key_pair_type",
-                &["rsa", "ecdsa", "ed25519", "dsa"],
-            )
-            .as_deref()
-        {
-            Some("ecdsa") => KeyPairType::Ecdsa,
-            Some("ed25519") => KeyPairType::Ed25519,
-            Some("dsa") => {
-                let span = f.span_of("temporary_key_pair_type").unwrap_or_default();
-                f.error_at(span, "temporary_key_pair_type: kiln does not make DSA keys")
-                    .hint = Some(
-                    "DSA is deprecated and refused by current SSH servers; use \"ed25519\" or \"rsa\""
-                        .into(),
-                );
-                KeyPairType::Rsa
-            }
-            _ => KeyPairType::Rsa,
+        _ => KeyPairType::Rsa,
+    };
+    let bits = f
+        .u64("temporary_key_pair_bits")
+        .filter(|&b| b != 0)
+        .map(|b| u32::try_from(b).unwrap_or(u32::MAX));
+    let allowed = match kind {
+        KeyPairType::Rsa => bits.is_none_or(|b| (1024..=16384).contains(&b)),
+        KeyPairType::Ecdsa => bits.is_none_or(|b| [256, 384, 521].contains(&b)),
+        KeyPairType::Ed25519 => true,
+    };
+    if let (false, Some(b)) = (allowed, bits) {
+        let span = f.span_of("temporary_key_pair_bits").unwrap_or_default();
+        let expected = match kind {
+            KeyPairType::Ecdsa => "256, 384 or 521 for ecdsa",
+            _ => "from 1024 to 16384 for rsa (3072 is enough, 4096 is the default)",
         };
-        let bits = f
-            .u64("temporary_key_pair_bits")
-            .filter(|&b| b != 0)
-            .map(|b| u32::try_from(b).unwrap_or(u32::MAX));
-        let allowed = match kind {
-            KeyPairType::Rsa => bits.is_none_or(|b| (1024..=16384).contains(&b)),
-            KeyPairType::Ecdsa => bits.is_none_or(|b| [256, 384, 521].contains(&b)),
-            KeyPairType::Ed25519 => true,
-        };
-        if let (false, Some(b)) = (allowed, bits) {
-            let span = f.span_of("temporary_key_pair_bits").unwrap_or_default();
-            let expected = match kind {
-                KeyPairType::Ecdsa => "256, 384 or 521 for ecdsa",
-                _ => "from 1024 to 16384 for rsa (3072 is enough, 4096 is the default)",
-            };
-            f.error_at(
-                span,
-                format!("temporary_key_pair_bits: {b} is not a key size kiln can make"),
-            )
-            .hint = Some(format!("use {expected}"));
-        }
-        Self { kind, bits }
+        f.error_at(
+            span,
+            format!("temporary_key_pair_bits: {b} is not a key size kiln can make"),
+        )
+        .hint = Some(format!("use {expected}"));
     }
+    TemporaryKeyPair { kind, bits }
 }
 
 #[derive(Debug, Clone)]
@@ -485,7 +441,7 @@ impl Communicator {
             .filter(|d| !d.is_zero());
         let pause_before_connecting = f.duration("pause_before_connecting").unwrap_or_default();
         let clear_authorized_keys = f.bool("ssh_clear_authorized_keys").unwrap_or(false);
-        let temporary_key_pair = TemporaryKeyPair::decode(f);
+        let temporary_key_pair = decode_temporary_key_pair(f);
         warn_unused_ssh_keys(f, read_write_timeout);
         for key in UNSUPPORTED_SSH_KEYS {
             if let Some(span) = f.raw(key).map(|n| n.span) {
