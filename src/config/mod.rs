@@ -9,6 +9,7 @@ pub mod breakpoint;
 pub mod chef_solo;
 pub mod common;
 pub mod decode;
+pub mod go_value;
 pub mod googlecompute;
 mod local_path;
 pub mod post_processor;

@@ -369,7 +369,7 @@ impl QemuConfig {
             .string_list("disk_additional_size")
             .unwrap_or_default()
             .iter()
-            .filter_map(|s| super::decode::parse_size_mib(s))
+            .filter_map(|s| super::go_value::parse_size_mib(s))
             .collect();
         // ova/ovf: the VM runs on a qcow2 disk that is exported at the end.
         let requested = f.one_of("format", &["qcow2", "raw", "ova", "ovf"]);

@@ -1696,7 +1696,7 @@ fn formatdate(a: &[Value]) -> R {
 /// A Go duration ("1h30m", "-10s") in seconds, by the one Go-duration
 /// parser that settings use too.
 fn parse_go_duration(text: &str) -> Result<f64, String> {
-    let (negative, magnitude) = crate::config::decode::parse_signed_go_duration(text)
+    let (negative, magnitude) = crate::config::go_value::parse_signed_go_duration(text)
         .map_err(|_| format!("invalid duration {text:?}"))?;
     let secs = magnitude.as_secs_f64();
     Ok(if negative { -secs } else { secs })
