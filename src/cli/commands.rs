@@ -632,7 +632,12 @@ fn fetch(
     fetch_isos(&checked, args.offline, reporter.as_ref(), rt, out)
 }
 
-pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
+/// Runs the builds; the class of the first failed one, if any.
+pub fn build(
+    args: &BuildArgs,
+    options: &ConsoleOptions,
+    out: &ErrorOutput,
+) -> Result<(), super::Failure> {
     let Some(checked) = check(
         &args.template,
         &args.variables,
@@ -640,9 +645,11 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         BUILD_HCL,
         out,
     ) else {
-        return false;
+        return Err(super::Failure::Command);
     };
-    let Some(rt) = runtime(out) else { return false };
+    let Some(rt) = runtime(out) else {
+        return Err(super::Failure::Command);
+    };
     let reporter = reporter(options, out);
     let swept = crate::host::scratch::sweep_stale(None);
     if !swept.is_empty() {
@@ -690,5 +697,8 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         }
     }
     out.write(&crate::run::summary(&results, elapsed));
-    results.iter().all(crate::run::BuildResult::succeeded)
+    match results.iter().find_map(crate::run::BuildResult::failure) {
+        Some(class) => Err(super::Failure::Build(class)),
+        None => Ok(()),
+    }
 }

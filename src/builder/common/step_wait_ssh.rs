@@ -7,7 +7,9 @@ use crate::communicator::ssh::{
     SshAuth, SshError, SshSession, SshTarget, WaitOptions, wait_for_ssh,
 };
 use crate::config::common::SshConfig;
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepError, StepFuture,
+};
 
 use super::{GuestStopped, HasCommon, serial_note};
 
@@ -95,6 +97,7 @@ async fn connect_unless_stopped<S: HasCommon>(
             ),
             e,
         )
+        .in_class(FailureClass::Guest)
     })
 }
 
@@ -106,6 +109,7 @@ fn stopped_error(why: &GuestStopped, serial: Option<&std::path::PathBuf>) -> Ste
         why.hint(),
         serial_note(serial, 15)
     ))
+    .in_class(FailureClass::Guest)
 }
 
 impl<S: HasCommon> Step<S> for StepWaitSsh {

@@ -27,7 +27,7 @@ use super::common::{
 use crate::artifact::{self, Artifact, Machine, Package};
 use crate::config::Build;
 use crate::config::qemu::QemuConfig;
-use crate::run::runner::{Step, StepError};
+use crate::run::runner::{FailureClass, Step, StepError};
 use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 pub use state::QemuState;
@@ -155,4 +155,13 @@ pub(crate) fn fail(
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> StepError {
     StepError::with_source(message, e)
+}
+
+/// A failure of the host's side (qemu, qemu-img, a file, a port), with
+/// its source.
+pub(crate) fn fail_on_host(
+    message: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StepError {
+    fail(message, e).in_class(FailureClass::Host)
 }
