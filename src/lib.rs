@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod bootcmd;
 pub mod builder;
+pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod cloud;
