@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiln::communicator::ssh::{ExitStatus, SshAuth, SshSession, SshTarget, WaitOptions};
-use kiln::config::common::FileTransfer;
+use kiln::communicator::ssh::{
+    ExitStatus, FileTransfer, SshAuth, SshSession, SshTarget, WaitOptions,
+};
 use kiln::ui::{Progress, Reporter};
 use tokio_util::sync::CancellationToken;
 

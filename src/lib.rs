@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod bootcmd;
 pub mod builder;
+pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod cloud;
@@ -25,6 +26,7 @@ pub mod provision;
 pub mod run;
 pub mod template;
 pub mod ui;
+pub mod vm;
 
 /// The version kiln reports, and the Packer version it answers
 /// `{{packer_version}}` and `min_packer_version` with.

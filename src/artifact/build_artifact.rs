@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::vm::{Accelerator, ImageFormat};
+
 /// Packer's ids for the artifacts kiln makes. The builders and
 /// post-processors name their artifacts with these; Packer's tools and
 /// `-machine-readable` consumers match on them.
@@ -120,7 +122,7 @@ impl Artifact {
     }
 
     /// The first disk in `format`.
-    pub fn disk(&self, format: DiskFormat) -> Option<&Disk> {
+    pub fn disk(&self, format: ImageFormat) -> Option<&Disk> {
         self.disks.iter().find(|d| d.format == format)
     }
 }
@@ -129,19 +131,11 @@ impl Artifact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
     pub path: PathBuf,
-    pub format: DiskFormat,
+    pub format: ImageFormat,
     /// The size the guest sees, in bytes, when the builder knows it
     /// without reading the image (a disk started from `disk_image` and
     /// not resized keeps the source's size).
     pub virtual_size: Option<u64>,
-}
-
-/// The formats of disks that builders leave behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskFormat {
-    Qcow2,
-    Raw,
-    Vmdk,
 }
 
 /// An exported appliance.
@@ -175,7 +169,7 @@ impl Package {
             .filter(|f| has(f, "vmdk"))
             .map(|path| Disk {
                 path: path.clone(),
-                format: DiskFormat::Vmdk,
+                format: ImageFormat::Vmdk,
                 virtual_size: None,
             })
             .collect();
@@ -203,20 +197,11 @@ impl Package {
 /// How the guest ran while it was built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Machine {
-    pub accelerator: Accelerator,
+    /// The QEMU accelerator the guest ran under; `None` on a hypervisor of
+    /// its own (VirtualBox). A box must tell its users whether the guest
+    /// was emulated (libvirt's `driver`), since a host without KVM cannot
+    /// start a `kvm` domain.
+    pub accelerator: Option<Accelerator>,
     pub cpus: u32,
     pub memory_mib: u64,
-}
-
-/// Whether the guest ran on hardware virtualisation or was emulated: a box
-/// must tell its users which (libvirt's `driver`), since a host without KVM
-/// cannot start a `kvm` domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accelerator {
-    /// Linux KVM.
-    Kvm,
-    /// QEMU's software emulation (TCG), or no accelerator at all.
-    Emulated,
-    /// A hypervisor of its own (VirtualBox, HVF, WHPX, Xen, HAXM).
-    Other,
 }

@@ -10,5 +10,5 @@ mod build_artifact;
 mod convert;
 pub mod ovf;
 
-pub use build_artifact::{Accelerator, Artifact, Disk, DiskFormat, Machine, Package, ids};
+pub use build_artifact::{Artifact, Disk, Machine, Package, ids};
 pub use convert::{ConvertError, VmdkConverter};

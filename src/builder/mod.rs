@@ -60,7 +60,7 @@ pub(crate) async fn run_builder<S: Send>(
     let result = match (report.outcome, report.error) {
         (Outcome::Succeeded, _) => Ok(artifact(state)),
         (_, Some(e)) => Err(e),
-        (Outcome::Cancelled, None) => Err(StepError::new("interrupted")),
+        (Outcome::Cancelled, None) => Err(StepError::interrupted()),
         (Outcome::Failed, None) => Err(StepError::new("failed")),
     };
     BuildResult {

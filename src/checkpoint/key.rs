@@ -8,6 +8,8 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::digest::hex;
+
 /// kiln's checkpoint format version: part of every key, raised whenever
 /// what a checkpoint holds or how the key is encoded changes, so an old
 /// checkpoint is never booted by a kiln that would have made it differently.
@@ -45,10 +47,6 @@ impl std::fmt::Display for InstallKey {
 pub struct KeyBuilder {
     kind: String,
     inputs: Vec<(String, String)>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Length-prefixed, so ("ab","c") and ("a","bc") differ.

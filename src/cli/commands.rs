@@ -9,55 +9,32 @@ use super::args::{
     VariableArgs,
 };
 use super::output::ErrorOutput;
-use crate::config::{self, Prepared, Selection};
+use crate::check::{Checked, HclOptions, VariableSources};
+use crate::config::Selection;
 use crate::template::diagnostic::Diagnostics;
 use crate::template::model::{self, LoadError, Template};
 use crate::template::variables::{self, Environment, ResolvedVariables, VariableInputs};
 use crate::ui::console::ConsoleOptions;
 
-/// A template checked all the way: loaded, variables resolved, builds prepared.
-struct Checked {
-    template: Template,
-    vars: ResolvedVariables,
-    prepared: Prepared,
-}
-
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
+const BUILD_HCL: HclOptions = HclOptions::BUILD;
+const LISTING_HCL: HclOptions = HclOptions::LISTING;
 
 fn current_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
 
-/// `-strict` or `KILN_STRICT`: compatibility cases are errors.
-fn diagnostics_for(variables: &VariableArgs) -> Diagnostics {
-    let from_env = std::env::var("KILN_STRICT").ok();
-    if variables.strict || crate::template::compat::strict_from_env(from_env.as_deref()) {
-        Diagnostics::strict()
-    } else {
-        Diagnostics::new()
+fn sources(variables: &VariableArgs) -> VariableSources<'_> {
+    VariableSources {
+        vars: &variables.vars,
+        var_files: &variables.var_files,
+        strict: variables.strict,
     }
 }
 
-/// HCL2-only choices of `validate` (Packer's flags); `build` runs data
-/// sources and warns about undeclared variables.
-#[derive(Debug, Clone, Copy)]
-struct HclOptions {
-    evaluate_datasources: bool,
-    warn_undeclared: bool,
+/// `-strict` or `KILN_STRICT`: compatibility cases are errors.
+fn diagnostics_for(variables: &VariableArgs) -> Diagnostics {
+    crate::check::diagnostics_for(variables.strict)
 }
-
-const BUILD_HCL: HclOptions = HclOptions {
-    evaluate_datasources: true,
-    warn_undeclared: true,
-};
-
-/// `inspect` and syntax checks run no data source program.
-const LISTING_HCL: HclOptions = HclOptions {
-    evaluate_datasources: false,
-    warn_undeclared: true,
-};
 
 /// An HCL2 template is resolved while it loads (its values need the
 /// variables); a JSON one is resolved after.
@@ -68,24 +45,12 @@ fn load_hcl(
     hcl: HclOptions,
     diags: &mut Diagnostics,
 ) -> Result<(Template, ResolvedVariables), LoadError> {
-    load_hcl_checkable(path, variables, lenient, hcl, diags).map(|(t, v, _)| (t, v))
-}
-
-/// `load_hcl`, and whether the builds can be checked: not when a value
-/// they use comes from a data source that plain `validate` does not run.
-fn load_hcl_checkable(
-    path: &Path,
-    variables: &VariableArgs,
-    lenient: bool,
-    hcl: HclOptions,
-    diags: &mut Diagnostics,
-) -> Result<(Template, ResolvedVariables, bool), LoadError> {
     let loaded = hcl_inputs_load(path, variables, lenient, hcl, diags)?;
     let vars = ResolvedVariables {
         secrets: loaded.secrets,
         ..ResolvedVariables::default()
     };
-    Ok((loaded.template, vars, !loaded.builds_unchecked))
+    Ok((loaded.template, vars))
 }
 
 /// Loads an HCL2 template with the command line's and the environment's
@@ -97,19 +62,7 @@ fn hcl_inputs_load(
     hcl: HclOptions,
     diags: &mut Diagnostics,
 ) -> Result<crate::hcl::Loaded, LoadError> {
-    let env_vars = std::env::vars()
-        .filter_map(|(k, v)| Some((k.strip_prefix("PKR_VAR_")?.to_owned(), v)))
-        .collect();
-    let inputs = crate::hcl::Inputs {
-        var_files: &variables.var_files,
-        vars: &variables.vars,
-        env: &env_lookup,
-        env_vars,
-        lenient,
-        evaluate_datasources: hcl.evaluate_datasources,
-        warn_undeclared: hcl.warn_undeclared,
-    };
-    let loaded = crate::hcl::load(path, &inputs, diags)?;
+    let loaded = crate::check::load_hcl(path, sources(variables), lenient, hcl, diags)?;
     for note in &loaded.notes {
         eprintln!("note: {note}");
     }
@@ -129,6 +82,7 @@ fn inspect_values_given(
         return std::collections::BTreeMap::new();
     }
     let pwd = current_dir();
+    let env_lookup = |name: &str| std::env::var(name).ok();
     let environment = Environment {
         env: &env_lookup,
         init_time: SystemTime::now(),
@@ -157,7 +111,8 @@ fn inspect_values_given(
         .collect()
 }
 
-/// Loads and checks a template, printing every diagnostic. None on errors.
+/// Checks a template (the core's pipeline) and prints every diagnostic.
+/// None on errors.
 fn check(
     path: &Path,
     variables: &VariableArgs,
@@ -165,60 +120,32 @@ fn check(
     hcl_options: HclOptions,
     out: &ErrorOutput,
 ) -> Option<Checked> {
-    let mut diags = diagnostics_for(variables);
-    let hcl = crate::hcl::is_hcl(path);
-    let loaded = if hcl {
-        load_hcl_checkable(path, variables, false, hcl_options, &mut diags)
-            .map(|(t, v, checkable)| (t, Some(v), checkable))
-    } else {
-        model::load(path, &mut diags).map(|t| (t, None, true))
+    let selection = Selection {
+        only: selection.only.clone(),
+        except: selection.except.clone(),
     };
-    let (template, hcl_vars, checkable) = match loaded {
-        Ok(t) => t,
+    let report = crate::check::check(
+        path,
+        sources(variables),
+        &selection,
+        hcl_options,
+        &current_dir(),
+    );
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    let diags = report.diags;
+    let checked = match report.checked {
+        Ok(c) => c,
         Err(e) => {
             print_load_error(&e, &diags, path, out);
             return None;
         }
     };
-    let pwd = current_dir();
-    let init_time = SystemTime::now();
-    let environment = Environment {
-        env: &env_lookup,
-        init_time,
-        pwd: &pwd,
-    };
-    let inputs = VariableInputs {
-        var_files: variables.var_files.clone(),
-        vars: variables.vars.clone(),
-    };
-    let errors_before = if hcl { 0 } else { diags.error_count() };
-    let vars = match hcl_vars {
-        Some(v) => v,
-        None => variables::resolve(&template, &inputs, &environment, &mut diags),
-    };
-    out.add_secrets(&vars.secrets);
-    // Without every variable's value, checking the sections would only
-    // repeat the variables' errors.
-    let prepared = if diags.error_count() > errors_before || !checkable {
-        Prepared::default()
-    } else {
-        let selection = Selection {
-            only: selection.only.clone(),
-            except: selection.except.clone(),
-        };
-        config::prepare(
-            &config::PrepareInput {
-                template: &template,
-                vars: &vars,
-                selection: &selection,
-                pwd: &pwd,
-                init_time,
-            },
-            &mut diags,
-        )
-    };
+    // Secrets are known before anything is printed, so all of it is masked.
+    out.add_secrets(&checked.vars.secrets);
     print_diagnostics(&diags, path, out);
-    for s in prepared.skipped.iter().filter(|s| !s.supported) {
+    for s in checked.prepared.skipped.iter().filter(|s| !s.supported) {
         out.write(&format!(
             "note: build `{}` ({}) is left out by -only/-except; kiln does not implement that builder type\n",
             s.name, s.type_name
@@ -227,11 +154,7 @@ fn check(
     if diags.has_errors() {
         return None;
     }
-    Some(Checked {
-        template,
-        vars,
-        prepared,
-    })
+    Some(checked)
 }
 
 fn print_diagnostics(diags: &Diagnostics, path: &Path, out: &ErrorOutput) {
@@ -615,27 +538,6 @@ fn leave(rt: tokio::runtime::Runtime) {
     rt.shutdown_background();
 }
 
-/// The ISOs of the prepared builds, each once.
-fn iso_sources(
-    c: &Checked,
-) -> Result<Vec<(String, crate::iso::IsoSource)>, crate::iso::ChecksumSpecError> {
-    let pwd = current_dir();
-    let mut out: Vec<(String, crate::iso::IsoSource)> = Vec::new();
-    for b in &c.prepared.builds {
-        let iso = match &b.builder {
-            config::BuilderConfig::Qemu(q) => &q.iso,
-            config::BuilderConfig::VirtualBoxIso(v) => &v.iso,
-            config::BuilderConfig::GoogleCompute(_) => continue,
-        };
-        let source = iso.source(&c.template.dir, &pwd)?;
-        // Builds that need the same ISO at the same place fetch it once.
-        if !out.iter().any(|(_, s)| s == &source) {
-            out.push((b.name.clone(), source));
-        }
-    }
-    Ok(out)
-}
-
 /// Fetches every ISO; false (after printing why) when one cannot be had.
 fn fetch_isos(
     c: &Checked,
@@ -651,7 +553,7 @@ fn fetch_isos(
             return false;
         }
     };
-    let sources = match iso_sources(c) {
+    let sources = match crate::check::iso_sources(&c.prepared, &c.template.dir, &current_dir()) {
         Ok(s) => s,
         Err(e) => {
             out.error(&e);
@@ -697,7 +599,12 @@ fn fetch(
     fetch_isos(&checked, args.offline, reporter.as_ref(), rt, out)
 }
 
-pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
+/// Runs the builds; the class of the first failed one, if any.
+pub fn build(
+    args: &BuildArgs,
+    options: &ConsoleOptions,
+    out: &ErrorOutput,
+) -> Result<(), super::Failure> {
     let Some(checked) = check(
         &args.template,
         &args.variables,
@@ -705,9 +612,11 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         BUILD_HCL,
         out,
     ) else {
-        return false;
+        return Err(super::Failure::Command);
     };
-    let Some(rt) = runtime(out) else { return false };
+    let Some(rt) = runtime(out) else {
+        return Err(super::Failure::Command);
+    };
     let reporter = reporter(options, out);
     let swept = crate::host::scratch::sweep_stale(None);
     if !swept.is_empty() {
@@ -755,5 +664,8 @@ pub fn build(args: &BuildArgs, options: &ConsoleOptions, out: &ErrorOutput) -> b
         }
     }
     out.write(&crate::run::summary(&results, elapsed));
-    results.iter().all(crate::run::BuildResult::succeeded)
+    match results.iter().find_map(crate::run::BuildResult::failure) {
+        Some(class) => Err(super::Failure::Build(class)),
+        None => Ok(()),
+    }
 }

@@ -35,7 +35,7 @@ pub fn main() -> ExitCode {
     let options = console_options(&cli.ui);
     // The one way to stderr for every command, so each is masked alike.
     let out = output::ErrorOutput::default();
-    let ok = match cli.command {
+    let finished = match cli.command {
         Command::Validate(a) => commands::validate(&a, &options, &out),
         Command::Inspect(a) => commands::inspect(&a, &options, &out),
         Command::Fix(a) => commands::fix(&a, &out),
@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
         // The one command with an exit status other than 0 and 1.
         Command::Fmt(a) => return fmt::run(&a, &out),
         Command::Hcl2Upgrade(a) => upgrade::run(&a, &out),
-        Command::Build(a) => commands::build(&a, &options, &out),
+        Command::Build(a) => return exit_status(commands::build(&a, &options, &out)),
         Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {
             println!(
@@ -55,10 +55,39 @@ pub fn main() -> ExitCode {
             true
         }
     };
-    if ok {
-        ExitCode::SUCCESS
+    exit_status(if finished {
+        Ok(())
     } else {
-        ExitCode::FAILURE
+        Err(Failure::Command)
+    })
+}
+
+/// Why a command failed, once it has printed why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Bad input or a command that is not a build (validate, fix, …).
+    Command,
+    /// A build failed; its step said which kind of failure it was.
+    Build(crate::run::runner::FailureClass),
+}
+
+/// The one place failures become exit statuses. Every class exits 1, as
+/// Packer does (scripts test for non-zero); `fmt` keeps its own statuses.
+/// A class that earns a status of its own gets it here, and the README
+/// says so.
+fn exit_status(finished: Result<(), Failure>) -> ExitCode {
+    use crate::run::runner::FailureClass;
+    match finished {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(
+            Failure::Command
+            | Failure::Build(
+                FailureClass::Interrupted
+                | FailureClass::Guest
+                | FailureClass::Host
+                | FailureClass::Unclassified,
+            ),
+        ) => ExitCode::FAILURE,
     }
 }
 
@@ -75,5 +104,25 @@ fn console_options(ui: &args::UiArgs) -> ConsoleOptions {
         },
         color,
         timestamps: ui.timestamp_ui,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::runner::FailureClass;
+
+    #[test]
+    fn every_failure_exits_1_as_in_packer() {
+        assert_eq!(exit_status(Ok(())), ExitCode::SUCCESS);
+        for class in [
+            FailureClass::Interrupted,
+            FailureClass::Guest,
+            FailureClass::Host,
+            FailureClass::Unclassified,
+        ] {
+            assert_eq!(exit_status(Err(Failure::Build(class))), ExitCode::FAILURE);
+        }
+        assert_eq!(exit_status(Err(Failure::Command)), ExitCode::FAILURE);
     }
 }

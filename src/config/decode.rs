@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::go_value::{parse_go_bool, parse_go_duration, parse_go_uint, parse_size_mib};
 use crate::template::compat::Compat;
 use crate::template::diagnostic::{Diagnostics, Location, did_you_mean, shown_name};
 use crate::template::interp::{self, Context, Interp};
@@ -797,142 +798,9 @@ fn build_time_field(text: &str) -> Option<&'static str> {
     .find(|f| text.contains(&format!(".{f}")))
 }
 
-/// Go's strconv.ParseBool.
-pub fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// An unsigned integer as Go's ParseUint with base 0 reads it (0x, 0o, 0b, _).
-pub fn parse_go_uint(s: &str) -> Option<u64> {
-    let s = s.trim().strip_prefix('+').unwrap_or(s.trim());
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if let Some(b) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
-        (b, 2)
-    } else if let Some(o) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
-        (o, 8)
-    } else {
-        (s, 10)
-    };
-    let digits: String = digits.chars().filter(|&c| c != '_').collect();
-    if digits.is_empty() {
-        return None;
-    }
-    u64::from_str_radix(&digits, radix).ok()
-}
-
-/// Go's time.ParseDuration: "300ms", "1.5h", "2h45m", "1m30s". Negative
-/// durations are refused (no Packer setting means anything by them).
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.starts_with('-') {
-        return Err("it is negative".into());
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err("it is empty".into());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!("expected a number at `{rest}`"));
-        }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("`{}` is not a number", &rest[..num_len]))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err(format!("`{number}` has no unit (ns, us, ms, s, m, h)")),
-            other => {
-                return Err(format!(
-                    "unknown unit `{other}` (use ns, us, ms, s, m or h)"
-                ));
-            }
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| "it is too long".into())
-}
-
-/// Sizes in MiB: "10240" (MiB), "10G", "512M", "1T", "1048576K", "10GiB", "10GB".
-pub fn parse_size_mib(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let number: u64 = s[..split].parse().ok()?;
-    let unit = s[split..].trim().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(&unit);
-    match unit {
-        "" | "m" => Some(number),
-        "k" => Some(number.div_ceil(1024)),
-        "g" => number.checked_mul(1024),
-        "t" => number.checked_mul(1024 * 1024),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse_go_duration("2h45m10s"), Ok(Duration::from_secs(9910)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_go_duration("10").is_err_and(|e| e.contains("no unit")));
-        assert!(parse_go_duration("10x").is_err_and(|e| e.contains("unknown unit")));
-        assert!(parse_go_duration("-1s").is_err());
-        assert!(parse_go_duration("s").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size_mib("10240"), Some(10240));
-        assert_eq!(parse_size_mib("10G"), Some(10240));
-        assert_eq!(parse_size_mib("10GB"), Some(10240));
-        assert_eq!(parse_size_mib("10GiB"), Some(10240));
-        assert_eq!(parse_size_mib("512M"), Some(512));
-        assert_eq!(parse_size_mib("1T"), Some(1_048_576));
-        assert_eq!(parse_size_mib("2048K"), Some(2));
-        assert_eq!(parse_size_mib("ten"), None);
-        assert_eq!(parse_size_mib("10Q"), None);
-    }
-
-    #[test]
-    fn go_numbers_and_bools() {
-        assert_eq!(parse_go_uint("0x10"), Some(16));
-        assert_eq!(parse_go_uint("1_000"), Some(1000));
-        assert_eq!(parse_go_uint("-1"), None);
-        assert_eq!(parse_go_bool("T"), Some(true));
-        assert_eq!(parse_go_bool("yes"), None);
-    }
 
     #[test]
     fn raw_offsets_skip_escapes() {

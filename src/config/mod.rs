@@ -9,6 +9,7 @@ pub mod breakpoint;
 pub mod chef_solo;
 pub mod common;
 pub mod decode;
+pub mod go_value;
 pub mod googlecompute;
 mod local_path;
 pub mod post_processor;
@@ -659,7 +660,7 @@ mod tests {
         assert_eq!((q.host_port_min, q.host_port_max), (2222, 4444));
         assert_eq!(q.output_directory, PathBuf::from("output-qemu"));
         assert_eq!(q.vm_name, "packer-qemu");
-        assert_eq!(q.accelerator, qemu::Accelerator::Auto);
+        assert_eq!(q.accelerator, None);
         assert_eq!(
             q.communicator.ssh().map(|s| s.timeout),
             Some(Duration::from_secs(300))

@@ -7,6 +7,7 @@ use super::common::{
     output_directory,
 };
 use super::decode::{Deferred, Fields};
+use crate::vm::{Accelerator, ImageFormat};
 
 /// Template fields `qemuargs` can use, as Packer provides them.
 pub const QEMUARGS_FIELDS: &[&str] = &[
@@ -19,28 +20,9 @@ pub const QEMUARGS_FIELDS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accelerator {
-    /// Probe for a working accelerator, falling back to TCG.
-    Auto,
-    Kvm,
-    Tcg,
-    Hvf,
-    Whpx,
-    Xen,
-    Hax,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Ova,
     Ovf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskFormat {
-    Qcow2,
-    Raw,
 }
 
 #[derive(Debug, Clone)]
@@ -56,14 +38,17 @@ pub struct QemuConfig {
     pub media: MediaConfig,
     pub output_directory: PathBuf,
     pub vm_name: String,
-    pub accelerator: Accelerator,
+    /// `None` for `auto`: the driver probes for a working accelerator,
+    /// falling back to TCG.
+    pub accelerator: Option<Accelerator>,
     pub qemu_binary: String,
     pub machine_type: String,
     pub cpus: u32,
     pub memory_mib: u64,
     pub disk_size_mib: u64,
     pub disk_additional_size_mib: Vec<u64>,
-    pub format: DiskFormat,
+    /// `qcow2` or `raw` (the disk the VM runs on).
+    pub format: ImageFormat,
     /// `format: "ova"` / `"ovf"`: export the finished disk as OVF 1.0.
     pub export: Option<ExportFormat>,
     pub disk_interface: String,
@@ -361,22 +346,13 @@ impl QemuConfig {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("packer-{build_name}"));
 
-        let accelerator = match f
+        let accelerator = f
             .one_of(
                 "accelerator",
                 &["auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"],
             )
             .as_deref()
-        {
-            Some("kvm") => Accelerator::Kvm,
-            Some("tcg") => Accelerator::Tcg,
-            Some("hvf") => Accelerator::Hvf,
-            Some("whpx") => Accelerator::Whpx,
-            Some("xen") => Accelerator::Xen,
-            Some("hax") => Accelerator::Hax,
-            Some("none") => Accelerator::None,
-            _ => Accelerator::Auto,
-        };
+            .and_then(Accelerator::parse);
         let qemu_binary = f
             .string("qemu_binary")
             .filter(|s| !s.is_empty())
@@ -393,7 +369,7 @@ impl QemuConfig {
             .string_list("disk_additional_size")
             .unwrap_or_default()
             .iter()
-            .filter_map(|s| super::decode::parse_size_mib(s))
+            .filter_map(|s| super::go_value::parse_size_mib(s))
             .collect();
         // ova/ovf: the VM runs on a qcow2 disk that is exported at the end.
         let requested = f.one_of("format", &["qcow2", "raw", "ova", "ovf"]);
@@ -403,8 +379,8 @@ impl QemuConfig {
             _ => None,
         };
         let format = match requested.as_deref() {
-            Some("raw") => DiskFormat::Raw,
-            _ => DiskFormat::Qcow2,
+            Some("raw") => ImageFormat::Raw,
+            _ => ImageFormat::Qcow2,
         };
         let disk_interface = f
             .one_of("disk_interface", DISK_INTERFACES)
@@ -495,14 +471,14 @@ impl QemuConfig {
                 ),
             );
         }
-        if use_backing_file && !(disk_image && format == DiskFormat::Qcow2) {
+        if use_backing_file && !(disk_image && format == ImageFormat::Qcow2) {
             let span = f.span_of("use_backing_file").unwrap_or_default();
             f.error_at(
                 span,
                 "use_backing_file needs disk_image: true and format: qcow2",
             );
         }
-        if disk_compression && format != DiskFormat::Qcow2 {
+        if disk_compression && format != ImageFormat::Qcow2 {
             let span = f.span_of("disk_compression").unwrap_or_default();
             f.error_at(span, "disk_compression needs format: qcow2");
         }

@@ -131,7 +131,7 @@ fn additional_disks(f: &mut Fields<'_>, bus: &str, nvme_port_count: u32) -> Vec<
             Value::String(_) => f.render_node("disk_additional_size", item),
             _ => None,
         };
-        match text.as_deref().and_then(super::decode::parse_go_uint) {
+        match text.as_deref().and_then(super::go_value::parse_go_uint) {
             Some(n) if n > 0 => sizes.push(n),
             _ => {
                 f.error_at(

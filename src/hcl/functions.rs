@@ -20,6 +20,8 @@ mod yaml_decode;
 use hcl::{Map, Number, Value};
 use yaml_decode::yamldecode;
 
+use crate::digest::hex;
+
 type R = Result<Value, String>;
 /// The widest padding `indent` and `format` make: a typo must not ask for
 /// gigabytes.
@@ -1696,45 +1698,13 @@ fn formatdate(a: &[Value]) -> R {
     }
     s(out)
 }
-/// A Go duration ("1h30m", "-10s") in seconds.
+/// A Go duration ("1h30m", "-10s") in seconds, by the one Go-duration
+/// parser that settings use too.
 fn parse_go_duration(text: &str) -> Result<f64, String> {
-    let bad = || format!("invalid duration {text:?}");
-    let (neg, mut rest) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if rest == "0" {
-        return Ok(0.0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .count();
-        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest
-            .chars()
-            .take_while(|c| c.is_alphabetic() || *c == 'µ')
-            .map(char::len_utf8)
-            .sum::<usize>();
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[u..];
-        total += value * unit;
-    }
-    Ok(if neg { -total } else { total })
+    let (negative, magnitude) = crate::config::go_value::parse_signed_go_duration(text)
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let secs = magnitude.as_secs_f64();
+    Ok(if negative { -secs } else { secs })
 }
 fn timeadd(a: &[Value]) -> R {
     count(a, 2, 2)?;
@@ -1745,12 +1715,6 @@ fn timeadd(a: &[Value]) -> R {
 
 // ---- hashing and uuid --------------------------------------------------------
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
 fn md5(a: &[Value]) -> R {
     use md5::Digest;
     count(a, 1, 1)?;

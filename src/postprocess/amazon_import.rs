@@ -6,12 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::artifact::{Artifact, DiskFormat, Package};
+use crate::artifact::{Artifact, Package};
 use crate::cloud::aws::credentials::{self, CredentialsError, TemplateAccess};
 use crate::cloud::aws::ec2::{ImportImageRequest, ImportTask};
 use crate::cloud::aws::s3::{Encryption, UploadError, UploadSpec};
 use crate::cloud::aws::{AwsClient, AwsError, Endpoints};
 use crate::config::post_processor::{AmazonImportConfig, ImportFormat, S3Encryption};
+use crate::vm::ImageFormat;
 
 use super::{PostProcessContext, PostProcessError, StepOutput};
 
@@ -363,8 +364,8 @@ async fn upload_source(
                 .into()),
             };
         }
-        ImportFormat::Raw => input.disk(DiskFormat::Raw),
-        ImportFormat::Vmdk => input.disk(DiskFormat::Vmdk),
+        ImportFormat::Raw => input.disk(ImageFormat::Raw),
+        ImportFormat::Vmdk => input.disk(ImageFormat::Vmdk),
         ImportFormat::Vhd | ImportFormat::Vhdx => None,
     };
     if let Some(disk) = native {

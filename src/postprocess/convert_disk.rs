@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::artifact::{Disk, DiskFormat};
+use crate::artifact::Disk;
 
 /// Converts `disk` to `out` in qemu-img's `format` (`raw`, `vmdk`, `vpc`, …)
 /// with extra `options`; on failure returns qemu-img's complaint.
@@ -14,11 +14,7 @@ pub async fn convert_disk(
     format: &str,
     options: &[&str],
 ) -> Result<(), String> {
-    let source_format = match disk.format {
-        DiskFormat::Qcow2 => "qcow2",
-        DiskFormat::Raw => "raw",
-        DiskFormat::Vmdk => "vmdk",
-    };
+    let source_format = disk.format.as_str();
     let status = tokio::process::Command::new("qemu-img")
         .args(["convert", "-f", source_format, "-O", format])
         .args(options)

@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::artifact::{Artifact, DiskFormat};
+use crate::artifact::Artifact;
 use crate::cloud::gce::storage::{self, StorageClient, UploadError};
 use crate::cloud::gce::{ComputeClient, GceError, ImageSpec};
 use crate::config::post_processor::GoogleComputeImportConfig;
+use crate::vm::ImageFormat;
 
 use super::google_session::{SessionError, connect};
 
@@ -274,7 +275,7 @@ async fn tarball(
         return Ok((packed, true));
     }
     let _ = std::fs::remove_file(state_file_for(&packed));
-    let (raw, converted) = if disk.format == DiskFormat::Raw {
+    let (raw, converted) = if disk.format == ImageFormat::Raw {
         (disk.path.clone(), false)
     } else {
         let mut name = disk.path.file_name().unwrap_or_default().to_os_string();

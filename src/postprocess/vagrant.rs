@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use super::compress::{self, Codec, Entry, Format};
 use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
-use crate::artifact::{Accelerator, Artifact, DiskFormat, Package};
+use crate::artifact::{Artifact, Package};
 use crate::config::post_processor::VagrantConfig;
+use crate::vm::ImageFormat;
 
 mod ova;
 
@@ -50,7 +51,7 @@ pub fn provider_for(input: &Artifact, over: Option<&str>) -> Result<String, Post
         "transcend.qemu" => Ok("libvirt".into()),
         "mitchellh.virtualbox" => Ok("virtualbox".into()),
         _ if input.package.is_some() => Ok("virtualbox".into()),
-        _ if input.disk(DiskFormat::Qcow2).is_some() => Ok("libvirt".into()),
+        _ if input.disk(ImageFormat::Qcow2).is_some() => Ok("libvirt".into()),
         other => Err(PostProcessError::Unsupported(format!(
             "vagrant: no Vagrant provider for artifacts of `{other}`; set provider_override"
         ))),
@@ -74,7 +75,7 @@ struct BoxPlan {
 const BOX_DEFAULT_LEVEL: u32 = 5;
 
 fn libvirt_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
-    let disk = input.disk(DiskFormat::Qcow2).ok_or_else(|| {
+    let disk = input.disk(ImageFormat::Qcow2).ok_or_else(|| {
         PostProcessError::Unsupported(
             "vagrant (libvirt): the artifact has no qcow2 disk; set \"format\": \"qcow2\" in the builder"
                 .into(),
@@ -90,8 +91,8 @@ fn libvirt_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
         // Packer's rule: a guest built under emulation gets libvirt's
         // `qemu` domain, which starts on hosts without KVM.
         let driver = match machine.accelerator {
-            Accelerator::Emulated => "qemu",
-            Accelerator::Kvm | Accelerator::Other => "kvm",
+            Some(accelerator) if accelerator.is_emulated() => "qemu",
+            _ => "kvm",
         };
         settings.push_str(&format!("    libvirt.driver = \"{driver}\"\n"));
         settings.push_str(&format!("    libvirt.cpus = {}\n", machine.cpus));
@@ -350,7 +351,7 @@ mod tests {
         let qcow2 = || {
             vec![Disk {
                 path: "x".into(),
-                format: DiskFormat::Qcow2,
+                format: ImageFormat::Qcow2,
                 virtual_size: None,
             }]
         };

@@ -62,6 +62,18 @@ impl BuildResult {
     pub fn succeeded(&self) -> bool {
         self.artifact.is_ok() || self.up_to_date.is_some()
     }
+
+    /// Why the build failed, as a class the CLI maps to an exit status;
+    /// `None` when it succeeded.
+    pub fn failure(&self) -> Option<runner::FailureClass> {
+        if self.succeeded() {
+            return None;
+        }
+        if self.cancelled {
+            return Some(runner::FailureClass::Interrupted);
+        }
+        self.artifact.as_ref().err().map(|e| e.class)
+    }
 }
 
 /// Runs every build, at most `parallel` at once (0 = all), stopping them
@@ -348,4 +360,37 @@ pub fn summary(results: &[BuildResult], elapsed: Duration) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runner::{FailureClass, StepError};
+    use super::*;
+
+    fn failed(error: StepError, cancelled: bool) -> BuildResult {
+        BuildResult {
+            name: "b".into(),
+            artifact: Err(error),
+            final_artifacts: Vec::new(),
+            steps: Vec::new(),
+            cancelled,
+            up_to_date: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_build_reports_its_steps_class_and_a_cancelled_one_is_interrupted() {
+        let guest = StepError::new("no SSH").in_class(FailureClass::Guest);
+        assert_eq!(failed(guest, false).failure(), Some(FailureClass::Guest));
+        let host = StepError::new("qemu-img failed").in_class(FailureClass::Host);
+        assert_eq!(
+            failed(host, true).failure(),
+            Some(FailureClass::Interrupted)
+        );
+        let up_to_date = BuildResult {
+            up_to_date: Some(Vec::new()),
+            ..failed(StepError::from("stale"), false)
+        };
+        assert_eq!(up_to_date.failure(), None);
+    }
 }

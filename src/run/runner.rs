@@ -79,11 +79,31 @@ pub trait Step<S>: Send {
     }
 }
 
-/// Why a step failed: the message the user sees, and its cause chain.
+/// What kind of failure stopped a build. The CLI maps each class to its
+/// exit status (and hint) in one place, `cli::exit_status`; steps say
+/// which class their error is, never what the process should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// A signal, or the user answered `abort`: nothing went wrong by itself.
+    Interrupted,
+    /// The guest did not do its part: it stopped early, never let us in
+    /// over SSH, or a command in it failed.
+    Guest,
+    /// Something on the host: a program kiln runs (qemu, qemu-img,
+    /// VBoxManage), a file, a port, an accelerator.
+    Host,
+    /// A step that still reports a message only (the `From<String>`
+    /// bridge); it is classified when the step is converted.
+    Unclassified,
+}
+
+/// Why a step failed: the message the user sees, its class, and its cause
+/// chain.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
     pub message: String,
+    pub class: FailureClass,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -92,6 +112,7 @@ impl StepError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            class: FailureClass::Unclassified,
             source: None,
         }
     }
@@ -102,8 +123,21 @@ impl StepError {
     ) -> Self {
         Self {
             message: message.into(),
+            class: FailureClass::Unclassified,
             source: Some(Box::new(source)),
         }
+    }
+
+    /// The build was interrupted (a signal, or `abort` at a prompt).
+    pub fn interrupted() -> Self {
+        Self::new("interrupted").in_class(FailureClass::Interrupted)
+    }
+
+    /// The same error, of class `class`.
+    #[must_use]
+    pub fn in_class(mut self, class: FailureClass) -> Self {
+        self.class = class;
+        self
     }
 
     /// The message followed by every cause, one per line.
@@ -117,6 +151,19 @@ impl StepError {
             self.message,
             crate::error_chain::causes(first, "\n  caused by: ")
         )
+    }
+}
+
+/// The bridge for steps not converted yet: a bare message, unclassified.
+impl From<String> for StepError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
     }
 }
 
@@ -162,7 +209,7 @@ pub async fn run_steps<S: Send>(
             let started = Instant::now();
             let result = tokio::select! {
                 r = step.run(state, ctx) => r,
-                () = ctx.cancel.cancelled() => Err(StepError::new("interrupted")),
+                () = ctx.cancel.cancelled() => Err(StepError::interrupted()),
             };
             let elapsed = started.elapsed();
             let ok = result.is_ok();
@@ -625,5 +672,16 @@ mod tests {
         let io = std::io::Error::other("disk full");
         let e = StepError::with_source("cannot create disk", io);
         assert_eq!(e.chain(), "cannot create disk\n  caused by: disk full");
+    }
+
+    #[test]
+    fn step_errors_carry_their_class() {
+        assert_eq!(StepError::from("x").class, FailureClass::Unclassified);
+        assert_eq!(StepError::interrupted().class, FailureClass::Interrupted);
+        let guest = StepError::new("no SSH").in_class(FailureClass::Guest);
+        assert_eq!(
+            (guest.class, guest.chain().as_str()),
+            (FailureClass::Guest, "no SSH")
+        );
     }
 }

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use kiln::artifact::{Artifact, Disk, DiskFormat};
+use kiln::artifact::{Artifact, Disk};
+use kiln::vm::ImageFormat;
 
 use crate::cloud_harness::{Chains, Scope, recording_ctx, run_post_processors};
 use crate::postprocess::chains;
@@ -26,7 +27,7 @@ fn raw_disk(path: &Path, mib: usize, bootable: bool) {
     std::fs::write(path, data).expect("writes the disk");
 }
 
-fn disk_artifact(path: &Path, format: DiskFormat) -> Artifact {
+fn disk_artifact(path: &Path, format: ImageFormat) -> Artifact {
     let mut a = Artifact::files_only("transcend.qemu", "vm", "qemu", "vm", vec![path.to_owned()]);
     a.disks = vec![Disk {
         path: path.to_owned(),
@@ -69,7 +70,7 @@ fn a_qcow2_disk_becomes_a_named_tagged_shared_ami() {
             "license_type": "BYOL", "tags": {"Project": "kiln", "Stage": "test"}"#,
     );
     let (ctx, reporter) = recording_ctx(dir.path(), &aws.env());
-    let artifacts = run_post_processors(&chains, disk_artifact(&qcow2, DiskFormat::Qcow2), &ctx)
+    let artifacts = run_post_processors(&chains, disk_artifact(&qcow2, ImageFormat::Qcow2), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}", reporter.events()));
     let last = artifacts.last().expect("an artifact");
     assert_eq!(last.builder_id, "packer.post-processor.amazon-import");
@@ -121,7 +122,7 @@ fn refused_credentials_say_where_they_came_from_and_hide_the_secret() {
     let mut env = aws.env();
     env[2].1 = "not-the-secret-at-all".into();
     let (ctx, _reporter) = recording_ctx(dir.path(), &env);
-    let err = run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    let err = run_post_processors(&chains, disk_artifact(&disk, ImageFormat::Raw), &ctx)
         .expect_err("bad secret fails");
     assert!(
         err.contains(
@@ -142,7 +143,7 @@ fn a_missing_bucket_is_named() {
     raw_disk(&disk, 1, true);
     let chains = import_chain(dir.path(), aws.bucket, "");
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
-    let err = run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    let err = run_post_processors(&chains, disk_artifact(&disk, ImageFormat::Raw), &ctx)
         .expect_err("no bucket");
     assert!(
         err.contains(
@@ -169,7 +170,7 @@ fn a_failed_import_task_reports_aws_reason_and_cleans_the_bucket() {
     raw_disk(&disk, 1, false);
     let chains = import_chain(dir.path(), aws.bucket, "");
     let (ctx, _) = recording_ctx(dir.path(), &aws.env());
-    let err = run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    let err = run_post_processors(&chains, disk_artifact(&disk, ImageFormat::Raw), &ctx)
         .expect_err("an unbootable disk fails to import");
     assert!(
         err.contains("ended `deleted`: ClientError: Unknown OS / Missing OS files."),
@@ -195,7 +196,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
     let cancel = ctx.cancel.clone();
     let first = {
         let chains = chains.clone();
-        let artifact = disk_artifact(&disk, DiskFormat::Raw);
+        let artifact = disk_artifact(&disk, ImageFormat::Raw);
         std::thread::spawn(move || run_post_processors(&chains, artifact, &ctx))
     };
     aws.wait_for_request(|r| r["held"] == 2);
@@ -214,7 +215,7 @@ fn an_interrupted_upload_resumes_without_resending_finished_parts() {
     );
 
     let (ctx, reporter) = recording_ctx(dir.path(), &aws.env());
-    run_post_processors(&chains, disk_artifact(&disk, DiskFormat::Raw), &ctx)
+    run_post_processors(&chains, disk_artifact(&disk, ImageFormat::Raw), &ctx)
         .unwrap_or_else(|e| panic!("{e}\n{:#?}", reporter.events()));
     let parts = |n: &str| {
         aws.requests()

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kiln::artifact::{Artifact, Disk, DiskFormat};
+use kiln::artifact::{Artifact, Disk};
+use kiln::vm::ImageFormat;
 
 use crate::cloud_harness::{Chains, FakeGce, recording_ctx, run_post_processors};
 use crate::postprocess::chains;
@@ -49,7 +50,7 @@ fn raw_artifact(path: &Path) -> Artifact {
     let mut a = Artifact::files_only("transcend.qemu", "vm", "qemu", "vm", vec![path.to_owned()]);
     a.disks = vec![Disk {
         path: path.to_owned(),
-        format: DiskFormat::Raw,
+        format: ImageFormat::Raw,
         virtual_size: None,
     }];
     a

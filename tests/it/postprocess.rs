@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use kiln::artifact::{Accelerator, Artifact, Disk, DiskFormat, Machine, Package};
+use kiln::artifact::{Artifact, Disk, Machine, Package};
 use kiln::config::post_processor::PostProcessor;
 use kiln::config::{PrepareInput, Selection, prepare};
 use kiln::postprocess::{Manifest, PostProcessContext, run_chains};
@@ -22,6 +22,7 @@ use kiln::template::diagnostic::Diagnostics;
 use kiln::template::source::SourceFile;
 use kiln::template::variables::{self, Environment, VariableInputs};
 use kiln::ui::{Progress, RecordingReporter, Reporter};
+use kiln::vm::{Accelerator, ImageFormat};
 use tokio_util::sync::CancellationToken;
 
 /// Decodes `post_processors` (the template's `post-processors` value) for
@@ -104,11 +105,11 @@ fn qcow2_artifact(disk: &Path, accelerator: Accelerator) -> Artifact {
     let mut a = Artifact::files_only("transcend.qemu", "vm", "qemu", "vm", vec![disk.to_owned()]);
     a.disks = vec![Disk {
         path: disk.to_owned(),
-        format: DiskFormat::Qcow2,
+        format: ImageFormat::Qcow2,
         virtual_size: None,
     }];
     a.machine = Some(Machine {
-        accelerator,
+        accelerator: Some(accelerator),
         cpus: 2,
         memory_mib: 512,
     });

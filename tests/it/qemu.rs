@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use kiln::hypervisor::qemu::probe::{self, boot_sector};
 use kiln::hypervisor::qemu::{
-    Accel, Backing, ConvertOptions, DiskDrive, DiskInterface, ImageFormat, InputEvent, KeyValue,
+    Backing, ConvertOptions, DiskDrive, DiskInterface, ImageFormat, InputEvent, KeyValue,
     ProcessError, QemuCommand, QemuImg, QemuImgCli, QemuImgError, QemuProcess,
 };
+use kiln::vm::Accelerator;
 
 const QEMU: &str = "qemu-system-x86_64";
 
@@ -37,7 +38,7 @@ impl Guest {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = dir.path().join("boot.img");
         std::fs::write(&disk, boot_sector(code)).expect("writes the sector");
-        let mut cmd = QemuCommand::new(QEMU, Accel::Tcg);
+        let mut cmd = QemuCommand::new(QEMU, Accelerator::Tcg);
         cmd.name = Some("kiln-test".into());
         cmd.memory_mib = 16;
         // IDE: SeaBIOS cannot read a one-sector virtio-blk disk ("could not
@@ -173,7 +174,7 @@ fn qemu_img_errors_carry_the_command_and_stderr() {
 /// The probe guest itself works: under TCG it always reaches its exit.
 #[tokio::test]
 async fn vm_probe_guest_exits_under_tcg() {
-    let elapsed = probe::run_probe_guest(QEMU, Accel::Tcg, Duration::from_secs(20))
+    let elapsed = probe::run_probe_guest(QEMU, Accelerator::Tcg, Duration::from_secs(20))
         .await
         .expect("the probe runs under TCG");
     eprintln!("probe under TCG: {} ms", elapsed.as_millis());
@@ -228,8 +229,8 @@ async fn vm_auto_probe_decides_quickly_and_is_cached() {
         assert!(probed >= 1, "auto decided without starting QEMU");
     }
     match auto.chosen {
-        Accel::Kvm => assert!(!auto.fell_back),
-        Accel::Tcg => {
+        Accelerator::Kvm => assert!(!auto.fell_back),
+        Accelerator::Tcg => {
             assert!(auto.fell_back);
             assert!(
                 auto.reason.contains("KVM cannot run guests"),
@@ -250,10 +251,10 @@ async fn vm_auto_probe_decides_quickly_and_is_cached() {
         "the second probe started QEMU again"
     );
 
-    let kvm = probe::probe_accelerator(Some(Accel::Kvm), &counted).await;
+    let kvm = probe::probe_accelerator(Some(Accelerator::Kvm), &counted).await;
     assert_eq!(count_starts(), probed, "`kvm` reuses the verdict");
     match auto.chosen {
-        Accel::Kvm => assert_eq!(kvm.map(|r| r.chosen), Ok(Accel::Kvm)),
+        Accelerator::Kvm => assert_eq!(kvm.map(|r| r.chosen), Ok(Accelerator::Kvm)),
         _ => {
             let err = kvm.expect_err("explicit kvm fails where KVM is broken");
             assert!(
@@ -502,7 +503,7 @@ async fn vm_ovmf_from_the_descriptors_boots_with_a_private_variable_store() {
     let vars = dir.path().join("efivars.fd");
     std::fs::copy(&fw.vars_template, &vars).expect("copies the store");
     let template_before = std::fs::read(&fw.vars_template).expect("template");
-    let mut cmd = QemuCommand::new(QEMU, Accel::Tcg);
+    let mut cmd = QemuCommand::new(QEMU, Accelerator::Tcg);
     cmd.machine_type = "q35".into();
     cmd.memory_mib = 128;
     cmd.firmware = Firmware::Pflash {

@@ -1,13 +1,74 @@
 //! Waits for the guest's SSH server, giving up early if the VM stops.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::communicator::ssh::{SshSession, SshTarget, WaitOptions, wait_for_ssh};
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::communicator::ssh::{
+    SshAuth, SshError, SshSession, SshTarget, WaitOptions, wait_for_ssh,
+};
+use crate::config::common::SshConfig;
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepError, StepFuture,
+};
 
 use super::{GuestStopped, HasCommon, serial_note};
 
 pub struct StepWaitSsh;
+
+/// The target for a guest whose port 22 is forwarded to
+/// `forwarded_port` on the host (QEMU `hostfwd`, VirtualBox NAT).
+/// `ssh_host` from the template wins over 127.0.0.1 when set.
+/// `temporary_key` is the build's own pair, used when the template
+/// gives no other way to log in.
+fn ssh_target(
+    config: &SshConfig,
+    forwarded_port: u16,
+    temporary_key: Option<Arc<russh::keys::PrivateKey>>,
+) -> Result<SshTarget, SshError> {
+    let auth = match (&config.private_key_file, &config.password) {
+        _ if config.agent_auth => SshAuth::Agent {
+            socket: std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            private_key_file: config.private_key_file.clone(),
+            password: config.password.clone(),
+        },
+        (Some(key), Some(password)) => SshAuth::Both {
+            private_key_file: key.clone(),
+            password: password.clone(),
+        },
+        (Some(key), None) => SshAuth::PrivateKeyFile(key.clone()),
+        (None, Some(password)) => SshAuth::Password(password.clone()),
+        (None, None) => match temporary_key {
+            Some(key) => SshAuth::TemporaryKey(key),
+            None => {
+                return Err(SshError::NoCredentials {
+                    user: config.username.clone(),
+                });
+            }
+        },
+    };
+    Ok(SshTarget {
+        host: config
+            .host
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
+        port: forwarded_port,
+        username: config.username.clone(),
+        auth,
+    })
+}
+
+/// `ssh_timeout`, `ssh_handshake_attempts` and `ssh_keep_alive_interval`
+/// as the communicator's wait options.
+fn wait_options(config: &SshConfig) -> WaitOptions {
+    WaitOptions {
+        timeout: config.timeout,
+        handshake_attempts: config.handshake_attempts,
+        keep_alive_interval: config.keep_alive_interval,
+        ..WaitOptions::default()
+    }
+}
 
 /// Waits for a login, racing the VM stopping by itself.
 async fn connect_unless_stopped<S: HasCommon>(
@@ -36,6 +97,7 @@ async fn connect_unless_stopped<S: HasCommon>(
             ),
             e,
         )
+        .in_class(FailureClass::Guest)
     })
 }
 
@@ -47,6 +109,7 @@ fn stopped_error(why: &GuestStopped, serial: Option<&std::path::PathBuf>) -> Ste
         why.hint(),
         serial_note(serial, 15)
     ))
+    .in_class(FailureClass::Guest)
 }
 
 impl<S: HasCommon> Step<S> for StepWaitSsh {
@@ -64,9 +127,9 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
             };
             let port = common.ssh_host_port.unwrap_or(ssh.port);
             let temporary_key = common.temporary_key.as_ref().map(|k| k.private.clone());
-            let target = SshTarget::from_config(&ssh, port, temporary_key)
+            let target = ssh_target(&ssh, port, temporary_key)
                 .map_err(|e| StepError::with_source("cannot connect over SSH", e))?;
-            let options = WaitOptions::from_config(&ssh);
+            let options = wait_options(&ssh);
             let serial = common.serial_log.clone();
             let mut session = connect_unless_stopped(state, &target, &options, ctx).await?;
             let pause = ssh.pause_before_connecting;

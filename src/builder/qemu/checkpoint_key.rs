@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use crate::builder::common::{CommonState, render_deferred};
 use crate::checkpoint::{KeyBuilder, volatile_functions};
 use crate::config::decode::Deferred;
-use crate::config::qemu::DiskFormat;
 
 use super::QemuState;
 
@@ -179,13 +178,7 @@ pub(super) fn install_key(state: &QemuState) -> Result<(KeyBuilder, Vec<String>)
 
     key.number("disk_size_mib", c.disk_size_mib);
     key.text("disk_interface", &c.disk_interface);
-    key.text(
-        "format",
-        match c.format {
-            DiskFormat::Qcow2 => "qcow2",
-            DiskFormat::Raw => "raw",
-        },
-    );
+    key.text("format", c.format.as_str());
     key.number("memory_mib", c.memory_mib);
     key.number("cpus", u64::from(c.cpus));
     key.text("machine_type", &c.machine_type);

@@ -26,10 +26,8 @@ use super::common::{
 };
 use crate::artifact::{self, Artifact, Machine, Package};
 use crate::config::Build;
-use crate::config::qemu::DiskFormat;
 use crate::config::qemu::QemuConfig;
-use crate::hypervisor::qemu::Accel;
-use crate::run::runner::{Step, StepError};
+use crate::run::runner::{FailureClass, Step, StepError};
 use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 pub use state::QemuState;
@@ -97,10 +95,7 @@ pub async fn run(
 fn artifact(build: &Build, state: &QemuState) -> Artifact {
     const MIB: u64 = 1 << 20;
     let config = &state.config;
-    let disk_format = match config.format {
-        DiskFormat::Qcow2 => artifact::DiskFormat::Qcow2,
-        DiskFormat::Raw => artifact::DiskFormat::Raw,
-    };
+    let disk_format = config.format;
     // A disk_image that was not resized keeps the source's size, which
     // only the image itself knows.
     let boot_size =
@@ -131,13 +126,7 @@ fn artifact(build: &Build, state: &QemuState) -> Artifact {
         state.exported.clone()
     };
     files.extend(state.additional_disks.iter().cloned());
-    let accelerator = match state.accel {
-        Some(Accel::Kvm) => artifact::Accelerator::Kvm,
-        Some(Accel::Tcg | Accel::None) => artifact::Accelerator::Emulated,
-        Some(Accel::Hvf | Accel::Whpx | Accel::Xen | Accel::Hax) | None => {
-            artifact::Accelerator::Other
-        }
-    };
+    let accelerator = state.accel;
     let mut pass_through = BTreeMap::new();
     pass_through.insert(
         "output_directory".to_owned(),
@@ -166,4 +155,13 @@ pub(crate) fn fail(
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> StepError {
     StepError::with_source(message, e)
+}
+
+/// A failure of the host's side (qemu, qemu-img, a file, a port), with
+/// its source.
+pub(crate) fn fail_on_host(
+    message: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StepError {
+    fail(message, e).in_class(FailureClass::Host)
 }

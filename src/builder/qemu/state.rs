@@ -7,8 +7,9 @@ use std::time::Duration;
 use crate::builder::common::{
     CommonState, GuestStopWatch, GuestStopped, HasCommon, free_space_beside,
 };
-use crate::config::qemu::{DiskFormat, QemuConfig};
-use crate::hypervisor::qemu::{Accel, BlockInfo, ImageFormat, QemuProcess, Qmp, VmHalt, Vnc};
+use crate::config::qemu::QemuConfig;
+use crate::hypervisor::qemu::{BlockInfo, QemuProcess, Qmp, VmHalt, Vnc};
+use crate::vm::{Accelerator, ImageFormat};
 
 /// How long QEMU gets to exit after closing its QMP socket, for its status.
 const QEMU_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -23,7 +24,7 @@ pub struct QemuState {
     pub runtime_dir: Option<tempfile::TempDir>,
     /// The software TPM (`vtpm`), its socket in `runtime_dir`.
     pub swtpm: Option<crate::hypervisor::qemu::swtpm::Swtpm>,
-    pub accel: Option<Accel>,
+    pub accel: Option<Accelerator>,
     pub vm: Option<QemuProcess>,
     pub qmp: Option<Qmp>,
     /// QEMU's VNC server, unless `disable_vnc`.
@@ -81,10 +82,7 @@ impl QemuState {
     }
 
     pub fn image_format(&self) -> ImageFormat {
-        match self.config.format {
-            DiskFormat::Qcow2 => ImageFormat::Qcow2,
-            DiskFormat::Raw => ImageFormat::Raw,
-        }
+        self.config.format
     }
 }
 

@@ -1,11 +1,11 @@
 //! Compacts (and optionally compresses) the finished disk with
 //! `qemu-img convert`, writing a temporary file renamed over the original.
 
-use crate::config::qemu::DiskFormat;
 use crate::hypervisor::qemu::{ConvertOptions, QemuImg, QemuImgCli};
 use crate::run::runner::{Step, StepContext, StepFuture};
+use crate::vm::ImageFormat;
 
-use super::{QemuState, fail};
+use super::{QemuState, fail_on_host};
 
 pub struct StepConvertDisk;
 
@@ -17,7 +17,7 @@ impl Step<QemuState> for StepConvertDisk {
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let c = &state.config;
-            if c.skip_compaction || c.format != DiskFormat::Qcow2 || c.use_backing_file {
+            if c.skip_compaction || c.format != ImageFormat::Qcow2 || c.use_backing_file {
                 ctx.reporter.info(
                     &ctx.build,
                     "Not compacting (skip_compaction, raw format or backing file)",
@@ -38,13 +38,13 @@ impl Step<QemuState> for StepConvertDisk {
                 QemuImgCli::default().convert(&disk, &convert_tmp, format, &options, &extra)
             })
             .await
-            .map_err(|e| fail("the convert task failed", e))?;
+            .map_err(|e| fail_on_host("the convert task failed", e))?;
             if let Err(e) = result {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(fail("qemu-img convert failed", e));
+                return Err(fail_on_host("qemu-img convert failed", e));
             }
             std::fs::rename(&tmp, &state.disk_path)
-                .map_err(|e| fail("cannot replace the disk with its compacted copy", e))?;
+                .map_err(|e| fail_on_host("cannot replace the disk with its compacted copy", e))?;
             let after = std::fs::metadata(&state.disk_path)
                 .map(|m| m.len())
                 .unwrap_or(0);

@@ -3,7 +3,7 @@
 use crate::hypervisor::qemu::{Backing, ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
 use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
-use super::{QemuState, fail};
+use super::{QemuState, fail_on_host};
 
 pub struct StepCreateDisk;
 
@@ -39,7 +39,7 @@ impl Step<QemuState> for StepCreateDisk {
                             };
                             img.create(&disk, format, config.disk_size_mib, Some(backing), &extra)
                                 .map_err(|e| {
-                                    fail("cannot create the disk over the checkpoint", e)
+                                    fail_on_host("cannot create the disk over the checkpoint", e)
                                 })?;
                         } else {
                             let options = ConvertOptions {
@@ -47,7 +47,7 @@ impl Step<QemuState> for StepCreateDisk {
                                 ..ConvertOptions::default()
                             };
                             img.convert(checkpoint, &disk, format, &options, &[])
-                                .map_err(|e| fail("cannot copy the checkpoint", e))?;
+                                .map_err(|e| fail_on_host("cannot copy the checkpoint", e))?;
                         }
                     } else if config.disk_image && config.use_backing_file {
                         let backing = Backing {
@@ -55,7 +55,7 @@ impl Step<QemuState> for StepCreateDisk {
                             format: ImageFormat::Qcow2,
                         };
                         img.create(&disk, format, config.disk_size_mib, Some(backing), &extra)
-                            .map_err(|e| fail("cannot create the disk", e))?;
+                            .map_err(|e| fail_on_host("cannot create the disk", e))?;
                     } else if config.disk_image {
                         img.convert(
                             &iso,
@@ -64,7 +64,7 @@ impl Step<QemuState> for StepCreateDisk {
                             &ConvertOptions::default(),
                             &config.qemu_img_args.convert,
                         )
-                        .map_err(|e| fail("cannot copy disk_image", e))?;
+                        .map_err(|e| fail_on_host("cannot copy disk_image", e))?;
                         if !config.skip_resize_disk {
                             img.resize(
                                 &disk,
@@ -72,23 +72,25 @@ impl Step<QemuState> for StepCreateDisk {
                                 config.disk_size_mib,
                                 &config.qemu_img_args.resize,
                             )
-                            .map_err(|e| fail("cannot resize the disk", e))?;
+                            .map_err(|e| fail_on_host("cannot resize the disk", e))?;
                         }
                     } else {
                         img.create(&disk, format, config.disk_size_mib, None, &extra)
-                            .map_err(|e| fail("cannot create the disk", e))?;
+                            .map_err(|e| fail_on_host("cannot create the disk", e))?;
                     }
                     let mut extra_disks = Vec::new();
                     for (i, size) in config.disk_additional_size_mib.iter().enumerate() {
                         let path = disk.with_file_name(format!("{}-{}", config.vm_name, i + 1));
                         img.create(&path, format, *size, None, &extra)
-                            .map_err(|e| fail("cannot create an additional disk", e))?;
+                            .map_err(|e| fail_on_host("cannot create an additional disk", e))?;
                         extra_disks.push(path);
                     }
                     Ok(extra_disks)
                 },
             );
-            let extra_disks = task.await.map_err(|e| fail("the disk task failed", e))??;
+            let extra_disks = task
+                .await
+                .map_err(|e| fail_on_host("the disk task failed", e))??;
             let from = if state.resumed_from().is_some() {
                 ", from the install checkpoint"
             } else {

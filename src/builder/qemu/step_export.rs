@@ -7,7 +7,7 @@ use crate::config::qemu::ExportFormat;
 use crate::hypervisor::qemu::QemuImgCli;
 use crate::run::runner::{Step, StepContext, StepFuture};
 
-use super::{QemuState, fail};
+use super::{QemuState, fail_on_host};
 
 pub struct StepExport;
 
@@ -55,11 +55,11 @@ impl Step<QemuState> for StepExport {
                 }
             })
             .await
-            .map_err(|e| fail("the export task failed", e))?
-            .map_err(|e| fail("cannot export the OVF package", e))?;
+            .map_err(|e| fail_on_host("the export task failed", e))?
+            .map_err(|e| fail_on_host("cannot export the OVF package", e))?;
             // The package replaces the working disk as the build's artifact.
             std::fs::remove_file(&state.disk_path)
-                .map_err(|e| fail("cannot remove the working disk", e))?;
+                .map_err(|e| fail_on_host("cannot remove the working disk", e))?;
             for f in &files {
                 ctx.reporter
                     .info(&ctx.build, &format!("Exported {}", f.display()));

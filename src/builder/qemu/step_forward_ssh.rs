@@ -3,7 +3,7 @@
 use crate::host::port::find_free_port;
 use crate::run::runner::{Step, StepContext, StepFuture};
 
-use super::{QemuState, fail};
+use super::{QemuState, fail_on_host};
 
 pub struct StepForwardSsh;
 
@@ -26,7 +26,7 @@ impl Step<QemuState> for StepForwardSsh {
             }
             let port = find_free_port(state.config.host_port_min, state.config.host_port_max)
                 .map_err(|e| {
-                    fail(
+                    fail_on_host(
                         "cannot find a free port for SSH (host_port_min..host_port_max)",
                         e,
                     )

@@ -12,9 +12,8 @@ use crate::hypervisor::qemu::{
 };
 use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
-use super::{QemuState, fail};
-use crate::config::qemu::Accelerator;
-use crate::hypervisor::qemu::Accel;
+use super::{QemuState, fail_on_host};
+use crate::vm::Accelerator;
 
 pub struct StepRunVm;
 
@@ -28,7 +27,7 @@ fn has_display() -> bool {
 fn command(
     state: &QemuState,
     ctx: &StepContext,
-    accel: crate::hypervisor::qemu::Accel,
+    accel: Accelerator,
 ) -> Result<QemuCommand, StepError> {
     let c = &state.config;
     let mut cmd = QemuCommand::new(c.qemu_binary.clone(), accel);
@@ -195,7 +194,7 @@ fn uefi_firmware(
         (Some(code), Some(vars)) => (code.clone(), vars.clone()),
         _ => {
             let found = find_uefi(std::path::Path::new(DESCRIPTOR_DIR), "x86_64", machine)
-                .map_err(|e| fail("cannot find UEFI firmware (install Debian's ovmf package, or set efi_firmware_code and efi_firmware_vars)", e))?;
+                .map_err(|e| fail_on_host("cannot find UEFI firmware (install Debian's ovmf package, or set efi_firmware_code and efi_firmware_vars)", e))?;
             (
                 efi.code.clone().unwrap_or(found.code),
                 efi.vars.clone().unwrap_or(found.vars_template),
@@ -207,7 +206,7 @@ fn uefi_firmware(
     }
     let vars = output_dir.join("efivars.fd");
     std::fs::copy(&template, &vars).map_err(|e| {
-        fail(
+        fail_on_host(
             format!("cannot copy the UEFI variable store {}", template.display()),
             e,
         )
@@ -227,12 +226,9 @@ impl Step<QemuState> for StepRunVm {
 
     fn run<'a>(&'a mut self, state: &'a mut QemuState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let probe = probe_accelerator(
-                requested_accel(state.config.accelerator),
-                &state.config.qemu_binary,
-            )
-            .await
-            .map_err(|e| fail("cannot use the requested accelerator", e))?;
+            let probe = probe_accelerator(state.config.accelerator, &state.config.qemu_binary)
+                .await
+                .map_err(|e| fail_on_host("cannot use the requested accelerator", e))?;
             if probe.fell_back {
                 ctx.reporter.warn(&ctx.build, &probe.reason);
             } else {
@@ -243,12 +239,12 @@ impl Step<QemuState> for StepRunVm {
             }
             state.accel = Some(probe.chosen);
             let runtime = crate::host::scratch::tempdir("vm")
-                .map_err(|e| fail("cannot create a runtime directory", e))?;
+                .map_err(|e| fail_on_host("cannot create a runtime directory", e))?;
             if let Some(device) = &state.config.hardware.tpm_device {
                 use crate::hypervisor::qemu::swtpm::{SOCKET_TIMEOUT, Swtpm};
                 let tpm = Swtpm::start(runtime.path(), SOCKET_TIMEOUT)
                     .await
-                    .map_err(|e| fail("cannot start the software TPM (vtpm)", e))?;
+                    .map_err(|e| fail_on_host("cannot start the software TPM (vtpm)", e))?;
                 ctx.reporter.info(
                     &ctx.build,
                     &format!("swtpm started (pid {}) for a {device} TPM 2.0", tpm.pid()),
@@ -260,7 +256,8 @@ impl Step<QemuState> for StepRunVm {
 
             state.vnc = vnc_server(&state.config)?;
             let cmd = command(state, ctx, probe.chosen)?;
-            let mut vm = QemuProcess::spawn(&cmd).map_err(|e| fail("cannot start QEMU", e))?;
+            let mut vm =
+                QemuProcess::spawn(&cmd).map_err(|e| fail_on_host("cannot start QEMU", e))?;
             ctx.reporter.info(
                 &ctx.build,
                 &format!("QEMU started (pid {}): {}", vm.pid(), vm.command_line()),
@@ -270,7 +267,7 @@ impl Step<QemuState> for StepRunVm {
             state.vm = Some(vm);
             let qmp = state
                 .qmp
-                .insert(qmp.map_err(|e| fail("QEMU did not start", e))?);
+                .insert(qmp.map_err(|e| fail_on_host("QEMU did not start", e))?);
             if let Some(vnc) = &state.vnc {
                 let mut message = format!(
                     "To watch the VM's screen, connect a VNC client to {}",
@@ -280,7 +277,7 @@ impl Step<QemuState> for StepRunVm {
                     let password = vnc_password();
                     qmp.change_vnc_password(&password)
                         .await
-                        .map_err(|e| fail("QEMU refused the VNC password", e))?;
+                        .map_err(|e| fail_on_host("QEMU refused the VNC password", e))?;
                     // Asked for by vnc_use_password, so shown on purpose
                     // (as Packer does): it guards only this build's screen.
                     message.push_str(&format!(" with the password {password}"));
@@ -320,21 +317,6 @@ impl Step<QemuState> for StepRunVm {
             state.runtime_dir = None;
         })
     }
-}
-
-/// The `accelerator` setting as the driver's type; `None` for `auto`,
-/// which the driver probes.
-fn requested_accel(requested: Accelerator) -> Option<Accel> {
-    Some(match requested {
-        Accelerator::Auto => return None,
-        Accelerator::Kvm => Accel::Kvm,
-        Accelerator::Tcg => Accel::Tcg,
-        Accelerator::Hvf => Accel::Hvf,
-        Accelerator::Whpx => Accel::Whpx,
-        Accelerator::Xen => Accel::Xen,
-        Accelerator::Hax => Accel::Hax,
-        Accelerator::None => Accel::None,
-    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn key_interval(configured: Option<Duration>) -> Duration {
         .or_else(|| {
             std::env::var("PACKER_KEY_INTERVAL")
                 .ok()
-                .and_then(|v| crate::config::decode::parse_go_duration(&v).ok())
+                .and_then(|v| crate::config::go_value::parse_go_duration(&v).ok())
         })
         .unwrap_or(DEFAULT_KEY_INTERVAL)
 }

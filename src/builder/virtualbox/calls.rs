@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::hypervisor::virtualbox::{VBoxCommand, VBoxManage, VmState};
-use crate::run::runner::StepError;
+use crate::run::runner::{FailureClass, StepError};
 
 /// Runs `commands` in order; the first failure stops, with its stderr.
 pub(super) async fn run_all(
@@ -13,13 +13,16 @@ pub(super) async fn run_all(
 ) -> Result<(), StepError> {
     tokio::task::spawn_blocking(move || {
         for c in &commands {
-            vbox.run_command(c)
-                .map_err(|e| StepError::with_source("VBoxManage failed", e))?;
+            vbox.run_command(c).map_err(|e| {
+                StepError::with_source("VBoxManage failed", e).in_class(FailureClass::Host)
+            })?;
         }
         Ok(())
     })
     .await
-    .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?
+    .map_err(|e| {
+        StepError::with_source("a VBoxManage task failed", e).in_class(FailureClass::Host)
+    })?
 }
 
 pub(super) async fn vm_state(vbox: Arc<dyn VBoxManage>, vm: String) -> Option<VmState> {

@@ -35,7 +35,7 @@ use super::common::{
     StepCreateCd, StepCreateFloppy, StepFetchIso, StepHttpServer, StepOutputDir, StepProvision,
     StepSshKeyPair, StepWaitSsh, free_space_beside,
 };
-use crate::artifact::{Accelerator, Artifact, Machine, Package};
+use crate::artifact::{Artifact, Machine, Package};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
@@ -251,7 +251,7 @@ pub async fn run(
                 disks,
                 package,
                 machine: Some(Machine {
-                    accelerator: Accelerator::Other,
+                    accelerator: None,
                     cpus: state.config.cpus,
                     memory_mib: state.config.memory_mib,
                 }),

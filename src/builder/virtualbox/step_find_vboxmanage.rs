@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::VBoxState;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxManageCli};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 pub struct StepFindVBoxManage;
 
@@ -16,13 +16,18 @@ impl Step<VBoxState> for StepFindVBoxManage {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let cli = VBoxManageCli::locate()
-                .map_err(|e| StepError::with_source("cannot use VirtualBox", e))?;
+            let cli = VBoxManageCli::locate().map_err(|e| {
+                StepError::with_source("cannot use VirtualBox", e).in_class(FailureClass::Host)
+            })?;
             let version = tokio::task::spawn_blocking(move || cli.version().map(|v| (cli, v)))
                 .await
-                .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?;
-            let (cli, version) =
-                version.map_err(|e| StepError::with_source("cannot use VirtualBox", e))?;
+                .map_err(|e| {
+                    StepError::with_source("a VBoxManage task failed", e)
+                        .in_class(FailureClass::Host)
+                })?;
+            let (cli, version) = version.map_err(|e| {
+                StepError::with_source("cannot use VirtualBox", e).in_class(FailureClass::Host)
+            })?;
             ctx.reporter
                 .info(&ctx.build, &format!("VirtualBox {}", version.raw));
             state.vbox = Some(Arc::new(cli));

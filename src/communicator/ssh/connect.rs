@@ -9,8 +9,8 @@ use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertifi
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::FileTransfer;
 use super::{SshError, SshSession, SshTarget, WaitOptions};
-use crate::config::common::FileTransfer;
 use crate::ui::Reporter;
 
 /// Accepts any host key (the guest is a VM this build just made) and

@@ -10,7 +10,45 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::{EcdsaKeypair, KeypairData, RsaKeypair};
 use russh::keys::{EcdsaCurve, PrivateKey};
 
-use crate::config::common::{KeyPairType, TemporaryKeyPair};
+/// `temporary_key_pair_type`: the key a build makes when the template
+/// gives no way to log in. DSA (deprecated, and refused by modern servers)
+/// is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPairType {
+    Rsa,
+    Ecdsa,
+    Ed25519,
+}
+
+impl KeyPairType {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rsa => "rsa",
+            Self::Ecdsa => "ecdsa",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// `temporary_key_pair_type` and `temporary_key_pair_bits`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporaryKeyPair {
+    pub kind: KeyPairType,
+    /// As given; `bits()` applies Packer's defaults.
+    pub bits: Option<u32>,
+}
+
+impl TemporaryKeyPair {
+    /// Packer's defaults: RSA 4096 bits, ECDSA on P-521; Ed25519 has one size.
+    pub fn bits(&self) -> u32 {
+        match (self.kind, self.bits) {
+            (KeyPairType::Ed25519, _) => 256,
+            (_, Some(b)) => b,
+            (KeyPairType::Rsa, None) => 4096,
+            (KeyPairType::Ecdsa, None) => 521,
+        }
+    }
+}
 
 /// A key made for one build.
 #[derive(Clone)]

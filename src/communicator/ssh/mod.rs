@@ -23,9 +23,11 @@ use std::time::Duration;
 pub use connect::wait_for_ssh;
 pub use error::{Direction, SshError};
 pub use exec::{ExitStatus, Stream};
-pub use keygen::{KeygenError, TemporaryKey, generate as generate_temporary_key};
+pub use keygen::{
+    KeyPairType, KeygenError, TemporaryKey, TemporaryKeyPair, generate as generate_temporary_key,
+};
+pub use transfer::FileTransfer;
 
-use crate::config::common::{FileTransfer, SshConfig};
 use crate::ui::Reporter;
 
 /// How kiln proves who it is to the guest.
@@ -124,50 +126,6 @@ pub struct SshTarget {
 }
 
 impl SshTarget {
-    /// The target for a guest whose port 22 is forwarded to
-    /// `forwarded_port` on the host (QEMU `hostfwd`, VirtualBox NAT).
-    /// `ssh_host` from the template wins over 127.0.0.1 when set.
-    /// `temporary_key` is the build's own pair, used when the template
-    /// gives no other way to log in.
-    pub fn from_config(
-        config: &SshConfig,
-        forwarded_port: u16,
-        temporary_key: Option<Arc<russh::keys::PrivateKey>>,
-    ) -> Result<Self, SshError> {
-        let auth = match (&config.private_key_file, &config.password) {
-            _ if config.agent_auth => SshAuth::Agent {
-                socket: std::env::var_os("SSH_AUTH_SOCK")
-                    .filter(|s| !s.is_empty())
-                    .map(PathBuf::from),
-                private_key_file: config.private_key_file.clone(),
-                password: config.password.clone(),
-            },
-            (Some(key), Some(password)) => SshAuth::Both {
-                private_key_file: key.clone(),
-                password: password.clone(),
-            },
-            (Some(key), None) => SshAuth::PrivateKeyFile(key.clone()),
-            (None, Some(password)) => SshAuth::Password(password.clone()),
-            (None, None) => match temporary_key {
-                Some(key) => SshAuth::TemporaryKey(key),
-                None => {
-                    return Err(SshError::NoCredentials {
-                        user: config.username.clone(),
-                    });
-                }
-            },
-        };
-        Ok(Self {
-            host: config
-                .host
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".to_owned()),
-            port: forwarded_port,
-            username: config.username.clone(),
-            auth,
-        })
-    }
-
     /// `host:port`, as error messages show it.
     pub fn addr(&self) -> String {
         if self.host.contains(':') {
@@ -206,17 +164,6 @@ impl Default for WaitOptions {
             poll_interval: Duration::from_millis(200),
             attempt_timeout: Duration::from_secs(20),
             keep_alive_interval: Duration::from_secs(5),
-        }
-    }
-}
-
-impl WaitOptions {
-    pub fn from_config(config: &SshConfig) -> Self {
-        Self {
-            timeout: config.timeout,
-            handshake_attempts: config.handshake_attempts,
-            keep_alive_interval: config.keep_alive_interval,
-            ..Self::default()
         }
     }
 }

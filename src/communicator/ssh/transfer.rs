@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{SshError, SshSession};
-use crate::config::common::FileTransfer;
+
+/// How files move (`ssh_file_transfer_method`): SCP, Packer's default,
+/// which minimal guests (dropbear) also speak, or SFTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTransfer {
+    Scp,
+    Sftp,
+}
 
 /// Whether a directory source means "its contents" (`dir/`).
 fn copies_contents(path: &[u8]) -> bool {

@@ -9,40 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::img::ImageFormat;
-
-/// The accelerator a VM actually runs with (the outcome of a probe, never "auto").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Accel {
-    Kvm,
-    Tcg,
-    Hvf,
-    Whpx,
-    Xen,
-    Hax,
-    /// `accelerator: none`: no `accel=` at all (QEMU's own default).
-    None,
-}
-
-impl Accel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Kvm => "kvm",
-            Self::Tcg => "tcg",
-            Self::Hvf => "hvf",
-            Self::Whpx => "whpx",
-            Self::Xen => "xen",
-            Self::Hax => "hax",
-            Self::None => "none",
-        }
-    }
-}
-
-impl std::fmt::Display for Accel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::vm::{Accelerator, ImageFormat};
 
 /// How a hard disk is attached (`disk_interface`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +203,7 @@ pub struct QemuCommand {
     pub binary: String,
     pub name: Option<String>,
     pub machine_type: String,
-    pub accel: Accel,
+    pub accel: Accelerator,
     pub cpus: u32,
     /// `-smp`'s sockets, cores and threads (`sockets`, `cores`, `threads`).
     pub topology: CpuTopology,
@@ -274,7 +241,7 @@ pub struct QemuCommand {
 
 impl QemuCommand {
     /// A VM with nothing attached, headless, under `accel`.
-    pub fn new(binary: impl Into<String>, accel: Accel) -> Self {
+    pub fn new(binary: impl Into<String>, accel: Accelerator) -> Self {
         Self {
             binary: binary.into(),
             name: None,
@@ -333,7 +300,7 @@ impl QemuCommand {
         push(
             "-machine",
             match self.accel {
-                Accel::None => format!("type={}", self.machine_type),
+                Accelerator::None => format!("type={}", self.machine_type),
                 a => format!("type={},accel={a}", self.machine_type),
             },
         );
@@ -577,7 +544,7 @@ mod tests {
 
     /// What the qemu builder starts for an ISO install with Packer's defaults.
     fn installer() -> QemuCommand {
-        let mut c = QemuCommand::new("qemu-system-x86_64", Accel::Tcg);
+        let mut c = QemuCommand::new("qemu-system-x86_64", Accelerator::Tcg);
         c.name = Some("packer-tiny".into());
         c.boot = Some("once=d".into());
         c.disks = vec![DiskDrive::new("out/packer-tiny", ImageFormat::Qcow2)];
@@ -817,7 +784,7 @@ mod tests {
 
     #[test]
     fn efi_firmware_from_pflash_kvm_and_no_accel() {
-        let mut c = QemuCommand::new("qemu-system-x86_64", Accel::Kvm);
+        let mut c = QemuCommand::new("qemu-system-x86_64", Accelerator::Kvm);
         c.machine_type = "q35".into();
         c.firmware = Firmware::Pflash {
             code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
@@ -840,7 +807,7 @@ mod tests {
                 "file=out/disk,if=virtio,cache=writeback,discard=ignore,format=qcow2",
             ]
         );
-        c.accel = Accel::None;
+        c.accel = Accelerator::None;
         c.firmware = Firmware::Bios("/opt/bios.bin".into());
         let a = args(&c);
         assert_eq!(a[..2], ["-machine", "type=q35"]);
@@ -883,7 +850,7 @@ mod tests {
 
     #[test]
     fn commas_in_paths_are_doubled_and_empty_rows_rejected() {
-        let mut c = QemuCommand::new("qemu", Accel::Tcg);
+        let mut c = QemuCommand::new("qemu", Accelerator::Tcg);
         c.disks = vec![DiskDrive::new("out/a,b", ImageFormat::Raw)];
         assert!(args(&c).iter().any(|a| a.starts_with("file=out/a,,b,")));
         c.qemuargs = vec![vec!["-m".into(), "64".into()], vec![]];

@@ -11,32 +11,7 @@ use serde::Deserialize;
 
 use crate::host::command_line::display_command;
 use crate::host::program::run_captured;
-
-/// Disk image formats kiln creates or converts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageFormat {
-    Qcow2,
-    Raw,
-    Vmdk,
-    Vdi,
-    Vhdx,
-    /// VHD (qemu calls it `vpc`).
-    Vpc,
-}
-
-impl ImageFormat {
-    /// The name qemu and qemu-img use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Qcow2 => "qcow2",
-            Self::Raw => "raw",
-            Self::Vmdk => "vmdk",
-            Self::Vdi => "vdi",
-            Self::Vhdx => "vhdx",
-            Self::Vpc => "vpc",
-        }
-    }
-}
+use crate::vm::ImageFormat;
 
 /// A backing file for a copy-on-write image (`use_backing_file`).
 #[derive(Debug, Clone, Copy)]

@@ -12,11 +12,13 @@ pub mod process;
 pub mod qmp;
 pub mod swtpm;
 
+/// The image format the driver's specs name (one type, shared through `vm`).
+pub use crate::vm::ImageFormat;
 pub use command::{
-    Accel, CdromDrive, CommandError, CpuTopology, DiskDrive, DiskInterface, Display, Firmware,
-    NetBackend, NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,
+    CdromDrive, CommandError, CpuTopology, DiskDrive, DiskInterface, Display, Firmware, NetBackend,
+    NetDevice, QemuCommand, SshForward, VNC_BASE_PORT, Vnc,
 };
-pub use img::{Backing, ConvertOptions, ImageFormat, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
+pub use img::{Backing, ConvertOptions, ImageInfo, QemuImg, QemuImgCli, QemuImgError};
 pub use probe::{ProbeError, ProbeResult, probe_accelerator};
 pub use process::{ProcessError, QemuProcess};
 pub use qmp::{

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use super::command::Accel;
 use super::process::QemuProcess;
+use crate::vm::Accelerator;
 
 /// How long a probe guest may take under KVM before KVM counts as broken.
 /// A working KVM finishes in well under a second, QEMU's start included.
@@ -70,7 +70,7 @@ pub const PROBE_EXIT_STATUS: i32 = 0x43;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
     /// What the VM will run under.
-    pub chosen: Accel,
+    pub chosen: Accelerator,
     /// Why, in a sentence the builder can show.
     pub reason: String,
     /// True when `auto` wanted KVM and fell back; show `reason` as a warning.
@@ -89,11 +89,11 @@ pub enum ProbeError {
 /// `auto` and `kvm` boot a test guest under KVM (once per run and binary);
 /// any other setting is taken as given, unprobed.
 pub async fn probe_accelerator(
-    requested: Option<Accel>,
+    requested: Option<Accelerator>,
     qemu_binary: &str,
 ) -> Result<ProbeResult, ProbeError> {
     if let Some(explicit) = requested
-        && explicit != Accel::Kvm
+        && explicit != Accelerator::Kvm
     {
         return Ok(ProbeResult {
             chosen: explicit,
@@ -104,15 +104,15 @@ pub async fn probe_accelerator(
     let verdict = kvm_verdict(qemu_binary).await;
     match (requested, &verdict.broken) {
         (_, None) => Ok(ProbeResult {
-            chosen: Accel::Kvm,
+            chosen: Accelerator::Kvm,
             reason: format!("KVM ran a test guest in {} ms", verdict.elapsed.as_millis()),
             fell_back: false,
         }),
-        (Some(Accel::Kvm), Some(detail)) => Err(ProbeError::KvmUnusable {
+        (Some(Accelerator::Kvm), Some(detail)) => Err(ProbeError::KvmUnusable {
             detail: detail.clone(),
         }),
         (_, Some(detail)) => Ok(ProbeResult {
-            chosen: Accel::Tcg,
+            chosen: Accelerator::Tcg,
             reason: format!(
                 "KVM cannot run guests here ({detail}); using TCG software emulation, which is much slower"
             ),
@@ -142,7 +142,7 @@ async fn kvm_verdict(qemu_binary: &str) -> KvmVerdict {
     cell.get_or_init(|| async {
         let start = Instant::now();
         let broken = if Path::new("/dev/kvm").exists() {
-            run_probe_guest(qemu_binary, Accel::Kvm, KVM_PROBE_TIMEOUT)
+            run_probe_guest(qemu_binary, Accelerator::Kvm, KVM_PROBE_TIMEOUT)
                 .await
                 .err()
         } else {
@@ -170,7 +170,7 @@ pub fn boot_sector(code: &[u8]) -> [u8; 512] {
 
 /// The arguments that boot `image` as the only disk, with the debug-exit
 /// device and nothing else (no NIC, no display, no serial).
-pub fn probe_guest_args(accel: Accel, image: &Path) -> Vec<String> {
+pub fn probe_guest_args(accel: Accelerator, image: &Path) -> Vec<String> {
     [
         "-machine",
         &format!("pc,accel={accel}"),
@@ -196,7 +196,7 @@ pub fn probe_guest_args(accel: Accel, image: &Path) -> Vec<String> {
 /// as expected within `timeout`, else a one-line reason.
 pub async fn run_probe_guest(
     qemu_binary: &str,
-    accel: Accel,
+    accel: Accelerator,
     timeout: Duration,
 ) -> Result<Duration, String> {
     let start = Instant::now();
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn probe_argv() {
         assert_eq!(
-            probe_guest_args(Accel::Kvm, Path::new("/tmp/a,b/probe.img")),
+            probe_guest_args(Accelerator::Kvm, Path::new("/tmp/a,b/probe.img")),
             [
                 "-machine",
                 "pc,accel=kvm",
@@ -268,10 +268,10 @@ mod tests {
 
     #[tokio::test]
     async fn explicit_accelerators_are_not_probed() {
-        let r = probe_accelerator(Some(Accel::Tcg), "/nonexistent/qemu")
+        let r = probe_accelerator(Some(Accelerator::Tcg), "/nonexistent/qemu")
             .await
             .expect("tcg needs no probe");
-        assert_eq!(r.chosen, Accel::Tcg);
+        assert_eq!(r.chosen, Accelerator::Tcg);
         assert!(!r.fell_back);
     }
 }

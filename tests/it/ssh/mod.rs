@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln::communicator::ssh::{
-    ExitStatus, SshAuth, SshError, SshSession, SshTarget, Stream, WaitOptions, wait_for_ssh,
+    ExitStatus, FileTransfer, SshAuth, SshError, SshSession, SshTarget, Stream, WaitOptions,
+    wait_for_ssh,
 };
-use kiln::config::common::FileTransfer;
 use kiln::ui::{Event, RecordingReporter};
 use tokio_util::sync::CancellationToken;
 
