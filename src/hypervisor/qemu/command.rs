@@ -268,6 +268,9 @@ pub struct QemuCommand {
     pub serial_log: Option<PathBuf>,
     /// `-no-reboot`: a guest reboot makes QEMU exit instead.
     pub no_reboot: bool,
+    /// `-S -incoming defer`: QEMU starts paused and waits for a migration
+    /// stream (`migrate-incoming`) instead of booting: a memory-state resume.
+    pub incoming_deferred: bool,
     /// The user's `qemuargs`, already interpolated.
     pub qemuargs: Vec<Vec<String>>,
 }
@@ -298,6 +301,7 @@ impl QemuCommand {
             user_qmp_socket: None,
             serial_log: None,
             no_reboot: false,
+            incoming_deferred: false,
             qemuargs: Vec::new(),
         }
     }
@@ -483,6 +487,10 @@ impl QemuCommand {
         }
         if self.no_reboot {
             out.push(("-no-reboot", None));
+        }
+        if self.incoming_deferred {
+            out.push(("-S", None));
+            out.push(("-incoming", Some("defer".to_owned())));
         }
         Ok(out)
     }
