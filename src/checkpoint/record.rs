@@ -19,7 +19,8 @@ use super::stamp::{FileStamp, StampCheck};
 pub const RECORD_FILE: &str = ".kiln-build.json";
 /// Raised when what the record holds or how the key is made changes: a
 /// record of another version is never trusted.
-pub const RECORD_VERSION: u32 = 1;
+/// 2: every input digest is an HMAC under the cache's record key.
+pub const RECORD_VERSION: u32 = 2;
 /// The key's kind (see [`KeyBuilder::new`]).
 pub const KEY_KIND: &str = "build";
 
@@ -37,6 +38,13 @@ impl BuildKey {
             key: b.finish().as_str().to_owned(),
             inputs: b.inputs(),
         }
+    }
+
+    /// The key a record keeps: each input's digest sealed under the cache's
+    /// secret, so the record cannot be used to test guesses of a secret
+    /// input.
+    pub fn sealed(b: &KeyBuilder, secret: &super::record_secret::RecordSecret) -> Self {
+        Self::from_builder(&b.sealed(|name, digest| secret.seal(name, digest)))
     }
 }
 
