@@ -275,7 +275,6 @@ impl Step<QemuState> for StepRunVm {
                                 &ctx.build,
                                 "Resumed the installed guest from the checkpoint's memory state: no boot",
                             );
-                            return Ok(());
                         }
                         Err(why) => {
                             ctx.reporter.warn(
@@ -294,11 +293,15 @@ impl Step<QemuState> for StepRunVm {
                         ),
                     ),
                 }
-                stop_vm(state, ctx).await;
-                checkpoint_memory::recreate_disk(state).await?;
+                if !state.memory_resumed {
+                    stop_vm(state, ctx).await;
+                    checkpoint_memory::recreate_disk(state).await?;
+                }
             }
-            let cmd = command(state, ctx, probe.chosen, false)?;
-            start(state, ctx, &cmd).await?;
+            if !state.memory_resumed {
+                let cmd = command(state, ctx, probe.chosen, false)?;
+                start(state, ctx, &cmd).await?;
+            }
             let qmp = state
                 .qmp
                 .as_mut()

@@ -643,6 +643,20 @@ mod tests {
     }
 
     #[test]
+    fn a_memory_resume_starts_paused_waiting_for_the_state() {
+        let mut c = installer();
+        let plain = args(&c);
+        assert!(!plain.iter().any(|a| a == "-incoming"), "{plain:?}");
+        c.incoming_deferred = true;
+        let a = args(&c);
+        let at = a.iter().position(|x| x == "-incoming").expect("-incoming");
+        assert_eq!(a[at + 1], "defer", "{a:?}");
+        assert!(a.iter().any(|x| x == "-S"), "{a:?}");
+        // The devices are the install's: the same switches, plus those two.
+        assert_eq!(a.len(), plain.len() + 3, "{a:?}");
+    }
+
+    #[test]
     fn ide_disk_raw_format_ide_cdrom_smp_no_reboot() {
         let mut c = installer();
         c.cpus = 2;
