@@ -287,6 +287,27 @@ mod tests {
         BuildKey::from_builder(&b)
     }
 
+    /// A record made with the cache's secret holds no plain digest of an
+    /// input, so a weak secret cannot be found by hashing guesses; the same
+    /// secret gives the same key, another secret another one.
+    #[test]
+    fn a_sealed_key_holds_no_plain_digest_of_a_secret() {
+        use super::super::record_secret::RecordSecret;
+        let mut b = KeyBuilder::new(KEY_KIND);
+        b.list("variables", &["password", "hunter2"]);
+        let plain = BuildKey::from_builder(&b);
+        let cache = tempfile::tempdir().expect("tempdir");
+        let secret = RecordSecret::load_or_create(cache.path()).expect("secret");
+        let sealed = BuildKey::sealed(&b, &secret);
+        assert_eq!(sealed.inputs.len(), 1);
+        assert_ne!(sealed.inputs[0].1, plain.inputs[0].1);
+        assert_ne!(sealed.key, plain.key);
+        assert_eq!(BuildKey::sealed(&b, &secret).key, sealed.key);
+        let other = tempfile::tempdir().expect("tempdir");
+        let other = RecordSecret::load_or_create(other.path()).expect("secret");
+        assert_ne!(BuildKey::sealed(&b, &other).key, sealed.key);
+    }
+
     /// An output directory with one artifact file, recorded under `k`.
     fn recorded(k: &BuildKey) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
