@@ -150,6 +150,19 @@ impl KeyBuilder {
         v
     }
 
+    /// The same inputs with each digest passed through `seal(name,
+    /// digest)` (a keyed hash: see [`super::record_secret`]).
+    pub fn sealed(&self, seal: impl Fn(&str, &str) -> String) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|(n, d)| (n.clone(), seal(n, d)))
+                .collect(),
+        }
+    }
+
     pub fn finish(&self) -> InstallKey {
         let mut h = Sha256::new();
         put(&mut h, b"kiln install checkpoint");

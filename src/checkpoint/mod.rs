@@ -8,11 +8,14 @@
 
 pub mod key;
 pub mod record;
+pub mod record_secret;
 pub mod stamp;
 pub mod store;
 
 pub use key::{FORMAT_VERSION, InstallKey, KeyBuilder, volatile_functions};
-pub use store::{Checkpoint, CheckpointEntry, CheckpointError, CheckpointStore, Lookup, Writer};
+pub use store::{
+    Checkpoint, CheckpointEntry, CheckpointError, CheckpointStore, Lookup, MemoryState, Writer,
+};
 
 /// `KILN_NO_CHECKPOINT=1` (any value but empty or `0`) turns checkpoints off
 /// for every build, for machines that must not keep disk images around.

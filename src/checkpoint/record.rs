@@ -19,7 +19,8 @@ use super::stamp::{FileStamp, StampCheck};
 pub const RECORD_FILE: &str = ".kiln-build.json";
 /// Raised when what the record holds or how the key is made changes: a
 /// record of another version is never trusted.
-pub const RECORD_VERSION: u32 = 1;
+/// 2: every input digest is an HMAC under the cache's record key.
+pub const RECORD_VERSION: u32 = 2;
 /// The key's kind (see [`KeyBuilder::new`]).
 pub const KEY_KIND: &str = "build";
 
@@ -37,6 +38,13 @@ impl BuildKey {
             key: b.finish().as_str().to_owned(),
             inputs: b.inputs(),
         }
+    }
+
+    /// The key a record keeps: each input's digest sealed under the cache's
+    /// secret, so the record cannot be used to test guesses of a secret
+    /// input.
+    pub fn sealed(b: &KeyBuilder, secret: &super::record_secret::RecordSecret) -> Self {
+        Self::from_builder(&b.sealed(|name, digest| secret.seal(name, digest)))
     }
 }
 
@@ -277,6 +285,27 @@ mod tests {
             b.text(n, v);
         }
         BuildKey::from_builder(&b)
+    }
+
+    /// A record made with the cache's secret holds no plain digest of an
+    /// input, so a weak secret cannot be found by hashing guesses; the same
+    /// secret gives the same key, another secret another one.
+    #[test]
+    fn a_sealed_key_holds_no_plain_digest_of_a_secret() {
+        use super::super::record_secret::RecordSecret;
+        let mut b = KeyBuilder::new(KEY_KIND);
+        b.list("variables", &["password", "hunter2"]);
+        let plain = BuildKey::from_builder(&b);
+        let cache = tempfile::tempdir().expect("tempdir");
+        let secret = RecordSecret::load_or_create(cache.path()).expect("secret");
+        let sealed = BuildKey::sealed(&b, &secret);
+        assert_eq!(sealed.inputs.len(), 1);
+        assert_ne!(sealed.inputs[0].1, plain.inputs[0].1);
+        assert_ne!(sealed.key, plain.key);
+        assert_eq!(BuildKey::sealed(&b, &secret).key, sealed.key);
+        let other = tempfile::tempdir().expect("tempdir");
+        let other = RecordSecret::load_or_create(other.path()).expect("secret");
+        assert_ne!(BuildKey::sealed(&b, &other).key, sealed.key);
     }
 
     /// An output directory with one artifact file, recorded under `k`.

@@ -4,6 +4,11 @@
 //! checkpoints/<key>/disk.qcow2          the disk, standalone (no backing file)
 //! checkpoints/<key>/disk.qcow2.sha256   "sha256:<hex> <size>": what the disk must hash to
 //! checkpoints/<key>/disk.qcow2.stamp    the disk's stat fields when it last hashed right
+//! checkpoints/<key>/memory.bin          the VM's device and RAM state (a QEMU migration
+//!                                       stream), when the builder could save one
+//! checkpoints/<key>/memory.bin.sha256   its digest, and memory.bin.stamp its stamp
+//! checkpoints/<key>/memory.compat       what a VM must match to load the stream
+//!                                       (emulator version, accelerator, …), one line
 //! checkpoints/<key>/inputs.txt          the key's inputs (name, sha256), for people
 //! checkpoints/<key>/last-used           touched by every build that resumes from it
 //! checkpoints/locks/<key>.lock          flock: exclusive to write or remove, shared while in use
@@ -23,10 +28,13 @@ use super::key::InstallKey;
 use super::stamp::{FileStamp, StampCheck};
 
 const DISK: &str = "disk.qcow2";
-const DIGEST: &str = "disk.qcow2.sha256";
-/// A [`FileStamp`] (JSON): a build re-hashes the disk only when its stat
+/// `<file>.sha256` holds "sha256:<hex> <size>"; `<file>.stamp` a
+/// [`FileStamp`] (JSON): a build re-hashes a file only when its stat
 /// fields moved, so using a checkpoint costs a `stat`, not ~1 s/GiB.
-const STAMP: &str = "disk.qcow2.stamp";
+const DIGEST: &str = "disk.qcow2.sha256";
+/// The memory state: optional, sealed like the disk (digest and stamp).
+const MEMORY: &str = "memory.bin";
+const MEMORY_COMPAT: &str = "memory.compat";
 const INPUTS: &str = "inputs.txt";
 const LAST_USED: &str = "last-used";
 const PARTIAL_PREFIX: &str = ".partial-";
@@ -76,7 +84,19 @@ pub enum Lookup {
 pub struct Checkpoint {
     pub disk: PathBuf,
     pub size: u64,
+    /// The VM's memory state saved with the disk, if any (verified too).
+    pub memory: Option<MemoryState>,
     _lock: File,
+}
+
+/// A saved memory state: the stream and what a VM must match to load it.
+#[derive(Debug, Clone)]
+pub struct MemoryState {
+    pub path: PathBuf,
+    pub size: u64,
+    /// The builder's compatibility line, as it was given to
+    /// [`Writer::memory_written`]; the builder compares it with its own.
+    pub compat: String,
 }
 
 /// One entry as `kiln cache list` shows it.
@@ -84,8 +104,13 @@ pub struct Checkpoint {
 pub struct CheckpointEntry {
     pub key: String,
     pub dir: PathBuf,
-    /// Bytes on disk (the disk image and the small files beside it).
+    /// Bytes on disk (the disk image, the memory state and the small
+    /// files beside them).
     pub size: u64,
+    /// The disk image's bytes alone.
+    pub disk_size: u64,
+    /// The memory state's bytes, when one was saved.
+    pub memory_size: Option<u64>,
     pub created: Option<SystemTime>,
     pub last_used: Option<SystemTime>,
 }
@@ -98,6 +123,7 @@ pub struct Writer {
     key: InstallKey,
     partial: PathBuf,
     committed: bool,
+    memory_compat: Option<String>,
     _lock: File,
 }
 
@@ -144,13 +170,14 @@ impl CheckpointStore {
             return Ok(Lookup::Missing);
         }
         match verify_dir(&dir, true) {
-            Ok(size) => {
+            Ok((size, memory)) => {
                 let used = dir.join(LAST_USED);
                 // Only for pruning by last use: a failure costs nothing else.
                 let _ = File::create(&used);
                 Ok(Lookup::Found(Checkpoint {
                     disk: dir.join(DISK),
                     size,
+                    memory,
                     _lock: lock,
                 }))
             }
@@ -224,6 +251,7 @@ impl CheckpointStore {
             key: key.clone(),
             partial,
             committed: false,
+            memory_compat: None,
             _lock: lock,
         }))
     }
@@ -270,6 +298,7 @@ impl CheckpointStore {
                 .filter_map(|f| f.metadata().ok())
                 .map(|m| m.len())
                 .sum();
+            let file_size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).ok();
             let modified = |f: &str| {
                 std::fs::metadata(dir.join(f))
                     .and_then(|m| m.modified())
@@ -278,6 +307,8 @@ impl CheckpointStore {
             out.push(CheckpointEntry {
                 key: name,
                 size,
+                disk_size: file_size(DISK).unwrap_or(0),
+                memory_size: file_size(MEMORY),
                 created: modified(DIGEST),
                 last_used: modified(LAST_USED).or_else(|| modified(DIGEST)),
                 dir,
@@ -328,60 +359,92 @@ impl CheckpointStore {
     }
 }
 
-/// Checks the disk against its digest file; the size on success. With
-/// `trust_stamp`, a disk whose stat fields match its stamp is not
+/// Checks the disk (and the memory state, when there is one) against
+/// their digest files; the disk's size and the memory state on success.
+/// With `trust_stamp`, a file whose stat fields match its stamp is not
 /// re-hashed (`kiln cache verify` always re-hashes).
-fn verify_dir(dir: &Path, trust_stamp: bool) -> Result<u64, String> {
-    let recorded = std::fs::read_to_string(dir.join(DIGEST))
-        .map_err(|e| format!("its digest file cannot be read ({e})"))?;
+fn verify_dir(dir: &Path, trust_stamp: bool) -> Result<(u64, Option<MemoryState>), String> {
+    let size = verify_file(dir, DISK, "disk", trust_stamp)?;
+    let has_memory = [MEMORY, &digest_name(MEMORY), MEMORY_COMPAT]
+        .iter()
+        .any(|f| dir.join(f).exists());
+    if !has_memory {
+        return Ok((size, None));
+    }
+    let memory_size = verify_file(dir, MEMORY, "memory state", trust_stamp)?;
+    let compat = std::fs::read_to_string(dir.join(MEMORY_COMPAT))
+        .map_err(|e| format!("its memory state's compatibility line cannot be read ({e})"))?;
+    Ok((
+        size,
+        Some(MemoryState {
+            path: dir.join(MEMORY),
+            size: memory_size,
+            compat: compat.trim_end().to_owned(),
+        }),
+    ))
+}
+
+fn digest_name(file: &str) -> String {
+    format!("{file}.sha256")
+}
+
+fn stamp_name(file: &str) -> String {
+    format!("{file}.stamp")
+}
+
+/// Checks one sealed file against its digest file; its size on success.
+fn verify_file(dir: &Path, file: &str, what: &str, trust_stamp: bool) -> Result<u64, String> {
+    let recorded = std::fs::read_to_string(dir.join(digest_name(file)))
+        .map_err(|e| format!("its {what}'s digest file cannot be read ({e})"))?;
     let mut parts = recorded.split_whitespace();
     let (Some(want), Some(size)) = (
         parts.next().and_then(|d| d.strip_prefix("sha256:")),
         parts.next().and_then(|s| s.parse::<u64>().ok()),
     ) else {
-        return Err("its digest file is malformed".into());
+        return Err(format!("its {what}'s digest file is malformed"));
     };
-    let disk = dir.join(DISK);
-    let actual_size = std::fs::metadata(&disk)
-        .map_err(|e| format!("its disk cannot be read ({e})"))?
+    let path = dir.join(file);
+    let actual_size = std::fs::metadata(&path)
+        .map_err(|e| format!("its {what} cannot be read ({e})"))?
         .len();
     if actual_size != size {
         return Err(format!(
-            "its disk is {actual_size} bytes, {size} were written (truncated?)"
+            "its {what} is {actual_size} bytes, {size} were written (truncated?)"
         ));
     }
-    let stamp = std::fs::read(dir.join(STAMP))
+    let stamp = std::fs::read(dir.join(stamp_name(file)))
         .ok()
         .and_then(|t| serde_json::from_slice::<FileStamp>(&t).ok())
         .filter(|s| s.sha256 == want && s.size == size);
     if trust_stamp && let Some(stamp) = &stamp {
-        match stamp.check(&disk) {
+        match stamp.check(&path) {
             StampCheck::Unchanged => return Ok(size),
             StampCheck::SameContent(fresh) => {
-                write_stamp(dir, &fresh);
+                write_stamp(dir, file, &fresh);
                 return Ok(size);
             }
             // The digest decides, and says how it differs.
             StampCheck::Changed(_) => {}
         }
     }
-    let fresh = FileStamp::take(&disk).map_err(|e| format!("its disk cannot be read ({e})"))?;
+    let fresh = FileStamp::take(&path).map_err(|e| format!("its {what} cannot be read ({e})"))?;
     if fresh.sha256 != want {
         return Err(format!(
-            "its disk's sha256 is {}, {want} was written",
+            "its {what}'s sha256 is {}, {want} was written",
             fresh.sha256
         ));
     }
-    write_stamp(dir, &fresh);
+    write_stamp(dir, file, &fresh);
     Ok(size)
 }
 
 /// Best effort (a shared lock is held, so two builds may both write it:
 /// each writes a complete file and renames it, the last one stays).
-fn write_stamp(dir: &Path, stamp: &FileStamp) {
-    let tmp = dir.join(format!("{STAMP}.{}.tmp", std::process::id()));
+fn write_stamp(dir: &Path, file: &str, stamp: &FileStamp) {
+    let name = stamp_name(file);
+    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
     let text = serde_json::to_vec(stamp).unwrap_or_default();
-    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, dir.join(STAMP)).is_err() {
+    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, dir.join(name)).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }
@@ -404,23 +467,35 @@ impl Writer {
         self.partial.join(DISK)
     }
 
-    /// Hashes and syncs the disk, writes the digest and the inputs, and
-    /// renames the directory into place. Returns the checkpoint's size.
+    /// Where the builder writes the memory state, if it saves one.
+    pub fn memory_path(&self) -> PathBuf {
+        self.partial.join(MEMORY)
+    }
+
+    /// Says the memory state is complete at [`Writer::memory_path`] and
+    /// what a VM must match to load it: it is sealed with the disk. A
+    /// memory file left without this call is not kept.
+    pub fn memory_written(&mut self, compat: &str) {
+        self.memory_compat = Some(compat.to_owned());
+    }
+
+    /// Hashes and syncs the disk (and the memory state), writes the
+    /// digests and the inputs, and renames the directory into place.
+    /// Returns the checkpoint's size (disk and memory).
     pub fn commit(mut self, inputs: &[(String, String)]) -> Result<u64, CheckpointError> {
-        let disk = self.disk_path();
-        File::open(&disk)
-            .and_then(|f| f.sync_all())
-            .map_err(io("sync", &disk))?;
-        let stamp = FileStamp::take(&disk).map_err(io("hash", &disk))?;
-        let (size, digest) = (stamp.size, &stamp.sha256);
-        write_synced(
-            &self.partial.join(DIGEST),
-            &format!("sha256:{digest} {size}\n"),
-        )?;
-        write_synced(
-            &self.partial.join(STAMP),
-            &serde_json::to_string(&stamp).unwrap_or_default(),
-        )?;
+        let mut size = seal(&self.partial, DISK)?;
+        match &self.memory_compat {
+            Some(compat) => {
+                size += seal(&self.partial, MEMORY)?;
+                write_synced(&self.partial.join(MEMORY_COMPAT), &format!("{compat}\n"))?;
+            }
+            None => {
+                let stray = self.memory_path();
+                if stray.exists() {
+                    std::fs::remove_file(&stray).map_err(io("remove", &stray))?;
+                }
+            }
+        }
         let listing: String = inputs
             .iter()
             .map(|(name, d)| format!("{name} sha256:{d}\n"))
@@ -433,6 +508,25 @@ impl Writer {
         self.committed = true;
         Ok(size)
     }
+}
+
+/// Syncs `file` in `dir`, hashes it and writes its digest and stamp
+/// beside it; its size.
+fn seal(dir: &Path, file: &str) -> Result<u64, CheckpointError> {
+    let path = dir.join(file);
+    File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(io("sync", &path))?;
+    let stamp = FileStamp::take(&path).map_err(io("hash", &path))?;
+    write_synced(
+        &dir.join(digest_name(file)),
+        &format!("sha256:{} {}\n", stamp.sha256, stamp.size),
+    )?;
+    write_synced(
+        &dir.join(stamp_name(file)),
+        &serde_json::to_string(&stamp).unwrap_or_default(),
+    )?;
+    Ok(stamp.size)
 }
 
 impl Drop for Writer {
@@ -556,5 +650,54 @@ mod tests {
         );
         assert_eq!(store.prune(None).expect("prune").len(), 1);
         assert!(store.list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_memory_state_is_sealed_with_the_disk_and_verified_with_it() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(7);
+        let mut w = store.begin(&k, false).expect("begin").expect("writer");
+        std::fs::write(w.disk_path(), b"disk").expect("write disk");
+        std::fs::write(w.memory_path(), b"memory stream").expect("write memory");
+        w.memory_written("qemu 10.0.2 tcg v1");
+        assert_eq!(w.commit(&[]).expect("commit"), 4 + 13);
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Found(c) => {
+                let m = c.memory.expect("a memory state");
+                assert_eq!((m.size, m.compat.as_str()), (13, "qemu 10.0.2 tcg v1"));
+                assert_eq!(std::fs::read(&m.path).expect("read"), b"memory stream");
+            }
+            other => panic!("{other:?}"),
+        }
+        let listed = store.list().expect("list");
+        assert_eq!((listed[0].disk_size, listed[0].memory_size), (4, Some(13)));
+
+        // A damaged memory state condemns the whole entry: nothing in it is
+        // trusted, and the next build installs and saves both again.
+        std::fs::write(store.dir(&k).join(MEMORY), b"memory strean").expect("damage");
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Corrupt { reason } => {
+                assert!(reason.contains("memory state's sha256"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!store.dir(&k).exists());
+    }
+
+    #[test]
+    fn a_memory_file_never_declared_complete_is_not_kept() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(8);
+        let w = store.begin(&k, false).expect("begin").expect("writer");
+        std::fs::write(w.disk_path(), b"disk").expect("write disk");
+        std::fs::write(w.memory_path(), b"half a stre").expect("write memory");
+        w.commit(&[]).expect("commit");
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Found(c) => assert!(c.memory.is_none()),
+            other => panic!("{other:?}"),
+        }
+        assert!(!store.dir(&k).join(MEMORY).exists());
     }
 }

@@ -234,10 +234,15 @@ fn checkpoint_line(c: &CheckpointEntry, now: SystemTime) -> String {
         t.and_then(|t| now.duration_since(t).ok())
             .map_or_else(|| "-".to_owned(), age)
     };
+    let bytes = crate::ui::console::format_bytes;
+    let parts = match c.memory_size {
+        Some(m) => format!("disk {} + memory {}", bytes(c.disk_size), bytes(m)),
+        None => format!("disk {}, no memory state", bytes(c.disk_size)),
+    };
     format!(
-        "{:<8} {:>9} {:>9}  made {}  {}",
+        "{:<8} {:>9} {:>9}  made {}  {}  ({parts})",
         "install",
-        crate::ui::console::format_bytes(c.size),
+        bytes(c.size),
         ago(c.last_used),
         ago(c.created),
         c.dir.display()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::KeyBuilder;
 use crate::checkpoint::record::{BuildKey, KEY_KIND};
+use crate::checkpoint::record_secret::RecordSecret;
 use crate::config::post_processor::{PostProcessor, PostProcessorKind};
 use crate::config::provisioner::{Direction, Provisioner, ProvisionerKind, ShellSource};
 use crate::config::{Build, BuilderConfig, common::HttpConfig, common::MediaConfig};
@@ -255,7 +256,14 @@ pub fn build_key(build: &Build, options: &RunOptions) -> Result<BuildKey, Untrac
             post_processor(&mut key, options, &name, p)?;
         }
     }
-    Ok(BuildKey::from_builder(&key))
+    let secret = crate::iso::IsoCache::locate()
+        .map_err(|e| e.to_string())
+        .and_then(|cache| {
+            RecordSecret::load_or_create(cache.root())
+                .map_err(|e| crate::error_chain::error_chain(&e, ": "))
+        })
+        .map_err(Untracked)?;
+    Ok(BuildKey::sealed(&key, &secret))
 }
 
 #[cfg(test)]

@@ -561,3 +561,170 @@ fn vm_an_unchanged_build_is_up_to_date_until_an_input_or_artifact_changes() {
     assert_up_to_date(d, &artifacts);
     assert!(qemu_processes_with("cp.qcow2").is_empty());
 }
+
+/// The host's clock, in seconds since the epoch.
+fn host_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// The guest's clock as the provisioner printed it ("CLOCK <secs>").
+fn guest_clock(t: &str) -> u64 {
+    t.lines()
+        .find_map(|l| l.split_once("CLOCK ").map(|(_, s)| s.trim().to_owned()))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no CLOCK line:\n{t}"))
+}
+
+/// Rewrites a checkpoint's memory state with `bytes` and seals it again
+/// (digest and size), so it passes verification and only QEMU can tell.
+fn reseal_memory(entry: &Path, bytes: &[u8]) {
+    use sha2::Digest;
+    let sum: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(entry.join("memory.bin"), bytes).expect("write memory");
+    std::fs::write(
+        entry.join("memory.bin.sha256"),
+        format!("sha256:{sum} {}\n", bytes.len()),
+    )
+    .expect("write digest");
+    let _ = std::fs::remove_file(entry.join("memory.bin.stamp"));
+}
+
+#[test]
+fn vm_a_provisioner_change_resumes_the_running_guest_from_its_memory_state() {
+    let _vm = vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let cache = d.join("cache");
+    let mut provision = PROVISION.to_vec();
+    provision.push("echo CLOCK $(date +%s)");
+    tiny_template(d, "tiny", &provision);
+
+    let full = build(d, &[], &[]);
+    let t = text(&full);
+    assert_eq!(full.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("Saved the install checkpoint") && t.contains("memory state"),
+        "{t}"
+    );
+    let full_sums = sums(&t);
+    let saved = checkpoints_in(&cache);
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let entry = cache.join("checkpoints").join(&saved[0]);
+    assert!(entry.join("memory.bin").is_file(), "{t}");
+
+    // `kiln cache list` shows both parts.
+    let listed = Command::new(kiln_bin())
+        .env("KILN_CACHE_DIR", &cache)
+        .args(["cache", "list"])
+        .output()
+        .expect("kiln runs");
+    let l = text(&listed);
+    assert!(l.contains("(disk ") && l.contains(" + memory "), "{l}");
+
+    // The build record's digests are keyed by the cache's private key.
+    let key_file = cache.join("record-key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("record-key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A stream QEMU cannot load (sealed again, so only QEMU can tell):
+    // the disk boots instead, with the cause, and no QEMU is left over.
+    let original = std::fs::read(entry.join("memory.bin")).expect("read memory");
+    let mut stream = original.clone();
+    let mid = stream.len() / 2;
+    for b in &mut stream[mid..mid + 4096] {
+        *b ^= 0x5a;
+    }
+    reseal_memory(&entry, &stream);
+    let fell_back = build(d, &["-force"], &[]);
+    let t = text(&fell_back);
+    assert_eq!(fell_back.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("resuming the checkpoint's memory state failed (")
+            && t.contains("booting its disk instead"),
+        "{t}"
+    );
+    assert!(!t.contains("Typed "), "{t}");
+    assert_eq!(sums(&t), full_sums, "{t}");
+    assert!(crate::vm::qemu_processes_in(d).is_empty());
+    reseal_memory(&entry, &original);
+
+    // A provisioner-only change: the installed guest runs on from its
+    // memory state (no boot), its clock is the host's (without the fix it
+    // would show the checkpoint's time, a full build and a disk boot
+    // earlier), and what it provisioned equals the full build's.
+    let mut changed = provision.clone();
+    changed.insert(0, "echo a new provisioner line");
+    tiny_template(d, "tiny", &changed);
+    let started = host_now();
+    let resumed = build(d, &["-force"], &[]);
+    let ended = host_now();
+    let t = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("Resumed the installed guest from the checkpoint's memory state"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("Typed ") && !t.contains("booting its disk"),
+        "{t}"
+    );
+    assert!(t.contains("Set the resumed guest's clock"), "{t}");
+    assert_eq!(sums(&t), full_sums, "{t}");
+    let clock = guest_clock(&t);
+    assert!(
+        clock + 5 >= started && clock <= ended + 5,
+        "the guest's clock ({clock}) is not the host's ({started}..{ended}):\n{t}"
+    );
+
+    // Without the cache's record key the record vouches for nothing.
+    std::fs::remove_file(&key_file).expect("rm record-key");
+    let out = build(d, &[], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("not up to date"), "{t}");
+
+    // A changed memory size is another install, whose memory state could
+    // not load anyway: it does not resume. Then a damaged memory state
+    // (its digest no longer matches) condemns the entry. Each build is
+    // stopped once it has said so.
+    let interrupted = |marker: &str| {
+        let mut cmd = Command::new(kiln_bin());
+        cmd.current_dir(d)
+            .env("KILN_CACHE_DIR", &cache)
+            .env("NO_COLOR", "1")
+            .args(["build", "-force", "t.json"]);
+        text(&interrupt_when(cmd, marker, "cp.qcow2").0)
+    };
+    let path = d.join("t.json");
+    let template = std::fs::read(&path).expect("read");
+    let mut tpl: serde_json::Value = serde_json::from_slice(&template).expect("json");
+    tpl["builders"][0]["memory"] = 320.into();
+    std::fs::write(&path, tpl.to_string()).expect("write");
+    let t = interrupted("No install checkpoint yet");
+    assert!(!t.contains("Resum"), "{t}");
+    assert_eq!(checkpoints_in(&cache), saved, "{t}");
+
+    std::fs::write(&path, template).expect("restore");
+    let mut stream = std::fs::read(entry.join("memory.bin")).expect("read memory");
+    stream[0] ^= 0xff;
+    std::fs::write(entry.join("memory.bin"), &stream).expect("damage");
+    let t = interrupted("not used, installing again");
+    assert!(
+        t.contains("is damaged (its memory state's sha256 is"),
+        "{t}"
+    );
+    assert!(checkpoints_in(&cache).is_empty(), "{t}");
+    assert!(crate::vm::qemu_processes_in(d).is_empty());
+}

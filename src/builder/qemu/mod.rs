@@ -4,6 +4,7 @@
 //! boot command → wait for SSH → provision → shut down → compact disk.
 
 mod checkpoint_key;
+mod checkpoint_memory;
 mod state;
 mod step_convert_disk;
 mod step_create_disk;
@@ -13,6 +14,7 @@ mod step_forward_ssh;
 mod step_run_vm;
 mod step_save_checkpoint;
 mod step_shutdown;
+mod step_sync_checkpoint_clock;
 mod step_type_boot_command;
 
 use std::collections::BTreeMap;
@@ -73,6 +75,7 @@ pub async fn run(
         Box::new(step_run_vm::StepRunVm),
         Box::new(step_type_boot_command::StepTypeBootCommand),
         Box::new(StepWaitSsh),
+        Box::new(step_sync_checkpoint_clock::StepSyncCheckpointClock),
         Box::new(step_save_checkpoint::StepSaveCheckpoint),
         Box::new(StepProvision),
         Box::new(StepClearTemporaryKey),

@@ -33,6 +33,9 @@ pub struct QemuState {
     pub exported: Vec<PathBuf>,
     /// Whether this build saves an install checkpoint or resumes from one.
     pub checkpoint: CheckpointPlan,
+    /// The guest runs on from the checkpoint's memory state (not booted):
+    /// its clock is the checkpoint's until set.
+    pub memory_resumed: bool,
 }
 
 /// What the build does about install checkpoints, decided once the ISO's
@@ -70,6 +73,7 @@ impl QemuState {
             vnc: None,
             exported: Vec::new(),
             checkpoint: CheckpointPlan::Off,
+            memory_resumed: false,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::hypervisor::qemu::{
 };
 use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
-use super::{QemuState, fail_on_host};
+use super::{QemuState, checkpoint_memory, fail_on_host};
 use crate::vm::Accelerator;
 
 pub struct StepRunVm;
@@ -24,10 +24,15 @@ fn has_display() -> bool {
 }
 
 /// The typed command line for this build.
+///
+/// With `incoming`, the command is the install's (the ISO in its slot:
+/// a memory state loads only into the same devices) and QEMU waits for
+/// the state instead of booting.
 fn command(
     state: &QemuState,
     ctx: &StepContext,
     accel: Accelerator,
+    incoming: bool,
 ) -> Result<QemuCommand, StepError> {
     let c = &state.config;
     let mut cmd = QemuCommand::new(c.qemu_binary.clone(), accel);
@@ -44,7 +49,8 @@ fn command(
     }
     set_hardware(&mut cmd, state)?;
     // A resumed build boots the installed disk; the ISO stays out.
-    let installed = c.disk_image || state.resumed_from().is_some();
+    let installed = c.disk_image || (state.resumed_from().is_some() && !incoming);
+    cmd.incoming_deferred = incoming;
     cmd.boot = Some(if installed { "c" } else { "once=d" }.to_owned());
     let interface = DiskInterface::parse(&c.disk_interface).unwrap_or(DiskInterface::Virtio);
     for path in std::iter::once(&state.disk_path).chain(&state.additional_disks) {
@@ -255,19 +261,47 @@ impl Step<QemuState> for StepRunVm {
             state.common.serial_log = Some(state.output_dir.join("serial.log"));
 
             state.vnc = vnc_server(&state.config)?;
-            let cmd = command(state, ctx, probe.chosen)?;
-            let mut vm =
-                QemuProcess::spawn(&cmd).map_err(|e| fail_on_host("cannot start QEMU", e))?;
-            ctx.reporter.info(
-                &ctx.build,
-                &format!("QEMU started (pid {}): {}", vm.pid(), vm.command_line()),
-            );
-            let socket = cmd.qmp_socket.clone().unwrap_or_default();
-            let qmp = vm.connect_qmp(&socket, QMP_CONNECT_TIMEOUT).await;
-            state.vm = Some(vm);
+            if let Some(memory) = checkpoint_memory::usable_memory(state, ctx).await {
+                let cmd = command(state, ctx, probe.chosen, true)?;
+                match start(state, ctx, &cmd).await {
+                    Ok(()) => match checkpoint_memory::resume(state, &memory).await {
+                        Ok(()) => {
+                            state.memory_resumed = true;
+                            ctx.reporter.info(
+                                &ctx.build,
+                                "Resumed the installed guest from the checkpoint's memory state: no boot",
+                            );
+                        }
+                        Err(why) => {
+                            ctx.reporter.warn(
+                                &ctx.build,
+                                &format!(
+                                    "resuming the checkpoint's memory state failed ({why}): booting its disk instead"
+                                ),
+                            );
+                        }
+                    },
+                    Err(e) => ctx.reporter.warn(
+                        &ctx.build,
+                        &format!(
+                            "QEMU did not start to load the checkpoint's memory state ({}): booting its disk instead",
+                            e.chain()
+                        ),
+                    ),
+                }
+                if !state.memory_resumed {
+                    stop_vm(state, ctx).await;
+                    checkpoint_memory::recreate_disk(state).await?;
+                }
+            }
+            if !state.memory_resumed {
+                let cmd = command(state, ctx, probe.chosen, false)?;
+                start(state, ctx, &cmd).await?;
+            }
             let qmp = state
                 .qmp
-                .insert(qmp.map_err(|e| fail_on_host("QEMU did not start", e))?);
+                .as_mut()
+                .ok_or_else(|| StepError::new("no QMP connection"))?;
             if let Some(vnc) = &state.vnc {
                 let mut message = format!(
                     "To watch the VM's screen, connect a VNC client to {}",
@@ -295,19 +329,7 @@ impl Step<QemuState> for StepRunVm {
         _outcome: Outcome,
     ) -> CleanupFuture<'a> {
         Box::pin(async move {
-            state.qmp = None;
-            if let Some(mut vm) = state.vm.take() {
-                match vm.try_wait() {
-                    Ok(Some(_)) => {}
-                    _ => {
-                        ctx.reporter.info(&ctx.build, "Stopping the VM");
-                        if let Err(e) = vm.kill().await {
-                            ctx.reporter
-                                .warn(&ctx.build, &format!("could not stop QEMU: {e}"));
-                        }
-                    }
-                }
-            }
+            stop_vm(state, ctx).await;
             if let Some(tpm) = state.swtpm.take()
                 && let Err(e) = tpm.stop().await
             {
@@ -316,6 +338,42 @@ impl Step<QemuState> for StepRunVm {
             }
             state.runtime_dir = None;
         })
+    }
+}
+
+/// Starts QEMU for `cmd` as an owned process and connects to its QMP
+/// socket; both are in `state` from then on (so cleanup stops them).
+async fn start(
+    state: &mut QemuState,
+    ctx: &StepContext,
+    cmd: &QemuCommand,
+) -> Result<(), StepError> {
+    let mut vm = QemuProcess::spawn(cmd).map_err(|e| fail_on_host("cannot start QEMU", e))?;
+    ctx.reporter.info(
+        &ctx.build,
+        &format!("QEMU started (pid {}): {}", vm.pid(), vm.command_line()),
+    );
+    let socket = cmd.qmp_socket.clone().unwrap_or_default();
+    let qmp = vm.connect_qmp(&socket, QMP_CONNECT_TIMEOUT).await;
+    state.vm = Some(vm);
+    state.qmp = Some(qmp.map_err(|e| fail_on_host("QEMU did not start", e))?);
+    Ok(())
+}
+
+/// Closes QMP and kills QEMU unless it has exited.
+async fn stop_vm(state: &mut QemuState, ctx: &StepContext) {
+    state.qmp = None;
+    if let Some(mut vm) = state.vm.take() {
+        match vm.try_wait() {
+            Ok(Some(_)) => {}
+            _ => {
+                ctx.reporter.info(&ctx.build, "Stopping the VM");
+                if let Err(e) = vm.kill().await {
+                    ctx.reporter
+                        .warn(&ctx.build, &format!("could not stop QEMU: {e}"));
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! provisioner: `sync` in the guest, `stop` through QMP (QEMU drains and
 //! flushes its drives before answering), a standalone qcow2 copy of the
 //! disk into the cache (`qemu-img convert -U`: QEMU holds the image's
-//! lock), renamed into place with its digest, then `cont`.
+//! lock), then the VM's device and RAM state (a QEMU migration stream,
+//! see [`super::checkpoint_memory`]) when this build can keep one, both
+//! renamed into place with their digests, then `cont`.
 //!
 //! A checkpoint that cannot be saved is a warning: the build goes on.
 
@@ -13,7 +15,7 @@ use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::state::CheckpointPlan;
 use super::step_find_checkpoint::store;
-use super::{QemuState, fail};
+use super::{QemuState, checkpoint_memory, fail};
 
 pub struct StepSaveCheckpoint;
 
@@ -56,7 +58,7 @@ impl Step<QemuState> for StepSaveCheckpoint {
                 tokio::task::spawn_blocking(move || begin_store.begin(&begin_key, replace))
                     .await
                     .map_err(|e| fail("the checkpoint task failed", e))?;
-            let writer = match writer {
+            let mut writer = match writer {
                 Ok(Some(w)) => w,
                 Ok(None) => {
                     ctx.reporter.info(
@@ -78,6 +80,26 @@ impl Step<QemuState> for StepSaveCheckpoint {
                     );
                     return Ok(());
                 }
+            };
+            // Asked before the pause: it runs `qemu-system --version`.
+            let memory_compat = match checkpoint_memory::why_no_memory(state) {
+                Some(why) => {
+                    ctx.reporter.info(
+                        &ctx.build,
+                        &format!("The install checkpoint keeps the disk only: {why}"),
+                    );
+                    None
+                }
+                None => match checkpoint_memory::compat_line(state).await {
+                    Ok(line) => Some(line),
+                    Err(why) => {
+                        ctx.reporter.warn(
+                            &ctx.build,
+                            &format!("the install checkpoint keeps the disk only: {why}"),
+                        );
+                        None
+                    }
+                },
             };
             let qmp = state
                 .qmp
@@ -101,6 +123,28 @@ impl Step<QemuState> for StepSaveCheckpoint {
                 ctx.reporter
                     .warn(&ctx.build, &format!("no install checkpoint: {why}"));
                 return Ok(());
+            }
+            let mut memory_note = String::new();
+            if let Some(compat) = memory_compat {
+                let path = writer.memory_path();
+                let saving = Instant::now();
+                match checkpoint_memory::save(state, &path).await {
+                    Ok(()) => {
+                        writer.memory_written(&compat);
+                        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                        memory_note = format!(
+                            "; memory state {} written in {:.1}s",
+                            crate::ui::console::format_bytes(size),
+                            saving.elapsed().as_secs_f64()
+                        );
+                    }
+                    Err(why) => ctx.reporter.warn(
+                        &ctx.build,
+                        &format!(
+                            "the install checkpoint keeps the disk only: saving the memory state failed ({why})"
+                        ),
+                    ),
+                }
             }
             if std::env::var_os(PAUSE_HOOK).is_some() {
                 ctx.reporter.info(
@@ -130,7 +174,7 @@ impl Step<QemuState> for StepSaveCheckpoint {
                 Ok(size) => ctx.reporter.info(
                     &ctx.build,
                     &format!(
-                        "Saved the install checkpoint {} ({}) in {:.1}s (guest paused {:.1}s)",
+                        "Saved the install checkpoint {} ({}) in {:.1}s (guest paused {:.1}s{memory_note})",
                         store.dir(&key).display(),
                         crate::ui::console::format_bytes(size),
                         started.elapsed().as_secs_f64(),

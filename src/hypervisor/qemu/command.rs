@@ -235,6 +235,9 @@ pub struct QemuCommand {
     pub serial_log: Option<PathBuf>,
     /// `-no-reboot`: a guest reboot makes QEMU exit instead.
     pub no_reboot: bool,
+    /// `-S -incoming defer`: QEMU starts paused and waits for a migration
+    /// stream (`migrate-incoming`) instead of booting: a memory-state resume.
+    pub incoming_deferred: bool,
     /// The user's `qemuargs`, already interpolated.
     pub qemuargs: Vec<Vec<String>>,
 }
@@ -265,6 +268,7 @@ impl QemuCommand {
             user_qmp_socket: None,
             serial_log: None,
             no_reboot: false,
+            incoming_deferred: false,
             qemuargs: Vec::new(),
         }
     }
@@ -451,6 +455,10 @@ impl QemuCommand {
         if self.no_reboot {
             out.push(("-no-reboot", None));
         }
+        if self.incoming_deferred {
+            out.push(("-S", None));
+            out.push(("-incoming", Some("defer".to_owned())));
+        }
         Ok(out)
     }
 
@@ -599,6 +607,20 @@ mod tests {
                 "file:out/serial.log",
             ]
         );
+    }
+
+    #[test]
+    fn a_memory_resume_starts_paused_waiting_for_the_state() {
+        let mut c = installer();
+        let plain = args(&c);
+        assert!(!plain.iter().any(|a| a == "-incoming"), "{plain:?}");
+        c.incoming_deferred = true;
+        let a = args(&c);
+        let at = a.iter().position(|x| x == "-incoming").expect("-incoming");
+        assert_eq!(a[at + 1], "defer", "{a:?}");
+        assert!(a.iter().any(|x| x == "-S"), "{a:?}");
+        // The devices are the install's: the same switches, plus those two.
+        assert_eq!(a.len(), plain.len() + 3, "{a:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod firmware;
 pub mod img;
+pub mod migrate;
 pub mod probe;
 pub mod process;
 pub mod qmp;
