@@ -12,7 +12,7 @@ use crate::vm::vm_lock;
 
 /// examples/gce-ubuntu's template and variables, with small scripts in
 /// place of its apt installs, plus the second stage.
-fn founding_template() -> tempfile::TempDir {
+pub(crate) fn founding_template() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for f in ["ubuntu.json", "variables.json"] {
         std::fs::copy(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use kiln::artifact::Artifact;
 
-use crate::cloud_harness::{Chains, FakeGce, recording_ctx, repo, run_post_processors, text};
+use crate::cloud_harness::{Chains, FakeGce, recording_ctx, run_post_processors, text};
 use crate::postprocess::chains;
 
 const BUCKET: &str = "kiln-exports";
@@ -321,22 +321,7 @@ fn validate_names_bad_and_missing_paths() {
 fn vm_kiln_build_impersonates_and_exports_its_image() {
     let _lock = crate::vm::vm_lock();
     let gce = FakeGce::start(&["--bucket", BUCKET, "--service-account", BUILDER_SA]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    for f in ["ubuntu.json", "variables.json"] {
-        std::fs::copy(
-            repo().join("examples/gce-ubuntu").join(f),
-            dir.path().join(f),
-        )
-        .expect("copy");
-    }
-    std::fs::create_dir(dir.path().join("script")).expect("mkdir");
-    for f in ["install_ruby.sh", "install_mongodb.sh"] {
-        std::fs::copy(
-            repo().join("tests/fixtures/gce/script").join(f),
-            dir.path().join("script").join(f),
-        )
-        .expect("copy");
-    }
+    let dir = crate::gce::founding_template();
     let path = dir.path().join("ubuntu.json");
     let mut template: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("template")).expect("JSON");
