@@ -323,8 +323,20 @@ async fn run_one(
 
 /// Deletes an artifact that is not kept: its files, then their directory
 /// when that is left empty (the builder's output directory). Failures are
-/// warnings, as in Packer: the build itself succeeded.
+/// warnings, as in Packer: the build itself succeeded. An artifact without
+/// files (a GCE image, an AMI) is kept, and the user is told so: kiln does
+/// not delete cloud resources (README, differences from Packer).
 fn destroy(artifact: &Artifact, ctx: &PostProcessContext) {
+    if artifact.files.is_empty() {
+        ctx.reporter.info(
+            &ctx.build_name,
+            &format!(
+                "Keeping input artifact {}: kiln does not delete cloud images (Packer does unless keep_input_artifact is true); delete it yourself if it is not wanted",
+                artifact.id
+            ),
+        );
+        return;
+    }
     let mut dirs: Vec<PathBuf> = Vec::new();
     for file in &artifact.files {
         match std::fs::remove_file(file) {
@@ -408,6 +420,56 @@ fn io_or_cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file-less artifact (a cloud image) that is not kept is not
+    /// reported as deleted: kiln cannot delete it, and says so.
+    #[test]
+    fn a_cloud_image_not_kept_is_reported_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reporter = Arc::new(crate::ui::RecordingReporter::new());
+        let ctx = PostProcessContext {
+            build_name: "gce".into(),
+            build_type: "googlecompute".into(),
+            user_vars: BTreeMap::new(),
+            template_dir: dir.path().to_owned(),
+            pwd: dir.path().to_owned(),
+            init_time: SystemTime::now(),
+            run_uuid: "run".into(),
+            reporter: reporter.clone(),
+            cancel: CancellationToken::new(),
+            env: None,
+        };
+        let image = Artifact::files_only(
+            crate::artifact::ids::GOOGLECOMPUTE,
+            "gce",
+            "googlecompute",
+            "reddit-base-1",
+            Vec::new(),
+        );
+        destroy(&image, &ctx);
+        let said = format!("{:?}", reporter.events());
+        assert!(
+            said.contains(
+                "Keeping input artifact reddit-base-1: kiln does not delete cloud images"
+            ),
+            "{said}"
+        );
+        assert!(!said.contains("Deleted"), "{said}");
+
+        let file = dir.path().join("out/disk.qcow2");
+        std::fs::create_dir(dir.path().join("out")).expect("mkdir");
+        std::fs::write(&file, b"disk").expect("write");
+        let disk = Artifact::files_only(
+            crate::artifact::ids::QEMU,
+            "gce",
+            "qemu",
+            "disk",
+            vec![file.clone()],
+        );
+        destroy(&disk, &ctx);
+        assert!(!file.exists() && !dir.path().join("out").exists());
+        assert!(format!("{:?}", reporter.events()).contains("Deleted input artifact disk"));
+    }
 
     #[test]
     fn keep_follows_packer() {
