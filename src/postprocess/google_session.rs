@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cloud::gce::auth::iam_credentials_endpoint;
+use crate::cloud::gce::storage::StorageClient;
 use crate::cloud::gce::{ComputeClient, Credentials, GceError, TokenSource, compute_endpoint_from};
 use crate::config::post_processor::GceAccess;
 
@@ -28,6 +29,64 @@ pub enum SessionError {
     },
     #[error("cannot make an HTTP client: {0}")]
     Client(String),
+}
+
+/// A bucket a post-processor writes to, found missing or unreachable
+/// before anything is made.
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    #[error(
+        "{} does not exist or this account cannot see it\n  = hint: create it (`gcloud storage buckets create gs://{bucket} --project {project}`) or grant the account roles/storage.objectAdmin on it",
+        named_by(key, bucket)
+    )]
+    Missing {
+        /// The key that named the bucket (`bucket`, `paths`).
+        key: &'static str,
+        bucket: String,
+        project: String,
+        #[source]
+        source: GceError,
+    },
+    #[error("cannot reach bucket `{bucket}`")]
+    Unreachable {
+        bucket: String,
+        #[source]
+        source: GceError,
+    },
+}
+
+/// `bucket: `b`` where the key is the bucket, `paths: bucket `b`` where
+/// the key holds more than its name.
+fn named_by(key: &str, bucket: &str) -> String {
+    if key == "bucket" {
+        format!("bucket: `{bucket}`")
+    } else {
+        format!("{key}: bucket `{bucket}`")
+    }
+}
+
+/// Checks that `bucket` (named by `key`) exists and this account sees it.
+pub async fn require_bucket(
+    gcs: &StorageClient<'_>,
+    key: &'static str,
+    bucket: &str,
+    project: &str,
+) -> Result<(), BucketError> {
+    gcs.get_bucket(bucket)
+        .await
+        .map(|_| ())
+        .map_err(|source| match &source {
+            GceError::Api { code: 404, .. } => BucketError::Missing {
+                key,
+                bucket: bucket.to_owned(),
+                project: project.to_owned(),
+                source,
+            },
+            _ => BucketError::Unreachable {
+                bucket: bucket.to_owned(),
+                source,
+            },
+        })
 }
 
 /// An authenticated compute client and who it acts as.

@@ -19,7 +19,7 @@ use crate::cloud::gce::storage::{self, StorageClient};
 use crate::cloud::gce::{ComputeClient, GceError, InstanceSpec};
 use crate::config::post_processor::GoogleComputeExportConfig;
 
-use super::google_session::{SessionError, connect};
+use super::google_session::{BucketError, SessionError, connect, require_bucket};
 use super::{PostProcessContext, PostProcessError, StepOutput};
 
 /// The scopes Packer gives the exporter instance (its script calls compute
@@ -74,15 +74,8 @@ pub enum ExportError {
         "the input artifact is not a GCE image (it comes from {builder_id})\n  = hint: googlecompute-export exports what a googlecompute builder made; put it after one"
     )]
     NotAnImage { builder_id: String },
-    #[error(
-        "paths: bucket `{bucket}` does not exist or this account cannot see it\n  = hint: create it (`gcloud storage buckets create gs://{bucket} --project {project}`) or grant the account roles/storage.objectAdmin on it"
-    )]
-    NoBucket {
-        bucket: String,
-        project: String,
-        #[source]
-        source: GceError,
-    },
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
     #[error(
         "the exporter's startup script failed{}\n  = hint: its whole log is in {log}",
         tail_suffix(.tail)
@@ -174,19 +167,9 @@ pub async fn run(
     // booted and the disk was dumped: say so before anything is made.
     for path in &config.paths {
         let (bucket, _) = split_gs(path);
-        gcs.get_bucket(bucket)
+        require_bucket(&gcs, "paths", bucket, &src.project)
             .await
-            .map_err(|source| match &source {
-                GceError::Api { code: 404, .. } => ExportError::NoBucket {
-                    bucket: bucket.to_owned(),
-                    project: src.project.clone(),
-                    source,
-                },
-                _ => ExportError::Gce {
-                    what: format!("cannot reach bucket `{bucket}`"),
-                    source,
-                },
-            })?;
+            .map_err(ExportError::Bucket)?;
     }
     say(&format!(
         "Exporting image {} to destination: {}",

@@ -14,7 +14,7 @@ use crate::cloud::gce::{ComputeClient, GceError, ImageSpec};
 use crate::config::post_processor::GoogleComputeImportConfig;
 use crate::vm::ImageFormat;
 
-use super::google_session::{SessionError, connect};
+use super::google_session::{BucketError, SessionError, connect, require_bucket};
 
 use super::compress::{Codec, Entry, Format, pack};
 use super::{PostProcessContext, PostProcessError, StepOutput};
@@ -32,15 +32,8 @@ const IMAGE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 pub enum ImportError {
     #[error(transparent)]
     Session(#[from] SessionError),
-    #[error(
-        "bucket: `{bucket}` does not exist or this account cannot see it\n  = hint: create it (`gcloud storage buckets create gs://{bucket} --project {project}`) or grant the account roles/storage.objectAdmin on it"
-    )]
-    NoBucket {
-        bucket: String,
-        project: String,
-        #[source]
-        source: GceError,
-    },
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
     #[error(
         "the input artifact has no disk and no .tar.gz to import (it has: {have})\n  = hint: put googlecompute-import after a qemu or virtualbox builder, or after compress with a .tar.gz output"
     )]
@@ -96,19 +89,9 @@ pub async fn run(
     say(&format!("Using {who}"));
 
     let bucket = &config.bucket;
-    gcs.get_bucket(bucket)
+    require_bucket(&gcs, "bucket", bucket, &config.project_id)
         .await
-        .map_err(|source| match &source {
-            GceError::Api { code: 404, .. } => ImportError::NoBucket {
-                bucket: bucket.clone(),
-                project: config.project_id.clone(),
-                source,
-            },
-            _ => ImportError::Gce {
-                what: format!("cannot reach bucket `{bucket}`"),
-                source,
-            },
-        })?;
+        .map_err(ImportError::Bucket)?;
 
     let (file, made_here) = tarball(input, ctx).await?;
     let object = ctx.render(
