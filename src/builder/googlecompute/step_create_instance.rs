@@ -277,3 +277,25 @@ impl Step<GceState> for StepCreateInstance {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_accelerator_type_becomes_the_zones_path_and_a_path_is_kept() {
+        assert_eq!(
+            accelerator_type_path("infra", "europe-west1-b", "nvidia-tesla-t4"),
+            "projects/infra/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4"
+        );
+        let full = "projects/other/zones/us-east1-c/acceleratorTypes/nvidia-l4";
+        assert_eq!(accelerator_type_path("infra", "europe-west1-b", full), full);
+    }
+
+    #[test]
+    fn waits_are_written_as_go_writes_durations() {
+        assert_eq!(humantime_like(Duration::from_secs(5)), "5s");
+        assert_eq!(humantime_like(Duration::from_secs(120)), "2m0s");
+        assert_eq!(humantime_like(Duration::from_secs(90)), "1m30s");
+    }
+}

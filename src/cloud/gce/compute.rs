@@ -434,9 +434,17 @@ impl ComputeClient {
         items: &BTreeMap<String, String>,
     ) -> Result<Operation, GceError> {
         let url = self.url(&self.project, &format!("zones/{zone}/instances/{name}"));
-        let instance: Value = self.call(reqwest::Method::GET, &url, None).await?;
-        let body = merged_metadata(&instance["metadata"], items);
-        self.post_op(&format!("{url}/setMetadata"), &body).await
+        // A 412 means the metadata changed between the read and the write
+        // (the guest reporting a status): read again, a few times.
+        let mut attempts = 0;
+        loop {
+            let instance: Value = self.call(reqwest::Method::GET, &url, None).await?;
+            let body = merged_metadata(&instance["metadata"], items);
+            match self.post_op(&format!("{url}/setMetadata"), &body).await {
+                Err(GceError::Api { code: 412, .. }) if attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
     }
 
     pub async fn stop_instance(&self, zone: &str, name: &str) -> Result<Operation, GceError> {
@@ -652,6 +660,89 @@ mod tests {
         assert_eq!(body["scheduling"]["automaticRestart"], false);
         assert_eq!(body["tags"]["items"][0], "puma-server");
         assert_eq!(body["metadata"]["items"][0]["key"], "ssh-keys");
+    }
+
+    #[test]
+    fn accelerators_and_the_cpu_platform_go_in_the_instance_body() {
+        let spec = InstanceSpec {
+            zone: "europe-west1-b".into(),
+            accelerator_type: Some(
+                "projects/infra/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4".into(),
+            ),
+            accelerator_count: 2,
+            min_cpu_platform: Some("Intel Skylake".into()),
+            ..InstanceSpec::default()
+        };
+        let body = spec.body();
+        assert_eq!(
+            body["guestAccelerators"],
+            json!([{
+                "acceleratorType": "projects/infra/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4",
+                "acceleratorCount": 2,
+            }])
+        );
+        assert_eq!(body["minCpuPlatform"], "Intel Skylake");
+        // Neither key without its setting (a count of 0 means none, as in Packer).
+        let plain = InstanceSpec {
+            accelerator_type: spec.accelerator_type.clone(),
+            ..InstanceSpec::default()
+        }
+        .body();
+        assert!(plain.get("guestAccelerators").is_none(), "{plain}");
+        assert!(plain.get("minCpuPlatform").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn the_image_encryption_key_goes_in_the_image_body_and_a_raw_key_stays_out_of_debug() {
+        let kms = ImageSpec {
+            encryption_key: Some(CustomerEncryptionKey::KmsKeyName(
+                "projects/p/locations/global/keyRings/r/cryptoKeys/k".into(),
+            )),
+            ..ImageSpec::default()
+        };
+        assert_eq!(
+            kms.body()["imageEncryptionKey"],
+            json!({ "kmsKeyName": "projects/p/locations/global/keyRings/r/cryptoKeys/k" })
+        );
+        let raw = ImageSpec {
+            encryption_key: Some(CustomerEncryptionKey::RawKey("c2VjcmV0LWtleQ==".into())),
+            ..ImageSpec::default()
+        };
+        assert_eq!(
+            raw.body()["imageEncryptionKey"],
+            json!({ "rawKey": "c2VjcmV0LWtleQ==" })
+        );
+        let debug = format!("{raw:?}");
+        assert!(!debug.contains("c2VjcmV0LWtleQ=="), "{debug}");
+        assert!(
+            ImageSpec::default()
+                .body()
+                .get("imageEncryptionKey")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn set_metadata_keeps_other_items_replaces_the_same_key_and_sends_the_fingerprint() {
+        let current = json!({
+            "fingerprint": "abc=",
+            "items": [
+                { "key": "startup-script", "value": "echo hi" },
+                { "key": "ssh-keys", "value": "old:ssh-ed25519 AAAA" },
+            ],
+        });
+        let items = BTreeMap::from([("ssh-keys".to_owned(), "new:ssh-ed25519 BBBB".to_owned())]);
+        let body = merged_metadata(&current, &items);
+        assert_eq!(
+            body,
+            json!({
+                "fingerprint": "abc=",
+                "items": [
+                    { "key": "startup-script", "value": "echo hi" },
+                    { "key": "ssh-keys", "value": "new:ssh-ed25519 BBBB" },
+                ],
+            })
+        );
     }
 
     #[test]
