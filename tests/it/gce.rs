@@ -503,3 +503,66 @@ fn wait_to_add_ssh_keys_adds_the_key_by_set_metadata_after_the_wait() {
     }
     assert_nothing_left(&gce);
 }
+
+/// Ctrl-C during `wait_to_add_ssh_keys` ends the wait at once (not after
+/// the hour) and the instance and its disk are deleted; no key was added.
+#[test]
+fn ctrl_c_during_wait_to_add_ssh_keys_ends_the_wait_and_cleans_up() {
+    use std::sync::mpsc;
+    let gce = FakeGce::start(&["--no-base-image"]);
+    let dir = one_builder(&serde_json::json!({
+        "type": "googlecompute",
+        "project_id": "infra-111111",
+        "zone": "europe-west1-b",
+        "source_image_family": "debian-9-worker",
+        "source_image_project_id": "compute-image-tools",
+        "ssh_username": "kiln",
+        "wait_to_add_ssh_keys": "1h",
+    }));
+    let mut child = gce
+        .kiln(dir.path(), &gce.key(), &["t.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    let bound = Duration::from_secs(300);
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(bound)
+            .unwrap_or_else(|_| panic!("the wait never began:\n{}", seen.join("\n")));
+        let hit = line.contains("Waiting 1h0m0s before adding SSH keys");
+        seen.push(line);
+        if hit {
+            break;
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    while let Ok(line) = rx.recv_timeout(bound) {
+        seen.push(line);
+    }
+    let status = child.wait().expect("wait");
+    let log = seen.join("\n");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("Deleting instance packer-"), "{log}");
+    let state = gce.state();
+    assert_eq!(state["metadata_sets"], serde_json::json!([]), "{state}");
+    assert_nothing_left(&gce);
+}

@@ -128,10 +128,10 @@ async fn add_ssh_keys_after(
 /// `1m30s`-style text for a wait (Go's Duration.String for whole seconds).
 fn humantime_like(d: Duration) -> String {
     let secs = d.as_secs();
-    match (secs / 60, secs % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m0s"),
-        (m, s) => format!("{m}m{s}s"),
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -297,5 +297,6 @@ mod tests {
         assert_eq!(humantime_like(Duration::from_secs(5)), "5s");
         assert_eq!(humantime_like(Duration::from_secs(120)), "2m0s");
         assert_eq!(humantime_like(Duration::from_secs(90)), "1m30s");
+        assert_eq!(humantime_like(Duration::from_secs(3600)), "1h0m0s");
     }
 }
