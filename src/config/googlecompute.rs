@@ -52,8 +52,70 @@ pub struct GoogleComputeConfig {
     pub use_os_login: bool,
     pub use_iap: bool,
     pub startup_script_file: Option<String>,
+    /// `accelerator_type` (a short name, or a `projects/…` path kept as given).
+    pub accelerator_type: Option<String>,
+    pub accelerator_count: u64,
+    pub min_cpu_platform: Option<String>,
+    pub image_encryption_key: Option<ImageEncryptionKey>,
+    /// `wait_to_add_ssh_keys`: the instance starts without `ssh-keys`;
+    /// they are added by setMetadata after this long (Packer's step).
+    pub wait_to_add_ssh_keys: Option<Duration>,
     pub state_timeout: Duration,
     pub communicator: Communicator,
+}
+
+/// `image_encryption_key`: Packer's `CustomerEncryptionKey`, one of its
+/// two fields.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ImageEncryptionKey {
+    KmsKeyName(String),
+    /// `rawKey`: a base64 AES-256 key, a secret (never in Debug output).
+    RawKey(String),
+}
+
+impl std::fmt::Debug for ImageEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::KmsKeyName(name) => f.debug_tuple("KmsKeyName").field(name).finish(),
+            Self::RawKey(_) => f.write_str("RawKey(<sensitive>)"),
+        }
+    }
+}
+
+/// `image_encryption_key` as Packer reads it: an object with `kmsKeyName`
+/// or `rawKey` (not both, not neither; other fields are errors).
+fn image_encryption_key(f: &mut Fields<'_>) -> Option<ImageEncryptionKey> {
+    const KEY: &str = "image_encryption_key";
+    let span = f.span_of(KEY).unwrap_or_default();
+    let fields = f.string_map(KEY)?;
+    let hint = "e.g. {\"kmsKeyName\": \"projects/P/locations/L/keyRings/R/cryptoKeys/K\"} or {\"rawKey\": \"BASE64-AES-256-KEY\"}";
+    if let Some(other) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "kmsKeyName" | "rawKey"))
+    {
+        f.error_at(
+            span,
+            format!("{KEY}: unknown field `{other}`; expected kmsKeyName or rawKey"),
+        )
+        .hint = Some(hint.into());
+        return None;
+    }
+    let kms = fields.get("kmsKeyName").filter(|v| !v.is_empty());
+    let raw = fields.get("rawKey").filter(|v| !v.is_empty());
+    match (kms, raw) {
+        (Some(kms), None) => Some(ImageEncryptionKey::KmsKeyName(kms.clone())),
+        (None, Some(raw)) => Some(ImageEncryptionKey::RawKey(raw.clone())),
+        (Some(_), Some(_)) => {
+            f.error_at(span, format!("{KEY}: give kmsKeyName or rawKey, not both"))
+                .hint = Some(hint.into());
+            None
+        }
+        (None, None) => {
+            f.error_at(span, format!("{KEY}: kmsKeyName or rawKey is required"))
+                .hint = Some(hint.into());
+            None
+        }
+    }
 }
 
 /// GCE resource names: a lowercase letter, then letters, digits and dashes, at most 63.
@@ -150,7 +212,7 @@ impl GoogleComputeConfig {
         let image_licenses = f.string_list("image_licenses").unwrap_or_default();
         let image_storage_locations = f.string_list("image_storage_locations").unwrap_or_default();
         let image_guest_os_features = guest_os_features(f);
-        let _ = f.raw("image_encryption_key");
+        let image_encryption_key = image_encryption_key(f);
         let instance_name = f.string("instance_name").filter(|s| !s.is_empty());
         let machine_type = f
             .string("machine_type")
@@ -189,21 +251,40 @@ impl GoogleComputeConfig {
         let use_internal_ip = f.bool("use_internal_ip").unwrap_or(false);
         let omit_external_ip = f.bool("omit_external_ip").unwrap_or(false);
         let address = f.string("address").filter(|s| !s.is_empty());
+        // OS Login and IAP are not supported: the build still works with
+        // the temporary key in `ssh-keys` and the instance's address, as
+        // Packer's does with them off, so each is a warning naming it.
         let use_os_login = f.bool("use_os_login").unwrap_or(false);
         let use_iap = f.bool("use_iap").unwrap_or(false);
+        for (key, on) in [("use_os_login", use_os_login), ("use_iap", use_iap)] {
+            if on {
+                let span = f.span_of(key).unwrap_or_default();
+                f.warn_at(span, format!("{key} is not supported by kiln: the build goes on as with {key}: false (the temporary key in the instance's ssh-keys metadata, SSH to its address)"));
+            }
+        }
         for key in [
             "iap_localhost_port",
             "iap_hashbang",
             "iap_ext",
             "iap_tunnel_launch_wait",
-            "accelerator_type",
-            "accelerator_count",
+        ] {
+            if f.raw(key).is_some() {
+                let span = f.span_of(key).unwrap_or_default();
+                f.warn_at(
+                    span,
+                    format!("{key} is ignored: kiln does not support IAP tunnels"),
+                );
+            }
+        }
+        let accelerator_type = f.string("accelerator_type").filter(|s| !s.is_empty());
+        let accelerator_count = f.u64("accelerator_count").unwrap_or(0);
+        let min_cpu_platform = f.string("min_cpu_platform").filter(|s| !s.is_empty());
+        let wait_to_add_ssh_keys = f.duration("wait_to_add_ssh_keys").filter(|d| !d.is_zero());
+        for key in [
             "disable_default_service_account",
             "enable_secure_boot",
             "enable_vtpm",
             "enable_integrity_monitoring",
-            "min_cpu_platform",
-            "wait_to_add_ssh_keys",
             "wrap_startup_script",
             "vault_gcp_oauth_engine",
         ] {
@@ -232,6 +313,28 @@ impl GoogleComputeConfig {
                 span,
                 "on_host_maintenance MIGRATE is not allowed with preemptible instances",
             );
+        }
+        // Packer's two accelerator rules, in its words.
+        if accelerator_count > 0 && accelerator_type.is_none() {
+            let span = f.span_of("accelerator_count").unwrap_or_default();
+            f.error_at(
+                span,
+                "'accelerator_type' must be set when 'accelerator_count' is more than 0",
+            );
+        }
+        // Preemptible instances default to TERMINATE, as in Packer.
+        let terminates = on_host_maintenance.as_deref() == Some("TERMINATE")
+            || (on_host_maintenance.is_none() && preemptible);
+        if accelerator_count > 0 && !terminates {
+            let span = f
+                .span_of("on_host_maintenance")
+                .or_else(|| f.span_of("accelerator_count"))
+                .unwrap_or_default();
+            f.error_at(
+                span,
+                "'on_host_maintenance' must be set to 'TERMINATE' when 'accelerator_count' is more than 0",
+            )
+            .hint = Some("GPUs cannot live-migrate: add \"on_host_maintenance\": \"TERMINATE\"".into());
         }
         if omit_external_ip && !use_internal_ip {
             let span = f.span_of("omit_external_ip").unwrap_or_default();
@@ -300,6 +403,11 @@ impl GoogleComputeConfig {
             use_os_login,
             use_iap,
             startup_script_file,
+            accelerator_type,
+            accelerator_count,
+            min_cpu_platform,
+            image_encryption_key,
+            wait_to_add_ssh_keys,
             state_timeout,
             communicator: communicator?,
         })

@@ -149,6 +149,7 @@ class ApiError(Exception):
             403: "PERMISSION_DENIED",
             404: "NOT_FOUND",
             409: "ALREADY_EXISTS",
+            412: "FAILED_PRECONDITION",
         }.get(code, "UNKNOWN")
 
     def body(self):
@@ -294,6 +295,10 @@ def type_line(qmp, text):
     s.close()
 
 
+# acceleratorTypes every fake zone offers (a few of GCE's names).
+ACCELERATOR_TYPES = {"nvidia-tesla-t4", "nvidia-tesla-k80", "nvidia-tesla-p100", "nvidia-tesla-v100", "nvidia-l4"}
+
+
 def add_guest_agent(work):
     """Writes the agent into the installed ext2 filesystem (partition 1 at
     sector 2048) with debugfs, and runs it from rcS before sshd starts so the
@@ -350,6 +355,8 @@ class Emulator:
         self.next_id = random.randint(10**17, 10**18)
         self.all_pids = []
         self.tokens_issued = 0
+        self.instance_requests = []  # what each accepted instances.insert asked for (tests)
+        self.metadata_sets = []  # instances.setMetadata calls accepted: instance and keys (tests)
         self.instances_created = 0  # instances.insert calls accepted
         self.buckets = {}  # name -> bucket resource
         self.objects = {}  # (bucket, name) -> object resource (+ _path)
@@ -408,7 +415,7 @@ class Emulator:
             "labelFingerprint": "42WmSpB8rSM=",
             "storageLocations": spec.get("storageLocations") or ["eu"],
         }
-        for key in ("family", "labels", "licenses", "guestOsFeatures", "sourceDisk", "sourceDiskId"):
+        for key in ("family", "labels", "licenses", "guestOsFeatures", "sourceDisk", "sourceDiskId", "imageEncryptionKey"):
             if spec.get(key):
                 image[key] = spec[key]
         image["_path"] = path
@@ -483,6 +490,9 @@ class Emulator:
         for i, feature in enumerate(body.get("guestOsFeatures") or []):
             if feature.get("type") not in GUEST_OS_FEATURES:
                 raise ApiError(400, "invalid", f"Invalid value for field 'resource.guestOsFeatures[{i}].type': '{feature.get('type')}'. Value must be one of {sorted(GUEST_OS_FEATURES)}")
+        body = dict(body)
+        if "imageEncryptionKey" in body:
+            body["imageEncryptionKey"] = stored_encryption_key(body["imageEncryptionKey"])
         if "rawDisk" in body:
             return self.image_insert_raw(project, name, body)
         source = body.get("sourceDisk", "")
@@ -664,7 +674,13 @@ class Emulator:
         size_gb = int(params.get("diskSizeGb") or image["diskSizeGb"])
         if size_gb < int(image["diskSizeGb"]):
             raise ApiError(400, "invalid", f"Invalid value for field 'resource.disks[0].initializeParams.diskSizeGb': '{size_gb}'. Requested disk size cannot be smaller than the image size ({image['diskSizeGb']} GB)")
+        self.check_accelerators(project, zone, body)
         link = self.link(project, "zones", zone, "instances", name)
+        self.instance_requests.append({
+            "name": name, "guestAccelerators": body.get("guestAccelerators"),
+            "minCpuPlatform": body.get("minCpuPlatform"), "scheduling": body.get("scheduling"),
+            "metadataKeys": sorted(i.get("key") for i in (body.get("metadata") or {}).get("items") or []),
+        })
         self.instances_created += 1
         inst_id = self.new_id()
         op = self.operation(project, zone, "insert", link, inst_id)
@@ -705,6 +721,37 @@ class Emulator:
             self.op_done(op)
 
         self.in_background(work)
+        return op
+
+    def check_accelerators(self, project, zone, body):
+        """guestAccelerators as GCE checks them: a type of this zone, a
+        positive count, and no live migration."""
+        accelerators = body.get("guestAccelerators") or []
+        for i, acc in enumerate(accelerators):
+            kind = acc.get("acceleratorType", "")
+            m = re.search(r"(?:^|/)projects/([^/]+)/zones/([^/]+)/acceleratorTypes/([^/]+)$", kind)
+            if not m or m.group(1) != project or m.group(2) != zone or m.group(3) not in ACCELERATOR_TYPES:
+                raise ApiError(400, "invalid", f"Invalid value for field 'resource.guestAccelerators[{i}].acceleratorType': '{kind}'. Accelerator type does not exist in zone {zone}.")
+            if int(acc.get("acceleratorCount") or 0) < 1:
+                raise ApiError(400, "invalid", f"Invalid value for field 'resource.guestAccelerators[{i}].acceleratorCount': '{acc.get('acceleratorCount')}'. Must be greater than 0.")
+        if accelerators and (body.get("scheduling") or {}).get("onHostMaintenance", "MIGRATE") != "TERMINATE":
+            raise ApiError(400, "invalid", "Invalid value for field 'resource.scheduling.onHostMaintenance': 'MIGRATE'. Instances with guest accelerators do not support live migration.")
+
+    def instance_set_metadata(self, project, zone, name, body):
+        """instances.setMetadata: the whole item list, guarded by the
+        fingerprint of the metadata it replaces (412 when stale)."""
+        inst = self.find_instance(project, zone, name)
+        current = inst.data["metadata"]
+        if body.get("fingerprint") != current.get("fingerprint"):
+            raise ApiError(412, "conditionNotMet", "Supplied fingerprint does not match current metadata fingerprint.", "FAILED_PRECONDITION")
+        items = body.get("items") or []
+        keys = [i.get("key") for i in items]
+        if len(set(keys)) != len(keys):
+            raise ApiError(400, "invalid", "Invalid value for field 'metadata.items': duplicate keys.")
+        inst.data["metadata"] = {"kind": "compute#metadata", "items": items, "fingerprint": new_fingerprint()}
+        self.metadata_sets.append({"instance": name, "keys": sorted(keys)})
+        op = self.operation(project, zone, "setMetadata", inst.data["selfLink"], inst.data["id"])
+        self.op_done(op)
         return op
 
     def find_instance(self, project, zone, name):
@@ -811,12 +858,15 @@ class Emulator:
                 "disks": sorted(f"{p}/{z}/{n}" for p, z, n in self.disks),
                 "images": sorted([{"project": p, "name": n, "family": i.get("family"), "labels": i.get("labels"),
                                   "guestOsFeatures": i.get("guestOsFeatures"), "sourceType": i.get("sourceType"),
+                                  "imageEncryptionKey": i.get("imageEncryptionKey"),
                                   "path": i["_path"]} for (p, n), i in self.images.items()],
                                  key=lambda i: (i["project"], i["name"])),
                 "qemu_pids": sorted(i.proc.pid for i in self.instances.values() if i.proc and i.proc.poll() is None),
                 "all_qemu_pids": sorted(self.all_pids),
                 "tokens_issued": self.tokens_issued,
                 "instances_created": self.instances_created,
+                "instance_requests": list(self.instance_requests),
+                "metadata_sets": list(self.metadata_sets),
                 "buckets": sorted(self.buckets),
                 "objects": sorted(f"{b}/{n}" for b, n in self.objects),
                 "object_files": {f"{b}/{n}": o["_path"] for (b, n), o in self.objects.items()},
@@ -915,6 +965,30 @@ def disk_key(link):
     return m.groups() if m else None
 
 
+def new_fingerprint():
+    """A metadata fingerprint: 8 random bytes in base64, as GCE's look."""
+    return base64.b64encode(secrets.token_bytes(8)).decode()
+
+
+def stored_encryption_key(key):
+    """imageEncryptionKey as GCE keeps it: a KMS key name as given; a raw
+    key (base64 of 32 bytes) only as the base64 of its SHA-256, never the
+    key itself."""
+    if not isinstance(key, dict) or len([k for k in ("kmsKeyName", "rawKey") if key.get(k)]) != 1:
+        raise ApiError(400, "invalid", "Invalid value for field 'resource.imageEncryptionKey': exactly one of kmsKeyName and rawKey must be set.")
+    if key.get("kmsKeyName"):
+        if not re.fullmatch(r"projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+(/cryptoKeyVersions/[^/]+)?", key["kmsKeyName"]):
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.imageEncryptionKey.kmsKeyName': '{key['kmsKeyName']}'. Invalid resource name.")
+        return {"kmsKeyName": key["kmsKeyName"]}
+    try:
+        raw = base64.b64decode(key["rawKey"], validate=True)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) != 32:
+        raise ApiError(400, "customerEncryptionKeyIsIncorrectlyFormatted", "Key is incorrectly formatted: expected a base64 encoded 256-bit key.")
+    return {"sha256": base64.b64encode(hashlib.sha256(raw).digest()).decode()}
+
+
 def public(resource):
     return {k: v for k, v in resource.items() if not k.startswith("_")}
 
@@ -984,11 +1058,14 @@ class Instance:
                 "index": 0, "boot": True, "autoDelete": bool(boot.get("autoDelete", False)),
                 "interface": "SCSI", "diskSizeGb": disk["sizeGb"],
             }],
-            "metadata": body.get("metadata") or {"kind": "compute#metadata", "items": []},
+            "metadata": {"kind": "compute#metadata", "items": (body.get("metadata") or {}).get("items") or [],
+                         "fingerprint": new_fingerprint()},
             "serviceAccounts": body.get("serviceAccounts", []),
             "selfLink": emu.link(project, "zones", zone, "instances", name),
             "scheduling": body.get("scheduling", {}),
             "labels": body.get("labels", {}),
+            **({"guestAccelerators": body["guestAccelerators"]} if body.get("guestAccelerators") else {}),
+            **({"minCpuPlatform": body["minCpuPlatform"]} if body.get("minCpuPlatform") else {}),
         }
         self.disk = disk
 
@@ -1129,7 +1206,7 @@ class Exporter(Instance):
             items = [i for i in self.data["metadata"].get("items") or [] if i.get("key") != "startup-script-status"]
             items.append({"key": "startup-script-status", "value": value})
             self.data["metadata"]["items"] = items
-            self.data["metadata"]["fingerprint"] = secrets.token_urlsafe(8)
+            self.data["metadata"]["fingerprint"] = new_fingerprint()
 
     def run_script(self):
         emu, project = self.emu, self.project
@@ -1424,6 +1501,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return emu.find_instance(project, zone, rest[3]).data
                 if len(rest) == 4 and method == "DELETE":
                     return emu.instance_delete(project, zone, rest[3])
+                if len(rest) == 5 and rest[4] == "setMetadata" and method == "POST":
+                    return emu.instance_set_metadata(project, zone, rest[3], body)
                 if len(rest) == 5 and rest[4] == "stop" and method == "POST":
                     return emu.instance_stop(project, zone, rest[3])
                 if len(rest) == 5 and rest[4] == "serialPort" and method == "GET":

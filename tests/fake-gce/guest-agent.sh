@@ -15,7 +15,7 @@ until get "" /tmp/attributes; do
 	[ $i -ge 60 ] && { say "no metadata server"; exit 0; }
 	sleep 1
 done
-if get ssh-keys /tmp/ssh-keys; then
+add_keys() {
 	while IFS= read -r line || [ -n "$line" ]; do
 		user=${line%%:*}
 		key=${line#*:}
@@ -28,12 +28,17 @@ if get ssh-keys /tmp/ssh-keys; then
 			echo "$user:*:19000:0:99999:7:::" >>/etc/shadow
 		fi
 		mkdir -p "$home/.ssh"
-		grep -qxF "$key" "$home/.ssh/authorized_keys" 2>/dev/null || echo "$key" >>"$home/.ssh/authorized_keys"
+		grep -qxF "$key" "$home/.ssh/authorized_keys" 2>/dev/null && continue
+		echo "$key" >>"$home/.ssh/authorized_keys"
 		chmod 700 "$home/.ssh"
 		chmod 600 "$home/.ssh/authorized_keys"
 		say "added a key for $user"
-	done </tmp/ssh-keys
-fi
+	done <"$1"
+}
+get ssh-keys /tmp/ssh-keys && add_keys /tmp/ssh-keys
+# Keys added later (setMetadata, e.g. Packer's wait_to_add_ssh_keys) are
+# installed too, as Google's agent watches the metadata.
+(while sleep 1; do get ssh-keys /tmp/ssh-keys.later && add_keys /tmp/ssh-keys.later; done) </dev/null >/dev/null 2>&1 &
 if get startup-script /tmp/startup-script; then
 	say "running startup-script"
 	(sh /tmp/startup-script 2>&1 | sed 's/^/startup-script: /' >/dev/ttyS0) &

@@ -103,14 +103,57 @@ fn vm_the_founding_template_bakes_reddit_base_then_the_app_on_top() {
     assert!(log.contains("mongodb: installed by stage 1"), "{log}");
     assert!(log.contains("Using source image reddit-base-"), "{log}");
     let state = gce.state();
-    assert!(
-        state["images"]
-            .as_array()
-            .expect("images")
-            .iter()
-            .any(|i| i["family"] == "reddit-full"),
+    let full = state["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .find(|i| i["family"] == "reddit-full")
+        .unwrap_or_else(|| panic!("no reddit-full image: {state}"));
+    // Stage 2 (tests/fixtures/gce/app.json) carries the instance and image
+    // keys of issue 14: GCE got each, in its shape.
+    assert_eq!(
+        full["imageEncryptionKey"],
+        serde_json::json!({ "sha256": "riFsLvUkejeCwTXvonmj5M3GEJQnD10r5YxiBLemEsk=" }),
         "{state}"
     );
+    assert!(
+        !log.contains("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="),
+        "the raw image key leaked:\n{log}"
+    );
+    let request = state["instance_requests"]
+        .as_array()
+        .and_then(|r| r.last())
+        .unwrap_or_else(|| panic!("no instance request: {state}"));
+    assert_eq!(
+        request["guestAccelerators"],
+        serde_json::json!([{
+            "acceleratorType": "projects/infra-111111/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4",
+            "acceleratorCount": 1,
+        }]),
+        "{state}"
+    );
+    assert_eq!(request["minCpuPlatform"], "Intel Skylake", "{state}");
+    // wait_to_add_ssh_keys: created without the key, added by setMetadata.
+    assert!(
+        !request["metadataKeys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k == "ssh-keys"),
+        "{state}"
+    );
+    assert!(
+        state["metadata_sets"]
+            .as_array()
+            .expect("sets")
+            .iter()
+            .any(|s| s["instance"] == request["name"]
+                && s["keys"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "ssh-keys"))),
+        "{state}"
+    );
+    assert!(log.contains("Waiting 3s before adding SSH keys"), "{log}");
     assert_nothing_left(&gce);
 }
 
@@ -366,4 +409,160 @@ fn an_unknown_guest_os_feature_is_named_with_the_known_ones_at_validation() {
     assert!(log.contains("did you mean `UEFI_COMPATIBLE`?"), "{log}");
     // At the bad item itself (serde_json writes the keys sorted).
     assert!(log.contains("ubuntu.json:19:9"), "{log}");
+}
+
+/// A template in a fresh directory, for the tests that need no guest.
+fn one_builder(builder: &serde_json::Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = serde_json::json!({ "builders": [builder] });
+    std::fs::write(dir.path().join("t.json"), template.to_string()).expect("template");
+    dir
+}
+
+/// The accelerator reaches instances.insert as the zone's path, and GCE's
+/// refusal of a type the zone lacks is the build's error; nothing is left.
+#[test]
+fn an_accelerator_type_the_zone_lacks_is_refused_by_gce_with_its_field() {
+    let gce = FakeGce::start(&["--no-base-image"]);
+    let dir = one_builder(&serde_json::json!({
+        "type": "googlecompute",
+        "project_id": "infra-111111",
+        "zone": "europe-west1-b",
+        "source_image_family": "ubuntu-1604-lts",
+        "source_image_project_id": "ubuntu-os-cloud",
+        "ssh_username": "kiln",
+        "accelerator_type": "nvidia-tesla-h999",
+        "accelerator_count": 1,
+        "on_host_maintenance": "TERMINATE",
+        "min_cpu_platform": "Intel Skylake",
+    }));
+    let out = gce
+        .kiln(dir.path(), &gce.key(), &["t.json"])
+        .output()
+        .expect("kiln runs");
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("resource.guestAccelerators[0].acceleratorType")
+            && log.contains(
+                "projects/infra-111111/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-h999"
+            ),
+        "{log}"
+    );
+    assert_eq!(gce.state()["instance_requests"], serde_json::json!([]));
+    assert_nothing_left(&gce);
+}
+
+/// wait_to_add_ssh_keys without a guest (the worker image boots none): the
+/// instance is created without `ssh-keys`, which setMetadata adds after
+/// the wait, keeping the other items; then SSH finds no server.
+#[test]
+fn wait_to_add_ssh_keys_adds_the_key_by_set_metadata_after_the_wait() {
+    let gce = FakeGce::start(&["--no-base-image"]);
+    let dir = one_builder(&serde_json::json!({
+        "type": "googlecompute",
+        "project_id": "infra-111111",
+        "zone": "europe-west1-b",
+        "source_image_family": "debian-9-worker",
+        "source_image_project_id": "compute-image-tools",
+        "ssh_username": "kiln",
+        "ssh_timeout": "2s",
+        "metadata": { "role": "test" },
+        "accelerator_type": "nvidia-tesla-t4",
+        "accelerator_count": 2,
+        "preemptible": true,
+        "wait_to_add_ssh_keys": "1s",
+    }));
+    let out = gce
+        .kiln(dir.path(), &gce.key(), &["t.json"])
+        .output()
+        .expect("kiln runs");
+    let log = text(&out);
+    assert!(log.contains("Waiting 1s before adding SSH keys"), "{log}");
+    let state = gce.state();
+    let request = &state["instance_requests"][0];
+    assert_eq!(
+        request["metadataKeys"],
+        serde_json::json!(["role"]),
+        "{state}"
+    );
+    assert_eq!(
+        request["guestAccelerators"],
+        serde_json::json!([{
+            "acceleratorType": "projects/infra-111111/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4",
+            "acceleratorCount": 2,
+        }]),
+        "{state}"
+    );
+    let sets = state["metadata_sets"].as_array().expect("sets");
+    assert_eq!(sets.len(), 1, "{state}\n{log}");
+    assert_eq!(sets[0]["instance"], request["name"], "{state}");
+    let keys = sets[0]["keys"].as_array().expect("keys");
+    for key in ["role", "ssh-keys"] {
+        assert!(keys.iter().any(|k| k == key), "{key} not kept: {state}");
+    }
+    assert_nothing_left(&gce);
+}
+
+/// Ctrl-C during `wait_to_add_ssh_keys` ends the wait at once (not after
+/// the hour) and the instance and its disk are deleted; no key was added.
+#[test]
+fn ctrl_c_during_wait_to_add_ssh_keys_ends_the_wait_and_cleans_up() {
+    use std::sync::mpsc;
+    let gce = FakeGce::start(&["--no-base-image"]);
+    let dir = one_builder(&serde_json::json!({
+        "type": "googlecompute",
+        "project_id": "infra-111111",
+        "zone": "europe-west1-b",
+        "source_image_family": "debian-9-worker",
+        "source_image_project_id": "compute-image-tools",
+        "ssh_username": "kiln",
+        "wait_to_add_ssh_keys": "1h",
+    }));
+    let mut child = gce
+        .kiln(dir.path(), &gce.key(), &["t.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    let bound = Duration::from_secs(300);
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(bound)
+            .unwrap_or_else(|_| panic!("the wait never began:\n{}", seen.join("\n")));
+        let hit = line.contains("Waiting 1h0m0s before adding SSH keys");
+        seen.push(line);
+        if hit {
+            break;
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    while let Ok(line) = rx.recv_timeout(bound) {
+        seen.push(line);
+    }
+    let status = child.wait().expect("wait");
+    let log = seen.join("\n");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("Deleting instance packer-"), "{log}");
+    let state = gce.state();
+    assert_eq!(state["metadata_sets"], serde_json::json!([]), "{state}");
+    assert_nothing_left(&gce);
 }

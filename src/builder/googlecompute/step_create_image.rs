@@ -1,6 +1,7 @@
 //! Makes the image from the stopped instance's boot disk, with the image keys.
 
-use crate::cloud::gce::ImageSpec;
+use crate::cloud::gce::{CustomerEncryptionKey, ImageSpec};
+use crate::config::googlecompute::ImageEncryptionKey;
 use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
@@ -30,6 +31,12 @@ impl Step<GceState> for StepCreateImage {
                 storage_locations: config.image_storage_locations.clone(),
                 guest_os_features: config.image_guest_os_features.clone(),
                 source_disk: client.disk_link(&config.zone, &state.disk_name),
+                encryption_key: config.image_encryption_key.as_ref().map(|k| match k {
+                    ImageEncryptionKey::KmsKeyName(n) => {
+                        CustomerEncryptionKey::KmsKeyName(n.clone())
+                    }
+                    ImageEncryptionKey::RawKey(r) => CustomerEncryptionKey::RawKey(r.clone()),
+                }),
                 ..ImageSpec::default()
             };
             ctx.reporter.info(

@@ -173,6 +173,36 @@ pub struct InstanceSpec {
     pub on_host_maintenance: String,
     pub service_account_email: Option<String>,
     pub scopes: Vec<String>,
+    /// `guestAccelerators[0].acceleratorType`: a full `projects/…` path.
+    pub accelerator_type: Option<String>,
+    pub accelerator_count: u64,
+    pub min_cpu_platform: Option<String>,
+}
+
+/// compute v1's `CustomerEncryptionKey` (one of its fields).
+#[derive(Clone, PartialEq, Eq)]
+pub enum CustomerEncryptionKey {
+    KmsKeyName(String),
+    /// A secret: kept out of Debug output.
+    RawKey(String),
+}
+
+impl std::fmt::Debug for CustomerEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::KmsKeyName(name) => f.debug_tuple("KmsKeyName").field(name).finish(),
+            Self::RawKey(_) => f.write_str("RawKey(<sensitive>)"),
+        }
+    }
+}
+
+impl CustomerEncryptionKey {
+    fn body(&self) -> Value {
+        match self {
+            Self::KmsKeyName(name) => json!({ "kmsKeyName": name }),
+            Self::RawKey(key) => json!({ "rawKey": key }),
+        }
+    }
 }
 
 /// What the driver needs to create an image from a disk.
@@ -189,6 +219,7 @@ pub struct ImageSpec {
     /// of `source_disk` when set (googlecompute-import).
     pub raw_disk_source: Option<String>,
     pub guest_os_features: Vec<String>,
+    pub encryption_key: Option<CustomerEncryptionKey>,
 }
 
 #[derive(Serialize)]
@@ -256,6 +287,20 @@ impl InstanceSpec {
         } else {
             body["serviceAccounts"] = json!([{ "email": "default", "scopes": self.scopes }]);
         }
+        // As Packer: one accelerator entry when a count is given.
+        if let Some(kind) = self
+            .accelerator_type
+            .as_ref()
+            .filter(|_| self.accelerator_count > 0)
+        {
+            body["guestAccelerators"] = json!([{
+                "acceleratorType": kind,
+                "acceleratorCount": self.accelerator_count,
+            }]);
+        }
+        if let Some(platform) = &self.min_cpu_platform {
+            body["minCpuPlatform"] = json!(platform);
+        }
         body
     }
 }
@@ -285,6 +330,9 @@ impl ImageSpec {
         }
         if !self.storage_locations.is_empty() {
             body["storageLocations"] = json!(self.storage_locations);
+        }
+        if let Some(key) = &self.encryption_key {
+            body["imageEncryptionKey"] = key.body();
         }
         body
     }
@@ -376,6 +424,29 @@ impl ComputeClient {
             .await
     }
 
+    /// Adds (or replaces) metadata `items` on a running instance with
+    /// `instances.setMetadata`, sending the fingerprint read just before
+    /// so a concurrent change is refused (412) instead of lost.
+    pub async fn add_instance_metadata(
+        &self,
+        zone: &str,
+        name: &str,
+        items: &BTreeMap<String, String>,
+    ) -> Result<Operation, GceError> {
+        let url = self.url(&self.project, &format!("zones/{zone}/instances/{name}"));
+        // A 412 means the metadata changed between the read and the write
+        // (the guest reporting a status): read again, a few times.
+        let mut attempts = 0;
+        loop {
+            let instance: Value = self.call(reqwest::Method::GET, &url, None).await?;
+            let body = merged_metadata(&instance["metadata"], items);
+            match self.post_op(&format!("{url}/setMetadata"), &body).await {
+                Err(GceError::Api { code: 412, .. }) if attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
     pub async fn stop_instance(&self, zone: &str, name: &str) -> Result<Operation, GceError> {
         let url = self.url(
             &self.project,
@@ -462,6 +533,24 @@ impl ComputeClient {
 }
 
 /// `url` with its `…/compute/v1/` prefix replaced by `base`.
+/// The body of `instances.setMetadata`: the instance's `metadata` with
+/// `items` set (replacing same-named entries), its fingerprint kept.
+fn merged_metadata(current: &Value, items: &BTreeMap<String, String>) -> Value {
+    let mut merged: Vec<Value> = current["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| !i["key"].as_str().is_some_and(|k| items.contains_key(k)))
+        .cloned()
+        .collect();
+    merged.extend(items.iter().map(|(k, v)| json!({ "key": k, "value": v })));
+    let mut body = json!({ "items": merged });
+    if let Some(fp) = current["fingerprint"].as_str() {
+        body["fingerprint"] = json!(fp);
+    }
+    body
+}
+
 fn rebase(url: &str, base: &str) -> String {
     match url.find("/compute/v1/") {
         Some(at) if url.starts_with("http") => {
@@ -571,6 +660,89 @@ mod tests {
         assert_eq!(body["scheduling"]["automaticRestart"], false);
         assert_eq!(body["tags"]["items"][0], "puma-server");
         assert_eq!(body["metadata"]["items"][0]["key"], "ssh-keys");
+    }
+
+    #[test]
+    fn accelerators_and_the_cpu_platform_go_in_the_instance_body() {
+        let spec = InstanceSpec {
+            zone: "europe-west1-b".into(),
+            accelerator_type: Some(
+                "projects/infra/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4".into(),
+            ),
+            accelerator_count: 2,
+            min_cpu_platform: Some("Intel Skylake".into()),
+            ..InstanceSpec::default()
+        };
+        let body = spec.body();
+        assert_eq!(
+            body["guestAccelerators"],
+            json!([{
+                "acceleratorType": "projects/infra/zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4",
+                "acceleratorCount": 2,
+            }])
+        );
+        assert_eq!(body["minCpuPlatform"], "Intel Skylake");
+        // Neither key without its setting (a count of 0 means none, as in Packer).
+        let plain = InstanceSpec {
+            accelerator_type: spec.accelerator_type.clone(),
+            ..InstanceSpec::default()
+        }
+        .body();
+        assert!(plain.get("guestAccelerators").is_none(), "{plain}");
+        assert!(plain.get("minCpuPlatform").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn the_image_encryption_key_goes_in_the_image_body_and_a_raw_key_stays_out_of_debug() {
+        let kms = ImageSpec {
+            encryption_key: Some(CustomerEncryptionKey::KmsKeyName(
+                "projects/p/locations/global/keyRings/r/cryptoKeys/k".into(),
+            )),
+            ..ImageSpec::default()
+        };
+        assert_eq!(
+            kms.body()["imageEncryptionKey"],
+            json!({ "kmsKeyName": "projects/p/locations/global/keyRings/r/cryptoKeys/k" })
+        );
+        let raw = ImageSpec {
+            encryption_key: Some(CustomerEncryptionKey::RawKey("c2VjcmV0LWtleQ==".into())),
+            ..ImageSpec::default()
+        };
+        assert_eq!(
+            raw.body()["imageEncryptionKey"],
+            json!({ "rawKey": "c2VjcmV0LWtleQ==" })
+        );
+        let debug = format!("{raw:?}");
+        assert!(!debug.contains("c2VjcmV0LWtleQ=="), "{debug}");
+        assert!(
+            ImageSpec::default()
+                .body()
+                .get("imageEncryptionKey")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn set_metadata_keeps_other_items_replaces_the_same_key_and_sends_the_fingerprint() {
+        let current = json!({
+            "fingerprint": "abc=",
+            "items": [
+                { "key": "startup-script", "value": "echo hi" },
+                { "key": "ssh-keys", "value": "old:ssh-ed25519 AAAA" },
+            ],
+        });
+        let items = BTreeMap::from([("ssh-keys".to_owned(), "new:ssh-ed25519 BBBB".to_owned())]);
+        let body = merged_metadata(&current, &items);
+        assert_eq!(
+            body,
+            json!({
+                "fingerprint": "abc=",
+                "items": [
+                    { "key": "startup-script", "value": "echo hi" },
+                    { "key": "ssh-keys", "value": "new:ssh-ed25519 BBBB" },
+                ],
+            })
+        );
     }
 
     #[test]
