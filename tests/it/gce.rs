@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::cloud_harness::{FakeGce, repo, text};
@@ -35,6 +36,24 @@ pub(crate) fn founding_template() -> tempfile::TempDir {
     )
     .expect("copy");
     dir
+}
+
+/// The lines a running kiln prints, stdout and stderr together, as they
+/// come; the channel closes when both streams end.
+fn output_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    rx
 }
 
 fn assert_nothing_left(gce: &FakeGce) {
@@ -244,7 +263,6 @@ fn a_quota_error_from_instance_creation_is_explained_and_cleaned_up() {
 
 #[test]
 fn vm_ctrl_c_while_the_instance_runs_leaves_no_instance_disk_or_qemu() {
-    use std::sync::mpsc;
     let _lock = vm_lock();
     let gce = FakeGce::start(&[]);
     let dir = founding_template();
@@ -264,19 +282,7 @@ fn vm_ctrl_c_while_the_instance_runs_leaves_no_instance_disk_or_qemu() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kiln runs");
-    let (tx, rx) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    drop(tx);
+    let rx = output_lines(&mut child);
     let mut seen = Vec::new();
     // Generous: boot under TCG on a shared machine.
     let bound = Duration::from_secs(600);
@@ -508,7 +514,6 @@ fn wait_to_add_ssh_keys_adds_the_key_by_set_metadata_after_the_wait() {
 /// the hour) and the instance and its disk are deleted; no key was added.
 #[test]
 fn ctrl_c_during_wait_to_add_ssh_keys_ends_the_wait_and_cleans_up() {
-    use std::sync::mpsc;
     let gce = FakeGce::start(&["--no-base-image"]);
     let dir = one_builder(&serde_json::json!({
         "type": "googlecompute",
@@ -525,19 +530,7 @@ fn ctrl_c_during_wait_to_add_ssh_keys_ends_the_wait_and_cleans_up() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kiln runs");
-    let (tx, rx) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    drop(tx);
+    let rx = output_lines(&mut child);
     let bound = Duration::from_secs(300);
     let mut seen = Vec::new();
     loop {
