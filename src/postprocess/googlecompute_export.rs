@@ -12,11 +12,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::artifact::{Artifact, ids};
 use crate::cloud::gce::storage::{self, StorageClient};
-use crate::cloud::gce::{ComputeClient, GceError, InstanceSpec};
+use crate::cloud::gce::{ComputeClient, GceError, InstanceSpec, ZonalKind};
 use crate::config::post_processor::GoogleComputeExportConfig;
 
 use super::google_session::{BucketError, SessionError, connect, require_bucket};
@@ -343,50 +341,32 @@ async fn wait_for_script(
 /// failure is a warning that names what is left. Not cancellable: a
 /// Ctrl-C must not leave a billed instance.
 async fn clean_up(compute: &ComputeClient, zone: &str, name: &str, ctx: &PostProcessContext) {
-    let never = CancellationToken::new();
-    let say = |line: &str| ctx.reporter.info(&ctx.build_name, line);
-    let warn = |what: &str, e: &GceError| {
-        ctx.reporter.warn(
-            &ctx.build_name,
-            &format!("{what} may be left in project {}: {e}", compute.project),
-        );
-    };
-    say(&format!("Deleting instance {name}"));
-    match compute.delete_instance(zone, name).await {
-        Ok(op) => {
-            if let Err(e) = compute
-                .wait(
-                    op,
-                    &format!("deleting instance {name}"),
-                    CLEANUP_TIMEOUT,
-                    &never,
-                )
-                .await
-            {
-                warn(&format!("instance {name}"), &e);
-            }
+    let resources = [
+        (ZonalKind::Instance, name.to_owned()),
+        (ZonalKind::Disk, name.to_owned()),
+        (ZonalKind::Disk, format!("{name}-toexport")),
+    ];
+    for (kind, resource) in resources {
+        let noun = kind.noun();
+        if kind == ZonalKind::Instance {
+            ctx.reporter
+                .info(&ctx.build_name, &format!("Deleting {noun} {resource}"));
         }
-        Err(GceError::Api { code: 404, .. }) => {}
-        Err(e) => warn(&format!("instance {name}"), &e),
-    }
-    for disk in [name.to_owned(), format!("{name}-toexport")] {
-        match compute.delete_disk(zone, &disk).await {
-            Ok(op) => {
-                say(&format!("Deleted disk {disk}"));
-                if let Err(e) = compute
-                    .wait(
-                        op,
-                        &format!("deleting disk {disk}"),
-                        CLEANUP_TIMEOUT,
-                        &never,
-                    )
-                    .await
-                {
-                    warn(&format!("disk {disk}"), &e);
-                }
-            }
-            Err(GceError::Api { code: 404, .. }) => {}
-            Err(e) => warn(&format!("disk {disk}"), &e),
+        match compute
+            .delete_for_cleanup(kind, zone, &resource, CLEANUP_TIMEOUT)
+            .await
+        {
+            Ok(true) if kind == ZonalKind::Disk => ctx
+                .reporter
+                .info(&ctx.build_name, &format!("Deleted {noun} {resource}")),
+            Ok(_) => {}
+            Err(e) => ctx.reporter.warn(
+                &ctx.build_name,
+                &format!(
+                    "{noun} {resource} may be left in project {} ({e}): delete it by hand (gcloud compute {noun}s delete {resource} --zone {zone} --project {})",
+                    compute.project, compute.project
+                ),
+            ),
         }
     }
 }

@@ -64,6 +64,8 @@ kiln tiny installer ISO and cached in --cache (keyed by the ISO and the agent).
 --fail instances.insert=quota makes instance creation end with a
 QUOTA_EXCEEDED operation error, as GCE does when a regional quota is used up.
 The same can be set with FAKE_GCE_FAIL=instances.insert=quota.
+--fail instances.delete=permission refuses every instance deletion with
+GCE's 403 for a missing compute.instances.delete permission.
 
 Public images: project `ubuntu-os-cloud`, family `ubuntu-1604-lts`, image
 `ubuntu-1604-xenial-v20201014` (the tiny system, whatever its name says).
@@ -774,6 +776,8 @@ class Emulator:
 
     def instance_delete(self, project, zone, name):
         inst = self.find_instance(project, zone, name)
+        if self.failures.get("instances.delete") == "permission":
+            raise ApiError(403, "forbidden", f"Required 'compute.instances.delete' permission for 'projects/{project}/zones/{zone}/instances/{name}'")
         op = self.operation(project, zone, "delete", inst.data["selfLink"], inst.data["id"])
 
         def work():

@@ -559,3 +559,43 @@ fn ctrl_c_during_wait_to_add_ssh_keys_ends_the_wait_and_cleans_up() {
     assert_eq!(state["metadata_sets"], serde_json::json!([]), "{state}");
     assert_nothing_left(&gce);
 }
+
+/// A cleanup GCE refuses (no compute.instances.delete permission) is a
+/// warning per resource that says it may still exist and gives the command
+/// to delete it; the build still fails for its own reason.
+#[test]
+fn a_refused_cleanup_names_what_may_be_left_and_how_to_delete_it() {
+    let gce = FakeGce::start(&["--no-base-image", "--fail", "instances.delete=permission"]);
+    let dir = one_builder(&serde_json::json!({
+        "type": "googlecompute",
+        "project_id": "infra-111111",
+        "zone": "europe-west1-b",
+        "source_image_family": "debian-9-worker",
+        "source_image_project_id": "compute-image-tools",
+        "ssh_username": "kiln",
+        "ssh_timeout": "2s",
+    }));
+    let out = gce
+        .kiln(dir.path(), &gce.key(), &["t.json"])
+        .output()
+        .expect("kiln runs");
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let instance = gce.state()["instance_requests"][0]["name"]
+        .as_str()
+        .expect("an instance was made")
+        .to_owned();
+    assert!(
+        log.contains(&format!("instance {instance} may still exist"))
+            && log.contains("Required 'compute.instances.delete' permission")
+            && log.contains(&format!(
+                "delete it by hand (gcloud compute instances delete {instance} --zone europe-west1-b)"
+            )),
+        "{log}"
+    );
+    // Its disk is still attached to it, so GCE refuses that too.
+    assert!(
+        log.contains("may still exist") && log.contains("gcloud compute disks delete"),
+        "{log}"
+    );
+}

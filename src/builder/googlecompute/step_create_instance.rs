@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::cloud::gce::{GceError, InstanceSpec};
+use crate::cloud::gce::{InstanceSpec, ZonalKind};
 use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
@@ -220,58 +218,25 @@ impl Step<GceState> for StepCreateInstance {
             }
             let Ok(client) = state.client() else { return };
             let zone = state.config.zone.clone();
-            // Cleanup runs after an interruption too: its waits must not
-            // end with the build's cancellation.
-            let never = CancellationToken::new();
-            let name = state.instance_name.clone();
-            ctx.reporter
-                .info(&ctx.build, &format!("Deleting instance {name}"));
-            let deleted = match client.delete_instance(&zone, &name).await {
-                Ok(op) => {
-                    client
-                        .wait(
-                            op,
-                            &format!("deleting instance {name}"),
-                            CLEANUP_TIMEOUT,
-                            &never,
-                        )
-                        .await
+            let resources = [
+                (ZonalKind::Instance, state.instance_name.clone()),
+                (ZonalKind::Disk, state.disk_name.clone()),
+            ];
+            for (kind, name) in resources {
+                let noun = kind.noun();
+                ctx.reporter
+                    .info(&ctx.build, &format!("Deleting {noun} {name}"));
+                if let Err(e) = client
+                    .delete_for_cleanup(kind, &zone, &name, CLEANUP_TIMEOUT)
+                    .await
+                {
+                    ctx.reporter.warn(
+                        &ctx.build,
+                        &format!(
+                            "{noun} {name} may still exist ({e}): delete it by hand (gcloud compute {noun}s delete {name} --zone {zone})"
+                        ),
+                    );
                 }
-                Err(e) => Err(e),
-            };
-            match deleted {
-                Ok(()) | Err(GceError::Api { code: 404, .. }) => {}
-                Err(e) => ctx.reporter.warn(
-                    &ctx.build,
-                    &format!(
-                        "instance {name} may still exist ({e}): delete it by hand (gcloud compute instances delete {name} --zone {zone})"
-                    ),
-                ),
-            }
-            let disk = state.disk_name.clone();
-            ctx.reporter
-                .info(&ctx.build, &format!("Deleting disk {disk}"));
-            let deleted = match client.delete_disk(&zone, &disk).await {
-                Ok(op) => {
-                    client
-                        .wait(
-                            op,
-                            &format!("deleting disk {disk}"),
-                            CLEANUP_TIMEOUT,
-                            &never,
-                        )
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match deleted {
-                Ok(()) | Err(GceError::Api { code: 404, .. }) => {}
-                Err(e) => ctx.reporter.warn(
-                    &ctx.build,
-                    &format!(
-                        "disk {disk} may still exist ({e}): delete it by hand (gcloud compute disks delete {disk} --zone {zone})"
-                    ),
-                ),
             }
             state.instance_created = false;
         })

@@ -338,6 +338,23 @@ impl ImageSpec {
     }
 }
 
+/// The zonal resources a build makes and its cleanup deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZonalKind {
+    Instance,
+    Disk,
+}
+
+impl ZonalKind {
+    /// As in messages and in `gcloud compute <noun>s delete`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Instance => "instance",
+            Self::Disk => "disk",
+        }
+    }
+}
+
 impl ComputeClient {
     pub fn new(project: String, base: String, tokens: TokenSource, http: reqwest::Client) -> Self {
         Self {
@@ -470,6 +487,31 @@ impl ComputeClient {
     pub async fn insert_image(&self, spec: &ImageSpec) -> Result<Operation, GceError> {
         let url = self.url(&self.project, "global/images");
         self.post_op(&url, &spec.body()).await
+    }
+
+    /// Deletes a zonal instance or disk and waits for the deletion, for
+    /// cleanup: the wait ignores the build's cancellation (a Ctrl-C must
+    /// not leave a billed resource). `Ok(false)` when it was already gone.
+    pub async fn delete_for_cleanup(
+        &self,
+        kind: ZonalKind,
+        zone: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<bool, GceError> {
+        let started = match kind {
+            ZonalKind::Instance => self.delete_instance(zone, name).await,
+            ZonalKind::Disk => self.delete_disk(zone, name).await,
+        };
+        let op = match started {
+            Ok(op) => op,
+            Err(GceError::Api { code: 404, .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let what = format!("deleting {} {name}", kind.noun());
+        self.wait(op, &what, timeout, &CancellationToken::new())
+            .await
+            .map(|()| true)
     }
 
     pub fn disk_link(&self, zone: &str, disk: &str) -> String {

@@ -7,7 +7,7 @@ pub mod error;
 pub mod storage;
 
 pub use auth::{Credentials, TokenSource};
-pub use compute::{ComputeClient, CustomerEncryptionKey, ImageSpec, InstanceSpec};
+pub use compute::{ComputeClient, CustomerEncryptionKey, ImageSpec, InstanceSpec, ZonalKind};
 pub use error::GceError;
 
 /// compute v1's public endpoint.
