@@ -182,10 +182,17 @@ fn assert_the_tiny_example_output(t: &str, out_dir: &Path, verify_name: &str) {
             .expect("manifest is JSON");
     assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
 
+    boot_alone_with_the_tiny_provisioning(&image, verify_name);
+}
+
+/// Boots `image` by itself (a `disk_image` build named `verify_name`),
+/// checks that examples/tiny's provisioners' files are on it, and returns
+/// the build's output.
+fn boot_alone_with_the_tiny_provisioning(image: &Path, verify_name: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let template = disk_image_template(
         dir.path(),
-        &image,
+        image,
         verify_name,
         &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
         "",
@@ -199,6 +206,7 @@ fn assert_the_tiny_example_output(t: &str, out_dir: &Path, verify_name: &str) {
     assert!(t.contains("hello from qemu"), "{t}");
     assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
     assert!(qemu_processes_in(dir.path()).is_empty());
+    t
 }
 
 /// The installed image, built once by the first test that needs it and
@@ -295,10 +303,7 @@ fn disk_image_template(
 pub(crate) fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
     let data = std::fs::read(path).expect("read");
-    sha2::Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kiln::digest::hex(&sha2::Sha256::digest(&data))
 }
 
 #[test]
@@ -310,22 +315,7 @@ fn vm_tiny_installer_build_produces_an_image_that_boots_alone() {
 
     // Boot the produced image by itself (no ISO attached) and look for the
     // provisioners' marker files over SSH.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let template = disk_image_template(
-        dir.path(),
-        image,
-        "verify-image",
-        &["cat /root/kiln-marker /root/kiln-greeting /etc/motd"],
-        "",
-    );
-    let out = build_in(dir.path(), &[], &template)
-        .output()
-        .expect("kiln runs");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
-    assert!(t.contains("provisioned by kiln"), "{t}");
-    assert!(t.contains("hello from qemu"), "{t}");
-    assert!(t.contains("Built by kiln from examples/tiny."), "{t}");
+    let t = boot_alone_with_the_tiny_provisioning(image, "verify-image");
     let started_line = t.lines().find(|l| l.contains("QEMU started")).unwrap_or("");
     assert!(
         !started_line.contains("media=cdrom"),
