@@ -126,73 +126,17 @@ fn venv_path() -> String {
     format!("{venv}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
-/// ansible-core and the packages it imports, byte-compiled, as a .tar.gz
-/// that a `file` provisioner uploads to the guest: the guest has Debian's
-/// Python but no pip and no network beyond the host. Made once per run.
+/// ansible-core and the packages it imports (with their dist-info:
+/// ansible-core checks its dependencies' versions through
+/// importlib.metadata), as a .tar.gz for the guest. Made once per run.
 fn ansible_core_bundle() -> &'static std::path::PathBuf {
     static BUNDLE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUNDLE.get_or_init(|| {
-        let site = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/.venv/lib/python3.11/site-packages"
-        );
-        let work =
-            std::env::temp_dir().join(format!("kiln-test-ansible-core-{}", std::process::id()));
-        let pkgs = work.join("site");
-        std::fs::create_dir_all(&pkgs).expect("mkdir");
-        // The packages, and their dist-info: ansible-core checks its
-        // dependencies' versions through importlib.metadata.
-        let packages = [
-            "ansible",
-            "jinja2",
-            "markupsafe",
-            "yaml",
-            "_yaml",
-            "packaging",
-            "resolvelib",
-        ];
-        let dists = [
-            "ansible_core-",
-            "jinja2-",
-            "markupsafe-",
-            "pyyaml-",
-            "packaging-",
-            "resolvelib-",
-        ];
-        let mut wanted: Vec<String> = packages.iter().map(|p| format!("{site}/{p}")).collect();
-        for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".dist-info") && dists.iter().any(|d| name.starts_with(d)) {
-                wanted.push(format!("{site}/{name}"));
-            }
-        }
-        let ok = std::process::Command::new("cp")
-            .arg("-a")
-            .args(&wanted)
-            .arg(&pkgs)
-            .status()
-            .expect("cp runs");
-        assert!(ok.success(), "copying {wanted:?}");
-        let ok =
-            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
-                .args(["-m", "compileall", "-q", "-j", "0"])
-                .arg(&pkgs)
-                .env_remove("PYTHONDONTWRITEBYTECODE")
-                .stdout(std::process::Stdio::null())
-                .status()
-                .expect("compileall runs");
-        assert!(ok.success(), "byte-compiling ansible-core");
-        let bundle = work.join("ansible-core.tgz");
-        let ok = std::process::Command::new("tar")
-            .arg("-czf")
-            .arg(&bundle)
-            .arg("-C")
-            .arg(&pkgs)
-            .arg(".")
-            .status()
-            .expect("tar runs");
-        assert!(ok.success(), "tar");
-        bundle
+        crate::support::site_packages_bundle(
+            "ansible-core",
+            &["ansible", "jinja2", "markupsafe", "yaml", "_yaml", "packaging", "resolvelib"],
+            &["ansible_core-", "jinja2-", "markupsafe-", "pyyaml-", "packaging-", "resolvelib-"],
+        )
     })
 }
 

@@ -150,6 +150,54 @@ pub fn python_guest_iso() -> &'static (PathBuf, String) {
     })
 }
 
+/// Packages from the project's `.venv` (made by scripts/bootstrap),
+/// byte-compiled, as `NAME.tgz` for a `file` provisioner to upload: the
+/// Python guest has Debian's Python but no pip and no network beyond the
+/// host. `packages` are top-level names in site-packages; `dists` are
+/// prefixes of the `.dist-info` directories to take along.
+pub fn site_packages_bundle(name: &str, packages: &[&str], dists: &[&str]) -> PathBuf {
+    let site = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.venv/lib/python3.11/site-packages"
+    );
+    let work = std::env::temp_dir().join(format!("kiln-test-{name}-{}", std::process::id()));
+    let pkgs = work.join("site");
+    std::fs::create_dir_all(&pkgs).expect("mkdir");
+    let mut wanted: Vec<String> = packages.iter().map(|p| format!("{site}/{p}")).collect();
+    for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        if entry_name.ends_with(".dist-info") && dists.iter().any(|d| entry_name.starts_with(d)) {
+            wanted.push(format!("{site}/{entry_name}"));
+        }
+    }
+    let ok = Command::new("cp")
+        .arg("-a")
+        .args(&wanted)
+        .arg(&pkgs)
+        .status()
+        .expect("cp runs");
+    assert!(ok.success(), "copying {wanted:?} (run scripts/bootstrap?)");
+    let ok = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
+        .args(["-m", "compileall", "-q", "-j", "0"])
+        .arg(&pkgs)
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("compileall runs");
+    assert!(ok.success(), "byte-compiling {name}");
+    let bundle = work.join(format!("{name}.tgz"));
+    let ok = Command::new("tar")
+        .arg("-czf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(&pkgs)
+        .arg(".")
+        .status()
+        .expect("tar runs");
+    assert!(ok.success(), "tar {name}");
+    bundle
+}
+
 /// A qemu builder (JSON object) that installs the Python guest from its ISO
 /// and logs in as root with the build's temporary key (the answer file is
 /// `http_content` with `{{ .SSHPublicKey }}`; there is no password), then
