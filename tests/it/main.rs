@@ -25,6 +25,7 @@ mod on_error;
 mod ova;
 mod postprocess;
 mod qemu;
+mod salt;
 mod salt_chef;
 mod secrets;
 mod signals;
