@@ -112,7 +112,7 @@ pub fn collect<'a>(
 }
 
 /// True when `validate` without `-evaluate-datasources` gives this data
-/// source an empty placeholder instead of its result.
+/// source unknown values (see `unknown`) instead of its result.
 pub fn gives_placeholder(ty: &str, run_programs: bool) -> bool {
     !run_programs && matches!(ty, "external" | "external-raw" | "http")
 }
