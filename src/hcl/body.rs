@@ -256,6 +256,12 @@ fn expand_dynamic(
     };
     let each_span = span_of(base, for_each.value.span());
     let items: Vec<(HclValue, HclValue)> = match eval(&for_each.value, scope) {
+        // As HCL's dynblock: an unknown for_each makes one block whose
+        // iterator is unknown, so the rest of its content is still checked.
+        Ok(v) if super::unknown::is_unknown(&v) => {
+            let unknown = super::unknown::unknown(super::unknown::Kind::Dynamic);
+            vec![(unknown.clone(), unknown)]
+        }
         Ok(HclValue::Array(items)) => items
             .into_iter()
             .enumerate()

@@ -65,7 +65,8 @@ pub fn eval(expr: &hcl::edit::expr::Expression, scope: &Scope) -> Result<Value, 
 /// `validate`, data sources not run) is evaluated with HCL's unknown rules.
 pub fn eval_expr(expr: &Expression, scope: &Scope) -> Result<Value, String> {
     if super::unknown::mentions_unknown(expr, scope) {
-        return super::unknown::eval(expr, scope);
+        // An error about a value that holds an unknown may quote it.
+        return super::unknown::eval(expr, scope).map_err(|e| super::unknown::scrub(&e));
     }
     eval_known(expr, scope)
 }

@@ -78,6 +78,21 @@ pub fn contains_unknown(v: &Value) -> bool {
     }
 }
 
+/// `text` with every unknown's mark written as `<unknown>`, as Packer
+/// prints a value that is not known: an error message may quote a value.
+pub fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        out.push_str("<unknown>");
+        let after = &rest[at + MARK.len()..];
+        rest = after.find('\u{0}').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether `expr` refers to a variable of `scope` that holds an unknown:
 /// only those expressions need evaluating here.
 pub fn mentions_unknown(expr: &Expression, scope: &Scope) -> bool {
@@ -862,6 +877,25 @@ mod tests {
         assert_eq!(m.get("a"), Some(&Value::from("X")));
         assert!(m.get("b").is_some_and(is_unknown));
         assert_eq!(kind(r#"{ (data.http.x.body) = 1 }"#), Some(Kind::Map));
+    }
+
+    #[test]
+    fn errors_never_quote_an_unknowns_mark() {
+        for src in [
+            r#"[data.http.x.body, 1]["x"]"#,
+            r#"{a = data.http.x.body}.b"#,
+            r#"[data.http.x.body][5]"#,
+        ] {
+            let e = run(src).expect_err(src);
+            assert!(!e.contains('\u{0}'), "{src}: {e:?}");
+        }
+        let Value::String(mark) = unknown(Kind::String) else {
+            unreachable!()
+        };
+        assert_eq!(
+            scrub(&format!("a {mark} b {mark}")),
+            "a <unknown> b <unknown>"
+        );
     }
 
     #[test]
