@@ -1,6 +1,7 @@
 //! The answer files kiln ships in `http/` for its examples: the examples
 //! that use them validate and inspect, the files pass the real checkers
-//! that exist off-network (pykickstart's ksvalidator for the kickstart),
+//! that exist off-network (pykickstart's ksvalidator for the kickstart,
+//! cloud-init's schema for the autoinstall user-data),
 //! their password hashes are of the templates' sensitive passwords, and
 //! kiln's HTTP server hands them out as the installers fetch them.
 
@@ -119,10 +120,63 @@ fn yaml(text: &str) -> yaml_rust2::Yaml {
     docs.remove(0)
 }
 
+/// Validates a user-data file against cloud-init's cloud-config schema
+/// (vendor/cloud-init-schema, from Debian's cloud-init package) with the
+/// `jsonschema` package from the project's `.venv`, as `cloud-init schema`
+/// does; the errors, one a line.
+fn cloud_init_schema_errors(user_data: &Path) -> (bool, String) {
+    const CHECK: &str = r#"
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+doc = yaml.safe_load(open(sys.argv[2]))
+errors = sorted(jsonschema.Draft4Validator(schema).iter_errors(doc), key=str)
+for e in errors:
+    print("/".join(map(str, e.path)) or "(top)", ":", e.message)
+sys.exit(1 if errors else 0)
+"#;
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/bootstrap",
+        python.display()
+    );
+    let out = Command::new(python)
+        .args(["-c", CHECK])
+        .arg(repo().join("vendor/cloud-init-schema/schema-cloud-config-v1.json"))
+        .arg(user_data)
+        .output()
+        .expect("python runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn the_user_data_passes_cloud_inits_schema_and_a_broken_one_does_not() {
+    let user_data = repo().join("http/ubuntu-24.04/user-data");
+    let (ok, said) = cloud_init_schema_errors(&user_data);
+    assert!(ok, "{said}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(&user_data).expect("reads");
+    let broken = text.replace("  version: 1\n", "  version: one\n");
+    assert_ne!(broken, text);
+    let copy = dir.path().join("user-data");
+    std::fs::write(&copy, broken).expect("writes");
+    let (ok, said) = cloud_init_schema_errors(&copy);
+    assert!(
+        !ok && said.contains("autoinstall/version : 'one' is not of type 'integer'"),
+        "{said}"
+    );
+}
+
 /// What the autoinstall reference requires and what the example relies
-/// on. No real validator of autoinstall exists off-network here
-/// (subiquity's schema ships only in the installer; cloud-init's schema
-/// checks only `autoinstall.version`), so the required keys are checked.
+/// on, beyond cloud-init's schema (which checks only
+/// `autoinstall.version`: the rest is read by the installer, subiquity,
+/// whose own schema ships only inside the installer ISO).
 #[test]
 fn the_autoinstall_user_data_has_what_the_installer_requires() {
     let dir = repo().join("http/ubuntu-24.04");
