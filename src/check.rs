@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::config::{self, BuilderConfig, Prepared, Selection};
 use crate::iso::{ChecksumSpecError, IsoSource};
-use crate::template::diagnostic::Diagnostics;
+use crate::template::diagnostic::{Diagnostics, Location};
 use crate::template::model::{self, LoadError, Template};
 use crate::template::variables::{self, Environment, ResolvedVariables, VariableInputs};
 
@@ -46,6 +46,10 @@ pub struct Checked {
     pub template: Template,
     pub vars: ResolvedVariables,
     pub prepared: Prepared,
+    /// Builds left out of `prepared` only because a check failed on a
+    /// value plain `validate` does not know (HCL2, data sources not run):
+    /// checked as far as Packer checks them, but not runnable.
+    pub builds_with_unknowns: usize,
 }
 
 /// What a check found: the notes and diagnostics to print, and the
@@ -106,8 +110,8 @@ pub fn check(
     let mut diags = diagnostics_for(variables.strict);
     let mut notes = Vec::new();
     let hcl = crate::hcl::is_hcl(path);
-    // Builds cannot be checked when a value they use comes from a data
-    // source that plain `validate` does not run.
+    // Where a build uses a value computed from a data source that plain
+    // `validate` does not run, what the checks say there is left out.
     let loaded = if hcl {
         load_hcl(path, variables, false, hcl_options, &mut diags).map(|loaded| {
             notes = loaded.notes;
@@ -115,12 +119,12 @@ pub fn check(
                 secrets: loaded.secrets,
                 ..ResolvedVariables::default()
             };
-            (loaded.template, Some(vars), !loaded.builds_unchecked)
+            (loaded.template, Some(vars), loaded.unknown_places)
         })
     } else {
-        model::load(path, &mut diags).map(|t| (t, None, true))
+        model::load(path, &mut diags).map(|t| (t, None, Vec::new()))
     };
-    let (template, hcl_vars, checkable) = match loaded {
+    let (template, hcl_vars, unknown_places) = match loaded {
         Ok(t) => t,
         Err(e) => {
             return CheckReport {
@@ -147,10 +151,12 @@ pub fn check(
     };
     // Without every variable's value, checking the sections would only
     // repeat the variables' errors.
-    let prepared = if diags.error_count() > errors_before || !checkable {
+    let mut builds_with_unknowns = 0;
+    let prepared = if diags.error_count() > errors_before {
         Prepared::default()
     } else {
-        config::prepare(
+        let mut found = diagnostics_for(diags.is_strict());
+        let prepared = config::prepare(
             &config::PrepareInput {
                 template: &template,
                 vars: &vars,
@@ -158,8 +164,33 @@ pub fn check(
                 pwd,
                 init_time,
             },
-            &mut diags,
-        )
+            &mut found,
+        );
+        let mut failed_on_unknown = std::collections::BTreeSet::new();
+        let mut failed = std::collections::BTreeSet::new();
+        for d in found.iter() {
+            let is_error = d.severity == crate::template::diagnostic::Severity::Error;
+            if at_unknown(d, &unknown_places) {
+                if is_error {
+                    failed_on_unknown.insert(d.path.as_str());
+                }
+            } else {
+                if is_error {
+                    failed.insert(d.path.as_str());
+                }
+                diags.push(d.clone());
+            }
+        }
+        builds_with_unknowns = template
+            .builders
+            .iter()
+            .filter(|b| {
+                failed_on_unknown.contains(b.path.as_str())
+                    && !failed.contains(b.path.as_str())
+                    && !prepared.builds.iter().any(|p| p.name == b.name)
+            })
+            .count();
+        prepared
     };
     CheckReport {
         notes,
@@ -168,6 +199,7 @@ pub fn check(
             template,
             vars,
             prepared,
+            builds_with_unknowns,
         }),
     }
 }
@@ -192,4 +224,16 @@ pub fn iso_sources(
         }
     }
     Ok(out)
+}
+
+/// Whether a diagnostic is about a value that plain `validate` does not
+/// know (it holds Packer's stand-in): Packer's checks pass there.
+fn at_unknown(d: &crate::template::diagnostic::Diagnostic, places: &[Location]) -> bool {
+    d.location.as_ref().is_some_and(|l| {
+        places.iter().any(|p| {
+            p.file.path() == l.file.path()
+                && l.span.start >= p.span.start
+                && l.span.end <= p.span.end
+        })
+    })
 }

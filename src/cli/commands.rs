@@ -239,7 +239,7 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
         out,
     ) {
         Some(c) => {
-            let n = c.prepared.builds.len();
+            let n = c.prepared.builds.len() + c.builds_with_unknowns;
             println!(
                 "Template validated successfully ({n} build{}).",
                 if n == 1 { "" } else { "s" }

@@ -256,6 +256,12 @@ fn expand_dynamic(
     };
     let each_span = span_of(base, for_each.value.span());
     let items: Vec<(HclValue, HclValue)> = match eval(&for_each.value, scope) {
+        // As HCL's dynblock: an unknown for_each makes one block whose
+        // iterator is unknown, so the rest of its content is still checked.
+        Ok(v) if super::unknown::is_unknown(&v) => {
+            let unknown = super::unknown::unknown(super::unknown::Kind::Dynamic);
+            vec![(unknown.clone(), unknown)]
+        }
         Ok(HclValue::Array(items)) => items
             .into_iter()
             .enumerate()
@@ -365,6 +371,44 @@ dynamic "disk" {
         assert_eq!(items.len(), 3);
         assert_eq!(items[2].get("size").and_then(Node::as_str), Some("3G"));
         assert_eq!(items[1].get("name").and_then(Node::as_str), Some("second"));
+    }
+
+    /// Plain `validate`: a `for_each` from a data source is unknown; HCL
+    /// makes one block whose iterator is unknown, and the content's known
+    /// parts are still evaluated (and their errors reported).
+    #[test]
+    fn a_dynamic_block_over_an_unknown_makes_one_block_with_unknown_values() {
+        use super::super::unknown::{Kind, is_unknown, unknown};
+        let src = "dynamic \"disk\" {\n  for_each = data.x\n  content {\n    size = disk.value\n    kind = \"virtio\"\n  }\n}\n";
+        let body = hcl::edit::parser::parse_body(src).expect("parses");
+        let mut files = Files::default();
+        files.add(std::path::Path::new("t.pkr.hcl"), src.to_owned());
+        let mut scope = Scope::default();
+        let mut data = hcl::Map::new();
+        data.insert("x".to_owned(), unknown(Kind::List));
+        scope.set("data", HclValue::Object(data));
+        let mut diags = Diagnostics::new();
+        let ev = evaluate(&body, 0, &scope, "t", &[], &files, &mut diags);
+        assert!(diags.is_empty(), "{}", diags.render());
+        let disk = ev.members.iter().find(|m| m.key == "disk").expect("disk");
+        let Value::Object(fields) = &disk.value.value else {
+            panic!("one block: {disk:?}");
+        };
+        let field = |k: &str| {
+            fields
+                .iter()
+                .find(|m| m.key == k)
+                .and_then(|m| m.value.as_str())
+                .map(str::to_owned)
+        };
+        assert!(field("size").is_some_and(|s| is_unknown(&HclValue::String(s))));
+        assert_eq!(field("kind").as_deref(), Some("virtio"));
+
+        let bad = src.replace("\"virtio\"", "nosuch.thing");
+        let body = hcl::edit::parser::parse_body(&bad).expect("parses");
+        let mut diags = Diagnostics::new();
+        let _ = evaluate(&body, 0, &scope, "t", &[], &files, &mut diags);
+        assert!(diags.render().contains("nosuch"), "{}", diags.render());
     }
 
     #[test]

@@ -195,6 +195,8 @@ fn string_attr(
     let a = b.body.get_attribute(key)?;
     let span = span_of(base, a.value.span());
     match eval(&a.value, scope) {
+        // Plain `validate`: a value from a data source is not known yet.
+        Ok(v) if super::unknown::is_unknown(&v) => Some(("<unknown>".to_owned(), span)),
         Ok(v) => match super::functions::as_string(&v) {
             Some(s) => Some((s, span)),
             None => {
@@ -569,6 +571,7 @@ fn plugin_sections(
             Ok(HclValue::Array(items)) => {
                 let names: Vec<String> = items
                     .iter()
+                    .filter(|i| !super::unknown::is_unknown(i))
                     .filter_map(|i| i.as_str().map(str::to_owned))
                     .collect();
                 for n in &names {

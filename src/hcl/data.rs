@@ -5,7 +5,7 @@
 //! to learn the host: a program's standard output). Their values are
 //! `data.TYPE.NAME.ATTR`. As in Packer, `validate` runs no program and
 //! fetches nothing unless given `-evaluate-datasources`: the results are
-//! then empty placeholders. They are evaluated in one dependency order
+//! then unknown values (see `unknown`). They are evaluated in one dependency order
 //! with the locals (see `locals`).
 
 use std::io::Write as _;
@@ -112,7 +112,7 @@ pub fn collect<'a>(
 }
 
 /// True when `validate` without `-evaluate-datasources` gives this data
-/// source an empty placeholder instead of its result.
+/// source unknown values (see `unknown`) instead of its result.
 pub fn gives_placeholder(ty: &str, run_programs: bool) -> bool {
     !run_programs && matches!(ty, "external" | "external-raw" | "http")
 }
@@ -266,20 +266,21 @@ fn null_source(attrs: &Map<String, Value>) -> Value {
     Value::Object(m)
 }
 
-/// What `validate` sees when programs are not run.
+/// What `validate` sees when programs are not run, as in Packer: the
+/// data source's outputs, each an unknown value of its type.
 fn placeholder(ty: &str) -> Value {
+    use super::unknown::{Kind, unknown};
     let mut m = Map::new();
     if ty == "http" {
-        for key in ["url", "body"] {
-            m.insert(key.to_owned(), Value::String(String::new()));
-        }
-        m.insert("request_headers".to_owned(), Value::Object(Map::new()));
+        m.insert("url".to_owned(), unknown(Kind::String));
+        m.insert("body".to_owned(), unknown(Kind::String));
+        m.insert("request_headers".to_owned(), unknown(Kind::Map));
         return Value::Object(m);
     }
     let result = if ty == "external" {
-        Value::Object(Map::new())
+        unknown(Kind::Map)
     } else {
-        Value::String(String::new())
+        unknown(Kind::String)
     };
     m.insert("result".to_owned(), result);
     Value::Object(m)

@@ -61,7 +61,18 @@ pub fn eval(expr: &hcl::edit::expr::Expression, scope: &Scope) -> Result<Value, 
     eval_expr(&expr, scope)
 }
 
+/// Evaluates an expression; one that mentions an unknown value (plain
+/// `validate`, data sources not run) is evaluated with HCL's unknown rules.
 pub fn eval_expr(expr: &Expression, scope: &Scope) -> Result<Value, String> {
+    if super::unknown::mentions_unknown(expr, scope) {
+        // An error about a value that holds an unknown may quote it.
+        return super::unknown::eval(expr, scope).map_err(|e| super::unknown::scrub(&e));
+    }
+    eval_known(expr, scope)
+}
+
+/// Evaluates an expression whose variables hold no unknown, with hcl-rs.
+pub fn eval_known(expr: &Expression, scope: &Scope) -> Result<Value, String> {
     let ctx = scope.context();
     let expr = resolve_try_can(expr, &ctx)?;
     expr.evaluate(&ctx).map_err(|e| describe(&e))

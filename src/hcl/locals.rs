@@ -146,12 +146,9 @@ pub struct Evaluated {
     pub locals: Locals,
     /// The `data` object: `data.TYPE.NAME`.
     pub data: Value,
-    /// The locals and data sources without a value (they failed, or were
-    /// built from a placeholder): what refers to them fails in consequence.
+    /// The locals and data sources without a value (they failed): what
+    /// refers to them fails in consequence.
     pub failed: Vec<FailedValue>,
-    /// What could not be evaluated from a data source's placeholder (plain
-    /// `validate`): `local.NAME`, with the data source it came from.
-    pub from_placeholder: Vec<(String, String)>,
 }
 
 /// Evaluates the locals and the data sources in one dependency order, as
@@ -216,10 +213,6 @@ pub fn evaluate(
     // Nodes without a value yet: built from a missing variable, or from
     // another such node.
     let mut unknown = vec![false; nodes.len()];
-    // Nodes built from a data source's placeholder (plain `validate`):
-    // when their evaluation fails, it is the placeholder's doing.
-    let mut from_placeholder = vec![false; nodes.len()];
-    let mut placeholder_failures = Vec::new();
     for i in order {
         if in_cycle[i] {
             continue;
@@ -235,8 +228,6 @@ pub fn evaluate(
             unknown[i] = true;
             continue;
         }
-        from_placeholder[i] = deps[i].iter().any(|&d| from_placeholder[d])
-            || matches!(node, Node::Data(d) if data::gives_placeholder(d.ty, run_programs));
         node_scope.set("local", Value::Object(values.clone()));
         node_scope.set("data", Value::Object(data.clone()));
         match node {
@@ -247,12 +238,6 @@ pub fn evaluate(
                 }
                 let mut own = Diagnostics::new();
                 let value = data::evaluate(d, &node_scope, run_programs, files, &mut own);
-                if from_placeholder[i] && value.is_none() {
-                    unknown[i] = true;
-                    placeholder_failures
-                        .push((d.path(), placeholder_origin(i, &deps, &nodes, run_programs)));
-                    continue;
-                }
                 diags.extend(own);
                 let Some(v) = value else {
                     unknown[i] = true;
@@ -278,7 +263,9 @@ pub fn evaluate(
                 }
                 match eval(l.expr, &node_scope) {
                     Ok(v) => {
+                        let unknown_value = super::unknown::contains_unknown(&v);
                         if l.sensitive
+                            && !unknown_value
                             && let Some(s) = super::functions::as_string(&v)
                         {
                             secrets.push(s);
@@ -287,19 +274,15 @@ pub fn evaluate(
                             l.name.clone(),
                             if l.sensitive {
                                 "<sensitive>".to_owned()
+                            } else if unknown_value {
+                                // As Packer's inspect shows a value that is
+                                // not wholly known.
+                                "<unknown>".to_owned()
                             } else {
                                 super::variables::display(&v)
                             },
                         ));
                         values.insert(l.name.clone(), v);
-                    }
-                    Err(_) if from_placeholder[i] => {
-                        unknown[i] = true;
-                        placeholder_failures.push((
-                            format!("local.{}", l.name),
-                            placeholder_origin(i, &deps, &nodes, run_programs),
-                        ));
-                        shown.push((l.name.clone(), "<unknown>".to_owned()));
                     }
                     Err(e) => {
                         unknown[i] = true;
@@ -321,7 +304,6 @@ pub fn evaluate(
             shown,
         },
         data: Value::Object(data),
-        from_placeholder: placeholder_failures,
         failed: nodes
             .iter()
             .zip(&unknown)
@@ -332,29 +314,6 @@ pub fn evaluate(
             })
             .collect(),
     }
-}
-
-/// The data source whose placeholder node `i` was built from.
-fn placeholder_origin(
-    i: usize,
-    deps: &[Vec<usize>],
-    nodes: &[Node<'_, '_>],
-    run_programs: bool,
-) -> String {
-    let mut seen = vec![false; nodes.len()];
-    let mut stack = vec![i];
-    while let Some(n) = stack.pop() {
-        if std::mem::replace(&mut seen[n], true) {
-            continue;
-        }
-        if let Node::Data(d) = &nodes[n]
-            && data::gives_placeholder(d.ty, run_programs)
-        {
-            return d.path();
-        }
-        stack.extend(&deps[n]);
-    }
-    String::from("a data source")
 }
 
 /// The nodes `n` refers to, and whether it refers to a local or data

@@ -18,6 +18,7 @@ pub mod functions;
 mod locals;
 mod packer_block;
 pub mod types;
+pub mod unknown;
 pub mod upgrade;
 mod variables;
 
@@ -79,9 +80,10 @@ pub struct Loaded {
     pub builds: Vec<builds::BuildOutline>,
     /// Every source block, as `TYPE.NAME`.
     pub sources: Vec<String>,
-    /// The builds use values computed from data sources that were not run
-    /// (plain `validate`): their configuration cannot be checked.
-    pub builds_unchecked: bool,
+    /// Where a plugin's configuration holds a value computed from a data
+    /// source that was not run (plain `validate`): Packer's stand-in is
+    /// there, and what the checks say about it is not a problem.
+    pub unknown_places: Vec<Location>,
 }
 
 /// Every file of the template, its spans offset so that one `Span` says
@@ -293,19 +295,7 @@ pub fn load_sources(
     let locals = evaluated.locals;
     scope.set("data", evaluated.data);
     scope.failed = evaluated.failed;
-    // Plain `validate` does not run data sources; what was computed from
-    // one could not be, and the builds' errors would follow from that.
-    let unchecked = !evaluated.from_placeholder.is_empty();
-    for (what, source) in &evaluated.from_placeholder {
-        value_diags
-            .warning(
-                what.as_str(),
-                format!("not evaluated: it needs the result of {source}, which validate does not fetch or run; the builds were not checked"),
-                None,
-            )
-            .hint = Some("run kiln validate -evaluate-datasources to check them with the data sources' results".into());
-    }
-    let variables_failed = !vars.missing.is_empty() || unchecked;
+    let variables_failed = !vars.missing.is_empty();
     scope.set("local", hcl::Value::Object(locals.values.clone()));
 
     let variable_values: hcl::Map<String, hcl::Value> = vars
@@ -338,6 +328,22 @@ pub fn load_sources(
     // errors that follow from its null value.
     let mut build_diags = Diagnostics::new();
     let builds = builds::read(&parsed, &scope, &files, &mut template, &mut build_diags);
+    // Plain `validate` runs no data source: what was computed from one is
+    // unknown, and its checks are skipped, as in Packer.
+    let mut filled = Vec::new();
+    for section in template
+        .builders
+        .iter_mut()
+        .chain(template.provisioners.iter_mut())
+        .chain(template.error_cleanup_provisioner.iter_mut())
+        .chain(template.post_processors.iter_mut().flatten())
+    {
+        unknown::replace_in_node(&mut section.body, &mut filled);
+    }
+    let unknown_places = filled
+        .into_iter()
+        .filter_map(|s| files.location(s))
+        .collect();
     if !variables_failed {
         value_diags.extend(build_diags);
     }
@@ -365,7 +371,7 @@ pub fn load_sources(
         variable_values,
         builds,
         sources,
-        builds_unchecked: unchecked,
+        unknown_places,
     })
 }
 

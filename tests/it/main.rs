@@ -2,6 +2,7 @@
 
 mod amazon_import;
 mod ansible;
+mod answer_files;
 mod cache;
 mod checkpoint;
 mod cli;
