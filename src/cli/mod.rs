@@ -85,7 +85,7 @@ fn exit_status(finished: Result<(), Failure>) -> ExitCode {
                 FailureClass::Interrupted
                 | FailureClass::Guest
                 | FailureClass::Host
-                | FailureClass::Unclassified,
+                | FailureClass::Input,
             ),
         ) => ExitCode::FAILURE,
     }
@@ -119,7 +119,7 @@ mod tests {
             FailureClass::Interrupted,
             FailureClass::Guest,
             FailureClass::Host,
-            FailureClass::Unclassified,
+            FailureClass::Input,
         ] {
             assert_eq!(exit_status(Err(Failure::Build(class))), ExitCode::FAILURE);
         }

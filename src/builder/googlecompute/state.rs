@@ -10,7 +10,7 @@ use crate::config::Build;
 use crate::config::common::{HttpConfig, IsoConfig, MediaConfig};
 use crate::config::googlecompute::GoogleComputeConfig;
 use crate::run::RunOptions;
-use crate::run::runner::StepError;
+use crate::run::runner::{FailureClass, StepError};
 
 pub struct GceState {
     pub config: GoogleComputeConfig,
@@ -81,7 +81,7 @@ impl GceState {
     pub fn client(&self) -> Result<Arc<ComputeClient>, StepError> {
         self.client
             .clone()
-            .ok_or_else(|| StepError::new("no connection to the compute API"))
+            .ok_or_else(|| StepError::new(FailureClass::Host, "no connection to the compute API"))
     }
 }
 

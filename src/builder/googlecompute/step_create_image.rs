@@ -2,7 +2,7 @@
 
 use crate::cloud::gce::{CustomerEncryptionKey, ImageSpec};
 use crate::config::googlecompute::ImageEncryptionKey;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 
@@ -44,7 +44,11 @@ impl Step<GceState> for StepCreateImage {
                 &format!("Creating image {} from disk {}", spec.name, state.disk_name),
             );
             let op = client.insert_image(&spec).await.map_err(|e| {
-                StepError::with_source(format!("cannot create image {}", spec.name), e)
+                StepError::with_source(
+                    FailureClass::Host,
+                    format!("cannot create image {}", spec.name),
+                    e,
+                )
             })?;
             client
                 .wait(
@@ -55,7 +59,11 @@ impl Step<GceState> for StepCreateImage {
                 )
                 .await
                 .map_err(|e| {
-                    StepError::with_source(format!("image {} was not created", spec.name), e)
+                    StepError::with_source(
+                        FailureClass::Host,
+                        format!("image {} was not created", spec.name),
+                        e,
+                    )
                 })
         })
     }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::cloud::gce::{InstanceSpec, ZonalKind};
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepError, StepFuture,
+};
 
 use super::GceState;
 
@@ -49,7 +51,11 @@ fn metadata(state: &GceState) -> Result<BTreeMap<String, String>, StepError> {
     for (key, file) in &config.metadata_files {
         let path = pwd.join(file);
         let value = std::fs::read_to_string(&path).map_err(|e| {
-            StepError::with_source(format!("metadata_files: cannot read {}", path.display()), e)
+            StepError::with_source(
+                FailureClass::Input,
+                format!("metadata_files: cannot read {}", path.display()),
+                e,
+            )
         })?;
         items.insert(key.clone(), value);
     }
@@ -57,6 +63,7 @@ fn metadata(state: &GceState) -> Result<BTreeMap<String, String>, StepError> {
         let path = pwd.join(file);
         let value = std::fs::read_to_string(&path).map_err(|e| {
             StepError::with_source(
+                FailureClass::Input,
                 format!("startup_script_file: cannot read {}", path.display()),
                 e,
             )
@@ -89,10 +96,14 @@ async fn add_ssh_keys_after(
     );
     tokio::select! {
         () = tokio::time::sleep(wait) => {}
-        () = ctx.cancel.cancelled() => return Err(StepError::new("interrupted while waiting to add SSH keys")),
+        () = ctx.cancel.cancelled() => return Err(StepError::new(FailureClass::Interrupted, "interrupted while waiting to add SSH keys")),
     }
     let current = client.get_instance(zone, name).await.map_err(|e| {
-        StepError::with_source(format!("cannot read instance {name}'s metadata"), e)
+        StepError::with_source(
+            FailureClass::Host,
+            format!("cannot read instance {name}'s metadata"),
+            e,
+        )
     })?;
     let Some(keys) = ssh_keys(
         state,
@@ -108,7 +119,11 @@ async fn add_ssh_keys_after(
         .add_instance_metadata(zone, name, &items)
         .await
         .map_err(|e| {
-            StepError::with_source(format!("cannot add SSH keys to instance {name}"), e)
+            StepError::with_source(
+                FailureClass::Host,
+                format!("cannot add SSH keys to instance {name}"),
+                e,
+            )
         })?;
     client
         .wait(
@@ -119,7 +134,11 @@ async fn add_ssh_keys_after(
         )
         .await
         .map_err(|e| {
-            StepError::with_source(format!("SSH keys were not added to instance {name}"), e)
+            StepError::with_source(
+                FailureClass::Host,
+                format!("SSH keys were not added to instance {name}"),
+                e,
+            )
         })
 }
 
@@ -145,7 +164,7 @@ impl Step<GceState> for StepCreateInstance {
             let source = state
                 .source_image
                 .as_ref()
-                .ok_or_else(|| StepError::new("no source image"))?;
+                .ok_or_else(|| StepError::new(FailureClass::Host, "no source image"))?;
             let spec = InstanceSpec {
                 name: state.instance_name.clone(),
                 zone: config.zone.clone(),
@@ -184,7 +203,11 @@ impl Step<GceState> for StepCreateInstance {
                 ),
             );
             let op = client.insert_instance(&spec).await.map_err(|e| {
-                StepError::with_source(format!("cannot create instance {}", spec.name), e)
+                StepError::with_source(
+                    FailureClass::Host,
+                    format!("cannot create instance {}", spec.name),
+                    e,
+                )
             })?;
             // From here the instance may exist: the cleanup must look.
             state.instance_created = true;
@@ -197,7 +220,11 @@ impl Step<GceState> for StepCreateInstance {
                 )
                 .await
                 .map_err(|e| {
-                    StepError::with_source(format!("instance {} was not created", spec.name), e)
+                    StepError::with_source(
+                        FailureClass::Host,
+                        format!("instance {} was not created", spec.name),
+                        e,
+                    )
                 })?;
             if let Some(wait) = config.wait_to_add_ssh_keys {
                 add_ssh_keys_after(state, ctx, wait).await?;

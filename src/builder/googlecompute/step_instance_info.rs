@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::common::Communicator;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 
@@ -23,26 +23,33 @@ impl Step<GceState> for StepInstanceInfo {
             let started = Instant::now();
             let instance = loop {
                 let instance = client.get_instance(&zone, &name).await.map_err(|e| {
-                    StepError::with_source(format!("cannot read instance {name}"), e)
+                    StepError::with_source(
+                        FailureClass::Host,
+                        format!("cannot read instance {name}"),
+                        e,
+                    )
                 })?;
                 if instance.status == "RUNNING" {
                     break instance;
                 }
                 if started.elapsed() > state.config.state_timeout {
-                    return Err(StepError::new(format!(
-                        "instance {name} is still {} after {:?} (state_timeout)",
-                        instance.status, state.config.state_timeout
-                    )));
+                    return Err(StepError::new(
+                        FailureClass::Guest,
+                        format!(
+                            "instance {name} is still {} after {:?} (state_timeout)",
+                            instance.status, state.config.state_timeout
+                        ),
+                    ));
                 }
                 tokio::select! {
-                    () = ctx.cancel.cancelled() => return Err(StepError::new("interrupted")),
+                    () = ctx.cancel.cancelled() => return Err(StepError::new(FailureClass::Interrupted, "interrupted")),
                     () = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             };
             let address = instance
                 .address(state.config.use_internal_ip)
                 .ok_or_else(|| {
-                    StepError::new(format!(
+                    StepError::new(FailureClass::Input, format!(
                         "instance {name} has no {} IP address\n  = hint: use_internal_ip: true reaches it on its network's address",
                         if state.config.use_internal_ip { "internal" } else { "external" }
                     ))

@@ -3,7 +3,7 @@
 //! Google's public image projects, as Packer's driver searches them.
 
 use crate::cloud::gce::GceError;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 
@@ -46,6 +46,7 @@ impl Step<GceState> for StepSourceImage {
                 (None, Some(family)) => (family.clone(), true),
                 (None, None) => {
                     return Err(StepError::new(
+                        FailureClass::Input,
                         "source_image or source_image_family is required",
                     ));
                 }
@@ -73,7 +74,11 @@ impl Step<GceState> for StepSourceImage {
                 }
             }
             if let Some(e) = last {
-                return Err(StepError::with_source("cannot look up the source image", e));
+                return Err(StepError::with_source(
+                    FailureClass::Host,
+                    "cannot look up the source image",
+                    e,
+                ));
             }
             let kind = if by_family { "image family" } else { "image" };
             let key = if by_family {
@@ -81,11 +86,14 @@ impl Step<GceState> for StepSourceImage {
             } else {
                 "source_image"
             };
-            Err(StepError::new(format!(
-                "{kind} `{what}` was not found in project{} {}\n  = hint: check {key} and source_image_project_id (public images live in projects such as ubuntu-os-cloud or debian-cloud)",
-                if projects.len() == 1 { "" } else { "s" },
-                projects.join(", ")
-            )))
+            Err(StepError::new(
+                FailureClass::Input,
+                format!(
+                    "{kind} `{what}` was not found in project{} {}\n  = hint: check {key} and source_image_project_id (public images live in projects such as ubuntu-os-cloud or debian-cloud)",
+                    if projects.len() == 1 { "" } else { "s" },
+                    projects.join(", ")
+                ),
+            ))
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Stops the instance so its disk is consistent before the image is made.
 
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 use super::GceState;
 
@@ -27,7 +27,13 @@ impl Step<GceState> for StepStopInstance {
             let op = client
                 .stop_instance(&state.config.zone, &name)
                 .await
-                .map_err(|e| StepError::with_source(format!("cannot stop instance {name}"), e))?;
+                .map_err(|e| {
+                    StepError::with_source(
+                        FailureClass::Host,
+                        format!("cannot stop instance {name}"),
+                        e,
+                    )
+                })?;
             client
                 .wait(
                     op,
@@ -36,7 +42,13 @@ impl Step<GceState> for StepStopInstance {
                     &ctx.cancel,
                 )
                 .await
-                .map_err(|e| StepError::with_source(format!("instance {name} did not stop"), e))
+                .map_err(|e| {
+                    StepError::with_source(
+                        FailureClass::Host,
+                        format!("instance {name} did not stop"),
+                        e,
+                    )
+                })
         })
     }
 }

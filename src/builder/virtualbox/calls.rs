@@ -13,16 +13,13 @@ pub(super) async fn run_all(
 ) -> Result<(), StepError> {
     tokio::task::spawn_blocking(move || {
         for c in &commands {
-            vbox.run_command(c).map_err(|e| {
-                StepError::with_source("VBoxManage failed", e).in_class(FailureClass::Host)
-            })?;
+            vbox.run_command(c)
+                .map_err(|e| StepError::with_source(FailureClass::Host, "VBoxManage failed", e))?;
         }
         Ok(())
     })
     .await
-    .map_err(|e| {
-        StepError::with_source("a VBoxManage task failed", e).in_class(FailureClass::Host)
-    })?
+    .map_err(|e| StepError::with_source(FailureClass::Host, "a VBoxManage task failed", e))?
 }
 
 pub(super) async fn vm_state(vbox: Arc<dyn VBoxManage>, vm: String) -> Option<VmState> {

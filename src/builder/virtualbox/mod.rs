@@ -39,7 +39,7 @@ use crate::artifact::{Artifact, Machine, Package};
 use crate::config::Build;
 use crate::config::virtualbox::VirtualBoxIsoConfig;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxVersion, VmState};
-use crate::run::runner::{Step, StepError};
+use crate::run::runner::{FailureClass, Step, StepError};
 use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
@@ -66,7 +66,7 @@ impl VBoxState {
     pub fn vbox(&self) -> Result<Arc<dyn VBoxManage>, StepError> {
         self.vbox
             .clone()
-            .ok_or_else(|| StepError::new("VBoxManage was not found"))
+            .ok_or_else(|| StepError::new(FailureClass::Host, "VBoxManage was not found"))
     }
 }
 

@@ -5,7 +5,7 @@ use super::VBoxState;
 use super::calls::run_all;
 use crate::host::port::find_free_port_on;
 use crate::hypervisor::virtualbox::command::vrde_on;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 /// Turns on VirtualBox's remote display (VRDP) on `vrdp_bind_address`
 /// (loopback by default) at a free port of `vrdp_port_min..=max`, without a
@@ -22,6 +22,7 @@ impl Step<VBoxState> for StepConfigureVrdp {
             let c = &state.config;
             let address: std::net::IpAddr = c.vrdp_bind_address.parse().map_err(|e| {
                 StepError::with_source(
+                    FailureClass::Host,
                     format!(
                         "vrdp_bind_address {:?} is not an IP address",
                         c.vrdp_bind_address
@@ -31,7 +32,7 @@ impl Step<VBoxState> for StepConfigureVrdp {
             })?;
             let port =
                 find_free_port_on(address, c.vrdp_port_min, c.vrdp_port_max).ok_or_else(|| {
-                    StepError::new(format!(
+                    StepError::new(FailureClass::Host, format!(
                         "no free port for VRDP on {address} between {} and {} (vrdp_port_min..vrdp_port_max)",
                         c.vrdp_port_min, c.vrdp_port_max
                     ))

@@ -4,7 +4,7 @@
 use super::VBoxState;
 use super::calls::run_all;
 use crate::hypervisor::virtualbox::NatRule;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 pub struct StepExport;
 
@@ -36,7 +36,13 @@ impl Step<VBoxState> for StepExport {
             run_all(state.vbox()?, commands).await?;
             let dir = &state.common.output_dir;
             let mut files: Vec<_> = std::fs::read_dir(dir)
-                .map_err(|e| StepError::with_source(format!("cannot list {}", dir.display()), e))?
+                .map_err(|e| {
+                    StepError::with_source(
+                        FailureClass::Host,
+                        format!("cannot list {}", dir.display()),
+                        e,
+                    )
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.extension().is_some_and(|x| {
@@ -46,10 +52,10 @@ impl Step<VBoxState> for StepExport {
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(StepError::new(format!(
-                    "VBoxManage export wrote nothing to {}",
-                    dir.display()
-                )));
+                return Err(StepError::new(
+                    FailureClass::Host,
+                    format!("VBoxManage export wrote nothing to {}", dir.display()),
+                ));
             }
             state.exported = files;
             Ok(())

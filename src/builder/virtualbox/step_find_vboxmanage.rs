@@ -17,16 +17,15 @@ impl Step<VBoxState> for StepFindVBoxManage {
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
             let cli = VBoxManageCli::locate().map_err(|e| {
-                StepError::with_source("cannot use VirtualBox", e).in_class(FailureClass::Host)
+                StepError::with_source(FailureClass::Host, "cannot use VirtualBox", e)
             })?;
             let version = tokio::task::spawn_blocking(move || cli.version().map(|v| (cli, v)))
                 .await
                 .map_err(|e| {
-                    StepError::with_source("a VBoxManage task failed", e)
-                        .in_class(FailureClass::Host)
+                    StepError::with_source(FailureClass::Host, "a VBoxManage task failed", e)
                 })?;
             let (cli, version) = version.map_err(|e| {
-                StepError::with_source("cannot use VirtualBox", e).in_class(FailureClass::Host)
+                StepError::with_source(FailureClass::Host, "cannot use VirtualBox", e)
             })?;
             ctx.reporter
                 .info(&ctx.build, &format!("VirtualBox {}", version.raw));

@@ -24,8 +24,7 @@ impl Step<VBoxState> for StepForwardSsh {
             }
             let port = find_free_port(state.config.host_port_min, state.config.host_port_max)
                 .map_err(|e| {
-                    StepError::with_source("cannot find a free port for SSH", e)
-                        .in_class(FailureClass::Host)
+                    StepError::with_source(FailureClass::Host, "cannot find a free port for SSH", e)
                 })?;
             let commands = NatRule::ssh(port, ssh.port).add_commands(&state.config.vm_name);
             run_all(state.vbox()?, commands).await?;

@@ -2,7 +2,7 @@
 //! in `mod.rs`).
 
 use super::VBoxState;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 /// Uploads `virtualbox_version_file` (default `.vbox_version`) so scripts
 /// in the guest know the VirtualBox version.
@@ -22,15 +22,16 @@ impl Step<VBoxState> for StepUploadVersion {
                 return Ok(());
             };
             // Read once by StepFindVBoxManage (Packer asks VBoxManage again).
-            let version = state
-                .version
-                .as_ref()
-                .ok_or_else(|| StepError::new("the VirtualBox version is not known"))?;
+            let version = state.version.as_ref().ok_or_else(|| {
+                StepError::new(FailureClass::Host, "the VirtualBox version is not known")
+            })?;
             let text = version.number();
             let mut reader = text.as_bytes();
             ssh.upload(&mut reader, text.len() as u64, &path, 0o644)
                 .await
-                .map_err(|e| StepError::with_source(format!("cannot upload {path}"), e))?;
+                .map_err(|e| {
+                    StepError::with_source(FailureClass::Guest, format!("cannot upload {path}"), e)
+                })?;
             ctx.reporter.info(
                 &ctx.build,
                 &format!("Uploaded the VirtualBox version ({text}) to {path}"),
