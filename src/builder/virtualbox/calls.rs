@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use super::error::VBoxStepError;
 use crate::hypervisor::virtualbox::{VBoxCommand, VBoxManage, VmState};
-use crate::run::runner::{FailureClass, StepError};
+use crate::run::runner::StepError;
 
 /// Runs `commands` in order; the first failure stops, with its stderr.
 pub(super) async fn run_all(
@@ -14,12 +15,12 @@ pub(super) async fn run_all(
     tokio::task::spawn_blocking(move || {
         for c in &commands {
             vbox.run_command(c)
-                .map_err(|e| StepError::with_source(FailureClass::Host, "VBoxManage failed", e))?;
+                .map_err(|e| StepError::from(VBoxStepError::Command(e)))?;
         }
         Ok(())
     })
     .await
-    .map_err(|e| StepError::with_source(FailureClass::Host, "a VBoxManage task failed", e))?
+    .map_err(VBoxStepError::Task)?
 }
 
 pub(super) async fn vm_state(vbox: Arc<dyn VBoxManage>, vm: String) -> Option<VmState> {

@@ -3,8 +3,9 @@
 
 use super::VBoxState;
 use super::calls::run_all;
+use super::error::VBoxStepError;
 use crate::hypervisor::virtualbox::IsoAttachment;
-use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
 /// The DVD slots a build fills, each with its image: the boot ISO, the
 /// guest additions when `guest_additions_mode` is "attach", the
@@ -38,9 +39,7 @@ impl Step<VBoxState> for StepAttachIso {
         Box::pin(async move {
             let mut commands = Vec::new();
             for (slot, image) in dvd_slots(state) {
-                let image = image.ok_or_else(|| {
-                    StepError::new(FailureClass::Host, "an ISO to attach was not fetched")
-                })?;
+                let image = image.ok_or_else(|| StepError::from(VBoxStepError::NoIso))?;
                 // VirtualBox records the path it is given; a symlink into the
                 // cache would dangle once pruned.
                 let image = std::fs::canonicalize(&image).unwrap_or(image);
