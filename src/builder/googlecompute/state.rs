@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::GceStepError;
 use crate::builder::common::{CommonState, GuestStopWatch, GuestStopped, HasCommon, SharedConfig};
 use crate::cloud::gce::ComputeClient;
 use crate::cloud::gce::compute::Image;
@@ -10,7 +11,7 @@ use crate::config::Build;
 use crate::config::common::{HttpConfig, IsoConfig, MediaConfig};
 use crate::config::googlecompute::GoogleComputeConfig;
 use crate::run::RunOptions;
-use crate::run::runner::{FailureClass, StepError};
+use crate::run::runner::StepError;
 
 pub struct GceState {
     pub config: GoogleComputeConfig,
@@ -81,7 +82,7 @@ impl GceState {
     pub fn client(&self) -> Result<Arc<ComputeClient>, StepError> {
         self.client
             .clone()
-            .ok_or_else(|| StepError::new(FailureClass::Host, "no connection to the compute API"))
+            .ok_or_else(|| GceStepError::NotConnected.into())
     }
 }
 
