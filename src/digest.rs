@@ -122,9 +122,43 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The digest of the file at `path` in lowercase hex, read in 1 MiB
+/// blocks (the one file hasher for parts without a progress bar).
+pub fn file_hex(algorithm: Algorithm, path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Hasher::new(algorithm);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(h.finalize_hex())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_hashes_as_its_bytes_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("abc");
+        // Larger than one read block, so the blocks are joined.
+        let content: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).expect("write");
+        let mut h = Hasher::new(Algorithm::Sha256);
+        h.update(&content);
+        assert_eq!(
+            file_hex(Algorithm::Sha256, &path).expect("hash"),
+            h.finalize_hex()
+        );
+        assert!(file_hex(Algorithm::Sha256, &dir.path().join("gone")).is_err());
+    }
 
     #[test]
     fn hex_is_lowercase_two_digits_a_byte() {

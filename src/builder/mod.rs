@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifact::Artifact;
 use crate::config::{Build, BuilderConfig};
-use crate::run::runner::StepError;
+use crate::run::runner::{FailureClass, StepError};
 use crate::run::{BuildResult, RunOptions};
 use crate::ui::Reporter;
 
@@ -61,7 +61,7 @@ pub(crate) async fn run_builder<S: Send>(
         (Outcome::Succeeded, _) => Ok(artifact(state)),
         (_, Some(e)) => Err(e),
         (Outcome::Cancelled, None) => Err(StepError::interrupted()),
-        (Outcome::Failed, None) => Err(StepError::new("failed")),
+        (Outcome::Failed, None) => Err(StepError::new(FailureClass::Host, "failed")),
     };
     BuildResult {
         name: build.name.clone(),

@@ -15,13 +15,11 @@
 //! stamp taken less than [`RACY_NS`] after the file's last change is not
 //! trusted: the next check hashes and the new stamp it returns is.
 
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::digest::{Algorithm, file_hex};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 /// What a file was when it was hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +75,7 @@ impl FileStamp {
     /// the next check re-hashes.
     pub fn take(path: &Path) -> std::io::Result<Self> {
         let meta = std::fs::metadata(path)?;
-        let sha256 = sha256_file(path)?;
+        let sha256 = file_hex(Algorithm::Sha256, path)?;
         let (size, mtime_ns, ctime_ns, inode, device) = stat_fields(&meta);
         let taken_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -124,21 +122,6 @@ impl FileStamp {
             Err(e) => StampCheck::Changed(format!("it cannot be read ({e})")),
         }
     }
-}
-
-/// The sha256 of a file's content, in hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(crate::digest::hex(&h.finalize()))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::CommandError;
 use super::args::{
     BuildArgs, CacheArgs, FetchArgs, FixArgs, InitArgs, InspectArgs, SelectionArgs, ValidateArgs,
     VariableArgs,
@@ -196,7 +197,11 @@ fn print_load_error(e: &LoadError, warnings: &Diagnostics, path: &Path, out: &Er
     }
 }
 
-pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutput) -> bool {
+pub fn validate(
+    args: &ValidateArgs,
+    _options: &ConsoleOptions,
+    out: &ErrorOutput,
+) -> Result<(), CommandError> {
     if args.syntax_only {
         let mut diags = diagnostics_for(&args.variables);
         let loaded = if crate::hcl::is_hcl(&args.template) {
@@ -214,16 +219,16 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
         return match loaded {
             Ok(_) if diags.has_errors() => {
                 print_diagnostics(&diags, &args.template, out);
-                false
+                Err(CommandError::Input)
             }
             Ok(_) => {
                 print_diagnostics(&diags, &args.template, out);
                 println!("Syntax-only check passed. Everything looks okay.");
-                true
+                Ok(())
             }
             Err(e) => {
                 print_load_error(&e, &diags, &args.template, out);
-                false
+                Err(CommandError::Input)
             }
         };
     }
@@ -244,13 +249,17 @@ pub fn validate(args: &ValidateArgs, _options: &ConsoleOptions, out: &ErrorOutpu
                 "Template validated successfully ({n} build{}).",
                 if n == 1 { "" } else { "s" }
             );
-            true
+            Ok(())
         }
-        None => false,
+        None => Err(CommandError::Input),
     }
 }
 
-pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) -> bool {
+pub fn inspect(
+    args: &InspectArgs,
+    options: &ConsoleOptions,
+    err: &ErrorOutput,
+) -> Result<(), CommandError> {
     let mut diags = diagnostics_for(&args.variables);
     let loaded = if crate::hcl::is_hcl(&args.template) {
         match hcl_inputs_load(
@@ -265,7 +274,11 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
                 if !diags.is_empty() {
                     eprint!("{}", diags.render());
                 }
-                return !diags.has_errors();
+                return if diags.has_errors() {
+                    Err(CommandError::Input)
+                } else {
+                    Ok(())
+                };
             }
             Ok(l) => Ok(l.template),
             Err(e) => Err(e),
@@ -277,7 +290,7 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &diags, &args.template, err);
-            return false;
+            return Err(CommandError::Input);
         }
     };
     // Defaults of sensitive variables are secrets too.
@@ -295,7 +308,7 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
     };
     if diags.has_errors() {
         print_diagnostics(&diags, &args.template, err);
-        return false;
+        return Err(CommandError::Input);
     }
     let sensitive = |name: &str| t.sensitive_variables.iter().any(|(n, _)| n == name);
     // A value from -var or -var-file replaces the default shown; the
@@ -339,7 +352,7 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
             ));
         }
         print!("{out}");
-        return true;
+        return Ok(());
     }
     if let Some(d) = &t.description {
         out.push_str(&format!("Description:\n\n  {d}\n\n"));
@@ -397,19 +410,19 @@ pub fn inspect(args: &InspectArgs, options: &ConsoleOptions, err: &ErrorOutput) 
     if !diags.is_empty() {
         err.diagnostics(&diags);
     }
-    true
+    Ok(())
 }
 
 /// Packer's `init` installs the plugins a template requires; kiln has its
 /// plugins built in, so it only says whether the template's requirements
 /// are met.
-pub fn init(args: &InitArgs, out: &ErrorOutput) -> bool {
+pub fn init(args: &InitArgs, out: &ErrorOutput) -> Result<(), CommandError> {
     if !crate::hcl::is_hcl(&args.template) {
         eprintln!(
             "error: kiln init reads HCL2 templates (*.pkr.hcl or a directory); {} is a JSON template, which has no plugin requirements",
             args.template.display()
         );
-        return false;
+        return Err(CommandError::Input);
     }
     let mut diags = Diagnostics::new();
     if let Err(e) = load_hcl(
@@ -420,7 +433,7 @@ pub fn init(args: &InitArgs, out: &ErrorOutput) -> bool {
         &mut diags,
     ) {
         print_load_error(&e, &diags, &args.template, out);
-        return false;
+        return Err(CommandError::Input);
     }
     // Only the `packer` block matters here; a missing variable does not.
     let mut plugin_diags = Diagnostics::new();
@@ -429,13 +442,13 @@ pub fn init(args: &InitArgs, out: &ErrorOutput) -> bool {
     }
     print_diagnostics(&plugin_diags, &args.template, out);
     if plugin_diags.has_errors() {
-        return false;
+        return Err(CommandError::Input);
     }
     println!("Nothing to install: kiln has the plugins it supports built in.");
-    true
+    Ok(())
 }
 
-pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
+pub fn fix(args: &FixArgs, out: &ErrorOutput) -> Result<(), CommandError> {
     let text = match crate::template::input::read_input(&args.template)
         .map_err(|source| LoadError::Read {
             path: args.template.clone(),
@@ -449,7 +462,7 @@ pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
         Ok(t) => t,
         Err(e) => {
             print_load_error(&e, &Diagnostics::new(), &args.template, out);
-            return false;
+            return Err(CommandError::Input);
         }
     };
     let mut diags = Diagnostics::new();
@@ -466,7 +479,7 @@ pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
             if let Err(e) = model::parse(source, dir, &mut diags) {
                 print_load_error(&e, &diags, &args.template, out);
             }
-            return false;
+            return Err(CommandError::Input);
         }
     };
     let mut value = root.to_serde();
@@ -475,7 +488,7 @@ pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
         Ok(s) => println!("{s}"),
         Err(e) => {
             out.write(&format!("error: cannot print the fixed template: {e}\n"));
-            return false;
+            return Err(CommandError::Host);
         }
     }
     for c in &changes {
@@ -484,18 +497,18 @@ pub fn fix(args: &FixArgs, out: &ErrorOutput) -> bool {
     if changes.is_empty() {
         out.write("nothing to fix\n");
     }
-    true
+    Ok(())
 }
 
-fn runtime(out: &ErrorOutput) -> Option<tokio::runtime::Runtime> {
+fn runtime(out: &ErrorOutput) -> Result<tokio::runtime::Runtime, CommandError> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => Some(rt),
+        Ok(rt) => Ok(rt),
         Err(e) => {
             out.write(&format!("error: cannot start kiln's runtime: {e}\n"));
-            None
+            Err(CommandError::Host)
         }
     }
 }
@@ -511,23 +524,25 @@ fn reporter(
     ))
 }
 
-pub fn cache(args: CacheArgs, options: &ConsoleOptions, out: &ErrorOutput) -> bool {
-    let Some(rt) = runtime(out) else { return false };
-    let ok = match args {
+pub fn cache(
+    args: CacheArgs,
+    options: &ConsoleOptions,
+    out: &ErrorOutput,
+) -> Result<(), CommandError> {
+    let rt = runtime(out)?;
+    let finished = match args {
         CacheArgs::Store(cmd) => {
             let reporter = reporter(options, out);
-            match rt.block_on(super::cache::run(cmd, reporter.as_ref())) {
-                Ok(()) => true,
-                Err(e) => {
+            rt.block_on(super::cache::run(cmd, reporter.as_ref()))
+                .map_err(|e| {
                     out.error(&e);
-                    false
-                }
-            }
+                    CommandError::Host
+                })
         }
         CacheArgs::Fetch(a) => fetch(&a, options, &rt, out),
     };
     leave(rt);
-    ok
+    finished
 }
 
 /// Ends the runtime without waiting for blocking threads: once `block_on`
@@ -538,29 +553,29 @@ fn leave(rt: tokio::runtime::Runtime) {
     rt.shutdown_background();
 }
 
-/// Fetches every ISO; false (after printing why) when one cannot be had.
+/// Fetches every ISO; an error (after printing why) when one cannot be had.
 fn fetch_isos(
     c: &Checked,
     offline: bool,
     reporter: &dyn crate::ui::Reporter,
     rt: &tokio::runtime::Runtime,
     out: &ErrorOutput,
-) -> bool {
+) -> Result<(), CommandError> {
     let cache = match crate::iso::IsoCache::locate() {
         Ok(cache) => cache,
         Err(e) => {
             out.error(&e);
-            return false;
+            return Err(CommandError::Host);
         }
     };
     let sources = match crate::check::iso_sources(&c.prepared, &c.template.dir, &current_dir()) {
         Ok(s) => s,
         Err(e) => {
             out.error(&e);
-            return false;
+            return Err(CommandError::Input);
         }
     };
-    let mut ok = true;
+    let mut finished = Ok(());
     for (build, source) in sources {
         let options = crate::iso::FetchOptions {
             offline,
@@ -573,11 +588,11 @@ fn fetch_isos(
             }
             Err(e) => {
                 out.error(&e);
-                ok = false;
+                finished = Err(CommandError::Host);
             }
         }
     }
-    ok
+    finished
 }
 
 fn fetch(
@@ -585,7 +600,7 @@ fn fetch(
     options: &ConsoleOptions,
     rt: &tokio::runtime::Runtime,
     out: &ErrorOutput,
-) -> bool {
+) -> Result<(), CommandError> {
     let Some(checked) = check(
         &args.template,
         &args.variables,
@@ -593,7 +608,7 @@ fn fetch(
         BUILD_HCL,
         out,
     ) else {
-        return false;
+        return Err(CommandError::Input);
     };
     let reporter = reporter(options, out);
     fetch_isos(&checked, args.offline, reporter.as_ref(), rt, out)
@@ -604,7 +619,7 @@ pub fn build(
     args: &BuildArgs,
     options: &ConsoleOptions,
     out: &ErrorOutput,
-) -> Result<(), super::Failure> {
+) -> Result<(), CommandError> {
     let Some(checked) = check(
         &args.template,
         &args.variables,
@@ -612,11 +627,9 @@ pub fn build(
         BUILD_HCL,
         out,
     ) else {
-        return Err(super::Failure::Command);
+        return Err(CommandError::Input);
     };
-    let Some(rt) = runtime(out) else {
-        return Err(super::Failure::Command);
-    };
+    let rt = runtime(out)?;
     let reporter = reporter(options, out);
     let swept = crate::host::scratch::sweep_stale(None);
     if !swept.is_empty() {
@@ -665,7 +678,7 @@ pub fn build(
     }
     out.write(&crate::run::summary(&results, elapsed));
     match results.iter().find_map(crate::run::BuildResult::failure) {
-        Some(class) => Err(super::Failure::Build(class)),
+        Some(class) => Err(CommandError::Build(class)),
         None => Ok(()),
     }
 }

@@ -3,17 +3,13 @@
 //! a diff; writes atomically; exit 0, 1 on an error, 3 under `-check`
 //! when a file is not formatted (Packer's, after `terraform fmt`).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
+use super::CommandError;
 use super::args::FmtArgs;
 use super::output::ErrorOutput;
 use crate::hcl::fmt::{format_file, unified_diff};
 use crate::template::diagnostic::Diagnostics;
-
-/// `-check` found a file that is not formatted.
-const EXIT_NOT_FORMATTED: u8 = 3;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 enum FmtError {
@@ -40,10 +36,17 @@ enum FmtError {
 #[derive(Default)]
 struct Outcome {
     changed: usize,
-    failed: bool,
+    /// The first failure; the run goes on to the other paths.
+    failure: Option<CommandError>,
 }
 
-pub fn run(args: &FmtArgs, out: &ErrorOutput) -> ExitCode {
+impl Outcome {
+    fn fail(&mut self, e: CommandError) {
+        self.failure.get_or_insert(e);
+    }
+}
+
+pub fn run(args: &FmtArgs, out: &ErrorOutput) -> Result<(), CommandError> {
     // -check never writes (Packer's rule).
     let write = args.write && !args.check;
     let mut outcome = Outcome::default();
@@ -54,17 +57,17 @@ pub fn run(args: &FmtArgs, out: &ErrorOutput) -> ExitCode {
             format_dir(path, args, write, out, &mut outcome);
         } else if path.extension().is_some_and(|e| e == "json") {
             out.error(&FmtError::Json { path: path.clone() });
-            outcome.failed = true;
+            outcome.fail(CommandError::Input);
         } else {
             format_path(path, args.diff, write, out, &mut outcome);
         }
     }
-    if outcome.failed {
-        ExitCode::FAILURE
+    if let Some(e) = outcome.failure {
+        Err(e)
     } else if args.check && outcome.changed > 0 {
-        ExitCode::from(EXIT_NOT_FORMATTED)
+        Err(CommandError::NotFormatted)
     } else {
-        ExitCode::SUCCESS
+        Ok(())
     }
 }
 
@@ -78,7 +81,7 @@ fn format_dir(dir: &Path, args: &FmtArgs, write: bool, out: &ErrorOutput, outcom
                 path: dir.to_owned(),
                 source,
             });
-            outcome.failed = true;
+            outcome.fail(CommandError::Host);
             return;
         }
     };
@@ -111,7 +114,7 @@ fn format_path(path: &Path, diff: bool, write: bool, out: &ErrorOutput, outcome:
                 path: path.to_owned(),
                 source,
             });
-            outcome.failed = true;
+            outcome.fail(CommandError::Host);
             return;
         }
     };
@@ -133,7 +136,7 @@ fn format_path(path: &Path, diff: bool, write: bool, out: &ErrorOutput, outcome:
             path: path.to_owned(),
             source,
         });
-        outcome.failed = true;
+        outcome.fail(CommandError::Host);
     }
     if diff {
         let _ =
@@ -149,7 +152,7 @@ fn format_stdin(write: bool, out: &ErrorOutput, outcome: &mut Outcome) {
             path: "<stdin>".into(),
             source,
         });
-        outcome.failed = true;
+        outcome.fail(CommandError::Host);
         return;
     }
     let formatted = match format_file(Path::new("<stdin>"), &text) {
@@ -170,7 +173,7 @@ fn format_stdin(write: bool, out: &ErrorOutput, outcome: &mut Outcome) {
 
 fn report_syntax(diags: &Diagnostics, out: &ErrorOutput, outcome: &mut Outcome) {
     out.diagnostics(diags);
-    outcome.failed = true;
+    outcome.fail(CommandError::Input);
 }
 
 /// Replaces `path` by renaming a sibling temporary file over it, so an

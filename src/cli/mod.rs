@@ -40,10 +40,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect(&a, &options, &out),
         Command::Fix(a) => commands::fix(&a, &out),
         Command::Init(a) => commands::init(&a, &out),
-        // The one command with an exit status other than 0 and 1.
-        Command::Fmt(a) => return fmt::run(&a, &out),
+        Command::Fmt(a) => fmt::run(&a, &out),
         Command::Hcl2Upgrade(a) => upgrade::run(&a, &out),
-        Command::Build(a) => return exit_status(commands::build(&a, &options, &out)),
+        Command::Build(a) => commands::build(&a, &options, &out),
         Command::Cache(a) => commands::cache(a, &options, &out),
         Command::Version => {
             println!(
@@ -52,40 +51,48 @@ pub fn main() -> ExitCode {
                 crate::GIT_COMMIT,
                 crate::PACKER_COMPAT_VERSION
             );
-            true
+            Ok(())
         }
     };
-    exit_status(if finished {
-        Ok(())
-    } else {
-        Err(Failure::Command)
-    })
+    exit_status(finished)
 }
 
 /// Why a command failed, once it has printed why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// Bad input or a command that is not a build (validate, fix, …).
-    Command,
+pub(crate) enum CommandError {
+    /// The template, its variables or the arguments are wrong (validate,
+    /// inspect, fix, init, fmt, hcl2_upgrade, a build that does not start).
+    Input,
+    /// Something on the host: the runtime, a file to read or write, the
+    /// ISO cache, a download.
+    Host,
+    /// `fmt -check` found a file that is not formatted.
+    NotFormatted,
     /// A build failed; its step said which kind of failure it was.
     Build(crate::run::runner::FailureClass),
 }
 
+/// `fmt -check`'s status for a file that is not formatted (Packer's,
+/// after `terraform fmt`).
+const EXIT_NOT_FORMATTED: u8 = 3;
+
 /// The one place failures become exit statuses. Every class exits 1, as
-/// Packer does (scripts test for non-zero); `fmt` keeps its own statuses.
+/// Packer does (scripts test for non-zero), except `fmt -check`'s 3.
 /// A class that earns a status of its own gets it here, and the README
 /// says so.
-fn exit_status(finished: Result<(), Failure>) -> ExitCode {
+fn exit_status(finished: Result<(), CommandError>) -> ExitCode {
     use crate::run::runner::FailureClass;
     match finished {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CommandError::NotFormatted) => ExitCode::from(EXIT_NOT_FORMATTED),
         Err(
-            Failure::Command
-            | Failure::Build(
+            CommandError::Input
+            | CommandError::Host
+            | CommandError::Build(
                 FailureClass::Interrupted
                 | FailureClass::Guest
                 | FailureClass::Host
-                | FailureClass::Unclassified,
+                | FailureClass::Input,
             ),
         ) => ExitCode::FAILURE,
     }
@@ -119,10 +126,19 @@ mod tests {
             FailureClass::Interrupted,
             FailureClass::Guest,
             FailureClass::Host,
-            FailureClass::Unclassified,
+            FailureClass::Input,
         ] {
-            assert_eq!(exit_status(Err(Failure::Build(class))), ExitCode::FAILURE);
+            assert_eq!(
+                exit_status(Err(CommandError::Build(class))),
+                ExitCode::FAILURE
+            );
         }
-        assert_eq!(exit_status(Err(Failure::Command)), ExitCode::FAILURE);
+        for e in [CommandError::Input, CommandError::Host] {
+            assert_eq!(exit_status(Err(e)), ExitCode::FAILURE);
+        }
+        assert_eq!(
+            exit_status(Err(CommandError::NotFormatted)),
+            ExitCode::from(3)
+        );
     }
 }

@@ -35,15 +35,24 @@ enum Hcl2UpgradeError {
     },
 }
 
-pub fn run(args: &Hcl2UpgradeArgs, out: &ErrorOutput) -> bool {
+impl Hcl2UpgradeError {
+    fn kind(&self) -> super::CommandError {
+        match self {
+            Self::Syntax { .. } | Self::Upgrade { .. } => super::CommandError::Input,
+            Self::Read { .. } | Self::Write { .. } => super::CommandError::Host,
+        }
+    }
+}
+
+pub fn run(args: &Hcl2UpgradeArgs, out: &ErrorOutput) -> Result<(), super::CommandError> {
     match upgrade_file(args) {
         Ok(path) => {
             println!("Successfully created {}", path.display());
-            true
+            Ok(())
         }
         Err(e) => {
             out.error(&e);
-            false
+            Err(e.kind())
         }
     }
 }

@@ -54,20 +54,8 @@ pub struct VirtualBoxIsoConfig {
     pub firmware: String,
     pub gfx_controller: Option<String>,
     pub gfx_vram_size: Option<u64>,
-    /// `gfx_accelerate_3d`; VirtualBox's default (off) when absent.
-    pub gfx_accelerate_3d: Option<bool>,
-    /// `gfx_efi_resolution`, `WIDTHxHEIGHT`: the EFI console's mode.
-    pub gfx_efi_resolution: Option<String>,
-    /// `nested_virt`; VirtualBox's default (off) when absent.
-    pub nested_virt: Option<bool>,
-    /// `rtc_time_base`: `UTC` or `local`.
-    pub rtc_time_base: Option<String>,
-    /// `audio_controller`: `ac97`, `hda` or `sb16`.
-    pub audio_controller: Option<String>,
-    /// `usb_controller`: any of `ohci`, `ehci`, `xhci`.
-    pub usb_controllers: Vec<String>,
-    /// `disk_additional_size`, in MiB: one more disk each.
-    pub disk_additional_size_mib: Vec<u64>,
+    /// The hardware settings decoded in `virtualbox_hw`.
+    pub hw: super::virtualbox_hw::HwExtras,
     pub headless: bool,
     pub sound: String,
     pub usb: bool,
@@ -169,8 +157,7 @@ impl VirtualBoxIsoConfig {
             .unwrap_or_else(|| "bios".into());
         let gfx_controller = f.one_of("gfx_controller", &["vboxvga", "vboxsvga", "vmsvga", "none"]);
         let gfx_vram_size = f.u64_in("gfx_vram_size", 1, 256);
-        let extra =
-            super::virtualbox_hw::HwExtras::decode(f, &hard_drive_interface, nvme_port_count);
+        let hw = super::virtualbox_hw::HwExtras::decode(f, &hard_drive_interface, nvme_port_count);
         let headless = f.bool("headless").unwrap_or(false);
         let sound = f
             .string("sound")
@@ -199,7 +186,7 @@ impl VirtualBoxIsoConfig {
         if hard_drive_interface == "ide" {
             super::virtualbox_hw::check_ide_disk_and_guest_additions(
                 f,
-                extra.disk_additional_size_mib.len(),
+                hw.disk_additional_size_mib.len(),
                 guest_additions_mode == GuestAdditionsMode::Attach
                     && guest_additions_interface.as_deref().unwrap_or("ide") == "ide",
             );
@@ -326,13 +313,7 @@ impl VirtualBoxIsoConfig {
             firmware,
             gfx_controller,
             gfx_vram_size,
-            gfx_accelerate_3d: extra.gfx_accelerate_3d,
-            gfx_efi_resolution: extra.gfx_efi_resolution,
-            nested_virt: extra.nested_virt,
-            rtc_time_base: extra.rtc_time_base,
-            audio_controller: extra.audio_controller,
-            usb_controllers: extra.usb_controllers,
-            disk_additional_size_mib: extra.disk_additional_size_mib,
+            hw,
             headless,
             sound,
             usb,

@@ -35,13 +35,23 @@ pub fn check_ide_disk_and_guest_additions(
     );
 }
 
+/// VirtualBox hardware settings beyond the basic machine, held as they are
+/// in the builder's config (`VirtualBoxIsoConfig::hw`).
+#[derive(Debug, Clone)]
 pub struct HwExtras {
+    /// `gfx_accelerate_3d`; VirtualBox's default (off) when absent.
     pub gfx_accelerate_3d: Option<bool>,
+    /// `gfx_efi_resolution`, `WIDTHxHEIGHT`: the EFI console's mode.
     pub gfx_efi_resolution: Option<String>,
+    /// `nested_virt`; VirtualBox's default (off) when absent.
     pub nested_virt: Option<bool>,
+    /// `rtc_time_base`: `UTC` or `local`.
     pub rtc_time_base: Option<String>,
+    /// `audio_controller`: `ac97`, `hda` or `sb16`.
     pub audio_controller: Option<String>,
+    /// `usb_controller`: any of `ohci`, `ehci`, `xhci`.
     pub usb_controllers: Vec<String>,
+    /// `disk_additional_size`, in MiB: one more disk each.
     pub disk_additional_size_mib: Vec<u64>,
 }
 

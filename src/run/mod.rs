@@ -146,7 +146,10 @@ where
         .map(|(r, b)| {
             r.unwrap_or_else(|| BuildResult {
                 name: b.name.clone(),
-                artifact: Err(runner::StepError::new("the build task ended abnormally")),
+                artifact: Err(runner::StepError::new(
+                    runner::FailureClass::Host,
+                    "the build task ended abnormally",
+                )),
                 final_artifacts: Vec::new(),
                 steps: Vec::new(),
                 cancelled: false,
@@ -198,8 +201,39 @@ async fn post_process(
         Ok(artifacts) => result.final_artifacts = artifacts,
         Err(e) => {
             result.cancelled = e.is_cancelled();
-            result.artifact = Err(runner::StepError::with_source("post-processing failed", e));
+            result.artifact = Err(PostProcessingFailed(e).into());
         }
+    }
+}
+
+/// A post-processor chain that failed, classed by its innermost error.
+#[derive(Debug, thiserror::Error)]
+#[error("post-processing failed")]
+struct PostProcessingFailed(#[source] crate::postprocess::PostProcessError);
+
+impl runner::StepFailure for PostProcessingFailed {
+    fn class(&self) -> runner::FailureClass {
+        post_process_class(&self.0)
+    }
+}
+
+fn post_process_class(e: &crate::postprocess::PostProcessError) -> runner::FailureClass {
+    use crate::postprocess::PostProcessError as E;
+    use runner::FailureClass;
+    match e {
+        E::Step { source, .. } => post_process_class(source),
+        E::Cancelled => FailureClass::Interrupted,
+        // The template's strings, or a post-processor that cannot take
+        // this artifact: the user changes the template.
+        E::Render { .. } | E::Unsupported(_) => FailureClass::Input,
+        E::Io { .. }
+        | E::BadArchive { .. }
+        | E::Corrupt(_)
+        | E::ShellLocal(_)
+        | E::ManifestParse { .. }
+        | E::AmazonImport(_)
+        | E::GoogleComputeImport(_)
+        | E::GoogleComputeExport(_) => FailureClass::Host,
     }
 }
 
@@ -380,17 +414,47 @@ mod tests {
 
     #[test]
     fn a_failed_build_reports_its_steps_class_and_a_cancelled_one_is_interrupted() {
-        let guest = StepError::new("no SSH").in_class(FailureClass::Guest);
+        let guest = StepError::new(FailureClass::Guest, "no SSH");
         assert_eq!(failed(guest, false).failure(), Some(FailureClass::Guest));
-        let host = StepError::new("qemu-img failed").in_class(FailureClass::Host);
+        let host = StepError::new(FailureClass::Host, "qemu-img failed");
         assert_eq!(
             failed(host, true).failure(),
             Some(FailureClass::Interrupted)
         );
         let up_to_date = BuildResult {
             up_to_date: Some(Vec::new()),
-            ..failed(StepError::from("stale"), false)
+            ..failed(StepError::new(FailureClass::Input, "stale"), false)
         };
         assert_eq!(up_to_date.failure(), None);
+    }
+
+    #[test]
+    fn a_post_processor_failure_is_classed_by_its_innermost_error() {
+        use crate::postprocess::PostProcessError as E;
+        let step = |source| E::Step {
+            path: "post-processors[0]".into(),
+            type_name: "vagrant".into(),
+            source: Box::new(source),
+        };
+        let io = E::Io {
+            what: "cannot read",
+            path: "disk.qcow2".into(),
+            source: std::io::Error::other("gone"),
+        };
+        let cases = [
+            (step(E::Cancelled), FailureClass::Interrupted),
+            (
+                step(E::Unsupported("no provider".into())),
+                FailureClass::Input,
+            ),
+            (step(io), FailureClass::Host),
+        ];
+        for (e, class) in cases {
+            let e: StepError = PostProcessingFailed(e).into();
+            assert_eq!(e.class, class, "{}", e.chain());
+            assert!(e.chain().starts_with(
+                "post-processing failed\n  caused by: post-processor post-processors[0]"
+            ));
+        }
     }
 }

@@ -90,80 +90,90 @@ pub enum FailureClass {
     /// over SSH, or a command in it failed.
     Guest,
     /// Something on the host: a program kiln runs (qemu, qemu-img,
-    /// VBoxManage), a file, a port, an accelerator.
+    /// VBoxManage), a file, a port, an accelerator, a cloud API.
     Host,
-    /// A step that still reports a message only (the `From<String>`
-    /// bridge); it is classified when the step is converted.
-    Unclassified,
+    /// The template asked for something found wrong only at run time (a
+    /// string rendered with build-time values, an existing output
+    /// directory): the user fixes the input.
+    Input,
 }
 
-/// Why a step failed: the message the user sees, its class, and its cause
-/// chain.
+/// A module's typed error that a step can return with `?`: the step's
+/// module says which class each of its variants is.
+pub trait StepFailure: std::error::Error + Send + Sync + 'static {
+    fn class(&self) -> FailureClass;
+}
+
+/// Why a step failed: its class and the typed error, with its causes.
+#[derive(Debug)]
+pub struct StepError {
+    pub class: FailureClass,
+    error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// A step's own words, for failures with no module error of their own.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct StepError {
-    pub message: String,
-    pub class: FailureClass,
+struct Message {
+    message: String,
     #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl<E: StepFailure> From<E> for StepError {
+    fn from(e: E) -> Self {
+        Self {
+            class: e.class(),
+            error: Box::new(e),
+        }
+    }
 }
 
 impl StepError {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
-            class: FailureClass::Unclassified,
-            source: None,
+            class,
+            error: Box::new(Message {
+                message: message.into(),
+                source: None,
+            }),
         }
     }
 
     pub fn with_source(
+        class: FailureClass,
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Self {
-            message: message.into(),
-            class: FailureClass::Unclassified,
-            source: Some(Box::new(source)),
+            class,
+            error: Box::new(Message {
+                message: message.into(),
+                source: Some(Box::new(source)),
+            }),
         }
     }
 
     /// The build was interrupted (a signal, or `abort` at a prompt).
     pub fn interrupted() -> Self {
-        Self::new("interrupted").in_class(FailureClass::Interrupted)
-    }
-
-    /// The same error, of class `class`.
-    #[must_use]
-    pub fn in_class(mut self, class: FailureClass) -> Self {
-        self.class = class;
-        self
+        Self::new(FailureClass::Interrupted, "interrupted")
     }
 
     /// The message followed by every cause, one per line.
     pub fn chain(&self) -> String {
-        let first = self
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static));
-        format!(
-            "{}{}",
-            self.message,
-            crate::error_chain::causes(first, "\n  caused by: ")
-        )
-    }
-}
-
-/// The bridge for steps not converted yet: a bare message, unclassified.
-impl From<String> for StepError {
-    fn from(message: String) -> Self {
-        Self::new(message)
-    }
-}
-
-impl From<&str> for StepError {
-    fn from(message: &str) -> Self {
-        Self::new(message)
+        crate::error_chain::error_chain(&*self.error, "\n  caused by: ")
     }
 }
 
@@ -371,7 +381,10 @@ mod tests {
                     std::future::pending::<()>().await;
                 }
                 if self.fail {
-                    Err(StepError::new(format!("{} broke", self.name)))
+                    Err(StepError::new(
+                        FailureClass::Host,
+                        format!("{} broke", self.name),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -470,7 +483,7 @@ mod tests {
         let report = run_steps(&mut s, &mut Vec::new(), &ctx).await;
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(
-            report.error.map(|e| e.message),
+            report.error.map(|e| e.to_string()),
             Some("two broke".to_owned())
         );
         assert_eq!(
@@ -548,7 +561,7 @@ mod tests {
                     .ok();
                 if self.failures > 0 {
                     self.failures -= 1;
-                    return Err(StepError::new("flaky broke"));
+                    return Err(StepError::new(FailureClass::Host, "flaky broke"));
                 }
                 Ok(())
             })
@@ -670,18 +683,43 @@ mod tests {
     #[test]
     fn error_chain_lists_causes() {
         let io = std::io::Error::other("disk full");
-        let e = StepError::with_source("cannot create disk", io);
+        let e = StepError::with_source(FailureClass::Host, "cannot create disk", io);
         assert_eq!(e.chain(), "cannot create disk\n  caused by: disk full");
     }
 
     #[test]
     fn step_errors_carry_their_class() {
-        assert_eq!(StepError::from("x").class, FailureClass::Unclassified);
         assert_eq!(StepError::interrupted().class, FailureClass::Interrupted);
-        let guest = StepError::new("no SSH").in_class(FailureClass::Guest);
+        let guest = StepError::new(FailureClass::Guest, "no SSH");
         assert_eq!(
             (guest.class, guest.chain().as_str()),
             (FailureClass::Guest, "no SSH")
+        );
+    }
+
+    #[test]
+    fn a_typed_step_error_keeps_its_class_and_its_causes() {
+        #[derive(Debug, thiserror::Error)]
+        enum DiskError {
+            #[error("cannot create the disk")]
+            Create(#[source] std::io::Error),
+            #[error("interrupted")]
+            Stopped,
+        }
+        impl StepFailure for DiskError {
+            fn class(&self) -> FailureClass {
+                match self {
+                    Self::Create(_) => FailureClass::Host,
+                    Self::Stopped => FailureClass::Interrupted,
+                }
+            }
+        }
+        let e: StepError = DiskError::Create(std::io::Error::other("disk full")).into();
+        assert_eq!(e.class, FailureClass::Host);
+        assert_eq!(e.chain(), "cannot create the disk\n  caused by: disk full");
+        assert_eq!(
+            StepError::from(DiskError::Stopped).class,
+            FailureClass::Interrupted
         );
     }
 }

@@ -53,7 +53,10 @@ pub fn check(build: &Build, options: &mut RunOptions, reporter: &dyn Reporter) -
             );
             Before::UpToDate(Box::new(BuildResult {
                 name: build.name.clone(),
-                artifact: Err(crate::run::runner::StepError::new("up to date")),
+                artifact: Err(crate::run::runner::StepError::new(
+                    crate::run::runner::FailureClass::Input,
+                    "up to date",
+                )),
                 final_artifacts: Vec::new(),
                 steps: Vec::new(),
                 cancelled: false,

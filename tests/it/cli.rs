@@ -169,3 +169,25 @@ fn every_shipped_example_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `fix` had no test of its failure: a template it cannot read or parse
+/// exits 1 and says where, and nothing is printed on stdout.
+#[test]
+fn fix_of_a_broken_or_missing_template_exits_1() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("broken.json"),
+        "{\n  \"builders\": [,]\n}\n",
+    )
+    .expect("write");
+    let out = run_in(dir.path(), &["fix", "broken.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("broken.json:2:"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let out = run_in(dir.path(), &["fix", "missing.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("missing.json"), "{stderr}");
+}

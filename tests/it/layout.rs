@@ -26,7 +26,8 @@ const SHARED: &[&str] = &[
 
 /// Shared parts that take only their own specs: they never read the
 /// configuration (`config`), the runner or a builder; the builder maps
-/// its config to their types. (`provision` and `postprocess` still take
+/// its config to their types (`checkpoint`: the builder makes the install
+/// key from its config). (`provision` and `postprocess` still take
 /// their `config` sections.)
 const OWN_SPECS: &[&str] = &[
     "iso",
@@ -35,6 +36,7 @@ const OWN_SPECS: &[&str] = &[
     "media",
     "communicator",
     "artifact",
+    "checkpoint",
 ];
 
 /// Small neutral helpers and shared vocabulary (`vm`: accelerator, image
@@ -285,6 +287,10 @@ fn the_checker_sees_each_kind_of_break() {
         "#[cfg(test)]\nmod tests { use crate::config::x; }\n",
     );
     write("digest.rs", "use crate::ui::Reporter;\n");
+    write(
+        "checkpoint/store.rs",
+        "use crate::config::qemu::QemuConfig;\nuse crate::digest::hex;\nfn f() -> crate::run::runner::StepError { todo!() }\n",
+    );
     let found = rule_breaks(src);
     let expected: BTreeSet<String> = [
         "hypervisor/qemu/command.rs -> config",
@@ -293,6 +299,8 @@ fn the_checker_sees_each_kind_of_break() {
         "communicator/ssh/transfer.rs -> config",
         "media/cd.rs -> config",
         "digest.rs -> ui",
+        "checkpoint/store.rs -> config",
+        "checkpoint/store.rs -> run",
         "cycle: config, media",
     ]
     .iter()

@@ -217,14 +217,37 @@ pub async fn boot_command_actions(
         text.push_str(&render_deferred(common, "boot_command", d, &data)?);
     }
     crate::bootcmd::parse(&text).map(Some).map_err(|e| {
-        crate::run::runner::StepError::with_source(
-            format!(
-                "boot_command: cannot type `{}`",
-                common.without_private_key(&text)
-            ),
-            e,
-        )
+        RenderFailure::BootCommand {
+            text: common.without_private_key(&text),
+            source: e,
+        }
+        .into()
     })
+}
+
+/// A template string that could be checked only once its build-time
+/// values were known: bad input, as a validate-time error would be.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderFailure {
+    #[error("{key}: cannot render `{text}`")]
+    Render {
+        key: String,
+        text: String,
+        #[source]
+        source: crate::template::interp::InterpError,
+    },
+    #[error("boot_command: cannot type `{text}`")]
+    BootCommand {
+        text: String,
+        #[source]
+        source: crate::bootcmd::BootCommandError,
+    },
+}
+
+impl crate::run::runner::StepFailure for RenderFailure {
+    fn class(&self) -> crate::run::runner::FailureClass {
+        crate::run::runner::FailureClass::Input
+    }
 }
 
 /// The last `lines` lines of the serial console as the end of an error
@@ -276,10 +299,12 @@ pub fn render_deferred(
         packer_version: crate::PACKER_COMPAT_VERSION,
     };
     deferred.template.render(&ctx).map_err(|e| {
-        crate::run::runner::StepError::with_source(
-            format!("{key}: cannot render `{}`", deferred.source()),
-            e,
-        )
+        RenderFailure::Render {
+            key: key.to_owned(),
+            text: deferred.source().to_owned(),
+            source: e,
+        }
+        .into()
     })
 }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::media::cd::{self, CdError};
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepError, StepFuture,
+};
 
 use super::HasCommon;
 
@@ -33,7 +35,13 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
                 return Ok(());
             }
             let dir = crate::host::scratch::tempdir("cd")
-                .map_err(|e| StepError::with_source("cannot create a folder for the CD", e))?
+                .map_err(|e| {
+                    StepError::with_source(
+                        FailureClass::Host,
+                        "cannot create a folder for the CD",
+                        e,
+                    )
+                })?
                 .keep();
             self.dir = Some(dir.clone());
             let spec = common.cd.clone();
@@ -47,8 +55,10 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
             }));
             let made = task
                 .await
-                .map_err(|e| StepError::with_source("the CD task failed", e))?
-                .map_err(|e| StepError::with_source("cannot make the cd_files CD", e))?;
+                .map_err(|e| StepError::with_source(FailureClass::Host, "the CD task failed", e))?
+                .map_err(|e| {
+                    StepError::with_source(FailureClass::Host, "cannot make the cd_files CD", e)
+                })?;
             self.task = None;
             ctx.reporter.info(
                 &ctx.build,

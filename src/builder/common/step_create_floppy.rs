@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::media::floppy::{self, FloppyError, FloppySpec};
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepError, StepFuture,
+};
 
 use super::HasCommon;
 
@@ -33,7 +35,13 @@ impl<S: HasCommon> Step<S> for StepCreateFloppy {
                 return Ok(());
             }
             let dir = crate::host::scratch::tempdir("floppy")
-                .map_err(|e| StepError::with_source("cannot create a folder for the floppy", e))?
+                .map_err(|e| {
+                    StepError::with_source(
+                        FailureClass::Host,
+                        "cannot create a folder for the floppy",
+                        e,
+                    )
+                })?
                 .keep();
             self.dir = Some(dir.clone());
             let spec = common.floppy.clone();
@@ -47,8 +55,12 @@ impl<S: HasCommon> Step<S> for StepCreateFloppy {
             }));
             let made = task
                 .await
-                .map_err(|e| StepError::with_source("the floppy task failed", e))?
-                .map_err(|e| StepError::with_source("cannot make the floppy", e))?;
+                .map_err(|e| {
+                    StepError::with_source(FailureClass::Host, "the floppy task failed", e)
+                })?
+                .map_err(|e| {
+                    StepError::with_source(FailureClass::Host, "cannot make the floppy", e)
+                })?;
             self.task = None;
             ctx.reporter.info(
                 &ctx.build,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::config::common::IsoConfig;
 use crate::iso::{FetchOptions, IsoCache};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 use super::{CommonState, HasCommon};
 
@@ -48,9 +48,15 @@ pub async fn fetch_verified(
 ) -> Result<crate::iso::FetchedIso, StepError> {
     let source = image
         .source(&common.options.template_dir, &common.options.pwd)
-        .map_err(|e| StepError::with_source(format!("the checksum of {what} is not valid"), e))?;
-    let cache =
-        IsoCache::locate().map_err(|e| StepError::with_source("cannot open the ISO cache", e))?;
+        .map_err(|e| {
+            StepError::with_source(
+                FailureClass::Input,
+                format!("the checksum of {what} is not valid"),
+                e,
+            )
+        })?;
+    let cache = IsoCache::locate()
+        .map_err(|e| StepError::with_source(FailureClass::Host, "cannot open the ISO cache", e))?;
     let options = FetchOptions {
         offline: common.options.offline,
         build_name: ctx.build.clone(),
@@ -59,7 +65,7 @@ pub async fn fetch_verified(
     let fetched = cache
         .get_or_fetch(&source, &options, ctx.reporter.as_ref())
         .await
-        .map_err(|e| StepError::with_source(format!("cannot get {what}"), e))?;
+        .map_err(|e| StepError::with_source(FailureClass::Host, format!("cannot get {what}"), e))?;
     ctx.reporter.info(
         &ctx.build,
         &format!("Using {what} {}", fetched.path.display()),

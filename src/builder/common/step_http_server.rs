@@ -3,9 +3,28 @@
 use std::net::IpAddr;
 
 use crate::http::{HttpServer, HttpServerConfig};
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepFailure, StepFuture,
+};
 
 use super::HasCommon;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpServerStepError {
+    #[error("http_bind_address `{0}` is not an IP address")]
+    BindAddress(String),
+    #[error("cannot start the HTTP server")]
+    Start(#[source] crate::http::HttpError),
+}
+
+impl StepFailure for HttpServerStepError {
+    fn class(&self) -> FailureClass {
+        match self {
+            Self::BindAddress(_) => FailureClass::Input,
+            Self::Start(_) => FailureClass::Host,
+        }
+    }
+}
 
 pub struct StepHttpServer;
 
@@ -25,12 +44,10 @@ impl<S: HasCommon> Step<S> for StepHttpServer {
                 );
                 return Ok(());
             }
-            let bind_address: IpAddr = http.bind_address.parse().map_err(|_| {
-                StepError::new(format!(
-                    "http_bind_address `{}` is not an IP address",
-                    http.bind_address
-                ))
-            })?;
+            let bind_address: IpAddr = http
+                .bind_address
+                .parse()
+                .map_err(|_| HttpServerStepError::BindAddress(http.bind_address.clone()))?;
             let directory = http.directory.as_ref().map(|d| {
                 let from_cwd = common.options.pwd.join(d);
                 if d.is_absolute() || from_cwd.exists() {
@@ -57,7 +74,7 @@ impl<S: HasCommon> Step<S> for StepHttpServer {
             };
             let server = HttpServer::start(config, ctx.reporter.clone(), ctx.build.clone())
                 .await
-                .map_err(|e| StepError::with_source("cannot start the HTTP server", e))?;
+                .map_err(HttpServerStepError::Start)?;
             ctx.reporter.info(
                 &ctx.build,
                 &format!(

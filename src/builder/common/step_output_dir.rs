@@ -1,13 +1,47 @@
 //! Creates `output_directory`; refuses an existing one unless `-force`.
 //! After a failure it is removed (kept under `-on-error=abort`).
 
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use std::path::PathBuf;
+
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepFailure, StepFuture,
+};
 
 use super::HasCommon;
-use crate::run::runner::StepError as Fail;
 
-fn fail(message: String, e: std::io::Error) -> Fail {
-    Fail::with_source(message, e)
+#[derive(Debug, thiserror::Error)]
+pub enum OutputDirError {
+    /// Packer's error; kiln adds what changed when it knows.
+    #[error(
+        "the output directory {} already exists{}; remove it or run with -force to replace it",
+        .path.display(),
+        .stale_because.as_deref().map_or_else(String::new, |w| format!(" (not up to date: {w})"))
+    )]
+    Exists {
+        path: PathBuf,
+        stale_because: Option<String>,
+    },
+    #[error("cannot remove {}", .path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create {}", .path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StepFailure for OutputDirError {
+    fn class(&self) -> FailureClass {
+        match self {
+            Self::Exists { .. } => FailureClass::Input,
+            Self::Remove { .. } | Self::Create { .. } => FailureClass::Host,
+        }
+    }
 }
 
 /// Remembers whether it made the directory: a directory that was there
@@ -27,27 +61,25 @@ impl<S: HasCommon> Step<S> for StepOutputDir {
             let dir = state.common().output_dir.clone();
             if dir.exists() {
                 if !state.common().options.force {
-                    // Packer's error; kiln adds what changed when it knows.
-                    let why = state
-                        .common()
-                        .options
-                        .stale_because
-                        .as_deref()
-                        .map_or_else(String::new, |w| format!(" (not up to date: {w})"));
-                    return Err(StepError::new(format!(
-                        "the output directory {} already exists{why}; remove it or run with -force to replace it",
-                        dir.display()
-                    )));
+                    return Err(OutputDirError::Exists {
+                        path: dir,
+                        stale_because: state.common().options.stale_because.clone(),
+                    }
+                    .into());
                 }
                 ctx.reporter.info(
                     &ctx.build,
                     &format!("-force: removing the existing {}", dir.display()),
                 );
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| fail(format!("cannot remove {}", dir.display()), e))?;
+                std::fs::remove_dir_all(&dir).map_err(|source| OutputDirError::Remove {
+                    path: dir.clone(),
+                    source,
+                })?;
             }
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| fail(format!("cannot create {}", dir.display()), e))?;
+            std::fs::create_dir_all(&dir).map_err(|source| OutputDirError::Create {
+                path: dir.clone(),
+                source,
+            })?;
             self.created = true;
             Ok(())
         })
@@ -78,5 +110,31 @@ impl<S: HasCommon> Step<S> for StepOutputDir {
                 );
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_directory_is_the_users_to_remove_and_says_why_it_is_stale() {
+        let e = OutputDirError::Exists {
+            path: "out".into(),
+            stale_because: Some("the template changed".into()),
+        };
+        assert_eq!(e.class(), FailureClass::Input);
+        assert_eq!(
+            e.to_string(),
+            "the output directory out already exists (not up to date: the template changed); remove it or run with -force to replace it"
+        );
+        let plain = OutputDirError::Exists {
+            path: "out".into(),
+            stale_because: None,
+        };
+        assert_eq!(
+            plain.to_string(),
+            "the output directory out already exists; remove it or run with -force to replace it"
+        );
     }
 }

@@ -4,13 +4,48 @@
 
 use std::collections::BTreeMap;
 
-use crate::provision::{self, ProvisionEnv, remote::Remote};
+use crate::provision::{self, ProvisionEnv, ProvisionError, remote::Remote};
 use crate::run::runner::{
-    CleanupFuture, OnError, Outcome, Step, StepContext, StepError, StepFuture,
+    CleanupFuture, FailureClass, OnError, Outcome, Step, StepContext, StepFailure, StepFuture,
 };
 
 use super::super::ssh_remote::SshRemote;
 use super::{CommonState, HasCommon};
+
+/// A provisioner that failed, classed by where its command ran.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} failed")]
+pub struct ProvisionerFailed {
+    path: String,
+    /// shell-local: its commands run on the host, not in the guest.
+    on_host: bool,
+    #[source]
+    source: ProvisionError,
+}
+
+impl StepFailure for ProvisionerFailed {
+    fn class(&self) -> FailureClass {
+        use ProvisionError as E;
+        match &self.source {
+            E::Cancelled => FailureClass::Interrupted,
+            E::Render { .. } | E::NoCommunicator => FailureClass::Input,
+            E::ReadLocal { .. }
+            | E::Spawn { .. }
+            | E::WriteLocal { .. }
+            | E::Breakpoint(_)
+            | E::Ansible(_) => FailureClass::Host,
+            E::ExitStatus { .. } | E::Signal { .. } | E::Failed { .. } if self.on_host => {
+                FailureClass::Host
+            }
+            E::ExitStatus { .. }
+            | E::Signal { .. }
+            | E::Failed { .. }
+            | E::Disconnected { .. }
+            | E::Remote { .. }
+            | E::Timeout(_) => FailureClass::Guest,
+        }
+    }
+}
 
 pub struct StepProvision;
 
@@ -78,7 +113,11 @@ impl<S: HasCommon> Step<S> for StepProvision {
                     .info(&ctx.build, &format!("Running provisioner {}", p.path));
                 provision::run(p, &env, remote.as_ref().map(|r| r as &dyn Remote))
                     .await
-                    .map_err(|e| StepError::with_source(format!("{} failed", p.path), e))?;
+                    .map_err(|source| ProvisionerFailed {
+                        path: p.path.clone(),
+                        on_host: p.type_name == "shell-local",
+                        source,
+                    })?;
             }
             Ok(())
         })
@@ -112,5 +151,59 @@ impl<S: HasCommon> Step<S> for StepProvision {
                 );
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(type_name: &str, source: ProvisionError) -> FailureClass {
+        ProvisionerFailed {
+            path: format!("provisioners[0] ({type_name})"),
+            on_host: type_name == "shell-local",
+            source,
+        }
+        .class()
+    }
+
+    fn exit_3() -> ProvisionError {
+        ProvisionError::ExitStatus {
+            what: "script".into(),
+            code: 3,
+            allowed: vec![0],
+        }
+    }
+
+    #[test]
+    fn a_failed_command_is_the_guests_unless_it_ran_on_the_host() {
+        assert_eq!(class("shell", exit_3()), FailureClass::Guest);
+        assert_eq!(class("shell-local", exit_3()), FailureClass::Host);
+        assert_eq!(
+            class("shell", ProvisionError::Disconnected { what: "x".into() }),
+            FailureClass::Guest
+        );
+        assert_eq!(
+            class("shell", ProvisionError::Cancelled),
+            FailureClass::Interrupted
+        );
+        assert_eq!(
+            class("file", ProvisionError::NoCommunicator),
+            FailureClass::Input
+        );
+    }
+
+    #[test]
+    fn the_message_names_the_provisioner_and_chains_the_cause() {
+        let e: crate::run::runner::StepError = ProvisionerFailed {
+            path: "provisioners[1] (shell)".into(),
+            on_host: false,
+            source: exit_3(),
+        }
+        .into();
+        assert_eq!(
+            e.chain(),
+            "provisioners[1] (shell) failed\n  caused by: script exited with status 3; allowed exit codes: [0]"
+        );
     }
 }

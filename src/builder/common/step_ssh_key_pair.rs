@@ -5,9 +5,40 @@
 //! is, and otherwise a temporary pair is made for this build.
 
 use crate::communicator::ssh::generate_temporary_key;
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use std::path::PathBuf;
+
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepFailure, StepFuture,
+};
 
 use super::HasCommon;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyPairError {
+    #[error("ssh_private_key_file: cannot use {}", .path.display())]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
+    #[error("cannot write the public key of ssh_private_key_file")]
+    PublicKey(#[source] russh::keys::ssh_key::Error),
+    /// The cause is written into the message, as before the typed error.
+    #[error("the key generation stopped: {0}")]
+    Task(tokio::task::JoinError),
+    #[error("no temporary SSH key")]
+    Generate(#[source] crate::communicator::ssh::KeygenError),
+}
+
+impl StepFailure for KeyPairError {
+    fn class(&self) -> FailureClass {
+        match self {
+            // The file the template names is missing, encrypted or not a key.
+            Self::KeyFile { .. } => FailureClass::Input,
+            Self::PublicKey(_) | Self::Task(_) | Self::Generate(_) => FailureClass::Host,
+        }
+    }
+}
 
 pub struct StepSshKeyPair;
 
@@ -31,19 +62,16 @@ impl<S: HasCommon> Step<S> for StepSshKeyPair {
                 // Relative paths are read from the working directory, as the
                 // validation checked them.
                 let path = common.options.pwd.join(path);
-                let key = russh::keys::load_secret_key(&path, None).map_err(|e| {
-                    StepError::with_source(
-                        format!("ssh_private_key_file: cannot use {}", path.display()),
-                        e,
-                    )
-                })?;
+                let key = russh::keys::load_secret_key(&path, None)
+                    .map_err(|source| KeyPairError::KeyFile { path, source })?;
                 ctx.reporter.info(
                     &ctx.build,
                     "Using the existing SSH private key for the communicator",
                 );
-                common.ssh_public_key = key.public_key().to_openssh().map_err(|e| {
-                    StepError::with_source("cannot write the public key of ssh_private_key_file", e)
-                })?;
+                common.ssh_public_key = key
+                    .public_key()
+                    .to_openssh()
+                    .map_err(KeyPairError::PublicKey)?;
                 common.ssh_private_key = key
                     .to_openssh(russh::keys::ssh_key::LineEnding::LF)
                     .map(|pem| pem.to_string())
@@ -70,8 +98,8 @@ impl<S: HasCommon> Step<S> for StepSshKeyPair {
             // RSA keys take seconds to find their primes: off the runtime.
             let key = tokio::task::spawn_blocking(move || generate_temporary_key(&spec, &comment))
                 .await
-                .map_err(|e| StepError::new(format!("the key generation stopped: {e}")))?
-                .map_err(|e| StepError::with_source("no temporary SSH key", e))?;
+                .map_err(KeyPairError::Task)?
+                .map_err(KeyPairError::Generate)?;
             common.ssh_public_key = key.public_line.clone();
             common.ssh_private_key = key.private_pem.clone();
             common.temporary_key = Some(key);

@@ -91,25 +91,27 @@ async fn connect_unless_stopped<S: HasCommon>(
     };
     session.map_err(|e| {
         StepError::with_source(
+            FailureClass::Guest,
             format!(
                 "no SSH connection to the guest{}",
                 serial_note(serial.as_ref(), 15)
             ),
             e,
         )
-        .in_class(FailureClass::Guest)
     })
 }
 
 /// The cause is written into the message, not chained after it, so the
 /// hint follows what it is about.
 fn stopped_error(why: &GuestStopped, serial: Option<&std::path::PathBuf>) -> StepError {
-    StepError::new(format!(
-        "the VM stopped before SSH became available: {why}\n  = hint: {}{}",
-        why.hint(),
-        serial_note(serial, 15)
-    ))
-    .in_class(FailureClass::Guest)
+    StepError::new(
+        FailureClass::Guest,
+        format!(
+            "the VM stopped before SSH became available: {why}\n  = hint: {}{}",
+            why.hint(),
+            serial_note(serial, 15)
+        ),
+    )
 }
 
 impl<S: HasCommon> Step<S> for StepWaitSsh {
@@ -127,8 +129,9 @@ impl<S: HasCommon> Step<S> for StepWaitSsh {
             };
             let port = common.ssh_host_port.unwrap_or(ssh.port);
             let temporary_key = common.temporary_key.as_ref().map(|k| k.private.clone());
-            let target = ssh_target(&ssh, port, temporary_key)
-                .map_err(|e| StepError::with_source("cannot connect over SSH", e))?;
+            let target = ssh_target(&ssh, port, temporary_key).map_err(|e| {
+                StepError::with_source(FailureClass::Host, "cannot connect over SSH", e)
+            })?;
             let options = wait_options(&ssh);
             let serial = common.serial_log.clone();
             let mut session = connect_unless_stopped(state, &target, &options, ctx).await?;

@@ -5,6 +5,7 @@
 //! provision → stop → image from the boot disk; the instance and its disk
 //! are deleted by the instance step's cleanup, on every exit path.
 
+mod error;
 mod state;
 mod step_check_existing_image;
 mod step_connect_api;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::GceStepError;
 use crate::builder::common::{CommonState, GuestStopWatch, GuestStopped, HasCommon, SharedConfig};
 use crate::cloud::gce::ComputeClient;
 use crate::cloud::gce::compute::Image;
@@ -81,7 +82,7 @@ impl GceState {
     pub fn client(&self) -> Result<Arc<ComputeClient>, StepError> {
         self.client
             .clone()
-            .ok_or_else(|| StepError::new("no connection to the compute API"))
+            .ok_or_else(|| GceStepError::NotConnected.into())
     }
 }
 

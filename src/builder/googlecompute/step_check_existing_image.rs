@@ -1,8 +1,9 @@
 //! Fails before anything is created when `image_name` already exists, as
 //! Packer does (the build would otherwise run to its very end first).
 
+use super::error::GceStepError;
 use crate::cloud::gce::GceError;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::GceState;
 
@@ -21,15 +22,16 @@ impl Step<GceState> for StepCheckExistingImage {
             let client = state.client()?;
             let name = &state.config.image_name;
             match client.get_image(&client.project, name).await {
-                Ok(_) => Err(StepError::new(format!(
-                    "image {name} already exists in project {}\n  = hint: choose another image_name (\"…-{{{{timestamp}}}}\" makes one per build) or delete the image",
-                    client.project
-                ))),
+                Ok(_) => Err(GceStepError::ImageExists {
+                    name: name.clone(),
+                    project: client.project.clone(),
+                }
+                .into()),
                 Err(GceError::Api { code: 404, .. }) => Ok(()),
-                Err(e) => Err(StepError::with_source(
-                    format!("cannot check whether image {name} exists"),
-                    e,
-                )),
+                Err(e) => Err(GceStepError::api(format!(
+                    "cannot check whether image {name} exists"
+                ))(e)
+                .into()),
             }
         })
     }

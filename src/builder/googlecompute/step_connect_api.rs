@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::error::GceStepError;
 use crate::cloud::gce::auth::iam_credentials_endpoint;
 use crate::cloud::gce::{ComputeClient, Credentials, TokenSource, compute_endpoint};
 use crate::config::googlecompute::GoogleComputeConfig;
@@ -38,12 +39,13 @@ fn own_credentials(
         Ok(Credentials::AccessToken(token.clone()))
     } else if let Some(json) = &config.credentials_json {
         Credentials::from_json(json, "credentials_json")
-            .map_err(|e| StepError::with_source("credentials_json", e))
+            .map_err(|e| GceStepError::Credentials("credentials_json", e).into())
     } else if let Some(file) = &config.account_file {
         Credentials::from_file(&pwd.join(file))
-            .map_err(|e| StepError::with_source("account_file", e))
+            .map_err(|e| GceStepError::Credentials("account_file", e).into())
     } else {
-        Credentials::application_default().map_err(|e| StepError::with_source("no credentials", e))
+        Credentials::application_default()
+            .map_err(|e| GceStepError::Credentials("no credentials", e).into())
     }
 }
 
@@ -58,21 +60,18 @@ impl Step<GceState> for StepConnectApi {
             let credentials = state
                 .credentials
                 .clone()
-                .ok_or_else(|| StepError::new("no credentials"))?;
+                .ok_or(GceStepError::NoCredentials)?;
             let http = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(120))
                 .build()
-                .map_err(|e| StepError::with_source("cannot make an HTTP client", e))?;
+                .map_err(GceStepError::HttpClient)?;
             let endpoint = compute_endpoint();
             ctx.reporter.info(
                 &ctx.build,
                 &format!("Using {} with {endpoint}", credentials.describe()),
             );
             let tokens = TokenSource::new(credentials, config.scopes.clone(), http.clone());
-            tokens
-                .token()
-                .await
-                .map_err(|e| StepError::with_source("cannot get an access token", e))?;
+            tokens.token().await.map_err(GceStepError::Token)?;
             state.client = Some(Arc::new(ComputeClient::new(
                 config.project_id.clone(),
                 endpoint,

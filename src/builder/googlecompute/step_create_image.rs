@@ -1,8 +1,9 @@
 //! Makes the image from the stopped instance's boot disk, with the image keys.
 
+use super::error::GceStepError;
 use crate::cloud::gce::{CustomerEncryptionKey, ImageSpec};
 use crate::config::googlecompute::ImageEncryptionKey;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::GceState;
 
@@ -43,9 +44,13 @@ impl Step<GceState> for StepCreateImage {
                 &ctx.build,
                 &format!("Creating image {} from disk {}", spec.name, state.disk_name),
             );
-            let op = client.insert_image(&spec).await.map_err(|e| {
-                StepError::with_source(format!("cannot create image {}", spec.name), e)
-            })?;
+            let op = client
+                .insert_image(&spec)
+                .await
+                .map_err(GceStepError::api(format!(
+                    "cannot create image {}",
+                    spec.name
+                )))?;
             client
                 .wait(
                     op,
@@ -55,7 +60,7 @@ impl Step<GceState> for StepCreateImage {
                 )
                 .await
                 .map_err(|e| {
-                    StepError::with_source(format!("image {} was not created", spec.name), e)
+                    GceStepError::api(format!("image {} was not created", spec.name))(e).into()
                 })
         })
     }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::error::GceStepError;
 use crate::cloud::gce::{InstanceSpec, ZonalKind};
 use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
 
@@ -48,18 +49,19 @@ fn metadata(state: &GceState) -> Result<BTreeMap<String, String>, StepError> {
     let pwd = &state.common.options.pwd;
     for (key, file) in &config.metadata_files {
         let path = pwd.join(file);
-        let value = std::fs::read_to_string(&path).map_err(|e| {
-            StepError::with_source(format!("metadata_files: cannot read {}", path.display()), e)
+        let value = std::fs::read_to_string(&path).map_err(|source| GceStepError::ReadFile {
+            key: "metadata_files".into(),
+            path: path.clone(),
+            source,
         })?;
         items.insert(key.clone(), value);
     }
     if let Some(file) = &config.startup_script_file {
         let path = pwd.join(file);
-        let value = std::fs::read_to_string(&path).map_err(|e| {
-            StepError::with_source(
-                format!("startup_script_file: cannot read {}", path.display()),
-                e,
-            )
+        let value = std::fs::read_to_string(&path).map_err(|source| GceStepError::ReadFile {
+            key: "startup_script_file".into(),
+            path: path.clone(),
+            source,
         })?;
         items.insert("startup-script".to_owned(), value);
     }
@@ -89,11 +91,14 @@ async fn add_ssh_keys_after(
     );
     tokio::select! {
         () = tokio::time::sleep(wait) => {}
-        () = ctx.cancel.cancelled() => return Err(StepError::new("interrupted while waiting to add SSH keys")),
+        () = ctx.cancel.cancelled() => return Err(GceStepError::Interrupted("interrupted while waiting to add SSH keys").into()),
     }
-    let current = client.get_instance(zone, name).await.map_err(|e| {
-        StepError::with_source(format!("cannot read instance {name}'s metadata"), e)
-    })?;
+    let current = client
+        .get_instance(zone, name)
+        .await
+        .map_err(GceStepError::api(format!(
+            "cannot read instance {name}'s metadata"
+        )))?;
     let Some(keys) = ssh_keys(
         state,
         current
@@ -107,9 +112,9 @@ async fn add_ssh_keys_after(
     let op = client
         .add_instance_metadata(zone, name, &items)
         .await
-        .map_err(|e| {
-            StepError::with_source(format!("cannot add SSH keys to instance {name}"), e)
-        })?;
+        .map_err(GceStepError::api(format!(
+            "cannot add SSH keys to instance {name}"
+        )))?;
     client
         .wait(
             op,
@@ -119,7 +124,7 @@ async fn add_ssh_keys_after(
         )
         .await
         .map_err(|e| {
-            StepError::with_source(format!("SSH keys were not added to instance {name}"), e)
+            GceStepError::api(format!("SSH keys were not added to instance {name}"))(e).into()
         })
 }
 
@@ -145,7 +150,7 @@ impl Step<GceState> for StepCreateInstance {
             let source = state
                 .source_image
                 .as_ref()
-                .ok_or_else(|| StepError::new("no source image"))?;
+                .ok_or(GceStepError::SourceImageMissing)?;
             let spec = InstanceSpec {
                 name: state.instance_name.clone(),
                 zone: config.zone.clone(),
@@ -183,9 +188,13 @@ impl Step<GceState> for StepCreateInstance {
                     spec.name, spec.machine_type, spec.zone
                 ),
             );
-            let op = client.insert_instance(&spec).await.map_err(|e| {
-                StepError::with_source(format!("cannot create instance {}", spec.name), e)
-            })?;
+            let op = client
+                .insert_instance(&spec)
+                .await
+                .map_err(GceStepError::api(format!(
+                    "cannot create instance {}",
+                    spec.name
+                )))?;
             // From here the instance may exist: the cleanup must look.
             state.instance_created = true;
             client
@@ -196,9 +205,10 @@ impl Step<GceState> for StepCreateInstance {
                     &ctx.cancel,
                 )
                 .await
-                .map_err(|e| {
-                    StepError::with_source(format!("instance {} was not created", spec.name), e)
-                })?;
+                .map_err(GceStepError::api(format!(
+                    "instance {} was not created",
+                    spec.name
+                )))?;
             if let Some(wait) = config.wait_to_add_ssh_keys {
                 add_ssh_keys_after(state, ctx, wait).await?;
             }

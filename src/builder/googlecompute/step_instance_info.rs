@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::error::GceStepError;
 use crate::config::common::Communicator;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::GceState;
 
@@ -22,30 +23,31 @@ impl Step<GceState> for StepInstanceInfo {
             let name = state.instance_name.clone();
             let started = Instant::now();
             let instance = loop {
-                let instance = client.get_instance(&zone, &name).await.map_err(|e| {
-                    StepError::with_source(format!("cannot read instance {name}"), e)
-                })?;
+                let instance = client
+                    .get_instance(&zone, &name)
+                    .await
+                    .map_err(GceStepError::api(format!("cannot read instance {name}")))?;
                 if instance.status == "RUNNING" {
                     break instance;
                 }
                 if started.elapsed() > state.config.state_timeout {
-                    return Err(StepError::new(format!(
-                        "instance {name} is still {} after {:?} (state_timeout)",
-                        instance.status, state.config.state_timeout
-                    )));
+                    return Err(GceStepError::NotRunning {
+                        name: name.clone(),
+                        status: instance.status.clone(),
+                        timeout: state.config.state_timeout,
+                    }
+                    .into());
                 }
                 tokio::select! {
-                    () = ctx.cancel.cancelled() => return Err(StepError::new("interrupted")),
+                    () = ctx.cancel.cancelled() => return Err(GceStepError::Interrupted("interrupted").into()),
                     () = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             };
             let address = instance
                 .address(state.config.use_internal_ip)
-                .ok_or_else(|| {
-                    StepError::new(format!(
-                        "instance {name} has no {} IP address\n  = hint: use_internal_ip: true reaches it on its network's address",
-                        if state.config.use_internal_ip { "internal" } else { "external" }
-                    ))
+                .ok_or_else(|| GceStepError::NoAddress {
+                    name: name.clone(),
+                    internal: state.config.use_internal_ip,
                 })?;
             ctx.reporter
                 .info(&ctx.build, &format!("Instance {name} runs at {address}"));

@@ -2,8 +2,9 @@
 //! `source_image_project_id` (in order), then the build's own project and
 //! Google's public image projects, as Packer's driver searches them.
 
+use super::error::GceStepError;
 use crate::cloud::gce::GceError;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::GceState;
 
@@ -45,9 +46,7 @@ impl Step<GceState> for StepSourceImage {
                 (Some(name), _) => (name.clone(), false),
                 (None, Some(family)) => (family.clone(), true),
                 (None, None) => {
-                    return Err(StepError::new(
-                        "source_image or source_image_family is required",
-                    ));
+                    return Err(GceStepError::NoSourceImage.into());
                 }
             };
             let mut last = None;
@@ -73,7 +72,7 @@ impl Step<GceState> for StepSourceImage {
                 }
             }
             if let Some(e) = last {
-                return Err(StepError::with_source("cannot look up the source image", e));
+                return Err(GceStepError::api("cannot look up the source image")(e).into());
             }
             let kind = if by_family { "image family" } else { "image" };
             let key = if by_family {
@@ -81,11 +80,13 @@ impl Step<GceState> for StepSourceImage {
             } else {
                 "source_image"
             };
-            Err(StepError::new(format!(
-                "{kind} `{what}` was not found in project{} {}\n  = hint: check {key} and source_image_project_id (public images live in projects such as ubuntu-os-cloud or debian-cloud)",
-                if projects.len() == 1 { "" } else { "s" },
-                projects.join(", ")
-            )))
+            Err(GceStepError::SourceImageNotFound {
+                kind,
+                what,
+                key,
+                projects,
+            }
+            .into())
         })
     }
 }

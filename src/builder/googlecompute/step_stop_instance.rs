@@ -1,6 +1,7 @@
 //! Stops the instance so its disk is consistent before the image is made.
 
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use super::error::GceStepError;
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::GceState;
 
@@ -27,7 +28,7 @@ impl Step<GceState> for StepStopInstance {
             let op = client
                 .stop_instance(&state.config.zone, &name)
                 .await
-                .map_err(|e| StepError::with_source(format!("cannot stop instance {name}"), e))?;
+                .map_err(GceStepError::api(format!("cannot stop instance {name}")))?;
             client
                 .wait(
                     op,
@@ -36,7 +37,7 @@ impl Step<GceState> for StepStopInstance {
                     &ctx.cancel,
                 )
                 .await
-                .map_err(|e| StepError::with_source(format!("instance {name} did not stop"), e))
+                .map_err(|e| GceStepError::api(format!("instance {name} did not stop"))(e).into())
         })
     }
 }

@@ -17,10 +17,10 @@ use tokio::io::AsyncReadExt;
 use crate::checkpoint::MemoryState;
 use crate::hypervisor::qemu::migrate::{self, load_state};
 use crate::hypervisor::qemu::{Backing, ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
-use crate::run::runner::{StepContext, StepError};
+use crate::run::runner::StepContext;
 use crate::vm::Accelerator;
 
-use super::{QemuState, fail};
+use super::{CheckpointStepError, QemuState};
 
 /// Raised whenever what the memory state holds or how it is loaded
 /// changes: a stream of another version is never loaded.
@@ -168,7 +168,7 @@ async fn wait_for_banner(port: u16, bound: Duration) -> Result<(), String> {
 
 /// A fresh disk over the checkpoint (after a failed memory resume the
 /// guest may have written to the first one), as the disk step makes it.
-pub(super) async fn recreate_disk(state: &mut QemuState) -> Result<(), StepError> {
+pub(super) async fn recreate_disk(state: &mut QemuState) -> Result<(), CheckpointStepError> {
     let Some(checkpoint) = state.resumed_from().map(|c| c.disk.clone()) else {
         return Ok(());
     };
@@ -192,18 +192,18 @@ pub(super) async fn recreate_disk(state: &mut QemuState) -> Result<(), StepError
                 Some(backing),
                 &config.qemu_img_args.create,
             )
-            .map_err(|e| fail("cannot create the disk over the checkpoint", e))
+            .map_err(|e| CheckpointStepError::Disk("cannot create the disk over the checkpoint", e))
         } else {
             let options = ConvertOptions {
                 src_format: Some(ImageFormat::Qcow2),
                 ..ConvertOptions::default()
             };
             img.convert(&checkpoint, &disk, format, &options, &[])
-                .map_err(|e| fail("cannot copy the checkpoint", e))
+                .map_err(|e| CheckpointStepError::Disk("cannot copy the checkpoint", e))
         }
     })
     .await
-    .map_err(|e| fail("the disk task failed", e))?
+    .map_err(|e| CheckpointStepError::Task("the disk task failed", e))?
 }
 
 /// Writes the paused VM's state to `path` (the checkpoint being written).

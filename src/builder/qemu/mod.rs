@@ -152,19 +152,55 @@ fn artifact(build: &Build, state: &QemuState) -> Artifact {
     }
 }
 
-/// An error from a failed step, with its source.
-pub(crate) fn fail(
-    message: impl Into<String>,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> StepError {
-    StepError::with_source(message, e)
-}
-
 /// A failure of the host's side (qemu, qemu-img, a file, a port), with
 /// its source.
 pub(crate) fn fail_on_host(
     message: impl Into<String>,
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> StepError {
-    fail(message, e).in_class(FailureClass::Host)
+    StepError::with_source(FailureClass::Host, message, e)
+}
+
+/// Why finding, saving or resuming from an install checkpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointStepError {
+    #[error("cannot open the cache")]
+    Cache(#[source] crate::iso::IsoError),
+    #[error("cannot make the install checkpoint's key: {0}")]
+    Key(String),
+    /// A blocking task that panicked or was dropped ("the disk task failed").
+    #[error("{0}")]
+    Task(&'static str, #[source] tokio::task::JoinError),
+    #[error("cannot read the install checkpoint")]
+    Read(#[source] crate::checkpoint::CheckpointError),
+    #[error("{0}")]
+    Disk(
+        &'static str,
+        #[source] crate::hypervisor::qemu::img::QemuImgError,
+    ),
+    #[error("no QMP connection")]
+    NoQmp,
+    #[error("QEMU did not pause the VM for the checkpoint")]
+    Pause(#[source] crate::hypervisor::qemu::qmp::QmpError),
+    #[error("QEMU did not resume the VM after the checkpoint")]
+    Resume(#[source] crate::hypervisor::qemu::qmp::QmpError),
+    #[error("interrupted before the install checkpoint was saved")]
+    Interrupted,
+}
+
+impl crate::run::runner::StepFailure for CheckpointStepError {
+    fn class(&self) -> FailureClass {
+        match self {
+            // The key is rendered from the template's own strings.
+            Self::Key(_) => FailureClass::Input,
+            Self::Interrupted => FailureClass::Interrupted,
+            Self::Cache(_)
+            | Self::Task(..)
+            | Self::Read(_)
+            | Self::Disk(..)
+            | Self::NoQmp
+            | Self::Pause(_)
+            | Self::Resume(_) => FailureClass::Host,
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Creates the VM's disk with qemu-img (or starts from `disk_image`).
 
 use crate::hypervisor::qemu::{Backing, ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
 
 use super::{QemuState, fail_on_host};
 
@@ -21,7 +21,7 @@ impl Step<QemuState> for StepCreateDisk {
                 .common
                 .iso_path
                 .clone()
-                .ok_or_else(|| StepError::new("no ISO was fetched"))?;
+                .ok_or_else(|| StepError::new(FailureClass::Host, "no ISO was fetched"))?;
             let img = QemuImgCli::default();
             let extra = config.qemu_img_args.create.clone();
             let checkpoint = state.resumed_from().map(|c| c.disk.clone());

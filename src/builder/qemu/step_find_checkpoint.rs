@@ -4,17 +4,17 @@
 
 use crate::checkpoint::{CheckpointStore, Lookup};
 use crate::iso::IsoCache;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::checkpoint_key::{install_key, why_not};
 use super::state::CheckpointPlan;
-use super::{QemuState, fail};
+use super::{CheckpointStepError, QemuState};
 
 pub struct StepFindCheckpoint;
 
 /// The checkpoints of the cache this build uses for its ISO.
-pub(super) fn store() -> Result<CheckpointStore, StepError> {
-    let cache = IsoCache::locate().map_err(|e| fail("cannot open the cache", e))?;
+pub(super) fn store() -> Result<CheckpointStore, CheckpointStepError> {
+    let cache = IsoCache::locate().map_err(CheckpointStepError::Cache)?;
     Ok(CheckpointStore::in_cache(cache.root()))
 }
 
@@ -32,9 +32,7 @@ impl Step<QemuState> for StepFindCheckpoint {
                 state.checkpoint = CheckpointPlan::Off;
                 return Ok(());
             }
-            let (inputs, volatile) = install_key(state).map_err(|e| {
-                StepError::new(format!("cannot make the install checkpoint's key: {e}"))
-            })?;
+            let (inputs, volatile) = install_key(state).map_err(CheckpointStepError::Key)?;
             for what in &volatile {
                 ctx.reporter.warn(
                     &ctx.build,
@@ -64,8 +62,8 @@ impl Step<QemuState> for StepFindCheckpoint {
             let lookup_store = store.clone();
             let found = tokio::task::spawn_blocking(move || lookup_store.lookup(&lookup_key))
                 .await
-                .map_err(|e| fail("the checkpoint lookup failed", e))?
-                .map_err(|e| fail("cannot read the install checkpoint", e))?;
+                .map_err(|e| CheckpointStepError::Task("the checkpoint lookup failed", e))?
+                .map_err(CheckpointStepError::Read)?;
             state.checkpoint = match found {
                 Lookup::Found(checkpoint) => {
                     ctx.reporter.info(

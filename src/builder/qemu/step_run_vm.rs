@@ -10,7 +10,9 @@ use crate::hypervisor::qemu::{
     CdromDrive, CpuTopology, DiskDrive, DiskInterface, Display, Firmware, NetBackend, NetDevice,
     QemuCommand, QemuProcess, SshForward, Vnc, probe_accelerator,
 };
-use crate::run::runner::{CleanupFuture, Outcome, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{
+    CleanupFuture, FailureClass, Outcome, Step, StepContext, StepError, StepFuture,
+};
 
 use super::{QemuState, checkpoint_memory, fail_on_host};
 use crate::vm::Accelerator;
@@ -152,7 +154,7 @@ fn vnc_server(c: &crate::config::qemu::QemuConfig) -> Result<Option<Vnc>, StepEr
     }
     let port = find_free_port_on(c.vnc_bind_address, c.vnc_port_min, c.vnc_port_max)
         .ok_or_else(|| {
-            StepError::new(format!(
+            StepError::new(FailureClass::Host, format!(
                 "no free VNC port on {} between {} and {} (vnc_port_min..vnc_port_max); widen the range or set disable_vnc",
                 c.vnc_bind_address, c.vnc_port_min, c.vnc_port_max
             ))
@@ -301,7 +303,7 @@ impl Step<QemuState> for StepRunVm {
             let qmp = state
                 .qmp
                 .as_mut()
-                .ok_or_else(|| StepError::new("no QMP connection"))?;
+                .ok_or_else(|| StepError::new(FailureClass::Host, "no QMP connection"))?;
             if let Some(vnc) = &state.vnc {
                 let mut message = format!(
                     "To watch the VM's screen, connect a VNC client to {}",

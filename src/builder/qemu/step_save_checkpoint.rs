@@ -11,11 +11,11 @@
 use std::time::{Duration, Instant};
 
 use crate::hypervisor::qemu::{ConvertOptions, ImageFormat, QemuProcess, img::convert_args};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 use super::state::CheckpointPlan;
 use super::step_find_checkpoint::store;
-use super::{QemuState, checkpoint_memory, fail};
+use super::{CheckpointStepError, QemuState, checkpoint_memory};
 
 pub struct StepSaveCheckpoint;
 
@@ -57,7 +57,7 @@ impl Step<QemuState> for StepSaveCheckpoint {
             let writer =
                 tokio::task::spawn_blocking(move || begin_store.begin(&begin_key, replace))
                     .await
-                    .map_err(|e| fail("the checkpoint task failed", e))?;
+                    .map_err(|e| CheckpointStepError::Task("the checkpoint task failed", e))?;
             let mut writer = match writer {
                 Ok(Some(w)) => w,
                 Ok(None) => {
@@ -101,13 +101,8 @@ impl Step<QemuState> for StepSaveCheckpoint {
                     }
                 },
             };
-            let qmp = state
-                .qmp
-                .as_mut()
-                .ok_or_else(|| StepError::new("no QMP connection"))?;
-            qmp.stop()
-                .await
-                .map_err(|e| fail("QEMU did not pause the VM for the checkpoint", e))?;
+            let qmp = state.qmp.as_mut().ok_or(CheckpointStepError::NoQmp)?;
+            qmp.stop().await.map_err(CheckpointStepError::Pause)?;
             let paused = Instant::now();
             let source = state.disk_path.clone();
             let target = writer.disk_path();
@@ -161,13 +156,11 @@ impl Step<QemuState> for StepSaveCheckpoint {
             // swept by the next kiln, as after a kill).
             if ctx.cancel.is_cancelled() {
                 drop(writer);
-                return Err(StepError::new(
-                    "interrupted before the install checkpoint was saved",
-                ));
+                return Err(CheckpointStepError::Interrupted.into());
             }
             let committed = tokio::task::spawn_blocking(move || writer.commit(&inputs))
                 .await
-                .map_err(|e| fail("the checkpoint task failed", e))?;
+                .map_err(|e| CheckpointStepError::Task("the checkpoint task failed", e))?;
             let paused_for = paused.elapsed();
             resume(state).await?;
             match committed {
@@ -225,12 +218,7 @@ async fn copy_owned(args: &[std::ffi::OsString]) -> Result<(), String> {
     }
 }
 
-async fn resume(state: &mut QemuState) -> Result<(), StepError> {
-    let qmp = state
-        .qmp
-        .as_mut()
-        .ok_or_else(|| StepError::new("no QMP connection"))?;
-    qmp.cont()
-        .await
-        .map_err(|e| fail("QEMU did not resume the VM after the checkpoint", e))
+async fn resume(state: &mut QemuState) -> Result<(), CheckpointStepError> {
+    let qmp = state.qmp.as_mut().ok_or(CheckpointStepError::NoQmp)?;
+    qmp.cont().await.map_err(CheckpointStepError::Resume)
 }

@@ -6,23 +6,52 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::builder::common::{run_shutdown_command, serial_note};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::hypervisor::qemu::process::ProcessError;
+use crate::hypervisor::qemu::qmp::QmpError;
+use crate::run::runner::{FailureClass, Step, StepContext, StepFailure, StepFuture};
 
-use super::{QemuState, fail};
+use super::QemuState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    #[error("no QMP connection")]
+    NoQmp,
+    #[error("QEMU refused the power-down")]
+    PowerDown(#[source] QmpError),
+    #[error("the VM is not running")]
+    NotRunning,
+    #[error("cannot wait for QEMU")]
+    Wait(#[source] ProcessError),
+    #[error(
+        "the guest did not stop within shutdown_timeout ({timeout:?}); it will be killed. Check shutdown_command, or raise shutdown_timeout{serial_note}"
+    )]
+    Timeout {
+        timeout: Duration,
+        serial_note: String,
+    },
+}
+
+impl StepFailure for ShutdownError {
+    fn class(&self) -> FailureClass {
+        match self {
+            Self::Timeout { .. } => FailureClass::Guest,
+            Self::NoQmp | Self::PowerDown(_) | Self::NotRunning | Self::Wait(_) => {
+                FailureClass::Host
+            }
+        }
+    }
+}
 
 pub struct StepShutdown;
 
 /// How often an unanswered ACPI power button is pressed again.
 const REPRESS_EVERY: Duration = Duration::from_secs(10);
 
-async fn press_power_button(state: &mut QemuState) -> Result<(), StepError> {
-    let qmp = state
-        .qmp
-        .as_mut()
-        .ok_or_else(|| StepError::new("no QMP connection"))?;
+async fn press_power_button(state: &mut QemuState) -> Result<(), ShutdownError> {
+    let qmp = state.qmp.as_mut().ok_or(ShutdownError::NoQmp)?;
     qmp.system_powerdown()
         .await
-        .map_err(|e| fail("QEMU refused the power-down", e))
+        .map_err(ShutdownError::PowerDown)
 }
 
 impl Step<QemuState> for StepShutdown {
@@ -55,24 +84,22 @@ impl Step<QemuState> for StepShutdown {
                 // (still booting, as with `communicator: none`) drops the
                 // press: it is pressed again until the guest stops.
                 let wait = if acpi { left.min(REPRESS_EVERY) } else { left };
-                let vm = state
-                    .vm
-                    .as_mut()
-                    .ok_or_else(|| StepError::new("the VM is not running"))?;
+                let vm = state.vm.as_mut().ok_or(ShutdownError::NotRunning)?;
                 if vm
                     .wait_exit(wait)
                     .await
-                    .map_err(|e| fail("cannot wait for QEMU", e))?
+                    .map_err(ShutdownError::Wait)?
                     .is_some()
                 {
                     ctx.reporter.info(&ctx.build, "The VM has stopped");
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
-                    return Err(StepError::new(format!(
-                        "the guest did not stop within shutdown_timeout ({timeout:?}); it will be killed. Check shutdown_command, or raise shutdown_timeout{}",
-                        serial_note(state.common.serial_log.as_ref(), 10)
-                    )));
+                    return Err(ShutdownError::Timeout {
+                        timeout,
+                        serial_note: serial_note(state.common.serial_log.as_ref(), 10),
+                    }
+                    .into());
                 }
                 if let Err(e) = press_power_button(state).await {
                     // QEMU may have exited between the wait and the press.
@@ -82,7 +109,7 @@ impl Step<QemuState> for StepShutdown {
                         .and_then(|vm| vm.try_wait().ok().flatten())
                         .is_some();
                     if !exited {
-                        return Err(e);
+                        return Err(e.into());
                     }
                 }
             }

@@ -5,9 +5,24 @@ use std::time::{Duration, Instant};
 
 use crate::bootcmd::{self, Action};
 use crate::builder::common::boot_batches::{boot_batches, step_announcements};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::hypervisor::qemu::qmp::QmpError;
+use crate::run::runner::{FailureClass, Step, StepContext, StepFailure, StepFuture};
 
-use super::{QemuState, fail};
+use super::QemuState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TypingError {
+    #[error("no QMP connection to type with")]
+    NoQmp,
+    #[error("QEMU refused a key")]
+    KeyRefused(#[source] QmpError),
+}
+
+impl StepFailure for TypingError {
+    fn class(&self) -> FailureClass {
+        FailureClass::Host
+    }
+}
 
 pub struct StepTypeBootCommand;
 
@@ -47,10 +62,7 @@ impl Step<QemuState> for StepTypeBootCommand {
             let actions: Vec<Action> = batches.iter().flat_map(|b| b.1.clone()).collect();
             let starts = step_announcements(&batches);
             let interval = key_interval(state.config.boot.key_interval);
-            let qmp = state
-                .qmp
-                .as_mut()
-                .ok_or_else(|| StepError::new("no QMP connection to type with"))?;
+            let qmp = state.qmp.as_mut().ok_or(TypingError::NoQmp)?;
             let keys = actions
                 .iter()
                 .filter(|a| !matches!(a, Action::Wait(_)))
@@ -80,7 +92,7 @@ impl Step<QemuState> for StepTypeBootCommand {
                         let arguments = command.get("arguments").cloned();
                         qmp.execute(&name, arguments)
                             .await
-                            .map_err(|e| fail("QEMU refused a key", e))?;
+                            .map_err(TypingError::KeyRefused)?;
                         tokio::time::sleep(interval).await;
                     }
                 }

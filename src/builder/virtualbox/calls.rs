@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use super::error::VBoxStepError;
 use crate::hypervisor::virtualbox::{VBoxCommand, VBoxManage, VmState};
-use crate::run::runner::{FailureClass, StepError};
+use crate::run::runner::StepError;
 
 /// Runs `commands` in order; the first failure stops, with its stderr.
 pub(super) async fn run_all(
@@ -13,16 +14,13 @@ pub(super) async fn run_all(
 ) -> Result<(), StepError> {
     tokio::task::spawn_blocking(move || {
         for c in &commands {
-            vbox.run_command(c).map_err(|e| {
-                StepError::with_source("VBoxManage failed", e).in_class(FailureClass::Host)
-            })?;
+            vbox.run_command(c)
+                .map_err(|e| StepError::from(VBoxStepError::Command(e)))?;
         }
         Ok(())
     })
     .await
-    .map_err(|e| {
-        StepError::with_source("a VBoxManage task failed", e).in_class(FailureClass::Host)
-    })?
+    .map_err(VBoxStepError::Task)?
 }
 
 pub(super) async fn vm_state(vbox: Arc<dyn VBoxManage>, vm: String) -> Option<VmState> {

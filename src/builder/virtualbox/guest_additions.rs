@@ -4,6 +4,7 @@
 //! second DVD (`guest_additions_mode` "attach", in the attach step) or
 //! uploaded over SSH ("upload", here).
 
+use super::error::VBoxStepError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -99,7 +100,7 @@ fn version_data(state: &VBoxState) -> Result<BTreeMap<String, String>, StepError
     let version = state
         .version
         .as_ref()
-        .ok_or_else(|| StepError::new("the VirtualBox version is not known"))?;
+        .ok_or(VBoxStepError::UnknownVersion)?;
     Ok(BTreeMap::from([("Version".to_owned(), version.number())]))
 }
 
@@ -131,7 +132,7 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
                 let vbox = state.vbox()?;
                 let found = tokio::task::spawn_blocking(move || vbox.default_guest_additions_iso())
                     .await
-                    .map_err(|e| StepError::with_source("a VBoxManage task failed", e))?;
+                    .map_err(VBoxStepError::Task)?;
                 match found {
                     Ok(Some(path)) if path.is_file() => Some(path),
                     Ok(_) => {
@@ -142,10 +143,7 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
                         None
                     }
                     Err(e) => {
-                        return Err(StepError::with_source(
-                            "cannot ask VBoxManage for its guest additions ISO",
-                            e,
-                        ));
+                        return Err(VBoxStepError::AdditionsIso(e).into());
                     }
                 }
             };
@@ -186,13 +184,7 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
             };
             let from_virtualbox_org = url.starts_with(DOWNLOAD_BASE);
             if state.common.options.offline && from_virtualbox_org && sha256.is_none() {
-                return Err(StepError::new(format!(
-                    "offline: this VirtualBox has no guest additions ISO of its own, and its \
-                     checksum list is online. Download {url} elsewhere, then either set \
-                     guest_additions_url to that file, or `kiln cache add FILE --checksum \
-                     sha256:<hex>` and set guest_additions_sha256 to the same <hex>; or set \
-                     guest_additions_mode \"disable\""
-                )));
+                return Err(VBoxStepError::OfflineAdditions { url }.into());
             }
             let image = IsoConfig {
                 urls: vec![url],
@@ -233,11 +225,17 @@ impl Step<VBoxState> for StepUploadGuestAdditions {
                 None => DEFAULT_GUEST_PATH.to_owned(),
             };
             let size = std::fs::metadata(&iso)
-                .map_err(|e| StepError::with_source(format!("cannot read {}", iso.display()), e))?
+                .map_err(|source| VBoxStepError::Read {
+                    path: iso.clone(),
+                    source,
+                })?
                 .len();
             ssh.upload_file(&iso, &target)
                 .await
-                .map_err(|e| StepError::with_source(format!("cannot upload {target}"), e))?;
+                .map_err(|source| VBoxStepError::Upload {
+                    target: target.clone(),
+                    source,
+                })?;
             ctx.reporter.info(
                 &ctx.build,
                 &format!(

@@ -8,6 +8,7 @@
 //! unregistered and deleted afterwards unless `keep_registered`.
 
 mod calls;
+mod error;
 mod guest_additions;
 mod specs;
 mod step_attach_floppy;
@@ -26,6 +27,7 @@ mod step_type_boot_command;
 mod step_upload_version;
 mod step_vboxmanage_rows;
 
+use error::VBoxStepError;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -66,7 +68,7 @@ impl VBoxState {
     pub fn vbox(&self) -> Result<Arc<dyn VBoxManage>, StepError> {
         self.vbox
             .clone()
-            .ok_or_else(|| StepError::new("VBoxManage was not found"))
+            .ok_or_else(|| VBoxStepError::NotFound.into())
     }
 }
 

@@ -18,12 +18,12 @@ pub fn vm_spec(c: &VirtualBoxIsoConfig) -> VmSpec {
         nic_type: c.nic_type.clone(),
         gfx_controller: c.gfx_controller.clone(),
         gfx_vram_mib: c.gfx_vram_size,
-        accelerate_3d: c.gfx_accelerate_3d,
-        efi_resolution: c.gfx_efi_resolution.clone(),
-        nested_virt: c.nested_virt,
-        rtc_utc: c.rtc_time_base.as_deref().map(|t| t == "UTC"),
-        audio_controller: c.audio_controller.clone(),
-        usb_controllers: c.usb_controllers.clone(),
+        accelerate_3d: c.hw.gfx_accelerate_3d,
+        efi_resolution: c.hw.gfx_efi_resolution.clone(),
+        nested_virt: c.hw.nested_virt,
+        rtc_utc: c.hw.rtc_time_base.as_deref().map(|t| t == "UTC"),
+        audio_controller: c.hw.audio_controller.clone(),
+        usb_controllers: c.hw.usb_controllers.clone(),
     }
 }
 
@@ -31,17 +31,17 @@ pub fn vm_spec(c: &VirtualBoxIsoConfig) -> VmSpec {
 /// `VM_NAME-0.vdi`, `VM_NAME-1.vdi`, … (Packer's numbering then).
 pub fn disk_spec(c: &VirtualBoxIsoConfig) -> DiskSpec {
     let numbered = |i: usize| c.output_directory.join(format!("{}-{i}.vdi", c.vm_name));
-    let path = if c.disk_additional_size_mib.is_empty() {
+    let path = if c.hw.disk_additional_size_mib.is_empty() {
         c.output_directory.join(format!("{}.vdi", c.vm_name))
     } else {
         numbered(0)
     };
-    let additional = c
-        .disk_additional_size_mib
-        .iter()
-        .enumerate()
-        .map(|(i, &size)| (numbered(i + 1), size))
-        .collect();
+    let additional =
+        c.hw.disk_additional_size_mib
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| (numbered(i + 1), size))
+            .collect();
     DiskSpec {
         path,
         additional,

@@ -3,6 +3,7 @@
 
 use super::VBoxState;
 use super::calls::run_all;
+use super::error::VBoxStepError;
 use crate::hypervisor::virtualbox::IsoAttachment;
 use crate::run::runner::{Step, StepContext, StepError, StepFuture};
 
@@ -38,8 +39,7 @@ impl Step<VBoxState> for StepAttachIso {
         Box::pin(async move {
             let mut commands = Vec::new();
             for (slot, image) in dvd_slots(state) {
-                let image =
-                    image.ok_or_else(|| StepError::new("an ISO to attach was not fetched"))?;
+                let image = image.ok_or_else(|| StepError::from(VBoxStepError::NoIso))?;
                 // VirtualBox records the path it is given; a symlink into the
                 // cache would dangle once pruned.
                 let image = std::fs::canonicalize(&image).unwrap_or(image);

@@ -3,8 +3,9 @@
 
 use super::VBoxState;
 use super::calls::run_all;
+use super::error::VBoxStepError;
 use crate::hypervisor::virtualbox::NatRule;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 pub struct StepExport;
 
@@ -36,7 +37,10 @@ impl Step<VBoxState> for StepExport {
             run_all(state.vbox()?, commands).await?;
             let dir = &state.common.output_dir;
             let mut files: Vec<_> = std::fs::read_dir(dir)
-                .map_err(|e| StepError::with_source(format!("cannot list {}", dir.display()), e))?
+                .map_err(|source| VBoxStepError::ListOutput {
+                    dir: dir.clone(),
+                    source,
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.extension().is_some_and(|x| {
@@ -46,10 +50,7 @@ impl Step<VBoxState> for StepExport {
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(StepError::new(format!(
-                    "VBoxManage export wrote nothing to {}",
-                    dir.display()
-                )));
+                return Err(VBoxStepError::NothingExported { dir: dir.clone() }.into());
             }
             state.exported = files;
             Ok(())

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use super::VBoxState;
+use super::error::VBoxStepError;
 use crate::hypervisor::virtualbox::{VBoxManage, VBoxManageCli};
-use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 pub struct StepFindVBoxManage;
 
@@ -16,18 +17,11 @@ impl Step<VBoxState> for StepFindVBoxManage {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let cli = VBoxManageCli::locate().map_err(|e| {
-                StepError::with_source("cannot use VirtualBox", e).in_class(FailureClass::Host)
-            })?;
+            let cli = VBoxManageCli::locate().map_err(VBoxStepError::Unusable)?;
             let version = tokio::task::spawn_blocking(move || cli.version().map(|v| (cli, v)))
                 .await
-                .map_err(|e| {
-                    StepError::with_source("a VBoxManage task failed", e)
-                        .in_class(FailureClass::Host)
-                })?;
-            let (cli, version) = version.map_err(|e| {
-                StepError::with_source("cannot use VirtualBox", e).in_class(FailureClass::Host)
-            })?;
+                .map_err(VBoxStepError::Task)?;
+            let (cli, version) = version.map_err(VBoxStepError::Unusable)?;
             ctx.reporter
                 .info(&ctx.build, &format!("VirtualBox {}", version.raw));
             state.vbox = Some(Arc::new(cli));

@@ -3,9 +3,10 @@
 
 use super::VBoxState;
 use super::calls::run_all;
+use super::error::VBoxStepError;
 use crate::host::port::find_free_port;
 use crate::hypervisor::virtualbox::NatRule;
-use crate::run::runner::{FailureClass, Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 pub struct StepForwardSsh;
 
@@ -23,10 +24,7 @@ impl Step<VBoxState> for StepForwardSsh {
                 return Ok(());
             }
             let port = find_free_port(state.config.host_port_min, state.config.host_port_max)
-                .map_err(|e| {
-                    StepError::with_source("cannot find a free port for SSH", e)
-                        .in_class(FailureClass::Host)
-                })?;
+                .map_err(VBoxStepError::NoSshPort)?;
             let commands = NatRule::ssh(port, ssh.port).add_commands(&state.config.vm_name);
             run_all(state.vbox()?, commands).await?;
             ctx.reporter.info(

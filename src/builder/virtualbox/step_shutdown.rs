@@ -1,13 +1,14 @@
 //! `StepShutdown`, one of the virtualbox-iso builder's steps (their order is
 //! in `mod.rs`).
 
+use super::error::VBoxStepError;
 use std::time::{Duration, Instant};
 
 use super::VBoxState;
 use super::calls::{run_all, vm_state};
 use crate::builder::common::{run_shutdown_command, serial_note};
 use crate::hypervisor::virtualbox::command::{acpi_power_button, poweroff};
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 pub struct StepShutdown;
 
@@ -55,11 +56,11 @@ impl Step<VBoxState> for StepShutdown {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    return Err(StepError::new(format!(
-                        "the guest did not stop within shutdown_timeout ({:?}); it will be powered off. Check shutdown_command (or that the guest acts on the ACPI power button), or raise shutdown_timeout{}",
-                        state.config.shutdown.timeout,
-                        serial_note(state.common.serial_log.as_ref(), 10)
-                    )));
+                    return Err(VBoxStepError::ShutdownTimeout {
+                        timeout: state.config.shutdown.timeout,
+                        serial_note: serial_note(state.common.serial_log.as_ref(), 10),
+                    }
+                    .into());
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

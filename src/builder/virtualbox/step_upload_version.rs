@@ -2,7 +2,8 @@
 //! in `mod.rs`).
 
 use super::VBoxState;
-use crate::run::runner::{Step, StepContext, StepError, StepFuture};
+use super::error::VBoxStepError;
+use crate::run::runner::{Step, StepContext, StepFuture};
 
 /// Uploads `virtualbox_version_file` (default `.vbox_version`) so scripts
 /// in the guest know the VirtualBox version.
@@ -25,12 +26,15 @@ impl Step<VBoxState> for StepUploadVersion {
             let version = state
                 .version
                 .as_ref()
-                .ok_or_else(|| StepError::new("the VirtualBox version is not known"))?;
+                .ok_or(VBoxStepError::UnknownVersion)?;
             let text = version.number();
             let mut reader = text.as_bytes();
             ssh.upload(&mut reader, text.len() as u64, &path, 0o644)
                 .await
-                .map_err(|e| StepError::with_source(format!("cannot upload {path}"), e))?;
+                .map_err(|source| VBoxStepError::Upload {
+                    target: path.clone(),
+                    source,
+                })?;
             ctx.reporter.info(
                 &ctx.build,
                 &format!("Uploaded the VirtualBox version ({text}) to {path}"),
