@@ -301,18 +301,29 @@ mod tests {
         });
         let started = std::time::Instant::now();
         // The shell waits for `sleep`, a process of its own: both must go.
-        let r = run(&config(&["sleep 31.25; echo after"], vec![0]), &e, None).await;
+        // The sleep's length names this test process, so that the same test
+        // running in another suite on the machine is not taken for a survivor.
+        let sleep = format!("sleep 31.{}", std::process::id());
+        let line = format!("{sleep}; echo after");
+        let r = run(&config(&[line.as_str()], vec![0]), &e, None).await;
         assert!(matches!(r, Err(ProvisionError::Cancelled)));
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let survivors: Vec<String> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.starts_with("sleep 31.25"))
-            .collect();
+        // The kill is sent; the process is gone once the kernel has reaped it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let survivors = loop {
+            let survivors: Vec<String> = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.trim_end() == sleep)
+                .collect();
+            if survivors.is_empty() || std::time::Instant::now() > deadline {
+                break survivors;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         assert!(survivors.is_empty(), "left running: {survivors:?}");
     }
 }
