@@ -8,9 +8,14 @@ use std::time::Duration;
 
 use super::{Action, Key, KeyStroke};
 
-/// How many codes kiln passes to one `keyboardputscancode` call. VBoxManage
-/// accepts more, but long argument lists have been seen to drop keys.
-pub const MAX_CODES_PER_CALL: usize = 256;
+/// How many codes kiln passes to one `keyboardputscancode` call: 25, as
+/// Packer's virtualbox builders do. VirtualBox hands a call's codes to the
+/// guest as fast as it reads them, and a PC BIOS keeps at most 15 keys for a
+/// boot loader that has not read them yet; 25 codes are at most 12 keys, so
+/// one call cannot overflow that buffer however slowly the guest runs, and
+/// `boot_keygroup_interval` after each call lets it drain. (256 per call lost
+/// keys when a guest under TCG on a loaded host fell behind.)
+pub const MAX_CODES_PER_CALL: usize = 25;
 
 const EXTENDED: u8 = 0xE0;
 const BREAK: u8 = 0x80;

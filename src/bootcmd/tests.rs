@@ -484,3 +484,23 @@ fn vbox_steps_never_split_an_action_and_respect_the_limit() {
         assert!(codes.len() <= scancode::MAX_CODES_PER_CALL);
     }
 }
+
+#[test]
+fn one_vbox_call_never_holds_more_keys_than_a_bios_keeps() {
+    // A PC BIOS buffers 15 keystrokes for a boot loader that has not read
+    // them yet; VirtualBox delivers one call's codes as fast as the guest
+    // reads them, so more than 15 presses in one call can overflow it.
+    let line =
+        parse("install url=http://10.0.2.2:8080/Preseed.cfg<enter><tab><down>").expect("parses");
+    for step in scancode::vbox_steps(&line, scancode::MAX_CODES_PER_CALL) {
+        let VboxStep::PutScancodes(codes) = step else {
+            panic!("{step:?}");
+        };
+        let presses = codes
+            .iter()
+            .filter_map(|c| u8::from_str_radix(c, 16).ok())
+            .filter(|&c| c < 0x80 && c != 0x2a && c != 0x36)
+            .count();
+        assert!(presses <= 15, "{presses} keys in one call: {codes:?}");
+    }
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kiln::bootcmd::scancode::MAX_CODES_PER_CALL;
 use kiln::hypervisor::virtualbox::command::{
     self, BootCommandStep, DiskSpec, IsoAttachment, NatRule, StorageBus, VBoxCommand, VmSpec,
 };
@@ -371,14 +372,39 @@ fn vm_boot_command_typed_as_scancodes_starts_the_tiny_installer() {
     let text = wait_for_text(&serial, "boot:", Duration::from_secs(300));
     assert!(text.contains("boot:"), "no isolinux prompt: {text}");
 
-    let actions = kiln::bootcmd::parse("install url=http://10.0.2.2:9/none.cfg<enter>")
-        .expect("boot command");
-    let steps = command::boot_command_steps(name, &actions, 64);
-    assert!(steps.len() > 1, "the line is split into several calls");
-    for step in &steps {
-        match step {
-            BootCommandStep::Run(c) => vbox.run_all(std::slice::from_ref(c)),
-            BootCommandStep::Wait(d) => std::thread::sleep(*d),
+    // Typed as the builder types it: calls of at most MAX_CODES_PER_CALL
+    // codes. The test then waits for ISOLINUX to echo what was typed so far
+    // before the next piece (an event, where the builder waits
+    // boot_keygroup_interval), so a guest slowed by a loaded host cannot
+    // make the check fail.
+    let line = "install url=http://10.0.2.2:9/none.cfg";
+    let mut typed = String::new();
+    let mut calls = 0;
+    for piece in line.as_bytes().chunks(10) {
+        let piece = std::str::from_utf8(piece).expect("ASCII");
+        let actions = kiln::bootcmd::parse(piece).expect("boot command");
+        for step in command::boot_command_steps(name, &actions, MAX_CODES_PER_CALL) {
+            match step {
+                BootCommandStep::Run(c) => {
+                    calls += 1;
+                    vbox.run_all(std::slice::from_ref(&c));
+                }
+                BootCommandStep::Wait(d) => std::thread::sleep(d),
+            }
+        }
+        typed.push_str(piece);
+        let echo = format!("boot: {typed}");
+        let text = wait_for_text(&serial, &echo, Duration::from_secs(120));
+        assert!(
+            text.contains(&echo),
+            "the typed text is echoed at the prompt: {text}"
+        );
+    }
+    assert!(calls > 4, "the line is split into several calls");
+    let enter = kiln::bootcmd::parse("<enter>").expect("boot command");
+    for step in command::boot_command_steps(name, &enter, MAX_CODES_PER_CALL) {
+        if let BootCommandStep::Run(c) = step {
+            vbox.run_all(std::slice::from_ref(&c));
         }
     }
     let text = wait_for_text(&serial, "tiny-installer:", Duration::from_secs(600));
