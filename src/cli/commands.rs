@@ -636,11 +636,13 @@ pub fn build(
         offline: args.offline,
         force_install: args.force_install,
         checkpoints: !crate::checkpoint::disabled_by_env(),
-        template_dir: checked.template.dir.clone(),
-        pwd: current_dir(),
-        user_vars: checked.vars.values.clone(),
-        init_time: SystemTime::now(),
-        run_uuid: uuid::Uuid::new_v4().to_string(),
+        render: std::sync::Arc::new(crate::template::render_env::RenderEnv::new(
+            checked.vars.values.clone(),
+            checked.template.dir.clone(),
+            current_dir(),
+            SystemTime::now(),
+            uuid::Uuid::new_v4().to_string(),
+        )),
         stale_because: None,
     };
     let started = std::time::Instant::now();

@@ -26,6 +26,7 @@ use crate::host::glob::glob_match;
 use crate::template::diagnostic::{Diagnostics, did_you_mean};
 use crate::template::json::{Member, Node, Span, Value};
 use crate::template::model::{Section, Template};
+use crate::template::render_env::BuildNames;
 use crate::template::variables::ResolvedVariables;
 use decode::{DecodeContext, Fields};
 use post_processor::{POST_PROCESSOR_TYPES, PostProcessor, PostProcessorKind};
@@ -43,12 +44,27 @@ pub enum BuilderConfig {
 /// One build: a builder and what runs after it.
 #[derive(Debug, Clone)]
 pub struct Build {
+    /// The full name: `-only`/`-except`, output lines, records.
     pub name: String,
+    /// Packer's `packer_build_name`: what `PACKER_BUILD_NAME`,
+    /// `{{build_name}}` and `{{.BuildName}}` give (see [`BuildNames`]).
+    pub packer_build_name: String,
     pub type_name: String,
     pub builder: BuilderConfig,
     pub provisioners: Vec<Provisioner>,
     pub error_cleanup_provisioner: Option<Provisioner>,
     pub post_processors: Vec<Vec<PostProcessor>>,
+}
+
+impl Build {
+    /// The names a render environment of this build carries.
+    pub fn names(&self) -> BuildNames {
+        BuildNames {
+            full: self.name.clone(),
+            packer_build_name: self.packer_build_name.clone(),
+            build_type: self.type_name.clone(),
+        }
+    }
 }
 
 /// `-only` / `-except` patterns (`*` matches any run of characters).
@@ -201,6 +217,7 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         if let Some(builder) = builder {
             out.builds.push(Build {
                 name: name.clone(),
+                packer_build_name: ctx.build_name.unwrap_or(name).to_owned(),
                 type_name: section.type_name.clone(),
                 builder,
                 provisioners,

@@ -90,7 +90,7 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let build = &env.build_name;
+    let build = &env.build;
     let sudo = !c.prevent_sudo;
     env.reporter.info(build, "Provisioning with chef-solo");
     if !c.skip_install {
@@ -170,7 +170,7 @@ async fn create_dir(
     dir: &str,
 ) -> Result<(), ProvisionError> {
     env.reporter
-        .info(&env.build_name, &format!("Creating directory: {dir}"));
+        .info(&env.build, &format!("Creating directory: {dir}"));
     let what = format!("creating {dir}");
     run_checked(env, remote, &what, &cmd::mkdir(sudo, dir)).await?;
     run_checked(env, remote, &what, &cmd::chmod(sudo, "0777", dir)).await

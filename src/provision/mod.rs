@@ -16,28 +16,27 @@ mod shell_local;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::provisioner::{Provisioner, ProvisionerKind};
 use crate::template::interp::{self, Context};
+use crate::template::render_env::RenderEnv;
 use crate::ui::Reporter;
 use remote::Remote;
 
 /// What a provisioner knows about the build it runs in.
 #[derive(Clone)]
 pub struct ProvisionEnv {
-    pub build_name: String,
-    pub build_type: String,
+    /// The full build name, for output lines (what scripts see as
+    /// `PACKER_BUILD_NAME` is `render`'s `packer_build_name`).
+    pub build: String,
+    pub render: Arc<RenderEnv>,
     /// `PACKER_HTTP_ADDR` etc. when the build serves files.
     pub http: Option<(String, u16)>,
     /// `{{ build `Host` }}` values and `{{ .Host }}` in execute_command.
     pub build_values: BTreeMap<String, String>,
-    pub user_vars: BTreeMap<String, String>,
-    pub template_dir: PathBuf,
-    pub pwd: PathBuf,
-    pub init_time: SystemTime,
     /// `ssh_private_key_file`, for the breakpoint's login line (the
     /// temporary key, when used, is in `build_values`).
     pub ssh_private_key_file: Option<PathBuf>,
@@ -63,16 +62,8 @@ impl ProvisionEnv {
         let mut all = self.build_values.clone();
         all.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
         let ctx = Context {
-            user_vars: &self.user_vars,
-            env: None,
-            build_name: Some(&self.build_name),
-            build_type: Some(&self.build_type),
-            template_dir: &self.template_dir,
-            pwd: &self.pwd,
-            init_time: self.init_time,
-            data: &all,
             build_values: Some(&self.build_values),
-            packer_version: crate::PACKER_COMPAT_VERSION,
+            ..self.render.context(&all)
         };
         interp::parse(text)
             .and_then(|t| t.render(&ctx))
@@ -86,8 +77,14 @@ impl ProvisionEnv {
     /// name and type, the HTTP server's address, then the user's variables.
     pub fn script_env(&self, user: &[(String, String)]) -> Vec<(String, String)> {
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
-        vars.insert("PACKER_BUILD_NAME".into(), self.build_name.clone());
-        vars.insert("PACKER_BUILDER_TYPE".into(), self.build_type.clone());
+        vars.insert(
+            "PACKER_BUILD_NAME".into(),
+            self.render.packer_build_name().to_owned(),
+        );
+        vars.insert(
+            "PACKER_BUILDER_TYPE".into(),
+            self.render.build_type().to_owned(),
+        );
         if let Some((ip, port)) = &self.http {
             vars.insert("PACKER_HTTP_ADDR".into(), format!("{ip}:{port}"));
             vars.insert("PACKER_HTTP_IP".into(), ip.clone());
@@ -163,7 +160,7 @@ pub async fn run(
 ) -> Result<(), ProvisionError> {
     if !p.pause_before.is_zero() {
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!(
                 "Pausing {:?} before the next provisioner...",
                 p.pause_before
@@ -188,7 +185,7 @@ pub async fn run(
             {
                 attempt += 1;
                 env.reporter.warn(
-                    &env.build_name,
+                    &env.build,
                     &format!(
                         "{} failed: {e}; retrying ({attempt} of {})",
                         p.type_name, p.max_retries

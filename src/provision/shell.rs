@@ -81,7 +81,7 @@ pub async fn run(
     for script in scripts(c, env)? {
         let path = remote_path(c);
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!("Provisioning with shell script: {}", script.label),
         );
         upload_with_retry(c, env, remote, &script, &path).await?;
@@ -116,7 +116,7 @@ pub async fn run(
             );
         }
         let command = env.render_with(c.execute_command.source(), &data)?;
-        let build = env.build_name.clone();
+        let build = env.build.clone();
         let reporter = env.reporter.clone();
         let mut on_line = move |line: &str| reporter.output_line(&build, line);
         let exit = tokio::select! {
@@ -134,7 +134,7 @@ pub async fn run(
             }
             RemoteExit::Disconnected if c.expect_disconnect => {
                 env.reporter.info(
-                    &env.build_name,
+                    &env.build,
                     "The connection dropped, as expect_disconnect says it may.",
                 );
                 continue;
@@ -152,7 +152,7 @@ pub async fn run(
             );
             if let Err(e) = remote.exec(&cleanup, &mut ignore).await {
                 env.reporter.warn(
-                    &env.build_name,
+                    &env.build,
                     &format!("could not remove {path} from the guest: {e}"),
                 );
             }
@@ -179,7 +179,7 @@ async fn upload_with_retry(
             Ok(()) => return Ok(()),
             Err(e) if started.elapsed() < c.start_retry_timeout && !env.cancel.is_cancelled() => {
                 env.reporter.warn(
-                    &env.build_name,
+                    &env.build,
                     &format!("uploading {} failed ({e}); retrying", script.label),
                 );
                 sleep_or_cancel(Duration::from_secs(2), &env.cancel).await?;

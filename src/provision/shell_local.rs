@@ -18,7 +18,7 @@ pub async fn run(
 ) -> Result<(), ProvisionError> {
     if !c.only_on.is_empty() && !c.only_on.iter().any(|os| os == std::env::consts::OS) {
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!(
                 "Skipping shell-local: only_on {:?} does not include {}",
                 c.only_on,
@@ -98,7 +98,7 @@ pub async fn run(
             });
         };
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!("Running local command: {}", argv.join(" ")),
         );
         let code = run_streamed(program, args, &[], env).await?;
@@ -163,7 +163,7 @@ pub(super) async fn run_streamed(
     let stderr = child.stderr.take();
     let stream = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
         let reporter = env.reporter.clone();
-        let build = env.build_name.clone();
+        let build = env.build.clone();
         tokio::spawn(async move {
             let Some(pipe) = pipe else { return };
             let mut lines = BufReader::new(pipe).lines();
@@ -194,7 +194,6 @@ mod tests {
     use crate::config::decode::Deferred;
     use crate::ui::{Event, RecordingReporter};
     use std::sync::Arc;
-    use std::time::SystemTime;
     use tokio_util::sync::CancellationToken;
 
     fn deferred(s: &str) -> Deferred {
@@ -206,14 +205,14 @@ mod tests {
 
     fn env(reporter: Arc<RecordingReporter>) -> ProvisionEnv {
         ProvisionEnv {
-            build_name: "b".into(),
-            build_type: "qemu".into(),
+            build: "b".into(),
+            render: crate::template::render_env::RenderEnv::single_build(
+                "b",
+                "qemu",
+                &std::env::temp_dir(),
+            ),
             http: Some(("10.0.2.2".into(), 8123)),
             build_values: BTreeMap::new(),
-            user_vars: BTreeMap::new(),
-            template_dir: std::env::temp_dir(),
-            pwd: std::env::temp_dir(),
-            init_time: SystemTime::now(),
             ssh_private_key_file: None,
             reporter,
             cancel: CancellationToken::new(),

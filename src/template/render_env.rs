@@ -65,6 +65,23 @@ impl RenderEnv {
         })
     }
 
+    /// A run of one build named `name` (both names) in `dir`, without
+    /// variables, started now: for callers outside a template run, and tests.
+    pub fn single_build(name: &str, build_type: &str, dir: &Path) -> Arc<RenderEnv> {
+        Self::new(
+            BTreeMap::new(),
+            dir.to_owned(),
+            dir.to_owned(),
+            SystemTime::now(),
+            "run".to_owned(),
+        )
+        .for_build(BuildNames {
+            full: name.to_owned(),
+            packer_build_name: name.to_owned(),
+            build_type: build_type.to_owned(),
+        })
+    }
+
     /// A context for one place: `data` holds its fields (`.HTTPIP`,
     /// `.Provider`, …). `env` and `build` are not allowed (None); a place
     /// that allows them says so with struct-update syntax.
