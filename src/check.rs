@@ -9,6 +9,7 @@ use crate::config::{self, BuilderConfig, Prepared, Selection};
 use crate::iso::{ChecksumSpecError, IsoSource};
 use crate::template::diagnostic::Diagnostics;
 use crate::template::model::{self, LoadError, Template};
+use crate::template::render_env::RenderEnv;
 use crate::template::variables::{self, Environment, ResolvedVariables, VariableInputs};
 
 /// HCL2-only choices of `validate` (Packer's flags); `build` runs data
@@ -46,6 +47,10 @@ pub struct Checked {
     pub template: Template,
     pub vars: ResolvedVariables,
     pub prepared: Prepared,
+    /// The run's render environment, from the same variables, directories
+    /// and start time the builds were checked with: `{{timestamp}}` is
+    /// one instant in the configuration and at run time, as in Packer.
+    pub render: RenderEnv,
 }
 
 /// What a check found: the notes and diagnostics to print, and the
@@ -161,6 +166,13 @@ pub fn check(
             &mut diags,
         )
     };
+    let render = RenderEnv::new(
+        vars.values.clone(),
+        template.dir.clone(),
+        pwd.to_owned(),
+        init_time,
+        uuid::Uuid::new_v4().to_string(),
+    );
     CheckReport {
         notes,
         diags,
@@ -168,6 +180,7 @@ pub fn check(
             template,
             vars,
             prepared,
+            render,
         }),
     }
 }

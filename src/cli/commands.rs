@@ -636,13 +636,7 @@ pub fn build(
         offline: args.offline,
         force_install: args.force_install,
         checkpoints: !crate::checkpoint::disabled_by_env(),
-        render: std::sync::Arc::new(crate::template::render_env::RenderEnv::new(
-            checked.vars.values.clone(),
-            checked.template.dir.clone(),
-            current_dir(),
-            SystemTime::now(),
-            uuid::Uuid::new_v4().to_string(),
-        )),
+        render: std::sync::Arc::new(checked.render.clone()),
         stale_because: None,
     };
     let started = std::time::Instant::now();

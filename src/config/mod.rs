@@ -26,7 +26,7 @@ use crate::host::glob::glob_match;
 use crate::template::diagnostic::{Diagnostics, did_you_mean};
 use crate::template::json::{Member, Node, Span, Value};
 use crate::template::model::{Section, Template};
-use crate::template::render_env::BuildNames;
+use crate::template::render_env::{BuildNames, RenderEnv};
 use crate::template::variables::ResolvedVariables;
 use decode::{DecodeContext, Fields};
 use post_processor::{POST_PROCESSOR_TYPES, PostProcessor, PostProcessorKind};
@@ -109,12 +109,19 @@ pub struct PrepareInput<'a> {
 pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
     let t = input.template;
     let mut out = Prepared::default();
+    let run_env = RenderEnv::new(
+        input.vars.values.clone(),
+        t.dir.clone(),
+        input.pwd.to_owned(),
+        input.init_time,
+        String::new(),
+    );
     // Packer renders builder names with the user variables before anything
     // else; -only/-except and {{build_name}} see the rendered name.
     let rendered: Vec<String> = t
         .builders
         .iter()
-        .map(|b| render_build_name(input, b, diags))
+        .map(|b| render_build_name(input, &run_env, b, diags))
         .collect();
     let names: Vec<&str> = rendered.iter().map(String::as_str).collect();
     let raw_names: Vec<&str> = t.build_names().collect();
@@ -165,14 +172,20 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
             });
             continue;
         }
+        let names = BuildNames {
+            full: name.clone(),
+            packer_build_name: section
+                .packer_build_name
+                .clone()
+                .unwrap_or_else(|| name.clone()),
+            build_type: section.type_name.clone(),
+        };
+        let build_env = run_env.for_build(names);
         let ctx = DecodeContext {
             template: t,
             vars: input.vars,
-            build_name: Some(section.packer_build_name.as_deref().unwrap_or(name)),
+            render: &build_env,
             raw_build_name: Some(&section.name),
-            build_type: Some(&section.type_name),
-            pwd: input.pwd,
-            init_time: input.init_time,
         };
         let errors_before = diags.error_count();
         let builder = decode_builder(&ctx, section, diags);
@@ -217,7 +230,7 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         if let Some(builder) = builder {
             out.builds.push(Build {
                 name: name.clone(),
-                packer_build_name: ctx.build_name.unwrap_or(name).to_owned(),
+                packer_build_name: build_env.packer_build_name().to_owned(),
                 type_name: section.type_name.clone(),
                 builder,
                 provisioners,
@@ -241,6 +254,7 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
 /// need a build (`build_name`) are not available here, as in Packer.
 fn render_build_name(
     input: &PrepareInput<'_>,
+    run_env: &RenderEnv,
     section: &Section,
     diags: &mut Diagnostics,
 ) -> String {
@@ -249,14 +263,7 @@ fn render_build_name(
         return raw.clone();
     }
     let data = std::collections::BTreeMap::new();
-    let ctx = crate::template::interp::Context {
-        user_vars: &input.vars.values,
-        template_dir: &input.template.dir,
-        pwd: input.pwd,
-        init_time: input.init_time,
-        data: &data,
-        ..crate::template::interp::Context::minimal()
-    };
+    let ctx = run_env.context(&data);
     match crate::template::interp::parse(raw).and_then(|p| p.render(&ctx)) {
         Ok(name) if !name.is_empty() => name,
         Ok(_) => {

@@ -164,7 +164,7 @@ pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
     if p.is_absolute() {
         return p.to_owned();
     }
-    let from_cwd = ctx.pwd.join(p);
+    let from_cwd = ctx.pwd().join(p);
     if from_cwd.exists() {
         return from_cwd;
     }
