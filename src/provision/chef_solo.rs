@@ -98,7 +98,7 @@ pub async fn run(
         let mut data = BTreeMap::new();
         data.insert("Sudo".to_owned(), go_bool(sudo));
         data.insert("Version".to_owned(), c.version.clone());
-        let install = env.render_with(c.install_command.source(), &data)?;
+        let install = env.render_deferred(&c.install_command, &data)?;
         run_checked(env, remote, "the Chef install command", &install).await?;
     }
     let staging = c.staging_directory.trim_end_matches('/').to_owned();
@@ -155,7 +155,7 @@ pub async fn run(
     data.insert("ConfigPath".to_owned(), config_path);
     data.insert("JsonPath".to_owned(), json_path);
     data.insert("Sudo".to_owned(), go_bool(sudo));
-    let command = env.render_with(c.execute_command.source(), &data)?;
+    let command = env.render_deferred(&c.execute_command, &data)?;
     env.reporter
         .info(build, &format!("Executing Chef: {command}"));
     run_checked(env, remote, "chef-solo", &command).await

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::config::decode::Deferred;
 use crate::config::provisioner::{Provisioner, ProvisionerKind};
 use crate::template::interp::{self, Context};
 use crate::template::render_env::RenderEnv;
@@ -49,6 +50,29 @@ impl ProvisionEnv {
     /// interpolated at validation with `{{ build `X` }}` left in place).
     pub fn render_late(&self, text: &str) -> Result<String, ProvisionError> {
         self.render_with(text, &BTreeMap::new())
+    }
+
+    /// Renders a template parsed once at validation (`execute_command`,
+    /// `install_command`, `inventory_file_template`) with this place's
+    /// fields over the build values.
+    pub fn render_deferred(
+        &self,
+        deferred: &Deferred,
+        data: &BTreeMap<String, String>,
+    ) -> Result<String, ProvisionError> {
+        let mut all = self.build_values.clone();
+        all.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let ctx = Context {
+            build_values: Some(&self.build_values),
+            ..self.render.context(&all)
+        };
+        deferred
+            .template
+            .render(&ctx)
+            .map_err(|e| ProvisionError::Render {
+                text: deferred.source().to_owned(),
+                message: e.to_string(),
+            })
     }
 
     pub fn render_with(

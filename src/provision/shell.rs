@@ -115,7 +115,7 @@ pub async fn run(
                     .to_owned(),
             );
         }
-        let command = env.render_with(c.execute_command.source(), &data)?;
+        let command = env.render_deferred(&c.execute_command, &data)?;
         let build = env.build.clone();
         let reporter = env.reporter.clone();
         let mut on_line = move |line: &str| reporter.output_line(&build, line);

@@ -89,7 +89,7 @@ pub async fn run(
         let argv: Vec<String> = c
             .execute_command
             .iter()
-            .map(|d| env.render_with(d.source(), &data))
+            .map(|d| env.render_deferred(d, &data))
             .collect::<Result<_, _>>()?;
         let Some((program, args)) = argv.split_first() else {
             return Err(ProvisionError::Render {

@@ -170,7 +170,7 @@ pub async fn run(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionE
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v.clone()))
                     .collect();
-                    env.render_with(t.source(), &data)?
+                    env.render_deferred(t, &data)?
                 }
                 None => inventory::default_host_line(&target),
             };
