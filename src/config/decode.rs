@@ -529,6 +529,40 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// A string a provisioner renders as it runs, once `{{ build `Host` }}`
+    /// has its value: kept parsed, and rendered now with the build values
+    /// standing for themselves, so every mistake is reported at validation
+    /// with its place. Gives the template and that trial rendering.
+    pub fn run_time_string(
+        &mut self,
+        key: &'static str,
+        node: &Node,
+    ) -> Option<(Deferred, String)> {
+        let trial = self.scalar_text(key, node, "a string")?;
+        // A number or a boolean is its own text.
+        let source = node.as_str().unwrap_or(&trial);
+        let template = interp::parse(source).ok()?;
+        Some((
+            Deferred {
+                template,
+                span: node.span,
+            },
+            trial,
+        ))
+    }
+
+    /// A list of [`Fields::run_time_string`]s (`inline`, `environment_vars`).
+    pub fn run_time_string_list(&mut self, key: &'static str) -> Option<Vec<(Deferred, String)>> {
+        let node = self.raw(key)?;
+        let items = self.list_items(key, node)?;
+        Some(
+            items
+                .iter()
+                .filter_map(|item| self.run_time_string(key, item))
+                .collect(),
+        )
+    }
+
     /// A list of deferred strings (`boot_command`).
     pub fn deferred_list(&mut self, key: &'static str, fields: &[&str]) -> Option<Vec<Deferred>> {
         let node = self.raw(key)?;

@@ -747,9 +747,20 @@ mod tests {
         assert!(!diags.has_errors(), "{}", diags.render());
         assert_eq!(p.builds[0].name, "debian-12-qemu");
         assert_eq!(qemu(&p.builds[0]).vm_name, "debian-12-qemu.qcow2");
-        match &p.builds[0].provisioners[0].kind {
+        assert_eq!(rendered_inline(&p.builds[0]), ["b"]);
+    }
+
+    /// A shell provisioner's `inline`, rendered as it runs in `build`.
+    fn rendered_inline(build: &Build) -> Vec<String> {
+        let env =
+            RenderEnv::single_build("unused", "unused", Path::new(".")).for_build(build.names());
+        let none = std::collections::BTreeMap::new();
+        match &build.provisioners[0].kind {
             provisioner::ProvisionerKind::Shell(s) => match &s.source {
-                provisioner::ShellSource::Inline(lines) => assert_eq!(lines, &["b"]),
+                provisioner::ShellSource::Inline(lines) => lines
+                    .iter()
+                    .map(|d| d.template.render(&env.context(&none)).expect("renders"))
+                    .collect(),
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -759,15 +770,8 @@ mod tests {
     #[test]
     fn overrides_and_only_apply_per_build() {
         let (p, _) = prepare_text(TWO_BUILDS, &Selection::default());
-        let inline = |b: &Build| match &b.provisioners[0].kind {
-            provisioner::ProvisionerKind::Shell(s) => match &s.source {
-                provisioner::ShellSource::Inline(l) => l.clone(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(inline(&p.builds[0]), ["echo qemu"]);
-        assert_eq!(inline(&p.builds[1]), ["echo overridden"]);
+        assert_eq!(rendered_inline(&p.builds[0]), ["echo qemu"]);
+        assert_eq!(rendered_inline(&p.builds[1]), ["echo overridden"]);
         assert_eq!(p.builds[0].provisioners.len(), 1);
         assert_eq!(p.builds[1].provisioners.len(), 2);
     }

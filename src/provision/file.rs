@@ -11,9 +11,9 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let destination = env.render_late(&c.destination)?;
+    let destination = env.render_line(&c.destination)?;
     for source in &c.sources {
-        let source = env.render_late(source)?;
+        let source = env.render_line(source)?;
         match c.direction {
             Direction::Upload => {
                 let local = local_path(env, &source);

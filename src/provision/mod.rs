@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::decode::Deferred;
-use crate::config::provisioner::{Provisioner, ProvisionerKind};
+use crate::config::provisioner::{EnvVar, Provisioner, ProvisionerKind};
 use crate::template::interp::{self, Context};
 use crate::template::render_env::RenderEnv;
 use crate::ui::Reporter;
@@ -46,10 +46,27 @@ pub struct ProvisionEnv {
 }
 
 impl ProvisionEnv {
-    /// Renders a string again now that build values are known (strings were
-    /// interpolated at validation with `{{ build `X` }}` left in place).
-    pub fn render_late(&self, text: &str) -> Result<String, ProvisionError> {
-        self.render_with(text, &BTreeMap::new())
+    /// An `inline` line (or any string kept for this moment) with the
+    /// build's values.
+    pub fn render_line(&self, line: &Deferred) -> Result<String, ProvisionError> {
+        self.render_deferred(line, &BTreeMap::new())
+    }
+
+    /// The user's `environment_vars`, rendered and split at the first `=`,
+    /// as Packer does.
+    pub fn user_env(&self, vars: &[EnvVar]) -> Result<Vec<(String, String)>, ProvisionError> {
+        vars.iter()
+            .map(|EnvVar(entry)| {
+                let text = self.render_line(entry)?;
+                match text.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                    _ => Err(ProvisionError::Render {
+                        text: entry.source().to_owned(),
+                        message: format!("renders as `{text}`, which is not KEY=value"),
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// Renders a template parsed once at validation (`execute_command`,

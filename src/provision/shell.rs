@@ -19,7 +19,7 @@ fn scripts(c: &ShellConfig, env: &ProvisionEnv) -> Result<Vec<Script>, Provision
         ShellSource::Inline(lines) => {
             let mut text = format!("#!{}\n", c.inline_shebang);
             for line in lines {
-                text.push_str(&env.render_late(line)?);
+                text.push_str(&env.render_line(line)?);
                 text.push('\n');
             }
             Ok(vec![Script {
@@ -72,11 +72,7 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let user_env: Vec<(String, String)> = c
-        .environment_vars
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), env.render_late(v)?)))
-        .collect::<Result<_, ProvisionError>>()?;
+    let user_env: Vec<(String, String)> = env.user_env(&c.environment_vars)?;
     let vars = env.script_env(&user_env);
     for script in scripts(c, env)? {
         let path = remote_path(c);

@@ -27,11 +27,7 @@ pub async fn run(
         );
         return Ok(());
     }
-    let mut user: Vec<(String, String)> = c
-        .environment_vars
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), env.render_late(v)?)))
-        .collect::<Result<_, ProvisionError>>()?;
+    let mut user: Vec<(String, String)> = env.user_env(&c.environment_vars)?;
     user.extend(extra_env.unwrap_or_default().iter().cloned());
     let vars = env.script_env(&user);
 
@@ -41,7 +37,7 @@ pub async fn run(
         ShellSource::Inline(lines) => {
             let mut text = format!("#!{}\n", c.inline_shebang);
             for line in lines {
-                text.push_str(&env.render_late(line)?);
+                text.push_str(&env.render_line(line)?);
                 text.push('\n');
             }
             let ext = c
@@ -192,6 +188,7 @@ pub(super) async fn run_streamed(
 mod tests {
     use super::*;
     use crate::config::decode::Deferred;
+    use crate::config::provisioner::EnvVar;
     use crate::ui::{Event, RecordingReporter};
     use std::sync::Arc;
     use tokio_util::sync::CancellationToken;
@@ -221,12 +218,12 @@ mod tests {
 
     fn config(lines: &[&str], codes: Vec<i64>) -> ShellLocalConfig {
         ShellLocalConfig {
-            source: ShellSource::Inline(lines.iter().map(|s| (*s).to_owned()).collect()),
+            source: ShellSource::Inline(lines.iter().map(|s| deferred(s)).collect()),
             execute_command: ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
                 .iter()
                 .map(|s| deferred(s))
                 .collect(),
-            environment_vars: vec![("GREETING".into(), "it's {{ build_name }}".into())],
+            environment_vars: vec![EnvVar(deferred("GREETING=it's {{ build_name }}"))],
             env_var_format: None,
             inline_shebang: "/bin/sh -e".into(),
             only_on: vec![],

@@ -133,8 +133,14 @@ fn provisioner(
         ProvisionerKind::Shell(c) => scripts(key, &c.source),
         ProvisionerKind::ShellLocal(c) => scripts(key, &c.source),
         ProvisionerKind::File(c) if c.direction == Direction::Upload && !c.generated => {
+            let none = std::collections::BTreeMap::new();
             for s in &c.sources {
-                content(key, &format!("{name} source {s}"), options, Path::new(s))?;
+                // A source that reads a build value is known only as it runs.
+                let s = s
+                    .template
+                    .render(&options.render.context(&none))
+                    .map_err(|_| Untracked(format!("{name}: source `{}`", s.source())))?;
+                content(key, &format!("{name} source {s}"), options, Path::new(&s))?;
             }
             Ok(())
         }
