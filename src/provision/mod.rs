@@ -296,6 +296,57 @@ pub use shell_local::run as run_shell_local;
 mod tests {
     use super::*;
 
+    fn env_with_host(host: &str) -> ProvisionEnv {
+        ProvisionEnv {
+            build: "b.qemu.y".into(),
+            render: crate::template::render_env::RenderEnv::single_build(
+                "x",
+                "qemu",
+                std::path::Path::new("."),
+            ),
+            http: None,
+            build_values: [("Host".to_owned(), host.to_owned())].into(),
+            ssh_private_key_file: None,
+            reporter: Arc::new(crate::ui::RecordingReporter::new()),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn deferred(text: &str) -> Deferred {
+        Deferred {
+            template: interp::parse(text).expect("parses"),
+            span: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_kept_line_renders_with_the_build_values_as_it_runs() {
+        let env = env_with_host("10.0.2.15");
+        let line = deferred("ssh {{ build `Host` }} as {{ build_name }}");
+        assert_eq!(
+            env.render_line(&line).expect("renders"),
+            "ssh 10.0.2.15 as x"
+        );
+        let vars = [
+            EnvVar(deferred("HOST={{ build `Host` }}")),
+            EnvVar(deferred("EMPTY=")),
+        ];
+        assert_eq!(
+            env.user_env(&vars).expect("renders"),
+            [
+                ("HOST".to_owned(), "10.0.2.15".to_owned()),
+                ("EMPTY".to_owned(), String::new())
+            ]
+        );
+        // The key may come from a build value only at run time: an empty
+        // one is still refused, naming the entry.
+        let env = env_with_host("");
+        let bad = [EnvVar(deferred("{{ build `Host` }}=1"))];
+        let e = env.user_env(&bad).expect_err("no key").to_string();
+        assert!(e.contains("{{ build `Host` }}=1"), "{e}");
+        assert!(e.contains("not KEY=value"), "{e}");
+    }
+
     #[test]
     fn env_is_flattened_with_quotes_escaped() {
         let vars = vec![
