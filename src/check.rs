@@ -9,6 +9,7 @@ use crate::config::{self, BuilderConfig, Prepared, Selection};
 use crate::iso::{ChecksumSpecError, IsoSource};
 use crate::template::diagnostic::{Diagnostics, Location};
 use crate::template::model::{self, LoadError, Template};
+use crate::template::render_env::RenderEnv;
 use crate::template::variables::{self, Environment, ResolvedVariables, VariableInputs};
 
 /// HCL2-only choices of `validate` (Packer's flags); `build` runs data
@@ -50,6 +51,10 @@ pub struct Checked {
     /// value plain `validate` does not know (HCL2, data sources not run):
     /// checked as far as Packer checks them, but not runnable.
     pub builds_with_unknowns: usize,
+    /// The run's render environment, from the same variables, directories
+    /// and start time the builds were checked with: `{{timestamp}}` is
+    /// one instant in the configuration and at run time, as in Packer.
+    pub render: RenderEnv,
 }
 
 /// What a check found: the notes and diagnostics to print, and the
@@ -192,6 +197,13 @@ pub fn check(
             .count();
         prepared
     };
+    let render = RenderEnv::new(
+        vars.values.clone(),
+        template.dir.clone(),
+        pwd.to_owned(),
+        init_time,
+        uuid::Uuid::new_v4().to_string(),
+    );
     CheckReport {
         notes,
         diags,
@@ -200,6 +212,7 @@ pub fn check(
             vars,
             prepared,
             builds_with_unknowns,
+            render,
         }),
     }
 }

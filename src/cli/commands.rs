@@ -649,11 +649,7 @@ pub fn build(
         offline: args.offline,
         force_install: args.force_install,
         checkpoints: !crate::checkpoint::disabled_by_env(),
-        template_dir: checked.template.dir.clone(),
-        pwd: current_dir(),
-        user_vars: checked.vars.values.clone(),
-        init_time: SystemTime::now(),
-        run_uuid: uuid::Uuid::new_v4().to_string(),
+        render: std::sync::Arc::new(checked.render.clone()),
         stale_because: None,
     };
     let started = std::time::Instant::now();

@@ -14,6 +14,7 @@ use crate::template::interp::{self, Context, Interp};
 pub use crate::template::json::raw_offset;
 use crate::template::json::{Member, Node, Span, Value};
 use crate::template::model::Template;
+use crate::template::render_env::RenderEnv;
 use crate::template::variables::ResolvedVariables;
 
 /// What decoding needs from outside the object: the template, the
@@ -21,30 +22,35 @@ use crate::template::variables::ResolvedVariables;
 pub struct DecodeContext<'a> {
     pub template: &'a Template,
     pub vars: &'a ResolvedVariables,
-    /// The build's name, rendered (`{{build_name}}`, defaults, -only).
-    pub build_name: Option<&'a str>,
+    /// The build's render environment: `{{build_name}}` and the defaults
+    /// made of the name (`output-NAME`, `packer-NAME`) give its
+    /// `packer_build_name`.
+    pub render: &'a RenderEnv,
     /// The name as written: `only`, `except` and `override` refer to it,
     /// as in Packer.
     pub raw_build_name: Option<&'a str>,
-    pub build_type: Option<&'a str>,
-    pub pwd: &'a Path,
-    pub init_time: SystemTime,
 }
 
 impl DecodeContext<'_> {
     fn interp_context<'b>(&'b self, data: &'b BTreeMap<String, String>) -> Context<'b> {
         Context {
-            user_vars: &self.vars.values,
-            env: None,
-            build_name: self.build_name,
-            build_type: self.build_type,
-            template_dir: &self.template.dir,
-            pwd: self.pwd,
-            init_time: self.init_time,
-            data,
             build_values: Some(&BUILD_VALUE_PLACEHOLDERS),
-            packer_version: crate::PACKER_COMPAT_VERSION,
+            ..self.render.context(data)
         }
+    }
+
+    /// Packer's `packer_build_name` (None outside a build).
+    pub fn build_name(&self) -> Option<&str> {
+        self.render.build().map(|b| b.packer_build_name.as_str())
+    }
+
+    pub fn pwd(&self) -> &Path {
+        self.render.pwd()
+    }
+
+    /// The run's start, which `{{timestamp}}` and defaults made of it read.
+    pub fn init_time(&self) -> SystemTime {
+        self.render.init_time()
     }
 }
 
@@ -521,6 +527,40 @@ impl<'a> Fields<'a> {
             template: parsed,
             span: node.span,
         })
+    }
+
+    /// A string a provisioner renders as it runs, once `{{ build `Host` }}`
+    /// has its value: kept parsed, and rendered now with the build values
+    /// standing for themselves, so every mistake is reported at validation
+    /// with its place. Gives the template and that trial rendering.
+    pub fn run_time_string(
+        &mut self,
+        key: &'static str,
+        node: &Node,
+    ) -> Option<(Deferred, String)> {
+        let trial = self.scalar_text(key, node, "a string")?;
+        // A number or a boolean is its own text.
+        let source = node.as_str().unwrap_or(&trial);
+        let template = interp::parse(source).ok()?;
+        Some((
+            Deferred {
+                template,
+                span: node.span,
+            },
+            trial,
+        ))
+    }
+
+    /// A list of [`Fields::run_time_string`]s (`inline`, `environment_vars`).
+    pub fn run_time_string_list(&mut self, key: &'static str) -> Option<Vec<(Deferred, String)>> {
+        let node = self.raw(key)?;
+        let items = self.list_items(key, node)?;
+        Some(
+            items
+                .iter()
+                .filter_map(|item| self.run_time_string(key, item))
+                .collect(),
+        )
     }
 
     /// A list of deferred strings (`boot_command`).

@@ -346,7 +346,7 @@ impl GoogleComputeConfig {
         }
         let stamp = f
             .context()
-            .init_time
+            .init_time()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);

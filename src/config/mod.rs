@@ -26,6 +26,7 @@ use crate::host::glob::glob_match;
 use crate::template::diagnostic::{Diagnostics, did_you_mean};
 use crate::template::json::{Member, Node, Span, Value};
 use crate::template::model::{Section, Template};
+use crate::template::render_env::{BuildNames, RenderEnv};
 use crate::template::variables::ResolvedVariables;
 use decode::{DecodeContext, Fields};
 use post_processor::{POST_PROCESSOR_TYPES, PostProcessor, PostProcessorKind};
@@ -43,12 +44,27 @@ pub enum BuilderConfig {
 /// One build: a builder and what runs after it.
 #[derive(Debug, Clone)]
 pub struct Build {
+    /// The full name: `-only`/`-except`, output lines, records.
     pub name: String,
+    /// Packer's `packer_build_name`: what `PACKER_BUILD_NAME`,
+    /// `{{build_name}}` and `{{.BuildName}}` give (see [`BuildNames`]).
+    pub packer_build_name: String,
     pub type_name: String,
     pub builder: BuilderConfig,
     pub provisioners: Vec<Provisioner>,
     pub error_cleanup_provisioner: Option<Provisioner>,
     pub post_processors: Vec<Vec<PostProcessor>>,
+}
+
+impl Build {
+    /// The names a render environment of this build carries.
+    pub fn names(&self) -> BuildNames {
+        BuildNames {
+            full: self.name.clone(),
+            packer_build_name: self.packer_build_name.clone(),
+            build_type: self.type_name.clone(),
+        }
+    }
 }
 
 /// `-only` / `-except` patterns (`*` matches any run of characters).
@@ -93,12 +109,19 @@ pub struct PrepareInput<'a> {
 pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
     let t = input.template;
     let mut out = Prepared::default();
+    let run_env = RenderEnv::new(
+        input.vars.values.clone(),
+        t.dir.clone(),
+        input.pwd.to_owned(),
+        input.init_time,
+        String::new(),
+    );
     // Packer renders builder names with the user variables before anything
     // else; -only/-except and {{build_name}} see the rendered name.
     let rendered: Vec<String> = t
         .builders
         .iter()
-        .map(|b| render_build_name(input, b, diags))
+        .map(|b| render_build_name(input, &run_env, b, diags))
         .collect();
     let names: Vec<&str> = rendered.iter().map(String::as_str).collect();
     let raw_names: Vec<&str> = t.build_names().collect();
@@ -149,14 +172,20 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
             });
             continue;
         }
+        let names = BuildNames {
+            full: name.clone(),
+            packer_build_name: section
+                .packer_build_name
+                .clone()
+                .unwrap_or_else(|| name.clone()),
+            build_type: section.type_name.clone(),
+        };
+        let build_env = run_env.for_build(names);
         let ctx = DecodeContext {
             template: t,
             vars: input.vars,
-            build_name: Some(section.packer_build_name.as_deref().unwrap_or(name)),
+            render: &build_env,
             raw_build_name: Some(&section.name),
-            build_type: Some(&section.type_name),
-            pwd: input.pwd,
-            init_time: input.init_time,
         };
         let errors_before = diags.error_count();
         let builder = decode_builder(&ctx, section, diags);
@@ -201,6 +230,7 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
         if let Some(builder) = builder {
             out.builds.push(Build {
                 name: name.clone(),
+                packer_build_name: build_env.packer_build_name().to_owned(),
                 type_name: section.type_name.clone(),
                 builder,
                 provisioners,
@@ -224,6 +254,7 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
 /// need a build (`build_name`) are not available here, as in Packer.
 fn render_build_name(
     input: &PrepareInput<'_>,
+    run_env: &RenderEnv,
     section: &Section,
     diags: &mut Diagnostics,
 ) -> String {
@@ -232,14 +263,7 @@ fn render_build_name(
         return raw.clone();
     }
     let data = std::collections::BTreeMap::new();
-    let ctx = crate::template::interp::Context {
-        user_vars: &input.vars.values,
-        template_dir: &input.template.dir,
-        pwd: input.pwd,
-        init_time: input.init_time,
-        data: &data,
-        ..crate::template::interp::Context::minimal()
-    };
+    let ctx = run_env.context(&data);
     match crate::template::interp::parse(raw).and_then(|p| p.render(&ctx)) {
         Ok(name) if !name.is_empty() => name,
         Ok(_) => {
@@ -723,9 +747,20 @@ mod tests {
         assert!(!diags.has_errors(), "{}", diags.render());
         assert_eq!(p.builds[0].name, "debian-12-qemu");
         assert_eq!(qemu(&p.builds[0]).vm_name, "debian-12-qemu.qcow2");
-        match &p.builds[0].provisioners[0].kind {
+        assert_eq!(rendered_inline(&p.builds[0]), ["b"]);
+    }
+
+    /// A shell provisioner's `inline`, rendered as it runs in `build`.
+    fn rendered_inline(build: &Build) -> Vec<String> {
+        let env =
+            RenderEnv::single_build("unused", "unused", Path::new(".")).for_build(build.names());
+        let none = std::collections::BTreeMap::new();
+        match &build.provisioners[0].kind {
             provisioner::ProvisionerKind::Shell(s) => match &s.source {
-                provisioner::ShellSource::Inline(lines) => assert_eq!(lines, &["b"]),
+                provisioner::ShellSource::Inline(lines) => lines
+                    .iter()
+                    .map(|d| d.template.render(&env.context(&none)).expect("renders"))
+                    .collect(),
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -735,15 +770,8 @@ mod tests {
     #[test]
     fn overrides_and_only_apply_per_build() {
         let (p, _) = prepare_text(TWO_BUILDS, &Selection::default());
-        let inline = |b: &Build| match &b.provisioners[0].kind {
-            provisioner::ProvisionerKind::Shell(s) => match &s.source {
-                provisioner::ShellSource::Inline(l) => l.clone(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(inline(&p.builds[0]), ["echo qemu"]);
-        assert_eq!(inline(&p.builds[1]), ["echo overridden"]);
+        assert_eq!(rendered_inline(&p.builds[0]), ["echo qemu"]);
+        assert_eq!(rendered_inline(&p.builds[1]), ["echo overridden"]);
         assert_eq!(p.builds[0].provisioners.len(), 1);
         assert_eq!(p.builds[1].provisioners.len(), 2);
     }

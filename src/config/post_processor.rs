@@ -589,7 +589,7 @@ impl PostProcessorKind {
                     .unwrap_or_else(|| "packer-manifest.json".into());
                 Some(Self::Manifest(ManifestConfig {
                     output,
-                    build_name: f.context().build_name.map(str::to_owned),
+                    build_name: f.context().build_name().map(str::to_owned),
                     strip_path: f.bool("strip_path").unwrap_or(false),
                     strip_time: f.bool("strip_time").unwrap_or(false),
                     custom_data: f.string_map("custom_data").unwrap_or_default(),

@@ -31,14 +31,15 @@ fn with_build_values(extra: &[&'static str]) -> Vec<&'static str> {
 
 #[derive(Debug, Clone)]
 pub enum ShellSource {
-    Inline(Vec<String>),
+    /// Rendered as the provisioner runs, with the build's values.
+    Inline(Vec<Deferred>),
     Scripts(Vec<PathBuf>),
 }
 
 #[derive(Debug, Clone)]
 pub struct ShellConfig {
     pub source: ShellSource,
-    pub environment_vars: Vec<(String, String)>,
+    pub environment_vars: Vec<EnvVar>,
     pub env_var_format: Option<String>,
     pub use_env_var_file: bool,
     pub execute_command: Deferred,
@@ -54,6 +55,12 @@ pub struct ShellConfig {
     pub binary: bool,
 }
 
+/// One `environment_vars` entry, `KEY=value`: the whole entry is one
+/// template (as Packer renders it before splitting at the first `=`),
+/// checked at validation to split into a non-empty key.
+#[derive(Debug, Clone)]
+pub struct EnvVar(pub Deferred);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Upload,
@@ -62,8 +69,9 @@ pub enum Direction {
 
 #[derive(Debug, Clone)]
 pub struct FileConfig {
-    pub sources: Vec<String>,
-    pub destination: String,
+    /// Both rendered as the provisioner runs, with the build's values.
+    pub sources: Vec<Deferred>,
+    pub destination: Deferred,
     pub direction: Direction,
     pub generated: bool,
 }
@@ -72,7 +80,7 @@ pub struct FileConfig {
 pub struct ShellLocalConfig {
     pub source: ShellSource,
     pub execute_command: Vec<Deferred>,
-    pub environment_vars: Vec<(String, String)>,
+    pub environment_vars: Vec<EnvVar>,
     pub env_var_format: Option<String>,
     pub inline_shebang: String,
     pub only_on: Vec<String>,
@@ -164,7 +172,7 @@ pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
     if p.is_absolute() {
         return p.to_owned();
     }
-    let from_cwd = ctx.pwd.join(p);
+    let from_cwd = ctx.pwd().join(p);
     if from_cwd.exists() {
         return from_cwd;
     }
@@ -179,12 +187,15 @@ pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
 /// `inline` / `script` / `scripts`: exactly one, scripts must exist.
 fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource> {
     let command = if allow_command {
-        f.renamed_string("command", "inline")
+        f.renamed("command", "inline")
+            .and_then(|node| f.run_time_string("command", node))
+            .map(|(line, _)| line)
     } else {
         None
     };
     let inline = f
-        .string_list("inline")
+        .run_time_string_list("inline")
+        .map(|l| l.into_iter().map(|(line, _)| line).collect::<Vec<_>>())
         .filter(|l| !l.is_empty())
         .or(command.map(|c| vec![c]));
     let script = f.string("script").filter(|s| !s.is_empty());
@@ -230,12 +241,14 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
     Some(ShellSource::Scripts(paths))
 }
 
-fn env_vars(f: &mut Fields<'_>) -> Vec<(String, String)> {
-    let list = f.string_list("environment_vars").unwrap_or_default();
+fn env_vars(f: &mut Fields<'_>) -> Vec<EnvVar> {
+    let list = f
+        .run_time_string_list("environment_vars")
+        .unwrap_or_default();
     let mut out = Vec::new();
-    for entry in list {
+    for (template, entry) in list {
         match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
+            Some((k, _)) if !k.is_empty() => out.push(EnvVar(template)),
             _ => {
                 let span = f.span_of("environment_vars").unwrap_or_default();
                 f.error_at(
@@ -322,9 +335,24 @@ fn decode_shell(f: &mut Fields<'_>) -> Option<ShellConfig> {
 }
 
 fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
-    let source = f.string("source").filter(|s| !s.is_empty());
-    let mut sources = f.string_list("sources").unwrap_or_default();
-    let destination = f.required_string("destination");
+    let source = f
+        .raw("source")
+        .and_then(|node| f.run_time_string("source", node))
+        .filter(|(_, s)| !s.is_empty());
+    let mut sources = f.run_time_string_list("sources").unwrap_or_default();
+    let destination = match f.raw("destination") {
+        Some(node) => match f.run_time_string("destination", node) {
+            Some((_, text)) if text.is_empty() => {
+                f.error_at(node.span, "destination must not be empty");
+                None
+            }
+            other => other,
+        },
+        None => {
+            f.error("destination is required");
+            None
+        }
+    };
     let direction = match f.one_of("direction", &["upload", "download"]).as_deref() {
         Some("download") => Direction::Download,
         _ => Direction::Upload,
@@ -337,7 +365,7 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
         f.error("source (or sources) is required");
         return None;
     }
-    if sources.len() > 1 && destination.as_deref().is_some_and(|d| !d.ends_with('/')) {
+    if sources.len() > 1 && destination.as_ref().is_some_and(|(_, d)| !d.ends_with('/')) {
         let span = f.span_of("destination").unwrap_or_default();
         f.error_at(
             span,
@@ -345,7 +373,7 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
         );
     }
     if direction == Direction::Upload && !generated {
-        for s in &sources {
+        for (_, s) in &sources {
             let path = resolve_local_path(f, s);
             if !path.exists() {
                 let key = if f.has("sources") {
@@ -363,8 +391,8 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
         }
     }
     Some(FileConfig {
-        sources,
-        destination: destination?,
+        sources: sources.into_iter().map(|(source, _)| source).collect(),
+        destination: destination?.0,
         direction,
         generated,
     })

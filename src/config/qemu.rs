@@ -340,7 +340,7 @@ impl QemuConfig {
         let shutdown = ShutdownConfig::decode(f);
         let media = MediaConfig::decode(f);
         let output_directory = output_directory(f);
-        let build_name = f.context().build_name.unwrap_or("qemu").to_owned();
+        let build_name = f.context().build_name().unwrap_or("qemu").to_owned();
         let vm_name = f
             .string("vm_name")
             .filter(|s| !s.is_empty())

@@ -103,9 +103,9 @@ impl VirtualBoxIsoConfig {
         let media = MediaConfig::decode(f);
         let output_directory = output_directory(f);
         let ctx = f.context();
-        let build_name = ctx.build_name.unwrap_or("virtualbox-iso");
+        let build_name = ctx.build_name().unwrap_or("virtualbox-iso");
         let stamp = ctx
-            .init_time
+            .init_time()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);

@@ -125,7 +125,7 @@ pub async fn run(
             }
         }
     };
-    let say = |line: &str| ctx.reporter.info(&ctx.build_name, line);
+    let say = |line: &str| ctx.reporter.info(&ctx.build, line);
     say(&format!(
         "Using AWS credentials from {source_name}, region {region}"
     ));
@@ -209,7 +209,7 @@ pub async fn run(
         match client.delete_object(bucket, &key).await {
             Ok(()) => say(&format!("Deleted s3://{bucket}/{key}")),
             Err(e) => ctx.reporter.warn(
-                &ctx.build_name,
+                &ctx.build,
                 &format!("cannot delete s3://{bucket}/{key}: {e}"),
             ),
         }
@@ -270,8 +270,8 @@ pub async fn run(
 
     let mut artifact = Artifact::files_only(
         BUILDER_ID,
-        &ctx.build_name,
-        &ctx.build_type,
+        &ctx.build,
+        ctx.render.build_type(),
         format!("{region}:{image_id}"),
         Vec::new(),
     );
@@ -294,7 +294,7 @@ async fn upload(
 ) -> Result<crate::cloud::aws::s3::UploadReport, UploadError> {
     let size = std::fs::metadata(file).map(|m| m.len()).ok();
     let progress = ctx.reporter.progress(
-        &ctx.build_name,
+        &ctx.build,
         &format!(
             "Uploading {} to s3://{}/{key}",
             file.display(),
@@ -391,7 +391,7 @@ async fn upload_source(
     name.push(format!(".import.{}", format.name()));
     let out = disk.path.with_file_name(name);
     ctx.reporter.info(
-        &ctx.build_name,
+        &ctx.build,
         &format!("Converting {} to {}", disk.path.display(), format.name()),
     );
     let problem = match super::convert_disk::convert_disk(disk, &out, qemu_format, options).await {
@@ -430,7 +430,7 @@ async fn wait_for_task(
         if task.progress != last_progress {
             if let Some(p) = &task.progress {
                 ctx.reporter.info(
-                    &ctx.build_name,
+                    &ctx.build,
                     &format!(
                         "Import task {task_id}: {}% ({})",
                         p,

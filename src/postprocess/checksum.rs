@@ -6,7 +6,6 @@
 //! there). Each file is read once for all types. Like Packer, lines are
 //! appended to an existing checksum file.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -127,9 +126,7 @@ pub(super) async fn run(
     // Render every output first: a bad template fails before any hashing.
     let mut outputs: Vec<(String, PathBuf)> = Vec::new();
     for kind in &c.checksum_types {
-        let mut data = BTreeMap::new();
-        data.insert("BuildName".to_owned(), ctx.build_name.clone());
-        data.insert("BuilderType".to_owned(), ctx.build_type.clone());
+        let mut data = ctx.build_data();
         data.insert("ChecksumType".to_owned(), kind.clone());
         outputs.push((kind.clone(), ctx.render_path("output", &c.output, &data)?));
     }
@@ -137,11 +134,8 @@ pub(super) async fn run(
     let kinds = c.checksum_types.clone();
     let cancel = ctx.cancel.clone();
     let total: u64 = input.size();
-    let progress: Arc<dyn crate::ui::Progress> = Arc::from(ctx.reporter.progress(
-        &ctx.build_name,
-        "checksum",
-        Some(total),
-    ));
+    let progress: Arc<dyn crate::ui::Progress> =
+        Arc::from(ctx.reporter.progress(&ctx.build, "checksum", Some(total)));
     let bar = progress.clone();
     // digests[file][type]
     let digests: Vec<Vec<String>> = blocking(move || {
@@ -208,7 +202,7 @@ pub(super) async fn run(
             .and_then(|()| f.sync_all())
             .map_err(PostProcessError::io("cannot write", out))?;
         ctx.reporter.info(
-            &ctx.build_name,
+            &ctx.build,
             &format!("{kind} checksums written to {}", out.display()),
         );
         if !written.contains(out) {

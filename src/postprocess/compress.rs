@@ -6,7 +6,6 @@
 //! supported yet. Output appears only complete: it is written under a
 //! temporary name beside the final one and renamed.
 
-use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -431,9 +430,7 @@ pub(super) async fn run(
     input: &Artifact,
     ctx: &PostProcessContext,
 ) -> Result<StepOutput, PostProcessError> {
-    let mut data = BTreeMap::new();
-    data.insert("BuildName".to_owned(), ctx.build_name.clone());
-    data.insert("BuilderType".to_owned(), ctx.build_type.clone());
+    let data = ctx.build_data();
     let output = ctx.render_path("output", &c.output, &data)?;
     let format = match &c.format {
         Some(f) => Format::detect(f)?,
@@ -452,7 +449,7 @@ pub(super) async fn run(
         .collect();
     let level = c.compression_level.unwrap_or(DEFAULT_LEVEL);
     ctx.reporter.info(
-        &ctx.build_name,
+        &ctx.build,
         &format!(
             "Compressing {} file(s) into {}",
             entries.len(),
@@ -460,14 +457,14 @@ pub(super) async fn run(
         ),
     );
     let progress: Arc<dyn crate::ui::Progress> = Arc::from(ctx.reporter.progress(
-        &ctx.build_name,
+        &ctx.build,
         "compress",
         Some(total_size(&entries)),
     ));
     let cancel = ctx.cancel.clone();
     let out = output.clone();
     let bar = progress.clone();
-    let mtime = ctx.init_time;
+    let mtime = ctx.render.init_time();
     blocking(move || pack(&entries, &out, format, level, mtime, &cancel, &bar)).await?;
     progress.finish("compressed");
     Ok(StepOutput {

@@ -161,9 +161,9 @@ fn own_credentials(
     } else if let Some(json) = &access.credentials_json {
         Credentials::from_json(json, "credentials_json").map_err(read("credentials_json"))
     } else if let Some(file) = &access.account_file {
-        Credentials::from_file(&ctx.pwd.join(file)).map_err(read("account_file"))
+        Credentials::from_file(&ctx.render.pwd().join(file)).map_err(read("account_file"))
     } else if let Some(file) = builder_key {
-        let file: PathBuf = ctx.pwd.join(file);
+        let file: PathBuf = ctx.render.pwd().join(file);
         Credentials::from_file(&file).map_err(read("the builder's account_file"))
     } else {
         Credentials::application_default_from(&|k| ctx.env_var(k))

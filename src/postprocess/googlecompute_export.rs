@@ -142,7 +142,7 @@ pub async fn run(
     input: &Artifact,
     ctx: &PostProcessContext,
 ) -> Result<StepOutput, PostProcessError> {
-    let say = |line: &str| ctx.reporter.info(&ctx.build_name, line);
+    let say = |line: &str| ctx.reporter.info(&ctx.build, line);
     let src = source(input, config.zone.as_ref())?;
     let session = connect(
         &config.access,
@@ -218,8 +218,8 @@ pub async fn run(
 
     let mut artifact = Artifact::files_only(
         ids::GOOGLECOMPUTE_EXPORT,
-        &ctx.build_name,
-        &ctx.build_type,
+        &ctx.build,
+        ctx.render.build_type(),
         config.paths.join(","),
         Vec::new(),
     );
@@ -350,7 +350,7 @@ async fn clean_up(compute: &ComputeClient, zone: &str, name: &str, ctx: &PostPro
         let noun = kind.noun();
         if kind == ZonalKind::Instance {
             ctx.reporter
-                .info(&ctx.build_name, &format!("Deleting {noun} {resource}"));
+                .info(&ctx.build, &format!("Deleting {noun} {resource}"));
         }
         match compute
             .delete_for_cleanup(kind, zone, &resource, CLEANUP_TIMEOUT)
@@ -358,10 +358,10 @@ async fn clean_up(compute: &ComputeClient, zone: &str, name: &str, ctx: &PostPro
         {
             Ok(true) if kind == ZonalKind::Disk => ctx
                 .reporter
-                .info(&ctx.build_name, &format!("Deleted {noun} {resource}")),
+                .info(&ctx.build, &format!("Deleted {noun} {resource}")),
             Ok(_) => {}
             Err(e) => ctx.reporter.warn(
-                &ctx.build_name,
+                &ctx.build,
                 &format!(
                     "{noun} {resource} may be left in project {} ({e}): delete it by hand (gcloud compute {noun}s delete {resource} --zone {zone} --project {})",
                     compute.project, compute.project

@@ -73,7 +73,7 @@ pub async fn run(
     input: &Artifact,
     ctx: &PostProcessContext,
 ) -> Result<StepOutput, PostProcessError> {
-    let say = |line: &str| ctx.reporter.info(&ctx.build_name, line);
+    let say = |line: &str| ctx.reporter.info(&ctx.build, line);
     let env = |k: &str| ctx.env_var(k);
     // Bad credentials fail here, before anything is converted or uploaded.
     let session = connect(&config.access, None, &config.project_id, SCOPES, ctx)
@@ -103,7 +103,7 @@ pub async fn run(
     let state_file = state_file_for(&file);
     let size = std::fs::metadata(&file).map(|m| m.len()).ok();
     let progress = ctx.reporter.progress(
-        &ctx.build_name,
+        &ctx.build,
         &format!("Uploading {} to gs://{bucket}/{object}", file.display()),
         size,
     );
@@ -165,7 +165,7 @@ pub async fn run(
         match gcs.delete_object(bucket, &object).await {
             Ok(()) => say(&format!("Deleted gs://{bucket}/{object}")),
             Err(e) => ctx.reporter.warn(
-                &ctx.build_name,
+                &ctx.build,
                 &format!("cannot delete gs://{bucket}/{object}: {e}"),
             ),
         }
@@ -175,8 +175,8 @@ pub async fn run(
 
     let mut artifact = Artifact::files_only(
         crate::artifact::ids::GOOGLECOMPUTE,
-        &ctx.build_name,
-        &ctx.build_type,
+        &ctx.build,
+        ctx.render.build_type(),
         config.image_name.clone(),
         Vec::new(),
     );
@@ -252,7 +252,7 @@ async fn tarball(
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if state_file_for(&packed).exists() && modified(&packed) >= modified(&disk.path) {
         ctx.reporter.info(
-            &ctx.build_name,
+            &ctx.build,
             &format!("Reusing {} of the interrupted upload", packed.display()),
         );
         return Ok((packed, true));
@@ -265,7 +265,7 @@ async fn tarball(
         name.push(".import.raw");
         let raw = disk.path.with_file_name(name);
         ctx.reporter.info(
-            &ctx.build_name,
+            &ctx.build,
             &format!("Converting {} to raw", disk.path.display()),
         );
         super::convert_disk::convert_disk(disk, &raw, "raw", &[])
@@ -279,7 +279,7 @@ async fn tarball(
     let size = std::fs::metadata(&raw).map(|m| m.len()).ok();
     let progress: std::sync::Arc<dyn crate::ui::Progress> =
         std::sync::Arc::from(ctx.reporter.progress(
-            &ctx.build_name,
+            &ctx.build,
             &format!("Packing {} as disk.raw", disk.path.display()),
             size,
         ));

@@ -88,18 +88,18 @@ pub(super) async fn run(
         name: c
             .build_name
             .clone()
-            .unwrap_or_else(|| ctx.build_name.clone()),
-        builder_type: ctx.build_type.clone(),
+            .unwrap_or_else(|| ctx.render.packer_build_name().to_owned()),
+        builder_type: ctx.render.build_type().to_owned(),
         build_time,
         files,
         artifact_id: input.id.clone(),
-        packer_run_uuid: ctx.run_uuid.clone(),
+        packer_run_uuid: ctx.render.run_uuid().to_owned(),
         custom_data: (!c.custom_data.is_empty()).then(|| c.custom_data.clone()),
     };
     let _guard = WRITE_LOCK.lock().await;
-    append(&path, build, &ctx.run_uuid)?;
+    append(&path, build, ctx.render.run_uuid())?;
     ctx.reporter.info(
-        &ctx.build_name,
+        &ctx.build,
         &format!("Manifest written to {}", path.display()),
     );
     Ok(StepOutput {

@@ -28,7 +28,6 @@ mod vagrant;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +35,7 @@ use crate::artifact::Artifact;
 use crate::config::decode::Deferred;
 use crate::config::post_processor::{PostProcessor, PostProcessorKind};
 use crate::template::interp::{Context, InterpError};
+use crate::template::render_env::RenderEnv;
 use crate::ui::Reporter;
 
 pub use checksum::checksum_line;
@@ -52,16 +52,13 @@ pub use {
 /// What post-processors know about the build and run they belong to.
 #[derive(Clone)]
 pub struct PostProcessContext {
-    pub build_name: String,
-    pub build_type: String,
-    pub user_vars: BTreeMap<String, String>,
-    pub template_dir: PathBuf,
-    /// Relative outputs are resolved against this directory, as Packer
-    /// resolves them against its working directory.
-    pub pwd: PathBuf,
-    pub init_time: SystemTime,
-    /// `packer_run_uuid` in the manifest.
-    pub run_uuid: String,
+    /// The full build name, for output lines; `.BuildName` is `render`'s
+    /// `packer_build_name`.
+    pub build: String,
+    /// The build's render environment; relative outputs are resolved
+    /// against its `pwd`, as Packer resolves them against its working
+    /// directory.
+    pub render: Arc<RenderEnv>,
     pub reporter: Arc<dyn Reporter>,
     pub cancel: CancellationToken,
     /// The environment post-processors read (AWS credentials, profiles
@@ -101,18 +98,19 @@ impl PostProcessContext {
     }
 
     fn interp_context<'a>(&'a self, data: &'a BTreeMap<String, String>) -> Context<'a> {
-        Context {
-            user_vars: &self.user_vars,
-            env: None,
-            build_name: Some(&self.build_name),
-            build_type: Some(&self.build_type),
-            template_dir: &self.template_dir,
-            pwd: &self.pwd,
-            init_time: self.init_time,
-            data,
-            build_values: None,
-            packer_version: crate::PACKER_COMPAT_VERSION,
-        }
+        self.render.context(data)
+    }
+
+    /// `.BuildName` and `.BuilderType`, the fields every output template
+    /// of a post-processor may read.
+    fn build_data(&self) -> BTreeMap<String, String> {
+        [
+            ("BuildName", self.render.packer_build_name()),
+            ("BuilderType", self.render.build_type()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
     /// An environment variable, from `env` when it is given.
@@ -127,7 +125,7 @@ impl PostProcessContext {
         if path.is_absolute() {
             path.to_owned()
         } else {
-            self.pwd.join(path)
+            self.render.pwd().join(path)
         }
     }
 }
@@ -235,7 +233,7 @@ pub async fn run_chains(
         let mut failed = false;
         for (index, pp) in chain.iter().enumerate() {
             let label = format!("post-processor {}", pp.path);
-            ctx.reporter.step_started(&ctx.build_name, &label);
+            ctx.reporter.step_started(&ctx.build, &label);
             let started = std::time::Instant::now();
             let out = run_one(pp, &prior, ctx)
                 .await
@@ -245,7 +243,7 @@ pub async fn run_chains(
                     source: Box::new(e),
                 });
             ctx.reporter
-                .step_finished(&ctx.build_name, &label, started.elapsed(), out.is_ok());
+                .step_finished(&ctx.build, &label, started.elapsed(), out.is_ok());
             let out = match out {
                 Ok(out) => out,
                 Err(e) => {
@@ -289,7 +287,7 @@ pub async fn run_chains(
         Some(first) => {
             for other in errors {
                 ctx.reporter.warn(
-                    &ctx.build_name,
+                    &ctx.build,
                     &crate::error_chain::error_chain(&other, ": ").replace('\n', ": "),
                 );
             }
@@ -329,7 +327,7 @@ async fn run_one(
 fn destroy(artifact: &Artifact, ctx: &PostProcessContext) {
     if artifact.files.is_empty() {
         ctx.reporter.info(
-            &ctx.build_name,
+            &ctx.build,
             &format!(
                 "Keeping input artifact {}: kiln does not delete cloud images (Packer does unless keep_input_artifact is true); delete it yourself if it is not wanted",
                 artifact.id
@@ -343,7 +341,7 @@ fn destroy(artifact: &Artifact, ctx: &PostProcessContext) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => ctx.reporter.warn(
-                &ctx.build_name,
+                &ctx.build,
                 &format!("cannot delete input artifact file {}: {e}", file.display()),
             ),
         }
@@ -354,13 +352,13 @@ fn destroy(artifact: &Artifact, ctx: &PostProcessContext) {
         }
     }
     for dir in dirs {
-        if dir != ctx.pwd {
+        if dir != ctx.render.pwd() {
             // Only succeeds when empty: never removes anything else.
             let _ = std::fs::remove_dir(&dir);
         }
     }
     ctx.reporter.info(
-        &ctx.build_name,
+        &ctx.build,
         &format!("Deleted input artifact {}", artifact.id),
     );
 }
@@ -428,13 +426,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let reporter = Arc::new(crate::ui::RecordingReporter::new());
         let ctx = PostProcessContext {
-            build_name: "gce".into(),
-            build_type: "googlecompute".into(),
-            user_vars: BTreeMap::new(),
-            template_dir: dir.path().to_owned(),
-            pwd: dir.path().to_owned(),
-            init_time: SystemTime::now(),
-            run_uuid: "run".into(),
+            build: "gce".into(),
+            render: RenderEnv::single_build("gce", "googlecompute", dir.path()),
             reporter: reporter.clone(),
             cancel: CancellationToken::new(),
             env: None,

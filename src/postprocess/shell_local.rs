@@ -32,14 +32,10 @@ pub(super) async fn run(
     ctx: &PostProcessContext,
 ) -> Result<StepOutput, PostProcessError> {
     let env = ProvisionEnv {
-        build_name: ctx.build_name.clone(),
-        build_type: ctx.build_type.clone(),
+        build: ctx.build.clone(),
+        render: ctx.render.clone(),
         http: None,
         build_values: Default::default(),
-        user_vars: ctx.user_vars.clone(),
-        template_dir: ctx.template_dir.clone(),
-        pwd: ctx.pwd.clone(),
-        init_time: ctx.init_time,
         ssh_private_key_file: None,
         reporter: ctx.reporter.clone(),
         cancel: ctx.cancel.clone(),

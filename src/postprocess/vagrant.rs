@@ -235,7 +235,10 @@ pub(super) async fn run(
     // `override` applies to the provider the box is made for.
     let s = c.settings_for(&provider);
     let mut data = BTreeMap::new();
-    data.insert("BuildName".to_owned(), ctx.build_name.clone());
+    data.insert(
+        "BuildName".to_owned(),
+        ctx.render.packer_build_name().to_owned(),
+    );
     data.insert("Provider".to_owned(), provider.clone());
     data.insert("ArtifactId".to_owned(), input.id.clone());
     let output = ctx.render_path("output", &s.output, &data)?;
@@ -287,19 +290,19 @@ pub(super) async fn run(
         data: box_vagrantfile(&plan.vagrantfile, &custom).into_bytes(),
     });
     ctx.reporter.info(
-        &ctx.build_name,
+        &ctx.build,
         &format!("Creating a {provider} Vagrant box at {}", output.display()),
     );
     let level = s.compression_level.unwrap_or(BOX_DEFAULT_LEVEL);
     let progress: Arc<dyn crate::ui::Progress> = Arc::from(ctx.reporter.progress(
-        &ctx.build_name,
+        &ctx.build,
         "box",
         Some(compress::total_size(&entries)),
     ));
     let cancel = ctx.cancel.clone();
     let out = output.clone();
     let bar = progress.clone();
-    let mtime = ctx.init_time;
+    let mtime = ctx.render.init_time();
     let format = Format {
         tar: true,
         codec: Codec::Gzip,

@@ -64,7 +64,7 @@ async fn exec(
     what: &str,
     command: &str,
 ) -> Result<(), ProvisionError> {
-    let build = env.build_name.clone();
+    let build = env.build.clone();
     let reporter = env.reporter.clone();
     let mut on_line = move |line: &str| reporter.output_line(&build, line);
     let exit = tokio::select! {
@@ -98,7 +98,7 @@ async fn upload(
     dest: &str,
 ) -> Result<(), ProvisionError> {
     env.reporter.info(
-        &env.build_name,
+        &env.build,
         &format!("Uploading {} => {dest}", local.display()),
     );
     remote
@@ -138,17 +138,15 @@ pub async fn run(
     let staging = c.staging_directory.trim_end_matches('/').to_owned();
     let result = stage_and_run(c, env, remote, &staging).await;
     if c.clean_staging_directory {
-        env.reporter.info(
-            &env.build_name,
-            &format!("Removing staging directory {staging}"),
-        );
+        env.reporter
+            .info(&env.build, &format!("Removing staging directory {staging}"));
         let mut ignore = |_: &str| {};
         if let Err(e) = remote
             .exec(&format!("rm -rf {}", sh_quote(&staging)), &mut ignore)
             .await
         {
             env.reporter.warn(
-                &env.build_name,
+                &env.build,
                 &format!("could not remove {staging} from the guest: {e}"),
             );
         }
@@ -162,10 +160,8 @@ async fn stage_and_run(
     remote: &dyn Remote,
     staging: &str,
 ) -> Result<(), ProvisionError> {
-    env.reporter.info(
-        &env.build_name,
-        &format!("Creating staging directory {staging}"),
-    );
+    env.reporter
+        .info(&env.build, &format!("Creating staging directory {staging}"));
     exec(
         env,
         remote,
@@ -233,10 +229,8 @@ async fn stage_and_run(
             sh_quote(&name),
             sh_quote(&format!("{staging}/roles"))
         );
-        env.reporter.info(
-            &env.build_name,
-            &format!("Executing Ansible Galaxy: {command}"),
-        );
+        env.reporter
+            .info(&env.build, &format!("Executing Ansible Galaxy: {command}"));
         exec(env, remote, "ansible-galaxy", &command).await?;
     }
     let http_addr = env
@@ -249,12 +243,12 @@ async fn stage_and_run(
             c,
             &playbook,
             &inventory,
-            &env.build_name,
-            &env.build_type,
+            env.render.packer_build_name(),
+            env.render.build_type(),
             &http_addr,
         );
         env.reporter
-            .info(&env.build_name, &format!("Executing Ansible: {command}"));
+            .info(&env.build, &format!("Executing Ansible: {command}"));
         exec(
             env,
             remote,

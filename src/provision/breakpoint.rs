@@ -13,7 +13,7 @@ use crate::config::breakpoint::BreakpointConfig;
 use crate::ui::NoAnswer;
 
 pub async fn run(c: &BreakpointConfig, env: &ProvisionEnv) -> Result<(), ProvisionError> {
-    let build = &env.build_name;
+    let build = &env.build;
     if c.disable {
         let text = if c.note.is_empty() {
             "Breakpoint provisioner disabled; continuing...".to_owned()
@@ -48,7 +48,7 @@ fn login_details(env: &ProvisionEnv) -> Result<Option<tempfile::TempDir>, Provis
     let value = |k: &str| env.build_values.get(k).filter(|v| !v.is_empty());
     let (Some(host), Some(port), Some(user)) = (value("Host"), value("Port"), value("User")) else {
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             "The build has no SSH connection to log in with.",
         );
         return Ok(None);
@@ -91,7 +91,7 @@ fn login_details(env: &ProvisionEnv) -> Result<Option<tempfile::TempDir>, Provis
         _ => {}
     }
     for line in lines {
-        env.reporter.info(&env.build_name, &line);
+        env.reporter.info(&env.build, &line);
     }
     Ok(dir)
 }
@@ -110,7 +110,7 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
 async fn wait_for_enter(env: &ProvisionEnv) -> Result<(), ProvisionError> {
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), NoAnswer>>();
     let reporter = env.reporter.clone();
-    let build = env.build_name.clone();
+    let build = env.build.clone();
     std::thread::spawn(move || {
         let _ = tx.send(reporter.wait_for_enter(&build, "Press enter to continue."));
     });
@@ -134,17 +134,17 @@ mod tests {
 
     fn env(reporter: Arc<RecordingReporter>, values: &[(&str, &str)]) -> ProvisionEnv {
         ProvisionEnv {
-            build_name: "b".into(),
-            build_type: "qemu".into(),
+            build: "b".into(),
+            render: crate::template::render_env::RenderEnv::single_build(
+                "b",
+                "qemu",
+                std::path::Path::new("."),
+            ),
             http: None,
             build_values: values
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
-            user_vars: BTreeMap::new(),
-            template_dir: PathBuf::from("."),
-            pwd: PathBuf::from("."),
-            init_time: std::time::SystemTime::now(),
             ssh_private_key_file: None,
             reporter,
             cancel: tokio_util::sync::CancellationToken::new(),

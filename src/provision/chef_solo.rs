@@ -90,7 +90,7 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let build = &env.build_name;
+    let build = &env.build;
     let sudo = !c.prevent_sudo;
     env.reporter.info(build, "Provisioning with chef-solo");
     if !c.skip_install {
@@ -98,7 +98,7 @@ pub async fn run(
         let mut data = BTreeMap::new();
         data.insert("Sudo".to_owned(), go_bool(sudo));
         data.insert("Version".to_owned(), c.version.clone());
-        let install = env.render_with(c.install_command.source(), &data)?;
+        let install = env.render_deferred(&c.install_command, &data)?;
         run_checked(env, remote, "the Chef install command", &install).await?;
     }
     let staging = c.staging_directory.trim_end_matches('/').to_owned();
@@ -155,7 +155,7 @@ pub async fn run(
     data.insert("ConfigPath".to_owned(), config_path);
     data.insert("JsonPath".to_owned(), json_path);
     data.insert("Sudo".to_owned(), go_bool(sudo));
-    let command = env.render_with(c.execute_command.source(), &data)?;
+    let command = env.render_deferred(&c.execute_command, &data)?;
     env.reporter
         .info(build, &format!("Executing Chef: {command}"));
     run_checked(env, remote, "chef-solo", &command).await
@@ -170,7 +170,7 @@ async fn create_dir(
     dir: &str,
 ) -> Result<(), ProvisionError> {
     env.reporter
-        .info(&env.build_name, &format!("Creating directory: {dir}"));
+        .info(&env.build, &format!("Creating directory: {dir}"));
     let what = format!("creating {dir}");
     run_checked(env, remote, &what, &cmd::mkdir(sudo, dir)).await?;
     run_checked(env, remote, &what, &cmd::chmod(sudo, "0777", dir)).await

@@ -11,16 +11,14 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let destination = env.render_late(&c.destination)?;
+    let destination = env.render_line(&c.destination)?;
     for source in &c.sources {
-        let source = env.render_late(source)?;
+        let source = env.render_line(source)?;
         match c.direction {
             Direction::Upload => {
                 let local = local_path(env, &source);
-                env.reporter.info(
-                    &env.build_name,
-                    &format!("Uploading {source} => {destination}"),
-                );
+                env.reporter
+                    .info(&env.build, &format!("Uploading {source} => {destination}"));
                 remote
                     .upload_path(&local, &destination)
                     .await
@@ -33,7 +31,7 @@ pub async fn run(
             Direction::Download => {
                 let local = local_path(env, &destination);
                 env.reporter.info(
-                    &env.build_name,
+                    &env.build,
                     &format!("Downloading {source} => {destination}"),
                 );
                 remote.download_path(&source, &local).await.map_err(|e| {
@@ -57,10 +55,10 @@ fn local_path(env: &ProvisionEnv, path: &str) -> PathBuf {
     if p.is_absolute() {
         return p;
     }
-    let from_cwd = env.pwd.join(path);
+    let from_cwd = env.render.pwd().join(path);
     if from_cwd.exists() {
         return from_cwd;
     }
-    let beside = env.template_dir.join(path);
+    let beside = env.render.template_dir().join(path);
     if beside.exists() { beside } else { from_cwd }
 }

@@ -43,7 +43,7 @@ pub async fn run_streamed(
     what: &str,
     command: &str,
 ) -> Result<i32, ProvisionError> {
-    let build = env.build_name.clone();
+    let build = env.build.clone();
     let reporter = env.reporter.clone();
     let mut on_line = move |line: &str| reporter.output_line(&build, line);
     let exit = tokio::select! {

@@ -16,28 +16,28 @@ mod shell_local;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::provisioner::{Provisioner, ProvisionerKind};
+use crate::config::decode::Deferred;
+use crate::config::provisioner::{EnvVar, Provisioner, ProvisionerKind};
 use crate::template::interp::{self, Context};
+use crate::template::render_env::RenderEnv;
 use crate::ui::Reporter;
 use remote::Remote;
 
 /// What a provisioner knows about the build it runs in.
 #[derive(Clone)]
 pub struct ProvisionEnv {
-    pub build_name: String,
-    pub build_type: String,
+    /// The full build name, for output lines (what scripts see as
+    /// `PACKER_BUILD_NAME` is `render`'s `packer_build_name`).
+    pub build: String,
+    pub render: Arc<RenderEnv>,
     /// `PACKER_HTTP_ADDR` etc. when the build serves files.
     pub http: Option<(String, u16)>,
     /// `{{ build `Host` }}` values and `{{ .Host }}` in execute_command.
     pub build_values: BTreeMap<String, String>,
-    pub user_vars: BTreeMap<String, String>,
-    pub template_dir: PathBuf,
-    pub pwd: PathBuf,
-    pub init_time: SystemTime,
     /// `ssh_private_key_file`, for the breakpoint's login line (the
     /// temporary key, when used, is in `build_values`).
     pub ssh_private_key_file: Option<PathBuf>,
@@ -46,10 +46,50 @@ pub struct ProvisionEnv {
 }
 
 impl ProvisionEnv {
-    /// Renders a string again now that build values are known (strings were
-    /// interpolated at validation with `{{ build `X` }}` left in place).
-    pub fn render_late(&self, text: &str) -> Result<String, ProvisionError> {
-        self.render_with(text, &BTreeMap::new())
+    /// An `inline` line (or any string kept for this moment) with the
+    /// build's values.
+    pub fn render_line(&self, line: &Deferred) -> Result<String, ProvisionError> {
+        self.render_deferred(line, &BTreeMap::new())
+    }
+
+    /// The user's `environment_vars`, rendered and split at the first `=`,
+    /// as Packer does.
+    pub fn user_env(&self, vars: &[EnvVar]) -> Result<Vec<(String, String)>, ProvisionError> {
+        vars.iter()
+            .map(|EnvVar(entry)| {
+                let text = self.render_line(entry)?;
+                match text.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                    _ => Err(ProvisionError::Render {
+                        text: entry.source().to_owned(),
+                        message: format!("renders as `{text}`, which is not KEY=value"),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Renders a template parsed once at validation (`execute_command`,
+    /// `install_command`, `inventory_file_template`) with this place's
+    /// fields over the build values.
+    pub fn render_deferred(
+        &self,
+        deferred: &Deferred,
+        data: &BTreeMap<String, String>,
+    ) -> Result<String, ProvisionError> {
+        let mut all = self.build_values.clone();
+        all.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let ctx = Context {
+            build_values: Some(&self.build_values),
+            ..self.render.context(&all)
+        };
+        deferred
+            .template
+            .render(&ctx)
+            .map_err(|e| ProvisionError::Render {
+                text: deferred.source().to_owned(),
+                message: e.to_string(),
+            })
     }
 
     pub fn render_with(
@@ -63,16 +103,8 @@ impl ProvisionEnv {
         let mut all = self.build_values.clone();
         all.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
         let ctx = Context {
-            user_vars: &self.user_vars,
-            env: None,
-            build_name: Some(&self.build_name),
-            build_type: Some(&self.build_type),
-            template_dir: &self.template_dir,
-            pwd: &self.pwd,
-            init_time: self.init_time,
-            data: &all,
             build_values: Some(&self.build_values),
-            packer_version: crate::PACKER_COMPAT_VERSION,
+            ..self.render.context(&all)
         };
         interp::parse(text)
             .and_then(|t| t.render(&ctx))
@@ -86,8 +118,14 @@ impl ProvisionEnv {
     /// name and type, the HTTP server's address, then the user's variables.
     pub fn script_env(&self, user: &[(String, String)]) -> Vec<(String, String)> {
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
-        vars.insert("PACKER_BUILD_NAME".into(), self.build_name.clone());
-        vars.insert("PACKER_BUILDER_TYPE".into(), self.build_type.clone());
+        vars.insert(
+            "PACKER_BUILD_NAME".into(),
+            self.render.packer_build_name().to_owned(),
+        );
+        vars.insert(
+            "PACKER_BUILDER_TYPE".into(),
+            self.render.build_type().to_owned(),
+        );
         if let Some((ip, port)) = &self.http {
             vars.insert("PACKER_HTTP_ADDR".into(), format!("{ip}:{port}"));
             vars.insert("PACKER_HTTP_IP".into(), ip.clone());
@@ -163,7 +201,7 @@ pub async fn run(
 ) -> Result<(), ProvisionError> {
     if !p.pause_before.is_zero() {
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!(
                 "Pausing {:?} before the next provisioner...",
                 p.pause_before
@@ -188,7 +226,7 @@ pub async fn run(
             {
                 attempt += 1;
                 env.reporter.warn(
-                    &env.build_name,
+                    &env.build,
                     &format!(
                         "{} failed: {e}; retrying ({attempt} of {})",
                         p.type_name, p.max_retries
@@ -257,6 +295,57 @@ pub use shell_local::run as run_shell_local;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env_with_host(host: &str) -> ProvisionEnv {
+        ProvisionEnv {
+            build: "b.qemu.y".into(),
+            render: crate::template::render_env::RenderEnv::single_build(
+                "x",
+                "qemu",
+                std::path::Path::new("."),
+            ),
+            http: None,
+            build_values: [("Host".to_owned(), host.to_owned())].into(),
+            ssh_private_key_file: None,
+            reporter: Arc::new(crate::ui::RecordingReporter::new()),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn deferred(text: &str) -> Deferred {
+        Deferred {
+            template: interp::parse(text).expect("parses"),
+            span: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_kept_line_renders_with_the_build_values_as_it_runs() {
+        let env = env_with_host("10.0.2.15");
+        let line = deferred("ssh {{ build `Host` }} as {{ build_name }}");
+        assert_eq!(
+            env.render_line(&line).expect("renders"),
+            "ssh 10.0.2.15 as x"
+        );
+        let vars = [
+            EnvVar(deferred("HOST={{ build `Host` }}")),
+            EnvVar(deferred("EMPTY=")),
+        ];
+        assert_eq!(
+            env.user_env(&vars).expect("renders"),
+            [
+                ("HOST".to_owned(), "10.0.2.15".to_owned()),
+                ("EMPTY".to_owned(), String::new())
+            ]
+        );
+        // The key may come from a build value only at run time: an empty
+        // one is still refused, naming the entry.
+        let env = env_with_host("");
+        let bad = [EnvVar(deferred("{{ build `Host` }}=1"))];
+        let e = env.user_env(&bad).expect_err("no key").to_string();
+        assert!(e.contains("{{ build `Host` }}=1"), "{e}");
+        assert!(e.contains("not KEY=value"), "{e}");
+    }
 
     #[test]
     fn env_is_flattened_with_quotes_escaped() {

@@ -18,7 +18,7 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let build = &env.build_name;
+    let build = &env.build;
     let sudo = !c.disable_sudo;
     env.reporter.info(build, "Provisioning with Salt...");
     if !c.skip_bootstrap {
@@ -171,7 +171,7 @@ async fn move_into_place(
     to: &str,
 ) -> Result<(), ProvisionError> {
     env.reporter
-        .info(&env.build_name, &format!("Moving {from} to {to}"));
+        .info(&env.build, &format!("Moving {from} to {to}"));
     run_checked(
         env,
         remote,

@@ -19,7 +19,7 @@ fn scripts(c: &ShellConfig, env: &ProvisionEnv) -> Result<Vec<Script>, Provision
         ShellSource::Inline(lines) => {
             let mut text = format!("#!{}\n", c.inline_shebang);
             for line in lines {
-                text.push_str(&env.render_late(line)?);
+                text.push_str(&env.render_line(line)?);
                 text.push('\n');
             }
             Ok(vec![Script {
@@ -72,16 +72,12 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let user_env: Vec<(String, String)> = c
-        .environment_vars
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), env.render_late(v)?)))
-        .collect::<Result<_, ProvisionError>>()?;
+    let user_env: Vec<(String, String)> = env.user_env(&c.environment_vars)?;
     let vars = env.script_env(&user_env);
     for script in scripts(c, env)? {
         let path = remote_path(c);
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!("Provisioning with shell script: {}", script.label),
         );
         upload_with_retry(c, env, remote, &script, &path).await?;
@@ -115,8 +111,8 @@ pub async fn run(
                     .to_owned(),
             );
         }
-        let command = env.render_with(c.execute_command.source(), &data)?;
-        let build = env.build_name.clone();
+        let command = env.render_deferred(&c.execute_command, &data)?;
+        let build = env.build.clone();
         let reporter = env.reporter.clone();
         let mut on_line = move |line: &str| reporter.output_line(&build, line);
         let exit = tokio::select! {
@@ -134,7 +130,7 @@ pub async fn run(
             }
             RemoteExit::Disconnected if c.expect_disconnect => {
                 env.reporter.info(
-                    &env.build_name,
+                    &env.build,
                     "The connection dropped, as expect_disconnect says it may.",
                 );
                 continue;
@@ -152,7 +148,7 @@ pub async fn run(
             );
             if let Err(e) = remote.exec(&cleanup, &mut ignore).await {
                 env.reporter.warn(
-                    &env.build_name,
+                    &env.build,
                     &format!("could not remove {path} from the guest: {e}"),
                 );
             }
@@ -179,7 +175,7 @@ async fn upload_with_retry(
             Ok(()) => return Ok(()),
             Err(e) if started.elapsed() < c.start_retry_timeout && !env.cancel.is_cancelled() => {
                 env.reporter.warn(
-                    &env.build_name,
+                    &env.build,
                     &format!("uploading {} failed ({e}); retrying", script.label),
                 );
                 sleep_or_cancel(Duration::from_secs(2), &env.cancel).await?;

@@ -18,7 +18,7 @@ pub async fn run(
 ) -> Result<(), ProvisionError> {
     if !c.only_on.is_empty() && !c.only_on.iter().any(|os| os == std::env::consts::OS) {
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!(
                 "Skipping shell-local: only_on {:?} does not include {}",
                 c.only_on,
@@ -27,11 +27,7 @@ pub async fn run(
         );
         return Ok(());
     }
-    let mut user: Vec<(String, String)> = c
-        .environment_vars
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), env.render_late(v)?)))
-        .collect::<Result<_, ProvisionError>>()?;
+    let mut user: Vec<(String, String)> = env.user_env(&c.environment_vars)?;
     user.extend(extra_env.unwrap_or_default().iter().cloned());
     let vars = env.script_env(&user);
 
@@ -41,7 +37,7 @@ pub async fn run(
         ShellSource::Inline(lines) => {
             let mut text = format!("#!{}\n", c.inline_shebang);
             for line in lines {
-                text.push_str(&env.render_late(line)?);
+                text.push_str(&env.render_line(line)?);
                 text.push('\n');
             }
             let ext = c
@@ -89,7 +85,7 @@ pub async fn run(
         let argv: Vec<String> = c
             .execute_command
             .iter()
-            .map(|d| env.render_with(d.source(), &data))
+            .map(|d| env.render_deferred(d, &data))
             .collect::<Result<_, _>>()?;
         let Some((program, args)) = argv.split_first() else {
             return Err(ProvisionError::Render {
@@ -98,7 +94,7 @@ pub async fn run(
             });
         };
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!("Running local command: {}", argv.join(" ")),
         );
         let code = run_streamed(program, args, &[], env).await?;
@@ -163,7 +159,7 @@ pub(super) async fn run_streamed(
     let stderr = child.stderr.take();
     let stream = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
         let reporter = env.reporter.clone();
-        let build = env.build_name.clone();
+        let build = env.build.clone();
         tokio::spawn(async move {
             let Some(pipe) = pipe else { return };
             let mut lines = BufReader::new(pipe).lines();
@@ -192,9 +188,9 @@ pub(super) async fn run_streamed(
 mod tests {
     use super::*;
     use crate::config::decode::Deferred;
+    use crate::config::provisioner::EnvVar;
     use crate::ui::{Event, RecordingReporter};
     use std::sync::Arc;
-    use std::time::SystemTime;
     use tokio_util::sync::CancellationToken;
 
     fn deferred(s: &str) -> Deferred {
@@ -206,14 +202,14 @@ mod tests {
 
     fn env(reporter: Arc<RecordingReporter>) -> ProvisionEnv {
         ProvisionEnv {
-            build_name: "b".into(),
-            build_type: "qemu".into(),
+            build: "b".into(),
+            render: crate::template::render_env::RenderEnv::single_build(
+                "b",
+                "qemu",
+                &std::env::temp_dir(),
+            ),
             http: Some(("10.0.2.2".into(), 8123)),
             build_values: BTreeMap::new(),
-            user_vars: BTreeMap::new(),
-            template_dir: std::env::temp_dir(),
-            pwd: std::env::temp_dir(),
-            init_time: SystemTime::now(),
             ssh_private_key_file: None,
             reporter,
             cancel: CancellationToken::new(),
@@ -222,12 +218,12 @@ mod tests {
 
     fn config(lines: &[&str], codes: Vec<i64>) -> ShellLocalConfig {
         ShellLocalConfig {
-            source: ShellSource::Inline(lines.iter().map(|s| (*s).to_owned()).collect()),
+            source: ShellSource::Inline(lines.iter().map(|s| deferred(s)).collect()),
             execute_command: ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
                 .iter()
                 .map(|s| deferred(s))
                 .collect(),
-            environment_vars: vec![("GREETING".into(), "it's {{ build_name }}".into())],
+            environment_vars: vec![EnvVar(deferred("GREETING=it's {{ build_name }}"))],
             env_var_format: None,
             inline_shebang: "/bin/sh -e".into(),
             only_on: vec![],

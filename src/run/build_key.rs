@@ -52,17 +52,17 @@ fn resolve(options: &RunOptions, path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_path_buf();
     }
-    let from_pwd = options.pwd.join(path);
+    let from_pwd = options.render.pwd().join(path);
     if from_pwd.exists() {
         return from_pwd;
     }
-    options.template_dir.join(path)
+    options.render.template_dir().join(path)
 }
 
 /// A path as the user knows it: relative to where kiln runs when under it
 /// (the config holds resolved paths).
 fn shown(options: &RunOptions, path: &Path) -> String {
-    path.strip_prefix(&options.pwd)
+    path.strip_prefix(options.render.pwd())
         .unwrap_or(path)
         .display()
         .to_string()
@@ -133,8 +133,14 @@ fn provisioner(
         ProvisionerKind::Shell(c) => scripts(key, &c.source),
         ProvisionerKind::ShellLocal(c) => scripts(key, &c.source),
         ProvisionerKind::File(c) if c.direction == Direction::Upload && !c.generated => {
+            let none = std::collections::BTreeMap::new();
             for s in &c.sources {
-                content(key, &format!("{name} source {s}"), options, Path::new(s))?;
+                // A source that reads a build value is known only as it runs.
+                let s = s
+                    .template
+                    .render(&options.render.context(&none))
+                    .map_err(|_| Untracked(format!("{name}: source `{}`", s.source())))?;
+                content(key, &format!("{name} source {s}"), options, Path::new(&s))?;
             }
             Ok(())
         }
@@ -233,7 +239,8 @@ pub fn build_key(build: &Build, options: &RunOptions) -> Result<BuildKey, Untrac
     media(&mut key, options, http, media_config)?;
     // Rendered into provisioners and post-processors when they run.
     let vars: Vec<String> = options
-        .user_vars
+        .render
+        .user_vars()
         .iter()
         .flat_map(|(k, v)| [k.clone(), v.clone()])
         .collect();

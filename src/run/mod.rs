@@ -7,16 +7,15 @@ pub mod runner;
 pub mod signals;
 pub mod up_to_date;
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::Artifact;
 use crate::config::Build;
+use crate::template::render_env::RenderEnv;
 use crate::ui::Reporter;
 use crate::ui::console::{format_bytes, format_duration};
 use runner::{OnError, StepError, StepTiming};
@@ -32,12 +31,9 @@ pub struct RunOptions {
     pub force_install: bool,
     /// False with `KILN_NO_CHECKPOINT=1`: no checkpoint is read or written.
     pub checkpoints: bool,
-    pub template_dir: PathBuf,
-    pub pwd: PathBuf,
-    pub user_vars: BTreeMap<String, String>,
-    pub init_time: SystemTime,
-    /// Packer's run UUID: one per `kiln build`, in manifests and `{{build}}`.
-    pub run_uuid: String,
+    /// The run's render environment (variables, directories, start time,
+    /// run UUID); inside a build, that build's (with its names).
+    pub render: Arc<RenderEnv>,
     /// Why this build's existing output is not up to date (set per build
     /// by the up-to-date check): the output-directory error names it.
     pub stale_because: Option<String>,
@@ -109,6 +105,7 @@ where
     let mut tasks = tokio::task::JoinSet::new();
     for (index, build) in builds.iter().cloned().enumerate() {
         let mut options = options.clone();
+        options.render = options.render.for_build(build.names());
         let reporter = reporter.clone();
         let cancel = cancel.clone();
         let permits = permits.clone();
@@ -175,13 +172,8 @@ async fn post_process(
         return;
     }
     let ctx = crate::postprocess::PostProcessContext {
-        build_name: build.name.clone(),
-        build_type: build.type_name.clone(),
-        user_vars: options.user_vars.clone(),
-        template_dir: options.template_dir.clone(),
-        pwd: options.pwd.clone(),
-        init_time: options.init_time,
-        run_uuid: options.run_uuid.clone(),
+        build: build.name.clone(),
+        render: options.render.clone(),
         reporter: reporter.clone(),
         cancel,
         env: None,

@@ -24,7 +24,7 @@ pub enum Before {
 /// Decides whether `build` must run. Sets `options.stale_because` when its
 /// output exists but is stale, so the output-directory error can say why.
 pub fn check(build: &Build, options: &mut RunOptions, reporter: &dyn Reporter) -> Before {
-    let Some(dir) = output_dir(build, &options.pwd) else {
+    let Some(dir) = output_dir(build, options.render.pwd()) else {
         return Before::Run { key: None };
     };
     let key = match build_key(build, options) {
@@ -42,7 +42,7 @@ pub fn check(build: &Build, options: &mut RunOptions, reporter: &dyn Reporter) -
     if options.force {
         return Before::Run { key: Some(key) };
     }
-    match record::check(&dir, &options.pwd, &key) {
+    match record::check(&dir, options.render.pwd(), &key) {
         Freshness::UpToDate(rec) => {
             let files: usize = rec.artifacts.iter().map(|a| a.files.len()).sum();
             reporter.info(
@@ -83,7 +83,7 @@ pub fn record(
     if result.artifact.is_err() {
         return;
     }
-    let Some(dir) = output_dir(build, &options.pwd) else {
+    let Some(dir) = output_dir(build, options.render.pwd()) else {
         return;
     };
     if !dir.is_dir() {
@@ -106,7 +106,7 @@ pub fn record(
                 .collect(),
         })
         .collect();
-    if let Err(e) = record::write(&dir, &options.pwd, &build.name, key, made) {
+    if let Err(e) = record::write(&dir, options.render.pwd(), &build.name, key, made) {
         reporter.warn(
             &build.name,
             &format!(

@@ -8,5 +8,6 @@ pub mod input;
 pub mod interp;
 pub mod json;
 pub mod model;
+pub mod render_env;
 pub mod source;
 pub mod variables;

@@ -12,6 +12,7 @@ use super::diagnostic::{Diagnostics, Location, did_you_mean};
 use super::interp::{self, Context};
 use super::json::{self, Node, Span, Value};
 use super::model::Template;
+use super::render_env::RenderEnv;
 use super::source::SourceFile;
 
 /// Where a variable's value came from, for `inspect` and messages.
@@ -293,6 +294,14 @@ fn render_values(
     diags: &mut Diagnostics,
 ) {
     let empty = BTreeMap::new();
+    // Before any build, and before the run has an id.
+    let run_env = RenderEnv::new(
+        BTreeMap::new(),
+        template.dir.clone(),
+        environment.pwd.to_owned(),
+        environment.init_time,
+        String::new(),
+    );
     let mut failed: Vec<String> = Vec::new();
     // Done: no action left but build-time fields, which stay for the place
     // the variable is used (as Packer leaves `{{ .HTTPIP }}` in variables).
@@ -315,17 +324,12 @@ fn render_values(
                 .iter()
                 .find(|d| d.name == name)
                 .map(|d| d.value_span);
+            // Variables may read the environment, and each other as
+            // rendered so far.
             let ctx = Context {
                 user_vars: &snapshot,
                 env: Some(environment.env),
-                build_name: None,
-                build_type: None,
-                template_dir: &template.dir,
-                pwd: environment.pwd,
-                init_time: environment.init_time,
-                data: &empty,
-                build_values: None,
-                packer_version: crate::PACKER_COMPAT_VERSION,
+                ..run_env.context(&empty)
             };
             match interp::parse(text).and_then(|t| t.render_keeping_fields(&ctx)) {
                 Ok(out) => {

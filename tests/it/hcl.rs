@@ -144,3 +144,106 @@ build {
     assert!(!text.contains("s3cret-value"), "{text}");
     assert!(text.contains("<sensitive>"), "{text}");
 }
+
+/// `PACKER_BUILD_NAME`, `{{build_name}}` and `{{.BuildName}}` at run time
+/// are the source's own name (Packer's `packer_build_name`: in HCL2 the
+/// source block's label, not the build's `name` nor the `name` given where
+/// the build uses it; in JSON the builder's name), while the output lines
+/// carry the full build name. Both front ends, each a one-sector guest
+/// that powers off at once (communicator none: only host-side steps).
+#[test]
+fn vm_packer_build_name_at_run_time_is_the_sources_own_name() {
+    let _vm = crate::vm::vm_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::amazon_import::power_button_boot_disk(&dir.path().join("boot.raw"));
+    let source = r#"
+  vm_name          = "boot"
+  disk_image       = true
+  iso_url          = "boot.raw"
+  iso_checksum     = "none"
+  disk_size        = "8M"
+  accelerator      = "tcg"
+  memory           = 64
+  headless         = true
+  communicator     = "none"
+  shutdown_timeout = "2m"
+"#;
+    let echo = "env=$PACKER_BUILD_NAME tmpl={{build_name}} type=$PACKER_BUILDER_TYPE";
+    write(
+        dir.path(),
+        "t.pkr.hcl",
+        &format!(
+            r#"source "qemu" "x" {{{source}}}
+build {{
+  name = "b"
+  source "source.qemu.x" {{
+    name = "y"
+  }}
+  provisioner "shell-local" {{
+    inline = ["echo provisioner: {echo}"]
+  }}
+  post-processor "shell-local" {{
+    inline = ["echo post-processor: {echo}"]
+  }}
+  post-processor "checksum" {{}}
+}}
+"#
+        ),
+    );
+    let out = crate::vm::build_in(dir.path(), &[], Path::new("t.pkr.hcl"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kiln runs");
+    let t = crate::vm::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for line in [
+        "b.qemu.y: provisioner: env=x tmpl=x type=qemu",
+        "b.qemu.y: post-processor: env=x tmpl=x type=qemu",
+    ] {
+        assert!(t.contains(line), "no `{line}` in:\n{t}");
+    }
+    // The checksum's default output, `packer_{{.BuildName}}_{{.BuilderType}}_…`.
+    assert!(
+        dir.path().join("packer_x_qemu_md5.checksum").is_file(),
+        "{t}"
+    );
+    assert!(dir.path().join("output-x/boot").is_file(), "{t}");
+
+    // JSON: the builder's (rendered) name is both the full name and
+    // packer_build_name, as in Packer 1.6.6's core.
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::amazon_import::power_button_boot_disk(&dir.path().join("boot.raw"));
+    let template = serde_json::json!({
+        "variables": {"os": "tiny"},
+        "builders": [{
+            "type": "qemu", "name": "{{user `os`}}-vm", "vm_name": "boot", "disk_image": true,
+            "iso_url": "boot.raw", "iso_checksum": "none", "disk_size": "8M",
+            "accelerator": "tcg", "memory": 64, "headless": true,
+            "communicator": "none", "shutdown_timeout": "2m"
+        }],
+        "provisioners": [{"type": "shell-local", "inline": [format!("echo provisioner: {echo}")]}],
+        "post-processors": [
+            {"type": "shell-local", "inline": [format!("echo post-processor: {echo}")]},
+            {"type": "checksum"}
+        ]
+    });
+    write(dir.path(), "t.json", &template.to_string());
+    let out = crate::vm::build_in(dir.path(), &[], Path::new("t.json"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kiln runs");
+    let t = crate::vm::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for line in [
+        "tiny-vm: provisioner: env=tiny-vm tmpl=tiny-vm type=qemu",
+        "tiny-vm: post-processor: env=tiny-vm tmpl=tiny-vm type=qemu",
+    ] {
+        assert!(t.contains(line), "no `{line}` in:\n{t}");
+    }
+    assert!(
+        dir.path()
+            .join("packer_tiny-vm_qemu_md5.checksum")
+            .is_file(),
+        "{t}"
+    );
+}

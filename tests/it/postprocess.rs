@@ -19,6 +19,7 @@ use kiln::config::post_processor::PostProcessor;
 use kiln::config::{PrepareInput, Selection, prepare};
 use kiln::postprocess::{Manifest, PostProcessContext, run_chains};
 use kiln::template::diagnostic::Diagnostics;
+use kiln::template::render_env::{BuildNames, RenderEnv};
 use kiln::template::source::SourceFile;
 use kiln::template::variables::{self, Environment, VariableInputs};
 use kiln::ui::{Progress, RecordingReporter, Reporter};
@@ -68,13 +69,19 @@ pub(crate) fn context(
     reporter: Arc<dyn Reporter>,
 ) -> PostProcessContext {
     PostProcessContext {
-        build_name: "vm".into(),
-        build_type: "qemu".into(),
-        user_vars: BTreeMap::new(),
-        template_dir: dir.to_owned(),
-        pwd: dir.to_owned(),
-        init_time: SystemTime::now(),
-        run_uuid: run_uuid.into(),
+        build: "vm".into(),
+        render: Arc::new(RenderEnv::new(
+            BTreeMap::new(),
+            dir.to_owned(),
+            dir.to_owned(),
+            SystemTime::now(),
+            run_uuid.to_owned(),
+        ))
+        .for_build(BuildNames {
+            full: "vm".into(),
+            packer_build_name: "vm".into(),
+            build_type: "qemu".into(),
+        }),
         reporter,
         cancel: CancellationToken::new(),
         env: None,

@@ -286,18 +286,7 @@ pub fn render_deferred(
     deferred: &crate::config::decode::Deferred,
     data: &std::collections::BTreeMap<String, String>,
 ) -> Result<String, crate::run::runner::StepError> {
-    let ctx = crate::template::interp::Context {
-        user_vars: &common.options.user_vars,
-        env: None,
-        build_name: Some(&common.build_name),
-        build_type: Some(&common.build_type),
-        template_dir: &common.options.template_dir,
-        pwd: &common.options.pwd,
-        init_time: common.options.init_time,
-        data,
-        build_values: None,
-        packer_version: crate::PACKER_COMPAT_VERSION,
-    };
+    let ctx = common.options.render.context(data);
     deferred.template.render(&ctx).map_err(|e| {
         RenderFailure::Render {
             key: key.to_owned(),

@@ -46,8 +46,8 @@ impl<S: HasCommon> Step<S> for StepCreateCd {
             self.dir = Some(dir.clone());
             let spec = common.cd.clone();
             let bases = [
-                common.options.pwd.clone(),
-                common.options.template_dir.clone(),
+                common.options.render.pwd().to_path_buf(),
+                common.options.render.template_dir().to_path_buf(),
             ];
             let cancel = ctx.cancel.clone();
             let task = self.task.insert(tokio::task::spawn_blocking(move || {

@@ -47,7 +47,10 @@ pub async fn fetch_verified(
     ctx: &StepContext,
 ) -> Result<crate::iso::FetchedIso, StepError> {
     let source = image
-        .source(&common.options.template_dir, &common.options.pwd)
+        .source(
+            common.options.render.template_dir(),
+            common.options.render.pwd(),
+        )
         .map_err(|e| {
             StepError::with_source(
                 FailureClass::Input,

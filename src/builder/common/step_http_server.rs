@@ -49,11 +49,11 @@ impl<S: HasCommon> Step<S> for StepHttpServer {
                 .parse()
                 .map_err(|_| HttpServerStepError::BindAddress(http.bind_address.clone()))?;
             let directory = http.directory.as_ref().map(|d| {
-                let from_cwd = common.options.pwd.join(d);
+                let from_cwd = common.options.render.pwd().join(d);
                 if d.is_absolute() || from_cwd.exists() {
                     from_cwd
                 } else {
-                    common.options.template_dir.join(d)
+                    common.options.render.template_dir().join(d)
                 }
             });
             let data = common.ssh_key_data();

@@ -52,7 +52,10 @@ pub struct StepProvision;
 fn provision_env(common: &CommonState, ctx: &StepContext) -> ProvisionEnv {
     let mut build_values = BTreeMap::new();
     build_values.insert("ID".to_owned(), common.build_name.clone());
-    build_values.insert("PackerRunUUID".to_owned(), common.options.run_uuid.clone());
+    build_values.insert(
+        "PackerRunUUID".to_owned(),
+        common.options.render.run_uuid().to_owned(),
+    );
     build_values.insert(
         "ConnType".to_owned(),
         if common.ssh.is_some() { "ssh" } else { "none" }.to_owned(),
@@ -81,14 +84,10 @@ fn provision_env(common: &CommonState, ctx: &StepContext) -> ProvisionEnv {
         build_values.insert("PackerHTTPAddr".to_owned(), format!("{ip}:{port}"));
     }
     ProvisionEnv {
-        build_name: common.build_name.clone(),
-        build_type: common.build_type.clone(),
+        build: common.build_name.clone(),
+        render: common.options.render.clone(),
         http,
         build_values,
-        user_vars: common.options.user_vars.clone(),
-        template_dir: common.options.template_dir.clone(),
-        pwd: common.options.pwd.clone(),
-        init_time: common.options.init_time,
         ssh_private_key_file: common
             .communicator
             .ssh()

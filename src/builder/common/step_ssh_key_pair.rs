@@ -61,7 +61,7 @@ impl<S: HasCommon> Step<S> for StepSshKeyPair {
             if let Some(path) = &ssh.private_key_file {
                 // Relative paths are read from the working directory, as the
                 // validation checked them.
-                let path = common.options.pwd.join(path);
+                let path = common.options.render.pwd().join(path);
                 let key = russh::keys::load_secret_key(&path, None)
                     .map_err(|source| KeyPairError::KeyFile { path, source })?;
                 ctx.reporter.info(
@@ -94,7 +94,7 @@ impl<S: HasCommon> Step<S> for StepSshKeyPair {
                     spec.bits()
                 ),
             );
-            let comment = format!("kiln_{}", common.options.run_uuid);
+            let comment = format!("kiln_{}", common.options.render.run_uuid());
             // RSA keys take seconds to find their primes: off the runtime.
             let key = tokio::task::spawn_blocking(move || generate_temporary_key(&spec, &comment))
                 .await

@@ -40,7 +40,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> BuildResult {
     let mut state = GceState::new(build, config, options);
-    match step_connect_api::find_credentials(config, &options.pwd) {
+    match step_connect_api::find_credentials(config, options.render.pwd()) {
         Ok(credentials) => state.credentials = Some(credentials),
         Err(e) => {
             return BuildResult {
@@ -84,7 +84,7 @@ fn artifact(build: &Build, state: &GceState, options: &RunOptions) -> Artifact {
     if let Some(file) = &state.config.account_file {
         pass_through.insert(
             "AccountFilePath".to_owned(),
-            options.pwd.join(file).display().to_string(),
+            options.render.pwd().join(file).display().to_string(),
         );
     }
     pass_through.insert("ImageName".to_owned(), state.config.image_name.clone());

@@ -46,7 +46,7 @@ fn ssh_keys(state: &GceState, existing: Option<&String>) -> Option<String> {
 fn metadata(state: &GceState) -> Result<BTreeMap<String, String>, StepError> {
     let config = &state.config;
     let mut items = config.metadata.clone();
-    let pwd = &state.common.options.pwd;
+    let pwd = state.common.options.render.pwd();
     for (key, file) in &config.metadata_files {
         let path = pwd.join(file);
         let value = std::fs::read_to_string(&path).map_err(|source| GceStepError::ReadFile {

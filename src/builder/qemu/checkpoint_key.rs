@@ -72,11 +72,11 @@ fn resolve(common: &CommonState, path: &str) -> PathBuf {
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    let from_pwd = common.options.pwd.join(p);
+    let from_pwd = common.options.render.pwd().join(p);
     if from_pwd.exists() {
         return from_pwd;
     }
-    common.options.template_dir.join(p)
+    common.options.render.template_dir().join(p)
 }
 
 /// The content at a path from `cd_files`/`floppy_files`: a file, a tree, or

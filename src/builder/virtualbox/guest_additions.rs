@@ -156,8 +156,8 @@ impl Step<VBoxState> for StepFetchGuestAdditions {
                 |u| {
                     local_file(
                         u,
-                        &state.common.options.pwd,
-                        &state.common.options.template_dir,
+                        state.common.options.render.pwd(),
+                        state.common.options.render.template_dir(),
                     )
                 },
             ) {

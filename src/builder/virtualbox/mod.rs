@@ -184,7 +184,7 @@ pub async fn run(
 ) -> BuildResult {
     let mut config = config.clone();
     // VirtualBox resolves relative paths against its own directory, not ours.
-    config.output_directory = options.pwd.join(&config.output_directory);
+    config.output_directory = options.render.pwd().join(&config.output_directory);
     let mut state = VBoxState {
         common: CommonState::new(
             build,

@@ -45,8 +45,8 @@ fn validate_floppy(f: &mut Fields<'_>, spec: &crate::media::floppy::FloppySpec) 
     let cancel = tokio_util::sync::CancellationToken::new();
     let ctx = f.context();
     // As the build does: the working directory, then beside the template.
-    let planned = floppy::plan(spec, ctx.pwd, &cancel).or_else(|first| match first {
-        FloppyError::NoMatch { .. } if ctx.template.dir != ctx.pwd => {
+    let planned = floppy::plan(spec, ctx.pwd(), &cancel).or_else(|first| match first {
+        FloppyError::NoMatch { .. } if ctx.template.dir != ctx.pwd() => {
             floppy::plan(spec, &ctx.template.dir, &cancel).map_err(|_| first)
         }
         other => Err(other),

@@ -6,7 +6,7 @@ use crate::config::decode::Fields;
 
 /// `output_directory`, defaulting to `output-<build name>` as in Packer.
 pub fn output_directory(f: &mut Fields<'_>) -> PathBuf {
-    let default = format!("output-{}", f.context().build_name.unwrap_or("build"));
+    let default = format!("output-{}", f.context().build_name().unwrap_or("build"));
     PathBuf::from(
         f.string("output_directory")
             .filter(|s| !s.is_empty())

@@ -194,7 +194,7 @@ impl Communicator {
                 .or(f.span_of("ssh_key_path")),
         ) {
             let path = if key.is_relative() {
-                f.context().pwd.join(key)
+                f.context().pwd().join(key)
             } else {
                 key.clone()
             };

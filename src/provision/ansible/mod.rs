@@ -103,8 +103,7 @@ async fn check_version(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), Prov
         .into());
     }
     let first = text.lines().next().unwrap_or_default();
-    env.reporter
-        .info(&env.build_name, &format!("Using {first}"));
+    env.reporter.info(&env.build, &format!("Using {first}"));
     Ok(())
 }
 
@@ -171,7 +170,7 @@ pub async fn run(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionE
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v.clone()))
                     .collect();
-                    env.render_with(t.source(), &data)?
+                    env.render_deferred(t, &data)?
                 }
                 None => inventory::default_host_line(&target),
             };
@@ -198,7 +197,7 @@ pub async fn run(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionE
                 .map_err(|e| io("cannot keep the inventory file")(e.error))?;
             if c.keep_inventory_file {
                 env.reporter.info(
-                    &env.build_name,
+                    &env.build,
                     &format!("Keeping the inventory file {}", path.display()),
                 );
             } else {
@@ -237,8 +236,8 @@ async fn run_with_inventory(
         .map(|(ip, port)| format!("{ip}:{port}"))
         .unwrap_or_default();
     let inv = Invocation {
-        build_name: &env.build_name,
-        builder_type: &env.build_type,
+        build_name: env.render.packer_build_name(),
+        builder_type: env.render.build_type(),
         http_addr: &http_addr,
         inventory,
         private_key,
@@ -247,7 +246,7 @@ async fn run_with_inventory(
     let envs = command::playbook_env(c, &inv);
     for args in command::galaxy_runs(c) {
         env.reporter.info(
-            &env.build_name,
+            &env.build,
             &format!(
                 "Executing Ansible Galaxy: {} {}",
                 c.galaxy_command,
@@ -267,7 +266,7 @@ async fn run_with_inventory(
     }
     let args = command::playbook_args(c, &inv);
     env.reporter.info(
-        &env.build_name,
+        &env.build,
         &format!("Executing Ansible: {} {}", c.command, args.join(" ")),
     );
     let code = super::shell_local::run_streamed(&c.command, &args, &envs, env)
@@ -300,22 +299,21 @@ mod tests {
     use super::*;
     use crate::ui::RecordingReporter;
     use std::sync::Arc;
-    use std::time::SystemTime;
     use tokio_util::sync::CancellationToken;
 
     fn env(values: &[(&str, &str)]) -> ProvisionEnv {
         ProvisionEnv {
-            build_name: "b".into(),
-            build_type: "qemu".into(),
+            build: "b".into(),
+            render: crate::template::render_env::RenderEnv::single_build(
+                "b",
+                "qemu",
+                &std::env::temp_dir(),
+            ),
             http: None,
             build_values: values
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            user_vars: BTreeMap::new(),
-            template_dir: std::env::temp_dir(),
-            pwd: std::env::temp_dir(),
-            init_time: SystemTime::now(),
             ssh_private_key_file: None,
             reporter: Arc::new(RecordingReporter::default()),
             cancel: CancellationToken::new(),
