@@ -134,8 +134,23 @@ fn ansible_core_bundle() -> &'static std::path::PathBuf {
     BUNDLE.get_or_init(|| {
         crate::support::site_packages_bundle(
             "ansible-core",
-            &["ansible", "jinja2", "markupsafe", "yaml", "_yaml", "packaging", "resolvelib"],
-            &["ansible_core-", "jinja2-", "markupsafe-", "pyyaml-", "packaging-", "resolvelib-"],
+            &[
+                "ansible",
+                "jinja2",
+                "markupsafe",
+                "yaml",
+                "_yaml",
+                "packaging",
+                "resolvelib",
+            ],
+            &[
+                "ansible_core-",
+                "jinja2-",
+                "markupsafe-",
+                "pyyaml-",
+                "packaging-",
+                "resolvelib-",
+            ],
         )
     })
 }
