@@ -304,27 +304,31 @@ fn uses_resolved_functions(f: &hcl::expr::ForExpr) -> bool {
     })
 }
 
+/// The (key, value) pairs a `for` expression walks: a list's indexes or an
+/// object's keys, each with its element.
+pub(super) fn for_elements(collection: Value) -> Result<Vec<(Value, Value)>, String> {
+    match collection {
+        Value::Array(items) => Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::from(i as u64), v))
+            .collect()),
+        Value::Object(map) => Ok(map
+            .into_iter()
+            .map(|(k, v)| (Value::String(k), v))
+            .collect()),
+        other => Err(format!(
+            "a `for` expression iterates over a list, set, map or object, not {other}"
+        )),
+    }
+}
+
 /// A `for` expression evaluated element by element, as HCL defines it.
 fn eval_for(f: &hcl::expr::ForExpr, ctx: &Context<'_>) -> Result<Value, String> {
     let collection = resolve_try_can(&f.collection_expr, ctx)?
         .evaluate(ctx)
         .map_err(|e| describe(&e))?;
-    let elements: Vec<(Value, Value)> = match collection {
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (Value::from(i as u64), v))
-            .collect(),
-        Value::Object(map) => map
-            .into_iter()
-            .map(|(k, v)| (Value::String(k), v))
-            .collect(),
-        other => {
-            return Err(format!(
-                "a `for` expression iterates over a list, set, map or object, not {other}"
-            ));
-        }
-    };
+    let elements = for_elements(collection)?;
     let mut list = Vec::new();
     let mut object: Map<String, Value> = Map::new();
     for (key, value) in elements {

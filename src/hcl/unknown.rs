@@ -546,22 +546,7 @@ fn for_expr(f: &hcl::expr::ForExpr, scope: &Scope) -> Result<Value, String> {
     if is_unknown(&collection) {
         return Ok(unknown(whole));
     }
-    let elements: Vec<(Value, Value)> = match collection {
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (Value::from(i as u64), v))
-            .collect(),
-        Value::Object(map) => map
-            .into_iter()
-            .map(|(k, v)| (Value::String(k), v))
-            .collect(),
-        other => {
-            return Err(format!(
-                "a `for` expression iterates over a list, set, map or object, not {other}"
-            ));
-        }
-    };
+    let elements = super::eval::for_elements(collection)?;
     let mut list = Vec::new();
     let mut object: Map<String, Value> = Map::new();
     for (key, value) in elements {
