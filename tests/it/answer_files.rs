@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use kiln::http::{HttpServer, HttpServerConfig};
 use kiln::ui::{RecordingReporter, Reporter};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{run_in, transcript};
 
@@ -251,27 +250,10 @@ fn assert_hash_of(hash: &str, password: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash);
 }
 
-/// GET `path` as an installer does and return the status and body.
+/// GET `path` as an installer does: the status and body.
 async fn get(address: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connects");
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: 10.0.2.2\r\nUser-Agent: Cloud-Init/23.4\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.expect("writes");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("reads");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head");
-    let status = String::from_utf8_lossy(&raw[..split])
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, raw[split + 4..].to_vec())
+    let reply = crate::http::request(address, "GET", path).await;
+    (reply.status, reply.body)
 }
 
 async fn serve(dir: &Path) -> HttpServer {

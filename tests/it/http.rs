@@ -11,10 +11,10 @@ use kiln::ui::{Event, RecordingReporter, Reporter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
@@ -32,7 +32,7 @@ impl Reply {
 
 /// Sends `method path` exactly as written (no client-side normalisation)
 /// and reads the whole reply.
-async fn request(address: SocketAddr, method: &str, path: &str) -> Reply {
+pub(crate) async fn request(address: SocketAddr, method: &str, path: &str) -> Reply {
     let mut stream = TcpStream::connect(address).await.expect("connects");
     let head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("writes");
