@@ -261,3 +261,21 @@ fn bake_and_serve(template: &str, artifact: &str, extra_path: Option<&Path>) {
 fn vm_django_bake_serves_the_site_and_admin_when_the_image_boots_alone() {
     bake_and_serve("django.json", "output-django/django.qcow2", None);
 }
+
+/// The same bake with the `ansible` provisioner (examples/django/ansible):
+/// ansible-playbook from the project's `.venv`, first on PATH.
+#[test]
+#[ignore = "slow (base image + bake under TCG): scripts/test --slow"]
+fn vm_django_bake_with_ansible_serves_the_site_and_admin_when_the_image_boots_alone() {
+    let venv = repo().join(".venv/bin");
+    assert!(
+        venv.join("ansible-playbook").is_file(),
+        "no {}/ansible-playbook: run scripts/bootstrap",
+        venv.display()
+    );
+    bake_and_serve(
+        "ansible/django-ansible.json",
+        "output-django-ansible/django-ansible.qcow2",
+        Some(&venv),
+    );
+}
