@@ -14,8 +14,10 @@ impl Step<VBoxState> for StepCreateDisk {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, _ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let commands =
-                super::specs::disk_spec(&state.config).create_commands(&state.config.vm_name);
+            // Resumed: the boot disk is a clone of the install checkpoint's.
+            let checkpoint = state.checkpoint.resumed_from().map(|c| c.disk.as_path());
+            let commands = super::specs::disk_spec(&state.config)
+                .create_commands_from(&state.config.vm_name, checkpoint);
             run_all(state.vbox()?, commands).await
         })
     }
