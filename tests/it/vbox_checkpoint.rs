@@ -335,6 +335,17 @@ fn vm_virtualbox_iso_installs_once_then_resumes_from_the_checkpoint() {
         "the artifact is exported"
     );
 
+    // Unchanged: up to date, not one VBoxManage call.
+    let before = vbox.calls().len();
+    let started = std::time::Instant::now();
+    let out = build(&vbox, &[], &[]);
+    let took = started.elapsed();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("Up to date"), "{t}");
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    assert_eq!(vbox.calls().len(), before, "{t}");
+
     // A changed boot command does not match (stopped before a VM boots).
     write_template(
         &vbox,
