@@ -314,13 +314,14 @@ impl DiskSpec {
     }
 
     /// As [`Self::create_commands`], the boot disk cloned from `boot_disk`
-    /// (an install checkpoint) instead of created empty; the checkpoint is
-    /// closed again, so VirtualBox's registry does not keep a cache file.
+    /// (an install checkpoint) instead of created empty. The caller closes
+    /// the checkpoint afterwards ([`close_medium`]), so VirtualBox's
+    /// registry does not keep a cache file.
     pub fn create_commands_from(&self, vm: &str, boot_disk: Option<&Path>) -> Vec<VBoxCommand> {
         // All disks first, then the controllers, then the attachments, as
         // Packer's plugin orders them.
         let mut out: Vec<VBoxCommand> = match boot_disk {
-            Some(source) => vec![clone_medium(source, &self.path), close_medium(source)],
+            Some(source) => vec![clone_medium(source, &self.path)],
             None => vec![create_medium(&self.path, self.size_mib)],
         };
         out.extend(
