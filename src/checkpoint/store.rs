@@ -1,7 +1,8 @@
 //! Checkpoints on disk, under the cache directory:
 //!
 //! ```text
-//! checkpoints/<key>/disk.qcow2          the disk, standalone (no backing file)
+//! checkpoints/<key>/disk.qcow2          the disk, standalone (no backing file); a
+//!                                       VirtualBox checkpoint has disk.vdi instead
 //! checkpoints/<key>/disk.qcow2.sha256   "sha256:<hex> <size>": what the disk must hash to
 //! checkpoints/<key>/disk.qcow2.stamp    the disk's stat fields when it last hashed right
 //! checkpoints/<key>/memory.bin          the VM's device and RAM state (a QEMU migration
@@ -28,10 +29,18 @@ use super::key::InstallKey;
 use super::stamp::{FileStamp, StampCheck};
 
 const DISK: &str = "disk.qcow2";
+/// The disk of a VirtualBox checkpoint (a VDI made by `clonemedium`).
+const DISK_VDI: &str = "disk.vdi";
 /// `<file>.sha256` holds "sha256:<hex> <size>"; `<file>.stamp` a
 /// [`FileStamp`] (JSON): a build re-hashes a file only when its stat
 /// fields moved, so using a checkpoint costs a `stat`, not ~1 s/GiB.
-const DIGEST: &str = "disk.qcow2.sha256";
+fn disk_file(dir: &Path) -> &'static str {
+    if dir.join(DISK_VDI).exists() {
+        DISK_VDI
+    } else {
+        DISK
+    }
+}
 /// The memory state: optional, sealed like the disk (digest and stamp).
 const MEMORY: &str = "memory.bin";
 const MEMORY_COMPAT: &str = "memory.compat";
@@ -124,6 +133,8 @@ pub struct Writer {
     partial: PathBuf,
     committed: bool,
     memory_compat: Option<String>,
+    /// The disk's file name: [`DISK`], or [`DISK_VDI`] for VirtualBox.
+    disk: &'static str,
     _lock: File,
 }
 
@@ -175,7 +186,7 @@ impl CheckpointStore {
                 // Only for pruning by last use: a failure costs nothing else.
                 let _ = File::create(&used);
                 Ok(Lookup::Found(Checkpoint {
-                    disk: dir.join(DISK),
+                    disk: dir.join(disk_file(&dir)),
                     size,
                     memory,
                     _lock: lock,
@@ -252,6 +263,7 @@ impl CheckpointStore {
             partial,
             committed: false,
             memory_compat: None,
+            disk: DISK,
             _lock: lock,
         }))
     }
@@ -307,10 +319,10 @@ impl CheckpointStore {
             out.push(CheckpointEntry {
                 key: name,
                 size,
-                disk_size: file_size(DISK).unwrap_or(0),
+                disk_size: file_size(disk_file(&dir)).unwrap_or(0),
                 memory_size: file_size(MEMORY),
-                created: modified(DIGEST),
-                last_used: modified(LAST_USED).or_else(|| modified(DIGEST)),
+                created: modified(&digest_name(disk_file(&dir))),
+                last_used: modified(LAST_USED).or_else(|| modified(&digest_name(disk_file(&dir)))),
                 dir,
             });
         }
@@ -364,7 +376,7 @@ impl CheckpointStore {
 /// With `trust_stamp`, a file whose stat fields match its stamp is not
 /// re-hashed (`kiln cache verify` always re-hashes).
 fn verify_dir(dir: &Path, trust_stamp: bool) -> Result<(u64, Option<MemoryState>), String> {
-    let size = verify_file(dir, DISK, "disk", trust_stamp)?;
+    let size = verify_file(dir, disk_file(dir), "disk", trust_stamp)?;
     let has_memory = [MEMORY, &digest_name(MEMORY), MEMORY_COMPAT]
         .iter()
         .any(|f| dir.join(f).exists());
@@ -464,7 +476,14 @@ fn sync_dir(path: &Path) -> Result<(), CheckpointError> {
 impl Writer {
     /// Where the builder writes the disk image (qcow2, standalone).
     pub fn disk_path(&self) -> PathBuf {
-        self.partial.join(DISK)
+        self.partial.join(self.disk)
+    }
+
+    /// Makes the disk a VDI (VirtualBox's own format, what `clonemedium`
+    /// writes) and says where the builder writes it.
+    pub fn vdi_disk_path(&mut self) -> PathBuf {
+        self.disk = DISK_VDI;
+        self.disk_path()
     }
 
     /// Where the builder writes the memory state, if it saves one.
@@ -483,7 +502,7 @@ impl Writer {
     /// digests and the inputs, and renames the directory into place.
     /// Returns the checkpoint's size (disk and memory).
     pub fn commit(mut self, inputs: &[(String, String)]) -> Result<u64, CheckpointError> {
-        let mut size = seal(&self.partial, DISK)?;
+        let mut size = seal(&self.partial, self.disk)?;
         match &self.memory_compat {
             Some(compat) => {
                 size += seal(&self.partial, MEMORY)?;
@@ -571,6 +590,40 @@ mod tests {
         let listed = store.list().expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].key, k.as_str());
+    }
+
+    #[test]
+    fn a_vdi_checkpoint_is_sealed_found_and_checked_like_a_qcow2_one() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(11);
+        let mut w = store.begin(&k, false).expect("begin").expect("writer");
+        let disk = w.vdi_disk_path();
+        assert_eq!(disk.file_name().and_then(|n| n.to_str()), Some("disk.vdi"));
+        std::fs::write(&disk, b"a VDI").expect("write disk");
+        w.commit(&[]).expect("commit");
+        let dir = store.dir(&k);
+        assert!(dir.join("disk.vdi.sha256").is_file());
+        assert!(!dir.join("disk.qcow2").exists());
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Found(c) => assert_eq!(c.disk, dir.join("disk.vdi")),
+            other => panic!("{other:?}"),
+        }
+        let listed = store.list().expect("list");
+        assert_eq!(
+            (listed[0].disk_size, listed[0].created.is_some()),
+            (5, true)
+        );
+        std::fs::write(dir.join("disk.vdi"), b"a VDX").expect("damage");
+        let verified = store.verify_all().expect("verify");
+        assert!(
+            verified[0]
+                .1
+                .as_deref()
+                .is_some_and(|r| r.contains("sha256")),
+            "{verified:?}"
+        );
+        assert!(!dir.exists(), "a damaged checkpoint is removed");
     }
 
     #[test]

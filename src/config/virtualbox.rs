@@ -69,6 +69,9 @@ pub struct VirtualBoxIsoConfig {
     /// None when the upload is disabled with "".
     pub virtualbox_version_file: Option<String>,
     pub keep_registered: bool,
+    /// kiln's own option (not Packer's): keep and use install checkpoints
+    /// (default true), as for qemu.
+    pub checkpoint: bool,
     pub skip_export: bool,
     pub bundle_iso: bool,
     pub format: ExportFormat,
@@ -215,6 +218,7 @@ impl VirtualBoxIsoConfig {
             None => Some(".vbox_version".into()),
         };
         let keep_registered = f.bool("keep_registered").unwrap_or(false);
+        let checkpoint = f.bool("checkpoint").unwrap_or(true);
         let skip_export = f.bool("skip_export").unwrap_or(false);
         let bundle_iso = f.bool("bundle_iso").unwrap_or(false);
         let format = match f.one_of("format", &["ovf", "ova"]).as_deref() {
@@ -326,6 +330,7 @@ impl VirtualBoxIsoConfig {
             guest_additions_sha256,
             virtualbox_version_file,
             keep_registered,
+            checkpoint,
             skip_export,
             bundle_iso,
             format,

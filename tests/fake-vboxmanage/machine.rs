@@ -142,6 +142,26 @@ pub struct Medium {
     pub size_mib: u64,
     /// Made by `createmedium` (qcow2 inside); other media are probed by qemu.
     pub qcow2: bool,
+    /// A differencing image's parent (its UUID): made by `snapshot take`,
+    /// a qcow2 whose backing file is the parent's.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// A snapshot: its name, and for each hard disk it froze the differencing
+/// image the VM has written to since and the medium that image grows from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub name: String,
+    pub uuid: String,
+    pub description: String,
+    pub disks: Vec<SnapshotDisk>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotDisk {
+    pub diff: PathBuf,
+    pub parent: PathBuf,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -292,6 +312,9 @@ pub struct Vm {
     /// `setextradata` keys and values.
     #[serde(default)]
     pub extradata: std::collections::BTreeMap<String, String>,
+    /// Snapshots, oldest first (a chain: each one the next's parent).
+    #[serde(default)]
+    pub snapshots: Vec<Snapshot>,
 }
 
 impl Vm {
@@ -329,6 +352,7 @@ impl Vm {
             flags: Default::default(),
             audio_controller: String::new(),
             extradata: Default::default(),
+            snapshots: Vec::new(),
         }
     }
 }
@@ -340,12 +364,29 @@ impl Registry {
             return;
         }
         let size_mib = std::fs::metadata(path).map_or(0, |m| m.len() / (1024 * 1024));
+        // A disk kiln made here (createmedium, clonemedium) and closed is
+        // qcow2 inside; opened again by path it is known by its magic.
+        let mut magic = [0u8; 4];
+        let qcow2 = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == *b"QFI\xfb";
         self.media.push(Medium {
             uuid: uuid::Uuid::new_v4().to_string(),
             path: path.to_owned(),
             size_mib,
-            qcow2: false,
+            qcow2,
+            parent: None,
         });
+    }
+
+    /// A registered medium by UUID or path (`{…}` braces allowed).
+    pub fn medium(&self, uuid_or_path: &str) -> Option<usize> {
+        let bare = uuid_or_path.trim_matches(|c| c == '{' || c == '}');
+        let path = absolute(uuid_or_path);
+        self.media
+            .iter()
+            .position(|m| m.uuid == bare || m.path == path)
     }
 
     fn path(home: &Path) -> PathBuf {
@@ -777,6 +818,36 @@ pub fn machinereadable(vm: &Vm, media: &[Medium]) -> String {
     }
     for (k, v) in &vm.flags {
         out.push_str(&format!("{k}=\"{v}\"\n"));
+    }
+    out.push_str(&snapshot_lines(&vm.snapshots));
+    out
+}
+
+/// The snapshot tree as `showvminfo --machinereadable` prints it: the
+/// root as `SnapshotName`, each child with `-1` appended (a chain here),
+/// then the current one and the key of its node.
+pub fn snapshot_lines(snapshots: &[Snapshot]) -> String {
+    let mut out = String::new();
+    let mut node = "SnapshotName".to_owned();
+    let mut suffix = String::new();
+    for (i, snap) in snapshots.iter().enumerate() {
+        if i > 0 {
+            suffix.push_str("-1");
+        }
+        node = format!("SnapshotName{suffix}");
+        out.push_str(&format!("{node}=\"{}\"\n", snap.name));
+        out.push_str(&format!("SnapshotUUID{suffix}=\"{}\"\n", snap.uuid));
+        if !snap.description.is_empty() {
+            out.push_str(&format!(
+                "SnapshotDescription{suffix}=\"{}\"\n",
+                snap.description
+            ));
+        }
+    }
+    if let Some(current) = snapshots.last() {
+        out.push_str(&format!("CurrentSnapshotName=\"{}\"\n", current.name));
+        out.push_str(&format!("CurrentSnapshotUUID=\"{}\"\n", current.uuid));
+        out.push_str(&format!("CurrentSnapshotNode=\"{node}\"\n"));
     }
     out
 }

@@ -12,6 +12,8 @@
 
 mod export;
 mod machine;
+mod medium;
+mod snapshot;
 mod vm;
 
 use std::io::Write;
@@ -81,6 +83,9 @@ fn run(home: &Path, args: &[String]) -> Result<(), Fail> {
         "createmedium" | "createhd" | "createvdi" => createmedium(home, &rest),
         "storagectl" => storagectl(home, &rest),
         "storageattach" => storageattach(home, &rest),
+        "clonemedium" | "clonehd" | "clonevdi" => medium::clonemedium(home, &rest),
+        "closemedium" => medium::closemedium(home, &rest),
+        "snapshot" => snapshot::snapshot(home, &rest),
         "startvm" => vm::startvm(home, &rest),
         "controlvm" => vm::controlvm(home, &rest),
         "export" => export::export(home, &rest),
@@ -352,6 +357,7 @@ fn createmedium(home: &Path, rest: &[String]) -> Result<(), Fail> {
         path,
         size_mib,
         qcow2: true,
+        parent: None,
     });
     reg.save(home)?;
     eprintln!("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%");
@@ -561,11 +567,22 @@ fn unregistervm(home: &Path, rest: &[String]) -> Result<(), Fail> {
     let vm = reg.vms.remove(i);
     if delete {
         // Like VirtualBox: the hard disks go with the VM, DVD images stay.
-        for a in vm.attachments.iter().filter(|a| a.kind == "hdd") {
-            if let Some(p) = &a.medium {
-                let _ = std::fs::remove_file(p);
-                reg.media.retain(|m| &m.path != p);
-            }
+        // With snapshots, each disk is a chain: the differencing image
+        // attached and the parents it grows from.
+        let mut doomed: Vec<std::path::PathBuf> = vm
+            .attachments
+            .iter()
+            .filter(|a| a.kind == "hdd")
+            .filter_map(|a| a.medium.clone())
+            .collect();
+        doomed.extend(
+            vm.snapshots
+                .iter()
+                .flat_map(|s| s.disks.iter().map(|d| d.parent.clone())),
+        );
+        for p in &doomed {
+            let _ = std::fs::remove_file(p);
+            reg.media.retain(|m| &m.path != p);
         }
         let _ = std::fs::remove_dir_all(&vm.dir);
         eprintln!("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%");

@@ -371,13 +371,13 @@ pub fn startvm(home: &Path, rest: &[String]) -> Result<(), Fail> {
 }
 
 /// A QMP session: greeting read, capabilities negotiated.
-struct Qmp {
+pub(crate) struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
 }
 
 impl Qmp {
-    fn connect(vm: &Vm) -> Result<Self, Fail> {
+    pub(crate) fn connect(vm: &Vm) -> Result<Self, Fail> {
         let stream =
             UnixStream::connect(qmp_socket(vm)).map_err(|e| Fail::io("reach the VM", &e))?;
         stream
@@ -407,7 +407,7 @@ impl Qmp {
         serde_json::from_str(&line).map_err(|e| Fail::new(&[&format!("bad QMP reply: {e}")]))
     }
 
-    fn execute(&mut self, command: &str, arguments: &Value) -> Result<Value, Fail> {
+    pub(crate) fn execute(&mut self, command: &str, arguments: &Value) -> Result<Value, Fail> {
         let msg = json!({"execute": command, "arguments": arguments});
         writeln!(self.writer, "{msg}").map_err(|e| Fail::io("write to the VM", &e))?;
         loop {

@@ -37,5 +37,6 @@ mod templates;
 mod temporary_key;
 mod upgrade;
 mod vbox_build;
+mod vbox_checkpoint;
 mod virtualbox;
 mod vm;

@@ -136,8 +136,10 @@ fn install_guest_additions(vbox: &FakeVbox) -> PathBuf {
 }
 
 /// The calls log with this run's variable parts named: the work directory,
-/// the tiny ISO, the `cd_files` and floppy images, the SSH and VRDP host ports. Repeated state polls (their number
-/// depends on timing) are collapsed into one line.
+/// the tiny ISO, the `cd_files` and floppy images, the SSH and VRDP host
+/// ports, the install checkpoint's partial directory and key. Repeated
+/// state polls (their number depends on timing) are collapsed into one
+/// line.
 fn normalised_calls(vbox: &FakeVbox) -> String {
     let work = std::fs::canonicalize(vbox.path("")).expect("work dir");
     let work = work.display().to_string();
@@ -159,6 +161,13 @@ fn normalised_calls(vbox: &FakeVbox) -> String {
                 }
                 if a.contains("/kiln-") && a.contains("-floppy-") && a.ends_with("/floppy.img") {
                     return "$FLOPPY".to_owned();
+                }
+                // The install checkpoint being written, and its key.
+                if a.contains("/checkpoints/.partial-") && a.ends_with("/disk.vdi") {
+                    return "$CHECKPOINT_PARTIAL/disk.vdi".to_owned();
+                }
+                if a.starts_with("kiln install checkpoint ") {
+                    return "'kiln install checkpoint $KEY'".to_owned();
                 }
                 if previous_was_vrdeport {
                     previous_was_vrdeport = false;

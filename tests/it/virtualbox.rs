@@ -557,3 +557,163 @@ fn bento_hardware_rows_are_accepted_by_vboxmanage() {
         "Value: 1920x1080"
     );
 }
+
+/// `VBoxManage ARGS` through the simulator: (exit code, stdout, stderr).
+fn vboxmanage(vbox: &FakeVbox, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(vbox.path("bin/VBoxManage"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `qemu-io -c CMD` on a simulated disk (qcow2 inside): true on success.
+fn qemu_io(disk: &Path, command: &str) -> bool {
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", command])
+        .arg(disk)
+        .output()
+        .expect("qemu-io runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success()
+        && !text.contains("Pattern verification failed")
+        && !text.contains("failed")
+}
+
+/// The commands kiln's virtualbox-iso checkpoints use: a snapshot freezes
+/// the disk, the frozen disk is cloned, the snapshot is merged back, and
+/// media are closed; each as VBoxManage words its output and errors.
+#[test]
+fn snapshot_clonemedium_and_closemedium_as_checkpoints_use_them() {
+    let vbox = FakeVbox::new();
+    let name = "cp";
+    let disk = vbox.path("out/cp.vdi");
+    std::fs::create_dir_all(vbox.path("out")).expect("out dir");
+    let mut commands = vm_spec(name).create_commands();
+    commands.extend(disk_spec(disk.clone()).create_commands(name));
+    vbox.run_all(&commands);
+    assert!(qemu_io(&disk, "write -P 0xab 0 1M"), "the install's data");
+
+    let (code, out, _) = vboxmanage(
+        &vbox,
+        &["snapshot", name, "take", "installed", "--description", "x"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Snapshot taken. UUID: "), "{out}");
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(info["SnapshotName"], "installed");
+    assert_eq!(info["CurrentSnapshotName"], "installed");
+    assert_eq!(info["CurrentSnapshotNode"], "SnapshotName");
+    let diff = PathBuf::from(&info["IDE Controller-0-0"]);
+    assert!(
+        diff.starts_with(vbox.path("home/VirtualBox VMs/cp/Snapshots")),
+        "{}",
+        diff.display()
+    );
+    assert!(
+        qemu_io(&diff, "write -P 0xcd 0 64k"),
+        "the provisioning's data"
+    );
+
+    // The frozen parent clones; the clone holds the install, not what came after.
+    let clone = vbox.path("cache/disk.vdi");
+    std::fs::create_dir_all(vbox.path("cache")).expect("cache dir");
+    let (code, out, err) = vboxmanage(
+        &vbox,
+        &[
+            "clonemedium",
+            "disk",
+            &disk.to_string_lossy(),
+            &clone.to_string_lossy(),
+            "--format",
+            "VDI",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Clone medium created in format 'VDI'. UUID: "),
+        "{out}"
+    );
+    assert!(qemu_io(&clone, "read -P 0xab 0 1M"));
+    let (code, _, err) = vboxmanage(
+        &vbox,
+        &[
+            "clonemedium",
+            "disk",
+            &disk.to_string_lossy(),
+            &clone.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("VERR_ALREADY_EXISTS"), "{err}");
+    let (code, _, err) = vboxmanage(&vbox, &["clonemedium", "disk", "/nowhere/x.vdi", "y.vdi"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("VBoxManage: error: Could not find file for the medium '/nowhere/x.vdi' (VERR_FILE_NOT_FOUND)"), "{err}");
+
+    // Media in use are not closed.
+    let (code, _, err) = vboxmanage(&vbox, &["closemedium", "disk", &diff.to_string_lossy()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("because it is still attached to 1 virtual machines"),
+        "{err}"
+    );
+    let (code, _, err) = vboxmanage(&vbox, &["closemedium", "disk", &disk.to_string_lossy()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("because it has 1 child media"), "{err}");
+
+    // Deleting the snapshot merges: the disk is one image again, with
+    // everything written since.
+    let (code, _, err) = vboxmanage(&vbox, &["snapshot", name, "delete", "gone"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("VBoxManage: error: Could not find a snapshot named 'gone'"),
+        "{err}"
+    );
+    let (code, _, err) = vboxmanage(&vbox, &["snapshot", name, "delete", "installed"]);
+    assert_eq!(code, 0, "{err}");
+    let info = vbox.cli.showvminfo_machinereadable(name).expect("info");
+    assert_eq!(PathBuf::from(&info["IDE Controller-0-0"]), disk);
+    assert!(!info.contains_key("SnapshotName"));
+    assert!(
+        !diff.exists(),
+        "the differencing image is merged and removed"
+    );
+    assert!(qemu_io(&disk, "read -P 0xcd 0 64k"));
+
+    // A closed clone stays on disk, unknown to VirtualBox; cloned again by
+    // path, it is opened, and the copy gets a UUID of its own.
+    let (code, _, err) = vboxmanage(&vbox, &["closemedium", "disk", &clone.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(clone.is_file());
+    let (_, hdds, _) = vboxmanage(&vbox, &["list", "hdds"]);
+    assert!(!hdds.contains(&*clone.to_string_lossy()), "{hdds}");
+    let again = vbox.path("out/again.vdi");
+    let (code, out, err) = vboxmanage(
+        &vbox,
+        &[
+            "clonemedium",
+            &clone.to_string_lossy(),
+            &again.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(qemu_io(&again, "read -P 0xab 64k 960k"));
+    let uuid_of = |path: &Path| {
+        let (_, hdds, _) = vboxmanage(&vbox, &["list", "hdds"]);
+        let block = hdds
+            .split("\n\n")
+            .find(|b| b.contains(&*path.to_string_lossy()))
+            .map(str::to_owned);
+        block.and_then(|b| {
+            b.lines()
+                .next()
+                .map(|l| l.trim_start_matches("UUID:").trim().to_owned())
+        })
+    };
+    let (a, b) = (uuid_of(&clone), uuid_of(&again));
+    assert!(a.is_some() && b.is_some() && a != b, "{a:?} {b:?}; {out}");
+}

@@ -1,6 +1,7 @@
 //! Steps every ISO builder shares, over the part of the state they share.
 
 pub mod boot_batches;
+pub mod checkpoint;
 mod guest_stopped;
 mod step_clear_temporary_key;
 mod step_create_cd;

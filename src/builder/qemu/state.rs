@@ -38,22 +38,7 @@ pub struct QemuState {
     pub memory_resumed: bool,
 }
 
-/// What the build does about install checkpoints, decided once the ISO's
-/// digest is known.
-#[derive(Debug, Default)]
-pub enum CheckpointPlan {
-    /// None read or written (switched off, or nothing is installed).
-    #[default]
-    Off,
-    /// Install from the ISO, then save a checkpoint under this key
-    /// (replacing one that is there with `replace`).
-    Save {
-        key: crate::checkpoint::KeyBuilder,
-        replace: bool,
-    },
-    /// Boot a copy-on-write overlay of this verified checkpoint.
-    Resume(crate::checkpoint::Checkpoint),
-}
+pub use crate::builder::common::checkpoint::CheckpointPlan;
 
 impl QemuState {
     pub fn new(config: QemuConfig, common: CommonState) -> Self {

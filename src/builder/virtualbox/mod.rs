@@ -1,13 +1,16 @@
 //! The `virtualbox-iso` builder: Packer's steps through `VBoxManage`,
 //! sharing the ISO, HTTP, SSH and provisioning steps with the qemu builder.
 //!
-//! fetch ISO → fetch guest additions → output directory → CD → create VM →
-//! disk → ISOs → VRDP → HTTP server → NAT forward → vboxmanage → start → boot
-//! command → SSH → version file → guest additions upload → provision →
+//! fetch ISO → fetch guest additions → output directory → install
+//! checkpoint? → CD → create VM → disk (cloned from the checkpoint when
+//! resuming) → ISOs → VRDP → HTTP server → NAT forward → vboxmanage →
+//! start → boot command (none when resuming) → SSH → save the install
+//! checkpoint → version file → guest additions upload → provision →
 //! shut down → detach ISOs → vboxmanage_post → export; the VM is
 //! unregistered and deleted afterwards unless `keep_registered`.
 
 mod calls;
+mod checkpoint_key;
 mod error;
 mod guest_additions;
 mod specs;
@@ -19,9 +22,11 @@ mod step_create_vm;
 mod step_detach_floppy;
 mod step_detach_iso;
 mod step_export;
+mod step_find_checkpoint;
 mod step_find_vboxmanage;
 mod step_forward_ssh;
 mod step_run_vm;
+mod step_save_checkpoint;
 mod step_shutdown;
 mod step_type_boot_command;
 mod step_upload_version;
@@ -62,6 +67,8 @@ pub struct VBoxState {
     pub vrdp: Option<(String, u16)>,
     pub registered: bool,
     pub exported: Vec<std::path::PathBuf>,
+    /// Whether this build saves an install checkpoint or resumes from one.
+    pub checkpoint: super::common::checkpoint::CheckpointPlan,
 }
 
 impl VBoxState {
@@ -205,6 +212,7 @@ pub async fn run(
         vrdp: None,
         registered: false,
         exported: Vec::new(),
+        checkpoint: super::common::checkpoint::CheckpointPlan::Off,
     };
     let mut steps: Vec<Box<dyn Step<VBoxState>>> = vec![
         Box::new(step_find_vboxmanage::StepFindVBoxManage),
@@ -212,6 +220,7 @@ pub async fn run(
         Box::new(guest_additions::StepFetchGuestAdditions),
         Box::new(StepOutputDir::default()),
         Box::new(StepSshKeyPair),
+        Box::new(step_find_checkpoint::StepFindCheckpoint),
         Box::new(StepCreateFloppy::default()),
         Box::new(StepCreateCd::default()),
         Box::new(step_create_vm::StepCreateVm),
@@ -225,6 +234,7 @@ pub async fn run(
         Box::new(step_run_vm::StepRunVm),
         Box::new(step_type_boot_command::StepTypeBootCommand),
         Box::new(StepWaitSsh),
+        Box::new(step_save_checkpoint::StepSaveCheckpoint::default()),
         Box::new(step_upload_version::StepUploadVersion),
         Box::new(guest_additions::StepUploadGuestAdditions),
         Box::new(StepProvision),

@@ -21,6 +21,13 @@ impl Step<VBoxState> for StepTypeBootCommand {
 
     fn run<'a>(&'a mut self, state: &'a mut VBoxState, ctx: &'a StepContext) -> StepFuture<'a> {
         Box::pin(async move {
+            if state.checkpoint.resumed_from().is_some() {
+                ctx.reporter.info(
+                    &ctx.build,
+                    "Resumed from the install checkpoint: no boot command to type",
+                );
+                return Ok(());
+            }
             let c = &state.config;
             let Some(batches) =
                 boot_batches(&state.common, &c.boot, &c.boot_steps, &c.vm_name, ctx).await?

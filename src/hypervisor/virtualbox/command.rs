@@ -310,12 +310,25 @@ impl DiskSpec {
     /// is always added: the DVD drive (and guest additions) live there
     /// unless `iso_interface` says otherwise.
     pub fn create_commands(&self, vm: &str) -> Vec<VBoxCommand> {
+        self.create_commands_from(vm, None)
+    }
+
+    /// As [`Self::create_commands`], the boot disk cloned from `boot_disk`
+    /// (an install checkpoint) instead of created empty. The caller closes
+    /// the checkpoint afterwards ([`close_medium`]), so VirtualBox's
+    /// registry does not keep a cache file.
+    pub fn create_commands_from(&self, vm: &str, boot_disk: Option<&Path>) -> Vec<VBoxCommand> {
         // All disks first, then the controllers, then the attachments, as
         // Packer's plugin orders them.
-        let mut out: Vec<VBoxCommand> = std::iter::once((&self.path, self.size_mib))
-            .chain(self.additional.iter().map(|(p, s)| (p, *s)))
-            .map(|(path, size)| create_medium(path, size))
-            .collect();
+        let mut out: Vec<VBoxCommand> = match boot_disk {
+            Some(source) => vec![clone_medium(source, &self.path)],
+            None => vec![create_medium(&self.path, self.size_mib)],
+        };
+        out.extend(
+            self.additional
+                .iter()
+                .map(|(path, size)| create_medium(path, *size)),
+        );
         out.push(StorageBus::Ide.storagectl(vm, 0));
         // The port count as given: `storageattach` grows it to reach a
         // DVD slot (ports 13-15), as VBoxManage does.
@@ -618,6 +631,37 @@ pub fn showvminfo(vm: &str) -> VBoxCommand {
 /// `unregistervm VM --delete`: the VM and the disks attached to it.
 pub fn unregister_delete(vm: &str) -> VBoxCommand {
     VBoxCommand::new(["unregistervm", vm, "--delete"])
+}
+
+/// `snapshot VM take NAME --description TEXT`: freezes the VM's disks (a
+/// running VM writes to differencing images from then on), so they can be
+/// cloned while the guest runs on.
+pub fn snapshot_take(vm: &str, name: &str, description: &str) -> VBoxCommand {
+    VBoxCommand::new(["snapshot", vm, "take", name, "--description", description])
+}
+
+/// `snapshot VM delete NAME`: merges the differencing images back (online
+/// when the VM runs), leaving the VM as if no snapshot had been taken.
+pub fn snapshot_delete(vm: &str, name: &str) -> VBoxCommand {
+    VBoxCommand::new(["snapshot", vm, "delete", name])
+}
+
+/// `clonemedium disk SOURCE TARGET --format VDI`: a standalone copy with a
+/// new UUID (VirtualBox refuses two media with one UUID), registered.
+pub fn clone_medium(source: &Path, target: &Path) -> VBoxCommand {
+    VBoxCommand::new([
+        OsString::from("clonemedium"),
+        "disk".into(),
+        source.into(),
+        target.into(),
+        "--format".into(),
+        "VDI".into(),
+    ])
+}
+
+/// `closemedium disk PATH`: VirtualBox forgets the medium; the file stays.
+pub fn close_medium(path: &Path) -> VBoxCommand {
+    VBoxCommand::new([OsString::from("closemedium"), "disk".into(), path.into()])
 }
 
 /// `export VM --output OUTPUT_DIR/NAME.ovf|ova [--manifest] [export_opts…]`.
