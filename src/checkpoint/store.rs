@@ -9,7 +9,8 @@
 //!                                       stream), when the builder could save one
 //! checkpoints/<key>/memory.bin.sha256   its digest, and memory.bin.stamp its stamp
 //! checkpoints/<key>/memory.compat       what a VM must match to load the stream
-//!                                       (emulator version, accelerator, …), one line
+//!                                       (emulator version, accelerator, …), one line,
+//!                                       sealed like memory.bin (.sha256, .stamp)
 //! checkpoints/<key>/inputs.txt          the key's inputs (name, sha256), for people
 //! checkpoints/<key>/last-used           touched by every build that resumes from it
 //! checkpoints/locks/<key>.lock          flock: exclusive to write or remove, shared while in use
@@ -384,6 +385,7 @@ fn verify_dir(dir: &Path, trust_stamp: bool) -> Result<(u64, Option<MemoryState>
         return Ok((size, None));
     }
     let memory_size = verify_file(dir, MEMORY, "memory state", trust_stamp)?;
+    verify_file(dir, MEMORY_COMPAT, "memory compatibility line", trust_stamp)?;
     let compat = std::fs::read_to_string(dir.join(MEMORY_COMPAT))
         .map_err(|e| format!("its memory state's compatibility line cannot be read ({e})"))?;
     Ok((
@@ -507,6 +509,9 @@ impl Writer {
             Some(compat) => {
                 size += seal(&self.partial, MEMORY)?;
                 write_synced(&self.partial.join(MEMORY_COMPAT), &format!("{compat}\n"))?;
+                // Sealed too: an edited line could otherwise make a VM
+                // that does not match try the stream.
+                seal(&self.partial, MEMORY_COMPAT)?;
             }
             None => {
                 let stray = self.memory_path();
@@ -732,6 +737,26 @@ mod tests {
         match store.lookup(&k).expect("lookup") {
             Lookup::Corrupt { reason } => {
                 assert!(reason.contains("memory state's sha256"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!store.dir(&k).exists());
+    }
+
+    #[test]
+    fn an_edited_memory_compatibility_line_condemns_the_entry() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::in_cache(cache.path());
+        let k = key(9);
+        let mut w = store.begin(&k, false).expect("begin").expect("writer");
+        std::fs::write(w.disk_path(), b"disk").expect("write disk");
+        std::fs::write(w.memory_path(), b"memory stream").expect("write memory");
+        w.memory_written("qemu 10.0.2 tcg v1");
+        w.commit(&[]).expect("commit");
+        std::fs::write(store.dir(&k).join(MEMORY_COMPAT), "qemu 10.0.2 kvm v1\n").expect("edit");
+        match store.lookup(&k).expect("lookup") {
+            Lookup::Corrupt { reason } => {
+                assert!(reason.contains("memory compatibility line"), "{reason}");
             }
             other => panic!("{other:?}"),
         }
