@@ -660,6 +660,36 @@ fn vm_a_provisioner_change_resumes_the_running_guest_from_its_memory_state() {
     assert!(crate::vm::qemu_processes_in(d).is_empty());
     reseal_memory(&entry, &original);
 
+    // Another QEMU, as after an upgrade (a `qemu_binary` whose --version
+    // differs; qemu_binary is not in the install key): the stream is not
+    // tried, the disk boots, and the warning names both versions.
+    let wrapper = d.join("qemu-upgraded");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'QEMU emulator version 99.0.0'; exit 0; fi\nexec qemu-system-x86_64 \"$@\"\n",
+    )
+    .expect("write wrapper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = d.join("t.json");
+    let template = std::fs::read(&path).expect("read");
+    let mut tpl: serde_json::Value = serde_json::from_slice(&template).expect("json");
+    tpl["builders"][0]["qemu_binary"] = wrapper.display().to_string().into();
+    std::fs::write(&path, tpl.to_string()).expect("write");
+    let other_qemu = build(d, &["-force"], &[]);
+    let t = text(&other_qemu);
+    assert_eq!(other_qemu.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("the checkpoint's memory state was saved by \"kiln-memory v1; QEMU emulator version")
+            && t.contains("this build runs \"kiln-memory v1; QEMU emulator version 99.0.0; accel Tcg\": booting its disk instead"),
+        "{t}"
+    );
+    assert!(!t.contains("Typed "), "{t}");
+    assert_eq!(sums(&t), full_sums, "{t}");
+    std::fs::write(&path, &template).expect("restore");
+
     // A provisioner-only change: the installed guest runs on from its
     // memory state (no boot), its clock is the host's (without the fix it
     // would show the checkpoint's time, a full build and a disk boot
