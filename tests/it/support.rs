@@ -50,8 +50,11 @@ pub fn transcript(output: &Output, dir: &Path) -> String {
 /// `vagrant box list`.
 pub fn vagrant_box_add(home: &Path, name: &str, file: &Path) -> String {
     let vagrant = |args: &[&std::ffi::OsStr]| {
+        // Run from the throwaway home: in the repository Vagrant would find
+        // the top-level Vagrantfile and leave a `.vagrant/` beside it.
         let out = Command::new("vagrant")
             .args(args)
+            .current_dir(home)
             .env("VAGRANT_HOME", home)
             .env("VAGRANT_CHECKPOINT_DISABLE", "1")
             .output()
