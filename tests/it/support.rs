@@ -49,6 +49,7 @@ pub fn transcript(output: &Output, dir: &Path) -> String {
 /// Adds `file` with the real Vagrant under the throwaway `home` and returns
 /// `vagrant box list`.
 pub fn vagrant_box_add(home: &Path, name: &str, file: &Path) -> String {
+    std::fs::create_dir_all(home).expect("mkdir VAGRANT_HOME");
     let vagrant = |args: &[&std::ffi::OsStr]| {
         // Run from the throwaway home: in the repository Vagrant would find
         // the top-level Vagrantfile and leave a `.vagrant/` beside it.
