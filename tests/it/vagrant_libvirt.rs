@@ -217,8 +217,13 @@ fn repo() -> &'static Path {
 #[test]
 fn vm_the_top_level_vagrantfile_boots_the_tiny_box_with_vagrant_libvirt() {
     let _vm = crate::vm::vm_lock();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    // Not in the repo: vagrant reads the Vagrantfile of its working
+    // directory and makes a `.vagrant/` beside it.
     let plugins = Command::new("vagrant")
         .args(["plugin", "list"])
+        .current_dir(scratch.path())
+        .env("VAGRANT_HOME", scratch.path().join("vagrant-home"))
         .env("VAGRANT_CHECKPOINT_DISABLE", "1")
         .output()
         .expect("vagrant runs");
@@ -230,7 +235,6 @@ fn vm_the_top_level_vagrantfile_boots_the_tiny_box_with_vagrant_libvirt() {
     let boxfile = crate::vm::built_box();
     let _daemons = Daemons::ensure_running();
 
-    let scratch = tempfile::tempdir().expect("tempdir");
     let project = scratch.path().join("project");
     std::fs::create_dir(&project).expect("mkdir");
     std::fs::copy(repo().join("Vagrantfile"), project.join("Vagrantfile")).expect("copy");
