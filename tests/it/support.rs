@@ -52,9 +52,6 @@ pub fn vagrant_box_add(home: &Path, name: &str, file: &Path) -> String {
     let vagrant = |args: &[&std::ffi::OsStr]| {
         let out = Command::new("vagrant")
             .args(args)
-            // Beside the home, not in the repo: vagrant reads the
-            // Vagrantfile of its working directory and makes `.vagrant/`.
-            .current_dir(home.parent().unwrap_or(home))
             .env("VAGRANT_HOME", home)
             .env("VAGRANT_CHECKPOINT_DISABLE", "1")
             .output()
