@@ -36,6 +36,7 @@ mod support;
 mod templates;
 mod temporary_key;
 mod upgrade;
+mod vagrant_libvirt;
 mod vbox_build;
 mod vbox_checkpoint;
 mod virtualbox;

@@ -261,8 +261,16 @@ pub(crate) fn built_image() -> &'static PathBuf {
         let keep =
             std::env::temp_dir().join(format!("kiln-test-image-{}.qcow2", std::process::id()));
         std::fs::copy(&image, &keep).expect("keep image");
+        // And its libvirt box, which tests/it/vagrant_libvirt.rs boots.
+        std::fs::copy(out_dir.join("tiny-libvirt.box"), keep.with_extension("box"))
+            .expect("keep box");
         keep
     })
+}
+
+/// The libvirt box of the [`built_image`] build (examples/tiny under TCG).
+pub(crate) fn built_box() -> PathBuf {
+    built_image().with_extension("box")
 }
 
 /// A provisioner line that finds the CD holding `hello.txt` among the
