@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, KeyBuilder, Lookup, volatile_functions};
+use crate::checkpoint::{
+    Checkpoint, CheckpointStore, InstallKey, KeyBuilder, Lookup, Writer, volatile_functions,
+};
 use crate::config::boot_steps::BootStep;
 use crate::config::common::{BootConfig, HttpConfig};
 use crate::config::decode::Deferred;
@@ -161,6 +163,45 @@ pub async fn find_checkpoint(
             }
         }
     })
+}
+
+/// Starts writing the checkpoint `key`: `None`, with the reason reported,
+/// when another build has saved it (or is using it) or the store cannot
+/// begin one; a build then goes on without saving.
+pub async fn begin_checkpoint(
+    ctx: &StepContext,
+    store: &CheckpointStore,
+    key: &InstallKey,
+    replace: bool,
+) -> Result<Option<Writer>, StepError> {
+    let begin_store = store.clone();
+    let begin_key = key.clone();
+    let writer = tokio::task::spawn_blocking(move || begin_store.begin(&begin_key, replace))
+        .await
+        .map_err(|e| StepError::with_source(FailureClass::Host, "the checkpoint task failed", e))?;
+    match writer {
+        Ok(Some(w)) => Ok(Some(w)),
+        Ok(None) => {
+            ctx.reporter.info(
+                &ctx.build,
+                &format!(
+                    "The install checkpoint {} is already there (saved by another build, or in use): not saved again",
+                    store.dir(key).display()
+                ),
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            ctx.reporter.warn(
+                &ctx.build,
+                &format!(
+                    "no install checkpoint: {}",
+                    crate::error_chain::error_chain(&e, ": ")
+                ),
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// A template value with its build-time fields left as written and

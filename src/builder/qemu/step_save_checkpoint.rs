@@ -16,6 +16,7 @@ use crate::run::runner::{Step, StepContext, StepFuture};
 use super::state::CheckpointPlan;
 use super::step_find_checkpoint::store;
 use super::{CheckpointStepError, QemuState, checkpoint_memory};
+use crate::builder::common::checkpoint::begin_checkpoint;
 
 pub struct StepSaveCheckpoint;
 
@@ -52,34 +53,8 @@ impl Step<QemuState> for StepSaveCheckpoint {
                 }
             }
             let store = store()?;
-            let begin_store = store.clone();
-            let begin_key = key.clone();
-            let writer =
-                tokio::task::spawn_blocking(move || begin_store.begin(&begin_key, replace))
-                    .await
-                    .map_err(|e| CheckpointStepError::Task("the checkpoint task failed", e))?;
-            let mut writer = match writer {
-                Ok(Some(w)) => w,
-                Ok(None) => {
-                    ctx.reporter.info(
-                        &ctx.build,
-                        &format!(
-                            "The install checkpoint {} is already there (saved by another build, or in use): not saved again",
-                            store.dir(&key).display()
-                        ),
-                    );
-                    return Ok(());
-                }
-                Err(e) => {
-                    ctx.reporter.warn(
-                        &ctx.build,
-                        &format!(
-                            "no install checkpoint: {}",
-                            crate::error_chain::error_chain(&e, ": ")
-                        ),
-                    );
-                    return Ok(());
-                }
+            let Some(mut writer) = begin_checkpoint(ctx, &store, &key, replace).await? else {
+                return Ok(());
             };
             // Asked before the pause: it runs `qemu-system --version`.
             let memory_compat = match checkpoint_memory::why_no_memory(state) {

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use super::VBoxState;
 use super::calls::run_all;
-use crate::builder::common::checkpoint::{CheckpointPlan, checkpoint_store};
+use crate::builder::common::checkpoint::{CheckpointPlan, begin_checkpoint, checkpoint_store};
 use crate::hypervisor::virtualbox::command::{
     clone_medium, close_medium, snapshot_delete, snapshot_take,
 };
@@ -64,36 +64,8 @@ impl Step<VBoxState> for StepSaveCheckpoint {
                 return Ok(());
             }
             let store = checkpoint_store()?;
-            let begin_store = store.clone();
-            let begin_key = key.clone();
-            let writer =
-                tokio::task::spawn_blocking(move || begin_store.begin(&begin_key, replace))
-                    .await
-                    .map_err(|e| {
-                        StepError::with_source(FailureClass::Host, "the checkpoint task failed", e)
-                    })?;
-            let mut writer = match writer {
-                Ok(Some(w)) => w,
-                Ok(None) => {
-                    ctx.reporter.info(
-                        &ctx.build,
-                        &format!(
-                            "The install checkpoint {} is already there (saved by another build, or in use): not saved again",
-                            store.dir(&key).display()
-                        ),
-                    );
-                    return Ok(());
-                }
-                Err(e) => {
-                    ctx.reporter.warn(
-                        &ctx.build,
-                        &format!(
-                            "no install checkpoint: {}",
-                            crate::error_chain::error_chain(&e, ": ")
-                        ),
-                    );
-                    return Ok(());
-                }
+            let Some(mut writer) = begin_checkpoint(ctx, &store, &key, replace).await? else {
+                return Ok(());
             };
             let vm = state.config.vm_name.clone();
             let disk = super::specs::disk_spec(&state.config).path;
