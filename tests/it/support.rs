@@ -164,8 +164,10 @@ pub fn site_packages_bundle(name: &str, packages: &[&str], dists: &[&str]) -> Pa
         env!("CARGO_MANIFEST_DIR"),
         "/.venv/lib/python3.11/site-packages"
     );
-    let work = std::env::temp_dir().join(format!("kiln-test-{name}-{}", std::process::id()));
-    let pkgs = work.join("site");
+    // The staged copy (over 100 MB for Salt, byte-compiled) goes with this
+    // directory when the bundle is made; only the tarball is kept.
+    let staging = tempfile::tempdir().expect("tempdir");
+    let pkgs = staging.path().join("site");
     std::fs::create_dir_all(&pkgs).expect("mkdir");
     let mut wanted: Vec<String> = packages.iter().map(|p| format!("{site}/{p}")).collect();
     for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
@@ -189,7 +191,7 @@ pub fn site_packages_bundle(name: &str, packages: &[&str], dists: &[&str]) -> Pa
         .status()
         .expect("compileall runs");
     assert!(ok.success(), "byte-compiling {name}");
-    let bundle = work.join(format!("{name}.tgz"));
+    let bundle = std::env::temp_dir().join(format!("kiln-test-{name}-{}.tgz", std::process::id()));
     let ok = Command::new("tar")
         .arg("-czf")
         .arg(&bundle)
