@@ -302,13 +302,13 @@ const PROVISION: &[&str] = &[
     "echo SUMS $(cat /root/marker /root/host /etc/hostname | sha256sum)",
 ];
 
-fn sums(t: &str) -> String {
+pub(crate) fn sums(t: &str) -> String {
     t.lines()
         .find_map(|l| l.split_once("SUMS ").map(|(_, s)| s.trim().to_owned()))
         .unwrap_or_else(|| panic!("no SUMS line:\n{t}"))
 }
 
-fn checkpoints_in(cache: &Path) -> Vec<String> {
+pub(crate) fn checkpoints_in(cache: &Path) -> Vec<String> {
     std::fs::read_dir(cache.join("checkpoints"))
         .map(|d| {
             d.flatten()

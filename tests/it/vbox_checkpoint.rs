@@ -240,22 +240,7 @@ const PROVISION: &[&str] = &[
     "echo SUMS $(cat /root/marker /etc/hostname /etc/passwd | sha256sum)",
 ];
 
-fn sums(t: &str) -> String {
-    t.lines()
-        .find_map(|l| l.split_once("SUMS ").map(|(_, s)| s.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no SUMS line:\n{t}"))
-}
-
-fn checkpoints_in(cache: &Path) -> Vec<String> {
-    std::fs::read_dir(cache.join("checkpoints"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "locks")
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::checkpoint::{checkpoints_in, sums};
 
 fn ran(calls: &[Vec<String>], command: &str) -> bool {
     calls
