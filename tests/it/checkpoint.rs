@@ -664,15 +664,10 @@ fn vm_a_provisioner_change_resumes_the_running_guest_from_its_memory_state() {
     // differs; qemu_binary is not in the install key): the stream is not
     // tried, the disk boots, and the warning names both versions.
     let wrapper = d.join("qemu-upgraded");
-    std::fs::write(
+    crate::support::write_executable(
         &wrapper,
         "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'QEMU emulator version 99.0.0'; exit 0; fi\nexec qemu-system-x86_64 \"$@\"\n",
-    )
-    .expect("write wrapper");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    );
     let path = d.join("t.json");
     let template = std::fs::read(&path).expect("read");
     let mut tpl: serde_json::Value = serde_json::from_slice(&template).expect("json");

@@ -190,19 +190,13 @@ async fn vm_auto_probe_decides_quickly_and_is_cached() {
     let work = tempfile::tempdir().expect("tempdir");
     let starts = work.path().join("starts");
     let wrapper = work.path().join("qemu-counting");
-    std::fs::write(
+    crate::support::write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\necho start >> '{}'\nexec {QEMU} \"$@\"\n",
             starts.display()
         ),
-    )
-    .expect("write wrapper");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    );
     let counted = wrapper.display().to_string();
     let count_starts = || {
         std::fs::read_to_string(&starts)

@@ -230,3 +230,33 @@ pub fn python_guest_builder(vm_name: &str) -> serde_json::Value {
         "shutdown_command": "poweroff"
     })
 }
+
+/// Writes an executable script that this process can run at once.
+///
+/// `std::fs::write` would hold the file open for writing in this process for
+/// a moment; a child another test thread forks in that moment inherits the
+/// descriptor until its own exec, and running the script before then fails
+/// with "Text file busy" (ETXTBSY, one CI run in many). So a `sh` child
+/// writes it: the only writer is a process nothing else forks from, and it
+/// has exited when this returns.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut writer = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    writer
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(text.as_bytes())
+        .expect("writes the script to sh");
+    let status = writer.wait().expect("sh exits");
+    assert!(
+        status.success(),
+        "writing {} failed: {status}",
+        path.display()
+    );
+}

@@ -27,16 +27,14 @@ impl FakeVbox {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin dir");
         let wrapper = bin.join("VBoxManage");
-        std::fs::write(
+        crate::support::write_executable(
             &wrapper,
-            format!(
+            &format!(
                 "#!/bin/sh\nFAKE_VBOX_HOME='{}' exec '{}' \"$@\"\n",
                 dir.path().join("home").display(),
                 env!("CARGO_BIN_EXE_fake-vboxmanage")
             ),
-        )
-        .expect("writes the wrapper");
-        make_executable(&wrapper);
+        );
         let path = bin.clone().into_os_string();
         let cli = VBoxManageCli::locate_with(&|k| (k == "PATH").then(|| path.clone()))
             .expect("finds VBoxManage on PATH");
@@ -63,11 +61,6 @@ impl FakeVbox {
                 .unwrap_or_else(|e| panic!("{c}: {e}"));
         }
     }
-}
-
-fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 fn argv(c: &VBoxCommand) -> Vec<String> {
@@ -257,8 +250,7 @@ fn vbox_install_path_comes_before_path() {
     let vbox = FakeVbox::new();
     let other = tempfile::tempdir().expect("tempdir");
     let decoy = other.path().join("VBoxManage");
-    std::fs::write(&decoy, "#!/bin/sh\nexit 3\n").expect("decoy");
-    make_executable(&decoy);
+    crate::support::write_executable(&decoy, "#!/bin/sh\nexit 3\n");
     let install = vbox.path("bin").into_os_string();
     let path = other.path().as_os_str().to_owned();
     let cli = VBoxManageCli::locate_with(&|k| match k {
