@@ -103,6 +103,7 @@ fn vm_real_salt_applies_states_with_pillar_and_grains_and_a_failing_state_fails_
 
     let started = Instant::now();
     let out = build_in(dir.path(), &[], &path)
+        .env("KILN_CACHE_DIR", crate::support::python_guest_cache())
         .env("NO_COLOR", "1")
         .output()
         .expect("kiln runs");

@@ -191,7 +191,7 @@ pub fn site_packages_bundle(name: &str, packages: &[&str], dists: &[&str]) -> Pa
         .status()
         .expect("compileall runs");
     assert!(ok.success(), "byte-compiling {name}");
-    let bundle = std::env::temp_dir().join(format!("kiln-test-{name}-{}.tgz", std::process::id()));
+    let bundle = run_dir().join(format!("{name}.tgz"));
     let ok = Command::new("tar")
         .arg("-czf")
         .arg(&bundle)
@@ -204,10 +204,60 @@ pub fn site_packages_bundle(name: &str, packages: &[&str], dists: &[&str]) -> Pa
     bundle
 }
 
+/// This test process's scratch directory under Cargo's target/tmp, for
+/// what outlives one test (images, bundles, a shared cache). Made on first
+/// use; the directories of earlier runs whose process is gone are removed
+/// then, so a run leaves at most its own behind.
+pub fn run_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let gone = name
+                .strip_prefix("it-run-")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = root.join(format!("it-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creates the run's scratch directory");
+        dir
+    })
+}
+
+/// The key pair the Python guest's builds log in with (`ssh_private_key_file`),
+/// made once per run: with the build's temporary key every install would
+/// differ, and no build could resume another's install checkpoint.
+fn python_guest_key() -> &'static Path {
+    static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let key = run_dir().join("python-guest-key");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln-test", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen runs");
+        assert!(made.success(), "ssh-keygen failed");
+        key
+    })
+}
+
+/// The cache directory every Python-guest build of this run shares
+/// (`KILN_CACHE_DIR`): the first build installs the guest and saves its
+/// install checkpoint; the others resume it (README "Install checkpoints"),
+/// so the run installs the Python guest once, not once per test.
+pub fn python_guest_cache() -> PathBuf {
+    run_dir().join("python-guest-cache")
+}
+
 /// A qemu builder (JSON object) that installs the Python guest from its ISO
-/// and logs in as root with the build's temporary key (the answer file is
-/// `http_content` with `{{ .SSHPublicKey }}`; there is no password), then
-/// powers it off with `poweroff`. Tests add their provisioners around it.
+/// and logs in as root with this run's key (the answer file is
+/// `http_content` with `{{ .SSHPublicKey }}`, the key file's public half;
+/// there is no password), then powers it off with `poweroff`. Tests add
+/// their provisioners around it, and build with [`python_guest_cache`].
 pub fn python_guest_builder(vm_name: &str) -> serde_json::Value {
     let (iso, sum) = python_guest_iso();
     serde_json::json!({
@@ -226,6 +276,7 @@ pub fn python_guest_builder(vm_name: &str) -> serde_json::Value {
         "boot_wait": "5s",
         "boot_command": ["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/install.cfg<enter>"],
         "ssh_username": "root",
+        "ssh_private_key_file": python_guest_key(),
         "ssh_timeout": "5m",
         "shutdown_command": "poweroff"
     })

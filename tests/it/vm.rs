@@ -9,10 +9,44 @@ use std::time::{Duration, Instant};
 use crate::support::kiln_bin;
 
 /// VM tests take turns.
-pub(crate) fn vm_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn vm_lock() -> VmTurn {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    let guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    VmTurn {
+        _guard: guard,
+        since: std::time::Instant::now(),
+    }
+}
+
+/// A test's turn at running VMs. With `KILN_TEST_VM_TIMES=FILE`, how long
+/// each test held it is appended to FILE (the suite's time is mostly these
+/// turns, one after another; the test's own time includes its wait).
+pub(crate) struct VmTurn {
+    _guard: MutexGuard<'static, ()>,
+    since: std::time::Instant,
+}
+
+impl Drop for VmTurn {
+    fn drop(&mut self) {
+        let Some(file) = std::env::var_os("KILN_TEST_VM_TIMES") else {
+            return;
+        };
+        let line = format!(
+            "{:8.1} s {}\n",
+            self.since.elapsed().as_secs_f64(),
+            std::thread::current().name().unwrap_or("?")
+        );
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
 }
 
 fn repo() -> PathBuf {
@@ -101,6 +135,18 @@ fn kiln(work: &Workdir, args: &[&str]) -> Command {
         .arg(format!("-var=iso_checksum=sha256:{sum}"))
         .arg("-var=accelerator=tcg");
     cmd
+}
+
+/// Points `cmd` (a build of examples/tiny as it is) at the cache this run's
+/// builds of that example share: the first one installs the guest and
+/// saves the install checkpoint, the others resume it. Only for tests of
+/// what comes after the install; the same install key is itself a check
+/// (an HCL2 or upgraded template that resumes has the same install inputs).
+fn sharing_the_tiny_install(cmd: &mut Command) -> &mut Command {
+    cmd.env(
+        "KILN_CACHE_DIR",
+        crate::support::run_dir().join("tiny-install-cache"),
+    )
 }
 
 /// `kiln build [flags] TEMPLATE` in `dir`, with its own ISO cache.
@@ -215,7 +261,7 @@ pub(crate) fn built_image() -> &'static PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let work = tiny_example();
-        let out = kiln(&work, &["build"])
+        let out = sharing_the_tiny_install(&mut kiln(&work, &["build"]))
             .arg("tiny.json")
             .output()
             .expect("kiln runs");
@@ -258,8 +304,7 @@ pub(crate) fn built_image() -> &'static PathBuf {
         .expect("manifest is JSON");
         assert_eq!(manifest["builds"][0]["builder_type"], "qemu", "{manifest}");
         // Keep the image past this work directory.
-        let keep =
-            std::env::temp_dir().join(format!("kiln-test-image-{}.qcow2", std::process::id()));
+        let keep = crate::support::run_dir().join("tiny.qcow2");
         std::fs::copy(&image, &keep).expect("keep image");
         // And its libvirt box, which tests/it/vagrant_libvirt.rs boots.
         std::fs::copy(out_dir.join("tiny-libvirt.box"), keep.with_extension("box"))
@@ -341,10 +386,13 @@ fn vm_tiny_hcl2_directory_builds_the_same_image_as_the_json_template() {
     let _vm = vm_lock();
     let work = tiny_example();
     let started = Instant::now();
-    let out = kiln(&work, &["build", "-var-file=hcl/tiny.pkrvars.hcl"])
-        .arg("hcl")
-        .output()
-        .expect("kiln runs");
+    let out = sharing_the_tiny_install(&mut kiln(
+        &work,
+        &["build", "-var-file=hcl/tiny.pkrvars.hcl"],
+    ))
+    .arg("hcl")
+    .output()
+    .expect("kiln runs");
     eprintln!("tiny HCL2 build: {:?}", started.elapsed());
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
@@ -1039,7 +1087,7 @@ fn vm_upgraded_tiny_template_builds_the_same_image_as_the_json_one() {
         .expect("kiln runs");
     assert_eq!(up.status.code(), Some(0), "{}", text(&up));
     let started = Instant::now();
-    let out = kiln(&work, &["build"])
+    let out = sharing_the_tiny_install(&mut kiln(&work, &["build"]))
         .arg("tiny.json.pkr.hcl")
         .output()
         .expect("kiln runs");
