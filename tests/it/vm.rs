@@ -143,10 +143,18 @@ fn kiln(work: &Workdir, args: &[&str]) -> Command {
 /// what comes after the install; the same install key is itself a check
 /// (an HCL2 or upgraded template that resumes has the same install inputs).
 fn sharing_the_tiny_install(cmd: &mut Command) -> &mut Command {
-    cmd.env(
-        "KILN_CACHE_DIR",
-        crate::support::run_dir().join("tiny-install-cache"),
-    )
+    cmd.env("KILN_CACHE_DIR", tiny_install_cache())
+}
+
+fn tiny_install_cache() -> PathBuf {
+    crate::support::run_dir().join("tiny-install-cache")
+}
+
+/// After a build [`sharing_the_tiny_install`]: every such build so far had
+/// the same install key (one checkpoint between them), whichever ran first.
+fn assert_one_tiny_install(t: &str) {
+    let saved = crate::checkpoint::checkpoints_in(&tiny_install_cache());
+    assert_eq!(saved.len(), 1, "{saved:?}\n{t}");
 }
 
 /// `kiln build [flags] TEMPLATE` in `dir`, with its own ISO cache.
@@ -267,6 +275,7 @@ pub(crate) fn built_image() -> &'static PathBuf {
             .expect("kiln runs");
         let t = text(&out);
         assert_eq!(out.status.code(), Some(0), "{t}");
+        assert_one_tiny_install(&t);
         let out_dir = work.dir.path().join("output-tiny");
         let image = out_dir.join("tiny.qcow2");
         assert!(image.is_file(), "{t}");
@@ -400,6 +409,7 @@ fn vm_tiny_hcl2_directory_builds_the_same_image_as_the_json_template() {
         !t.contains("kiln-tiny"),
         "the sensitive password leaked: {t}"
     );
+    assert_one_tiny_install(&t);
     assert_the_tiny_example_output(&t, &work.dir.path().join("output-tiny"), "verify-hcl-image");
 }
 
@@ -1098,6 +1108,7 @@ fn vm_upgraded_tiny_template_builds_the_same_image_as_the_json_one() {
         !t.contains("kiln-tiny"),
         "the sensitive password leaked: {t}"
     );
+    assert_one_tiny_install(&t);
     assert_the_tiny_example_output(
         &t,
         &work.dir.path().join("output-tiny"),
