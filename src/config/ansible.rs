@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::decode::{Deferred, Fields};
-use super::provisioner::resolve_local_path;
+use super::provisioner::{EnvVar, resolve_local_path};
 
 /// What `inventory_file_template` may use, as in Packer.
 pub const INVENTORY_TEMPLATE_FIELDS: &[&str] = &["HostAlias", "Host", "User", "Port"];
@@ -16,8 +16,11 @@ pub struct AnsibleConfig {
     /// found on PATH when it has no slash).
     pub command: String,
     pub playbook_file: PathBuf,
-    pub extra_arguments: Vec<String>,
-    pub ansible_env_vars: Vec<(String, String)>,
+    /// Rendered when the provisioner runs, as Packer does: they may use
+    /// `{{ build `Host` }}` and the other build values (HCL2: `build.Host`).
+    pub extra_arguments: Vec<Deferred>,
+    /// `KEY=value` entries, rendered when the provisioner runs.
+    pub ansible_env_vars: Vec<EnvVar>,
     pub groups: Vec<String>,
     pub empty_groups: Vec<String>,
     pub host_alias: String,
@@ -52,7 +55,8 @@ pub struct AnsibleLocalConfig {
     pub galaxy_command: String,
     pub inventory_file: Option<PathBuf>,
     pub inventory_groups: Vec<String>,
-    pub extra_arguments: Vec<String>,
+    /// Rendered when the provisioner runs (build values), as for `ansible`.
+    pub extra_arguments: Vec<Deferred>,
     /// `staging_directory`; Packer's default has a fresh UUID in it.
     pub staging_directory: String,
     pub clean_staging_directory: bool,
@@ -107,12 +111,22 @@ fn checked_path(f: &mut Fields<'_>, key: &'static str, name: &str, want_dir: boo
     path
 }
 
-/// `["KEY=value", ...]`, as `ansible_env_vars` is written.
-fn key_value_list(f: &mut Fields<'_>, key: &'static str) -> Vec<(String, String)> {
+/// A list of strings kept as templates for the run.
+fn run_time_list(f: &mut Fields<'_>, key: &'static str) -> Vec<Deferred> {
+    f.run_time_string_list(key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(template, _)| template)
+        .collect()
+}
+
+/// `["KEY=value", ...]`, as `ansible_env_vars` is written: the shape is
+/// checked now, the value rendered when the provisioner runs.
+fn key_value_list(f: &mut Fields<'_>, key: &'static str) -> Vec<EnvVar> {
     let mut out = Vec::new();
-    for entry in f.string_list(key).unwrap_or_default() {
+    for (template, entry) in f.run_time_string_list(key).unwrap_or_default() {
         match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
+            Some((k, _)) if !k.is_empty() => out.push(EnvVar(template)),
             _ => {
                 let span = f.span_of(key).unwrap_or_default();
                 f.error_at(
@@ -155,7 +169,7 @@ pub(crate) fn decode_ansible(f: &mut Fields<'_>) -> Option<AnsibleConfig> {
             None
         }
     };
-    let extra_arguments = f.string_list("extra_arguments").unwrap_or_default();
+    let extra_arguments = run_time_list(f, "extra_arguments");
     let ansible_env_vars = key_value_list(f, "ansible_env_vars");
     let groups = group_names(f, "groups");
     let empty_groups = group_names(f, "empty_groups");
@@ -273,7 +287,7 @@ pub(crate) fn decode_ansible_local(f: &mut Fields<'_>) -> Option<AnsibleLocalCon
         .unwrap_or_else(|| "ansible-galaxy".into());
     let inventory_file = existing_file(f, "inventory_file", false);
     let inventory_groups = group_names(f, "inventory_groups");
-    let extra_arguments = f.string_list("extra_arguments").unwrap_or_default();
+    let extra_arguments = run_time_list(f, "extra_arguments");
     let staging_directory = f
         .string("staging_directory")
         .filter(|s| !s.is_empty())

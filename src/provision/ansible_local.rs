@@ -36,6 +36,7 @@ pub fn local_inventory(groups: &[String]) -> String {
 /// Packer's command for one playbook.
 pub fn playbook_command(
     c: &AnsibleLocalConfig,
+    extra_arguments: &[String],
     playbook: &str,
     inventory: &str,
     build_name: &str,
@@ -45,7 +46,7 @@ pub fn playbook_command(
     let mut extra = format!(
         " --extra-vars \"packer_build_name={build_name} packer_builder_type={builder_type} packer_http_addr={http_addr}\""
     );
-    for a in &c.extra_arguments {
+    for a in extra_arguments {
         extra.push(' ');
         extra.push_str(a);
     }
@@ -238,9 +239,16 @@ async fn stage_and_run(
         .as_ref()
         .map(|(ip, port)| format!("{ip}:{port}"))
         .unwrap_or_default();
+    // Rendered now, with the build's values, as for `ansible`.
+    let extra_arguments: Vec<String> = c
+        .extra_arguments
+        .iter()
+        .map(|a| env.render_line(a))
+        .collect::<Result<_, _>>()?;
     for playbook in playbooks {
         let command = playbook_command(
             c,
+            &extra_arguments,
             &playbook,
             &inventory,
             env.render.packer_build_name(),
@@ -277,7 +285,7 @@ mod tests {
             galaxy_command: "ansible-galaxy".into(),
             inventory_file: None,
             inventory_groups: vec![],
-            extra_arguments: vec!["-v".into(), "--tags=web".into()],
+            extra_arguments: vec![],
             staging_directory: "/tmp/packer-provisioner-ansible-local/x".into(),
             clean_staging_directory: false,
         }
@@ -286,7 +294,15 @@ mod tests {
     #[test]
     fn the_command_is_packers() {
         assert_eq!(
-            playbook_command(&config(), "site.yml", "inv", "b", "qemu", "10.0.2.2:8000"),
+            playbook_command(
+                &config(),
+                &["-v".into(), "--tags=web".into()],
+                "site.yml",
+                "inv",
+                "b",
+                "qemu",
+                "10.0.2.2:8000"
+            ),
             "cd '/tmp/packer-provisioner-ansible-local/x' && ANSIBLE_FORCE_COLOR=1 PYTHONUNBUFFERED=1 ansible-playbook 'site.yml' \
              --extra-vars \"packer_build_name=b packer_builder_type=qemu packer_http_addr=10.0.2.2:8000\" -v --tags=web -c local -i 'inv'"
         );

@@ -238,7 +238,8 @@ fn vm_ansible_and_ansible_local_provision_the_python_guest() {
                 "type": "ansible",
                 "playbook_file": fx.join("remote.yml"),
                 "groups": ["web"],
-                "extra_arguments": ["-e", "greeting=hello-from-the-host"]
+                // Rendered when the provisioner runs, as in Packer.
+                "extra_arguments": ["-e", "greeting=hello-from-{{ build `Host` }}"]
             },
             {
                 "type": "ansible",
@@ -272,7 +273,7 @@ fn vm_ansible_and_ansible_local_provision_the_python_guest() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     // ansible's own output, streamed line by line.
     assert!(t.contains("TASK [write a file on the guest]"), "{t}");
-    assert!(t.contains("hello-from-the-host in qemu (qemu)"), "{t}");
+    assert!(t.contains("hello-from-127.0.0.1 in qemu (qemu)"), "{t}");
     assert!(
         t.contains("hello from group_vars via ansible-local in qemu"),
         "{t}"

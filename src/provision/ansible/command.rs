@@ -19,9 +19,9 @@ pub struct Invocation<'a> {
 }
 
 /// `ansible-playbook` arguments, in Packer's order: the build's extra vars,
-/// the key, `--ssh-extra-args`, the user's `extra_arguments`, then the
-/// inventory and the playbook.
-pub fn playbook_args(c: &AnsibleConfig, inv: &Invocation<'_>) -> Vec<String> {
+/// the key, `--ssh-extra-args`, the user's `extra_arguments` (rendered:
+/// `extra`), then the inventory and the playbook.
+pub fn playbook_args(c: &AnsibleConfig, inv: &Invocation<'_>, extra: &[String]) -> Vec<String> {
     let mut args = vec![
         "-e".to_owned(),
         format!("packer_build_name={}", inv.build_name),
@@ -49,7 +49,7 @@ pub fn playbook_args(c: &AnsibleConfig, inv: &Invocation<'_>) -> Vec<String> {
     };
     args.push("--ssh-extra-args".to_owned());
     args.push(ssh_extra);
-    args.extend(c.extra_arguments.iter().cloned());
+    args.extend(extra.iter().cloned());
     args.push("-i".to_owned());
     args.push(inv.inventory.display().to_string());
     args.push(c.playbook_file.display().to_string());
@@ -58,8 +58,13 @@ pub fn playbook_args(c: &AnsibleConfig, inv: &Invocation<'_>) -> Vec<String> {
 
 /// The environment added to kiln's for ansible: host key checking off (the
 /// guest's key is new every build), the file transfer method, the build's
-/// `PACKER_*` values; the user's `ansible_env_vars` last, so they win.
-pub fn playbook_env(c: &AnsibleConfig, inv: &Invocation<'_>) -> Vec<(String, String)> {
+/// `PACKER_*` values; the user's `ansible_env_vars` (rendered: `user`)
+/// last, so they win.
+pub fn playbook_env(
+    c: &AnsibleConfig,
+    inv: &Invocation<'_>,
+    user: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("ANSIBLE_HOST_KEY_CHECKING".into(), "False".into()),
         ("PACKER_BUILD_NAME".into(), inv.build_name.into()),
@@ -85,7 +90,7 @@ pub fn playbook_env(c: &AnsibleConfig, inv: &Invocation<'_>) -> Vec<(String, Str
     if let Some(p) = &c.collections_path {
         env.push(("ANSIBLE_COLLECTIONS_PATH".into(), p.clone()));
     }
-    for (k, v) in &c.ansible_env_vars {
+    for (k, v) in user {
         env.retain(|(ek, _)| ek != k);
         env.push((k.clone(), v.clone()));
     }
@@ -136,8 +141,8 @@ mod tests {
         AnsibleConfig {
             command: "ansible-playbook".into(),
             playbook_file: "/t/site.yml".into(),
-            extra_arguments: vec!["-v".into()],
-            ansible_env_vars: vec![("ANSIBLE_HOST_KEY_CHECKING".into(), "True".into())],
+            extra_arguments: vec![],
+            ansible_env_vars: vec![],
             groups: vec![],
             empty_groups: vec![],
             host_alias: "default".into(),
@@ -171,7 +176,7 @@ mod tests {
     #[test]
     fn playbook_arguments_in_packers_order() {
         assert_eq!(
-            playbook_args(&config(), &invocation()),
+            playbook_args(&config(), &invocation(), &["-v".to_owned()]),
             [
                 "-e",
                 "packer_build_name=b",
@@ -193,7 +198,8 @@ mod tests {
 
     #[test]
     fn the_users_env_vars_win_and_scp_is_the_default_transfer() {
-        let env = playbook_env(&config(), &invocation());
+        let user = [("ANSIBLE_HOST_KEY_CHECKING".to_owned(), "True".to_owned())];
+        let env = playbook_env(&config(), &invocation(), &user);
         let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.as_str());
         assert_eq!(get("ANSIBLE_HOST_KEY_CHECKING"), Some("True"));
         assert_eq!(get("ANSIBLE_SSH_TRANSFER_METHOD"), Some("scp"));
@@ -202,7 +208,7 @@ mod tests {
         assert_eq!(get("ANSIBLE_ROLES_PATH"), Some("/t/roles"));
         let mut sftp = config();
         sftp.use_sftp = true;
-        let env = playbook_env(&sftp, &invocation());
+        let env = playbook_env(&sftp, &invocation(), &[]);
         assert!(env.contains(&("ANSIBLE_SSH_TRANSFER_METHOD".into(), "sftp".into())));
     }
 

@@ -243,7 +243,8 @@ async fn run_with_inventory(
         private_key,
         password_vars,
     };
-    let envs = command::playbook_env(c, &inv);
+    let (extra, user_env) = user_arguments(c, env)?;
+    let envs = command::playbook_env(c, &inv, &user_env);
     for args in command::galaxy_runs(c) {
         env.reporter.info(
             &env.build,
@@ -264,7 +265,7 @@ async fn run_with_inventory(
             });
         }
     }
-    let args = command::playbook_args(c, &inv);
+    let args = command::playbook_args(c, &inv, &extra);
     env.reporter.info(
         &env.build,
         &format!("Executing Ansible: {} {}", c.command, args.join(" ")),
@@ -280,6 +281,21 @@ async fn run_with_inventory(
         });
     }
     Ok(())
+}
+
+/// The user's `extra_arguments` and `ansible_env_vars`, rendered.
+type UserArguments = (Vec<String>, Vec<(String, String)>);
+
+/// `extra_arguments` and `ansible_env_vars`, rendered now that the build's
+/// values are known (`{{ build `Host` }}`, `{{ build `Password` }}`), as
+/// Packer renders them when the provisioner runs.
+fn user_arguments(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<UserArguments, ProvisionError> {
+    let extra = c
+        .extra_arguments
+        .iter()
+        .map(|a| env.render_line(a))
+        .collect::<Result<_, _>>()?;
+    Ok((extra, env.user_env(&c.ansible_env_vars)?))
 }
 
 fn not_found_as_hint(e: ProvisionError, command: &str) -> ProvisionError {
@@ -359,6 +375,36 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("scripts/bootstrap"), "{text}");
+    }
+
+    fn deferred(text: &str) -> crate::config::decode::Deferred {
+        crate::config::decode::Deferred {
+            template: crate::template::interp::parse(text).expect("parses"),
+            span: Default::default(),
+        }
+    }
+
+    #[test]
+    fn extra_arguments_and_env_vars_are_rendered_with_the_builds_values() {
+        let mut c = config("ansible-playbook");
+        c.extra_arguments = vec![
+            deferred("-e"),
+            deferred("target={{ build `User` }}@{{ build `Host` }}:{{ build `Port` }}"),
+        ];
+        c.ansible_env_vars = vec![crate::config::provisioner::EnvVar(deferred(
+            "ANSIBLE_REMOTE_USER={{ build `User` }}",
+        ))];
+        let env = env(&[("Host", "127.0.0.1"), ("Port", "2222"), ("User", "root")]);
+        let (extra, user_env) = user_arguments(&c, &env).expect("renders");
+        assert_eq!(extra, ["-e", "target=root@127.0.0.1:2222"]);
+        assert_eq!(
+            user_env,
+            [("ANSIBLE_REMOTE_USER".to_owned(), "root".to_owned())]
+        );
+        // A value the build does not have is an error naming it.
+        c.extra_arguments = vec![deferred("{{ build `Hots` }}")];
+        let e = user_arguments(&c, &env).expect_err("unknown value");
+        assert!(e.to_string().contains("did you mean `Host`"), "{e}");
     }
 
     #[tokio::test]
