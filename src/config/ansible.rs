@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::decode::{Deferred, Fields};
-use super::provisioner::{EnvVar, resolve_local_path};
+use super::provisioner::{EnvVar, key_value_templates, resolve_local_path};
 
 /// What `inventory_file_template` may use, as in Packer.
 pub const INVENTORY_TEMPLATE_FIELDS: &[&str] = &["HostAlias", "Host", "User", "Port"];
@@ -111,35 +111,6 @@ fn checked_path(f: &mut Fields<'_>, key: &'static str, name: &str, want_dir: boo
     path
 }
 
-/// A list of strings kept as templates for the run.
-fn run_time_list(f: &mut Fields<'_>, key: &'static str) -> Vec<Deferred> {
-    f.run_time_string_list(key)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(template, _)| template)
-        .collect()
-}
-
-/// `["KEY=value", ...]`, as `ansible_env_vars` is written: the shape is
-/// checked now, the value rendered when the provisioner runs.
-fn key_value_list(f: &mut Fields<'_>, key: &'static str) -> Vec<EnvVar> {
-    let mut out = Vec::new();
-    for (template, entry) in f.run_time_string_list(key).unwrap_or_default() {
-        match entry.split_once('=') {
-            Some((k, _)) if !k.is_empty() => out.push(EnvVar(template)),
-            _ => {
-                let span = f.span_of(key).unwrap_or_default();
-                f.error_at(
-                    span,
-                    format!("{key}: `{entry}` is not of the form KEY=value"),
-                )
-                .hint = Some("e.g. \"ANSIBLE_NOCOLOR=True\"".into());
-            }
-        }
-    }
-    out
-}
-
 /// Group names become INI section headers: no brackets, no spaces.
 fn group_names(f: &mut Fields<'_>, key: &'static str) -> Vec<String> {
     let groups = f.string_list(key).unwrap_or_default();
@@ -169,8 +140,8 @@ pub(crate) fn decode_ansible(f: &mut Fields<'_>) -> Option<AnsibleConfig> {
             None
         }
     };
-    let extra_arguments = run_time_list(f, "extra_arguments");
-    let ansible_env_vars = key_value_list(f, "ansible_env_vars");
+    let extra_arguments = f.run_time_templates("extra_arguments").unwrap_or_default();
+    let ansible_env_vars = key_value_templates(f, "ansible_env_vars", "ANSIBLE_NOCOLOR=True");
     let groups = group_names(f, "groups");
     let empty_groups = group_names(f, "empty_groups");
     let host_alias = f
@@ -287,7 +258,7 @@ pub(crate) fn decode_ansible_local(f: &mut Fields<'_>) -> Option<AnsibleLocalCon
         .unwrap_or_else(|| "ansible-galaxy".into());
     let inventory_file = existing_file(f, "inventory_file", false);
     let inventory_groups = group_names(f, "inventory_groups");
-    let extra_arguments = run_time_list(f, "extra_arguments");
+    let extra_arguments = f.run_time_templates("extra_arguments").unwrap_or_default();
     let staging_directory = f
         .string("staging_directory")
         .filter(|s| !s.is_empty())

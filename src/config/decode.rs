@@ -563,6 +563,13 @@ impl<'a> Fields<'a> {
         )
     }
 
+    /// [`Fields::run_time_string_list`]'s templates alone (`inline`,
+    /// ansible's `extra_arguments`).
+    pub fn run_time_templates(&mut self, key: &'static str) -> Option<Vec<Deferred>> {
+        self.run_time_string_list(key)
+            .map(|l| l.into_iter().map(|(template, _)| template).collect())
+    }
+
     /// A list of deferred strings (`boot_command`).
     pub fn deferred_list(&mut self, key: &'static str, fields: &[&str]) -> Option<Vec<Deferred>> {
         let node = self.raw(key)?;

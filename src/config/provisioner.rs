@@ -194,8 +194,7 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
         None
     };
     let inline = f
-        .run_time_string_list("inline")
-        .map(|l| l.into_iter().map(|(line, _)| line).collect::<Vec<_>>())
+        .run_time_templates("inline")
         .filter(|l| !l.is_empty())
         .or(command.map(|c| vec![c]));
     let script = f.string("script").filter(|s| !s.is_empty());
@@ -241,20 +240,26 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
     Some(ShellSource::Scripts(paths))
 }
 
-fn env_vars(f: &mut Fields<'_>) -> Vec<EnvVar> {
-    let list = f
-        .run_time_string_list("environment_vars")
-        .unwrap_or_default();
+/// `["KEY=value", ...]` (`environment_vars`, ansible's `ansible_env_vars`):
+/// the shape is checked now, on the value as it renders before the build;
+/// each entry is rendered again when its provisioner runs. `example` is a
+/// valid entry for the hint.
+pub(super) fn key_value_templates(
+    f: &mut Fields<'_>,
+    key: &'static str,
+    example: &str,
+) -> Vec<EnvVar> {
     let mut out = Vec::new();
-    for (template, entry) in list {
+    for (template, entry) in f.run_time_string_list(key).unwrap_or_default() {
         match entry.split_once('=') {
             Some((k, _)) if !k.is_empty() => out.push(EnvVar(template)),
             _ => {
-                let span = f.span_of("environment_vars").unwrap_or_default();
+                let span = f.span_of(key).unwrap_or_default();
                 f.error_at(
                     span,
-                    format!("environment_vars: `{entry}` is not of the form KEY=value"),
-                );
+                    format!("{key}: `{entry}` is not of the form KEY=value"),
+                )
+                .hint = Some(format!("e.g. \"{example}\""));
             }
         }
     }
@@ -280,7 +285,8 @@ fn exit_codes(f: &mut Fields<'_>) -> Vec<i64> {
 
 fn decode_shell(f: &mut Fields<'_>) -> Option<ShellConfig> {
     let source = decode_source(f, false);
-    let environment_vars = env_vars(f);
+    let environment_vars =
+        key_value_templates(f, "environment_vars", "DEBIAN_FRONTEND=noninteractive");
     let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
     let use_env_var_file = f.bool("use_env_var_file").unwrap_or(false);
     let fields = with_build_values(&["Vars", "Path", "EnvVarFile"]);
@@ -421,7 +427,8 @@ pub(crate) fn decode_shell_local(f: &mut Fields<'_>) -> Option<ShellLocalConfig>
             })
             .collect(),
     };
-    let environment_vars = env_vars(f);
+    let environment_vars =
+        key_value_templates(f, "environment_vars", "DEBIAN_FRONTEND=noninteractive");
     let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
     let inline_shebang = f
         .string("inline_shebang")

@@ -240,11 +240,7 @@ async fn stage_and_run(
         .map(|(ip, port)| format!("{ip}:{port}"))
         .unwrap_or_default();
     // Rendered now, with the build's values, as for `ansible`.
-    let extra_arguments: Vec<String> = c
-        .extra_arguments
-        .iter()
-        .map(|a| env.render_line(a))
-        .collect::<Result<_, _>>()?;
+    let extra_arguments = env.render_all(&c.extra_arguments)?;
     for playbook in playbooks {
         let command = playbook_command(
             c,

@@ -52,6 +52,12 @@ impl ProvisionEnv {
         self.render_deferred(line, &BTreeMap::new())
     }
 
+    /// Each of `lines` with the build's values (ansible's
+    /// `extra_arguments`).
+    pub fn render_all(&self, lines: &[Deferred]) -> Result<Vec<String>, ProvisionError> {
+        lines.iter().map(|line| self.render_line(line)).collect()
+    }
+
     /// The user's `environment_vars`, rendered and split at the first `=`,
     /// as Packer does.
     pub fn user_env(&self, vars: &[EnvVar]) -> Result<Vec<(String, String)>, ProvisionError> {

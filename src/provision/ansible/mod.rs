@@ -290,12 +290,10 @@ type UserArguments = (Vec<String>, Vec<(String, String)>);
 /// values are known (`{{ build `Host` }}`, `{{ build `Password` }}`), as
 /// Packer renders them when the provisioner runs.
 fn user_arguments(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<UserArguments, ProvisionError> {
-    let extra = c
-        .extra_arguments
-        .iter()
-        .map(|a| env.render_line(a))
-        .collect::<Result<_, _>>()?;
-    Ok((extra, env.user_env(&c.ansible_env_vars)?))
+    Ok((
+        env.render_all(&c.extra_arguments)?,
+        env.user_env(&c.ansible_env_vars)?,
+    ))
 }
 
 fn not_found_as_hint(e: ProvisionError, command: &str) -> ProvisionError {
