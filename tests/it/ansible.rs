@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::support::{python_guest_builder, python_guest_cache};
+use crate::support::{python_guest_build, python_guest_builder};
 use crate::vm::{build_in, text, vm_lock};
 
 /// Writes `dir/t.json` with the Python guest's builder and `provisioners`.
@@ -51,7 +51,7 @@ fn vm_the_python_guest_has_python3_and_no_sftp_server() {
         }]),
     );
     let started = Instant::now();
-    let out = python_build(dir.path(), &template)
+    let out = python_guest_build(dir.path(), &template)
         .output()
         .expect("kiln runs");
     eprintln!("python guest build: {:?}", started.elapsed());
@@ -166,14 +166,6 @@ const INSTALL_ANSIBLE_IN_GUEST: &[&str] = &[
     "chmod 755 /usr/bin/ansible-playbook",
 ];
 
-/// `kiln build` of a Python-guest template, with the run's shared cache
-/// (the guest is installed once per run; later builds resume it).
-fn python_build(dir: &Path, template: &Path) -> std::process::Command {
-    let mut cmd = build_in(dir, &[], template);
-    cmd.env("KILN_CACHE_DIR", python_guest_cache());
-    cmd
-}
-
 /// Runs `build` (a `kiln build` command) with the venv's ansible on PATH
 /// and returns its output and its pid (for its scratch directories).
 fn build_with_venv(mut build: std::process::Command) -> (std::process::Output, u32) {
@@ -267,7 +259,7 @@ fn vm_ansible_and_ansible_local_provision_the_python_guest() {
         ]),
     );
     let started = Instant::now();
-    let (out, pid) = build_with_venv(python_build(dir.path(), &template));
+    let (out, pid) = build_with_venv(python_guest_build(dir.path(), &template));
     eprintln!("ansible build: {:?}", started.elapsed());
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
@@ -389,7 +381,7 @@ fn vm_a_failing_playbook_fails_the_build_and_stops_the_vm() {
             {"type": "ansible", "playbook_file": fx.join("failing.yml")}
         ]),
     );
-    let (out, pid) = build_with_venv(python_build(dir.path(), &template));
+    let (out, pid) = build_with_venv(python_guest_build(dir.path(), &template));
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
@@ -412,7 +404,7 @@ fn vm_a_failing_playbook_fails_the_build_and_stops_the_vm() {
             {"type": "ansible-local", "playbook_file": fx.join("failing.yml")}
         ]),
     );
-    let (out, _) = build_with_venv(python_build(dir.path(), &template));
+    let (out, _) = build_with_venv(python_guest_build(dir.path(), &template));
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(

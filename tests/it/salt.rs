@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::support::{fixtures, python_guest_builder, site_packages_bundle};
-use crate::vm::{build_in, qemu_processes_with, text, vm_lock};
+use crate::vm::{qemu_processes_with, text, vm_lock};
 
 /// Salt and what `salt-call --local` imports, once per run.
 fn salt_bundle() -> &'static PathBuf {
@@ -102,8 +102,7 @@ fn vm_real_salt_applies_states_with_pillar_and_grains_and_a_failing_state_fails_
     std::fs::write(&path, template.to_string()).expect("write template");
 
     let started = Instant::now();
-    let out = build_in(dir.path(), &[], &path)
-        .env("KILN_CACHE_DIR", crate::support::python_guest_cache())
+    let out = crate::support::python_guest_build(dir.path(), &path)
         .env("NO_COLOR", "1")
         .output()
         .expect("kiln runs");

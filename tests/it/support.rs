@@ -245,19 +245,22 @@ fn python_guest_key() -> &'static Path {
     })
 }
 
-/// The cache directory every Python-guest build of this run shares
+/// `kiln build TEMPLATE` in `dir` for a [`python_guest_builder`] template,
+/// with the cache every Python-guest build of this run shares
 /// (`KILN_CACHE_DIR`): the first build installs the guest and saves its
 /// install checkpoint; the others resume it (README "Install checkpoints"),
 /// so the run installs the Python guest once, not once per test.
-pub fn python_guest_cache() -> PathBuf {
-    run_dir().join("python-guest-cache")
+pub fn python_guest_build(dir: &Path, template: &Path) -> Command {
+    let mut cmd = crate::vm::build_in(dir, &[], template);
+    cmd.env("KILN_CACHE_DIR", run_dir().join("python-guest-cache"));
+    cmd
 }
 
 /// A qemu builder (JSON object) that installs the Python guest from its ISO
 /// and logs in as root with this run's key (the answer file is
 /// `http_content` with `{{ .SSHPublicKey }}`, the key file's public half;
 /// there is no password), then powers it off with `poweroff`. Tests add
-/// their provisioners around it, and build with [`python_guest_cache`].
+/// their provisioners around it, and build with [`python_guest_build`].
 pub fn python_guest_builder(vm_name: &str) -> serde_json::Value {
     let (iso, sum) = python_guest_iso();
     serde_json::json!({
