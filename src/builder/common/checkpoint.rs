@@ -360,3 +360,78 @@ pub fn add_install_media(
     key.text("floppy_label", floppy.label());
     Ok((volatile, known))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::{Event, RecordingReporter};
+    use std::sync::Arc;
+
+    fn ctx(reporter: &Arc<RecordingReporter>) -> StepContext {
+        StepContext {
+            build: "b".into(),
+            reporter: reporter.clone(),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            on_error: crate::run::runner::OnError::Cleanup,
+            debug: false,
+        }
+    }
+
+    fn infos(reporter: &RecordingReporter) -> Vec<String> {
+        reporter
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Info { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn begin_writes_once_then_reports_a_saved_or_unwritable_store_and_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = {
+            let mut b = KeyBuilder::new("test");
+            b.text("boot_command", "x<enter>");
+            b.finish()
+        };
+        let reporter = Arc::new(RecordingReporter::new());
+        let store = CheckpointStore::in_cache(dir.path());
+
+        // The first build writes it.
+        let writer = begin_checkpoint(&ctx(&reporter), &store, &key, false)
+            .await
+            .expect("no step error")
+            .expect("a writer");
+        std::fs::write(writer.disk_path(), b"disk").expect("write disk");
+        writer.commit(&[]).expect("commit");
+
+        // A second build finds it saved: said once, no writer, no error.
+        let again = begin_checkpoint(&ctx(&reporter), &store, &key, false)
+            .await
+            .expect("no step error");
+        assert!(again.is_none());
+        let said = infos(&reporter);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("is already there"), "{said:?}");
+        assert!(said[0].contains(&store.dir(&key).display().to_string()));
+
+        // A cache where the store cannot be made (a file in its place): a
+        // warning naming the cause, and the build goes on without one.
+        let blocked = tempfile::tempdir().expect("tempdir");
+        std::fs::write(blocked.path().join("checkpoints"), b"not a directory").expect("write");
+        let store = CheckpointStore::in_cache(blocked.path());
+        let none = begin_checkpoint(&ctx(&reporter), &store, &key, false)
+            .await
+            .expect("no step error");
+        assert!(none.is_none());
+        let warned = reporter.warnings();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("no install checkpoint: ")
+                && warned[0].contains(&blocked.path().join("checkpoints").display().to_string()),
+            "{warned:?}"
+        );
+    }
+}
