@@ -79,7 +79,7 @@ async fn exec(
     match exit {
         RemoteExit::Code(0) => Ok(()),
         RemoteExit::Code(code) => Err(ProvisionError::ExitStatus {
-            what: format!("{what} (`{command}`)"),
+            what: env.shown(&format!("{what} (`{command}`)")),
             code,
             allowed: vec![0],
         }),
@@ -251,8 +251,10 @@ async fn stage_and_run(
             env.render.build_type(),
             &http_addr,
         );
-        env.reporter
-            .info(&env.build, &format!("Executing Ansible: {command}"));
+        env.reporter.info(
+            &env.build,
+            &env.shown(&format!("Executing Ansible: {command}")),
+        );
         exec(
             env,
             remote,

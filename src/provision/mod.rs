@@ -52,6 +52,18 @@ impl ProvisionEnv {
         self.render_deferred(line, &BTreeMap::new())
     }
 
+    /// `text` as kiln may print it: the build's own secrets (`{{ build
+    /// `Password` }}`, `SSHPrivateKey`) become `<sensitive>`. A command line
+    /// the user wrote with them in it (ansible's `extra_arguments`,
+    /// shell-local's `environment_vars`) is shown through this; the
+    /// template's sensitive variables are masked by the reporter anyway.
+    pub fn shown(&self, text: &str) -> String {
+        let secrets = ["Password", "SSHPrivateKey", "WinRMPassword"]
+            .iter()
+            .filter_map(|k| self.build_values.get(*k).cloned());
+        crate::ui::console::SecretMask::new(secrets).mask(text)
+    }
+
     /// Each of `lines` with the build's values (ansible's
     /// `extra_arguments`).
     pub fn render_all(&self, lines: &[Deferred]) -> Result<Vec<String>, ProvisionError> {

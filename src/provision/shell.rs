@@ -123,7 +123,7 @@ pub async fn run(
             RemoteExit::Code(code) if c.valid_exit_codes.contains(&i64::from(code)) => {}
             RemoteExit::Code(code) => {
                 return Err(ProvisionError::ExitStatus {
-                    what: format!("{} (`{command}`)", script.label),
+                    what: env.shown(&format!("{} (`{command}`)", script.label)),
                     code,
                     allowed: c.valid_exit_codes.clone(),
                 });

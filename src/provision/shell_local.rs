@@ -95,12 +95,12 @@ pub async fn run(
         };
         env.reporter.info(
             &env.build,
-            &format!("Running local command: {}", argv.join(" ")),
+            &env.shown(&format!("Running local command: {}", argv.join(" "))),
         );
         let code = run_streamed(program, args, &[], env).await?;
         if !c.valid_exit_codes.contains(&i64::from(code)) {
             return Err(ProvisionError::ExitStatus {
-                what: format!("local command `{}`", argv.join(" ")),
+                what: env.shown(&format!("local command `{}`", argv.join(" "))),
                 code,
                 allowed: c.valid_exit_codes.clone(),
             });

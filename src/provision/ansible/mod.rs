@@ -268,7 +268,11 @@ async fn run_with_inventory(
     let args = command::playbook_args(c, &inv, &extra);
     env.reporter.info(
         &env.build,
-        &format!("Executing Ansible: {} {}", c.command, args.join(" ")),
+        &env.shown(&format!(
+            "Executing Ansible: {} {}",
+            c.command,
+            args.join(" ")
+        )),
     );
     let code = super::shell_local::run_streamed(&c.command, &args, &envs, env)
         .await
@@ -403,6 +407,44 @@ mod tests {
         c.extra_arguments = vec![deferred("{{ build `Hots` }}")];
         let e = user_arguments(&c, &env).expect_err("unknown value");
         assert!(e.to_string().contains("did you mean `Host`"), "{e}");
+    }
+
+    /// The command line kiln prints has the build's password masked, also
+    /// where the user put it into `extra_arguments`; the program gets it
+    /// (`echo` stands in for ansible-playbook and prints its arguments).
+    #[tokio::test]
+    async fn the_printed_command_masks_the_builds_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = config("/bin/echo");
+        c.skip_version_check = true;
+        c.playbook_file = dir.path().join("site.yml");
+        c.inventory_directory = Some(dir.path().to_owned());
+        c.extra_arguments = vec![deferred("-e"), deferred("pw={{ build `Password` }}")];
+        let reporter = Arc::new(RecordingReporter::default());
+        let mut env = env(&[
+            ("ConnType", "ssh"),
+            ("Host", "127.0.0.1"),
+            ("Port", "2222"),
+            ("User", "root"),
+            ("Password", "hunter2-secret"),
+        ]);
+        env.reporter = reporter.clone();
+        run(&c, &env).await.expect("echo runs");
+        let events: Vec<String> = reporter
+            .events()
+            .into_iter()
+            .map(|e| format!("{e:?}"))
+            .collect();
+        let (printed, rest): (Vec<_>, Vec<_>) =
+            events.iter().partition(|e| e.contains("Executing Ansible"));
+        assert_eq!(printed.len(), 1, "{events:?}");
+        assert!(printed[0].contains("pw=<sensitive>"), "{printed:?}");
+        assert!(!printed[0].contains("hunter2"), "{printed:?}");
+        // What the program printed: it was given the password.
+        assert!(
+            rest.iter().any(|e| e.contains("pw=hunter2-secret")),
+            "{events:?}"
+        );
     }
 
     #[tokio::test]
