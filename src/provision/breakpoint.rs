@@ -130,7 +130,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::ui::{Event, RecordingReporter};
+    use crate::ui::RecordingReporter;
 
     fn env(reporter: Arc<RecordingReporter>, values: &[(&str, &str)]) -> ProvisionEnv {
         ProvisionEnv {
@@ -149,16 +149,6 @@ mod tests {
             reporter,
             cancel: tokio_util::sync::CancellationToken::new(),
         }
-    }
-
-    fn infos(r: &RecordingReporter) -> Vec<String> {
-        r.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Info { message, .. } => Some(message),
-                _ => None,
-            })
-            .collect()
     }
 
     #[tokio::test]
@@ -181,7 +171,7 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let lines = infos(&reporter).join("\n");
+        let lines = reporter.infos().join("\n");
         assert!(
             lines.contains(&format!("ssh -p 2222 -i {} root@127.0.0.1", key.display())),
             "{lines}"
@@ -216,7 +206,7 @@ mod tests {
             err,
             ProvisionError::Breakpoint(NoAnswer::EndOfInput)
         ));
-        let lines = infos(&reporter).join("\n");
+        let lines = reporter.infos().join("\n");
         assert!(!lines.contains("s3cret-pw"), "{lines}");
         assert!(lines.contains("with note \"one\""), "{lines}");
         let disabled = BreakpointConfig {

@@ -189,7 +189,7 @@ mod tests {
     use super::*;
     use crate::config::decode::Deferred;
     use crate::config::provisioner::EnvVar;
-    use crate::ui::{Event, RecordingReporter};
+    use crate::ui::RecordingReporter;
     use std::sync::Arc;
     use tokio_util::sync::CancellationToken;
 
@@ -233,16 +233,6 @@ mod tests {
         }
     }
 
-    fn lines(r: &RecordingReporter) -> Vec<String> {
-        r.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Info { message, .. } => Some(message),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[tokio::test]
     async fn runs_inline_lines_with_packer_environment() {
         let reporter = Arc::new(RecordingReporter::new());
@@ -254,7 +244,7 @@ mod tests {
             vec![0],
         );
         run(&c, &env(reporter.clone()), None).await.expect("runs");
-        let out = lines(&reporter);
+        let out = reporter.infos();
         assert!(
             out.contains(&"it's b via b at 10.0.2.2:8123".to_owned()),
             "{out:?}"
@@ -279,7 +269,7 @@ mod tests {
         let e = run(&c, &env(reporter.clone()), None)
             .await
             .expect_err("fails");
-        assert!(!lines(&reporter).contains(&"never".to_owned()), "{e}");
+        assert!(!reporter.infos().contains(&"never".to_owned()), "{e}");
         // Allowed non-zero codes pass.
         run(&config(&["exit 3"], vec![0, 3]), &env(reporter), None)
             .await

@@ -136,6 +136,17 @@ impl RecordingReporter {
         lock(&self.events).clone()
     }
 
+    /// The info messages so far.
+    pub fn infos(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Info { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The warning messages so far.
     pub fn warnings(&self) -> Vec<String> {
         self.events()

@@ -364,7 +364,7 @@ pub fn add_install_media(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::{Event, RecordingReporter};
+    use crate::ui::RecordingReporter;
     use std::sync::Arc;
 
     fn ctx(reporter: &Arc<RecordingReporter>) -> StepContext {
@@ -375,17 +375,6 @@ mod tests {
             on_error: crate::run::runner::OnError::Cleanup,
             debug: false,
         }
-    }
-
-    fn infos(reporter: &RecordingReporter) -> Vec<String> {
-        reporter
-            .events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Info { message, .. } => Some(message),
-                _ => None,
-            })
-            .collect()
     }
 
     #[tokio::test]
@@ -412,7 +401,7 @@ mod tests {
             .await
             .expect("no step error");
         assert!(again.is_none());
-        let said = infos(&reporter);
+        let said = reporter.infos();
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].contains("is already there"), "{said:?}");
         assert!(said[0].contains(&store.dir(&key).display().to_string()));
