@@ -12,6 +12,9 @@ const URI: &str = "qemu:///system";
 /// A box name of the test's own: vagrant-libvirt names the base volume it
 /// uploads after the box, so the test deletes only its own.
 const BOX: &str = "kiln-test-vagrantfile";
+/// The domain vagrant-libvirt makes: the project directory's name, then
+/// the machine's.
+const DOMAIN: &str = "project_default";
 
 fn text(out: &Output) -> String {
     format!(
@@ -19,6 +22,34 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// What a failed vagrant command said, for a failure message short enough
+/// that CI shows it whole: its exit status (124 when `timeout` stopped it),
+/// the last lines of its output (where vagrant puts its error; the
+/// upload's hundred `Progress: N%` lines left out), then the ends of
+/// libvirtd's log and the domain's.
+fn failure(out: &Output) -> String {
+    let text = text(out);
+    let said: Vec<&str> = text.lines().filter(|l| !l.contains("Progress: ")).collect();
+    format!(
+        "{}; its last lines:\n{}\n--- libvirtd.log ---\n{}\n--- {DOMAIN}'s log ---\n{}",
+        out.status,
+        said[said.len().saturating_sub(20)..].join("\n"),
+        log_tail("/var/log/libvirt/libvirtd.log"),
+        log_tail(&format!("/var/log/libvirt/qemu/{DOMAIN}.log")),
+    )
+}
+
+/// The last lines of a log libvirt keeps, for a failure message.
+fn log_tail(path: &str) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(log) => {
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(12)..].join("\n")
+        }
+        Err(e) => format!("({path}: {e})"),
+    }
 }
 
 fn virsh(args: &[&str]) -> Output {
@@ -249,7 +280,7 @@ fn vm_the_top_level_vagrantfile_boots_the_tiny_box_with_vagrant_libvirt() {
     let started = Instant::now();
     let up = run.vagrant(&["up", "--provider=libvirt"], 600);
     let t = text(&up);
-    assert!(up.status.success(), "vagrant up: {t}");
+    assert!(up.status.success(), "vagrant up: {}", failure(&up));
     eprintln!("vagrant up: {:?}", started.elapsed());
     // The box's Vagrantfile asks for a `qemu` domain: it was built under TCG.
     assert!(t.contains("Domain type:       qemu"), "{t}");
@@ -257,7 +288,7 @@ fn vm_the_top_level_vagrantfile_boots_the_tiny_box_with_vagrant_libvirt() {
 
     let ssh = run.vagrant(&["ssh", "-c", "uname -a; cat /root/kiln-marker"], 120);
     let t = text(&ssh);
-    assert!(ssh.status.success(), "vagrant ssh -c: {t}");
+    assert!(ssh.status.success(), "vagrant ssh -c: {}", failure(&ssh));
     // The tiny guest's kernel and examples/tiny's provisioner's marker.
     assert!(t.contains("Linux tiny "), "{t}");
     assert!(t.contains("provisioned by kiln"), "{t}");
@@ -266,7 +297,7 @@ fn vm_the_top_level_vagrantfile_boots_the_tiny_box_with_vagrant_libvirt() {
     assert!(
         destroy.status.success(),
         "vagrant destroy: {}",
-        text(&destroy)
+        failure(&destroy)
     );
     let refused = run.remove_base_volumes();
     assert!(refused.is_empty(), "virsh vol-delete: {refused}");
