@@ -45,27 +45,21 @@ pub async fn run(
                 .as_deref()
                 .map(|e| format!(".{}", e.trim_start_matches('.')))
                 .unwrap_or_default();
-            let file = tempfile::Builder::new()
+            let dir = tempfile::Builder::new()
                 .prefix("kiln-shell-local-")
-                .suffix(&ext)
-                .tempfile()
+                .tempdir()
                 .map_err(|source| ProvisionError::Spawn {
                     what: "a temporary script".into(),
                     source,
                 })?;
-            // Close our handle before running it: an open writer makes exec
-            // fail with "text file busy".
-            let file = file.into_temp_path();
-            let written = std::fs::write(&file, text).and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700))
-            });
-            written.map_err(|source| ProvisionError::Spawn {
-                what: "a temporary script".into(),
-                source,
-            })?;
-            let path = file.to_path_buf();
-            temp = Some(file);
+            let path = dir.path().join(format!("script{ext}"));
+            write_script(&path, &text)
+                .await
+                .map_err(|source| ProvisionError::Spawn {
+                    what: format!("the temporary script {}", path.display()),
+                    source,
+                })?;
+            temp = Some(dir);
             vec![path]
         }
         ShellSource::Scripts(paths) => paths.clone(),
@@ -108,6 +102,40 @@ pub async fn run(
     }
     drop(temp);
     Ok(())
+}
+
+/// Writes `text` to `path` as a new script only its owner may run, from a
+/// `sh` child rather than from kiln. A file kiln itself opened for writing
+/// could not be run at once: a process that another of kiln's threads forks
+/// in that moment inherits the descriptor and holds it until its own `exec`,
+/// and running the script meanwhile fails with ETXTBSY ("text file busy").
+/// The child is the only process that ever holds the file open for writing,
+/// nothing forks from it, and it has exited before the script runs.
+async fn write_script(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut writer = tokio::process::Command::new("/bin/sh")
+        .args(["-c", "umask 077 && cat > \"$1\" && chmod 700 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    // The block ends the pipe: `cat` sees its end.
+    let wrote = match writer.stdin.take() {
+        Some(mut stdin) => stdin.write_all(text.as_bytes()).await,
+        None => Ok(()),
+    };
+    let out = writer.wait_with_output().await?;
+    if out.status.success() {
+        wrote
+    } else {
+        Err(std::io::Error::other(format!(
+            "sh could not write it ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// Stops the command and everything in its process group: SIGTERM, then
@@ -275,6 +303,43 @@ mod tests {
             .await
             .expect("3 allowed");
     }
+
+    /// Other threads spawning processes all the while, as a parallel
+    /// build's do: the inline script must run every time. With the script
+    /// written by kiln itself (`std::fs::write`, then run), a run of this
+    /// test failed 1 of its 400 (`sh`: "Text file busy", status 126).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_scripts_run_while_other_threads_spawn_processes() {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spawners: Vec<_> = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = std::process::Command::new("true").status();
+                    }
+                })
+            })
+            .collect();
+        let reporter = Arc::new(RecordingReporter::new());
+        let c = config(&["true"], vec![0]);
+        let mut failures = Vec::new();
+        for _ in 0..RUNS {
+            if let Err(e) = run(&c, &env(reporter.clone()), None).await {
+                failures.push(e.to_string());
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for s in spawners {
+            s.join().expect("spawner");
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {RUNS}: {failures:?}",
+            failures.len()
+        );
+    }
+    const RUNS: usize = 400;
 
     #[tokio::test]
     async fn cancellation_kills_the_command() {
