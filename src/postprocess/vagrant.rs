@@ -25,13 +25,13 @@ use std::sync::Arc;
 
 use super::compress::{self, Codec, Entry, Format};
 use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
-use crate::artifact::{Artifact, Package};
+use crate::artifact::{Artifact, Package, ids};
 use crate::config::post_processor::VagrantConfig;
 use crate::vm::ImageFormat;
 
 mod ova;
 
-pub const BUILDER_ID: &str = crate::artifact::ids::VAGRANT;
+pub const BUILDER_ID: &str = ids::VAGRANT;
 
 /// Providers whose boxes only point at a cloud image: Packer always keeps
 /// their input, or the box would be useless.
@@ -47,9 +47,9 @@ pub fn provider_for(input: &Artifact, over: Option<&str>) -> Result<String, Post
     match input.builder_id {
         // kiln's qemu builder exports an OVA/OVF only when `format` asks:
         // such a package is a VirtualBox box, not a libvirt one.
-        "transcend.qemu" if input.package.is_some() => Ok("virtualbox".into()),
-        "transcend.qemu" => Ok("libvirt".into()),
-        "mitchellh.virtualbox" => Ok("virtualbox".into()),
+        ids::QEMU if input.package.is_some() => Ok("virtualbox".into()),
+        ids::QEMU => Ok("libvirt".into()),
+        ids::VIRTUALBOX => Ok("virtualbox".into()),
         _ if input.package.is_some() => Ok("virtualbox".into()),
         _ if input.disk(ImageFormat::Qcow2).is_some() => Ok("libvirt".into()),
         other => Err(PostProcessError::Unsupported(format!(
