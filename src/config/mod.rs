@@ -6,6 +6,7 @@
 pub mod ansible;
 pub mod boot_steps;
 pub mod breakpoint;
+pub mod build_values;
 pub mod chef_solo;
 pub mod common;
 pub mod decode;

@@ -5,25 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::build_values::BUILD_VALUES;
 use super::decode::{Deferred, Fields};
-
-/// Values a build knows once its machine is up, usable through
-/// `{{ build `Host` }}` and, in execute_command, as `{{ .Host }}`.
-pub const BUILD_VALUES: &[&str] = &[
-    "ID",
-    "Host",
-    "Port",
-    "User",
-    "Password",
-    "ConnType",
-    "PackerRunUUID",
-    "PackerHTTPAddr",
-    "PackerHTTPIP",
-    "PackerHTTPPort",
-    "SSHPublicKey",
-    "SSHPrivateKey",
-    "WinRMPassword",
-];
 
 fn with_build_values(extra: &[&'static str]) -> Vec<&'static str> {
     extra.iter().chain(BUILD_VALUES).copied().collect()
