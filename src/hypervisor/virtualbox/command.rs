@@ -16,7 +16,8 @@ use std::time::Duration;
 use crate::bootcmd::Action;
 use crate::bootcmd::scancode::{self, VboxStep};
 
-use super::driver::VBOXMANAGE;
+/// The program's name on PATH.
+pub const VBOXMANAGE: &str = "VBoxManage";
 
 /// The name Packer gives the SSH forwarding rule; kept so that templates'
 /// `vboxmanage_post` rows that delete it still work.
