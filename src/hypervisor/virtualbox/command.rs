@@ -227,17 +227,6 @@ pub enum StorageBus {
 }
 
 impl StorageBus {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ide" => Self::Ide,
-            "sata" => Self::Sata,
-            "scsi" => Self::Scsi,
-            "pcie" | "nvme" => Self::Pcie,
-            "virtio" => Self::Virtio,
-            _ => return None,
-        })
-    }
-
     /// The controller's name in the VM, as Packer names it.
     pub fn controller_name(self) -> &'static str {
         match self {
