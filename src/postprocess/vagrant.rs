@@ -11,7 +11,8 @@
 //!   own names (the OVF refers to them), and `config.vm.base_mac` from the
 //!   OVF's first NIC. An OVF manifest (`.mf`) is left out: it names the
 //!   OVF's old file name, so it would no longer verify. An OVA's manifest
-//!   is checked instead, as its members are copied ([`ova`]).
+//!   is checked instead, as its members are copied
+//!   ([`crate::artifact::ovf::read_ova`]).
 //!
 //! The box is streamed straight from the artifact's files (and out of an
 //! OVA, never unpacked) into a parallel gzip ([`super::pgzip`]) under a
@@ -25,11 +26,10 @@ use std::sync::Arc;
 
 use super::compress::{self, Codec, Entry, Format};
 use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
+use crate::artifact::ovf::read_ova;
 use crate::artifact::{Artifact, Package, ids};
 use crate::config::post_processor::VagrantConfig;
 use crate::vm::ImageFormat;
-
-mod ova;
 
 pub const BUILDER_ID: &str = ids::VAGRANT;
 
@@ -154,15 +154,25 @@ fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
             (text, entries)
         }
         Package::Ova(ova) => {
-            let package = ova::read(ova)?;
+            let package = read_ova(ova)?;
             let mut entries = vec![Entry::Bytes {
                 name: "box.ovf".into(),
                 data: package.descriptor.clone().into_bytes(),
             }];
             if !package.members.is_empty() {
+                let members = package
+                    .members
+                    .into_iter()
+                    .map(|m| compress::Member {
+                        source: m.name.clone(),
+                        name: m.name,
+                        size: m.size,
+                        digest: m.digest,
+                    })
+                    .collect();
                 entries.push(Entry::Members {
                     archive: ova.clone(),
-                    members: package.members,
+                    members,
                 });
             }
             (package.descriptor, entries)
