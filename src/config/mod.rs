@@ -10,6 +10,7 @@ pub mod build_values;
 pub mod chef_solo;
 pub mod common;
 pub mod decode;
+mod env_vars;
 pub mod go_value;
 pub mod googlecompute;
 mod local_path;
