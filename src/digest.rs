@@ -125,19 +125,39 @@ pub fn hex(bytes: &[u8]) -> String {
 /// The digest of the file at `path` in lowercase hex, read in 1 MiB
 /// blocks (the one file hasher for parts without a progress bar).
 pub fn file_hex(algorithm: Algorithm, path: &std::path::Path) -> std::io::Result<String> {
+    Ok(hex(&file_digest(algorithm, path)?.bytes))
+}
+
+/// A file's digest and the number of bytes it was taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    pub bytes: Vec<u8>,
+    pub len: u64,
+}
+
+/// The digest of the file at `path` and its length as read, in 1 MiB
+/// blocks (for keys that hash the length too).
+pub fn file_digest(algorithm: Algorithm, path: &std::path::Path) -> std::io::Result<FileDigest> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut h = Hasher::new(algorithm);
+    let mut len = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match f.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
+            Ok(n) => {
+                h.update(&buf[..n]);
+                len += n as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(h.finalize_hex())
+    Ok(FileDigest {
+        bytes: h.finalize(),
+        len,
+    })
 }
 
 #[cfg(test)]
@@ -158,6 +178,12 @@ mod tests {
             h.finalize_hex()
         );
         assert!(file_hex(Algorithm::Sha256, &dir.path().join("gone")).is_err());
+        let digest = file_digest(Algorithm::Sha256, &path).expect("hash");
+        assert_eq!(digest.len, content.len() as u64);
+        assert_eq!(
+            hex(&digest.bytes),
+            file_hex(Algorithm::Sha256, &path).expect("hash")
+        );
     }
 
     #[test]

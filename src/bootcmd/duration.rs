@@ -1,7 +1,11 @@
 //! The `XX` of `<waitXX>`: Go's duration syntax as Packer's grammar accepts
 //! it (`1m30s`, `500ms`, `1.5h`), or a bare integer of seconds (`<wait10>`).
+//! The grammar is scanned here; units and arithmetic are Go's, from
+//! [`crate::host::go_duration`].
 
 use std::time::Duration;
+
+use crate::host::go_duration::{MAX_NANOS, number_nanos, unit_at};
 
 /// What follows `wait` inside `<wait…>`, when it has the shape of a wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,20 +19,6 @@ pub(crate) enum WaitLength {
     /// inside the duration).
     Invalid(&'static str),
 }
-
-/// Units in the order Packer's grammar tries them (`ms` before `m`).
-const UNITS: &[(&str, i128)] = &[
-    ("ns", 1),
-    ("us", 1_000),
-    ("\u{b5}s", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-];
-
-/// Go's `time.Duration` limit.
-const MAX_NANOS: i128 = i64::MAX as i128;
 
 /// Reads `[duration | integer]` followed by `>` at the start of `text`.
 /// Returns the length and the bytes consumed including the `>`, or None
@@ -124,20 +114,9 @@ fn component(text: &str) -> Option<(Component, usize)> {
             pos += 1 + digits;
         }
     }
-    let (unit_name, unit) = UNITS
-        .iter()
-        .find(|(name, _)| text[pos..].starts_with(name))?;
-    pos += unit_name.len();
-    // Digits beyond what an i128 holds can only mean an overflow.
-    let whole = whole.parse::<i128>().unwrap_or(i128::MAX);
-    let mut nanos = whole.saturating_mul(*unit);
-    if !fraction.is_empty() {
-        // Nanosecond precision is all a Duration keeps; 20 digits are plenty.
-        let kept = &fraction[..fraction.len().min(20)];
-        let scale = 10i128.pow(kept.len() as u32);
-        let value = kept.parse::<i128>().unwrap_or(0);
-        nanos = nanos.saturating_add(value.saturating_mul(*unit) / scale);
-    }
+    let (unit_len, unit) = unit_at(&text[pos..])?;
+    pos += unit_len;
+    let nanos = number_nanos(whole, fraction, unit);
     Some((Component { negative, nanos }, pos))
 }
 

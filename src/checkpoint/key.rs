@@ -3,12 +3,11 @@
 //! (name, digest) pairs can be written beside a checkpoint and compared by
 //! a person wondering why a build did not resume.
 
-use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::digest::hex;
+use crate::digest::{self, Algorithm, hex};
 
 /// kiln's checkpoint format version: part of every key, raised whenever
 /// what a checkpoint holds or how the key is encoded changes, so an old
@@ -178,21 +177,12 @@ impl KeyBuilder {
     }
 }
 
+/// The file's length, then its SHA-256: the bytes a key has always taken
+/// for a file.
 fn hash_file_into(h: &mut Sha256, path: &Path) -> std::io::Result<()> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    let mut content = Sha256::new();
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        content.update(&buf[..n]);
-    }
-    h.update(total.to_le_bytes());
-    h.update(content.finalize());
+    let content = digest::file_digest(Algorithm::Sha256, path)?;
+    h.update(content.len.to_le_bytes());
+    h.update(&content.bytes);
     Ok(())
 }
 
@@ -323,6 +313,28 @@ mod tests {
             })
         };
         assert_ne!(o(None), o(Some("")));
+    }
+
+    /// A key names a checkpoint kept in the cache: the same inputs must
+    /// give the same key from one kiln to the next (a change raises
+    /// FORMAT_VERSION instead).
+    #[test]
+    fn keys_of_files_and_trees_stay_what_they_were() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(dir.path().join("sub/preseed.cfg"), "d-i x\n").expect("write");
+        std::fs::write(dir.path().join("ks.cfg"), "").expect("write");
+        let pinned = key(|b| {
+            b.file("preseed", &dir.path().join("sub/preseed.cfg"))
+                .expect("file")
+                .tree("http_directory", dir.path())
+                .expect("tree")
+                .text("boot_command", "x<enter>");
+        });
+        assert_eq!(
+            pinned.as_str(),
+            "1ecb8fea3eaf8e541fab6bb289f2a83708d89831e1844a6416ac465c23b0a600"
+        );
     }
 
     #[test]

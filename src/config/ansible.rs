@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use super::decode::{Deferred, Fields};
-use super::provisioner::{EnvVar, key_value_templates, resolve_local_path};
+use super::env_vars::{EnvVar, key_value_templates};
+use super::local_path::resolve_local_path;
 
 /// What `inventory_file_template` may use, as in Packer.
 pub const INVENTORY_TEMPLATE_FIELDS: &[&str] = &["HostAlias", "Host", "User", "Port"];

@@ -58,7 +58,7 @@ impl DecodeContext<'_> {
 /// that knows the value can render the string again (as Packer does).
 static BUILD_VALUE_PLACEHOLDERS: std::sync::LazyLock<BTreeMap<String, String>> =
     std::sync::LazyLock::new(|| {
-        super::provisioner::BUILD_VALUES
+        super::build_values::BUILD_VALUES
             .iter()
             .map(|k| ((*k).to_owned(), format!("{{{{ build `{k}` }}}}")))
             .collect()

@@ -43,54 +43,9 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Go's time.ParseDuration with its sign: `(negative, magnitude)`. The
-/// one parser behind settings and HCL's `timeadd`, which takes "-10s".
-pub fn parse_signed_go_duration(s: &str) -> Result<(bool, Duration), String> {
-    let (negative, mut rest) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok((negative, Duration::ZERO));
-    }
-    if rest.is_empty() {
-        return Err("it is empty".into());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!("expected a number at `{rest}`"));
-        }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("`{}` is not a number", &rest[..num_len]))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err(format!("`{number}` has no unit (ns, us, ms, s, m, h)")),
-            other => {
-                return Err(format!(
-                    "unknown unit `{other}` (use ns, us, ms, s, m or h)"
-                ));
-            }
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    let magnitude = Duration::try_from_secs_f64(total).map_err(|_| "it is too long")?;
-    Ok((negative, magnitude))
-}
+/// one parser ([`crate::host::go_duration`]) behind settings and HCL's
+/// `timeadd`, which takes "-10s".
+pub use crate::host::go_duration::parse_signed as parse_signed_go_duration;
 
 /// Sizes in MiB: "10240" (MiB), "10G", "512M", "1T", "1048576K", "10GiB", "10GB".
 pub fn parse_size_mib(s: &str) -> Option<u64> {

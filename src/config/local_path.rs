@@ -2,10 +2,29 @@
 //! `local_state_tree`, …): resolved like script paths and checked to exist
 //! with the right kind at validation, as Packer's `Prepare` does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::decode::Fields;
-use super::provisioner::resolve_local_path;
+
+/// Script paths are relative to the working directory, as in Packer; a
+/// path found only beside the template is taken from there.
+pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    let ctx = f.context();
+    if p.is_absolute() {
+        return p.to_owned();
+    }
+    let from_cwd = ctx.pwd().join(p);
+    if from_cwd.exists() {
+        return from_cwd;
+    }
+    let beside_template = ctx.template.dir.join(p);
+    if beside_template.exists() {
+        beside_template
+    } else {
+        from_cwd
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {

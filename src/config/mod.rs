@@ -6,9 +6,11 @@
 pub mod ansible;
 pub mod boot_steps;
 pub mod breakpoint;
+pub mod build_values;
 pub mod chef_solo;
 pub mod common;
 pub mod decode;
+mod env_vars;
 pub mod go_value;
 pub mod googlecompute;
 mod local_path;

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::decode::{Deferred, Fields};
-use super::provisioner::{ShellLocalConfig, decode_shell_local, resolve_local_path};
+use super::local_path::resolve_local_path;
+use super::provisioner::{ShellLocalConfig, decode_shell_local};
 
 pub const POST_PROCESSOR_TYPES: &[&str] = &[
     "vagrant",

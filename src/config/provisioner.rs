@@ -2,28 +2,14 @@
 //! and the keys every provisioner has (`only`, `except`, `override`,
 //! `pause_before`, `timeout`, `max_retries`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::build_values::BUILD_VALUES;
 use super::decode::{Deferred, Fields};
-
-/// Values a build knows once its machine is up, usable through
-/// `{{ build `Host` }}` and, in execute_command, as `{{ .Host }}`.
-pub const BUILD_VALUES: &[&str] = &[
-    "ID",
-    "Host",
-    "Port",
-    "User",
-    "Password",
-    "ConnType",
-    "PackerRunUUID",
-    "PackerHTTPAddr",
-    "PackerHTTPIP",
-    "PackerHTTPPort",
-    "SSHPublicKey",
-    "SSHPrivateKey",
-    "WinRMPassword",
-];
+pub use super::env_vars::EnvVar;
+use super::env_vars::key_value_templates;
+use super::local_path::resolve_local_path;
 
 fn with_build_values(extra: &[&'static str]) -> Vec<&'static str> {
     extra.iter().chain(BUILD_VALUES).copied().collect()
@@ -54,12 +40,6 @@ pub struct ShellConfig {
     pub skip_clean: bool,
     pub binary: bool,
 }
-
-/// One `environment_vars` entry, `KEY=value`: the whole entry is one
-/// template (as Packer renders it before splitting at the first `=`),
-/// checked at validation to split into a non-empty key.
-#[derive(Debug, Clone)]
-pub struct EnvVar(pub Deferred);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -164,26 +144,6 @@ impl ProvisionerKind {
     }
 }
 
-/// Script paths are relative to the working directory, as in Packer; a
-/// path found only beside the template is taken from there.
-pub fn resolve_local_path(f: &Fields<'_>, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    let ctx = f.context();
-    if p.is_absolute() {
-        return p.to_owned();
-    }
-    let from_cwd = ctx.pwd().join(p);
-    if from_cwd.exists() {
-        return from_cwd;
-    }
-    let beside_template = ctx.template.dir.join(p);
-    if beside_template.exists() {
-        beside_template
-    } else {
-        from_cwd
-    }
-}
-
 /// `inline` / `script` / `scripts`: exactly one, scripts must exist.
 fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource> {
     let command = if allow_command {
@@ -238,32 +198,6 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
         paths.push(path);
     }
     Some(ShellSource::Scripts(paths))
-}
-
-/// `["KEY=value", ...]` (`environment_vars`, ansible's `ansible_env_vars`):
-/// the shape is checked now, on the value as it renders before the build;
-/// each entry is rendered again when its provisioner runs. `example` is a
-/// valid entry for the hint.
-pub(super) fn key_value_templates(
-    f: &mut Fields<'_>,
-    key: &'static str,
-    example: &str,
-) -> Vec<EnvVar> {
-    let mut out = Vec::new();
-    for (template, entry) in f.run_time_string_list(key).unwrap_or_default() {
-        match entry.split_once('=') {
-            Some((k, _)) if !k.is_empty() => out.push(EnvVar(template)),
-            _ => {
-                let span = f.span_of(key).unwrap_or_default();
-                f.error_at(
-                    span,
-                    format!("{key}: `{entry}` is not of the form KEY=value"),
-                )
-                .hint = Some(format!("e.g. \"{example}\""));
-            }
-        }
-    }
-    out
 }
 
 fn exit_codes(f: &mut Fields<'_>) -> Vec<i64> {

@@ -51,7 +51,7 @@ pub struct QemuConfig {
     pub format: ImageFormat,
     /// `format: "ova"` / `"ovf"`: export the finished disk as OVF 1.0.
     pub export: Option<ExportFormat>,
-    pub disk_interface: String,
+    pub disk_interface: DiskInterface,
     pub disk_cache: String,
     pub disk_discard: String,
     pub disk_detect_zeroes: String,
@@ -62,7 +62,7 @@ pub struct QemuConfig {
     pub skip_resize_disk: bool,
     pub net_device: String,
     pub net_bridge: Option<String>,
-    pub cdrom_interface: Option<String>,
+    pub cdrom_interface: Option<DiskInterface>,
     pub headless: bool,
     pub use_default_display: bool,
     pub display: Option<String>,
@@ -295,7 +295,45 @@ impl QemuImgArgs {
     }
 }
 
-const DISK_INTERFACES: &[&str] = &["virtio", "ide", "scsi", "virtio-scsi"];
+/// How a disk or CD-ROM attaches (`disk_interface`, `cdrom_interface`),
+/// parsed once here; the builder maps it to the driver's own type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskInterface {
+    Virtio,
+    Ide,
+    Scsi,
+    /// A virtio-scsi controller with SCSI disks on it.
+    VirtioScsi,
+}
+
+impl DiskInterface {
+    /// Every interface, in the order `disk_interface`'s error lists them.
+    const ALL: [Self; 4] = [Self::Virtio, Self::Ide, Self::Scsi, Self::VirtioScsi];
+    /// The order `cdrom_interface`'s error lists them.
+    const CDROM_ORDER: [Self; 4] = [Self::Ide, Self::Scsi, Self::Virtio, Self::VirtioScsi];
+
+    /// The template's spelling (also what an install checkpoint's key takes).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Virtio => "virtio",
+            Self::Ide => "ide",
+            Self::Scsi => "scsi",
+            Self::VirtioScsi => "virtio-scsi",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// `key` as one of `listed`; an error (with a did-you-mean) for any
+    /// other value.
+    fn decode(f: &mut Fields<'_>, key: &'static str, listed: [Self; 4]) -> Option<Self> {
+        let names = listed.map(Self::name);
+        f.one_of(key, &names).as_deref().and_then(Self::from_name)
+    }
+}
+
 const NET_DEVICES: &[&str] = &[
     "virtio-net",
     "virtio-net-pci",
@@ -382,9 +420,8 @@ impl QemuConfig {
             Some("raw") => ImageFormat::Raw,
             _ => ImageFormat::Qcow2,
         };
-        let disk_interface = f
-            .one_of("disk_interface", DISK_INTERFACES)
-            .unwrap_or_else(|| "virtio".into());
+        let disk_interface = DiskInterface::decode(f, "disk_interface", DiskInterface::ALL)
+            .unwrap_or(DiskInterface::Virtio);
         let disk_cache = f
             .one_of(
                 "disk_cache",
@@ -406,7 +443,7 @@ impl QemuConfig {
             .unwrap_or_else(|| "virtio-net".into());
         let net_bridge = f.string("net_bridge").filter(|s| !s.is_empty());
         let cdrom_interface =
-            f.one_of("cdrom_interface", &["ide", "scsi", "virtio", "virtio-scsi"]);
+            DiskInterface::decode(f, "cdrom_interface", DiskInterface::CDROM_ORDER);
         let headless = f.bool("headless").unwrap_or(false);
         let use_default_display = f.bool("use_default_display").unwrap_or(false);
         let display = f.string("display").filter(|s| !s.is_empty());

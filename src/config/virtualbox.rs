@@ -9,6 +9,7 @@ use super::common::{
     output_directory,
 };
 use super::decode::{Deferred, Fields};
+pub use super::virtualbox_hw::StorageInterface;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestAdditionsMode {
@@ -43,12 +44,12 @@ pub struct VirtualBoxIsoConfig {
     pub cpus: u32,
     pub memory_mib: u64,
     pub disk_size_mib: u64,
-    pub hard_drive_interface: String,
+    pub hard_drive_interface: StorageInterface,
     pub hard_drive_discard: bool,
     pub hard_drive_nonrotational: bool,
     pub sata_port_count: u32,
     pub nvme_port_count: u32,
-    pub iso_interface: String,
+    pub iso_interface: StorageInterface,
     pub nic_type: Option<String>,
     pub chipset: String,
     pub firmware: String,
@@ -62,7 +63,7 @@ pub struct VirtualBoxIsoConfig {
     pub vboxmanage: Vec<Vec<Deferred>>,
     pub vboxmanage_post: Vec<Vec<Deferred>>,
     pub guest_additions_mode: GuestAdditionsMode,
-    pub guest_additions_interface: Option<String>,
+    pub guest_additions_interface: Option<StorageInterface>,
     pub guest_additions_path: Option<Deferred>,
     pub guest_additions_url: Option<Deferred>,
     pub guest_additions_sha256: Option<String>,
@@ -127,19 +128,16 @@ impl VirtualBoxIsoConfig {
         let cpus = f.u64("cpus").filter(|&n| n > 0).unwrap_or(1) as u32;
         let memory_mib = f.u64("memory").filter(|&n| n > 0).unwrap_or(512);
         let disk_size_mib = f.u64("disk_size").filter(|&n| n > 0).unwrap_or(40000);
-        let hard_drive_interface = f
-            .one_of(
-                "hard_drive_interface",
-                &["ide", "sata", "scsi", "pcie", "nvme", "virtio"],
-            )
-            .unwrap_or_else(|| "ide".into());
+        let hard_drive_interface =
+            StorageInterface::decode(f, "hard_drive_interface", StorageInterface::DISK_NAMES)
+                .unwrap_or(StorageInterface::Ide);
         let hard_drive_discard = f.bool("hard_drive_discard").unwrap_or(false);
         let hard_drive_nonrotational = f.bool("hard_drive_nonrotational").unwrap_or(false);
         let sata_port_count = f.u64_in("sata_port_count", 1, 30).unwrap_or(1) as u32;
         let nvme_port_count = f.u64_in("nvme_port_count", 1, 255).unwrap_or(1) as u32;
-        let iso_interface = f
-            .one_of("iso_interface", &["ide", "sata", "virtio"])
-            .unwrap_or_else(|| "ide".into());
+        let iso_interface =
+            StorageInterface::decode(f, "iso_interface", StorageInterface::CD_NAMES)
+                .unwrap_or(StorageInterface::Ide);
         let nic_type = f.one_of(
             "nic_type",
             &[
@@ -160,7 +158,7 @@ impl VirtualBoxIsoConfig {
             .unwrap_or_else(|| "bios".into());
         let gfx_controller = f.one_of("gfx_controller", &["vboxvga", "vboxsvga", "vmsvga", "none"]);
         let gfx_vram_size = f.u64_in("gfx_vram_size", 1, 256);
-        let hw = super::virtualbox_hw::HwExtras::decode(f, &hard_drive_interface, nvme_port_count);
+        let hw = super::virtualbox_hw::HwExtras::decode(f, hard_drive_interface, nvme_port_count);
         let headless = f.bool("headless").unwrap_or(false);
         let sound = f
             .string("sound")
@@ -185,13 +183,14 @@ impl VirtualBoxIsoConfig {
             None => GuestAdditionsMode::Upload,
         };
         let guest_additions_interface =
-            f.one_of("guest_additions_interface", &["ide", "sata", "virtio"]);
-        if hard_drive_interface == "ide" {
+            StorageInterface::decode(f, "guest_additions_interface", StorageInterface::CD_NAMES);
+        if hard_drive_interface == StorageInterface::Ide {
             super::virtualbox_hw::check_ide_disk_and_guest_additions(
                 f,
                 hw.disk_additional_size_mib.len(),
                 guest_additions_mode == GuestAdditionsMode::Attach
-                    && guest_additions_interface.as_deref().unwrap_or("ide") == "ide",
+                    && guest_additions_interface.unwrap_or(StorageInterface::Ide)
+                        == StorageInterface::Ide,
             );
         }
         let guest_additions_path = f.deferred("guest_additions_path", &["Version"]);

@@ -35,6 +35,43 @@ pub fn check_ide_disk_and_guest_additions(
     );
 }
 
+/// A storage controller kind (`hard_drive_interface`, `iso_interface`,
+/// `guest_additions_interface`), parsed once here; the builder maps it to
+/// the driver's own type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageInterface {
+    Ide,
+    Sata,
+    Scsi,
+    /// NVMe: `pcie`, or `nvme` as kiln also accepts.
+    Pcie,
+    Virtio,
+}
+
+impl StorageInterface {
+    /// What `hard_drive_interface` accepts, in its error's order.
+    pub(super) const DISK_NAMES: &[&str] = &["ide", "sata", "scsi", "pcie", "nvme", "virtio"];
+    /// What `iso_interface` and `guest_additions_interface` accept.
+    pub(super) const CD_NAMES: &[&str] = &["ide", "sata", "virtio"];
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "ide" => Self::Ide,
+            "sata" => Self::Sata,
+            "scsi" => Self::Scsi,
+            "pcie" | "nvme" => Self::Pcie,
+            "virtio" => Self::Virtio,
+            _ => return None,
+        })
+    }
+
+    /// `key` as one of `names`; an error (with a did-you-mean) for any
+    /// other value.
+    pub(super) fn decode(f: &mut Fields<'_>, key: &'static str, names: &[&str]) -> Option<Self> {
+        f.one_of(key, names).as_deref().and_then(Self::from_name)
+    }
+}
+
 /// VirtualBox hardware settings beyond the basic machine, held as they are
 /// in the builder's config (`VirtualBoxIsoConfig::hw`).
 #[derive(Debug, Clone)]
@@ -56,7 +93,11 @@ pub struct HwExtras {
 }
 
 impl HwExtras {
-    pub fn decode(f: &mut Fields<'_>, hard_drive_interface: &str, nvme_port_count: u32) -> Self {
+    pub fn decode(
+        f: &mut Fields<'_>,
+        hard_drive_interface: StorageInterface,
+        nvme_port_count: u32,
+    ) -> Self {
         let gfx_accelerate_3d = f.bool("gfx_accelerate_3d");
         let gfx_efi_resolution = f.string("gfx_efi_resolution").filter(|s| !s.is_empty());
         if let Some(res) = &gfx_efi_resolution
@@ -119,7 +160,7 @@ fn usb_controllers(f: &mut Fields<'_>) -> Vec<String> {
 }
 
 /// `disk_additional_size`: a list of sizes in MiB, each a positive number.
-fn additional_disks(f: &mut Fields<'_>, bus: &str, nvme_port_count: u32) -> Vec<u64> {
+fn additional_disks(f: &mut Fields<'_>, bus: StorageInterface, nvme_port_count: u32) -> Vec<u64> {
     let Some(node) = f.raw("disk_additional_size") else {
         return Vec::new();
     };
@@ -155,7 +196,7 @@ fn additional_disks(f: &mut Fields<'_>, bus: &str, nvme_port_count: u32) -> Vec<
         return sizes;
     }
     let span = node.span;
-    if bus == "ide" && sizes.len() > IDE_ADDITIONAL_DISKS {
+    if bus == StorageInterface::Ide && sizes.len() > IDE_ADDITIONAL_DISKS {
         f.error_at(
             span,
             format!(
@@ -172,7 +213,7 @@ fn additional_disks(f: &mut Fields<'_>, bus: &str, nvme_port_count: u32) -> Vec<
                 sizes.len()
             ),
         );
-    } else if matches!(bus, "pcie" | "nvme") && sizes.len() + 1 > nvme_port_count as usize {
+    } else if bus == StorageInterface::Pcie && sizes.len() + 1 > nvme_port_count as usize {
         let span = f.span_of("nvme_port_count").unwrap_or(span);
         f.error_at(
             span,

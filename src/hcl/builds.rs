@@ -521,7 +521,7 @@ fn source_scope(scope: &Scope, ty: &str, name: &str) -> Scope {
     src.insert("name".to_owned(), HclValue::String(name.to_owned()));
     s.set("source", HclValue::Object(src));
     let mut build = Map::new();
-    for k in crate::config::provisioner::BUILD_VALUES {
+    for k in crate::config::build_values::BUILD_VALUES {
         build.insert(
             (*k).to_owned(),
             HclValue::String(format!("{{{{ build `{k}` }}}}")),

@@ -1,5 +1,6 @@
 //! Running a short program to completion with its output captured (stdin
-//! closed): how the drivers call `qemu-img` and `VBoxManage`, so each
+//! closed): how the drivers call `qemu-img` and `VBoxManage`, and how the
+//! async steps ask a program for its version or convert a disk, so each
 //! names the command line and reports stderr the same way.
 
 use std::ffi::{OsStr, OsString};
@@ -31,11 +32,34 @@ pub struct SpawnError {
 /// use it for programs whose output is small.
 pub fn run_captured(program: &OsStr, args: &[OsString]) -> Result<Captured, SpawnError> {
     let command = display_command(program, args);
-    match Command::new(program)
+    let output = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        .output();
+    captured(command, output)
+}
+
+/// [`run_captured`] for async code: the program is killed if the future
+/// is dropped (a cancelled build does not leave it running).
+pub async fn run_captured_async(
+    program: &OsStr,
+    args: &[OsString],
+) -> Result<Captured, SpawnError> {
+    let command = display_command(program, args);
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
         .output()
-    {
+        .await;
+    captured(command, output)
+}
+
+fn captured(
+    command: String,
+    output: std::io::Result<std::process::Output>,
+) -> Result<Captured, SpawnError> {
+    match output {
         Ok(out) => Ok(Captured {
             command,
             status: out.status,
@@ -64,6 +88,24 @@ mod tests {
             out.command,
             "sh -c 'echo out; echo '\\'' err '\\'' >&2; exit 3'"
         );
+    }
+
+    #[tokio::test]
+    async fn the_async_run_captures_the_same() {
+        let args: Vec<OsString> = ["-c", "echo out; echo ' err ' >&2; exit 3"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let out = run_captured_async(OsStr::new("sh"), &args)
+            .await
+            .expect("sh runs");
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, "err");
+        let err = run_captured_async(OsStr::new("/nonexistent/kiln-no-such"), &[])
+            .await
+            .expect_err("no such program");
+        assert_eq!(err.source.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -13,10 +13,11 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use super::checksum::{ExpectedDigest, Hasher};
+use super::checksum::Hasher;
 use super::pgzip::ParallelGzWriter;
 use super::{PostProcessContext, PostProcessError, StepOutput, WatchedReader, blocking};
 use crate::artifact::Artifact;
+use crate::artifact::ovf::ExpectedDigest;
 use crate::config::post_processor::CompressConfig;
 
 pub const BUILDER_ID: &str = crate::artifact::ids::COMPRESS;
@@ -385,7 +386,7 @@ fn copy_members(
         if let (Some(digest), Some(hasher)) = (&member.digest, reader.inner.hasher) {
             digest
                 .verify(hasher, archive, &member.source)
-                .map_err(WriteError::Member)?;
+                .map_err(|mismatch| WriteError::Member(PostProcessError::Corrupt(mismatch)))?;
         }
         copied += 1;
     }

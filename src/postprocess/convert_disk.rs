@@ -2,9 +2,11 @@
 //! one program that reads every format a builder writes. A failed
 //! conversion leaves no partial output.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 use crate::artifact::Disk;
+use crate::host::program::run_captured_async;
 
 /// Converts `disk` to `out` in qemu-img's `format` (`raw`, `vmdk`, `vpc`, …)
 /// with extra `options`; on failure returns qemu-img's complaint.
@@ -14,19 +16,17 @@ pub async fn convert_disk(
     format: &str,
     options: &[&str],
 ) -> Result<(), String> {
-    let source_format = disk.format.as_str();
-    let status = tokio::process::Command::new("qemu-img")
-        .args(["convert", "-f", source_format, "-O", format])
-        .args(options)
-        .arg(&disk.path)
-        .arg(out)
-        .kill_on_drop(true)
-        .output()
-        .await;
-    let problem = match status {
+    let mut args: Vec<OsString> = ["convert", "-f", disk.format.as_str(), "-O", format]
+        .into_iter()
+        .chain(options.iter().copied())
+        .map(OsString::from)
+        .collect();
+    args.push(disk.path.clone().into_os_string());
+    args.push(out.as_os_str().to_owned());
+    let problem = match run_captured_async(OsStr::new("qemu-img"), &args).await {
         Ok(o) if o.status.success() => return Ok(()),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-        Err(e) => format!("cannot run qemu-img: {e}"),
+        Ok(o) => o.stderr,
+        Err(e) => format!("cannot run qemu-img: {}", e.source),
     };
     let _ = std::fs::remove_file(out);
     Err(problem)

@@ -159,7 +159,7 @@ pub enum PostProcessError {
     #[error("{}: {problem}", archive.display())]
     BadArchive { archive: PathBuf, problem: String },
     #[error(transparent)]
-    Corrupt(Box<checksum::DigestMismatch>),
+    Corrupt(Box<crate::artifact::ovf::DigestMismatch>),
     #[error("shell-local failed")]
     ShellLocal(#[source] crate::provision::ProvisionError),
     #[error("manifest {}: existing file is not a Packer manifest", path.display())]
@@ -176,6 +176,19 @@ pub enum PostProcessError {
     GoogleComputeExport(#[source] Box<googlecompute_export::ExportError>),
     #[error("interrupted")]
     Cancelled,
+}
+
+/// An OVA that cannot be read fails the post-processor with the same
+/// words.
+impl From<crate::artifact::ovf::OvaReadError> for PostProcessError {
+    fn from(e: crate::artifact::ovf::OvaReadError) -> Self {
+        use crate::artifact::ovf::OvaReadError;
+        match e {
+            OvaReadError::Bad { archive, problem } => Self::BadArchive { archive, problem },
+            OvaReadError::Corrupt(mismatch) => Self::Corrupt(mismatch),
+            OvaReadError::Io { what, path, source } => Self::Io { what, path, source },
+        }
+    }
 }
 
 impl PostProcessError {

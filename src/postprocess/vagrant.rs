@@ -11,7 +11,8 @@
 //!   own names (the OVF refers to them), and `config.vm.base_mac` from the
 //!   OVF's first NIC. An OVF manifest (`.mf`) is left out: it names the
 //!   OVF's old file name, so it would no longer verify. An OVA's manifest
-//!   is checked instead, as its members are copied ([`ova`]).
+//!   is checked instead, as its members are copied
+//!   ([`crate::artifact::ovf::read_ova`]).
 //!
 //! The box is streamed straight from the artifact's files (and out of an
 //! OVA, never unpacked) into a parallel gzip ([`super::pgzip`]) under a
@@ -25,13 +26,12 @@ use std::sync::Arc;
 
 use super::compress::{self, Codec, Entry, Format};
 use super::{PostProcessContext, PostProcessError, StepOutput, blocking};
-use crate::artifact::{Artifact, Package};
+use crate::artifact::ovf::read_ova;
+use crate::artifact::{Artifact, Package, ids};
 use crate::config::post_processor::VagrantConfig;
 use crate::vm::ImageFormat;
 
-mod ova;
-
-pub const BUILDER_ID: &str = crate::artifact::ids::VAGRANT;
+pub const BUILDER_ID: &str = ids::VAGRANT;
 
 /// Providers whose boxes only point at a cloud image: Packer always keeps
 /// their input, or the box would be useless.
@@ -47,9 +47,9 @@ pub fn provider_for(input: &Artifact, over: Option<&str>) -> Result<String, Post
     match input.builder_id {
         // kiln's qemu builder exports an OVA/OVF only when `format` asks:
         // such a package is a VirtualBox box, not a libvirt one.
-        "transcend.qemu" if input.package.is_some() => Ok("virtualbox".into()),
-        "transcend.qemu" => Ok("libvirt".into()),
-        "mitchellh.virtualbox" => Ok("virtualbox".into()),
+        ids::QEMU if input.package.is_some() => Ok("virtualbox".into()),
+        ids::QEMU => Ok("libvirt".into()),
+        ids::VIRTUALBOX => Ok("virtualbox".into()),
         _ if input.package.is_some() => Ok("virtualbox".into()),
         _ if input.disk(ImageFormat::Qcow2).is_some() => Ok("libvirt".into()),
         other => Err(PostProcessError::Unsupported(format!(
@@ -154,15 +154,25 @@ fn virtualbox_plan(input: &Artifact) -> Result<BoxPlan, PostProcessError> {
             (text, entries)
         }
         Package::Ova(ova) => {
-            let package = ova::read(ova)?;
+            let package = read_ova(ova)?;
             let mut entries = vec![Entry::Bytes {
                 name: "box.ovf".into(),
                 data: package.descriptor.clone().into_bytes(),
             }];
             if !package.members.is_empty() {
+                let members = package
+                    .members
+                    .into_iter()
+                    .map(|m| compress::Member {
+                        source: m.name.clone(),
+                        name: m.name,
+                        size: m.size,
+                        digest: m.digest,
+                    })
+                    .collect();
                 entries.push(Entry::Members {
                     archive: ova.clone(),
-                    members: package.members,
+                    members,
                 });
             }
             (package.descriptor, entries)

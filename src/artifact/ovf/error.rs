@@ -1,8 +1,9 @@
-//! What can go wrong while exporting an OVF package; every variant names
-//! the file or command involved.
+//! What can go wrong while exporting an OVF package or reading an OVA;
+//! every variant names the file or command involved.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use super::manifest::DigestMismatch;
 use crate::artifact::ConvertError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,4 +51,29 @@ pub enum OvaError {
     },
     #[error("the export to {} was cancelled", out.display())]
     Cancelled { out: PathBuf },
+}
+
+/// Why an OVA cannot be read as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum OvaReadError {
+    /// Not an OVA kiln will take apart.
+    #[error("{}: {problem}", archive.display())]
+    Bad { archive: PathBuf, problem: String },
+    /// The descriptor is not what the manifest says.
+    #[error(transparent)]
+    Corrupt(Box<DigestMismatch>),
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl OvaReadError {
+    pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| Self::Io { what, path, source }
+    }
 }

@@ -1,16 +1,19 @@
 //! OVF 1.0 packages: the descriptor ([`write_ovf`]), and the two forms a
 //! package takes on disk, a single `.ova` tar ([`export_ova`]) or a
-//! directory of `.ovf` + `.vmdk` + `.mf` ([`export_ovf`]).
+//! directory of `.ovf` + `.vmdk` + `.mf` ([`export_ovf`]); an OVA read
+//! back ([`read_ova`]), its `.mf` checked.
 
 mod descriptor;
 mod error;
 mod manifest;
+mod ova_reader;
 mod package;
 mod xml;
 
 pub use descriptor::{VMDK_STREAM_OPTIMIZED_FORMAT, write_ovf};
-pub use error::OvaError;
-pub use manifest::{manifest_line, parse_manifest};
+pub use error::{OvaError, OvaReadError};
+pub use manifest::{DigestMismatch, ExpectedDigest, ManifestLine, manifest_line, parse_manifest};
+pub use ova_reader::{OvaContents, OvaMember, read_ova};
 pub use package::{export_ova, export_ovf};
 
 /// What the OVF descriptor says about the virtual machine.

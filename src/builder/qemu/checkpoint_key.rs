@@ -8,6 +8,7 @@ use crate::builder::common::checkpoint::{
     InstallMedia, add_install_media, as_written, resolve, why_no_checkpoint,
 };
 use crate::checkpoint::{KeyBuilder, volatile_functions};
+use crate::config::qemu::DiskInterface;
 
 use super::QemuState;
 
@@ -49,13 +50,16 @@ pub(super) fn install_key(state: &QemuState) -> Result<(KeyBuilder, Vec<String>)
     };
 
     key.number("disk_size_mib", c.disk_size_mib);
-    key.text("disk_interface", &c.disk_interface);
+    key.text("disk_interface", c.disk_interface.name());
     key.text("format", c.format.as_str());
     key.number("memory_mib", c.memory_mib);
     key.number("cpus", u64::from(c.cpus));
     key.text("machine_type", &c.machine_type);
     key.text("net_device", &c.net_device);
-    key.optional("cdrom_interface", c.cdrom_interface.as_deref());
+    key.optional(
+        "cdrom_interface",
+        c.cdrom_interface.map(DiskInterface::name),
+    );
     match &c.firmware {
         Some(fw) => {
             let path = resolve(common, &fw.display().to_string());

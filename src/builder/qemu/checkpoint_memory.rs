@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use crate::checkpoint::MemoryState;
+use crate::host::program::run_captured_async;
 use crate::hypervisor::qemu::migrate::{self, load_state};
 use crate::hypervisor::qemu::{Backing, ConvertOptions, ImageFormat, QemuImg, QemuImgCli};
 use crate::run::runner::StepContext;
@@ -52,12 +53,9 @@ pub(super) fn why_no_memory(state: &QemuState) -> Option<&'static str> {
 
 /// The first line of `qemu-system-… --version`.
 async fn qemu_version(binary: &str) -> Result<String, String> {
-    let out = tokio::process::Command::new(binary)
-        .arg("--version")
-        .kill_on_drop(true)
-        .output()
+    let out = run_captured_async(binary.as_ref(), &["--version".into()])
         .await
-        .map_err(|e| format!("cannot run {binary} --version: {e}"))?;
+        .map_err(|e| format!("cannot run {binary} --version: {}", e.source))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .next()

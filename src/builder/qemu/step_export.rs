@@ -3,7 +3,7 @@
 //! replaces the qcow2 with it.
 
 use crate::artifact::ovf::{DiskController, OsType, OvfSpec, export_ova, export_ovf};
-use crate::config::qemu::ExportFormat;
+use crate::config::qemu::{DiskInterface, ExportFormat};
 use crate::hypervisor::qemu::QemuImgCli;
 use crate::run::runner::{Step, StepContext, StepFuture};
 
@@ -26,10 +26,10 @@ impl Step<QemuState> for StepExport {
             let mut spec = OvfSpec::new(&base, OsType::linux_64(), c.disk_size_mib * 1024 * 1024);
             spec.cpus = c.cpus;
             spec.memory_mib = c.memory_mib;
-            spec.disk_controller = match c.disk_interface.as_str() {
-                "ide" => DiskController::Ide,
-                "scsi" | "virtio-scsi" => DiskController::Scsi,
-                _ => DiskController::Sata,
+            spec.disk_controller = match c.disk_interface {
+                DiskInterface::Ide => DiskController::Ide,
+                DiskInterface::Scsi | DiskInterface::VirtioScsi => DiskController::Scsi,
+                DiskInterface::Virtio => DiskController::Sata,
             };
             let disk = state.disk_path.clone();
             let out_dir = state.output_dir.clone();

@@ -15,6 +15,7 @@ use crate::run::runner::{
 };
 
 use super::{QemuState, checkpoint_memory, fail_on_host};
+use crate::config::qemu::DiskInterface as ConfigDiskInterface;
 use crate::vm::Accelerator;
 
 pub struct StepRunVm;
@@ -54,7 +55,7 @@ fn command(
     let installed = c.disk_image || (state.resumed_from().is_some() && !incoming);
     cmd.incoming_deferred = incoming;
     cmd.boot = Some(if installed { "c" } else { "once=d" }.to_owned());
-    let interface = DiskInterface::parse(&c.disk_interface).unwrap_or(DiskInterface::Virtio);
+    let interface = disk_interface(c.disk_interface);
     for path in std::iter::once(&state.disk_path).chain(&state.additional_disks) {
         let mut disk = DiskDrive::new(path.clone(), state.image_format());
         disk.interface = interface;
@@ -66,13 +67,13 @@ fn command(
     if !installed && let Some(iso) = &state.common.iso_path {
         cmd.cdroms.push(CdromDrive {
             path: iso.clone(),
-            interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),
+            interface: c.cdrom_interface.map(disk_interface),
         });
     }
     if let Some(cd) = &state.common.cd_path {
         cmd.cdroms.push(CdromDrive {
             path: cd.clone(),
-            interface: c.cdrom_interface.as_deref().and_then(DiskInterface::parse),
+            interface: c.cdrom_interface.map(disk_interface),
         });
     }
     cmd.floppy = state.common.floppy_path.clone();
@@ -376,6 +377,16 @@ async fn stop_vm(state: &mut QemuState, ctx: &StepContext) {
                 }
             }
         }
+    }
+}
+
+/// The driver's interface for the configured one.
+fn disk_interface(configured: ConfigDiskInterface) -> DiskInterface {
+    match configured {
+        ConfigDiskInterface::Virtio => DiskInterface::Virtio,
+        ConfigDiskInterface::Ide => DiskInterface::Ide,
+        ConfigDiskInterface::Scsi => DiskInterface::Scsi,
+        ConfigDiskInterface::VirtioScsi => DiskInterface::VirtioScsi,
     }
 }
 

@@ -2,8 +2,21 @@
 //! configuration: the driver never sees config types (DESIGN: drivers take
 //! their own typed specs).
 
-use crate::config::virtualbox::{ExportFormat, GuestAdditionsMode, VirtualBoxIsoConfig};
+use crate::config::virtualbox::{
+    ExportFormat, GuestAdditionsMode, StorageInterface, VirtualBoxIsoConfig,
+};
 use crate::hypervisor::virtualbox::{DiskSpec, ExportSpec, StorageBus, VmSpec};
+
+/// The driver's bus for the configured interface.
+fn storage_bus(configured: StorageInterface) -> StorageBus {
+    match configured {
+        StorageInterface::Ide => StorageBus::Ide,
+        StorageInterface::Sata => StorageBus::Sata,
+        StorageInterface::Scsi => StorageBus::Scsi,
+        StorageInterface::Pcie => StorageBus::Pcie,
+        StorageInterface::Virtio => StorageBus::Virtio,
+    }
+}
 
 pub fn vm_spec(c: &VirtualBoxIsoConfig) -> VmSpec {
     VmSpec {
@@ -46,13 +59,11 @@ pub fn disk_spec(c: &VirtualBoxIsoConfig) -> DiskSpec {
         path,
         additional,
         size_mib: c.disk_size_mib,
-        bus: StorageBus::parse(&c.hard_drive_interface).unwrap_or(StorageBus::Ide),
-        iso_bus: StorageBus::parse(&c.iso_interface).unwrap_or(StorageBus::Ide),
+        bus: storage_bus(c.hard_drive_interface),
+        iso_bus: storage_bus(c.iso_interface),
         additions_bus: (c.guest_additions_mode == GuestAdditionsMode::Attach).then(|| {
             c.guest_additions_interface
-                .as_deref()
-                .and_then(StorageBus::parse)
-                .unwrap_or(StorageBus::Ide)
+                .map_or(StorageBus::Ide, storage_bus)
         }),
         cd_files: !c.media.cd.is_empty(),
         sata_port_count: c.sata_port_count,

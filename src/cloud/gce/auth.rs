@@ -422,7 +422,7 @@ impl TokenSource {
         let status = response.status();
         let text = response.text().await.map_err(http_err)?;
         if !status.is_success() {
-            return Err(wrap(super::compute::api_error(status.as_u16(), &text)));
+            return Err(wrap(super::error::api_error(status.as_u16(), &text)));
         }
         let generated: GeneratedToken =
             serde_json::from_str(&text).map_err(|e| GceError::BadResponse {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::TokenSource;
-use super::error::{GceError, hint_for};
+use super::error::{GceError, api_error, hint_for};
 
 pub struct ComputeClient {
     http: reqwest::Client,
@@ -126,28 +126,6 @@ pub struct OperationError {
     pub code: String,
     #[serde(default)]
     pub message: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: u16,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-    #[serde(default)]
-    status: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorItem {
-    #[serde(default)]
-    reason: String,
 }
 
 /// What the driver needs to create an instance (the builder maps its
@@ -609,51 +587,9 @@ fn decode<T: serde::de::DeserializeOwned>(url: &str, value: Value) -> Result<T, 
     })
 }
 
-/// compute v1's error body → a typed error with a hint.
-pub(super) fn api_error(code: u16, text: &str) -> GceError {
-    match serde_json::from_str::<ErrorBody>(text) {
-        Ok(body) => {
-            let reason = body
-                .error
-                .errors
-                .first()
-                .map(|e| e.reason.clone())
-                .filter(|r| !r.is_empty())
-                .or(body.error.status)
-                .unwrap_or_else(|| code.to_string());
-            GceError::Api {
-                code: body.error.code,
-                hint: hint_for(&reason, &body.error.message),
-                reason,
-                message: body.error.message,
-            }
-        }
-        Err(_) => GceError::Api {
-            code,
-            reason: "unknown".to_owned(),
-            message: text.chars().take(300).collect(),
-            hint: None,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_error_body_becomes_a_message_with_a_hint() {
-        let e = api_error(
-            404,
-            r#"{"error":{"code":404,"message":"The resource 'projects/p/global/images/family/nope' was not found","errors":[{"message":"x","domain":"global","reason":"notFound"}]}}"#,
-        );
-        let text = e.to_string();
-        assert!(
-            text.contains("family/nope' was not found (HTTP 404, notFound)"),
-            "{text}"
-        );
-        assert!(text.contains("source_image_family"), "{text}");
-    }
 
     #[test]
     fn an_instance_body_carries_packers_keys_and_keeps_its_disk() {

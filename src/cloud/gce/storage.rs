@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::TokenSource;
-use super::compute::api_error;
 use super::error::GceError;
+use super::error::api_error;
 
 /// GCS's public endpoint.
 pub const STORAGE_ENDPOINT: &str = "https://storage.googleapis.com/";

@@ -22,17 +22,6 @@ pub enum DiskInterface {
 }
 
 impl DiskInterface {
-    /// Parses the configuration's spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "virtio" => Self::Virtio,
-            "ide" => Self::Ide,
-            "scsi" => Self::Scsi,
-            "virtio-scsi" => Self::VirtioScsi,
-            _ => return None,
-        })
-    }
-
     fn if_name(self) -> &'static str {
         match self {
             Self::Virtio => "virtio",

@@ -16,7 +16,8 @@ use std::time::Duration;
 use crate::bootcmd::Action;
 use crate::bootcmd::scancode::{self, VboxStep};
 
-use super::driver::VBOXMANAGE;
+/// The program's name on PATH.
+pub const VBOXMANAGE: &str = "VBoxManage";
 
 /// The name Packer gives the SSH forwarding rule; kept so that templates'
 /// `vboxmanage_post` rows that delete it still work.
@@ -226,17 +227,6 @@ pub enum StorageBus {
 }
 
 impl StorageBus {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ide" => Self::Ide,
-            "sata" => Self::Sata,
-            "scsi" => Self::Scsi,
-            "pcie" | "nvme" => Self::Pcie,
-            "virtio" => Self::Virtio,
-            _ => return None,
-        })
-    }
-
     /// The controller's name in the VM, as Packer names it.
     pub fn controller_name(self) -> &'static str {
         match self {

@@ -9,11 +9,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use super::command::VBoxCommand;
+use super::command::{VBOXMANAGE, VBoxCommand};
 use crate::host::program::run_captured;
-
-/// The program's name on PATH.
-pub const VBOXMANAGE: &str = "VBoxManage";
 
 /// Environment variables naming VirtualBox's install directory, checked in
 /// this order before PATH (the VirtualBox installer sets them on Windows;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::{ProvisionEnv, ProvisionError};
 use crate::config::ansible::AnsibleConfig;
+use crate::host::program::run_captured_async;
 use command::Invocation;
 use inventory::Target;
 
@@ -75,25 +76,21 @@ fn find_program(program: &str) -> Option<PathBuf> {
 
 /// `ansible-playbook --version`, as Packer checks it before running.
 async fn check_version(c: &AnsibleConfig, env: &ProvisionEnv) -> Result<(), ProvisionError> {
-    let out = tokio::process::Command::new(&c.command)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
+    let out = run_captured_async(c.command.as_ref(), &["--version".into()])
         .await
         .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
+            if e.source.kind() == std::io::ErrorKind::NotFound {
                 AnsibleError::NotFound {
                     command: c.command.clone(),
                 }
             } else {
                 AnsibleError::Io {
                     what: format!("cannot run `{} --version`", c.command),
-                    source: e,
+                    source: e.source,
                 }
             }
         })?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &out.stderr;
     if !out.status.success() {
         return Err(AnsibleError::VersionCheck {
             command: c.command.clone(),

@@ -1,31 +1,41 @@
-//! An OVA as a virtualbox box takes it: listed without reading its disks,
-//! checked (one `.ovf` descriptor, at most one `.mf` manifest, plain member
-//! names), the descriptor verified against the manifest here and the other
-//! members given the manifest's digests, to be verified as the box streams
-//! them out of the OVA.
+//! Reading an OVA as a consumer takes it (the vagrant post-processor's
+//! virtualbox box): listed without reading its disks, checked (one `.ovf`
+//! descriptor, at most one `.mf` manifest, plain member names), the
+//! descriptor verified against the manifest here and the other members
+//! given the manifest's digests, to be verified as they are streamed out
+//! of the OVA. The writer is [`super::package`].
 
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
-use crate::postprocess::PostProcessError;
-use crate::postprocess::checksum::ExpectedDigest;
-use crate::postprocess::compress::Member;
+use super::error::OvaReadError;
+use super::manifest::{ExpectedDigest, ManifestLine};
 
 /// Largest descriptor or manifest read into memory: both are a few KiB, so
 /// a larger one is not what its name says.
 const TEXT_MAX: u64 = 16 << 20;
 
-/// What a box takes from an OVA: the descriptor's text, and the other
-/// members (the disks) under their own names.
-pub(super) struct Ova {
-    pub(super) descriptor: String,
-    pub(super) members: Vec<Member>,
+/// What an OVA holds: the descriptor's text, and the other members (the
+/// disks) under their own names.
+pub struct OvaContents {
+    pub descriptor: String,
+    pub members: Vec<OvaMember>,
+}
+
+/// A member of an OVA other than its descriptor and manifest.
+pub struct OvaMember {
+    /// Its name in the OVA (a plain file name).
+    pub name: String,
+    /// The size its header states.
+    pub size: u64,
+    /// Its digest as the manifest lists it, to check while it is read.
+    pub digest: Option<ExpectedDigest>,
 }
 
 /// Lists and checks the OVA at `path`, reading only its descriptor and
 /// manifest.
-pub(super) fn read(path: &Path) -> Result<Ova, PostProcessError> {
+pub fn read_ova(path: &Path) -> Result<OvaContents, OvaReadError> {
     let Listing {
         descriptors,
         manifests,
@@ -60,14 +70,14 @@ pub(super) fn read(path: &Path) -> Result<Ova, PostProcessError> {
     let (name, text) = descriptor;
     let descriptor =
         String::from_utf8(text).map_err(|_| bad(path, format!("`{name}` is not UTF-8 text")))?;
-    Ok(Ova {
+    Ok(OvaContents {
         descriptor,
         members,
     })
 }
 
-fn bad(ova: &Path, problem: String) -> PostProcessError {
-    PostProcessError::BadArchive {
+fn bad(ova: &Path, problem: String) -> OvaReadError {
+    OvaReadError::Bad {
         archive: ova.to_owned(),
         problem,
     }
@@ -85,20 +95,20 @@ fn names(texts: &[Text]) -> String {
 struct Listing {
     descriptors: Vec<Text>,
     manifests: Vec<Text>,
-    members: Vec<Member>,
+    members: Vec<OvaMember>,
 }
 
 /// Reads the OVA's headers, seeking over the disks.
-fn list(path: &Path) -> Result<Listing, PostProcessError> {
-    let file = std::fs::File::open(path).map_err(PostProcessError::io("cannot open", path))?;
+fn list(path: &Path) -> Result<Listing, OvaReadError> {
+    let file = std::fs::File::open(path).map_err(OvaReadError::io("cannot open", path))?;
     let len = file
         .metadata()
-        .map_err(PostProcessError::io("cannot read", path))?
+        .map_err(OvaReadError::io("cannot read", path))?
         .len();
     let mut archive = tar::Archive::new(file);
     let entries = archive
         .entries_with_seek()
-        .map_err(PostProcessError::io("cannot read", path))?;
+        .map_err(OvaReadError::io("cannot read", path))?;
     let mut seen = BTreeSet::new();
     let mut listing = Listing {
         descriptors: Vec::new(),
@@ -106,7 +116,7 @@ fn list(path: &Path) -> Result<Listing, PostProcessError> {
         members: Vec::new(),
     };
     for entry in entries {
-        let mut entry = entry.map_err(PostProcessError::io("cannot read", path))?;
+        let mut entry = entry.map_err(OvaReadError::io("cannot read", path))?;
         let kind = entry.header().entry_type();
         if kind.is_pax_global_extensions() {
             continue;
@@ -144,8 +154,7 @@ fn list(path: &Path) -> Result<Listing, PostProcessError> {
             let text = read_small(&mut entry, &name, size, path)?;
             listing.manifests.push((name, text));
         } else {
-            listing.members.push(Member {
-                source: name.clone(),
+            listing.members.push(OvaMember {
                 name,
                 size,
                 digest: None,
@@ -161,8 +170,8 @@ fn apply_manifest(
     ova: &Path,
     (manifest_name, manifest): &Text,
     (descriptor_name, descriptor): &Text,
-    members: &mut [Member],
-) -> Result<(), PostProcessError> {
+    members: &mut [OvaMember],
+) -> Result<(), OvaReadError> {
     let text = std::str::from_utf8(manifest)
         .map_err(|_| bad(ova, format!("`{manifest_name}` is not UTF-8 text")))?;
     let mut listed = BTreeSet::new();
@@ -191,8 +200,10 @@ fn apply_manifest(
         if line.file == descriptor_name {
             let mut hasher = digest.hasher();
             hasher.update(descriptor);
-            digest.verify(hasher, ova, descriptor_name)?;
-        } else if let Some(member) = members.iter_mut().find(|m| m.source == line.file) {
+            digest
+                .verify(hasher, ova, descriptor_name)
+                .map_err(OvaReadError::Corrupt)?;
+        } else if let Some(member) = members.iter_mut().find(|m| m.name == line.file) {
             member.digest = Some(digest);
         } else {
             let problem = format!(
@@ -211,7 +222,7 @@ fn read_small(
     name: &str,
     size: u64,
     ova: &Path,
-) -> Result<Vec<u8>, PostProcessError> {
+) -> Result<Vec<u8>, OvaReadError> {
     if size > TEXT_MAX {
         let problem = format!("`{name}` is {size} bytes, too large for a descriptor or manifest");
         return Err(bad(ova, problem));
@@ -219,7 +230,7 @@ fn read_small(
     let mut data = Vec::new();
     entry
         .read_to_end(&mut data)
-        .map_err(PostProcessError::io("cannot read", ova))?;
+        .map_err(OvaReadError::io("cannot read", ova))?;
     Ok(data)
 }
 
@@ -236,34 +247,6 @@ fn name_problem(name: &str) -> Option<&'static str> {
         Some("is not a file name")
     } else {
         None
-    }
-}
-
-/// One line of an OVF manifest: `SHA256(file)= digest` as ovftool writes
-/// it, or `SHA1 (file) = digest` as VirtualBox does.
-#[derive(Debug, PartialEq, Eq)]
-struct ManifestLine<'a> {
-    algorithm: &'a str,
-    file: &'a str,
-    digest: &'a str,
-}
-
-impl<'a> ManifestLine<'a> {
-    fn parse(line: &'a str) -> Option<Self> {
-        let (algorithm, rest) = line.split_once('(')?;
-        // The last `=`: a file name may hold one, a digest cannot.
-        let (file, digest) = rest.rsplit_once('=')?;
-        let file = file.trim_end().strip_suffix(')')?;
-        let (algorithm, digest) = (algorithm.trim(), digest.trim());
-        let well_formed = !algorithm.is_empty()
-            && !file.is_empty()
-            && !digest.is_empty()
-            && digest.chars().all(|c| c.is_ascii_hexdigit());
-        well_formed.then_some(Self {
-            algorithm,
-            file,
-            digest,
-        })
     }
 }
 
@@ -297,7 +280,7 @@ mod tests {
         crate::digest::hex(&sha2::Sha256::digest(data))
     }
 
-    fn problem(result: Result<Ova, PostProcessError>) -> String {
+    fn problem(result: Result<OvaContents, OvaReadError>) -> String {
         match result {
             Ok(_) => panic!("the OVA was accepted"),
             Err(e) => e.to_string(),
@@ -305,32 +288,6 @@ mod tests {
     }
 
     const OVF: &[u8] = br#"<Envelope><Adapter MACAddress="080027C0FFEE"/></Envelope>"#;
-
-    #[test]
-    fn manifest_lines_of_ovftool_and_virtualbox() {
-        let line = |algorithm, file, digest| {
-            Some(ManifestLine {
-                algorithm,
-                file,
-                digest,
-            })
-        };
-        assert_eq!(
-            ManifestLine::parse("SHA256(vm-disk1.vmdk)= ab01"),
-            line("SHA256", "vm-disk1.vmdk", "ab01")
-        );
-        assert_eq!(
-            ManifestLine::parse("SHA1 (vm.ovf) = AB01"),
-            line("SHA1", "vm.ovf", "AB01")
-        );
-        assert_eq!(
-            ManifestLine::parse("SHA1(a(b)=c.vmdk)= 00"),
-            line("SHA1", "a(b)=c.vmdk", "00")
-        );
-        assert_eq!(ManifestLine::parse("SHA1(vm.ovf)= not-hex"), None);
-        assert_eq!(ManifestLine::parse("(vm.ovf)= 00"), None);
-        assert_eq!(ManifestLine::parse("vm.ovf 00"), None);
-    }
 
     #[test]
     fn member_names_must_be_plain_file_names() {
@@ -358,7 +315,7 @@ mod tests {
                 ("vm.mf", mf.as_bytes()),
             ],
         );
-        let package = read(&path).expect("reads the OVA");
+        let package = read_ova(&path).expect("reads the OVA");
         assert_eq!(package.descriptor.as_bytes(), OVF);
         let members: Vec<(&str, u64, bool)> = package
             .members
@@ -376,7 +333,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mf = format!("SHA256(vm.ovf)= {}\n", sha256(b"another descriptor"));
         let path = ova(dir.path(), &[("vm.ovf", OVF), ("vm.mf", mf.as_bytes())]);
-        let message = problem(read(&path));
+        let message = problem(read_ova(&path));
         assert!(
             message.contains("is corrupt: `vm.ovf` does not match its SHA256 digest in `vm.mf`"),
             "{message}"
@@ -387,9 +344,9 @@ mod tests {
     fn one_descriptor_is_needed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let none = ova(dir.path(), &[("vm-disk1.vmdk", b"disk")]);
-        assert!(problem(read(&none)).ends_with("it holds no .ovf descriptor"));
+        assert!(problem(read_ova(&none)).ends_with("it holds no .ovf descriptor"));
         let two = ova(dir.path(), &[("a.ovf", OVF), ("b.OVF", OVF)]);
-        let message = problem(read(&two));
+        let message = problem(read_ova(&two));
         assert!(
             message.ends_with("it holds 2 .ovf descriptors (a.ovf, b.OVF); a box holds one"),
             "{message}"
@@ -401,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         for name in ["../x.vmdk", "/abs.vmdk", "dir/x.vmdk", "../vm.ovf"] {
             let path = ova(dir.path(), &[("vm.ovf", OVF), (name, b"disk")]);
-            let message = problem(read(&path));
+            let message = problem(read_ova(&path));
             assert!(
                 message.contains(&format!("the member `{name}` has")),
                 "{name}: {message}"
@@ -414,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mf = "SHA256(vm-disk1.vmdk)= 00\n";
         let path = ova(dir.path(), &[("vm.ovf", OVF), ("vm.mf", mf.as_bytes())]);
-        let message = problem(read(&path));
+        let message = problem(read_ova(&path));
         assert!(
             message.ends_with(
                 "`vm.mf` lists `vm-disk1.vmdk`, which the OVA does not hold: it is incomplete"
@@ -433,7 +390,7 @@ mod tests {
             .open(&path)
             .expect("opens the OVA");
         file.set_len(2048).expect("truncates");
-        let message = problem(read(&path));
+        let message = problem(read_ova(&path));
         assert!(
             message.ends_with("it ends inside `vm-disk1.vmdk`: the OVA is truncated"),
             "{message}"
