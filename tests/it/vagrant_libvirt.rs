@@ -132,6 +132,37 @@ fn running(comm: &str) -> bool {
         })
 }
 
+/// libvirt checks `/dev/kvm` as its QEMU user; when that user cannot open
+/// it (a machine without udev leaves it root-only), libvirt takes the
+/// QEMU capabilities it probed as stale and probes QEMU again at every call
+/// (36 QEMUs started in one `vagrant up`, ~70 s, each one a chance to fail).
+/// scripts/bootstrap gives /dev/kvm Debian's udev permissions.
+fn assert_libvirt_trusts_its_capabilities() {
+    if !Path::new("/dev/kvm").exists() {
+        return;
+    }
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "libvirt-qemu",
+            "--",
+            "test",
+            "-r",
+            "/dev/kvm",
+            "-a",
+            "-w",
+            "/dev/kvm",
+        ])
+        .output()
+        .expect("runuser runs (util-linux)");
+    assert!(
+        out.status.success(),
+        "libvirt's QEMU user cannot open /dev/kvm, so libvirt would probe QEMU at every call; \
+         run scripts/bootstrap (it makes /dev/kvm root:kvm 0660, as udev does on Debian): {}",
+        text(&out)
+    );
+}
+
 /// The libvirt daemons this test started (none when they already ran:
 /// there is no systemd here to start them on demand); stopped on drop.
 struct Daemons(Vec<Child>);
@@ -263,6 +294,7 @@ fn vm_the_top_level_vagrantfile_boots_the_tiny_box_with_vagrant_libvirt() {
         "vagrant-libvirt is not installed (scripts/bootstrap installs it): {}",
         text(&plugins)
     );
+    assert_libvirt_trusts_its_capabilities();
     let boxfile = crate::vm::built_box();
     let _daemons = Daemons::ensure_running();
 
