@@ -31,11 +31,15 @@ fn text(out: &Output) -> String {
 /// libvirtd's log and the domain's.
 fn failure(out: &Output) -> String {
     let text = text(out);
-    let said: Vec<&str> = text.lines().filter(|l| !l.contains("Progress: ")).collect();
+    let said = text
+        .lines()
+        .filter(|l| !l.contains("Progress: "))
+        .collect::<Vec<_>>()
+        .join("\n");
     format!(
         "{}; its last lines:\n{}\n--- libvirtd.log ---\n{}\n--- {DOMAIN}'s log ---\n{}",
         out.status,
-        said[said.len().saturating_sub(20)..].join("\n"),
+        last_lines(&said, 20),
         log_tail("/var/log/libvirt/libvirtd.log"),
         log_tail(&format!("/var/log/libvirt/qemu/{DOMAIN}.log")),
     )
@@ -44,12 +48,15 @@ fn failure(out: &Output) -> String {
 /// The last lines of a log libvirt keeps, for a failure message.
 fn log_tail(path: &str) -> String {
     match std::fs::read_to_string(path) {
-        Ok(log) => {
-            let lines: Vec<&str> = log.lines().collect();
-            lines[lines.len().saturating_sub(12)..].join("\n")
-        }
+        Ok(log) => last_lines(&log, 12),
         Err(e) => format!("({path}: {e})"),
     }
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn virsh(args: &[&str]) -> Output {
