@@ -318,6 +318,46 @@ fn is_supported(
     false
 }
 
+/// Builder, provisioner and post-processor types of Packer and its
+/// HashiCorp plugins that kiln does not implement, near enough to one it
+/// does for a did-you-mean to mislead.
+const PACKER_TYPES_NOT_IN_KILN: &[&str] = &[
+    "virtualbox-ovf",
+    "virtualbox-vm",
+    "vmware-iso",
+    "vmware-vmx",
+    "hyperv-iso",
+    "hyperv-vmcx",
+    "parallels-iso",
+    "parallels-pvm",
+    "amazon-ebs",
+    "amazon-ebssurrogate",
+    "amazon-ebsvolume",
+    "amazon-instance",
+    "amazon-chroot",
+    "googlecompute-chroot",
+    "vagrant",
+    "null",
+    "file",
+    "docker",
+    "docker-import",
+    "docker-push",
+    "docker-tag",
+    "docker-save",
+    "vagrant-cloud",
+    "vagrant-registry",
+    "windows-shell",
+    "windows-restart",
+    "powershell",
+    "chef-client",
+    "puppet-masterless",
+    "puppet-server",
+    "ansible-navigator",
+    "inspec",
+    "converge",
+    "artifice",
+];
+
 fn unsupported_type(
     kind: &str,
     name: &str,
@@ -339,7 +379,14 @@ fn unsupported_type(
             format!("`-except={flag_name}` leaves it out and runs the rest")
         }
     };
-    let hint = match did_you_mean(name, supported.iter().copied()) {
+    // A real type of Packer's is not a misspelling of a neighbour
+    // (`virtualbox-ovf` is not `virtualbox-iso`).
+    let suggestion = if PACKER_TYPES_NOT_IN_KILN.contains(&name) {
+        None
+    } else {
+        did_you_mean(name, supported.iter().copied())
+    };
+    let hint = match suggestion {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!(
             "kiln supports the {kind} types {}; {leave_out}",

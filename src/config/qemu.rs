@@ -515,10 +515,21 @@ impl QemuConfig {
                 "use_backing_file needs disk_image: true and format: qcow2",
             );
         }
-        if disk_compression && format != ImageFormat::Qcow2 {
+        // Packer turns compression off for other formats without a word;
+        // templates switch `format` with a variable and keep the key.
+        let disk_compression = if disk_compression && format != ImageFormat::Qcow2 {
             let span = f.span_of("disk_compression").unwrap_or_default();
-            f.error_at(span, "disk_compression needs format: qcow2");
-        }
+            f.warn_at(
+                span,
+                format!(
+                    "disk_compression has no effect with format: {}; only qcow2 is compressed",
+                    format.as_str()
+                ),
+            );
+            false
+        } else {
+            disk_compression
+        };
         if vm_name.contains('/') {
             let span = f.span_of("vm_name").unwrap_or_default();
             f.error_at(

@@ -23,6 +23,14 @@ struct Source<'a> {
     type_span: Span,
 }
 
+/// The sources a build block uses, and every source the template defines
+/// (`source.TYPE.NAME`): `only` and `except` may name one the build does
+/// not use, as in a post-processor shared by several templates' builds.
+struct BuildSources<'a, 'b> {
+    used: &'a [Used<'b>],
+    defined: &'a [String],
+}
+
 /// One source as used by a build block.
 struct Used<'a> {
     source: &'a Source<'a>,
@@ -234,14 +242,12 @@ fn read_build(
     if let Some((d, _)) = string_attr(b, "description", base, scope, files, &path, diags) {
         t.description.get_or_insert(d);
     }
-    let find = |r: &str, span: Span, diags: &mut Diagnostics| -> Option<&Source<'_>> {
-        let key = if r.starts_with("source.") {
-            r.to_owned()
-        } else {
-            format!("source.{r}")
-        };
+    let mut unresolved = false;
+    let mut find = |r: &str, span: Span, diags: &mut Diagnostics| -> Option<&Source<'_>> {
+        let key = source_key(r);
         let found = refs.iter().position(|x| *x == key).map(|i| &sources[i]);
         if found.is_none() {
+            unresolved = true;
             let d = diags.error(
                 &path,
                 format!("`{r}` is not a defined source"),
@@ -355,7 +361,8 @@ fn read_build(
             _ => {}
         }
     }
-    if used.is_empty() {
+    // A reference that names no source has its own error already.
+    if used.is_empty() && !unresolved {
         diags
             .error(
                 &path,
@@ -419,6 +426,10 @@ fn read_build(
         });
     }
 
+    let build_sources = BuildSources {
+        used: &used,
+        defined: refs,
+    };
     let mut chains: Vec<Vec<Section>> = Vec::new();
     let mut index = 0;
     for s in b.body.iter() {
@@ -431,7 +442,7 @@ fn read_build(
                     "provisioner",
                     index,
                     &path,
-                    &used,
+                    &build_sources,
                     scope,
                     files,
                     diags,
@@ -445,7 +456,7 @@ fn read_build(
                     "error-cleanup-provisioner",
                     0,
                     &path,
-                    &used,
+                    &build_sources,
                     scope,
                     files,
                     diags,
@@ -467,7 +478,7 @@ fn read_build(
                     "post-processor",
                     chains.len(),
                     &path,
-                    &used,
+                    &build_sources,
                     scope,
                     files,
                     diags,
@@ -487,7 +498,7 @@ fn read_build(
                                 "post-processors",
                                 i,
                                 &path,
-                                &used,
+                                &build_sources,
                                 scope,
                                 files,
                                 diags,
@@ -540,11 +551,12 @@ fn plugin_sections(
     kind: &str,
     index: usize,
     build_path: &str,
-    used: &[Used<'_>],
+    build_sources: &BuildSources<'_, '_>,
     scope: &Scope,
     files: &Files,
     diags: &mut Diagnostics,
 ) -> Vec<Section> {
+    let used = build_sources.used;
     let span = span_of(base, b.ident.span());
     let [ty] = b.labels.as_slice() else {
         diags
@@ -568,6 +580,8 @@ fn plugin_sections(
         let a = b.body.get_attribute(key)?;
         let aspan = span_of(base, a.value.span());
         match eval(&a.value, scope) {
+            // Null is unset, as in Packer: `except = cond ? list : null`.
+            Ok(HclValue::Null) => None,
             Ok(HclValue::Array(items)) => {
                 let names: Vec<String> = items
                     .iter()
@@ -575,7 +589,8 @@ fn plugin_sections(
                     .filter_map(|i| i.as_str().map(str::to_owned))
                     .collect();
                 for n in &names {
-                    let known = used.iter().any(|u| matches_source(n, u));
+                    let known = used.iter().any(|u| matches_source(n, u))
+                        || build_sources.defined.contains(&source_key(n));
                     if !known {
                         let all: Vec<String> = used
                             .iter()
@@ -595,12 +610,16 @@ fn plugin_sections(
                 }
                 Some(names)
             }
-            _ => {
+            Ok(_) => {
                 diags.error(
                     &path,
                     format!("{key}: expected a list of source names (TYPE.NAME)"),
                     files.location(aspan),
                 );
+                None
+            }
+            Err(e) => {
+                diags.error(&path, format!("{key}: {e}"), files.location(aspan));
                 None
             }
         }
@@ -711,6 +730,17 @@ fn plugin_sections(
 
 /// `only`/`except` name a source as TYPE.NAME (Packer), or by its full
 /// build name.
+/// A build's reference to a source as `source.TYPE.NAME`. Packer reads
+/// `TYPE.NAME`, and drops the first part of a longer reference whatever it
+/// is: `sources.TYPE.NAME`, from early HCL2 examples, is common.
+fn source_key(reference: &str) -> String {
+    let parts: Vec<&str> = reference.split('.').collect();
+    match parts.as_slice() {
+        [ty, name] | [_, ty, name, ..] => format!("source.{ty}.{name}"),
+        _ => format!("source.{reference}"),
+    }
+}
+
 fn matches_source(n: &str, u: &Used<'_>) -> bool {
     let short = format!("{}.{}", u.source.type_name, u.name);
     n == short || n == u.full_name || n == format!("source.{short}")

@@ -87,7 +87,8 @@ fn message(kind: &hcl::eval::ErrorKind) -> String {
     use hcl::eval::ErrorKind as K;
     match kind {
         K::UndefinedVar(name) => format!(
-            "unknown variable `{name}`; Packer's are var, local, path, packer, source, build and data"
+            "unknown variable `{name}`; Packer's are {}",
+            REFERENCE_ROOTS.join(", ")
         ),
         K::UndefinedFunc(name) if name.name.as_str() == "env" => {
             "`env` can only be used in a variable's default value, as in Packer".to_owned()
@@ -394,6 +395,9 @@ pub fn value_expr(v: Value) -> Expression {
         }
     }
 }
+
+/// The names an expression may start a reference from, as in Packer.
+pub const REFERENCE_ROOTS: &[&str] = &["var", "local", "path", "packer", "source", "build", "data"];
 
 /// The `local.NAME` (or `var.NAME`, …) names an expression refers to.
 pub fn references(expr: &hcl::edit::expr::Expression, root: &str) -> Vec<String> {

@@ -11,8 +11,33 @@ use super::{Files, PACKER_HCL2_VERSION, Parsed, span_of};
 use crate::template::diagnostic::Diagnostics;
 
 /// Plugins whose components kiln implements itself, by the last part of
-/// their source address (`github.com/hashicorp/qemu`).
-pub const BUILT_IN_PLUGINS: &[&str] = &["qemu", "virtualbox", "vagrant", "googlecompute"];
+/// their source address (`github.com/hashicorp/qemu`), with what of each
+/// kiln has.
+const BUILT_IN_PLUGINS: &[(&str, &str)] = &[
+    ("qemu", "the qemu builder"),
+    ("virtualbox", "the virtualbox-iso builder"),
+    ("vagrant", "the vagrant post-processor"),
+    (
+        "googlecompute",
+        "the googlecompute builder, googlecompute-import and googlecompute-export",
+    ),
+    ("ansible", "the ansible and ansible-local provisioners"),
+    ("chef", "the chef-solo provisioner"),
+    ("salt", "the salt-masterless provisioner"),
+    ("amazon", "the amazon-import post-processor"),
+];
+
+/// What kiln has of a required plugin, by its source address.
+fn built_in(source: &str) -> Option<&'static str> {
+    let (owner, short) = source.rsplit_once('/')?;
+    if !owner.ends_with("hashicorp") {
+        return None;
+    }
+    BUILT_IN_PLUGINS
+        .iter()
+        .find(|(name, _)| *name == short)
+        .map(|(_, components)| *components)
+}
 
 pub fn check(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics, notes: &mut Vec<String>) {
     for p in parsed {
@@ -66,21 +91,30 @@ pub fn check(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics, notes: &
                                 );
                                 continue;
                             };
-                            let short = source.rsplit('/').next().unwrap_or(&source);
-                            if BUILT_IN_PLUGINS.contains(&short) && source.contains("hashicorp/") {
-                                notes.push(format!(
-                                    "plugin {source} is built into kiln; nothing to install"
-                                ));
+                            if let Some(components) = built_in(&source) {
+                                let note = format!(
+                                    "plugin {source} is built into kiln ({components}); nothing to install"
+                                );
+                                if !notes.contains(&note) {
+                                    notes.push(note);
+                                }
                             } else {
+                                // Packer would install it; what kiln cannot
+                                // run is refused where the template uses it,
+                                // so builds that do not (-only) still run.
                                 diags
-                                    .error(
+                                    .warning(
                                         format!("packer.required_plugins.{name}"),
-                                        format!("plugin {source} is not provided by kiln"),
+                                        format!("plugin {source} is not provided by kiln; a build, provisioner or post-processor of it is refused"),
                                         files.location(span),
                                     )
                                     .hint = Some(format!(
-                                    "kiln provides the plugins {}; remove the requirement or the sources that need it",
-                                    BUILT_IN_PLUGINS.join(", ")
+                                    "kiln has the plugins {} built in; `-only`/`-except` choose the builds kiln can run",
+                                    BUILT_IN_PLUGINS
+                                        .iter()
+                                        .map(|(name, _)| *name)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
                                 ));
                             }
                         }

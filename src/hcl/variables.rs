@@ -45,6 +45,9 @@ struct Var {
     validations: Vec<Validation>,
     label_span: Span,
     default_span: Span,
+    /// The default could not be evaluated, and that was reported: the
+    /// variable has no value, but is not reported again as unset.
+    default_failed: bool,
 }
 
 pub fn resolve(
@@ -102,6 +105,7 @@ pub fn resolve(
                             validations: Vec::new(),
                             label_span: span_of(p.base, a.key.span()),
                             default_span,
+                            default_failed: false,
                         };
                         push_unique(&mut vars, v, files, diags);
                     }
@@ -191,7 +195,7 @@ pub fn resolve(
         let chosen = v.value.clone().or_else(|| v.default.clone());
         let Some(mut value) = chosen else {
             missing.push(v.name.clone());
-            if !inputs.lenient {
+            if !inputs.lenient && !v.default_failed {
                 diags
                     .error(
                         format!("variable \"{}\"", v.name),
@@ -375,6 +379,7 @@ fn declare(b: &Block, base: usize, files: &Files, diags: &mut Diagnostics) -> Op
         validations: Vec::new(),
         label_span,
         default_span: label_span,
+        default_failed: false,
     };
     let mut default_expr = None;
     for s in b.body.iter() {
@@ -476,11 +481,21 @@ fn declare(b: &Block, base: usize, files: &Files, diags: &mut Diagnostics) -> Op
                 }
             }
             Err(e) => {
-                diags
-                    .error(&path, format!("default: {e}"), files.location(span))
-                    .hint = Some(
-                    "a default is a value; it cannot refer to other variables or locals".into(),
+                // Packer: "Variables not allowed". Naming the reference says
+                // more than "unknown variable `local`", which is not unknown.
+                let reference = super::eval::REFERENCE_ROOTS.iter().find_map(|root| {
+                    super::eval::references(expr, root)
+                        .first()
+                        .map(|name| format!("{root}.{name}"))
+                });
+                let message = match reference {
+                    Some(r) => format!("default: a default cannot refer to `{r}`"),
+                    None => format!("default: {e}"),
+                };
+                diags.error(&path, message, files.location(span)).hint = Some(
+                    "a default is a value: compute the value in a locals block, or set the variable with -var or a var file".into(),
                 );
+                v.default_failed = true;
             }
         }
     }

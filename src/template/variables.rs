@@ -182,6 +182,10 @@ fn report_undeclared_settings(
     diags: &mut Diagnostics,
 ) {
     for s in undeclared {
+        // A var file's `_comment` is a comment, as `_` keys are in templates.
+        if s.name.starts_with('_') && s.source != "-var" && !used.contains(&s.name) {
+            continue;
+        }
         if used.contains(&s.name) {
             diags.compat(
                 Compat::UndeclaredVariableSetting,
