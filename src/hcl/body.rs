@@ -219,90 +219,140 @@ fn expand_dynamic(
     files: &Files,
     diags: &mut Diagnostics,
 ) -> Option<(String, Vec<Node>)> {
-    let span = span_of(base, b.ident.span());
-    let [label] = b.labels.as_slice() else {
-        diags
-            .error(
-                path,
-                "a dynamic block has one label: the type of the blocks it makes",
-                files.location(span),
-            )
-            .hint = Some("write dynamic \"NAME\" { for_each = …, content { … } }".into());
-        return None;
-    };
-    let name = label.as_str().to_owned();
-    let path = format!("{path}.dynamic.{name}");
-    let Some(for_each) = b.body.get_attribute("for_each") else {
-        diags.error(&path, "for_each is required", files.location(span));
-        return None;
-    };
-    let Some(content) = b.body.get_blocks("content").next() else {
-        diags.error(&path, "a content block is required", files.location(span));
-        return None;
-    };
-    let iterator = match b.body.get_attribute("iterator") {
-        Some(a) => match &a.value {
-            hcl::edit::expr::Expression::Variable(v) => v.as_str().to_owned(),
-            _ => {
-                diags.error(
-                    &path,
-                    "iterator: expected a name",
-                    files.location(span_of(base, a.value.span())),
-                );
-                return None;
-            }
-        },
-        None => name.clone(),
-    };
-    let each_span = span_of(base, for_each.value.span());
-    let items: Vec<(HclValue, HclValue)> = match eval(&for_each.value, scope) {
-        // As HCL's dynblock: an unknown for_each makes one block whose
-        // iterator is unknown, so the rest of its content is still checked.
-        Ok(v) if super::unknown::is_unknown(&v) => {
-            let unknown = super::unknown::unknown(super::unknown::Kind::Dynamic);
-            vec![(unknown.clone(), unknown)]
-        }
-        Ok(HclValue::Array(items)) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (HclValue::from(i as u64), v))
-            .collect(),
-        Ok(HclValue::Object(m)) => m
-            .into_iter()
-            .map(|(k, v)| (HclValue::String(k), v))
-            .collect(),
-        Ok(other) => {
-            diags.error(
-                &path,
-                format!("for_each: expected a list, set or map, found {other}"),
-                files.location(each_span),
-            );
-            return None;
-        }
-        Err(e) => {
-            diags
-                .error(&path, format!("for_each: {e}"), files.location(each_span))
-                .hint = hint_for(&e);
-            return None;
-        }
-    };
+    let dynamic = Dynamic::read(b, base, scope, path, files, diags)?;
     let mut nodes = Vec::new();
-    for (k, v) in items {
-        let mut s = scope.clone();
-        let mut it = hcl::Map::new();
-        it.insert("key".to_owned(), k);
-        it.insert("value".to_owned(), v);
-        s.set(&iterator, HclValue::Object(it));
-        let inner = evaluate(&content.body, base, &s, &path, &[], files, diags);
+    for s in &dynamic.scopes {
+        let inner = evaluate(
+            &dynamic.content.body,
+            base,
+            s,
+            &dynamic.path,
+            &[],
+            files,
+            diags,
+        );
         if !inner.ok {
             return None;
         }
         nodes.push(Node {
             value: Value::Object(inner.members),
-            span: span_of(base, content.span()),
+            span: span_of(base, dynamic.content.span()),
         });
     }
-    Some((name, nodes))
+    Some((dynamic.name, nodes))
+}
+
+/// A `dynamic` block read: the type of the blocks it makes, its `content`,
+/// and one scope per element of `for_each`, with the iterator (`NAME.key`,
+/// `NAME.value`, or the `iterator` name) set.
+pub(super) struct Dynamic<'a> {
+    pub name: String,
+    pub iterator: String,
+    pub path: String,
+    pub content: &'a hcl::edit::structure::Block,
+    pub scopes: Vec<Scope>,
+}
+
+impl<'a> Dynamic<'a> {
+    pub fn read(
+        b: &'a hcl::edit::structure::Block,
+        base: usize,
+        scope: &Scope,
+        path: &str,
+        files: &Files,
+        diags: &mut Diagnostics,
+    ) -> Option<Self> {
+        let span = span_of(base, b.ident.span());
+        let [label] = b.labels.as_slice() else {
+            diags
+                .error(
+                    path,
+                    "a dynamic block has one label: the type of the blocks it makes",
+                    files.location(span),
+                )
+                .hint = Some("write dynamic \"NAME\" { for_each = …, content { … } }".into());
+            return None;
+        };
+        let name = label.as_str().to_owned();
+        let path = format!("{path}.dynamic.{name}");
+        let Some(for_each) = b.body.get_attribute("for_each") else {
+            diags.error(&path, "for_each is required", files.location(span));
+            return None;
+        };
+        let Some(content) = b.body.get_blocks("content").next() else {
+            diags.error(&path, "a content block is required", files.location(span));
+            return None;
+        };
+        let iterator = match b.body.get_attribute("iterator") {
+            Some(a) => match &a.value {
+                hcl::edit::expr::Expression::Variable(v) => v.as_str().to_owned(),
+                _ => {
+                    diags.error(
+                        &path,
+                        "iterator: expected a name",
+                        files.location(span_of(base, a.value.span())),
+                    );
+                    return None;
+                }
+            },
+            None => name.clone(),
+        };
+        let each_span = span_of(base, for_each.value.span());
+        let items: Vec<(HclValue, HclValue)> = match eval(&for_each.value, scope) {
+            // As HCL's dynblock: an unknown for_each makes one block whose
+            // iterator is unknown, so the rest of its content is still checked.
+            Ok(v) if super::unknown::is_unknown(&v) => {
+                let unknown = super::unknown::unknown(super::unknown::Kind::Dynamic);
+                vec![(unknown.clone(), unknown)]
+            }
+            Ok(HclValue::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (HclValue::from(i as u64), v))
+                .collect(),
+            // In key order, as HCL iterates a map or an object.
+            Ok(HclValue::Object(m)) => {
+                let mut items: Vec<(String, HclValue)> = m.into_iter().collect();
+                items.sort_by(|a, b| a.0.cmp(&b.0));
+                items
+                    .into_iter()
+                    .map(|(k, v)| (HclValue::String(k), v))
+                    .collect()
+            }
+            Ok(other) => {
+                diags.error(
+                    &path,
+                    format!("for_each: expected a list, set or map, found {other}"),
+                    files.location(each_span),
+                );
+                return None;
+            }
+            Err(e) => {
+                diags
+                    .error(&path, format!("for_each: {e}"), files.location(each_span))
+                    .hint = hint_for(&e);
+                return None;
+            }
+        };
+        let scopes = items
+            .into_iter()
+            .map(|(k, v)| {
+                let mut s = scope.clone();
+                let mut it = hcl::Map::new();
+                it.insert("key".to_owned(), k);
+                it.insert("value".to_owned(), v);
+                s.set(&iterator, HclValue::Object(it));
+                s
+            })
+            .collect();
+        Some(Self {
+            name,
+            iterator,
+            path,
+            content,
+            scopes,
+        })
+    }
 }
 
 /// `{{user …}}` or `{{env …}}` in a string: Packer refuses them in HCL2

@@ -36,6 +36,9 @@ struct Used<'a> {
     source: &'a Source<'a>,
     /// `source "type.name" { … }` inside the build: overrides and `name`.
     over: Option<(&'a Block, usize)>,
+    /// The iterator of the `dynamic "source"` block that made this use,
+    /// in scope for its overrides.
+    iterator: Option<(String, HclValue)>,
     name: String,
     full_name: String,
     ref_span: Span,
@@ -242,12 +245,13 @@ fn read_build(
     if let Some((d, _)) = string_attr(b, "description", base, scope, files, &path, diags) {
         t.description.get_or_insert(d);
     }
-    let mut unresolved = false;
-    let mut find = |r: &str, span: Span, diags: &mut Diagnostics| -> Option<&Source<'_>> {
+    // Set when a reference named no source: that error is the one to show.
+    let unresolved = std::cell::Cell::new(false);
+    let find = |r: &str, span: Span, diags: &mut Diagnostics| -> Option<&Source<'_>> {
         let key = source_key(r);
         let found = refs.iter().position(|x| *x == key).map(|i| &sources[i]);
         if found.is_none() {
-            unresolved = true;
+            unresolved.set(true);
             let d = diags.error(
                 &path,
                 format!("`{r}` is not a defined source"),
@@ -295,6 +299,7 @@ fn read_build(
                         used.push(Used {
                             source: src,
                             over: None,
+                            iterator: None,
                             name: src.name.clone(),
                             full_name: full(&src.type_name, &src.name),
                             ref_span: item_span,
@@ -335,10 +340,104 @@ fn read_build(
                 used.push(Used {
                     source: src,
                     over: Some((inner, base)),
+                    iterator: None,
                     full_name: full(&src.type_name, &name),
                     name,
                     ref_span: label_span,
                 });
+            }
+            // Packer expands dynamic blocks everywhere in a file: a build's
+            // sources may come from a map (`labels` names the source).
+            Structure::Block(inner)
+                if inner.ident.as_str() == "dynamic"
+                    && inner.labels.first().is_some_and(|l| l.as_str() == "source") =>
+            {
+                let Some(dynamic) = body::Dynamic::read(inner, base, scope, &path, files, diags)
+                else {
+                    unresolved.set(true);
+                    continue;
+                };
+                let span = span_of(base, inner.ident.span());
+                let Some(labels) = inner.body.get_attribute("labels") else {
+                    diags
+                        .error(
+                            &dynamic.path,
+                            "labels is required: the source this uses",
+                            files.location(span),
+                        )
+                        .hint = Some("labels = [\"source.TYPE.NAME\"]".into());
+                    unresolved.set(true);
+                    continue;
+                };
+                let labels_span = span_of(base, labels.value.span());
+                for iteration in &dynamic.scopes {
+                    let label = match eval(&labels.value, iteration) {
+                        Ok(HclValue::Array(items)) if items.len() == 1 => {
+                            items[0].as_str().map(str::to_owned)
+                        }
+                        _ => None,
+                    };
+                    let Some(label) = label else {
+                        diags.error(
+                            &dynamic.path,
+                            "labels: expected one string, the source: [\"source.TYPE.NAME\"]",
+                            files.location(labels_span),
+                        );
+                        unresolved.set(true);
+                        break;
+                    };
+                    let Some(src) = find(&label, labels_span, diags) else {
+                        break;
+                    };
+                    let name = string_attr(
+                        dynamic.content,
+                        "name",
+                        base,
+                        iteration,
+                        files,
+                        &path,
+                        diags,
+                    )
+                    .map_or_else(|| src.name.clone(), |(n, _)| n);
+                    let iterator = iteration
+                        .vars
+                        .get(dynamic.iterator.as_str())
+                        .cloned()
+                        .map(|v| (dynamic.iterator.clone(), v));
+                    used.push(Used {
+                        source: src,
+                        over: Some((dynamic.content, base)),
+                        iterator,
+                        full_name: full(&src.type_name, &name),
+                        name,
+                        ref_span: labels_span,
+                    });
+                }
+            }
+            Structure::Block(inner) if inner.ident.as_str() == "hcp_packer_registry" => {
+                diags
+                    .warning(
+                        &path,
+                        "hcp_packer_registry is ignored: kiln publishes to no HCP Packer registry",
+                        files.location(span_of(base, inner.ident.span())),
+                    )
+                    .hint = Some(
+                    "packer.iterationID and packer.versionFingerprint are empty strings in kiln"
+                        .into(),
+                );
+            }
+            Structure::Block(inner) if inner.ident.as_str() == "dynamic" => {
+                let what = inner.labels.first().map_or("", |l| l.as_str());
+                diags
+                    .error(
+                        &path,
+                        format!("dynamic \"{what}\" blocks in a build are not supported by kiln"),
+                        files.location(span_of(base, inner.ident.span())),
+                    )
+                    .hint = Some(
+                    "kiln expands dynamic \"source\" blocks in a build; write the other blocks out"
+                        .into(),
+                );
             }
             Structure::Block(inner) if !BUILD_KEYS.contains(&inner.ident.as_str()) => {
                 let d = diags.error(
@@ -362,7 +461,7 @@ fn read_build(
         }
     }
     // A reference that names no source has its own error already.
-    if used.is_empty() && !unresolved {
+    if used.is_empty() && !unresolved.get() {
         diags
             .error(
                 &path,
@@ -397,10 +496,15 @@ fn read_build(
         );
         let mut members = evaluated.members;
         if let Some((over, obase)) = u.over {
+            // A dynamic block's iterator wins over `source`, as in HCL.
+            let mut over_scope = src_scope.clone();
+            if let Some((name, value)) = &u.iterator {
+                over_scope.set(name, value.clone());
+            }
             let o = body::evaluate(
                 &over.body,
                 obase,
-                &src_scope,
+                &over_scope,
                 &format!("{path}: {src_path}"),
                 &["name"],
                 files,
@@ -589,7 +693,9 @@ fn plugin_sections(
                     .filter_map(|i| i.as_str().map(str::to_owned))
                     .collect();
                 for n in &names {
-                    let known = used.iter().any(|u| matches_source(n, u))
+                    // A build with no source has its error already.
+                    let known = used.is_empty()
+                        || used.iter().any(|u| matches_source(n, u))
                         || build_sources.defined.contains(&source_key(n));
                     if !known {
                         let all: Vec<String> = used

@@ -1344,8 +1344,47 @@ fn yamlencode(a: &[Value]) -> R {
 
 // ---- filesystem -------------------------------------------------------------
 
+thread_local! {
+    /// The template's directory while it is evaluated: relative paths
+    /// given to the filesystem functions are read from there, as in
+    /// Packer (its parser's `Basedir`), not from the working directory.
+    static BASE_DIR: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While it lives, relative paths of `file`, `fileexists`, `fileset`,
+/// `filebase64` and `templatefile` are read from `dir`.
+pub struct BaseDir(Option<PathBuf>);
+
+impl BaseDir {
+    pub fn set(dir: &Path) -> Self {
+        Self(BASE_DIR.with(|b| b.replace(Some(dir.to_owned()))))
+    }
+}
+
+impl Drop for BaseDir {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        BASE_DIR.with(|b| *b.borrow_mut() = previous);
+    }
+}
+
+/// Where a path a template gives a filesystem function is, and how to
+/// name it in an error: as written, and where a relative one was looked for.
+fn locate(path: &str) -> (PathBuf, String) {
+    let base = BASE_DIR.with(|b| b.borrow().clone());
+    match base {
+        Some(dir) if Path::new(path).is_relative() => {
+            let full = dir.join(path);
+            let shown = format!("{path} (in {})", dir.display());
+            (full, shown)
+        }
+        _ => (PathBuf::from(path), path.to_owned()),
+    }
+}
+
 fn read_text(path: &str) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let (full, path) = locate(path);
+    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read {path}: {e}"))?;
     String::from_utf8(bytes).map_err(|_| {
         format!("contents of {path} are not valid UTF-8; use the filebase64 function to obtain the Base64 encoded contents or the other file functions (e.g. filemd5, filesha256) to obtain file hashing results instead")
     })
@@ -1358,14 +1397,14 @@ fn file(a: &[Value]) -> R {
 fn filebase64(a: &[Value]) -> R {
     use base64::Engine;
     count(a, 1, 1)?;
-    let path = string(a, 0)?;
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let (full, path) = locate(&string(a, 0)?);
+    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read {path}: {e}"))?;
     s(b64().encode(bytes))
 }
 fn fileexists(a: &[Value]) -> R {
     count(a, 1, 1)?;
-    let p = string(a, 0)?;
-    match std::fs::metadata(&p) {
+    let (full, p) = locate(&string(a, 0)?);
+    match std::fs::metadata(&full) {
         Ok(m) if m.is_file() => Ok(Value::Bool(true)),
         Ok(_) => Err(format!("{p} is not a regular file")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Bool(false)),
@@ -1457,10 +1496,10 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>, depth: usize) {
 }
 fn fileset(a: &[Value]) -> R {
     count(a, 2, 2)?;
-    let base = string(a, 0)?;
+    let (base, _) = locate(&string(a, 0)?);
     let re = compile(&glob_to_regex(&string(a, 1)?))?;
     let mut all = Vec::new();
-    walk(Path::new(&base), "", &mut all, 0);
+    walk(&base, "", &mut all, 0);
     let mut hits: Vec<String> = all.into_iter().filter(|p| re.is_match(p)).collect();
     hits.sort();
     Ok(Value::Array(hits.into_iter().map(Value::String).collect()))

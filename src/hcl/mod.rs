@@ -230,6 +230,8 @@ pub fn load_sources(
     inputs: &Inputs<'_>,
     diags: &mut Diagnostics,
 ) -> Result<Loaded, LoadError> {
+    // Packer reads `file("x")` and its kin from the template's directory.
+    let _base_dir = functions::BaseDir::set(&dir);
     let mut files = Files::default();
     let mut parsed = Vec::new();
     let mut syntax = Diagnostics::new();
@@ -283,6 +285,11 @@ pub fn load_sources(
         "version".to_owned(),
         hcl::Value::String(PACKER_HCL2_VERSION.to_owned()),
     );
+    // Packer's HCP Packer registry values; kiln publishes to no registry
+    // (a build's `hcp_packer_registry` gets a warning saying so).
+    for hcp in ["iterationID", "versionFingerprint"] {
+        packer.insert(hcp.to_owned(), hcl::Value::String(String::new()));
+    }
     scope.set("packer", hcl::Value::Object(packer));
     let evaluated = locals::evaluate(
         &parsed,
@@ -618,5 +625,61 @@ build {
             assert!(!diags.has_errors(), "{}", diags.render());
             assert_eq!(chains(&p), [vec!["manifest"]], "-except={pattern}");
         }
+    }
+
+    /// A real-template form: one build per element of a map, each with
+    /// the overrides its iteration gives, and provisioners filtered by
+    /// the names the iterations made.
+    #[test]
+    fn a_dynamic_source_in_a_build_makes_one_build_per_element() {
+        let text = r#"
+locals {
+  images = {
+    small = { memory = 256 }
+    large = { memory = 1024 }
+  }
+}
+source "qemu" "base" {
+  iso_url          = "http://127.0.0.1/tiny.iso"
+  iso_checksum     = "none"
+  ssh_username     = "root"
+  ssh_password     = "pw"
+  shutdown_command = "poweroff"
+}
+build {
+  dynamic "source" {
+    for_each = local.images
+    iterator = image
+    labels   = ["sources.qemu.base"]
+    content {
+      name   = image.key
+      memory = image.value.memory
+    }
+  }
+  provisioner "shell" {
+    only   = ["qemu.large"]
+    inline = ["echo large"]
+  }
+}
+"#;
+        let (p, diags) = prepare(text, &Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let builds: Vec<(String, u64, usize)> = p
+            .builds
+            .iter()
+            .map(|b| match &b.builder {
+                config::BuilderConfig::Qemu(q) => {
+                    (b.name.clone(), q.memory_mib, b.provisioners.len())
+                }
+                other => panic!("not qemu: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            builds,
+            [
+                ("qemu.large".to_owned(), 1024, 1),
+                ("qemu.small".to_owned(), 256, 0)
+            ]
+        );
     }
 }
