@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use hcl::edit::structure::Body;
 
-use crate::template::diagnostic::{Diagnostics, Location};
+use crate::template::diagnostic::{Diagnostics, Location, Severity};
 use crate::template::json::Span;
 use crate::template::model::{FileAt, LoadError, Template};
 use crate::template::source::SourceFile;
@@ -291,14 +291,26 @@ pub fn load_sources(
         packer.insert(hcp.to_owned(), hcl::Value::String(String::new()));
     }
     scope.set("packer", hcl::Value::Object(packer));
+    let mut locals_diags = Diagnostics::new();
     let evaluated = locals::evaluate(
         &parsed,
         &scope,
         &vars.missing,
         inputs.evaluate_datasources,
         &files,
-        &mut value_diags,
+        &mut locals_diags,
     );
+    if inputs.lenient {
+        // A listing (`inspect`) leaves out the values it cannot compute;
+        // a local that fails on its own (not for a missing variable) is
+        // still worth a word, or it would vanish from the listing silently.
+        for mut d in locals_diags.iter().cloned() {
+            d.severity = Severity::Warning;
+            diags.push(d);
+        }
+    } else {
+        value_diags.extend(locals_diags);
+    }
     let locals = evaluated.locals;
     scope.set("data", evaluated.data);
     scope.failed = evaluated.failed;

@@ -37,7 +37,7 @@ fn upgraded(json: &Path, golden: &Path) {
 #[test]
 fn json_fixtures_upgrade_to_their_golden_hcl2() {
     let dir = fixtures().join("upgrade");
-    for name in ["full.json", "functions.json"] {
+    for name in ["full.json", "functions.json", "computed-defaults.json"] {
         upgraded(&dir.join(name), &dir.join(format!("{name}.pkr.hcl")));
     }
 }
@@ -143,4 +143,35 @@ fn annotations_explain_the_blocks() {
         text.contains("# source blocks are generated from your builders"),
         "{text}"
     );
+}
+
+/// A default that uses other values (`{{user}}`, `{{template_dir}}`,
+/// `{{timestamp}}`) cannot be an HCL2 default: the upgrade computes it in
+/// a local, so the result validates, and `-var` still sets it.
+#[test]
+fn defaults_that_use_other_values_become_locals_that_var_still_sets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("upgrade/computed-defaults.json"),
+        dir.path().join("t.json"),
+    )
+    .expect("copy");
+    std::fs::create_dir(dir.path().join("http")).expect("http dir");
+    let out = run_in(dir.path(), &["hcl2_upgrade", "t.json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let validate = run_in(dir.path(), &["validate", "t.json.pkr.hcl"]);
+    let text = String::from_utf8_lossy(&validate.stderr);
+    assert_eq!(validate.status.code(), Some(0), "{text}");
+    let inspect = |args: &[&str]| {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = inspect(&["inspect", "t.json.pkr.hcl"]);
+    assert!(listed.contains("local.vm_name: debian-12\n"), "{listed}");
+    let http = format!("local.http_directory: {}/http\n", dir.path().display());
+    assert!(listed.contains(&http), "{listed}");
+    assert!(listed.contains("local.password: <sensitive>\n"), "{listed}");
+    let set = inspect(&["inspect", "-var", "vm_name=custom", "t.json.pkr.hcl"]);
+    assert!(set.contains("local.vm_name: custom\n"), "{set}");
 }

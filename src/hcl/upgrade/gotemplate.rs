@@ -11,6 +11,19 @@ pub struct Notes {
     pub timestamp: bool,
     /// Actions kept as Go-template text, with why.
     pub unmapped: Vec<String>,
+    /// Variables whose value is computed in a local (their default used
+    /// other values): `{{user `x`}}` of one is `local.x`.
+    pub computed: std::collections::BTreeSet<String>,
+}
+
+impl Notes {
+    /// Notes for one more string of the same template.
+    pub fn sibling(&self) -> Self {
+        Self {
+            computed: self.computed.clone(),
+            ..Self::default()
+        }
+    }
 }
 
 /// `s` as an HCL quoted string (quotes included).
@@ -79,6 +92,7 @@ fn map_action(action: &str, notes: &mut Notes) -> Option<String> {
         quote(s, &mut ignored)
     };
     let mapped = match (name.as_str(), args.len()) {
+        ("user", 1) if notes.computed.contains(arg(0)?) => format!("${{local.{}}}", arg(0)?),
         ("user", 1) => format!("${{var.{}}}", arg(0)?),
         ("env", 1) => format!("${{env({})}}", hcl_string(arg(0)?)),
         ("timestamp", 0) => {

@@ -45,6 +45,10 @@ const VARIABLES_NOTE: &str =
 # see them; their type can be changed later.
 ";
 
+const COMPUTED_NOTE: &str = "# These variables' defaults used other values, which an HCL2 default
+# cannot: they are computed here, and -var NAME=… still sets them.
+";
+
 const SOURCES_NOTE: &str = "# source blocks are generated from your builders; a build block runs
 # provisioners and post-processors on them.
 ";
@@ -207,20 +211,63 @@ fn write_variables(root: &Map<String, Value>, with_annotations: bool, notes: &mu
     }
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
+    // A default that uses other values (`{{user}}`, `{{timestamp}}`,
+    // `{{template_dir}}`) cannot be an HCL2 default, which is a value:
+    // Packer's upgrade writes it anyway, and Packer then refuses it. kiln
+    // computes it in a local instead, which -var still sets.
+    notes.computed = names
+        .iter()
+        .filter(|name| uses_other_values(&expr(&vars[name.as_str()], &mut notes.sibling())))
+        .map(|name| (*name).clone())
+        .collect();
+    let mut plain = String::new();
+    let mut computed = String::new();
     for name in names {
         let _ = writeln!(out, "variable {} {{\n  type = string", q(name));
+        let is_sensitive = sensitive.contains(&name.as_str());
         match &vars[name] {
             Value::Null => {}
+            _ if notes.computed.contains(name.as_str()) => {
+                out.push_str("  default = null\n");
+                let value = format!(
+                    "coalesce(var.{name}, {})",
+                    expr(&vars[name.as_str()], notes)
+                );
+                if is_sensitive {
+                    let _ = writeln!(
+                        computed,
+                        "local {} {{\n  expression = {value}\n  sensitive = true\n}}\n",
+                        q(name)
+                    );
+                } else {
+                    let _ = writeln!(plain, "  {name} = {value}");
+                }
+            }
             v => {
                 let _ = writeln!(out, "  default = {}", expr(v, notes));
             }
         }
-        if sensitive.contains(&name.as_str()) {
+        if is_sensitive {
             out.push_str("  sensitive = true\n");
         }
         out.push_str("}\n\n");
     }
+    if !plain.is_empty() || !computed.is_empty() {
+        if with_annotations {
+            out.push_str(COMPUTED_NOTE);
+        }
+        if !plain.is_empty() {
+            let _ = writeln!(out, "locals {{\n{plain}}}\n");
+        }
+        out.push_str(&computed);
+    }
     out
+}
+
+/// Whether an upgraded value refers to something an input variable's
+/// default may not: anything but `env("…")`.
+fn uses_other_values(hcl: &str) -> bool {
+    hcl.matches("${").count() > hcl.matches("${env(").count()
 }
 
 type Builder = (String, String, Map<String, Value>);
@@ -298,7 +345,7 @@ fn write_block(
     refs: &BTreeMap<String, String>,
     notes: &mut Notes,
 ) {
-    let mut block_notes = Notes::default();
+    let mut block_notes = notes.sibling();
     let mut body = String::new();
     let mut keys: Vec<&String> = fields.keys().collect();
     keys.sort();
