@@ -5,7 +5,7 @@
 pub mod common;
 pub mod googlecompute;
 pub mod qemu;
-mod ssh_remote;
+pub mod ssh_remote;
 pub mod virtualbox;
 
 use std::sync::Arc;

@@ -2,14 +2,16 @@
 //! and the keys every provisioner has (`only`, `except`, `override`,
 //! `pause_before`, `timeout`, `max_retries`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::build_values::BUILD_VALUES;
 use super::decode::{Deferred, Fields};
 pub use super::env_vars::EnvVar;
-use super::env_vars::key_value_templates;
+use super::env_vars::{env_map, key_value_templates};
 use super::local_path::resolve_local_path;
+use crate::template::json::Value;
 
 fn with_build_values(extra: &[&'static str]) -> Vec<&'static str> {
     extra.iter().chain(BUILD_VALUES).copied().collect()
@@ -26,6 +28,9 @@ pub enum ShellSource {
 pub struct ShellConfig {
     pub source: ShellSource,
     pub environment_vars: Vec<EnvVar>,
+    /// `env`: rendered as the provisioner runs; wins over
+    /// `environment_vars` for the same name.
+    pub env: BTreeMap<String, Deferred>,
     pub env_var_format: Option<String>,
     pub use_env_var_file: bool,
     pub execute_command: Deferred,
@@ -47,10 +52,22 @@ pub enum Direction {
     Download,
 }
 
+/// What the `file` provisioner copies; rendered as it runs, with the
+/// build's values.
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    /// `source` / `sources`: local paths to upload, or guest paths to
+    /// download.
+    Paths(Vec<Deferred>),
+    /// `content`: the text itself, uploaded to `destination` (as
+    /// `pkr-file-content` in it when it ends in `/`).
+    Content(Deferred),
+}
+
 #[derive(Debug, Clone)]
 pub struct FileConfig {
-    /// Both rendered as the provisioner runs, with the build's values.
-    pub sources: Vec<Deferred>,
+    pub source: FileSource,
+    /// Rendered as the provisioner runs, with the build's values.
     pub destination: Deferred,
     pub direction: Direction,
     pub generated: bool,
@@ -61,6 +78,9 @@ pub struct ShellLocalConfig {
     pub source: ShellSource,
     pub execute_command: Vec<Deferred>,
     pub environment_vars: Vec<EnvVar>,
+    /// `env`: rendered as it runs; wins over `environment_vars` for the
+    /// same name.
+    pub env: BTreeMap<String, Deferred>,
     pub env_var_format: Option<String>,
     pub inline_shebang: String,
     pub only_on: Vec<String>,
@@ -221,6 +241,7 @@ fn decode_shell(f: &mut Fields<'_>) -> Option<ShellConfig> {
     let source = decode_source(f, false);
     let environment_vars =
         key_value_templates(f, "environment_vars", "DEBIAN_FRONTEND=noninteractive");
+    let env = env_map(f, "env");
     let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
     let use_env_var_file = f.bool("use_env_var_file").unwrap_or(false);
     let fields = with_build_values(&["Vars", "Path", "EnvVarFile"]);
@@ -258,6 +279,7 @@ fn decode_shell(f: &mut Fields<'_>) -> Option<ShellConfig> {
     Some(ShellConfig {
         source: source?,
         environment_vars,
+        env,
         env_var_format,
         use_env_var_file,
         execute_command: execute_command?,
@@ -280,6 +302,13 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
         .and_then(|node| f.run_time_string("source", node))
         .filter(|(_, s)| !s.is_empty());
     let mut sources = f.run_time_string_list("sources").unwrap_or_default();
+    let content_node = f.raw("content");
+    let content = content_node.and_then(|node| f.run_time_string("content", node));
+    // One that does not render is reported already; empty is not given, as
+    // in Packer.
+    let content_failed = content.is_none()
+        && content_node.is_some_and(|n| !matches!(n.value, Value::Null) && n.as_str() != Some(""));
+    let content = content.filter(|(_, s)| !s.is_empty());
     let destination = match f.raw("destination") {
         Some(node) => match f.run_time_string("destination", node) {
             Some((_, text)) if text.is_empty() => {
@@ -301,8 +330,16 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
     if let Some(s) = source {
         sources.insert(0, s);
     }
+    if let Some((content, _)) = content {
+        return decode_file_content(f, content, !sources.is_empty(), destination, direction);
+    }
+    if content_failed {
+        return None;
+    }
     if sources.is_empty() {
-        f.error("source (or sources) is required");
+        f.error("one of source, sources or content is required")
+            .hint =
+            Some("e.g. \"source\": \"files/app.conf\" or \"content\": \"key = value\"".into());
         return None;
     }
     if sources.len() > 1 && destination.as_ref().is_some_and(|(_, d)| !d.ends_with('/')) {
@@ -331,10 +368,44 @@ fn decode_file(f: &mut Fields<'_>) -> Option<FileConfig> {
         }
     }
     Some(FileConfig {
-        sources: sources.into_iter().map(|(source, _)| source).collect(),
+        source: FileSource::Paths(sources.into_iter().map(|(source, _)| source).collect()),
         destination: destination?.0,
         direction,
         generated,
+    })
+}
+
+/// `content` instead of a file: nothing local to check, but it neither
+/// goes with `source`/`sources` nor downloads.
+fn decode_file_content(
+    f: &mut Fields<'_>,
+    content: Deferred,
+    has_sources: bool,
+    destination: Option<(Deferred, String)>,
+    direction: Direction,
+) -> Option<FileConfig> {
+    let mut ok = true;
+    if has_sources {
+        let span = f.span_of("content").unwrap_or_default();
+        f.error_at(span, "content cannot be given with source or sources")
+            .hint = Some("content is the text to upload: remove it, or the source".into());
+        ok = false;
+    }
+    if direction == Direction::Download {
+        let span = f.span_of("direction").unwrap_or_default();
+        f.error_at(
+            span,
+            "content is uploaded: it cannot be used with direction `download`",
+        )
+        .hint = Some("to download a file from the guest, name it in `source`".into());
+        ok = false;
+    }
+    let destination = destination?.0;
+    ok.then_some(FileConfig {
+        source: FileSource::Content(content),
+        destination,
+        direction,
+        generated: false,
     })
 }
 
@@ -363,6 +434,7 @@ pub(crate) fn decode_shell_local(f: &mut Fields<'_>) -> Option<ShellLocalConfig>
     };
     let environment_vars =
         key_value_templates(f, "environment_vars", "DEBIAN_FRONTEND=noninteractive");
+    let env = env_map(f, "env");
     let env_var_format = f.string("env_var_format").filter(|s| !s.is_empty());
     let inline_shebang = f
         .string("inline_shebang")
@@ -386,6 +458,7 @@ pub(crate) fn decode_shell_local(f: &mut Fields<'_>) -> Option<ShellLocalConfig>
         source: source?,
         execute_command,
         environment_vars,
+        env,
         env_var_format,
         inline_shebang,
         only_on,

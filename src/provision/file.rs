@@ -1,10 +1,16 @@
-//! The `file` provisioner: uploads or downloads files and directories.
+//! The `file` provisioner: uploads or downloads files and directories, or
+//! uploads `content` given in the template.
 
 use std::path::PathBuf;
 
 use super::remote::Remote;
 use super::{ProvisionEnv, ProvisionError};
-use crate::config::provisioner::{Direction, FileConfig};
+use crate::config::decode::Deferred;
+use crate::config::provisioner::{Direction, FileConfig, FileSource};
+
+/// What `content` is called in a destination ending in `/`, as Packer's
+/// documentation names it.
+const CONTENT_FILE_NAME: &str = "pkr-file-content";
 
 pub async fn run(
     c: &FileConfig,
@@ -12,7 +18,13 @@ pub async fn run(
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
     let destination = env.render_line(&c.destination)?;
-    for source in &c.sources {
+    let sources = match &c.source {
+        FileSource::Content(content) => {
+            return upload_content(env, remote, content, &destination).await;
+        }
+        FileSource::Paths(sources) => sources,
+    };
+    for source in sources {
         let source = env.render_line(source)?;
         match c.direction {
             Direction::Upload => {
@@ -45,6 +57,40 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// `content` may hold secrets: it goes from kiln's memory to the guest
+/// (Packer writes it to a temporary file first), is never printed, and
+/// lands readable by its owner alone, as Packer's upload of that file
+/// leaves it.
+async fn upload_content(
+    env: &ProvisionEnv,
+    remote: &dyn Remote,
+    content: &Deferred,
+    destination: &str,
+) -> Result<(), ProvisionError> {
+    let text = env.render_line(content).map_err(|e| match e {
+        ProvisionError::Render { message, .. } => ProvisionError::Render {
+            text: "content".into(),
+            message,
+        },
+        e => e,
+    })?;
+    let target = if destination.ends_with('/') {
+        format!("{destination}{CONTENT_FILE_NAME}")
+    } else {
+        destination.to_owned()
+    };
+    env.reporter
+        .info(&env.build, &format!("Uploading content => {target}"));
+    remote
+        .upload_bytes(text.as_bytes(), &target, 0o600)
+        .await
+        .map_err(|e| ProvisionError::Remote {
+            what: format!("uploading content to {target}"),
+            message: e.message.clone(),
+            source: Some(e),
+        })
 }
 
 /// Relative local paths are taken from the working directory, then beside

@@ -87,6 +87,21 @@ impl ProvisionEnv {
             .collect()
     }
 
+    /// A shell provisioner's own variables: `environment_vars`, then `env`,
+    /// whose value wins for the same name (as in Packer), each rendered now.
+    pub fn shell_user_env(
+        &self,
+        environment_vars: &[EnvVar],
+        env: &BTreeMap<String, Deferred>,
+    ) -> Result<Vec<(String, String)>, ProvisionError> {
+        let mut vars = self.user_env(environment_vars)?;
+        vars.retain(|(k, _)| !env.contains_key(k));
+        for (k, value) in env {
+            vars.push((k.clone(), self.render_line(value)?));
+        }
+        Ok(vars)
+    }
+
     /// Renders a template parsed once at validation (`execute_command`,
     /// `install_command`, `inventory_file_template`) with this place's
     /// fields over the build values.
@@ -363,6 +378,41 @@ mod tests {
         let e = env.user_env(&bad).expect_err("no key").to_string();
         assert!(e.contains("{{ build `Host` }}=1"), "{e}");
         assert!(e.contains("not KEY=value"), "{e}");
+    }
+
+    /// `env` after `environment_vars`: it wins for the same name, keeps
+    /// its values whole (nothing is split at `=`), and is rendered with the
+    /// build's values as it runs.
+    #[test]
+    fn env_wins_over_environment_vars_and_keeps_its_values_whole() {
+        let env = env_with_host("10.0.2.15");
+        let vars = [
+            EnvVar(deferred("SHARED=from environment_vars")),
+            EnvVar(deferred("ONLY_VARS=kept")),
+        ];
+        let map: BTreeMap<String, Deferred> = [
+            ("SHARED", "from env"),
+            ("EQUALS", "a=b=c"),
+            ("HOST", "on {{ build `Host` }}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), deferred(v)))
+        .collect();
+        let merged = env.shell_user_env(&vars, &map).expect("renders");
+        assert_eq!(
+            merged,
+            [
+                ("ONLY_VARS", "kept"),
+                ("EQUALS", "a=b=c"),
+                ("HOST", "on 10.0.2.15"),
+                ("SHARED", "from env"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // Packer's own variables come first; the user's may replace them.
+        let all = env.script_env(&merged);
+        assert!(all.contains(&("PACKER_BUILD_NAME".to_owned(), "x".to_owned())));
+        assert!(all.contains(&("SHARED".to_owned(), "from env".to_owned())));
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub async fn run(
     env: &ProvisionEnv,
     remote: &dyn Remote,
 ) -> Result<(), ProvisionError> {
-    let user_env: Vec<(String, String)> = env.user_env(&c.environment_vars)?;
+    let user_env: Vec<(String, String)> = env.shell_user_env(&c.environment_vars, &c.env)?;
     let vars = env.script_env(&user_env);
     for script in scripts(c, env)? {
         let path = remote_path(c);

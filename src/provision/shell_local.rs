@@ -27,7 +27,7 @@ pub async fn run(
         );
         return Ok(());
     }
-    let mut user: Vec<(String, String)> = env.user_env(&c.environment_vars)?;
+    let mut user: Vec<(String, String)> = env.shell_user_env(&c.environment_vars, &c.env)?;
     user.extend(extra_env.unwrap_or_default().iter().cloned());
     let vars = env.script_env(&user);
 
@@ -252,6 +252,7 @@ mod tests {
                 .map(|s| deferred(s))
                 .collect(),
             environment_vars: vec![EnvVar(deferred("GREETING=it's {{ build_name }}"))],
+            env: BTreeMap::new(),
             env_var_format: None,
             inline_shebang: "/bin/sh -e".into(),
             only_on: vec![],

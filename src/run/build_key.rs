@@ -10,7 +10,9 @@ use crate::checkpoint::KeyBuilder;
 use crate::checkpoint::record::{BuildKey, KEY_KIND};
 use crate::checkpoint::record_secret::RecordSecret;
 use crate::config::post_processor::{PostProcessor, PostProcessorKind};
-use crate::config::provisioner::{Direction, Provisioner, ProvisionerKind, ShellSource};
+use crate::config::provisioner::{
+    Direction, FileConfig, FileSource, Provisioner, ProvisionerKind, ShellSource,
+};
 use crate::config::{Build, BuilderConfig, common::HttpConfig, common::MediaConfig};
 use crate::run::RunOptions;
 
@@ -132,9 +134,14 @@ fn provisioner(
     match &p.kind {
         ProvisionerKind::Shell(c) => scripts(key, &c.source),
         ProvisionerKind::ShellLocal(c) => scripts(key, &c.source),
-        ProvisionerKind::File(c) if c.direction == Direction::Upload && !c.generated => {
+        ProvisionerKind::File(FileConfig {
+            source: FileSource::Paths(sources),
+            direction: Direction::Upload,
+            generated: false,
+            ..
+        }) => {
             let none = std::collections::BTreeMap::new();
-            for s in &c.sources {
+            for s in sources {
                 // A source that reads a build value is known only as it runs.
                 let s = s
                     .template
@@ -145,7 +152,7 @@ fn provisioner(
             Ok(())
         }
         // Downloads read nothing local; generated sources are made by the
-        // build itself.
+        // build itself; `content` is in the template, keyed above.
         ProvisionerKind::File(_) | ProvisionerKind::Breakpoint(_) => Ok(()),
         // Playbooks, roles, state trees and cookbooks pull in files kiln
         // does not follow yet: such a build is never called up to date.

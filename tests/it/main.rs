@@ -25,6 +25,7 @@ mod machine_readable;
 mod on_error;
 mod ova;
 mod postprocess;
+mod provisioners;
 mod qemu;
 mod salt;
 mod salt_chef;

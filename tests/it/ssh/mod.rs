@@ -3,7 +3,7 @@
 
 mod agent;
 mod closing_server;
-mod servers;
+pub(crate) mod servers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use servers::{Fixture, Kind, PASSWORD};
 
-fn key_target(fixture: &Fixture) -> SshTarget {
+pub(crate) fn key_target(fixture: &Fixture) -> SshTarget {
     SshTarget {
         host: "127.0.0.1".into(),
         port: fixture.port,
@@ -52,7 +52,7 @@ fn quick() -> WaitOptions {
     }
 }
 
-async fn connect(target: &SshTarget) -> SshSession {
+pub(crate) async fn connect(target: &SshTarget) -> SshSession {
     wait_for_ssh(
         target,
         &quick(),
