@@ -99,23 +99,21 @@ pub fn check(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics, notes: &
                                     notes.push(note);
                                 }
                             } else {
-                                // Packer would install it; what kiln cannot
-                                // run is refused where the template uses it,
-                                // so builds that do not (-only) still run.
-                                diags
-                                    .warning(
-                                        format!("packer.required_plugins.{name}"),
-                                        format!("plugin {source} is not provided by kiln; a build, provisioner or post-processor of it is refused"),
-                                        files.location(span),
-                                    )
-                                    .hint = Some(format!(
-                                    "kiln has the plugins {} built in; `-only`/`-except` choose the builds kiln can run",
+                                // Packer would install it. What the template
+                                // uses of it is refused where it is used (or
+                                // left out by -only/-except, with a note), so
+                                // the requirement itself only gets a note.
+                                let note = format!(
+                                    "plugin {source} is not provided by kiln: what the template uses of it is refused where it is used, and -only/-except leave such builds out (kiln has {})",
                                     BUILT_IN_PLUGINS
                                         .iter()
                                         .map(|(name, _)| *name)
                                         .collect::<Vec<_>>()
                                         .join(", ")
-                                ));
+                                );
+                                if !notes.contains(&note) {
+                                    notes.push(note);
+                                }
                             }
                         }
                     }
