@@ -449,6 +449,14 @@ pub fn init(args: &InitArgs, out: &ErrorOutput) -> Result<(), CommandError> {
 }
 
 pub fn fix(args: &FixArgs, out: &ErrorOutput) -> Result<(), CommandError> {
+    // As Packer's `fix`: JSON only.
+    if crate::hcl::is_hcl(&args.template) {
+        out.write(&format!(
+            "error: kiln fix rewrites JSON templates; {} is HCL2\n  = hint: rename the deprecated keys the warnings name by hand (Packer's fix is JSON-only too)\n",
+            args.template.display()
+        ));
+        return Err(CommandError::Input);
+    }
     let text = match crate::template::input::read_input(&args.template)
         .map_err(|source| LoadError::Read {
             path: args.template.clone(),

@@ -223,7 +223,7 @@ impl<'a> Fields<'a> {
         self.compat_at(
             Compat::DeprecatedKey,
             key_span,
-            format!("`{old}` is deprecated: use `{new}` (`kiln fix` rewrites the template)"),
+            format!("`{old}` is deprecated: use `{new}` (`kiln fix` rewrites a JSON template)"),
         );
         Some(node)
     }

@@ -422,19 +422,14 @@ fn decode_vagrant_settings(
     };
     let compression_level = level(f).or(base.and_then(|b| b.compression_level));
     let include = if f.has("include") {
-        let include: Vec<PathBuf> = f
-            .string_list("include")
+        // Not checked here: a build may make what it includes (EFI vars in
+        // its output directory); Packer copies them after the build, and a
+        // missing one fails the post-processor then, naming it.
+        f.string_list("include")
             .unwrap_or_default()
             .iter()
             .map(|p| resolve_local_path(f, p))
-            .collect();
-        for p in &include {
-            if !p.exists() {
-                let span = f.span_of("include").unwrap_or_default();
-                f.error_at(span, format!("include: {} does not exist", p.display()));
-            }
-        }
-        include
+            .collect()
     } else {
         base.map(|b| b.include.clone()).unwrap_or_default()
     };

@@ -204,7 +204,18 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
     let mut paths = Vec::new();
     for name in names {
         let path = resolve_local_path(f, &name);
-        if !path.is_file() {
+        // Packer only stats a script: `/dev/null` (a default for "no
+        // customisation" in real templates) is an empty script.
+        if path.is_dir() {
+            let span = f.span_of(key).unwrap_or_default();
+            f.error_at(
+                span,
+                format!("{key}: `{name}` is a directory, not a script"),
+            )
+            .hint = Some(
+                "name the script files, or use the file provisioner to upload a directory".into(),
+            );
+        } else if !path.exists() {
             let span = f.span_of(key).unwrap_or_default();
             f.error_at(
                 span,

@@ -131,7 +131,6 @@ impl QemuHardware {
         let cores = f.u64_in("cores", 1, 1024).map(|v| v as u32);
         let threads = f.u64_in("threads", 1, 1024).map(|v| v as u32);
         let vga = f.one_of("vga", VGA_TYPES);
-        let efi_boot = f.bool("efi_boot").unwrap_or(false);
         let code = f
             .string("efi_firmware_code")
             .filter(|s| !s.is_empty())
@@ -140,18 +139,21 @@ impl QemuHardware {
             .string("efi_firmware_vars")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        if !efi_boot && (code.is_some() || vars.is_some()) {
-            let key = if code.is_some() {
-                "efi_firmware_code"
-            } else {
-                "efi_firmware_vars"
-            };
-            let span = f.span_of(key).unwrap_or_default();
-            f.warn_at(
-                span,
-                format!("`{key}` has no effect without efi_boot = true"),
-            );
-        }
+        // As the qemu plugin: either firmware path turns EFI on, even
+        // against an explicit `efi_boot = false`.
+        let firmware_given = code.is_some() || vars.is_some();
+        let efi_boot = match f.bool("efi_boot") {
+            Some(false) if firmware_given => {
+                let span = f.span_of("efi_boot").unwrap_or_default();
+                f.warn_at(
+                    span,
+                    "efi_boot = false has no effect: efi_firmware_code or efi_firmware_vars turns EFI on, as in Packer",
+                );
+                true
+            }
+            Some(explicit) => explicit,
+            None => firmware_given,
+        };
         let drop_efivars = f.bool("efi_drop_efivars").unwrap_or(false);
         if drop_efivars && !efi_boot {
             let span = f.span_of("efi_drop_efivars").unwrap_or_default();

@@ -694,4 +694,44 @@ build {
             ]
         );
     }
+
+    /// As the qemu plugin: a firmware path turns EFI on by itself (real
+    /// templates set `efi_firmware_code` and no `efi_boot`), even against
+    /// an explicit `efi_boot = false`.
+    #[test]
+    fn an_efi_firmware_path_turns_efi_on() {
+        for efi_boot in ["", "efi_boot = false"] {
+            let text = format!(
+                r#"
+source "qemu" "uefi" {{
+  iso_url           = "http://127.0.0.1/tiny.iso"
+  iso_checksum      = "none"
+  ssh_username      = "root"
+  ssh_password      = "pw"
+  efi_firmware_code = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+  {efi_boot}
+}}
+build {{
+  sources = ["source.qemu.uefi"]
+}}
+"#
+            );
+            let (p, diags) = prepare(&text, &Selection::default());
+            assert!(!diags.has_errors(), "{}", diags.render());
+            let config::BuilderConfig::Qemu(q) = &p.builds[0].builder else {
+                panic!("not qemu");
+            };
+            let efi = q.hardware.efi.as_ref().expect("EFI is on");
+            assert_eq!(
+                efi.code.as_deref(),
+                Some(std::path::Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd"))
+            );
+            assert_eq!(
+                diags.render().contains("efi_boot = false has no effect"),
+                !efi_boot.is_empty(),
+                "{}",
+                diags.render()
+            );
+        }
+    }
 }

@@ -10,33 +10,45 @@ use super::eval::{Scope, eval};
 use super::{Files, PACKER_HCL2_VERSION, Parsed, span_of};
 use crate::template::diagnostic::Diagnostics;
 
-/// Plugins whose components kiln implements itself, by the last part of
-/// their source address (`github.com/hashicorp/qemu`), with what of each
-/// kiln has.
+/// Plugins whose components kiln implements itself, by the end of their
+/// source address (`github.com/hashicorp/qemu`), with what of each kiln
+/// has.
 const BUILT_IN_PLUGINS: &[(&str, &str)] = &[
-    ("qemu", "the qemu builder"),
-    ("virtualbox", "the virtualbox-iso builder"),
-    ("vagrant", "the vagrant post-processor"),
+    ("hashicorp/qemu", "the qemu builder"),
+    ("hashicorp/virtualbox", "the virtualbox-iso builder"),
+    ("hashicorp/vagrant", "the vagrant post-processor"),
     (
-        "googlecompute",
+        "hashicorp/googlecompute",
         "the googlecompute builder, googlecompute-import and googlecompute-export",
     ),
-    ("ansible", "the ansible and ansible-local provisioners"),
-    ("chef", "the chef-solo provisioner"),
-    ("salt", "the salt-masterless provisioner"),
-    ("amazon", "the amazon-import post-processor"),
+    (
+        "hashicorp/ansible",
+        "the ansible and ansible-local provisioners",
+    ),
+    ("hashicorp/chef", "the chef-solo provisioner"),
+    ("hashicorp/salt", "the salt-masterless provisioner"),
+    ("hashicorp/amazon", "the amazon-import post-processor"),
+    (
+        "joomcode/external",
+        "the external and external-raw data sources",
+    ),
 ];
 
 /// What kiln has of a required plugin, by its source address.
 fn built_in(source: &str) -> Option<&'static str> {
-    let (owner, short) = source.rsplit_once('/')?;
-    if !owner.ends_with("hashicorp") {
-        return None;
-    }
     BUILT_IN_PLUGINS
         .iter()
-        .find(|(name, _)| *name == short)
+        .find(|(name, _)| source == *name || source.ends_with(&format!("/{name}")))
         .map(|(_, components)| *components)
+}
+
+/// The plugins kiln has, by their short names, for messages.
+fn built_in_names() -> String {
+    BUILT_IN_PLUGINS
+        .iter()
+        .map(|(name, _)| name.rsplit('/').next().unwrap_or(name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn check(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics, notes: &mut Vec<String>) {
@@ -105,11 +117,7 @@ pub fn check(parsed: &[Parsed], files: &Files, diags: &mut Diagnostics, notes: &
                                 // the requirement itself only gets a note.
                                 let note = format!(
                                     "plugin {source} is not provided by kiln: what the template uses of it is refused where it is used, and -only/-except leave such builds out (kiln has {})",
-                                    BUILT_IN_PLUGINS
-                                        .iter()
-                                        .map(|(name, _)| *name)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    built_in_names()
                                 );
                                 if !notes.contains(&note) {
                                     notes.push(note);

@@ -282,7 +282,7 @@ fn write_entries(
         for entry in entries {
             match entry {
                 Entry::File { name, path } => {
-                    let f = std::fs::File::open(path)?;
+                    let f = open_input(path)?;
                     let meta = f.metadata()?;
                     let modified = unix_seconds(meta.modified().unwrap_or(mtime));
                     let mut reader = watched(f, done, cancel, progress);
@@ -304,7 +304,7 @@ fn write_entries(
     } else if let Some(entry) = entries.first() {
         match entry {
             Entry::File { path, .. } => {
-                let mut reader = watched(std::fs::File::open(path)?, done, cancel, progress);
+                let mut reader = watched(open_input(path)?, done, cancel, progress);
                 io::copy(&mut reader, &mut encoder)?;
             }
             Entry::Bytes { data, .. } => encoder.write_all(data)?,
@@ -316,6 +316,13 @@ fn write_entries(
         }
     }
     Ok(encoder.finish()?)
+}
+
+/// An input file, opened: an error names it (a vagrant `include` the build
+/// did not make), not the output being written.
+fn open_input(path: &Path) -> Result<std::fs::File, WriteError> {
+    std::fs::File::open(path)
+        .map_err(|e| WriteError::Member(PostProcessError::io("cannot read", path)(e)))
 }
 
 /// `reader`, reporting progress after the `done` bytes before it and

@@ -490,6 +490,40 @@ async fn vm_interrupted_packing_leaves_nothing() {
     assert!(disk.exists());
 }
 
+/// `include` is not checked at validation (a build may make what it
+/// includes, as EFI vars in its output directory): a file still missing
+/// when the box is packed fails the post-processor naming it, and leaves
+/// no box.
+#[tokio::test]
+async fn an_include_missing_when_the_box_is_packed_is_named_and_leaves_no_box() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("output-vm/disk.qcow2");
+    std::fs::create_dir_all(disk.parent().expect("parent")).expect("dir");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        &disk.to_string_lossy(),
+        "16M",
+    ]);
+    let input = qcow2_artifact(&disk, Accelerator::Kvm);
+    let chain = chains(
+        dir.path(),
+        r#"[{"type": "vagrant", "output": "boxes/vm.box", "include": ["output-vm/efivars.fd"]}]"#,
+    );
+    let err = run_chains(&chain, input, &ctx(dir.path()))
+        .await
+        .expect_err("the include is missing");
+    let text = kiln::error_chain::error_chain(&err, ": ");
+    assert!(
+        text.contains("cannot read") && text.contains("output-vm/efivars.fd"),
+        "{text}"
+    );
+    assert_eq!(listing(&dir.path().join("boxes")), Vec::<String>::new());
+    assert!(disk.exists(), "the builder's disk is kept");
+}
+
 fn box_entries(file: &Path) -> Vec<String> {
     let mut names: Vec<String> = run(Command::new("tar").arg("-tzf").arg(file))
         .lines()

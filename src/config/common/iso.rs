@@ -28,7 +28,7 @@ impl IsoConfig {
             f.compat_at(
                 crate::template::compat::Compat::DeprecatedKey,
                 span,
-                "`iso_checksum_type` is deprecated: put the type in iso_checksum (\"sha256:…\"); `kiln fix` rewrites the template",
+                "`iso_checksum_type` is deprecated: put the type in iso_checksum (\"sha256:…\"); `kiln fix` rewrites a JSON template",
             );
         }
         let old_url = f.renamed_string("iso_checksum_url", "iso_checksum");
