@@ -227,8 +227,8 @@ fn string_attr(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn read_build(
-    b: &Block,
+fn read_build<'a>(
+    b: &'a Block,
     base: usize,
     sources: &[Source<'_>],
     refs: &[String],
@@ -426,19 +426,8 @@ fn read_build(
                         .into(),
                 );
             }
-            Structure::Block(inner) if inner.ident.as_str() == "dynamic" => {
-                let what = inner.labels.first().map_or("", |l| l.as_str());
-                diags
-                    .error(
-                        &path,
-                        format!("dynamic \"{what}\" blocks in a build are not supported by kiln"),
-                        files.location(span_of(base, inner.ident.span())),
-                    )
-                    .hint = Some(
-                    "kiln expands dynamic \"source\" blocks in a build; write the other blocks out"
-                        .into(),
-                );
-            }
+            // Expanded with the provisioners and post-processors below.
+            Structure::Block(inner) if inner.ident.as_str() == "dynamic" => {}
             Structure::Block(inner) if !BUILD_KEYS.contains(&inner.ident.as_str()) => {
                 let d = diags.error(
                     &path,
@@ -536,77 +525,108 @@ fn read_build(
     };
     let mut chains: Vec<Vec<Section>> = Vec::new();
     let mut index = 0;
+    // Written blocks, and the ones a `dynamic` block makes, in order.
+    let blocks_of =
+        |inner: &'a Block, kind: &str, diags: &mut Diagnostics| -> Vec<PluginBlock<'a>> {
+            if inner.ident.as_str() == "dynamic" {
+                PluginBlock::dynamic(inner, base, &path, scope, files, diags)
+            } else {
+                PluginBlock::written(inner, base, kind, &path, scope, files, diags)
+                    .into_iter()
+                    .collect()
+            }
+        };
+    let dynamic_of = |inner: &Block| {
+        inner.ident.as_str() == "dynamic"
+            && inner.labels.first().map(|l| l.as_str()) != Some("source")
+    };
     for s in b.body.iter() {
         let Structure::Block(inner) = s else { continue };
-        match inner.ident.as_str() {
+        let kind = if dynamic_of(inner) {
+            inner.labels.first().map_or("", |l| l.as_str())
+        } else {
+            inner.ident.as_str()
+        };
+        match kind {
             "provisioner" => {
-                t.provisioners.extend(plugin_sections(
-                    inner,
-                    base,
-                    "provisioner",
-                    index,
-                    &path,
-                    &build_sources,
-                    scope,
-                    files,
-                    diags,
-                ));
-                index += 1;
+                for pb in blocks_of(inner, kind, diags) {
+                    t.provisioners.extend(plugin_sections(
+                        &pb,
+                        base,
+                        "provisioner",
+                        index,
+                        &path,
+                        &build_sources,
+                        files,
+                        diags,
+                    ));
+                    index += 1;
+                }
             }
             "error-cleanup-provisioner" => {
-                let mut secs = plugin_sections(
-                    inner,
-                    base,
-                    "error-cleanup-provisioner",
-                    0,
-                    &path,
-                    &build_sources,
-                    scope,
-                    files,
-                    diags,
-                );
-                if t.error_cleanup_provisioner.is_some() || secs.len() > 1 {
-                    diags.error(
+                for pb in blocks_of(inner, kind, diags) {
+                    let mut secs = plugin_sections(
+                        &pb,
+                        base,
+                        "error-cleanup-provisioner",
+                        0,
                         &path,
-                        "kiln takes one error-cleanup-provisioner per template",
-                        files.location(span_of(base, inner.ident.span())),
+                        &build_sources,
+                        files,
+                        diags,
                     );
-                } else if let Some(sec) = secs.pop() {
-                    t.error_cleanup_provisioner = Some(sec);
+                    if t.error_cleanup_provisioner.is_some() || secs.len() > 1 {
+                        diags.error(
+                            &path,
+                            "kiln takes one error-cleanup-provisioner per template",
+                            files.location(span_of(base, inner.ident.span())),
+                        );
+                    } else if let Some(sec) = secs.pop() {
+                        t.error_cleanup_provisioner = Some(sec);
+                    }
                 }
             }
             "post-processor" => {
-                let secs = plugin_sections(
-                    inner,
-                    base,
-                    "post-processor",
-                    chains.len(),
-                    &path,
-                    &build_sources,
-                    scope,
-                    files,
-                    diags,
-                );
-                if !secs.is_empty() {
-                    chains.push(secs);
+                for pb in blocks_of(inner, kind, diags) {
+                    let secs = plugin_sections(
+                        &pb,
+                        base,
+                        "post-processor",
+                        chains.len(),
+                        &path,
+                        &build_sources,
+                        files,
+                        diags,
+                    );
+                    if !secs.is_empty() {
+                        chains.push(secs);
+                    }
                 }
             }
-            "post-processors" => {
+            "post-processors" if !dynamic_of(inner) => {
                 let mut chain = Vec::new();
-                for (i, pp) in inner.body.iter().enumerate() {
+                let mut i = 0;
+                for pp in inner.body.iter() {
                     match pp {
-                        Structure::Block(ppb) if ppb.ident.as_str() == "post-processor" => {
-                            chain.extend(plugin_sections(
-                                ppb,
-                                base,
-                                "post-processors",
-                                i,
-                                &path,
-                                &build_sources,
-                                scope,
-                                files,
-                                diags,
-                            ));
+                        Structure::Block(ppb)
+                            if ppb.ident.as_str() == "post-processor"
+                                || (dynamic_of(ppb)
+                                    && ppb.labels.first().map(|l| l.as_str())
+                                        == Some("post-processor")) =>
+                        {
+                            for pb in blocks_of(ppb, "post-processor", diags) {
+                                chain.extend(plugin_sections(
+                                    &pb,
+                                    base,
+                                    "post-processors",
+                                    i,
+                                    &path,
+                                    &build_sources,
+                                    files,
+                                    diags,
+                                ));
+                                i += 1;
+                            }
                         }
                         other => {
                             diags.error(
@@ -620,6 +640,15 @@ fn read_build(
                 if !chain.is_empty() {
                     chains.push(chain);
                 }
+            }
+            _ if dynamic_of(inner) => {
+                diags
+                    .error(
+                        &path,
+                        format!("dynamic \"{kind}\": a build makes source, provisioner, error-cleanup-provisioner and post-processor blocks"),
+                        files.location(span_of(base, inner.ident.span())),
+                    )
+                    .hint = Some("check the label of the dynamic block".into());
             }
             _ => {}
         }
@@ -646,34 +675,115 @@ fn source_scope(scope: &Scope, ty: &str, name: &str) -> Scope {
     s
 }
 
+/// A provisioner or post-processor block as written, or one a `dynamic`
+/// block makes (its type from `labels`, its body the `content`, evaluated
+/// with the iterator in scope).
+struct PluginBlock<'a> {
+    body: &'a hcl::edit::structure::Body,
+    type_name: String,
+    type_span: Span,
+    span: Span,
+    scope: Scope,
+}
+
+impl<'a> PluginBlock<'a> {
+    fn written(
+        b: &'a Block,
+        base: usize,
+        kind: &str,
+        build_path: &str,
+        scope: &Scope,
+        files: &Files,
+        diags: &mut Diagnostics,
+    ) -> Option<Self> {
+        let [ty] = b.labels.as_slice() else {
+            diags
+                .error(
+                    build_path,
+                    format!("a {kind} block has one label, its type"),
+                    files.location(span_of(base, b.ident.span())),
+                )
+                .hint = Some(format!("write {kind} \"shell\" {{ … }}"));
+            return None;
+        };
+        Some(Self {
+            body: &b.body,
+            type_name: ty.as_str().to_owned(),
+            type_span: span_of(base, ty.span()),
+            span: span_of(base, b.span()),
+            scope: scope.clone(),
+        })
+    }
+
+    /// The blocks `dynamic "provisioner"` (or `"post-processor"`) makes, one
+    /// per element of its `for_each`.
+    fn dynamic(
+        b: &'a Block,
+        base: usize,
+        build_path: &str,
+        scope: &Scope,
+        files: &Files,
+        diags: &mut Diagnostics,
+    ) -> Vec<Self> {
+        let Some(dynamic) = body::Dynamic::read(b, base, scope, build_path, files, diags) else {
+            return Vec::new();
+        };
+        let Some(labels) = b.body.get_attribute("labels") else {
+            diags
+                .error(
+                    &dynamic.path,
+                    "labels is required: the type of the blocks it makes",
+                    files.location(span_of(base, b.ident.span())),
+                )
+                .hint = Some("labels = [\"shell\"]".into());
+            return Vec::new();
+        };
+        let labels_span = span_of(base, labels.value.span());
+        let mut blocks = Vec::new();
+        for iteration in dynamic.scopes {
+            let type_name = match eval(&labels.value, &iteration) {
+                Ok(HclValue::Array(items)) if items.len() == 1 => {
+                    items[0].as_str().map(str::to_owned)
+                }
+                _ => None,
+            };
+            let Some(type_name) = type_name else {
+                diags.error(
+                    &dynamic.path,
+                    "labels: expected one string, the type: [\"shell\"]",
+                    files.location(labels_span),
+                );
+                return Vec::new();
+            };
+            blocks.push(Self {
+                body: &dynamic.content.body,
+                type_name,
+                type_span: labels_span,
+                span: span_of(base, dynamic.content.span()),
+                scope: iteration,
+            });
+        }
+        blocks
+    }
+}
+
 /// A provisioner or post-processor block, evaluated for each source it
 /// applies to; one section when every source gives the same body.
 #[allow(clippy::too_many_arguments)]
 fn plugin_sections(
-    b: &Block,
+    b: &PluginBlock<'_>,
     base: usize,
     kind: &str,
     index: usize,
     build_path: &str,
     build_sources: &BuildSources<'_, '_>,
-    scope: &Scope,
     files: &Files,
     diags: &mut Diagnostics,
 ) -> Vec<Section> {
     let used = build_sources.used;
-    let span = span_of(base, b.ident.span());
-    let [ty] = b.labels.as_slice() else {
-        diags
-            .error(
-                build_path,
-                format!("a {kind} block has one label, its type"),
-                files.location(span),
-            )
-            .hint = Some(format!("write {kind} \"shell\" {{ … }}"));
-        return Vec::new();
-    };
-    let type_name = ty.as_str().to_owned();
-    let type_span = span_of(base, ty.span());
+    let scope = &b.scope;
+    let type_name = b.type_name.clone();
+    let type_span = b.type_span;
     // `name` names the block for -except and messages; it is not a setting.
     let block_name = match b.body.get_attribute("name").map(|a| &a.value) {
         Some(hcl::edit::expr::Expression::String(n)) => n.as_str().to_owned(),
@@ -745,7 +855,7 @@ fn plugin_sections(
     for u in &applies {
         let s = source_scope(scope, &u.source.type_name, &u.name);
         let ev = body::evaluate(
-            &b.body,
+            b.body,
             base,
             &s,
             &path,
@@ -827,7 +937,7 @@ fn plugin_sections(
                 packer_build_name: None,
                 body: Node {
                     value: Value::Object(members),
-                    span: span_of(base, b.span()),
+                    span: b.span,
                 },
             }
         })

@@ -734,4 +734,56 @@ build {{
             );
         }
     }
+
+    /// `dynamic "provisioner"` and `dynamic "post-processor"` in a build:
+    /// one block per element, in order, with the iterator in scope; inside
+    /// `post-processors` they join the chain.
+    #[test]
+    fn dynamic_provisioners_and_post_processors_in_a_build() {
+        let text = r#"
+source "qemu" "base" {
+  iso_url          = "http://127.0.0.1/tiny.iso"
+  iso_checksum     = "none"
+  ssh_username     = "root"
+  ssh_password     = "pw"
+  shutdown_command = "poweroff"
+}
+build {
+  sources = ["source.qemu.base"]
+  provisioner "shell" {
+    inline = ["echo first"]
+  }
+  dynamic "provisioner" {
+    for_each = ["a", "b"]
+    iterator = step
+    labels   = ["shell"]
+    content {
+      inline = ["echo ${step.value}"]
+    }
+  }
+  post-processors {
+    post-processor "compress" {}
+    dynamic "post-processor" {
+      for_each = ["sha256", "md5"]
+      labels   = ["checksum"]
+      content {
+        checksum_types = [post-processor.value]
+      }
+    }
+  }
+}
+"#;
+        let (p, diags) = prepare(text, &Selection::default());
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let inline: Vec<String> = p.builds[0]
+            .provisioners
+            .iter()
+            .map(|pr| format!("{:?}", pr.kind))
+            .collect();
+        assert_eq!(inline.len(), 3, "{inline:?}");
+        for (i, word) in ["first", "a", "b"].iter().enumerate() {
+            assert!(inline[i].contains(&format!("echo {word}")), "{inline:?}");
+        }
+        assert_eq!(chains(&p), [vec!["compress", "checksum", "checksum"]]);
+    }
 }
