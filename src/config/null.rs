@@ -2,7 +2,7 @@
 //! machine, so with SSH it needs the address of one that exists and a way
 //! to log in that the template gives (no temporary key can be installed).
 
-use super::common::Communicator;
+use super::common::{Communicator, SshConfig};
 use super::decode::Fields;
 
 #[derive(Debug, Clone)]
@@ -20,55 +20,85 @@ const TEMPORARY_KEY_KEYS: &[&str] = &[
 impl NullConfig {
     pub fn decode(f: &mut Fields<'_>) -> Option<Self> {
         let communicator = Communicator::decode(f, None);
-        if let Some(Communicator::Ssh(ssh)) = &communicator {
-            // Packer's rules for this builder.
-            if ssh.host.is_none() {
-                f.error("ssh_host is required: the null builder connects to a machine that already exists")
-                    .hint = Some(
-                    "set \"ssh_host\" to its address, or \"communicator\": \"none\" to run only local steps".into(),
-                );
-            }
-            let methods = [
-                ("ssh_agent_auth", ssh.agent_auth),
-                ("ssh_password", ssh.password.is_some()),
-                ("ssh_private_key_file", ssh.private_key_file.is_some()),
-            ];
-            let given: Vec<&str> = methods
-                .iter()
-                .filter(|(_, set)| *set)
-                .map(|(key, _)| *key)
-                .collect();
-            match given.as_slice() {
-                [] => {
-                    f.error("ssh_password, ssh_private_key_file or ssh_agent_auth is required with the null builder")
-                        .hint = Some(
-                        "kiln cannot put a temporary key on a machine it did not make; give one way to log in".into(),
-                    );
+        match &communicator {
+            Some(Communicator::Ssh(ssh)) => {
+                if ssh.host.is_none() {
+                    host_required(f);
                 }
-                [_] => {}
-                several => {
-                    let span = f.span_of(several[1]).unwrap_or_default();
-                    f.error_at(
-                        span,
-                        format!(
-                            "{} cannot be given together with the null builder: give one way to log in",
-                            several.join(" and ")
-                        ),
-                    );
+                one_way_to_log_in(f, ssh);
+                for key in TEMPORARY_KEY_KEYS {
+                    if let Some(span) = f.span_of(key) {
+                        f.warn_at(
+                            span,
+                            format!(
+                                "`{key}` has no effect: the null builder makes no temporary key"
+                            ),
+                        );
+                    }
                 }
             }
-            for key in TEMPORARY_KEY_KEYS {
-                if let Some(span) = f.span_of(key) {
-                    f.warn_at(
-                        span,
-                        format!("`{key}` has no effect: the null builder makes no temporary key"),
-                    );
-                }
-            }
+            Some(Communicator::None) => {}
+            // The default SSH communicator failed to decode (no
+            // ssh_username): a missing host is said too, not after a fix.
+            None if !f.has("communicator") && !f.has("ssh_host") => host_required(f),
+            None => {}
         }
         Some(Self {
             communicator: communicator?,
         })
+    }
+}
+
+fn host_required(f: &mut Fields<'_>) {
+    let hint =
+        "set \"ssh_host\" to its address, or \"communicator\": \"none\" to run only local steps";
+    // Given, but empty once rendered (an unset variable).
+    if let Some(span) = f.span_of("ssh_host") {
+        f.error_at(
+            span,
+            "ssh_host is empty: the null builder connects to a machine that already exists",
+        )
+        .hint = Some(hint.into());
+        return;
+    }
+    f.error("ssh_host is required: the null builder connects to a machine that already exists")
+        .hint = Some(hint.into());
+}
+
+/// Packer's rule for this builder: exactly one of the agent, a password
+/// and a key file.
+fn one_way_to_log_in(f: &mut Fields<'_>, ssh: &SshConfig) {
+    let methods = [
+        ("ssh_agent_auth", ssh.agent_auth),
+        ("ssh_password", ssh.password.is_some()),
+        ("ssh_private_key_file", ssh.private_key_file.is_some()),
+    ];
+    let given: Vec<&str> = methods
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| *key)
+        .collect();
+    match given.as_slice() {
+        [] => {
+            f.error(
+                "ssh_password, ssh_private_key_file or ssh_agent_auth is required with the null builder",
+            )
+            .hint = Some(
+                "kiln cannot put a temporary key on a machine it did not make; give one way to log in"
+                    .into(),
+            );
+        }
+        [_] => {}
+        several => {
+            let span = f.span_of(several[1]).unwrap_or_default();
+            f.error_at(
+                span,
+                format!(
+                    "{} cannot be given together with the null builder: give one way to log in",
+                    several.join(" and ")
+                ),
+            );
+        }
     }
 }
 
@@ -113,6 +143,9 @@ mod tests {
         let (_, diags) = null_with(r#""ssh_password": "x""#);
         assert!(diags.contains("ssh_host is required"), "{diags}");
         assert!(diags.contains("ssh_username is required"), "{diags}");
+
+        let (_, diags) = null_with(r#""ssh_host": "", "ssh_username": "u", "ssh_password": "x""#);
+        assert!(diags.contains("ssh_host is empty"), "{diags}");
 
         let (_, diags) = null_with(r#""ssh_host": "h", "ssh_username": "u""#);
         assert!(
