@@ -123,22 +123,31 @@ fn post_processors_that_need_files_say_there_are_none() {
     );
 }
 
-/// From HCL2, over SSH to a real OpenSSH server: the shell provisioner
-/// runs on that machine (the same host here, so its effect is a file).
+/// From HCL2, over SSH to a real OpenSSH server, logging in with a
+/// password and then with a key file: the shell provisioner runs on that
+/// machine (the same host here, so its effect is a file).
 #[test]
 fn over_ssh_it_provisions_the_machine_at_ssh_host() {
     let Some((fixture, _server)) = servers::start("null builder over ssh", Kind::OpenSsh.options())
     else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let marker = dir.path().join("from-the-machine");
-    let template = format!(
-        r#"source "null" "existing" {{
+    let logins = [
+        format!("ssh_password = \"{PASSWORD}\""),
+        format!(
+            "ssh_private_key_file = \"{}\"",
+            fixture.client_key.display()
+        ),
+    ];
+    for login in logins {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("from-the-machine");
+        let template = format!(
+            r#"source "null" "existing" {{
   ssh_host     = "127.0.0.1"
   ssh_port     = {port}
   ssh_username = "root"
-  ssh_password = "{PASSWORD}"
+  {login}
   ssh_timeout  = "30s"
 }}
 
@@ -150,23 +159,24 @@ build {{
   }}
 }}
 "#,
-        port = fixture.port,
-        marker = marker.display(),
-    );
-    std::fs::write(dir.path().join("t.pkr.hcl"), template).expect("write");
-    let output = run_in(dir.path(), &["build", "t.pkr.hcl"]);
-    let text = transcript(&output, dir.path());
-    assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.contains("Waiting for SSH"), "{text}");
-    assert!(text.contains("remote says hello"), "{text}");
-    assert_eq!(
-        std::fs::read_to_string(&marker).unwrap_or_else(|e| panic!("{e}\n{text}")),
-        "root via ssh\n"
-    );
-    assert!(
-        !text.contains(PASSWORD),
-        "the password was printed:\n{text}"
-    );
+            port = fixture.port,
+            marker = marker.display(),
+        );
+        std::fs::write(dir.path().join("t.pkr.hcl"), template).expect("write");
+        let output = run_in(dir.path(), &["build", "t.pkr.hcl"]);
+        let text = transcript(&output, dir.path());
+        assert_eq!(output.status.code(), Some(0), "{login}:\n{text}");
+        assert!(text.contains("Waiting for SSH"), "{text}");
+        assert!(text.contains("remote says hello"), "{text}");
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap_or_else(|e| panic!("{e}\n{text}")),
+            "root via ssh\n"
+        );
+        assert!(
+            !text.contains(PASSWORD),
+            "the password was printed:\n{text}"
+        );
+    }
 }
 
 /// Nothing listens at ssh_host:ssh_port: the build fails once ssh_timeout
@@ -214,4 +224,25 @@ fn ctrl_c_interrupts_the_wait_for_ssh() {
         "{text}"
     );
     assert!(signalled.elapsed() < Duration::from_secs(60), "{text}");
+}
+
+/// A provisioner that runs on the machine, in a null build without one:
+/// the build fails naming the provisioner and why.
+#[test]
+fn a_remote_provisioner_without_a_communicator_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("t.json"),
+        r#"{"builders": [{"type": "null", "communicator": "none"}],
+            "provisioners": [{"type": "shell", "inline": ["echo never"]}]}"#,
+    )
+    .expect("write");
+    let output = run_in(dir.path(), &["build", "t.json"]);
+    let text = transcript(&output, dir.path());
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("provisioners[0] (shell) failed")
+            && text.contains("this provisioner needs a communicator, but the build has \"communicator\": \"none\""),
+        "{text}"
+    );
 }
