@@ -31,7 +31,8 @@ fn local_only_template(dir: &Path) -> String {
                 )]
             }],
             [{"type": "manifest", "output": "manifest.json"}],
-            [{"type": "checksum", "output": "sums.{{.ChecksumType}}"}]
+            [{"type": "checksum", "output": "sums.{{.ChecksumType}}"}],
+            [{"type": "compress", "output": "empty.tar.gz"}]
         ]
     })
     .to_string()
@@ -72,6 +73,14 @@ fn with_no_communicator_it_runs_host_steps_and_post_processors() {
     // Packer's checksum writes nothing for an artifact with no files.
     assert!(!dir.path().join("sums.md5").exists(), "{text}");
     assert!(text.contains("Nothing to checksum"), "{text}");
+    // And compress into an archive makes an empty one, as Packer's does.
+    let listing = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(dir.path().join("empty.tar.gz"))
+        .output()
+        .expect("tar runs");
+    assert!(listing.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "", "{text}");
 }
 
 #[test]
