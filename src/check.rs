@@ -229,7 +229,7 @@ pub fn iso_sources(
         let iso = match &b.builder {
             BuilderConfig::Qemu(q) => &q.iso,
             BuilderConfig::VirtualBoxIso(v) => &v.iso,
-            BuilderConfig::GoogleCompute(_) => continue,
+            BuilderConfig::GoogleCompute(_) | BuilderConfig::Null(_) => continue,
         };
         let source = iso.source(template_dir, pwd)?;
         if !out.iter().any(|(_, s)| s == &source) {

@@ -20,6 +20,8 @@ pub mod ids {
     pub const AMAZON_IMPORT: &str = "packer.post-processor.amazon-import";
     pub const GOOGLECOMPUTE: &str = "packer.googlecompute";
     pub const GOOGLECOMPUTE_EXPORT: &str = "packer.post-processor.googlecompute-export";
+    /// The null builder's: an artifact with no files.
+    pub const NULL: &str = "fnoeding.null";
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,7 @@ impl Artifact {
                 "Exported artifacts in: {}",
                 self.state.get("Paths").map_or("[]", String::as_str)
             ),
+            ids::NULL => "Did not export anything. This is the null builder".to_owned(),
             _ => format!("files: {}", files()),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod common;
 pub mod googlecompute;
+pub mod null;
 pub mod qemu;
 pub mod ssh_remote;
 pub mod virtualbox;
@@ -34,6 +35,7 @@ pub async fn run(
         BuilderConfig::GoogleCompute(config) => {
             googlecompute::run(build, config, options, reporter, cancel).await
         }
+        BuilderConfig::Null(config) => null::run(build, config, options, reporter, cancel).await,
     }
 }
 

@@ -14,6 +14,7 @@ mod env_vars;
 pub mod go_value;
 pub mod googlecompute;
 mod local_path;
+pub mod null;
 pub mod post_processor;
 pub mod provisioner;
 pub mod qemu;
@@ -34,13 +35,15 @@ use decode::{DecodeContext, Fields};
 use post_processor::{POST_PROCESSOR_TYPES, PostProcessor, PostProcessorKind};
 use provisioner::{PROVISIONER_TYPES, Provisioner, ProvisionerKind};
 
-pub const BUILDER_TYPES: &[&str] = &["qemu", "virtualbox-iso", "googlecompute"];
+pub const BUILDER_TYPES: &[&str] = &["qemu", "virtualbox-iso", "googlecompute", "null"];
 
 #[derive(Debug, Clone)]
 pub enum BuilderConfig {
     Qemu(Box<qemu::QemuConfig>),
     VirtualBoxIso(Box<virtualbox::VirtualBoxIsoConfig>),
     GoogleCompute(Box<googlecompute::GoogleComputeConfig>),
+    /// Packer's `null`: provisioners over a machine that exists, or none.
+    Null(Box<null::NullConfig>),
 }
 
 /// One build: a builder and what runs after it.
@@ -337,7 +340,6 @@ const PACKER_TYPES_NOT_IN_KILN: &[&str] = &[
     "amazon-chroot",
     "googlecompute-chroot",
     "vagrant",
-    "null",
     "file",
     "docker",
     "docker-import",
@@ -413,8 +415,9 @@ fn decode_builder(
         "qemu" => qemu::QemuConfig::decode(&mut f).map(|c| BuilderConfig::Qemu(Box::new(c))),
         "virtualbox-iso" => virtualbox::VirtualBoxIsoConfig::decode(&mut f)
             .map(|c| BuilderConfig::VirtualBoxIso(Box::new(c))),
-        _ => googlecompute::GoogleComputeConfig::decode(&mut f)
+        "googlecompute" => googlecompute::GoogleComputeConfig::decode(&mut f)
             .map(|c| BuilderConfig::GoogleCompute(Box::new(c))),
+        _ => null::NullConfig::decode(&mut f).map(|c| BuilderConfig::Null(Box::new(c))),
     };
     f.finish();
     config

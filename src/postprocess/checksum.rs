@@ -63,6 +63,28 @@ pub(super) async fn run(
         data.insert("ChecksumType".to_owned(), kind.clone());
         outputs.push((kind.clone(), ctx.render_path("output", &c.output, &data)?));
     }
+    if input.files.is_empty() {
+        // Packer writes no checksum file then either (the null builder's
+        // artifact, a cloud image).
+        ctx.reporter.info(
+            &ctx.build,
+            &format!(
+                "Nothing to checksum: the input artifact ({}) has no files",
+                input.builder_id
+            ),
+        );
+        return Ok(StepOutput {
+            artifact: Artifact::files_only(
+                BUILDER_ID,
+                &input.build_name,
+                &input.build_type,
+                "",
+                Vec::new(),
+            ),
+            keep_default: true,
+            force_keep: true,
+        });
+    }
     let files = input.files.clone();
     let kinds = c.checksum_types.clone();
     let cancel = ctx.cancel.clone();

@@ -338,6 +338,10 @@ async fn run_one(
 /// files (a GCE image, an AMI) is kept, and the user is told so: kiln does
 /// not delete cloud resources (README, differences from Packer).
 fn destroy(artifact: &Artifact, ctx: &PostProcessContext) {
+    // The null builder made nothing: there is nothing to delete or keep.
+    if artifact.builder_id == crate::artifact::ids::NULL {
+        return;
+    }
     if artifact.files.is_empty() {
         ctx.reporter.info(
             &ctx.build,

@@ -241,6 +241,13 @@ pub(super) async fn run(
     input: &Artifact,
     ctx: &PostProcessContext,
 ) -> Result<StepOutput, PostProcessError> {
+    // Packer fails too (no provider for its id); with provider_override
+    // the box plans would blame the builder's disk format instead.
+    if input.builder_id == ids::NULL {
+        return Err(PostProcessError::Unsupported(
+            "vagrant: the null builder made no files, so there is nothing to put in a box".into(),
+        ));
+    }
     let provider = provider_for(input, c.provider_override.as_deref())?;
     // `override` applies to the provider the box is made for.
     let s = c.settings_for(&provider);

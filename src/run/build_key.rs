@@ -26,7 +26,7 @@ pub fn output_dir(build: &Build, pwd: &Path) -> Option<PathBuf> {
     let dir = match &build.builder {
         BuilderConfig::Qemu(q) => &q.output_directory,
         BuilderConfig::VirtualBoxIso(v) => &v.output_directory,
-        BuilderConfig::GoogleCompute(_) => return None,
+        BuilderConfig::GoogleCompute(_) | BuilderConfig::Null(_) => return None,
     };
     Some(pwd.join(dir))
 }
@@ -228,6 +228,11 @@ pub fn build_key(build: &Build, options: &RunOptions) -> Result<BuildKey, Untrac
         BuilderConfig::VirtualBoxIso(v) => (&v.iso, &v.http, &v.media),
         BuilderConfig::GoogleCompute(_) => {
             return Err(Untracked("its image lives in the cloud".into()));
+        }
+        BuilderConfig::Null(_) => {
+            return Err(Untracked(
+                "the null builder makes nothing to compare".into(),
+            ));
         }
     };
     // The ISO (or source image) is pinned by its checksum, which is in

@@ -22,6 +22,7 @@ mod iso_support;
 mod key_pair;
 mod layout;
 mod machine_readable;
+mod null_builder;
 mod on_error;
 mod ova;
 mod postprocess;

@@ -14,7 +14,7 @@ use crate::iso_support::{Mode, TestServer, data};
 /// Generous: the machine is shared and the binary is a debug build.
 const EVENT_BOUND: Duration = Duration::from_secs(60);
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
@@ -22,7 +22,7 @@ struct Running {
 
 impl Running {
     /// Waits for a stderr line containing `text`.
-    fn wait_for(&mut self, text: &str) {
+    pub(crate) fn wait_for(&mut self, text: &str) {
         loop {
             match self.lines.recv_timeout(EVENT_BOUND) {
                 Ok(line) => {
@@ -37,14 +37,14 @@ impl Running {
         }
     }
 
-    fn signal(&self, sig: Signal) {
+    pub(crate) fn signal(&self, sig: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid")).expect("pid");
         kill_process(pid, sig).expect("kill");
     }
 
     /// Waits for the exit (the reader thread ends at EOF) and returns the
     /// exit code and all of stderr.
-    fn finish(mut self) -> (Option<i32>, String) {
+    pub(crate) fn finish(mut self) -> (Option<i32>, String) {
         loop {
             match self.lines.recv_timeout(EVENT_BOUND) {
                 Ok(line) => self.seen.push(line),
@@ -60,7 +60,8 @@ impl Running {
     }
 }
 
-fn start(dir: &Path, cache: &Path, args: &[&str]) -> Running {
+/// Starts kiln with `args` in `dir`, reading its stderr line by line.
+pub(crate) fn start(dir: &Path, cache: &Path, args: &[&str]) -> Running {
     let mut child = Command::new(crate::support::kiln_bin())
         .args(args)
         .current_dir(dir)

@@ -124,6 +124,38 @@ impl CommonState {
         }
     }
 
+    /// The shared state of a build whose only shared part is the
+    /// communicator (a cloud instance, a machine that already exists): no
+    /// ISO, HTTP server or extra media, so the steps that use them are not
+    /// in its list.
+    pub fn communicator_only(
+        build: &crate::config::Build,
+        options: &RunOptions,
+        communicator: &Communicator,
+    ) -> Self {
+        let iso = IsoConfig {
+            urls: Vec::new(),
+            checksum: String::new(),
+            target_path: None,
+            target_extension: "iso".to_owned(),
+        };
+        let http = HttpConfig {
+            directory: None,
+            content: std::collections::BTreeMap::new(),
+            port_min: 8000,
+            port_max: 9000,
+            bind_address: "127.0.0.1".to_owned(),
+        };
+        let media = crate::config::common::MediaConfig::default();
+        let shared = SharedConfig {
+            iso: &iso,
+            http: &http,
+            communicator,
+            media: &media,
+        };
+        Self::new(build, options, shared, PathBuf::new(), "")
+    }
+
     pub fn http_port(&self) -> Option<u16> {
         self.http.as_ref().map(HttpServer::port)
     }

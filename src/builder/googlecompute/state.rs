@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::GceStepError;
-use crate::builder::common::{CommonState, GuestStopWatch, GuestStopped, HasCommon, SharedConfig};
+use crate::builder::common::{CommonState, GuestStopWatch, GuestStopped, HasCommon};
 use crate::cloud::gce::ComputeClient;
 use crate::cloud::gce::compute::Image;
 use crate::config::Build;
-use crate::config::common::{HttpConfig, IsoConfig, MediaConfig};
 use crate::config::googlecompute::GoogleComputeConfig;
 use crate::run::RunOptions;
 use crate::run::runner::StepError;
@@ -29,34 +28,7 @@ pub struct GceState {
 
 impl GceState {
     pub fn new(build: &Build, config: &GoogleComputeConfig, options: &RunOptions) -> Self {
-        // A cloud build has no ISO, HTTP server or extra media: the shared
-        // steps that use them are not in its list.
-        let iso = IsoConfig {
-            urls: Vec::new(),
-            checksum: String::new(),
-            target_path: None,
-            target_extension: "iso".to_owned(),
-        };
-        let http = HttpConfig {
-            directory: None,
-            content: std::collections::BTreeMap::new(),
-            port_min: 8000,
-            port_max: 9000,
-            bind_address: "127.0.0.1".to_owned(),
-        };
-        let media = MediaConfig::default();
-        let common = CommonState::new(
-            build,
-            options,
-            SharedConfig {
-                iso: &iso,
-                http: &http,
-                communicator: &config.communicator,
-                media: &media,
-            },
-            std::path::PathBuf::new(),
-            "",
-        );
+        let common = CommonState::communicator_only(build, options, &config.communicator);
         // Packer's names: packer-<uuid>, the disk named after the instance.
         let instance_name = config
             .instance_name
