@@ -557,9 +557,11 @@ fn provisioner_for_build(
     diags: &mut Diagnostics,
 ) -> Option<Provisioner> {
     let applies = applies_to(ctx, section, names, diags);
-    // One kiln cannot run is fine where its `only`/`except` keeps it out
-    // of this build (a template's VMware-only tools step, say).
-    if !applies && !PROVISIONER_TYPES.contains(&section.type_name.as_str()) {
+    // Prepared only for the builds it runs in, with that build's override,
+    // as in Packer: a step for other builds may get a required key from
+    // their override alone (and one kiln cannot run, a VMware-only tools
+    // step say, is fine where it is kept out).
+    if !applies {
         return None;
     }
     if !is_supported("provisioner", PROVISIONER_TYPES, ctx, section, diags) {
@@ -572,9 +574,6 @@ fn provisioner_for_build(
     let max_retries = f.u64("max_retries").unwrap_or(0) as u32;
     let kind = ProvisionerKind::decode(&section.type_name, &mut f);
     f.finish();
-    if !applies {
-        return None;
-    }
     Some(Provisioner {
         path: section.path.clone(),
         type_name: section.type_name.clone(),

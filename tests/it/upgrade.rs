@@ -37,7 +37,12 @@ fn upgraded(json: &Path, golden: &Path) {
 #[test]
 fn json_fixtures_upgrade_to_their_golden_hcl2() {
     let dir = fixtures().join("upgrade");
-    for name in ["full.json", "functions.json", "computed-defaults.json"] {
+    for name in [
+        "full.json",
+        "functions.json",
+        "computed-defaults.json",
+        "functions-build-name.json",
+    ] {
         upgraded(&dir.join(name), &dir.join(format!("{name}.pkr.hcl")));
     }
 }
@@ -174,4 +179,34 @@ fn defaults_that_use_other_values_become_locals_that_var_still_sets() {
     assert!(listed.contains("local.password: <sensitive>\n"), "{listed}");
     let set = inspect(&["inspect", "-var", "vm_name=custom", "t.json.pkr.hcl"]);
     assert!(set.contains("local.vm_name: custom\n"), "{set}");
+}
+
+/// `{{split build_name "-" 1}}` and `replace_all … build_name` (lavabit/robox)
+/// take the build's name, never the string "build_name"; a variable only a
+/// var file sets is declared, so the upgraded template validates given it.
+#[test]
+fn build_name_as_an_argument_and_undeclared_variables_upgrade_to_working_hcl2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("upgrade/functions-build-name.json"),
+        dir.path().join("t.json"),
+    )
+    .expect("copy");
+    let out = run_in(dir.path(), &["hcl2_upgrade", "t.json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let hcl = std::fs::read_to_string(dir.path().join("t.json.pkr.hcl")).expect("written");
+    assert!(!hcl.contains("\"build_name\""), "{hcl}");
+    let validate = run_in(
+        dir.path(),
+        &["validate", "-var", "iso_checksum=none", "t.json.pkr.hcl"],
+    );
+    let text = String::from_utf8_lossy(&validate.stderr);
+    assert_eq!(validate.status.code(), Some(0), "{text}");
+    // Without it, the declared variable says it must be set.
+    let missing = run_in(dir.path(), &["validate", "t.json.pkr.hcl"]);
+    let text = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        text.contains("variable \"iso_checksum\": no value is set"),
+        "{text}"
+    );
 }

@@ -20,7 +20,8 @@ impl IsoConfig {
         let url_text = f.string("iso_url");
         let url = url_text.clone().filter(|s| !s.is_empty());
         let urls = f.string_list("iso_urls").unwrap_or_default();
-        let mut checksum = f.string("iso_checksum").unwrap_or_default();
+        let checksum_text = f.string("iso_checksum");
+        let mut checksum = checksum_text.clone().unwrap_or_default();
         // Packer < 1.6 split the checksum over three keys.
         // Old keys are rendered like new ones: `{{user `checksum_type`}}` is common.
         let old_type = f.string("iso_checksum_type");
@@ -31,14 +32,31 @@ impl IsoConfig {
                 "`iso_checksum_type` is deprecated: put the type in iso_checksum (\"sha256:…\"); `kiln fix` rewrites a JSON template",
             );
         }
-        let old_url = f.renamed_string("iso_checksum_url", "iso_checksum");
+        // As `packer fix` (and `kiln fix`) merge it: a non-empty URL wins,
+        // even over an `iso_checksum` (templates made for several distros
+        // set one or the other through variables).
+        let old_url = match f.raw("iso_checksum_url") {
+            Some(node) => {
+                let span = f
+                    .span_of("iso_checksum_url")
+                    .unwrap_or(node.span);
+                f.compat_at(
+                    crate::template::compat::Compat::DeprecatedKey,
+                    span,
+                    "`iso_checksum_url` is deprecated: write iso_checksum = \"file:URL\" (`kiln fix` rewrites a JSON template)",
+                );
+                f.string_from("iso_checksum_url", node)
+            }
+            None => None,
+        }
+        .filter(|url| !url.is_empty());
         // Where a bad type came from, for the caret.
         let mut type_from_old_key = false;
-        if checksum.is_empty() {
-            match (old_type.as_deref(), old_url) {
-                (_, Some(url)) if !url.is_empty() => checksum = format!("file:{url}"),
-                (Some("none"), _) => checksum = "none".into(),
-                _ => {}
+        if let Some(url) = old_url {
+            checksum = format!("file:{url}");
+        } else if checksum.is_empty() {
+            if old_type.as_deref() == Some("none") {
+                checksum = "none".into();
             }
         } else if let Some(t) = old_type
             .as_deref()
@@ -86,7 +104,16 @@ impl IsoConfig {
                 return None;
             }
         };
+        // Present but wrong: that error is already reported.
+        if checksum.is_empty() && checksum_text.is_none() && f.has("iso_checksum") {
+            return None;
+        }
+        // Given, but empty once rendered (an unset `{{user `x`}}`).
         if checksum.is_empty() && f.has("iso_checksum") {
+            let span = f.span_of("iso_checksum").unwrap_or_default();
+            f.error_at(span, "iso_checksum is empty").hint = Some(
+                "give the ISO's digest (\"sha256:…\"), a checksum file (\"file:https://…/SHA256SUMS\"), or \"none\"; if it comes from a variable, set that variable".into(),
+            );
             return None;
         }
         if checksum.is_empty() {

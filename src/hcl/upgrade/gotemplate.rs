@@ -86,7 +86,48 @@ fn map_action(action: &str, notes: &mut Notes) -> Option<String> {
         return None;
     };
     let (name, args) = words.split_first()?;
-    let arg = |i: usize| args.get(i).map(String::as_str);
+    let name = &name.text;
+    let arg = |i: usize| args.get(i).map(|w| w.text.as_str());
+    // A quoted argument is a string; a bare one a zero-argument function
+    // (`{{split build_name "-" 1}}`): never its name as a string.
+    let mut zero_arg_timestamp = false;
+    let mut unmapped_arg = None;
+    let mut hcl_args = Vec::new();
+    for w in args {
+        let hcl = if w.quoted {
+            let mut ignored = Notes::default();
+            Some(quote(&w.text, &mut ignored))
+        } else {
+            match w.text.as_str() {
+                "build_name" => Some("source.name".to_owned()),
+                "build_type" => Some("source.type".to_owned()),
+                "uuid" => Some("uuidv4()".to_owned()),
+                "pwd" => Some("path.cwd".to_owned()),
+                "template_dir" => Some("path.root".to_owned()),
+                "packer_version" => Some("packer.version".to_owned()),
+                "timestamp" => {
+                    zero_arg_timestamp = true;
+                    Some("local.timestamp".to_owned())
+                }
+                n if n.parse::<i64>().is_ok() => Some(n.to_owned()),
+                _ => None,
+            }
+        };
+        match hcl {
+            Some(h) => hcl_args.push(h),
+            None => unmapped_arg = Some(w.text.clone()),
+        }
+    }
+    if let Some(bare) = unmapped_arg {
+        notes.unmapped.push(format!(
+            "{{{{{action}}}}}: argument `{bare}` has no HCL2 form here"
+        ));
+        return None;
+    }
+    if zero_arg_timestamp {
+        notes.timestamp = true;
+    }
+    let hcl_arg = |i: usize| hcl_args.get(i).cloned();
     let hcl_string = |s: &str| {
         let mut ignored = Notes::default();
         quote(s, &mut ignored)
@@ -107,23 +148,18 @@ fn map_action(action: &str, notes: &mut Notes) -> Option<String> {
         ("build_type", 0) => "${source.type}".to_owned(),
         ("build", 1) => format!("${{build.{}}}", arg(0)?),
         ("isotime", 0) => "${legacy_isotime(\"2006-01-02T15:04:05Z07:00\")}".to_owned(),
-        ("isotime", 1) => format!("${{legacy_isotime({})}}", hcl_string(arg(0)?)),
-        ("strftime", 1) => format!("${{legacy_strftime({})}}", hcl_string(arg(0)?)),
-        ("lower" | "upper", 1) => format!("${{{name}({})}}", hcl_string(arg(0)?)),
-        ("split", 3) => format!(
-            "${{split({}, {})[{}]}}",
-            hcl_string(arg(1)?),
-            hcl_string(arg(0)?),
-            arg(2)?
-        ),
+        ("isotime", 1) => format!("${{legacy_isotime({})}}", hcl_arg(0)?),
+        ("strftime", 1) => format!("${{legacy_strftime({})}}", hcl_arg(0)?),
+        ("lower" | "upper", 1) => format!("${{{name}({})}}", hcl_arg(0)?),
+        ("split", 3) => format!("${{split({}, {})[{}]}}", hcl_arg(1)?, hcl_arg(0)?, arg(2)?),
         ("replace_all", 3) => format!(
             "${{replace({}, {}, {})}}",
-            hcl_string(arg(2)?),
-            hcl_string(arg(0)?),
-            hcl_string(arg(1)?)
+            hcl_arg(2)?,
+            hcl_arg(0)?,
+            hcl_arg(1)?
         ),
         ("vault" | "consul_key" | "aws_secretsmanager", _) => {
-            let list: Vec<String> = args.iter().map(|a| hcl_string(a)).collect();
+            let list: Vec<String> = args.iter().map(|a| hcl_string(&a.text)).collect();
             format!("${{{name}({})}}", list.join(", "))
         }
         _ => {
@@ -136,9 +172,15 @@ fn map_action(action: &str, notes: &mut Notes) -> Option<String> {
     Some(mapped)
 }
 
+/// One word of an action, unquoted, and whether it was quoted.
+struct Word {
+    text: String,
+    quoted: bool,
+}
+
 /// The words of an action: bare words, and `backquoted` or "quoted"
 /// strings unquoted. None for pipes, parentheses and other syntax.
-fn split_words(s: &str) -> Option<Vec<String>> {
+fn split_words(s: &str) -> Option<Vec<Word>> {
     let mut words = Vec::new();
     let mut chars = s.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -149,8 +191,8 @@ fn split_words(s: &str) -> Option<Vec<String>> {
         match c {
             '`' => {
                 chars.next();
-                let w: String = chars.by_ref().take_while(|&ch| ch != '`').collect();
-                words.push(w);
+                let text: String = chars.by_ref().take_while(|&ch| ch != '`').collect();
+                words.push(Word { text, quoted: true });
             }
             '"' => {
                 chars.next();
@@ -162,7 +204,10 @@ fn split_words(s: &str) -> Option<Vec<String>> {
                         ch => w.push(ch),
                     }
                 }
-                words.push(w);
+                words.push(Word {
+                    text: w,
+                    quoted: true,
+                });
             }
             '|' | '(' | ')' | '$' => return None,
             _ => {
@@ -174,7 +219,10 @@ fn split_words(s: &str) -> Option<Vec<String>> {
                     w.push(ch);
                     chars.next();
                 }
-                words.push(w);
+                words.push(Word {
+                    text: w,
+                    quoted: false,
+                });
             }
         }
     }

@@ -199,9 +199,22 @@ pub fn upgrade(json: &str, with_annotations: bool) -> Result<String, UpgradeErro
 /// default, sensitive ones marked.
 fn write_variables(root: &Map<String, Value>, with_annotations: bool, notes: &mut Notes) -> String {
     let mut out = String::new();
-    let Some(Value::Object(vars)) = root.get("variables") else {
-        return out;
+    let empty = Map::new();
+    let declared = match root.get("variables") {
+        Some(Value::Object(vars)) => vars,
+        _ => &empty,
     };
+    // `{{user `x`}}` of a name the template does not declare (a var file
+    // sets it): declared too, without a default, as Packer's upgrade does,
+    // so `var.x` refers to something.
+    let mut vars = declared.clone();
+    for name in user_references(&Value::Object(root.clone())) {
+        vars.entry(name).or_insert(Value::Null);
+    }
+    if vars.is_empty() {
+        return out;
+    }
+    let vars = &vars;
     let sensitive: Vec<&str> = match root.get("sensitive-variables") {
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
@@ -262,6 +275,28 @@ fn write_variables(root: &Map<String, Value>, with_annotations: bool, notes: &mu
         out.push_str(&computed);
     }
     out
+}
+
+/// The names `{{user `x`}}` reads anywhere in the template, in order.
+fn user_references(v: &Value) -> std::collections::BTreeSet<String> {
+    static USER: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"\{\{-?\s*user\s+[`"]([^`"]+)[`"]\s*-?\}\}"#).ok()
+    });
+    let mut names = std::collections::BTreeSet::new();
+    let mut walk = vec![v];
+    while let Some(v) = walk.pop() {
+        match v {
+            Value::String(s) => {
+                if let Some(re) = USER.as_ref() {
+                    names.extend(re.captures_iter(s).map(|c| c[1].to_owned()));
+                }
+            }
+            Value::Array(items) => walk.extend(items),
+            Value::Object(m) => walk.extend(m.values()),
+            _ => {}
+        }
+    }
+    names
 }
 
 /// Whether an upgraded value refers to something an input variable's
