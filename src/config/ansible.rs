@@ -107,7 +107,8 @@ fn checked_path(f: &mut Fields<'_>, key: &'static str, name: &str, want_dir: boo
                 path.display()
             ),
         )
-        .hint = Some("paths are relative to the directory kiln runs in".into());
+        .hint = (!std::path::Path::new(name).is_absolute())
+            .then(|| "paths are relative to the directory kiln runs in".into());
     }
     path
 }

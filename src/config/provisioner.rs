@@ -224,7 +224,8 @@ fn decode_source(f: &mut Fields<'_>, allow_command: bool) -> Option<ShellSource>
                     path.display()
                 ),
             )
-            .hint = Some("script paths are relative to the directory kiln runs in".into());
+            .hint = (!std::path::Path::new(&name).is_absolute())
+                .then(|| "script paths are relative to the directory kiln runs in".into());
         }
         paths.push(path);
     }

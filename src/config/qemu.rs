@@ -485,10 +485,7 @@ impl QemuConfig {
             );
         }
         f.obsolete("run_once", "it has no effect in Packer either");
-        f.obsolete(
-            "iso_skip_cache",
-            "kiln uses local files in place and verifies cached downloads",
-        );
+        // `iso_skip_cache` is the ISO settings' (one warning, there).
 
         let vnc_bind_address = check_vnc_address(f, &vnc_bind_text, vnc_use_password);
         // QEMU's VNC display N listens on 5900 + N (config names the fact

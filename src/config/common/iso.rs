@@ -78,7 +78,10 @@ impl IsoConfig {
             .string("iso_target_extension")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "iso".into());
-        f.obsolete("iso_skip_cache", "kiln always verifies cached ISOs");
+        f.obsolete(
+            "iso_skip_cache",
+            "kiln uses local files in place and verifies cached downloads",
+        );
 
         let urls = match (url, urls.is_empty()) {
             (Some(u), true) => vec![u],
