@@ -244,6 +244,37 @@ pub fn prepare(input: &PrepareInput<'_>, diags: &mut Diagnostics) -> Prepared {
             });
         }
     }
+    // One flag to copy for all of them (Bento's templates name five
+    // hypervisors); each error gives its own.
+    let unsupported: Vec<&str> = t
+        .builders
+        .iter()
+        .zip(&rendered)
+        .filter(|(section, name)| {
+            let ty = section.type_name.as_str();
+            // Not a misspelt type: that one wants fixing, not leaving out.
+            input.selection.includes(name)
+                && !BUILDER_TYPES.contains(&ty)
+                && (PACKER_TYPES_NOT_IN_KILN.contains(&ty)
+                    || did_you_mean(ty, BUILDER_TYPES.iter().copied()).is_none())
+        })
+        .map(|(section, _)| section.name.as_str())
+        .collect();
+    if unsupported.len() > 1 {
+        diags
+            .warning(
+                "",
+                format!(
+                    "kiln does not implement the builder types of {} of the builds",
+                    unsupported.len()
+                ),
+                None,
+            )
+            .hint = Some(format!(
+            "`-except={}` leaves them all out and runs the rest",
+            unsupported.join(",")
+        ));
+    }
     if out.builds.is_empty() && !diags.has_errors() {
         diags.error(
             "",
