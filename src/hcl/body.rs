@@ -132,6 +132,9 @@ pub fn evaluate(
                             .hint = Some(format!("use {replacement} in a ${{…}} interpolation instead"));
                         ok = false;
                     }
+                    // In HCL an attribute set to null is not set:
+                    // `cd_content = var.cidata ? {…} : null`.
+                    Ok(HclValue::Null) => {}
                     Ok(v) => members.push(Member {
                         key: key.to_owned(),
                         key_span,
