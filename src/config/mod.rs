@@ -751,6 +751,25 @@ mod tests {
         }
     }
 
+    /// Packer's SDK: a non-zero `ssh_wait_timeout` wins over `ssh_timeout`
+    /// when a template sets both; zero leaves `ssh_timeout`.
+    #[test]
+    fn ssh_wait_timeout_wins_over_ssh_timeout_as_in_packer() {
+        for (old, want) in [("30m", 1800), ("0s", 1200)] {
+            let text = format!(
+                r#"{{"builders": [{{"type": "qemu", "iso_url": "a.iso", "iso_checksum": "none",
+                    "ssh_username": "root", "ssh_timeout": "20m", "ssh_wait_timeout": "{old}"}}]}}"#
+            );
+            let (p, diags) = prepare_text(&text, &Selection::default());
+            assert!(!diags.has_errors(), "{}", diags.render());
+            assert_eq!(
+                qemu(&p.builds[0]).communicator.ssh().map(|s| s.timeout),
+                Some(Duration::from_secs(want)),
+                "ssh_wait_timeout {old}"
+            );
+        }
+    }
+
     #[test]
     fn qemu_defaults_follow_packer_and_kiln() {
         let (p, diags) = prepare_text(TWO_BUILDS, &Selection::default());

@@ -110,11 +110,28 @@ impl Communicator {
         let key_old = f.renamed_string("ssh_key_path", "ssh_private_key_file");
         let private_key_file = key_new.or(key_old).map(PathBuf::from);
         let timeout_new = f.duration("ssh_timeout");
-        let timeout_old = f
-            .renamed("ssh_wait_timeout", "ssh_timeout")
-            .and_then(|n| f.duration_from("ssh_wait_timeout", n));
-        let timeout = timeout_new
-            .or(timeout_old)
+        // Packer's SDK: a non-zero `ssh_wait_timeout` wins, even over
+        // `ssh_timeout` (templates set both).
+        let timeout_old = match f.raw("ssh_wait_timeout") {
+            Some(node) => {
+                let span = f.span_of("ssh_wait_timeout").unwrap_or(node.span);
+                let both = if f.has("ssh_timeout") {
+                    "; set with ssh_timeout, it wins, as in Packer"
+                } else {
+                    ""
+                };
+                f.compat_at(
+                    crate::template::compat::Compat::DeprecatedKey,
+                    span,
+                    format!("`ssh_wait_timeout` is deprecated: use `ssh_timeout`{both} (`kiln fix` rewrites a JSON template)"),
+                );
+                f.duration_from("ssh_wait_timeout", node)
+            }
+            None => None,
+        }
+        .filter(|d| !d.is_zero());
+        let timeout = timeout_old
+            .or(timeout_new)
             .unwrap_or(Duration::from_secs(300));
         let handshake_attempts = f.u64("ssh_handshake_attempts").unwrap_or(10) as u32;
         let pty = f.bool("ssh_pty").unwrap_or(false);
