@@ -34,8 +34,6 @@ const NETWORK_TYPES: &[&str] = &[
     "hcp-packer-iteration",
     "hcp-packer-version",
     "vsphere-virtualmachine",
-    "git-commit",
-    "git-repository",
 ];
 
 /// The data sources kiln runs.
