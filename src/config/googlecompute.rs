@@ -276,6 +276,26 @@ impl GoogleComputeConfig {
                 );
             }
         }
+        // Keys of later googlecompute plugins that change the instance kiln
+        // makes: refused by name rather than as typos with a did-you-mean.
+        for key in [
+            "disk_attachment",
+            "max_run_duration_in_seconds",
+            "instance_termination_action",
+        ] {
+            if f.raw(key).is_some() {
+                let span = f.span_of(key).unwrap_or_default();
+                f.error_at(
+                    span,
+                    format!(
+                        "{key} (a key of later googlecompute plugins) is not supported by kiln yet"
+                    ),
+                )
+                .hint = Some(format!(
+                    "remove {key}; kiln follows the googlecompute builder of Packer 1.6.6 with the keys its README lists"
+                ));
+            }
+        }
         let accelerator_type = f.string("accelerator_type").filter(|s| !s.is_empty());
         let accelerator_count = f.u64("accelerator_count").unwrap_or(0);
         let min_cpu_platform = f.string("min_cpu_platform").filter(|s| !s.is_empty());
